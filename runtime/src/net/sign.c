@@ -1,0 +1,132 @@
+/* sign.c: request signing of the Tablestore / Tunnel protocol (PROTOCOL.md section 1).
+ * Pure functions over OpenSSL's EVP/HMAC one-shots: no I/O, no global state, so the client
+ * (net/http.c) and lunnel-emulator verify with the very same code. */
+#include "lunnel/sign.h"
+
+#include <ctype.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#define MAX_OTS_HEADERS 64
+#define MAX_NAME 128
+
+typedef struct {
+    char name[MAX_NAME]; /* lower-cased copy */
+    const char *value;   /* borrowed, untrimmed */
+    size_t value_len;    /* after trimming */
+} ots_header;
+
+static int cmp_header(const void *a, const void *b) {
+    return strcmp(((const ots_header *)a)->name, ((const ots_header *)b)->name);
+}
+
+/* Growable byte string for the canonical string S; heap only when it outgrows the stack. */
+typedef struct {
+    char *p;
+    size_t len, cap;
+    int heap;
+    char stack[2048];
+} sbuf;
+
+static int sbuf_put(sbuf *b, const char *s, size_t n) {
+    if (b->len + n > b->cap) {
+        size_t cap = (b->len + n) * 2;
+        char *p = malloc(cap);
+        if (!p) return -1;
+        memcpy(p, b->p, b->len);
+        if (b->heap) free(b->p);
+        b->p = p;
+        b->cap = cap;
+        b->heap = 1;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    return 0;
+}
+
+int lunnel_sign_request(const char *secret, const char *path, const lunnel_header *headers,
+                        size_t n_headers, char out[LUNNEL_SIGN_B64_LEN]) {
+    ots_header hs[MAX_OTS_HEADERS];
+    size_t n = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < n_headers; i++) {
+        const char *nm = headers[i].name;
+        if (!nm || strncasecmp(nm, "x-ots-", 6) != 0) continue;
+        if (strcasecmp(nm, "x-ots-signature") == 0) continue;
+        size_t nl = strlen(nm);
+        if (n == MAX_OTS_HEADERS || nl >= MAX_NAME) return -1;
+        for (size_t k = 0; k <= nl; k++) hs[n].name[k] = (char)tolower((unsigned char)nm[k]);
+        const char *v = headers[i].value ? headers[i].value : "";
+        while (*v && isspace((unsigned char)*v)) v++;
+        size_t vl = strlen(v);
+        while (vl > 0 && isspace((unsigned char)v[vl - 1])) vl--;
+        hs[n].value = v;
+        hs[n].value_len = vl;
+        n++;
+    }
+    qsort(hs, n, sizeof hs[0], cmp_header);
+
+    sbuf b = {.len = 0, .cap = sizeof b.stack, .heap = 0};
+    b.p = b.stack;
+    int rc = 0;
+    rc |= sbuf_put(&b, path, strlen(path));
+    rc |= sbuf_put(&b, "\nPOST\n\n", 7);
+    for (size_t i = 0; i < n; i++) {
+        rc |= sbuf_put(&b, hs[i].name, strlen(hs[i].name));
+        rc |= sbuf_put(&b, ":", 1);
+        rc |= sbuf_put(&b, hs[i].value, hs[i].value_len);
+        rc |= sbuf_put(&b, "\n", 1);
+    }
+    if (rc == 0) {
+        unsigned char mac[EVP_MAX_MD_SIZE];
+        unsigned int mac_len = 0;
+        if (!HMAC(EVP_sha1(), secret, (int)strlen(secret), (const unsigned char *)b.p, b.len,
+                  mac, &mac_len) ||
+            mac_len != 20) {
+            rc = -1;
+        } else {
+            EVP_EncodeBlock((unsigned char *)out, mac, (int)mac_len);
+        }
+    }
+    if (b.heap) free(b.p);
+    return rc ? -1 : 0;
+}
+
+void lunnel_sign_content_md5(const void *body, size_t len, char out[LUNNEL_MD5_B64_LEN]) {
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int md_len = 0;
+    static const char empty = 0;
+    if (!EVP_Digest(body ? body : &empty, len, md, &md_len, EVP_md5(), NULL) || md_len != 16) {
+        out[0] = '\0';
+        return;
+    }
+    EVP_EncodeBlock((unsigned char *)out, md, (int)md_len);
+}
+
+void lunnel_sign_format_date(int64_t epoch_ms, char out[LUNNEL_DATE_LEN]) {
+    time_t secs = (time_t)(epoch_ms / 1000);
+    int ms = (int)(epoch_ms % 1000);
+    if (ms < 0) {
+        ms += 1000;
+        secs -= 1;
+    }
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    char tmp[64];
+    snprintf(tmp, sizeof tmp, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
+    memcpy(out, tmp, LUNNEL_DATE_LEN - 1);
+    out[LUNNEL_DATE_LEN - 1] = '\0';
+}
+
+int lunnel_sign_equal(const char *a, const char *b) {
+    size_t la = strlen(a), lb = strlen(b);
+    unsigned char diff = (unsigned char)(la != lb);
+    size_t n = la < lb ? la : lb;
+    for (size_t i = 0; i < n; i++) diff |= (unsigned char)(a[i] ^ b[i]);
+    return diff == 0;
+}
