@@ -1,0 +1,32 @@
+/* config.h: lunnel-emulator's settings, filled from the command line by main.c (one options
+ * table there: name, type, default, help) and read by the server and every module. Modules
+ * that need a new setting add a field here and a row in main.c's table. */
+#ifndef LUNNEL_EMU_CONFIG_H
+#define LUNNEL_EMU_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct lunnel_emu_config {
+    const char *listen;            /* "HOST:PORT"; port 0 picks a free one. "127.0.0.1:8866" */
+    const char *port_file;         /* also write the bound port there (NULL: no) */
+    const char *instance;          /* instance name, "lunnel" */
+    const char *access_key_id;     /* "lunnel-ak" */
+    const char *access_key_secret; /* "lunnel-secret" */
+    const char *sts_token;         /* when set, x-ots-ststoken must equal it (NULL: any absent) */
+    size_t max_request_bytes;      /* body limit; beyond: 413 OTSParameterInvalid. 64 MiB */
+    int max_connections;           /* accepted at once; more wait in the backlog. 4096 */
+    int verbose;                   /* log every request to stderr */
+    /* Tunnel service (issue 5) */
+    uint32_t partitions;           /* rows hash to this many partitions by primary key. 4 */
+    uint32_t batch_records;        /* ReadRecords cap, records. 1000 */
+    size_t batch_bytes;            /* ReadRecords cap, bytes. 1 MiB */
+    int64_t retention_s;           /* stream retention, seconds. 7 days */
+    /* Durable state (issue 9) */
+    const char *data_dir;          /* NULL: in memory only */
+} lunnel_emu_config;
+
+/* Fills `cfg` with the defaults above. */
+void lunnel_emu_config_defaults(lunnel_emu_config *cfg);
+
+#endif
