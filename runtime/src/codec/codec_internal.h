@@ -1,0 +1,77 @@
+/* codec_internal.h: helpers shared by the codec's .c files only (not public). */
+#ifndef LUNNEL_CODEC_INTERNAL_H
+#define LUNNEL_CODEC_INTERNAL_H
+
+#include <stdint.h>
+#include <string.h>
+
+#include "lunnel/codec.h"
+#include "lunnel/record.h"
+
+/* PlainBuffer wire constants (PROTOCOL.md section 4). */
+enum {
+    PB_HEADER = 0x75,
+    TAG_ROW_PK = 0x01,
+    TAG_ROW_DATA = 0x02,
+    TAG_CELL = 0x03,
+    TAG_CELL_NAME = 0x04,
+    TAG_CELL_VALUE = 0x05,
+    TAG_CELL_TYPE = 0x06,
+    TAG_CELL_TIMESTAMP = 0x07,
+    TAG_DELETE_ROW_MARKER = 0x08,
+    TAG_ROW_CHECKSUM = 0x09,
+    TAG_CELL_CHECKSUM = 0x0A,
+    TAG_EXTENSION = 0x0B,
+    TAG_SEQ_INFO = 0x0C,
+    TAG_SEQ_INFO_EPOCH = 0x0D,
+    TAG_SEQ_INFO_TS = 0x0E,
+    TAG_SEQ_INFO_ROW_INDEX = 0x0F,
+
+    WIRE_VT_INTEGER = 0x0,
+    WIRE_VT_DOUBLE = 0x1,
+    WIRE_VT_BOOLEAN = 0x2,
+    WIRE_VT_STRING = 0x3,
+    WIRE_VT_NULL = 0x6,
+    WIRE_VT_BLOB = 0x7,
+    WIRE_VT_INF_MIN = 0x9,
+    WIRE_VT_INF_MAX = 0xA,
+    WIRE_VT_AUTO_INCREMENT = 0xB,
+
+    WIRE_OP_DELETE_ALL = 0x01,
+    WIRE_OP_DELETE_ONE = 0x03,
+    WIRE_OP_INCREMENT = 0x04,
+};
+
+/* The byte-at-a-time CRC-8 table (crc8.c), for single-byte steps. */
+extern const uint8_t *const codec_crc8_t0;
+
+/* Fills err (when non-NULL) with "record R at byte O: <code name>: <fmt...>" and returns code. */
+int codec_fail(lunnel_codec_error *err, int code, int32_t record, uint64_t offset,
+               const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+static inline uint32_t rd_u32(const uint8_t *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+static inline uint64_t rd_u64(const uint8_t *p)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
+/* FNV-1a 32, the lunnel_column.name_hash. */
+static inline uint32_t codec_name_hash(const uint8_t *p, size_t n)
+{
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 16777619u;
+    return h;
+}
+
+/* Arena internals the decoder needs: growable scratch vectors owned by the arena. */
+lunnel_column *arena_scratch_cols(lunnel_arena *a, uint32_t need);
+lunnel_record *arena_scratch_rows(lunnel_arena *a, uint32_t need);
+
+#endif

@@ -1,0 +1,181 @@
+/* record_json.c: r:tojson() in C, exact where Lua cannot be: 64-bit integers keep every
+ * digit (lua-cjson refuses int64 cdata, Lua numbers lose above 2^53), doubles print the
+ * shortest form that reads back identically, binaries are base64, invalid UTF-8 becomes
+ * U+FFFD so the output is always valid JSON. Shape documented in record.h. */
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "codec/codec_internal.h"
+#include "lunnel/record.h"
+
+typedef struct out {
+    char *buf;
+    size_t cap;
+    size_t n; /* bytes the full output needs so far */
+} out;
+
+static void put(out *o, const char *s, size_t len)
+{
+    if (o->n < o->cap) {
+        size_t room = o->cap - o->n;
+        memcpy(o->buf + o->n, s, len < room ? len : room);
+    }
+    o->n += len;
+}
+static void puts_(out *o, const char *s) { put(o, s, strlen(s)); }
+static void putc_(out *o, char c) { put(o, &c, 1); }
+
+/* Length of a valid UTF-8 sequence at p (1..4), or 0 when invalid. */
+static size_t utf8_seq(const uint8_t *p, size_t left)
+{
+    uint8_t c = p[0];
+    size_t n;
+    uint32_t cp;
+    if (c < 0x80) return 1;
+    if (c >= 0xC2 && c <= 0xDF) n = 2, cp = c & 0x1F;
+    else if (c >= 0xE0 && c <= 0xEF) n = 3, cp = c & 0x0F;
+    else if (c >= 0xF0 && c <= 0xF4) n = 4, cp = c & 0x07;
+    else return 0;
+    if (left < n) return 0;
+    for (size_t i = 1; i < n; i++) {
+        if ((p[i] & 0xC0) != 0x80) return 0;
+        cp = (cp << 6) | (p[i] & 0x3F);
+    }
+    if ((n == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) || (n == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
+        return 0;
+    return n;
+}
+
+static void put_jstr(out *o, const uint8_t *s, size_t len)
+{
+    putc_(o, '"');
+    size_t i = 0, run = 0; /* run: start of bytes copied verbatim */
+    while (i < len) {
+        uint8_t c = s[i];
+        const char *esc = NULL;
+        char ubuf[8];
+        size_t adv = 1;
+        if (c == '"') esc = "\\\"";
+        else if (c == '\\') esc = "\\\\";
+        else if (c == '\n') esc = "\\n";
+        else if (c == '\r') esc = "\\r";
+        else if (c == '\t') esc = "\\t";
+        else if (c < 0x20) {
+            snprintf(ubuf, sizeof ubuf, "\\u%04x", c);
+            esc = ubuf;
+        } else if (c >= 0x80) {
+            adv = utf8_seq(s + i, len - i);
+            if (!adv) {
+                esc = "\\ufffd";
+                adv = 1;
+            }
+        }
+        if (esc) {
+            put(o, (const char *)s + run, i - run);
+            puts_(o, esc);
+            run = i + adv;
+        }
+        i += adv;
+    }
+    put(o, (const char *)s + run, len - run);
+    putc_(o, '"');
+}
+
+static void put_base64(out *o, const uint8_t *p, size_t n)
+{
+    static const char tb[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    putc_(o, '"');
+    for (size_t i = 0; i < n; i += 3) {
+        uint32_t v = (uint32_t)p[i] << 16;
+        if (i + 1 < n) v |= (uint32_t)p[i + 1] << 8;
+        if (i + 2 < n) v |= p[i + 2];
+        char q[4] = {tb[(v >> 18) & 63], tb[(v >> 12) & 63], i + 1 < n ? tb[(v >> 6) & 63] : '=',
+                     i + 2 < n ? tb[v & 63] : '='};
+        put(o, q, 4);
+    }
+    putc_(o, '"');
+}
+
+static void put_double(out *o, double d)
+{
+    if (!isfinite(d)) {
+        puts_(o, "null");
+        return;
+    }
+    char b[40];
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(b, sizeof b, "%.*g", prec, d);
+        if (strtod(b, NULL) == d) break;
+    }
+    puts_(o, b);
+}
+
+static void put_value(out *o, const lunnel_value *v)
+{
+    char b[32];
+    switch (v->type) {
+    case LUNNEL_VT_INTEGER:
+        snprintf(b, sizeof b, "%" PRId64, v->u.i);
+        puts_(o, b);
+        break;
+    case LUNNEL_VT_DOUBLE: put_double(o, v->u.d); break;
+    case LUNNEL_VT_BOOLEAN: puts_(o, v->u.i ? "true" : "false"); break;
+    case LUNNEL_VT_STRING: put_jstr(o, v->u.ptr, v->len); break;
+    case LUNNEL_VT_BINARY: put_base64(o, v->u.ptr, v->len); break;
+    case LUNNEL_VT_INF_MIN: puts_(o, "\"INF_MIN\""); break;
+    case LUNNEL_VT_INF_MAX: puts_(o, "\"INF_MAX\""); break;
+    case LUNNEL_VT_AUTO_INCREMENT: puts_(o, "\"AUTO_INCREMENT\""); break;
+    default: puts_(o, "null"); break;
+    }
+}
+
+/* {"name":value,...} over the cells that carry a value. */
+static void put_object(out *o, const lunnel_column *c, uint32_t n)
+{
+    putc_(o, '{');
+    int first = 1;
+    for (uint32_t i = 0; i < n; i++) {
+        if (c[i].value.type == LUNNEL_VT_NONE) continue;
+        if (!first) putc_(o, ',');
+        first = 0;
+        put_jstr(o, c[i].name, c[i].name_len);
+        putc_(o, ':');
+        put_value(o, &c[i].value);
+    }
+    putc_(o, '}');
+}
+
+size_t lunnel_record_tojson(const lunnel_record *r, char *buf, size_t cap)
+{
+    out o = {buf, cap ? cap - 1 : 0, 0};
+    puts_(&o, "{\"action\":\"");
+    puts_(&o, lunnel_record_action_name(r->action));
+    puts_(&o, "\",\"pk\":");
+    put_object(&o, r->pk, r->pk_count);
+    puts_(&o, ",\"cols\":");
+    put_object(&o, r->cols, r->col_count);
+    int any = 0;
+    for (uint32_t i = 0; i < r->col_count; i++) {
+        if (r->cols[i].value.type != LUNNEL_VT_NONE) continue;
+        puts_(&o, any ? "," : ",\"deleted\":[");
+        any = 1;
+        put_jstr(&o, r->cols[i].name, r->cols[i].name_len);
+    }
+    if (any) putc_(&o, ']');
+    if (r->has_old) {
+        puts_(&o, ",\"old\":");
+        put_object(&o, r->old, r->old_count);
+    }
+    if (r->has_seq) {
+        char b[96];
+        snprintf(b, sizeof b, ",\"seq\":{\"epoch\":%" PRId32 ",\"timestamp\":%" PRId64
+                 ",\"row_index\":%" PRId32 "}", r->seq_epoch, r->seq_timestamp, r->seq_row_index);
+        puts_(&o, b);
+    }
+    if (r->delete_marker) puts_(&o, ",\"delete_marker\":true");
+    putc_(&o, '}');
+    if (cap) buf[o.n < cap ? o.n : cap - 1] = '\0';
+    return o.n;
+}
