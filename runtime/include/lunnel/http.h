@@ -1,0 +1,96 @@
+/* http.h: the signed-POST client of the Tablestore / Tunnel protocol on a libev loop.
+ *
+ * libcurl's multi interface is driven by the loop (socket + timer callbacks, as in curl's
+ * evhiperfifo example): nothing here blocks the loop thread. Connections are kept alive
+ * and reused between calls to the same endpoint. HTTPS verifies the server certificate
+ * (system CAs, or --ca-file). Every request carries x-ots-date, -apiversion, -accesskeyid,
+ * -instancename, -contentmd5, -ststoken (STS), a fresh x-ots-trace-id, and x-ots-signature
+ * computed by net/sign.c from the credentials current at that attempt.
+ *
+ * Retries (retry.h) happen here, inside the call's window: only retriable failures
+ * (lunnel_error_is_retriable) are retried; an OTSAuthFailed on refreshable credentials
+ * triggers one credentials refresh and one more attempt.
+ *
+ * Threads: everything, callbacks included, runs on the loop thread of `loop`. */
+#ifndef LUNNEL_HTTP_H
+#define LUNNEL_HTTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lunnel/credentials.h"
+#include "lunnel/errors.h"
+#include "lunnel/retry.h"
+
+struct ev_loop;
+
+typedef struct lunnel_http lunnel_http;
+typedef struct lunnel_http_request lunnel_http_request;
+
+typedef struct lunnel_http_config {
+    const char *endpoint;     /* "http://host:port" or "https://host"; a trailing '/' is ignored */
+    const char *instance;     /* x-ots-instancename */
+    const char *ca_file;      /* PEM bundle to trust instead of the system's; NULL = system */
+    double timeout_s;         /* per attempt, whole request; 0 = 60 s */
+    double connect_timeout_s; /* 0 = 10 s */
+    size_t max_response_bytes;/* larger bodies fail the attempt; 0 = 64 MiB */
+} lunnel_http_config;
+
+/* What a finished call hands to its callback. Valid only during the callback. */
+typedef struct lunnel_http_response {
+    const lunnel_error *err; /* NULL on a 2xx; else kind, status, code, message, ids, attempts */
+    int status;              /* HTTP status of the last attempt; 0 when none was received */
+    const char *request_id;  /* x-ots-requestid of the last response; "" when none */
+    const char *trace_id;    /* x-ots-trace-id sent (the same on every attempt of a call) */
+    uint8_t *body;           /* 2xx body (malloc'd; may be NULL when empty). The callback may
+                              * take ownership by setting body = NULL and later free() it;
+                              * otherwise it is freed when the callback returns. */
+    size_t body_len;
+    int attempts;
+} lunnel_http_response;
+
+typedef void (*lunnel_http_cb)(lunnel_http_response *resp, void *ud);
+
+/* Creates a client on `loop`. `creds` is borrowed (must outlive the client); for refresh on
+ * OTSAuthFailed call lunnel_credentials_start(creds, loop) first. Strings are copied.
+ * NULL + err on a bad endpoint or libcurl init failure. */
+lunnel_http *lunnel_http_new(struct ev_loop *loop, const lunnel_http_config *cfg,
+                             lunnel_credentials *creds, lunnel_error *err);
+
+/* Cancels every call in flight, calling each callback once with err->kind
+ * LUNNEL_NET_CANCELLED (so owners can release their user data), then frees the client.
+ * Must not be called from inside one of its callbacks. */
+void lunnel_http_free(lunnel_http *h);
+
+/* POSTs `body` (copied) to endpoint + path with x-ots-apiversion `api_version`.
+ * `retry` (copied; NULL = single attempt) bounds retries of retriable failures.
+ * The callback is called exactly once, on the loop thread and never from inside this
+ * function (immediate failures are delivered on the next loop iteration), unless the call
+ * is cancelled. Returns a handle valid until the callback returns or the call is cancelled;
+ * NULL only when out of memory (callback not called). */
+lunnel_http_request *lunnel_http_post(lunnel_http *h, const char *path, const void *body,
+                                      size_t len, const char *api_version,
+                                      const lunnel_retry_policy *retry, lunnel_http_cb cb,
+                                      void *ud);
+
+/* Abandons a call: its callback will not be called. Not from inside its own callback. */
+void lunnel_http_cancel(lunnel_http_request *req);
+
+/* Number of calls in flight (tests, shutdown). */
+int lunnel_http_pending(const lunnel_http *h);
+
+/* Totals since creation, for metrics and tests: attempts sent, retries, connections opened
+ * (a keep-alive reuse does not open one). */
+typedef struct lunnel_http_stats {
+    uint64_t attempts;
+    uint64_t retries;
+    uint64_t connections;
+    uint64_t auth_refreshes;
+} lunnel_http_stats;
+void lunnel_http_get_stats(const lunnel_http *h, lunnel_http_stats *out);
+
+/* Runs `loop` until *done becomes non-zero or timeout_s passes (loop-thread helper for
+ * synchronous CLI commands and tests). Returns 0 when done, -1 on timeout. */
+int lunnel_http_run_until(struct ev_loop *loop, const int *done, double timeout_s);
+
+#endif
