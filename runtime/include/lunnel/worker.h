@@ -1,0 +1,82 @@
+/* worker.h: the tunnel worker of `lunnel run` (DESIGN.md "Data flow and threads"): what the
+ * official TunnelWorker + TunnelDaemon do, on the libev loop thread. It connects, heartbeats
+ * every interval (reporting every known channel), merges the response into its channel table
+ * (heartbeat contract, channel.h), runs one read pipeline per channel (GetCheckpoint,
+ * ReadRecords with prefetch, stream backoff, checkpoints) and hands batches to a processor
+ * (the Lua host, host.h) through the ops below; on a lost client it reconnects after a random
+ * delay, on a fatal error or a finished BaseData tunnel (exit_when_done) it stops.
+ *
+ * Threading: every function is called on the loop thread. Lua never runs on it, so heartbeats
+ * are never delayed by a script. */
+#ifndef LUNNEL_WORKER_H
+#define LUNNEL_WORKER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lunnel/host.h"
+
+struct ev_loop;
+struct lunnel_api;
+
+typedef struct lunnel_worker lunnel_worker; /* opaque */
+
+/* The processor side of the queue (the Lua host in `lunnel run`, a fake in tests). Same
+ * contracts as lunnel_host_channel_open / lunnel_host_submit / lunnel_host_channel_shutdown;
+ * completions come back through lunnel_worker_on_done(). */
+typedef struct lunnel_worker_processor {
+    void *(*open)(void *ud, const lunnel_host_channel_info *info); /* NULL on failure */
+    int (*submit)(void *channel, const lunnel_host_batch *b);      /* 0 = queued */
+    int (*shutdown)(void *channel);                                 /* 0 = queued */
+    void *ud;
+} lunnel_worker_processor;
+
+/* Called once when the worker has stopped for good; `status` is the process exit status
+ * (0 after a graceful drain or a finished tunnel, errors.h LUNNEL_EXIT_* otherwise). */
+typedef void (*lunnel_worker_exit_fn)(void *ud, int status);
+
+typedef struct lunnel_worker_config {
+    struct ev_loop *loop;         /* required */
+    struct lunnel_api *api;       /* required, borrowed; calls of api.h */
+    const char *tunnel_id;        /* required */
+    const char *table_name;       /* for DescribeTunnel (exit_when_done); may be NULL */
+    const char *tunnel_name;      /* likewise */
+    const char *client_tag;       /* ClientConfig.client_tag; NULL: none */
+    double heartbeat_interval_s;  /* > 0 (CLI enforces >= 0.1) */
+    double heartbeat_timeout_s;   /* > interval; sent in Connect; local timeout too */
+    int prefetch;                 /* batches read ahead of processing per channel (>= 0) */
+    size_t max_inflight_bytes;    /* response bytes held by unfinished batches, all channels */
+    double max_backoff_s;         /* cap of the stream read backoff */
+    double checkpoint_interval_s; /* periodic checkpoint flush */
+    int manual_commit;            /* 1: only ctx:commit() marks batches handled */
+    int max_channels;             /* channels processed at once; 0 = unlimited */
+    double drain_timeout_s;       /* graceful stop bound */
+    int exit_when_done;           /* stop with 0 once every channel of the tunnel TERMINATED */
+    double reconnect_delay_max_s; /* daemon: random 0..this before reconnecting (10 s) */
+    lunnel_worker_processor proc; /* required */
+    lunnel_worker_exit_fn on_exit;
+    void *ud;
+} lunnel_worker_config;
+
+/* Creates the worker (strings copied); NULL when out of memory. Nothing runs until start. */
+lunnel_worker *lunnel_worker_new(const lunnel_worker_config *cfg);
+/* Connects and starts heartbeating. */
+void lunnel_worker_start(lunnel_worker *w);
+/* Graceful drain (first SIGINT/SIGTERM): stop reading, let in-flight batches finish, flush
+ * checkpoints, shutdown(ctx) each channel, call Shutdown, then on_exit(0). Bounded by
+ * drain_timeout_s (then on_exit(1)). Idempotent. */
+void lunnel_worker_stop(lunnel_worker *w);
+/* Host completions (forward lunnel_host_config.on_done here). */
+void lunnel_worker_on_done(lunnel_worker *w, const lunnel_host_completion *c);
+/* Frees the worker; call after on_exit (or with the loop stopped). */
+void lunnel_worker_free(lunnel_worker *w);
+
+/* Counters for logs and tests. */
+typedef struct lunnel_worker_stats {
+    uint64_t heartbeats, reconnects, batches, records, checkpoints, checkpoint_failures;
+    int channels_open;
+    size_t inflight_bytes;
+} lunnel_worker_stats;
+void lunnel_worker_get_stats(const lunnel_worker *w, lunnel_worker_stats *out);
+
+#endif

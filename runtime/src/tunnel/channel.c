@@ -1,0 +1,482 @@
+/* channel.c: the read pipeline of one channel on the loop thread (DESIGN.md "Data flow").
+ *
+ *   GetCheckpoint -> open(ctx) on the host -> ReadRecords(token) -> scan the response ->
+ *   submit the batch to the host -> next read (prefetch: up to 1 + --prefetch batches read or
+ *   processing at once, and only while the global --max-inflight-bytes budget has room) ->
+ *   stream channels back off after a non-full batch (backoff.c), base channels never do.
+ *
+ * A read returning `finished` ends the channel: once its batches are handled and the token
+ * `finished` is checkpointed, shutdown(ctx) runs and the next heartbeat reports TERMINATED.
+ * A stop (server CLOSING, a channel-scoped error, graceful drain) stops reading, lets
+ * submitted batches finish, flushes the checkpoint, runs shutdown(ctx) and reports CLOSE; a
+ * channel the server dropped is stopped the same way but without a checkpoint (we are no
+ * longer its owner). The object lives until its last API call has called back. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lunnel/log.h"
+#include "run_internal.h"
+
+static const char *state_name(ch_state s)
+{
+    switch (s) {
+    case CH_QUEUED: return "queued";
+    case CH_GETCP: return "getcheckpoint";
+    case CH_OPENING: return "opening";
+    case CH_RUNNING: return "running";
+    case CH_DRAINING: return "draining";
+    case CH_CLOSING: return "closing";
+    case CH_DONE: return "done";
+    }
+    return "?";
+}
+
+static const char *end_name(ch_end e)
+{
+    switch (e) {
+    case END_NONE: return "none";
+    case END_CLOSE: return "close";
+    case END_TERMINATED: return "terminated";
+    case END_SILENT: return "dropped";
+    }
+    return "?";
+}
+
+/* One log line per state change (the "one line per channel state change"). */
+static void set_state(run_channel *ch, ch_state s)
+{
+    if (ch->state == s)
+        return;
+    char ver[24];
+    snprintf(ver, sizeof ver, "%lld", (long long)ch->version);
+    lunnel_log_kv(s == CH_RUNNING || s == CH_DONE || s == CH_DRAINING ? LUNNEL_LOG_INFO
+                                                                       : LUNNEL_LOG_DEBUG,
+                  "channel", "channel state", "channel", ch->id, "from", state_name(ch->state),
+                  "to", state_name(s), "end",
+                  end_name(ch->end), "version", ver, NULL);
+    ch->state = s;
+}
+
+static void log_error(run_channel *ch, lunnel_log_level lvl, const char *what,
+                      const lunnel_error *err)
+{
+    char line[1024];
+    lunnel_error_format(err, line, sizeof line);
+    lunnel_log_kv(lvl, "channel", what, "channel", ch->id, "error", line, NULL);
+}
+
+static void backoff_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)loop, (void)revents;
+    run_channel *ch = t->data;
+    run_channel_pump(ch);
+}
+
+run_channel *run_channel_new(run_worker *w, const char *id, int64_t version)
+{
+    run_channel *ch = calloc(1, sizeof *ch);
+    if (!ch)
+        return NULL;
+    ch->id = strdup(id);
+    if (!ch->id) {
+        free(ch);
+        return NULL;
+    }
+    ch->w = w;
+    ch->version = version;
+    ch->state = CH_QUEUED;
+    /* PROTOCOL.md 3: base-data channel ids start with BaseData_; everything else streams. */
+    ch->is_stream = strncmp(id, "BaseData_", 9) != 0;
+    lunnel_backoff_init(&ch->backoff, w->cfg.max_backoff_s * 1000.0);
+    ev_timer_init(&ch->backoff_timer, backoff_cb, 0., 0.);
+    ch->backoff_timer.data = ch;
+    lunnel_cptrack_init(&ch->cp, 0);
+    ch->next = w->channels;
+    w->channels = ch;
+    return ch;
+}
+
+int run_channel_active(const run_channel *ch)
+{
+    return ch->state != CH_QUEUED && ch->state != CH_DONE;
+}
+
+static void free_batch(run_batch *b)
+{
+    free(b->body);
+    free(b->ranges);
+    free(b->next_token);
+    free(b);
+}
+
+void run_channel_release(run_channel *ch)
+{
+    ch->calls--;
+    run_channel_maybe_free(ch);
+}
+
+void run_channel_maybe_free(run_channel *ch)
+{
+    if (ch->state != CH_DONE || ch->calls > 0 || ch->host_ch || ch->submitted > 0)
+        return;
+    run_worker *w = ch->w;
+    for (run_channel **pp = &w->channels; *pp; pp = &(*pp)->next) {
+        if (*pp == ch) {
+            *pp = ch->next;
+            break;
+        }
+    }
+    ev_timer_stop(w->cfg.loop, &ch->backoff_timer);
+    lunnel_cptrack_free(&ch->cp);
+    free(ch->token);
+    free(ch->id);
+    free(ch);
+}
+
+static void check_drain(run_channel *ch);
+
+static void getcheckpoint_result(run_channel *ch, const lunnel_error *err, const char *token,
+                                 int64_t seq);
+
+/* The object stays alive while a callback works on it: `calls` drops at the very end. */
+static void on_getcheckpoint(void *ud, const lunnel_error *err, const char *token, int64_t seq)
+{
+    run_channel *ch = ud;
+    if (ch->state == CH_GETCP)
+        getcheckpoint_result(ch, err, token, seq);
+    run_channel_release(ch);
+}
+
+static void getcheckpoint_result(run_channel *ch, const lunnel_error *err, const char *token,
+                                 int64_t seq)
+{
+    run_worker *w = ch->w;
+    if (err) {
+        lunnel_error_class cls = lunnel_error_classify(err, LUNNEL_SCOPE_CHANNEL);
+        log_error(ch, LUNNEL_LOG_WARN, "get checkpoint failed", err);
+        if (cls == LUNNEL_ERRCLASS_FATAL) {
+            run_worker_fatal(w, err, "get checkpoint");
+            return;
+        }
+        ch->cp_failed = 1;
+        set_state(ch, CH_DRAINING);
+        ch->end = END_CLOSE;
+        check_drain(ch);
+        return;
+    }
+    lunnel_cptrack_free(&ch->cp);
+    lunnel_cptrack_init(&ch->cp, seq + 1);
+    ch->cp.checkpointed = strdup(token); /* what the service holds: nothing to re-send */
+    free(ch->token);
+    ch->token = strdup(token);
+    if (!ch->token || !ch->cp.checkpointed) {
+        ch->end = END_CLOSE;
+        set_state(ch, CH_DRAINING);
+        check_drain(ch);
+        return;
+    }
+    ch->finished = strcmp(token, FINISH_TOKEN) == 0;
+    lunnel_host_channel_info info = {
+        .tunnel_id = w->tunnel_id,
+        .client_id = w->client_id,
+        .channel_id = ch->id,
+        .trace_id = NULL,
+        .is_stream = ch->is_stream,
+        .user = ch,
+    };
+    ch->host_ch = w->cfg.proc.open(w->cfg.proc.ud, &info);
+    if (!ch->host_ch) {
+        lunnel_log_kv(LUNNEL_LOG_ERROR, "channel", "processor refused the channel", "channel",
+                      ch->id, NULL);
+        ch->end = END_CLOSE;
+        set_state(ch, CH_DRAINING);
+        check_drain(ch);
+        return;
+    }
+    set_state(ch, CH_RUNNING);
+    if (ch->finished) { /* consumed earlier: open + shutdown, then TERMINATED */
+        run_channel_stop(ch, END_TERMINATED);
+        return;
+    }
+    run_channel_pump(ch);
+}
+
+void run_channel_start(run_channel *ch)
+{
+    run_worker *w = ch->w;
+    if (ch->state != CH_QUEUED)
+        return;
+    if (w->cfg.max_channels > 0 && w->running >= w->cfg.max_channels)
+        return; /* stays queued until a slot frees */
+    ch->has_slot = 1;
+    w->running++;
+    set_state(ch, CH_GETCP);
+    ch->calls++;
+    rc_getcheckpoint(w->cfg.api, w->tunnel_id, w->client_id, ch->id, on_getcheckpoint, ch);
+}
+
+static int outstanding(const run_channel *ch)
+{
+    return ch->submitted + ch->read_inflight;
+}
+
+static void maybe_finish(run_channel *ch)
+{
+    if (ch->state == CH_RUNNING && ch->finished && !ch->read_inflight && ch->submitted == 0)
+        run_channel_stop(ch, END_TERMINATED);
+}
+
+static void on_read(void *ud, const lunnel_error *err, uint8_t *body, size_t len);
+
+void run_channel_pump(run_channel *ch)
+{
+    run_worker *w = ch->w;
+    if (ch->state != CH_RUNNING || ch->finished || ch->read_inflight)
+        return;
+    if (w->state != W_RUNNING)
+        return;
+    if (ev_is_active(&ch->backoff_timer))
+        return;
+    int depth = 1 + (w->cfg.prefetch > 0 ? w->cfg.prefetch : 0);
+    if (outstanding(ch) >= depth)
+        return;
+    if (w->cfg.max_inflight_bytes > 0 && w->inflight_bytes >= w->cfg.max_inflight_bytes) {
+        ch->wants_budget = 1;
+        return;
+    }
+    ch->wants_budget = 0;
+    ch->read_inflight = 1;
+    ch->calls++;
+    rc_readrecords(w->cfg.api, w->tunnel_id, w->client_id, ch->id, ch->token, on_read, ch);
+}
+
+static void read_result(run_channel *ch, const lunnel_error *err, uint8_t *body, size_t len);
+
+static void on_read(void *ud, const lunnel_error *err, uint8_t *body, size_t len)
+{
+    run_channel *ch = ud;
+    ch->read_inflight = 0;
+    if (ch->state != CH_RUNNING) { /* stopping: the response is not ours to process */
+        free(body);
+        check_drain(ch);
+    } else {
+        read_result(ch, err, body, len);
+    }
+    run_channel_release(ch);
+}
+
+static void read_result(run_channel *ch, const lunnel_error *err, uint8_t *body, size_t len)
+{
+    run_worker *w = ch->w;
+    if (err) {
+        free(body);
+        lunnel_error_class cls = lunnel_error_classify(err, LUNNEL_SCOPE_CHANNEL);
+        log_error(ch, LUNNEL_LOG_WARN, "read records failed", err);
+        if (cls == LUNNEL_ERRCLASS_FATAL) {
+            run_worker_fatal(w, err, "read records");
+            return;
+        }
+        run_channel_stop(ch, END_CLOSE);
+        return;
+    }
+    lunnel_codec_error cerr;
+    memset(&cerr, 0, sizeof cerr);
+    if (lunnel_rr_scan(&w->rr, body, len, &cerr) != LUNNEL_CODEC_OK) {
+        free(body);
+        lunnel_log_kv(LUNNEL_LOG_ERROR, "channel", "bad ReadRecords response", "channel", ch->id,
+                      "error", cerr.message, NULL);
+        run_channel_stop(ch, END_CLOSE);
+        return;
+    }
+    char *next = strndup((const char *)w->rr.next_token, w->rr.next_token_len);
+    if (!next) {
+        free(body);
+        run_channel_stop(ch, END_CLOSE);
+        return;
+    }
+    size_t n = w->rr.count;
+    int full = lunnel_batch_is_full(w->rr.may_more_record >= 0, w->rr.may_more_record > 0, n, len);
+    uint64_t no = lunnel_cptrack_add(&ch->cp, next);
+    if (no == UINT64_MAX) {
+        free(body);
+        free(next);
+        run_channel_stop(ch, END_CLOSE);
+        return;
+    }
+    free(ch->token);
+    ch->token = strdup(next);
+    if (strcmp(next, FINISH_TOKEN) == 0)
+        ch->finished = 1;
+    if (n == 0) { /* nothing to process: handled as soon as it is read */
+        free(body);
+        free(next);
+        lunnel_cptrack_mark(&ch->cp, no);
+    } else {
+        run_batch *b = calloc(1, sizeof *b);
+        lunnel_record_range *ranges = malloc(n * sizeof *ranges);
+        if (!b || !ranges) {
+            free(b);
+            free(ranges);
+            free(body);
+            free(next);
+            run_channel_stop(ch, END_CLOSE);
+            return;
+        }
+        memcpy(ranges, w->rr.records, n * sizeof *ranges);
+        *b = (run_batch){.ch = ch, .body = body, .len = len, .ranges = ranges, .n_ranges = n,
+                         .next_token = next, .no = no};
+        lunnel_host_batch hb = {
+            .kind = LUNNEL_HOST_PAYLOAD_RANGES,
+            .data = body,
+            .len = len,
+            .ranges = ranges,
+            .n_ranges = n,
+            .next_token = next,
+            .user = b,
+        };
+        if (w->cfg.proc.submit(ch->host_ch, &hb) != 0) {
+            free_batch(b);
+            lunnel_log_kv(LUNNEL_LOG_ERROR, "channel", "processor refused a batch", "channel",
+                          ch->id, NULL);
+            run_channel_stop(ch, END_CLOSE);
+            return;
+        }
+        ch->submitted++;
+        w->inflight_bytes += len;
+        w->stats.batches++;
+        w->stats.records += n;
+    }
+    if (ch->finished) {
+        maybe_finish(ch);
+        return;
+    }
+    if (ch->is_stream && !full) {
+        double ms = lunnel_backoff_next(&ch->backoff, (double)rand() / ((double)RAND_MAX + 1.0));
+        ev_timer_set(&ch->backoff_timer, ms / 1000.0, 0.);
+        ev_timer_start(w->cfg.loop, &ch->backoff_timer);
+    } else {
+        lunnel_backoff_reset(&ch->backoff);
+        run_channel_pump(ch);
+    }
+}
+
+static void host_done(run_channel *ch, const lunnel_host_completion *c);
+
+void run_channel_on_done(run_channel *ch, const lunnel_host_completion *c)
+{
+    ch->calls++; /* hold the object while the completion is applied */
+    host_done(ch, c);
+    run_channel_release(ch);
+}
+
+static void host_done(run_channel *ch, const lunnel_host_completion *c)
+{
+    run_worker *w = ch->w;
+    switch (c->event) {
+    case LUNNEL_HOST_EV_OPENED:
+        if (c->status != LUNNEL_HOST_OK) {
+            lunnel_log_kv(LUNNEL_LOG_ERROR, "channel", "open(ctx) failed", "channel", ch->id,
+                          "error", c->error, NULL);
+            run_channel_stop(ch, END_CLOSE);
+        }
+        return;
+    case LUNNEL_HOST_EV_TIMEOUT:
+        lunnel_log_kv(LUNNEL_LOG_WARN, "channel", "process() is running long", "channel",
+                      ch->id, NULL);
+        return;
+    case LUNNEL_HOST_EV_BATCH: {
+        run_batch *b = c->batch_user;
+        ch->submitted--;
+        w->inflight_bytes -= b->len;
+        if (c->status == LUNNEL_HOST_OK) {
+            if (!w->cfg.manual_commit)
+                lunnel_cptrack_mark(&ch->cp, b->no);
+            else if (c->committed)
+                lunnel_cptrack_mark_through(&ch->cp, b->no);
+        } else {
+            lunnel_log_kv(LUNNEL_LOG_ERROR, "channel", "process() failed", "channel", ch->id,
+                          "error", c->error, "traceback", c->traceback, NULL);
+            /* Not handled: stop here; the channel is re-read from its checkpoint. */
+            if (ch->state == CH_RUNNING)
+                run_channel_stop(ch, END_CLOSE);
+        }
+        free_batch(b);
+        if (ch->state == CH_RUNNING) {
+            maybe_finish(ch);
+            run_channel_pump(ch);
+        } else {
+            check_drain(ch);
+        }
+        run_worker_budget_freed(w);
+        return;
+    }
+    case LUNNEL_HOST_EV_CLOSED: {
+        ch->host_ch = NULL;
+        ch_end end = ch->end;
+        if (end == END_TERMINATED &&
+            !(ch->cp.checkpointed && strcmp(ch->cp.checkpointed, FINISH_TOKEN) == 0))
+            ch->end = END_CLOSE; /* `finished` not stored (manual commit, failure): re-read */
+        set_state(ch, CH_DONE);
+        run_worker_channel_ended(w, ch);
+        return;
+    }
+    }
+}
+
+/* DRAINING -> (no read, no batch in flight) -> final checkpoint -> shutdown(ctx). */
+static void check_drain(run_channel *ch)
+{
+    run_worker *w = ch->w;
+    if (ch->state != CH_DRAINING || ch->read_inflight || ch->submitted > 0)
+        return;
+    if (ch->end != END_SILENT && !ch->cp_failed && !run_checkpoint_settled(ch)) {
+        run_checkpoint_flush(ch); /* calls check_drain again when it completes */
+        return;
+    }
+    if (ch->cp_inflight)
+        return;
+    if (ch->host_ch) {
+        set_state(ch, CH_CLOSING);
+        if (w->cfg.proc.shutdown(ch->host_ch) == 0)
+            return; /* EV_CLOSED continues */
+        ch->host_ch = NULL;
+    }
+    set_state(ch, CH_DONE);
+    run_worker_channel_ended(w, ch);
+    run_channel_maybe_free(ch);
+}
+
+void run_checkpoint_done_hook(run_channel *ch)
+{
+    check_drain(ch);
+}
+
+void run_channel_stop(run_channel *ch, ch_end end)
+{
+    run_worker *w = ch->w;
+    /* A drop by the server outranks everything: no checkpoint, no report. */
+    if (ch->end == END_NONE || end == END_SILENT)
+        ch->end = end;
+    ev_timer_stop(w->cfg.loop, &ch->backoff_timer);
+    ch->wants_budget = 0;
+    switch (ch->state) {
+    case CH_QUEUED:
+    case CH_GETCP: /* a GetCheckpoint in flight is ignored when it returns */
+        set_state(ch, CH_DONE);
+        run_worker_channel_ended(w, ch);
+        run_channel_maybe_free(ch);
+        return;
+    case CH_OPENING:
+    case CH_RUNNING:
+        set_state(ch, CH_DRAINING);
+        check_drain(ch);
+        return;
+    case CH_DRAINING:
+        check_drain(ch);
+        return;
+    case CH_CLOSING:
+    case CH_DONE:
+        return;
+    }
+}

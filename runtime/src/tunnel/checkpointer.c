@@ -1,0 +1,126 @@
+/* checkpointer.c: the Checkpoint calls of a channel. Every --checkpoint-interval (worker.c's
+ * timer) and once more when a channel stops, the token the tracker says is committable
+ * (checkpoint_track.c: newest token whose batch and all before it were handled) is sent with
+ * the channel's sequence number. On OTSSequenceNumberNotMatch the sequence is re-read with
+ * GetCheckpoint and the checkpoint retried (a few times in a row at most). Other failures
+ * concern this channel only (PROTOCOL.md 1, error scope): it is closed and re-read later
+ * from the last accepted checkpoint, except fatal ones (expired tunnel, no permission). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lunnel/log.h"
+#include "run_internal.h"
+
+#define MAX_RESYNCS 3
+
+typedef struct cp_call {
+    run_channel *ch;
+    char *token;
+} cp_call;
+
+int run_checkpoint_settled(const run_channel *ch)
+{
+    return !ch->cp_inflight && lunnel_cptrack_pending(&ch->cp) == NULL;
+}
+
+static void log_cp_error(run_channel *ch, const char *what, const lunnel_error *err)
+{
+    char line[1024];
+    lunnel_error_format(err, line, sizeof line);
+    lunnel_log_kv(LUNNEL_LOG_WARN, "checkpoint", what, "channel", ch->id, "error", line, NULL);
+}
+
+static void on_resync(void *ud, const lunnel_error *err, const char *token, int64_t seq)
+{
+    (void)token;
+    run_channel *ch = ud;
+    ch->cp_inflight = 0;
+    if (err) {
+        log_cp_error(ch, "checkpoint sequence re-read failed", err);
+        ch->cp_failed = 1;
+        if (ch->state == CH_RUNNING)
+            run_channel_stop(ch, END_CLOSE);
+        else
+            run_checkpoint_done_hook(ch);
+        run_channel_release(ch);
+        return;
+    }
+    lunnel_cptrack_resync(&ch->cp, seq);
+    char s[24];
+    snprintf(s, sizeof s, "%lld", (long long)ch->cp.sequence);
+    lunnel_log_kv(LUNNEL_LOG_INFO, "checkpoint", "sequence re-read, retrying", "channel", ch->id,
+                  "sequence", s, NULL);
+    run_checkpoint_flush(ch);
+    if (!ch->cp_inflight)
+        run_checkpoint_done_hook(ch);
+    run_channel_release(ch);
+}
+
+static void on_checkpoint(void *ud, const lunnel_error *err)
+{
+    cp_call *call = ud;
+    run_channel *ch = call->ch;
+    run_worker *w = ch->w;
+    ch->cp_inflight = 0;
+    if (!err) {
+        lunnel_cptrack_accepted(&ch->cp, call->token);
+        ch->cp_resyncs = 0;
+        w->stats.checkpoints++;
+        lunnel_log_kv(LUNNEL_LOG_DEBUG, "checkpoint", "checkpoint stored", "channel", ch->id,
+                      "token", call->token, NULL);
+        free(call->token);
+        free(call);
+        run_checkpoint_done_hook(ch);
+        run_channel_release(ch);
+        return;
+    }
+    free(call->token);
+    free(call);
+    w->stats.checkpoint_failures++;
+    if (strcmp(err->code, "OTSSequenceNumberNotMatch") == 0 && ch->cp_resyncs < MAX_RESYNCS &&
+        ch->state != CH_DONE) {
+        ch->cp_resyncs++;
+        log_cp_error(ch, "checkpoint sequence mismatch, re-reading", err);
+        ch->cp_inflight = 1; /* the call's hold on the object passes to the re-read */
+        rc_getcheckpoint(w->cfg.api, w->tunnel_id, w->client_id, ch->id, on_resync, ch);
+        return;
+    }
+    log_cp_error(ch, "checkpoint failed", err);
+    lunnel_error_class cls = lunnel_error_classify(err, LUNNEL_SCOPE_CHANNEL);
+    if (cls == LUNNEL_ERRCLASS_FATAL) {
+        ch->cp_failed = 1;
+        run_worker_fatal(w, err, "checkpoint");
+    } else if (cls == LUNNEL_ERRCLASS_RETRY && ch->state == CH_RUNNING) {
+        /* transient past the call's retry window: try again at the next interval */
+    } else {
+        ch->cp_failed = 1;
+        if (ch->state == CH_RUNNING)
+            run_channel_stop(ch, END_CLOSE);
+    }
+    run_checkpoint_done_hook(ch);
+    run_channel_release(ch);
+}
+
+void run_checkpoint_flush(run_channel *ch)
+{
+    run_worker *w = ch->w;
+    if (ch->cp_inflight || ch->cp_failed || ch->state == CH_DONE)
+        return;
+    const char *tok = lunnel_cptrack_pending(&ch->cp);
+    if (!tok)
+        return;
+    cp_call *call = calloc(1, sizeof *call);
+    if (!call)
+        return;
+    call->ch = ch;
+    call->token = strdup(tok);
+    if (!call->token) {
+        free(call);
+        return;
+    }
+    ch->cp_inflight = 1;
+    ch->calls++;
+    rc_checkpoint(w->cfg.api, w->tunnel_id, w->client_id, ch->id, call->token, ch->cp.sequence,
+                  on_checkpoint, call);
+}

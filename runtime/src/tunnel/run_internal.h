@@ -1,0 +1,128 @@
+/* run_internal.h: the state shared by worker.c (client: connect, heartbeat, daemon),
+ * channel.c (per-channel read pipeline) and checkpointer.c (checkpoint calls). All of it is
+ * owned by the loop thread; nothing here is touched by Lua workers. */
+#ifndef LUNNEL_RUN_INTERNAL_H
+#define LUNNEL_RUN_INTERNAL_H
+
+#include <ev.h>
+
+#include "lunnel/channel.h"
+#include "lunnel/readrecords.h"
+#include "lunnel/worker.h"
+#include "run_calls.h"
+
+#define FINISH_TOKEN "finished"
+
+/* Life of one channel object on this client. */
+typedef enum ch_state {
+    CH_QUEUED = 0, /* OPEN here, waiting for a --max-channels slot */
+    CH_GETCP,      /* GetCheckpoint in flight */
+    CH_OPENING,    /* open(ctx) queued on the host */
+    CH_RUNNING,    /* reading and processing */
+    CH_DRAINING,   /* no new reads; waiting for in-flight batches, then final checkpoint */
+    CH_CLOSING,    /* shutdown(ctx) queued on the host */
+    CH_DONE,       /* stopped; freed once no call is in flight */
+} ch_state;
+
+/* How a stop ends: what the next heartbeat reports (version + 1), and whether the final
+ * checkpoint is attempted (not when we are no longer the owner). */
+typedef enum ch_end {
+    END_NONE = 0,
+    END_CLOSE,      /* report CLOSE (CLOSING answered, error, drain) */
+    END_TERMINATED, /* read to `finished`: report TERMINATED */
+    END_SILENT,     /* server dropped / closed it: report nothing, no checkpoint */
+} ch_end;
+
+typedef struct run_batch run_batch;
+typedef struct run_channel run_channel;
+typedef struct lunnel_worker run_worker; /* worker.h's opaque handle */
+
+/* One ReadRecords response handed to the host; owns the bytes until its completion. */
+struct run_batch {
+    run_channel *ch;
+    uint8_t *body;
+    size_t len;
+    lunnel_record_range *ranges;
+    size_t n_ranges;
+    char *next_token;
+    uint64_t no; /* checkpoint tracker number */
+    run_batch *next;
+};
+
+struct run_channel {
+    run_worker *w;
+    char *id;
+    ch_state state;
+    ch_end end;
+    int is_stream;
+    void *host_ch;     /* processor channel handle (after open) */
+    char *token;       /* token of the next ReadRecords */
+    int finished;      /* read returned `finished`: no more reads */
+    int read_inflight; /* 0/1 */
+    int submitted;     /* batches handed to the host, not completed */
+    int calls;         /* API calls in flight referencing this object */
+    int cp_inflight;   /* Checkpoint (or its GetCheckpoint resync) in flight */
+    int cp_failed;     /* the final checkpoint failed: give up on it */
+    int wants_budget;  /* a read waits for --max-inflight-bytes */
+    int has_slot;      /* counts against --max-channels */
+    int cp_resyncs;    /* OTSSequenceNumberNotMatch re-reads in a row */
+    int64_t version;   /* the view version this object was started at */
+    lunnel_backoff backoff;
+    ev_timer backoff_timer;
+    lunnel_cptrack cp;
+    run_channel *next; /* worker's list of live objects */
+};
+
+typedef enum w_state {
+    W_IDLE = 0,
+    W_CONNECTING,
+    W_RUNNING,
+    W_RECONNECT_DRAIN, /* client lost: stopping channels before reconnecting */
+    W_RECONNECT_WAIT,  /* random delay before the next Connect */
+    W_DRAINING,        /* graceful stop */
+    W_SHUTDOWN,        /* Shutdown call in flight */
+    W_EXITED,
+} w_state;
+
+struct lunnel_worker {
+    lunnel_worker_config cfg; /* strings below are our copies */
+    char *tunnel_id, *table_name, *tunnel_name, *client_tag;
+    w_state state;
+    char *client_id;
+    int generation;    /* bumped per Connect: stale callbacks are recognised */
+    lunnel_chtable table;
+    run_channel *channels;
+    ev_timer hb_timer, cp_timer, delay_timer, drain_timer;
+    int hb_inflight;
+    ev_tstamp last_hb_ok;
+    int describe_inflight;
+    int running; /* channels holding a --max-channels slot */
+    size_t inflight_bytes;
+    lunnel_rr_response rr; /* scanner output, reused by every response */
+    int exit_status; /* status to report when the drain completes */
+    int exit_after_drain;
+    lunnel_worker_stats stats;
+};
+
+/* channel.c */
+run_channel *run_channel_new(run_worker *w, const char *id, int64_t version);
+void run_channel_start(run_channel *ch); /* QUEUED -> GETCP when a slot is free */
+void run_channel_stop(run_channel *ch, ch_end end);
+void run_channel_pump(run_channel *ch); /* issue the next read if allowed */
+void run_channel_on_done(run_channel *ch, const lunnel_host_completion *c);
+void run_channel_maybe_free(run_channel *ch);
+void run_channel_release(run_channel *ch); /* calls--, then maybe free */
+int run_channel_active(const run_channel *ch); /* holds a slot (not queued, not done) */
+void run_checkpoint_done_hook(run_channel *ch); /* a checkpoint call finished: drain goes on */
+
+/* checkpointer.c */
+void run_checkpoint_flush(run_channel *ch);    /* send the pending token if any */
+int run_checkpoint_settled(const run_channel *ch); /* nothing pending, nothing in flight */
+
+/* worker.c, used by channels */
+void run_worker_channel_ended(run_worker *w, run_channel *ch); /* after shutdown(ctx) */
+void run_worker_budget_freed(run_worker *w);
+void run_worker_fatal(run_worker *w, const lunnel_error *err, const char *what);
+void run_worker_slot_freed(run_worker *w);
+
+#endif

@@ -1,0 +1,550 @@
+/* worker.c: the client side of the Tunnel Service on the libev loop thread: Connect,
+ * the heartbeat timer, the channel table (heartbeat contract: channel_table.c), the periodic
+ * checkpoint timer, graceful drain and the daemon loop (on a lost client: stop every channel,
+ * Shutdown, wait a random delay, Connect again with a new client id), the same duties as the
+ * official TunnelWorker + TunnelWorkerDaemon. Lua never runs here (host.h): a slow script
+ * cannot delay a heartbeat. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lunnel/log.h"
+#include "run_internal.h"
+
+static void heartbeat_now(run_worker *w);
+static void begin_reconnect(run_worker *w, const char *why);
+static void check_drained(run_worker *w);
+static void do_connect(run_worker *w);
+
+static run_worker *W(lunnel_worker *w)
+{
+    return w;
+}
+
+static void finish(run_worker *w, int status)
+{
+    if (w->state == W_EXITED)
+        return;
+    w->state = W_EXITED;
+    ev_timer_stop(w->cfg.loop, &w->hb_timer);
+    ev_timer_stop(w->cfg.loop, &w->cp_timer);
+    ev_timer_stop(w->cfg.loop, &w->delay_timer);
+    ev_timer_stop(w->cfg.loop, &w->drain_timer);
+    char st[16];
+    snprintf(st, sizeof st, "%d", status);
+    lunnel_log_kv(LUNNEL_LOG_INFO, "worker", "worker stopped", "status", st, NULL);
+    if (w->cfg.on_exit)
+        w->cfg.on_exit(w->cfg.ud, status);
+}
+
+static int live_channels(const run_worker *w)
+{
+    int n = 0;
+    for (run_channel *ch = w->channels; ch; ch = ch->next)
+        if (ch->state != CH_DONE)
+            n++;
+    return n;
+}
+
+/* ---- timers ------------------------------------------------------------------------- */
+
+static void hb_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)revents;
+    run_worker *w = t->data;
+    if (w->hb_inflight) {
+        if (ev_now(loop) - w->last_hb_ok > w->cfg.heartbeat_timeout_s)
+            begin_reconnect(w, "heartbeat timeout");
+        return;
+    }
+    heartbeat_now(w);
+}
+
+static void cp_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)loop, (void)revents;
+    run_worker *w = t->data;
+    run_channel *next;
+    for (run_channel *ch = w->channels; ch; ch = next) {
+        next = ch->next;
+        if (ch->state == CH_RUNNING)
+            run_checkpoint_flush(ch);
+    }
+}
+
+static void delay_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)loop, (void)revents;
+    run_worker *w = t->data;
+    if (w->state == W_RECONNECT_WAIT)
+        do_connect(w);
+}
+
+static void drain_timeout_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)loop, (void)revents;
+    run_worker *w = t->data;
+    lunnel_log_kv(LUNNEL_LOG_ERROR, "worker", "drain timed out, exiting", NULL);
+    finish(w, w->exit_status ? w->exit_status : LUNNEL_EXIT_RUNTIME);
+}
+
+/* ---- connect ------------------------------------------------------------------------- */
+
+static void reset_client(run_worker *w)
+{
+    free(w->client_id);
+    w->client_id = NULL;
+    lunnel_chtable_free(&w->table);
+    lunnel_chtable_init(&w->table);
+    w->hb_inflight = 0;
+}
+
+static void schedule_reconnect(run_worker *w)
+{
+    reset_client(w);
+    w->state = W_RECONNECT_WAIT;
+    double max = w->cfg.reconnect_delay_max_s;
+    double d = max > 0 ? max * ((double)rand() / ((double)RAND_MAX + 1.0)) : 0;
+    char s[32];
+    snprintf(s, sizeof s, "%.3f", d);
+    lunnel_log_kv(LUNNEL_LOG_INFO, "worker", "reconnecting", "delay_s", s, NULL);
+    w->stats.reconnects++;
+    ev_timer_set(&w->delay_timer, d, 0.);
+    ev_timer_start(w->cfg.loop, &w->delay_timer);
+}
+
+static void on_connect(void *ud, const lunnel_error *err, const char *client_id)
+{
+    run_worker *w = ud;
+    if (w->state != W_CONNECTING)
+        return;
+    if (err) {
+        char line[1024];
+        lunnel_error_format(err, line, sizeof line);
+        lunnel_error_class cls = lunnel_error_classify(err, LUNNEL_SCOPE_CLIENT);
+        if (cls == LUNNEL_ERRCLASS_FATAL) {
+            lunnel_log_kv(LUNNEL_LOG_ERROR, "worker", "connect failed", "error", line, NULL);
+            finish(w, lunnel_error_exit_status(err));
+            return;
+        }
+        lunnel_log_kv(LUNNEL_LOG_WARN, "worker", "connect failed, will retry", "error", line,
+                      NULL);
+        schedule_reconnect(w);
+        return;
+    }
+    w->client_id = strdup(client_id);
+    w->state = W_RUNNING;
+    w->last_hb_ok = ev_now(w->cfg.loop);
+    lunnel_log_kv(LUNNEL_LOG_INFO, "worker", "connected", "tunnel_id", w->tunnel_id, "client_id",
+                  w->client_id, NULL);
+    ev_timer_set(&w->hb_timer, w->cfg.heartbeat_interval_s, w->cfg.heartbeat_interval_s);
+    ev_timer_start(w->cfg.loop, &w->hb_timer);
+    ev_timer_set(&w->cp_timer, w->cfg.checkpoint_interval_s, w->cfg.checkpoint_interval_s);
+    ev_timer_start(w->cfg.loop, &w->cp_timer);
+    heartbeat_now(w);
+}
+
+static void do_connect(run_worker *w)
+{
+    w->state = W_CONNECTING;
+    w->generation++;
+    int64_t timeout = (int64_t)ceil(w->cfg.heartbeat_timeout_s);
+    if (timeout < 1)
+        timeout = 1;
+    rc_connect(w->cfg.api, w->tunnel_id, timeout, w->client_tag, on_connect, w);
+}
+
+/* ---- heartbeat ----------------------------------------------------------------------- */
+
+typedef struct hb_ctx {
+    run_worker *w;
+    int generation;
+} hb_ctx;
+
+typedef struct decline_list {
+    lunnel_channel_view v[64];
+    size_t n;
+} decline_list;
+
+typedef struct merge_ctx {
+    run_worker *w;
+    decline_list declines;
+} merge_ctx;
+
+static void on_merge(void *ud, lunnel_merge_action a, lunnel_chtable_entry *e,
+                     const lunnel_channel_view *s)
+{
+    merge_ctx *m = ud;
+    run_worker *w = m->w;
+    char ver[24];
+    snprintf(ver, sizeof ver, "%lld", (long long)(s ? s->version : e->view.version));
+    lunnel_log_kv(LUNNEL_LOG_INFO, "worker", "channel update", "channel", e ? e->view.id : s->id,
+                  "action", lunnel_merge_action_str(a), "status",
+                  s ? lunnel_channel_status_str(s->status) : "missing", "version", ver, NULL);
+    run_channel *owner = e ? e->owner : NULL;
+    switch (a) {
+    case LUNNEL_MERGE_START: {
+        if (w->state != W_RUNNING) {
+            /* draining: hold it at its view; Shutdown hands it back */
+            return;
+        }
+        run_channel *ch = run_channel_new(w, e->view.id, e->view.version);
+        if (!ch) {
+            e->view.version++;
+            e->view.status = LUNNEL_CHANNEL_CLOSE;
+            return;
+        }
+        e->owner = ch;
+        run_channel_start(ch);
+        return;
+    }
+    case LUNNEL_MERGE_DECLINE:
+        if (m->declines.n < sizeof m->declines.v / sizeof m->declines.v[0])
+            m->declines.v[m->declines.n++] =
+                (lunnel_channel_view){s->id, s->version + 1, LUNNEL_CHANNEL_CLOSE};
+        return;
+    case LUNNEL_MERGE_DRAIN:
+        if (owner) {
+            run_channel_stop(owner, END_CLOSE);
+        } else {
+            e->view.version++;
+            e->view.status = LUNNEL_CHANNEL_CLOSE;
+        }
+        return;
+    case LUNNEL_MERGE_STOP:
+        if (owner) {
+            e->owner = NULL; /* the entry goes; the object winds down on its own */
+            run_channel_stop(owner, END_SILENT);
+        }
+        return;
+    case LUNNEL_MERGE_ADOPT:
+    case LUNNEL_MERGE_NONE:
+        return;
+    }
+}
+
+static void exit_when_done_check(run_worker *w);
+
+static void on_heartbeat(void *ud, const lunnel_error *err, const lunnel_channel_view *v,
+                         size_t n)
+{
+    hb_ctx *ctx = ud;
+    run_worker *w = ctx->w;
+    int stale = ctx->generation != w->generation;
+    free(ctx);
+    if (stale || !w->client_id)
+        return;
+    w->hb_inflight = 0;
+    if (w->state != W_RUNNING && w->state != W_DRAINING)
+        return;
+    if (err) {
+        char line[1024];
+        lunnel_error_format(err, line, sizeof line);
+        lunnel_error_class cls = lunnel_error_classify(err, LUNNEL_SCOPE_CLIENT);
+        lunnel_log_kv(LUNNEL_LOG_WARN, "worker", "heartbeat failed", "error", line, "class",
+                      lunnel_error_class_str(cls), NULL);
+        if (cls == LUNNEL_ERRCLASS_FATAL) {
+            run_worker_fatal(w, err, "heartbeat");
+        } else if (cls == LUNNEL_ERRCLASS_RECONNECT ||
+                   ev_now(w->cfg.loop) - w->last_hb_ok > w->cfg.heartbeat_timeout_s) {
+            begin_reconnect(w, "client lost");
+        }
+        return;
+    }
+    w->last_hb_ok = ev_now(w->cfg.loop);
+    w->stats.heartbeats++;
+    merge_ctx m = {.w = w};
+    if (lunnel_chtable_merge(&w->table, v, n, on_merge, &m) != 0)
+        lunnel_log_kv(LUNNEL_LOG_ERROR, "worker", "out of memory merging channels", NULL);
+    for (size_t i = 0; i < m.declines.n; i++) {
+        lunnel_chtable_entry *e = lunnel_chtable_add(&w->table, &m.declines.v[i]);
+        (void)e;
+    }
+    if (w->state == W_DRAINING)
+        check_drained(w);
+    else
+        exit_when_done_check(w);
+}
+
+static void heartbeat_now(run_worker *w)
+{
+    if (w->hb_inflight || !w->client_id)
+        return;
+    hb_ctx *ctx = malloc(sizeof *ctx);
+    lunnel_channel_view *views = malloc((w->table.n + 1) * sizeof *views);
+    if (!ctx || !views) {
+        free(ctx);
+        free(views);
+        return;
+    }
+    for (size_t i = 0; i < w->table.n; i++)
+        views[i] = w->table.entries[i].view;
+    ctx->w = w;
+    ctx->generation = w->generation;
+    w->hb_inflight = 1;
+    rc_heartbeat(w->cfg.api, w->tunnel_id, w->client_id, views, w->table.n, on_heartbeat, ctx);
+    free(views); /* rc_heartbeat encodes the request before returning */
+}
+
+/* ---- exit when done -------------------------------------------------------------------- */
+
+static void on_describe(void *ud, const lunnel_error *err, int n_channels, int n_terminated)
+{
+    run_worker *w = ud;
+    w->describe_inflight = 0;
+    if (w->state != W_RUNNING)
+        return;
+    if (err) {
+        char line[1024];
+        lunnel_error_format(err, line, sizeof line);
+        lunnel_log_kv(LUNNEL_LOG_WARN, "worker", "describe tunnel failed", "error", line, NULL);
+        return;
+    }
+    if (n_channels > 0 && n_terminated == n_channels) {
+        lunnel_log_kv(LUNNEL_LOG_INFO, "worker", "every channel is TERMINATED, exiting", NULL);
+        w->exit_status = 0;
+        lunnel_worker_stop(w);
+    }
+}
+
+static void exit_when_done_check(run_worker *w)
+{
+    if (!w->cfg.exit_when_done || w->describe_inflight || w->state != W_RUNNING)
+        return;
+    if (live_channels(w) > 0)
+        return;
+    w->describe_inflight = 1;
+    rc_describe(w->cfg.api, w->table_name, w->tunnel_name, w->tunnel_id, on_describe, w);
+}
+
+/* ---- stopping -------------------------------------------------------------------------- */
+
+static void on_shutdown(void *ud, const lunnel_error *err)
+{
+    run_worker *w = ud;
+    if (err) {
+        char line[1024];
+        lunnel_error_format(err, line, sizeof line);
+        lunnel_log_kv(LUNNEL_LOG_WARN, "worker", "shutdown call failed", "error", line, NULL);
+    }
+    if (w->state == W_SHUTDOWN)
+        finish(w, w->exit_status);
+    else if (w->state == W_RECONNECT_DRAIN)
+        schedule_reconnect(w);
+}
+
+static void stop_all_channels(run_worker *w, ch_end end)
+{
+    run_channel *next;
+    for (run_channel *ch = w->channels; ch; ch = next) {
+        next = ch->next;
+        run_channel_stop(ch, end);
+    }
+}
+
+/* All channel objects are done: the next step of a drain or a reconnect. */
+static void check_drained(run_worker *w)
+{
+    if (live_channels(w) > 0)
+        return;
+    if (w->state == W_DRAINING) {
+        w->state = W_SHUTDOWN;
+        ev_timer_stop(w->cfg.loop, &w->hb_timer);
+        ev_timer_stop(w->cfg.loop, &w->cp_timer);
+        if (w->client_id)
+            rc_shutdown(w->cfg.api, w->tunnel_id, w->client_id, on_shutdown, w);
+        else
+            finish(w, w->exit_status);
+    } else if (w->state == W_RECONNECT_DRAIN) {
+        if (w->client_id) {
+            w->generation++; /* the old client's heartbeat answers are stale from here */
+            rc_shutdown(w->cfg.api, w->tunnel_id, w->client_id, on_shutdown, w);
+        } else {
+            schedule_reconnect(w);
+        }
+    }
+}
+
+static void begin_reconnect(run_worker *w, const char *why)
+{
+    if (w->state != W_RUNNING)
+        return;
+    lunnel_log_kv(LUNNEL_LOG_WARN, "worker", "client lost, stopping channels", "reason", why,
+                  NULL);
+    w->state = W_RECONNECT_DRAIN;
+    ev_timer_stop(w->cfg.loop, &w->hb_timer);
+    ev_timer_stop(w->cfg.loop, &w->cp_timer);
+    stop_all_channels(w, END_CLOSE);
+    check_drained(w);
+}
+
+void run_worker_fatal(run_worker *w, const lunnel_error *err, const char *what)
+{
+    char line[1024];
+    lunnel_error_format(err, line, sizeof line);
+    lunnel_log_kv(LUNNEL_LOG_ERROR, "worker", "fatal error, stopping", "call", what, "error", line,
+                  NULL);
+    if (w->exit_status == 0)
+        w->exit_status = lunnel_error_exit_status(err);
+    if (w->exit_status == 0)
+        w->exit_status = LUNNEL_EXIT_RUNTIME;
+    lunnel_worker_stop(w);
+}
+
+void run_worker_channel_ended(run_worker *w, run_channel *ch)
+{
+    if (ch->has_slot) {
+        ch->has_slot = 0;
+        w->running--;
+    }
+    lunnel_chtable_entry *e = lunnel_chtable_find(&w->table, ch->id);
+    if (e && e->owner == ch) {
+        e->owner = NULL;
+        if (ch->end != END_SILENT) {
+            e->view.version++;
+            e->view.status = ch->end == END_TERMINATED ? LUNNEL_CHANNEL_TERMINATED
+                                                       : LUNNEL_CHANNEL_CLOSE;
+            char ver[24];
+            snprintf(ver, sizeof ver, "%lld", (long long)e->view.version);
+            lunnel_log_kv(LUNNEL_LOG_INFO, "worker", "channel reported",
+                          "channel", ch->id, "status", lunnel_channel_status_str(e->view.status),
+                          "version", ver, NULL);
+        }
+    }
+    run_worker_slot_freed(w);
+    if (w->state == W_DRAINING || w->state == W_RECONNECT_DRAIN)
+        check_drained(w);
+}
+
+void run_worker_slot_freed(run_worker *w)
+{
+    if (w->state != W_RUNNING)
+        return;
+    run_channel *next;
+    for (run_channel *ch = w->channels; ch; ch = next) {
+        next = ch->next;
+        if (ch->state == CH_QUEUED)
+            run_channel_start(ch);
+    }
+}
+
+void run_worker_budget_freed(run_worker *w)
+{
+    run_channel *next;
+    for (run_channel *ch = w->channels; ch; ch = next) {
+        next = ch->next;
+        if (ch->wants_budget)
+            run_channel_pump(ch);
+    }
+}
+
+/* ---- public ---------------------------------------------------------------------------- */
+
+lunnel_worker *lunnel_worker_new(const lunnel_worker_config *cfg)
+{
+    run_worker *w = calloc(1, sizeof *w);
+    if (!w)
+        return NULL;
+    w->cfg = *cfg;
+    w->tunnel_id = strdup(cfg->tunnel_id);
+    w->table_name = cfg->table_name ? strdup(cfg->table_name) : NULL;
+    w->tunnel_name = cfg->tunnel_name ? strdup(cfg->tunnel_name) : NULL;
+    w->client_tag = cfg->client_tag ? strdup(cfg->client_tag) : NULL;
+    if (!w->tunnel_id) {
+        free(w);
+        return NULL;
+    }
+    lunnel_chtable_init(&w->table);
+    lunnel_rr_init(&w->rr);
+    ev_timer_init(&w->hb_timer, hb_cb, 0., 0.);
+    ev_timer_init(&w->cp_timer, cp_cb, 0., 0.);
+    ev_timer_init(&w->delay_timer, delay_cb, 0., 0.);
+    ev_timer_init(&w->drain_timer, drain_timeout_cb, 0., 0.);
+    w->hb_timer.data = w->cp_timer.data = w->delay_timer.data = w->drain_timer.data = w;
+    return w;
+}
+
+void lunnel_worker_start(lunnel_worker *lw)
+{
+    run_worker *w = W(lw);
+    if (w->state == W_IDLE)
+        do_connect(w);
+}
+
+void lunnel_worker_stop(lunnel_worker *lw)
+{
+    run_worker *w = W(lw);
+    switch (w->state) {
+    case W_IDLE:
+    case W_CONNECTING:
+    case W_RECONNECT_WAIT:
+        w->state = W_DRAINING;
+        finish(w, w->exit_status);
+        return;
+    case W_RUNNING:
+    case W_RECONNECT_DRAIN:
+        lunnel_log_kv(LUNNEL_LOG_INFO, "worker", "draining: finishing in-flight batches", NULL);
+        w->state = W_DRAINING;
+        if (w->cfg.drain_timeout_s > 0) {
+            ev_timer_set(&w->drain_timer, w->cfg.drain_timeout_s, 0.);
+            ev_timer_start(w->cfg.loop, &w->drain_timer);
+        }
+        stop_all_channels(w, END_CLOSE);
+        check_drained(w);
+        return;
+    case W_DRAINING:
+    case W_SHUTDOWN:
+    case W_EXITED:
+        return;
+    }
+}
+
+void lunnel_worker_on_done(lunnel_worker *lw, const lunnel_host_completion *c)
+{
+    (void)lw;
+    run_channel *ch = c->channel_user;
+    if (ch)
+        run_channel_on_done(ch, c);
+}
+
+void lunnel_worker_get_stats(const lunnel_worker *lw, lunnel_worker_stats *out)
+{
+    const run_worker *w = lw;
+    *out = w->stats;
+    out->channels_open = w->running;
+    out->inflight_bytes = w->inflight_bytes;
+}
+
+void lunnel_worker_free(lunnel_worker *lw)
+{
+    run_worker *w = W(lw);
+    if (!w)
+        return;
+    struct ev_loop *loop = w->cfg.loop;
+    ev_timer_stop(loop, &w->hb_timer);
+    ev_timer_stop(loop, &w->cp_timer);
+    ev_timer_stop(loop, &w->delay_timer);
+    ev_timer_stop(loop, &w->drain_timer);
+    /* Channel objects with calls in flight are left to the process exit: their callbacks
+     * would need them (the CLI frees the worker only when exiting). */
+    run_channel *next;
+    for (run_channel *ch = w->channels; ch; ch = next) {
+        next = ch->next;
+        if (ch->calls == 0 && ch->submitted == 0) {
+            ev_timer_stop(loop, &ch->backoff_timer);
+            lunnel_cptrack_free(&ch->cp);
+            free(ch->token);
+            free(ch->id);
+            free(ch);
+        }
+    }
+    lunnel_chtable_free(&w->table);
+    lunnel_rr_free(&w->rr);
+    free(w->client_id);
+    free(w->tunnel_id);
+    free(w->table_name);
+    free(w->tunnel_name);
+    free(w->client_tag);
+    free(w);
+}
