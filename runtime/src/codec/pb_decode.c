@@ -317,10 +317,10 @@ int lunnel_pb_decode_rows(lunnel_arena *arena, const uint8_t *buf, size_t len, u
     if (rc) return rc;
     uint32_t n = 0;
     while (d.pos < d.len) {
-        if (n > 0 || (flags & LUNNEL_PB_ALLOW_EMPTY)) {
-            /* Only zero bytes left: padding (lenient) or a trailing error (strict). */
-            if (d.p[d.pos] == 0 && all_zero(d.p + d.pos, d.len - d.pos)) break;
-        }
+        /* Not a row start after a row: padding (lenient) or trailing bytes (check_tail). */
+        if (n > 0 && d.p[d.pos] != TAG_ROW_PK) break;
+        if (n == 0 && (flags & LUNNEL_PB_ALLOW_EMPTY) && all_zero(d.p + d.pos, d.len - d.pos))
+            break;
         d.rec = (int32_t)n;
         lunnel_record *rows = arena_scratch_rows(arena, n + 1);
         if (!rows) return codec_fail(err, LUNNEL_CODEC_NOMEM, d.rec, AT(&d), "rows");
