@@ -94,7 +94,7 @@ typedef struct lunnel_host_config {
     const char *script_path;  /* required; the module file */
     int workers;              /* <= 0: the number of online CPUs */
     const char *custom_json;  /* CustomValue as JSON (ctx.custom), NULL: ctx.custom = nil */
-    const char *lua_dir;      /* directory holding lunnel/*.lua; NULL: $LUNNEL_LUA_DIR, else
+    const char *lua_dir;      /* directory holding lunnel/<module>.lua; NULL: $LUNNEL_LUA_DIR, else
                                  the source tree's lua/ */
     size_t memory_limit;      /* bytes per lua_State; 0: LUNNEL_HOST_DEFAULT_MEMORY_LIMIT */
     double process_timeout_s; /* watchdog threshold; <= 0: off */
@@ -162,8 +162,9 @@ int lunnel_host_submit(lunnel_host_channel *ch, const lunnel_host_batch *b);
  * freed. The channel's ctx.state is dropped. 0 or ESTATE if already shut down. */
 int lunnel_host_channel_shutdown(lunnel_host_channel *ch);
 
-/* Asks the watcher to check the script now (the SIGHUP path): async-signal-safe, callable
- * from any thread or a signal handler. 0, or -1 if the host has no watcher thread. */
+/* Asks the watcher thread to check the script now (the SIGHUP path; works with or without
+ * cfg.watch): async-signal-safe, callable from any thread or a signal handler. The check
+ * reloads only if the bytes changed; progress shows in lunnel_host_get_stats. 0 or -1. */
 int lunnel_host_reload(lunnel_host *h);
 
 /* Counters, readable from any thread. */

@@ -1,0 +1,140 @@
+-- lunnel.host: the Lua side of one Lua-host worker state (driven by runtime/src/lua/state.c).
+-- It loads the user's script module, builds one ctx per channel, and runs open / process /
+-- shutdown. C calls every function here inside one lua_pcall with a traceback handler, so an
+-- error raised anywhere below fails that job with the script's traceback.
+--
+-- Hot reload: `load(source, chunkname, version, true)` swaps the handler table only; the
+-- ctx tables (and so ctx.state) of open channels are untouched. The C side calls it at a
+-- batch boundary, never during a process call.
+local cjson = require("cjson")
+
+local M = {}
+
+local handlers      -- the active script module (table with process, open?, shutdown?)
+local version = 0   -- its version number (1 = the source loaded at start)
+local custom        -- decoded CustomValue (shared by every channel's ctx)
+local clog          -- C: clog(level, msg, fields, channel_id)
+local worker = -1
+local channels = {} -- key -> ctx
+local committed = {} -- key -> true when ctx:commit() was called in the running process call
+
+-- record view module (lunnel.record, by the record-view issue); loaded once per state, never
+-- again on reload (its ffi.cdef must run only once).
+local record_ok, record = pcall(require, "lunnel.record")
+if not record_ok then record = nil end
+
+local wrap
+if record and record.wrap then
+  wrap = record.wrap
+else
+  -- minimal stand-in while lunnel.record is unavailable: #batch only (a proxy userdata,
+  -- since LuaJIT ignores __len on tables)
+  wrap = function(_, n)
+    local p = newproxy(true)
+    getmetatable(p).__len = function() return n end
+    return p
+  end
+end
+
+local Ctx = {}
+Ctx.__index = Ctx
+
+-- ctx:commit(): manual-commit mode; this batch's token (and every earlier one) may be
+-- checkpointed once the batch completes.
+function Ctx:commit()
+  committed[rawget(self, "_key")] = true
+end
+
+local levels = { "trace", "debug", "info", "warn", "error" }
+
+local function make_log(channel_id)
+  local log = {}
+  for _, level in ipairs(levels) do
+    log[level] = function(msg, fields)
+      if type(fields) ~= "table" then fields = nil end
+      clog(level, tostring(msg), fields, channel_id)
+    end
+  end
+  return log
+end
+
+function M.init(opts)
+  clog = opts.log
+  worker = opts.worker or -1
+  if opts.custom_json then
+    local ok, v = pcall(cjson.decode, opts.custom_json)
+    if not ok then
+      error("--custom is not valid JSON: " .. tostring(v), 0)
+    end
+    custom = v
+  end
+end
+
+-- Compiles and runs a script source; it must return a table with a process function.
+-- install=true makes it the active module. Errors (with chunkname:line) propagate to C.
+function M.load(source, chunkname, ver, install)
+  local chunk, err = loadstring(source, chunkname)
+  if not chunk then error(err, 0) end
+  local mod = chunk()
+  if type(mod) ~= "table" then
+    error(chunkname:sub(2) .. ": the script must return a table of handlers (got "
+          .. type(mod) .. ")", 0)
+  end
+  if type(mod.process) ~= "function" then
+    error(chunkname:sub(2) .. ": the script's table has no process(ctx, batch) function", 0)
+  end
+  for _, name in ipairs({ "open", "shutdown" }) do
+    if mod[name] ~= nil and type(mod[name]) ~= "function" then
+      error(chunkname:sub(2) .. ": " .. name .. " must be a function", 0)
+    end
+  end
+  if install then
+    handlers = mod
+    version = ver
+  end
+  return true
+end
+
+function M.version()
+  return version
+end
+
+function M.open(key, info)
+  local ctx = setmetatable({
+    _key = key,
+    tunnel_id = info.tunnel_id,
+    client_id = info.client_id,
+    channel_id = info.channel_id,
+    trace_id = info.trace_id,
+    is_stream = info.is_stream,
+    custom = custom,
+    state = {},
+    log = make_log(info.channel_id),
+    worker = worker,
+  }, Ctx)
+  channels[key] = ctx
+  if handlers.open then handlers.open(ctx) end
+  return false
+end
+
+function M.process(key, ptr, next_token, n)
+  local ctx = channels[key]
+  ctx.next_token = next_token
+  ctx.record_count = n
+  committed[key] = nil
+  local batch = wrap(ptr, n)
+  handlers.process(ctx, batch)
+  local c = committed[key] == true
+  committed[key] = nil
+  return c
+end
+
+function M.shutdown(key)
+  local ctx = channels[key]
+  channels[key] = nil -- dropped even when shutdown raises
+  committed[key] = nil
+  if ctx and handlers.shutdown then handlers.shutdown(ctx) end
+  return false
+end
+
+return M

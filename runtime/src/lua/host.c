@@ -1,0 +1,676 @@
+/* host.c: the Lua host's machinery (host.h): worker threads with one job queue each,
+ * channel pinning, the completion queue drained on the loop thread through ev_async, the
+ * script-version swap and its acknowledgement, and the process-timeout watchdog.
+ *
+ * Ownership: the loop thread owns channel handles and the completion callback; each worker
+ * owns its lua_State and arena; the two sides meet only in the worker queues, the completion
+ * queue and the script-version slot, each behind its own mutex. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lua/host_internal.h"
+#include "lunnel/record.h"
+
+/* The C logger, when the whole library is linked (liblunnel.so, the lunnel binary); the host
+ * alone (its unit tests) falls back to stderr. */
+#pragma weak lunnel_log_fields
+#pragma weak lunnel_log_enabled
+
+#define ATOMIC_INC(p) __atomic_add_fetch((p), 1, __ATOMIC_RELAXED)
+#define ATOMIC_LOAD(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
+
+static const char *code_names[] = {
+    [LUNNEL_HOST_OK] = "ok",
+    [LUNNEL_HOST_ESCRIPT] = "script error",
+    [LUNNEL_HOST_EMEMORY] = "memory limit reached",
+    [LUNNEL_HOST_EDECODE] = "bad batch bytes",
+    [LUNNEL_HOST_ELOAD] = "script does not load",
+    [LUNNEL_HOST_EINVAL] = "invalid argument",
+    [LUNNEL_HOST_ESTATE] = "not allowed in this state",
+    [LUNNEL_HOST_ESYSTEM] = "system error",
+};
+
+const char *lunnel_host_strerror(int code) {
+    if (code < 0 || code > LUNNEL_HOST_ESYSTEM) return "unknown host error";
+    return code_names[code];
+}
+
+int lunnel_host_code_is_retriable(int code) {
+    return code == LUNNEL_HOST_ESCRIPT || code == LUNNEL_HOST_EMEMORY;
+}
+
+uint64_t lunnel_host_hash(const void *data, size_t len) {
+    const uint8_t *p = data;
+    uint64_t x = 1469598103934665603ull;
+    for (size_t i = 0; i < len; i++) x = (x ^ p[i]) * 1099511628211ull;
+    return x;
+}
+
+int64_t host_now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* ---- logging ------------------------------------------------------------------------ */
+
+void host_log_fields(lunnel_host *h, lunnel_log_level level, const char *component,
+                     const char *msg, const lunnel_log_field *f, size_t n) {
+    if (h && h->cfg.log) {
+        h->cfg.log(level, component, msg, f, n);
+    } else if (lunnel_log_fields) {
+        lunnel_log_fields(level, component, msg, f, n);
+    } else {
+        static const char *names[] = {"TRACE", "DEBUG", "INFO", "WARN", "ERROR", "OFF"};
+        if (level < LUNNEL_LOG_INFO) return;
+        /* one fprintf per line: stdio locks the stream, lines do not interleave */
+        char line[4096];
+        int off = snprintf(line, sizeof line, "%s %s: %s", names[level], component, msg);
+        for (size_t i = 0; i < n && off > 0 && (size_t)off < sizeof line; i++)
+            off += snprintf(line + off, sizeof line - off, " %s=%s", f[i].key,
+                            f[i].value ? f[i].value : "null");
+        fprintf(stderr, "%s\n", line);
+    }
+}
+
+int host_log_enabled(lunnel_host *h, lunnel_log_level level) {
+    if (h && h->cfg.log) return 1; /* the sink decides */
+    if (lunnel_log_enabled) return lunnel_log_enabled(level);
+    return level >= LUNNEL_LOG_INFO && level < LUNNEL_LOG_OFF;
+}
+
+/* host_log(h, level, msg, key, value, ..., NULL): the host's own lines (component "host"). */
+void host_log(lunnel_host *h, lunnel_log_level level, const char *msg, ...) {
+    lunnel_log_field f[16];
+    size_t n = 0;
+    va_list ap;
+    va_start(ap, msg);
+    for (;;) {
+        const char *k = va_arg(ap, const char *);
+        if (!k) break;
+        const char *v = va_arg(ap, const char *);
+        if (n < 16) f[n++] = (lunnel_log_field){k, v};
+    }
+    va_end(ap);
+    host_log_fields(h, level, "host", msg, f, n);
+}
+
+/* ---- completions -------------------------------------------------------------------- */
+
+static void post_done(lunnel_host *h, lunnel_host_event ev, lunnel_host_channel *ch,
+                      void *batch_user, call_result *r, double elapsed, int version) {
+    host_done *d = calloc(1, sizeof *d);
+    if (!d) abort(); /* a lost completion would wedge the channel forever */
+    d->c.event = ev;
+    d->c.channel = ch;
+    d->c.channel_user = ch->user;
+    d->c.batch_user = batch_user;
+    d->c.status = r ? r->status : LUNNEL_HOST_OK;
+    d->c.committed = r ? r->committed : 0;
+    d->c.record_count = r ? r->records : 0;
+    d->c.elapsed_s = elapsed;
+    d->c.script_version = version;
+    if (r) {
+        d->error = r->error;
+        d->traceback = r->traceback;
+        r->error = r->traceback = NULL;
+    }
+    pthread_mutex_lock(&h->done_mu);
+    if (h->done_tail)
+        h->done_tail->next = d;
+    else
+        h->done_head = d;
+    h->done_tail = d;
+    pthread_mutex_unlock(&h->done_mu);
+    ev_async_send(h->loop, &h->async);
+}
+
+static void free_channel(lunnel_host_channel *ch) {
+    free(ch->tunnel_id);
+    free(ch->client_id);
+    free(ch->channel_id);
+    free(ch->trace_id);
+    free(ch);
+}
+
+static void unlink_channel(lunnel_host *h, lunnel_host_channel *ch) {
+    if (ch->prev)
+        ch->prev->next = ch->next;
+    else
+        h->channels = ch->next;
+    if (ch->next) ch->next->prev = ch->prev;
+    ch->w->n_channels--;
+}
+
+static void on_async(struct ev_loop *loop, ev_async *w, int revents) {
+    (void)loop;
+    (void)revents;
+    lunnel_host *h = w->data;
+    pthread_mutex_lock(&h->done_mu);
+    host_done *d = h->done_head;
+    h->done_head = h->done_tail = NULL;
+    pthread_mutex_unlock(&h->done_mu);
+    while (d) {
+        host_done *next = d->next;
+        d->c.error = d->error ? d->error : "";
+        d->c.traceback = d->traceback ? d->traceback : "";
+        h->cfg.on_done(&d->c, h->cfg.ud);
+        if (d->c.event == LUNNEL_HOST_EV_CLOSED) {
+            unlink_channel(h, d->c.channel);
+            free_channel(d->c.channel);
+        }
+        free(d->error);
+        free(d->traceback);
+        free(d);
+        d = next;
+    }
+}
+
+/* ---- script versions ---------------------------------------------------------------- */
+
+void script_unref(lunnel_host *h, script_version *v) {
+    pthread_mutex_lock(&h->script_mu);
+    int last = --v->refs == 0;
+    pthread_mutex_unlock(&h->script_mu);
+    if (last) {
+        free(v->source);
+        free(v);
+    }
+}
+
+static void wake_worker(host_worker *w) {
+    pthread_mutex_lock(&w->mu);
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+void host_publish(lunnel_host *h, char *source, size_t len, uint64_t hash) {
+    script_version *v = calloc(1, sizeof *v);
+    if (!v) {
+        free(source);
+        return;
+    }
+    v->source = source;
+    v->len = len;
+    v->hash = hash;
+    v->refs = 1; /* the host's reference (h->current) */
+    pthread_mutex_lock(&h->script_mu);
+    script_version *old = h->current;
+    v->gen = old->gen + 1;
+    h->current = v;
+    __atomic_store_n(&h->gen, v->gen, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&h->script_mu);
+    script_unref(h, old);
+    for (int i = 0; i < h->n_workers; i++) wake_worker(&h->workers[i]);
+}
+
+/* Worker side of a reload: load the newest version at a batch boundary, then acknowledge
+ * once every worker runs it (or a newer one). */
+static void worker_swap(host_worker *w) {
+    lunnel_host *h = w->h;
+    pthread_mutex_lock(&h->script_mu);
+    script_version *v = h->current;
+    v->refs++;
+    pthread_mutex_unlock(&h->script_mu);
+
+    char err[1024];
+    int rc = state_load(&w->st, v->source, v->len, v->gen, 1, err, sizeof err);
+    if (rc != 0) {
+        /* validated elsewhere but failed here (load-time side effects, memory): keep the old
+         * handlers; the new version never runs on this worker */
+        char ver[16];
+        snprintf(ver, sizeof ver, "%d", v->gen);
+        host_log(h, LUNNEL_LOG_ERROR, "script reload failed on a worker, old version kept",
+                 "version", ver, "error", err, NULL);
+    }
+
+    char vbuf[16], hbuf[24], okbuf[24];
+    int ack = 0;
+    pthread_mutex_lock(&h->script_mu);
+    w->version = v->gen;
+    w->hash = v->hash;
+    int m = w->version;
+    uint64_t mhash = w->hash;
+    for (int i = 0; i < h->n_workers; i++) {
+        if (h->workers[i].version < m) {
+            m = h->workers[i].version;
+            mhash = h->workers[i].hash;
+        }
+    }
+    if (m > h->acked_gen) {
+        __atomic_add_fetch(&h->reloads_ok, (uint64_t)(m - h->acked_gen), __ATOMIC_RELEASE);
+        h->acked_gen = m;
+        h->acked_hash = mhash;
+        ack = 1;
+        snprintf(vbuf, sizeof vbuf, "%d", m);
+        snprintf(hbuf, sizeof hbuf, "%016llx", (unsigned long long)h->acked_hash);
+        snprintf(okbuf, sizeof okbuf, "%llu", (unsigned long long)h->reloads_ok);
+    }
+    pthread_mutex_unlock(&h->script_mu);
+    script_unref(h, v);
+    if (ack)
+        host_log(h, LUNNEL_LOG_INFO, "script reloaded", "path", h->script_path, "version", vbuf,
+                 "hash", hbuf, "reloads_ok", okbuf, NULL);
+}
+
+/* ---- workers ------------------------------------------------------------------------ */
+
+static void set_busy(host_worker *w, lunnel_host_channel *ch, void *user) {
+    pthread_mutex_lock(&w->busy_mu);
+    w->busy_since_ns = host_now_ns();
+    w->busy_seq++;
+    w->busy_ch = ch;
+    w->busy_user = user;
+    pthread_mutex_unlock(&w->busy_mu);
+}
+
+static void set_idle(host_worker *w) {
+    pthread_mutex_lock(&w->busy_mu);
+    w->busy_since_ns = 0;
+    pthread_mutex_unlock(&w->busy_mu);
+}
+
+static void run_job(host_worker *w, host_job *j) {
+    lunnel_host *h = w->h;
+    call_result r = {0};
+    int64_t t0 = host_now_ns();
+    lunnel_host_event ev = LUNNEL_HOST_EV_BATCH;
+    void *user = NULL;
+    switch (j->kind) {
+    case JOB_OPEN:
+        ev = LUNNEL_HOST_EV_OPENED;
+        set_busy(w, j->ch, NULL);
+        state_open_channel(&w->st, j->ch, &r);
+        break;
+    case JOB_SHUTDOWN:
+        ev = LUNNEL_HOST_EV_CLOSED;
+        set_busy(w, j->ch, NULL);
+        state_shutdown_channel(&w->st, j->ch, &r);
+        break;
+    case JOB_BATCH: {
+        user = j->batch.user;
+        const lunnel_batch *view = NULL;
+        char err[256];
+        if (host_decode(w->arena, &j->batch, &view, err, sizeof err) != 0) {
+            r.status = LUNNEL_HOST_EDECODE;
+            r.error = strdup(err);
+        } else {
+            set_busy(w, j->ch, user);
+            state_process(&w->st, j->ch, view, j->batch.next_token, &r);
+        }
+        lunnel_arena_reset(w->arena); /* every view of this batch is stale from here on */
+        if (r.status == LUNNEL_HOST_OK)
+            ATOMIC_INC(&h->batches_ok);
+        else
+            ATOMIC_INC(&h->batches_failed);
+        if (r.status == LUNNEL_HOST_EMEMORY) ATOMIC_INC(&h->memory_errors);
+        break;
+    }
+    }
+    set_idle(w);
+    double elapsed = (double)(host_now_ns() - t0) / 1e9;
+    post_done(h, ev, j->ch, user, &r, elapsed, w->version);
+    free(r.error);
+    free(r.traceback);
+}
+
+static void *worker_main(void *arg) {
+    host_worker *w = arg;
+    lunnel_host *h = w->h;
+    for (;;) {
+        pthread_mutex_lock(&w->mu);
+        while (!w->stop && !w->head && w->version == ATOMIC_LOAD(&h->gen))
+            pthread_cond_wait(&w->cv, &w->mu);
+        if (w->stop) {
+            pthread_mutex_unlock(&w->mu);
+            break;
+        }
+        host_job *j = w->head;
+        if (j) {
+            w->head = j->next;
+            if (!w->head) w->tail = NULL;
+        }
+        pthread_mutex_unlock(&w->mu);
+        /* the batch boundary: a validated new version takes effect before the next job */
+        if (w->version != ATOMIC_LOAD(&h->gen)) worker_swap(w);
+        if (j) {
+            run_job(w, j);
+            free((char *)j->batch.next_token);
+            free(j);
+        }
+    }
+    return NULL;
+}
+
+static void push_job(host_worker *w, host_job *j) {
+    pthread_mutex_lock(&w->mu);
+    if (w->tail)
+        w->tail->next = j;
+    else
+        w->head = j;
+    w->tail = j;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+/* ---- watchdog ----------------------------------------------------------------------- */
+
+static void *watchdog_main(void *arg) {
+    lunnel_host *h = arg;
+    double t = h->cfg.process_timeout_s;
+    int64_t limit_ns = (int64_t)(t * 1e9);
+    double period = t / 4;
+    if (period < 0.01) period = 0.01;
+    if (period > 0.25) period = 0.25;
+    pthread_mutex_lock(&h->wd_mu);
+    while (!h->wd_stop) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        int64_t ns = ts.tv_nsec + (int64_t)(period * 1e9);
+        ts.tv_sec += ns / 1000000000;
+        ts.tv_nsec = ns % 1000000000;
+        pthread_cond_timedwait(&h->wd_cv, &h->wd_mu, &ts);
+        if (h->wd_stop) break;
+        int64_t now = host_now_ns();
+        for (int i = 0; i < h->n_workers; i++) {
+            host_worker *w = &h->workers[i];
+            /* report under busy_mu: the channel cannot be closed and freed meanwhile
+             * (the worker posts EV_CLOSED only after set_idle) */
+            pthread_mutex_lock(&w->busy_mu);
+            if (!w->busy_since_ns || now - w->busy_since_ns <= limit_ns ||
+                w->reported_seq == w->busy_seq) {
+                pthread_mutex_unlock(&w->busy_mu);
+                continue;
+            }
+            w->reported_seq = w->busy_seq;
+            lunnel_host_channel *ch = w->busy_ch;
+            double running = (double)(now - w->busy_since_ns) / 1e9;
+            ATOMIC_INC(&h->timeouts);
+            char sec[32], wk[16];
+            snprintf(sec, sizeof sec, "%.3f", running);
+            snprintf(wk, sizeof wk, "%d", i);
+            host_log(h, LUNNEL_LOG_WARN,
+                     "script call runs past --process-timeout (LuaJIT cannot interrupt it; "
+                     "checkpoint and restart)",
+                     "channel", ch->channel_id, "worker", wk, "running_s", sec, NULL);
+            post_done(h, LUNNEL_HOST_EV_TIMEOUT, ch, w->busy_user, NULL, running, w->version);
+            pthread_mutex_unlock(&w->busy_mu);
+        }
+    }
+    pthread_mutex_unlock(&h->wd_mu);
+    return NULL;
+}
+
+/* ---- lifecycle ---------------------------------------------------------------------- */
+
+static char *dupstr(const char *s) { return s ? strdup(s) : NULL; }
+
+static void default_lua_dir(char *out, size_t cap) {
+    const char *env = getenv("LUNNEL_LUA_DIR");
+#ifdef LUNNEL_SOURCE_DIR
+    snprintf(out, cap, "%s", env && *env ? env : LUNNEL_SOURCE_DIR "/lua");
+#else
+    snprintf(out, cap, "%s", env && *env ? env : "lua");
+#endif
+}
+
+lunnel_host *lunnel_host_new(const lunnel_host_config *cfg, char *err, size_t cap) {
+    if (!cfg || !cfg->script_path || !cfg->loop || !cfg->on_done) {
+        snprintf(err, cap, "host config needs script_path, loop and on_done");
+        return NULL;
+    }
+    lunnel_host *h = calloc(1, sizeof *h);
+    if (!h) {
+        snprintf(err, cap, "out of memory");
+        return NULL;
+    }
+    h->cfg = *cfg;
+    h->inotify_fd = h->wake_fd = -1;
+    h->script_path = strdup(cfg->script_path);
+    h->custom_json = dupstr(cfg->custom_json);
+    char dir[4096];
+    if (cfg->lua_dir)
+        snprintf(dir, sizeof dir, "%s", cfg->lua_dir);
+    else
+        default_lua_dir(dir, sizeof dir);
+    h->lua_dir = strdup(dir);
+    const char *slash = strrchr(h->script_path, '/');
+    h->script_dir = slash ? strndup(h->script_path, (size_t)(slash - h->script_path) + (slash == h->script_path))
+                          : strdup(".");
+    h->script_base = strdup(slash ? slash + 1 : h->script_path);
+    h->cfg.script_path = h->script_path;
+    h->cfg.custom_json = h->custom_json;
+    h->cfg.lua_dir = h->lua_dir;
+    h->loop = cfg->loop;
+    pthread_mutex_init(&h->done_mu, NULL);
+    pthread_mutex_init(&h->script_mu, NULL);
+    pthread_mutex_init(&h->wd_mu, NULL);
+    pthread_cond_init(&h->wd_cv, NULL);
+    ev_async_init(&h->async, on_async);
+    h->async.data = h;
+    ev_async_start(h->loop, &h->async);
+
+    int n = cfg->workers;
+    if (n <= 0) {
+        long c = sysconf(_SC_NPROCESSORS_ONLN);
+        n = c > 0 ? (int)c : 1;
+    }
+    if (n > LUNNEL_HOST_MAX_WORKERS) n = LUNNEL_HOST_MAX_WORKERS;
+    h->n_workers = n;
+    h->workers = calloc((size_t)n, sizeof *h->workers);
+    size_t limit = cfg->memory_limit ? cfg->memory_limit : LUNNEL_HOST_DEFAULT_MEMORY_LIMIT;
+
+    size_t len = 0;
+    char *src = host_read_file(h->script_path, &len, err, cap);
+    if (!src || !h->workers) goto fail;
+    script_version *v = calloc(1, sizeof *v);
+    if (!v) {
+        free(src);
+        goto fail;
+    }
+    v->gen = 1;
+    v->source = src;
+    v->len = len;
+    v->hash = lunnel_host_hash(src, len);
+    v->refs = 1;
+    h->current = v;
+    h->gen = h->acked_gen = 1;
+    h->acked_hash = v->hash;
+
+    /* States are built here, on the caller's thread, so a script that does not load is a
+     * plain error return; each is then handed to its worker thread for good. */
+    for (int i = 0; i < n; i++) {
+        host_worker *w = &h->workers[i];
+        w->h = h;
+        w->index = i;
+        pthread_mutex_init(&w->mu, NULL);
+        pthread_cond_init(&w->cv, NULL);
+        pthread_mutex_init(&w->busy_mu, NULL);
+        w->arena = lunnel_arena_new();
+        if (!w->arena) {
+            snprintf(err, cap, "out of memory");
+            goto fail;
+        }
+        if (state_open(&w->st, h, i, limit, err, cap) != 0) goto fail;
+        if (state_load(&w->st, v->source, v->len, 1, 1, err, cap) != 0) goto fail;
+        w->version = 1;
+        w->hash = v->hash;
+    }
+    for (int i = 0; i < n; i++) {
+        if (pthread_create(&h->workers[i].thread, NULL, worker_main, &h->workers[i]) != 0) {
+            snprintf(err, cap, "cannot start worker thread: %s", strerror(errno));
+            goto fail;
+        }
+        h->workers[i].started = 1;
+    }
+    if (cfg->process_timeout_s > 0) {
+        if (pthread_create(&h->watchdog, NULL, watchdog_main, h) != 0) {
+            snprintf(err, cap, "cannot start watchdog thread");
+            goto fail;
+        }
+        h->watchdog_started = 1;
+    }
+    if (reload_start(h, err, cap) != 0) goto fail; /* inotify only when cfg->watch */
+    char nbuf[16];
+    snprintf(nbuf, sizeof nbuf, "%d", n);
+    host_log(h, LUNNEL_LOG_INFO, "lua host started", "script", h->script_path, "workers", nbuf,
+             "watch", cfg->watch ? "true" : "false", NULL);
+    return h;
+fail:
+    lunnel_host_free(h);
+    return NULL;
+}
+
+void lunnel_host_free(lunnel_host *h) {
+    if (!h) return;
+    reload_stop(h);
+    if (h->watchdog_started) {
+        pthread_mutex_lock(&h->wd_mu);
+        h->wd_stop = 1;
+        pthread_cond_signal(&h->wd_cv);
+        pthread_mutex_unlock(&h->wd_mu);
+        pthread_join(h->watchdog, NULL);
+    }
+    for (int i = 0; h->workers && i < h->n_workers; i++) {
+        host_worker *w = &h->workers[i];
+        if (w->started) {
+            pthread_mutex_lock(&w->mu);
+            w->stop = 1;
+            pthread_cond_signal(&w->cv);
+            pthread_mutex_unlock(&w->mu);
+            pthread_join(w->thread, NULL);
+        }
+    }
+    for (int i = 0; h->workers && i < h->n_workers; i++) {
+        host_worker *w = &h->workers[i];
+        host_job *j = w->head;
+        while (j) {
+            host_job *next = j->next;
+            free((char *)j->batch.next_token);
+            free(j);
+            j = next;
+        }
+        state_close(&w->st);
+        if (w->arena) lunnel_arena_free(w->arena);
+        if (w->h) {
+            pthread_mutex_destroy(&w->mu);
+            pthread_cond_destroy(&w->cv);
+            pthread_mutex_destroy(&w->busy_mu);
+        }
+    }
+    ev_async_stop(h->loop, &h->async);
+    host_done *d = h->done_head;
+    while (d) {
+        host_done *next = d->next;
+        free(d->error);
+        free(d->traceback);
+        free(d);
+        d = next;
+    }
+    lunnel_host_channel *ch = h->channels;
+    while (ch) {
+        lunnel_host_channel *next = ch->next;
+        free_channel(ch);
+        ch = next;
+    }
+    if (h->current) {
+        free(h->current->source);
+        free(h->current);
+    }
+    free(h->workers);
+    free(h->script_path);
+    free(h->script_dir);
+    free(h->script_base);
+    free(h->custom_json);
+    free(h->lua_dir);
+    pthread_mutex_destroy(&h->done_mu);
+    pthread_mutex_destroy(&h->script_mu);
+    pthread_mutex_destroy(&h->wd_mu);
+    pthread_cond_destroy(&h->wd_cv);
+    free(h);
+}
+
+/* ---- channels and batches ----------------------------------------------------------- */
+
+lunnel_host_channel *lunnel_host_channel_open(lunnel_host *h, const lunnel_host_channel_info *info) {
+    if (!h || !info) return NULL;
+    lunnel_host_channel *ch = calloc(1, sizeof *ch);
+    host_job *j = calloc(1, sizeof *j);
+    if (!ch || !j) {
+        free(ch);
+        free(j);
+        return NULL;
+    }
+    host_worker *best = &h->workers[0];
+    for (int i = 1; i < h->n_workers; i++)
+        if (h->workers[i].n_channels < best->n_channels) best = &h->workers[i];
+    ch->h = h;
+    ch->w = best;
+    ch->key = ++h->next_key;
+    ch->user = info->user;
+    ch->tunnel_id = dupstr(info->tunnel_id);
+    ch->client_id = dupstr(info->client_id);
+    ch->channel_id = dupstr(info->channel_id);
+    ch->trace_id = dupstr(info->trace_id);
+    ch->is_stream = info->is_stream;
+    best->n_channels++;
+    ch->next = h->channels;
+    if (h->channels) h->channels->prev = ch;
+    h->channels = ch;
+    j->kind = JOB_OPEN;
+    j->ch = ch;
+    push_job(best, j);
+    return ch;
+}
+
+int lunnel_host_channel_worker(const lunnel_host_channel *ch) { return ch ? ch->w->index : -1; }
+
+int lunnel_host_submit(lunnel_host_channel *ch, const lunnel_host_batch *b) {
+    if (!ch || !b || (!b->data && b->len)) return LUNNEL_HOST_EINVAL;
+    if (b->kind == LUNNEL_HOST_PAYLOAD_RANGES && b->n_ranges && !b->ranges) return LUNNEL_HOST_EINVAL;
+    if (ch->shut) return LUNNEL_HOST_ESTATE;
+    host_job *j = calloc(1, sizeof *j);
+    if (!j) return LUNNEL_HOST_ESYSTEM;
+    j->kind = JOB_BATCH;
+    j->ch = ch;
+    j->batch = *b;
+    j->batch.next_token = NULL;
+    if (b->next_token && !(j->batch.next_token = strdup(b->next_token))) {
+        free(j);
+        return LUNNEL_HOST_ESYSTEM;
+    }
+    push_job(ch->w, j);
+    return 0;
+}
+
+int lunnel_host_channel_shutdown(lunnel_host_channel *ch) {
+    if (!ch) return LUNNEL_HOST_EINVAL;
+    if (ch->shut) return LUNNEL_HOST_ESTATE;
+    host_job *j = calloc(1, sizeof *j);
+    if (!j) return LUNNEL_HOST_ESYSTEM;
+    ch->shut = 1;
+    j->kind = JOB_SHUTDOWN;
+    j->ch = ch;
+    push_job(ch->w, j);
+    return 0;
+}
+
+void lunnel_host_get_stats(lunnel_host *h, lunnel_host_stats *out) {
+    memset(out, 0, sizeof *out);
+    out->workers = h->n_workers;
+    pthread_mutex_lock(&h->script_mu);
+    out->script_version = h->acked_gen;
+    out->script_hash = h->acked_hash;
+    pthread_mutex_unlock(&h->script_mu);
+    out->reloads_ok = ATOMIC_LOAD(&h->reloads_ok);
+    out->reloads_failed = ATOMIC_LOAD(&h->reloads_failed);
+    out->batches_ok = ATOMIC_LOAD(&h->batches_ok);
+    out->batches_failed = ATOMIC_LOAD(&h->batches_failed);
+    out->timeouts = ATOMIC_LOAD(&h->timeouts);
+    out->memory_errors = ATOMIC_LOAD(&h->memory_errors);
+}

@@ -1,0 +1,169 @@
+/* host_internal.h: the structures shared by the Lua host's parts (host.c: queues, workers,
+ * completions; state.c: one worker's lua_State; reload.c: watcher + validation; decode.c:
+ * batch bytes -> record view). Not a public header. */
+#ifndef LUNNEL_HOST_INTERNAL_H
+#define LUNNEL_HOST_INTERNAL_H
+
+#include <ev.h>
+#include <pthread.h>
+#include <stdint.h>
+
+#include "lunnel/host.h"
+
+typedef struct lua_State lua_State;
+typedef struct lunnel_arena lunnel_arena;
+typedef struct lunnel_batch lunnel_batch;
+
+enum { JOB_OPEN = 1, JOB_BATCH, JOB_SHUTDOWN };
+
+/* One queued unit of work for a worker. */
+typedef struct host_job {
+    int kind;
+    lunnel_host_channel *ch;
+    lunnel_host_batch batch; /* JOB_BATCH: data/ranges borrowed, next_token owned (copied) */
+    struct host_job *next;
+} host_job;
+
+/* A validated script source, shared by the workers (refcounted under h->script_mu). */
+typedef struct script_version {
+    int gen;         /* 1 = the source loaded at start, +1 per validated reload */
+    char *source;
+    size_t len;
+    uint64_t hash;
+    int refs;
+} script_version;
+
+/* A lua_State plus its allocation limiter (state.c). */
+typedef struct host_state {
+    lua_State *L;
+    size_t used;      /* bytes currently allocated by this state */
+    size_t limit;     /* refuse growth past this while armed */
+    int armed;        /* 1 only while user code runs (C-side bookkeeping never fails) */
+    int hit_limit;    /* an allocation was refused since the last clear */
+    void *orig_alloc; /* LuaJIT's own allocator, wrapped */
+    void *orig_ud;
+    int runner_ref;   /* registry ref of the lunnel.host runner table */
+    struct lunnel_host *h;
+    int worker;       /* worker index, -1 for the validation scratch state */
+} host_state;
+
+/* Outcome of one call into the script. */
+typedef struct call_result {
+    int status;       /* lunnel_host_code */
+    char *error;      /* malloc'd or NULL */
+    char *traceback;  /* malloc'd or NULL */
+    int committed;
+    uint32_t records;
+} call_result;
+
+typedef struct host_worker {
+    struct lunnel_host *h;
+    int index;
+    pthread_t thread;
+    int started;
+    pthread_mutex_t mu; /* guards the queue and stop */
+    pthread_cond_t cv;
+    host_job *head, *tail;
+    int stop;
+    host_state st;
+    lunnel_arena *arena;
+    uint64_t hash;      /* hash of that version (under script_mu) */
+    int version;        /* script generation loaded in st (worker thread; read under script_mu) */
+    int n_channels;     /* loop thread only: channels pinned here */
+    /* watchdog view of the running call, guarded by busy_mu */
+    pthread_mutex_t busy_mu;
+    int64_t busy_since_ns; /* 0: idle */
+    uint64_t busy_seq;     /* increments per call */
+    uint64_t reported_seq; /* last call reported by the watchdog */
+    lunnel_host_channel *busy_ch;
+    void *busy_user;
+} host_worker;
+
+struct lunnel_host_channel {
+    struct lunnel_host *h;
+    host_worker *w;
+    uint64_t key; /* the runner's key for this channel's ctx */
+    void *user;
+    char *tunnel_id, *client_id, *channel_id, *trace_id;
+    int is_stream;
+    int shut; /* shutdown queued (loop thread) */
+    struct lunnel_host_channel *prev, *next; /* h->channels list (loop thread) */
+};
+
+/* A completion on its way to the loop thread. */
+typedef struct host_done {
+    lunnel_host_completion c;
+    char *error, *traceback; /* owned */
+    struct host_done *next;
+} host_done;
+
+struct lunnel_host {
+    lunnel_host_config cfg; /* strings below are owned copies */
+    char *script_path, *script_dir, *script_base, *custom_json, *lua_dir;
+    int n_workers;
+    host_worker *workers;
+    struct ev_loop *loop;
+    ev_async async;
+    pthread_mutex_t done_mu;
+    host_done *done_head, *done_tail;
+    uint64_t next_key;
+    lunnel_host_channel *channels;
+
+    /* script versions and reload acknowledgement */
+    pthread_mutex_t script_mu;
+    script_version *current;
+    int gen;       /* generation of current (atomic reads by workers) */
+    int acked_gen; /* every worker runs >= this */
+    uint64_t acked_hash;
+
+    /* counters (atomics) */
+    uint64_t reloads_ok, reloads_failed, batches_ok, batches_failed, timeouts, memory_errors;
+
+    /* watcher (reload.c) */
+    pthread_t watcher;
+    int watcher_started;
+    int inotify_fd, wake_fd; /* wake_fd: eventfd, written by lunnel_host_reload / free */
+    int watcher_stop;
+
+    /* watchdog (host.c) */
+    pthread_t watchdog;
+    int watchdog_started;
+    pthread_mutex_t wd_mu;
+    pthread_cond_t wd_cv;
+    int wd_stop;
+};
+
+/* host.c */
+void host_log(struct lunnel_host *h, lunnel_log_level level, const char *msg, ...);
+void host_log_fields(struct lunnel_host *h, lunnel_log_level level, const char *component,
+                     const char *msg, const lunnel_log_field *f, size_t n);
+int host_log_enabled(struct lunnel_host *h, lunnel_log_level level);
+int64_t host_now_ns(void);
+void script_unref(struct lunnel_host *h, script_version *v);
+/* Called by the watcher after a successful validation: publishes and wakes the workers. */
+void host_publish(struct lunnel_host *h, char *source, size_t len, uint64_t hash);
+
+/* state.c */
+int state_open(host_state *st, struct lunnel_host *h, int worker, size_t limit, char *err,
+               size_t cap);
+void state_close(host_state *st);
+/* Compiles and runs `source`, checks it returns process(); on success installs the handlers
+ * as the state's active ones (install=1) or just validates (install=0). 0 or ELOAD (+err). */
+int state_load(host_state *st, const char *source, size_t len, int version, int install,
+               char *err, size_t cap);
+void state_open_channel(host_state *st, lunnel_host_channel *ch, call_result *r);
+void state_process(host_state *st, lunnel_host_channel *ch, const lunnel_batch *b,
+                   const char *next_token, call_result *r);
+void state_shutdown_channel(host_state *st, lunnel_host_channel *ch, call_result *r);
+
+/* decode.c: the batch bytes -> a record view in the worker's arena. 0 or EDECODE + err. */
+int host_decode(lunnel_arena *arena, const lunnel_host_batch *b, const lunnel_batch **out,
+                char *err, size_t cap);
+
+/* reload.c */
+int reload_start(struct lunnel_host *h, char *err, size_t cap);
+void reload_stop(struct lunnel_host *h);
+/* Reads a whole file; NULL + err on failure. */
+char *host_read_file(const char *path, size_t *len, char *err, size_t cap);
+
+#endif

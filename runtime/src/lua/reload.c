@@ -1,0 +1,188 @@
+/* reload.c: hot reload's watcher (DESIGN.md "Hot reload"). A helper thread watches the
+ * script's DIRECTORY with inotify (editors replace files by writing a temporary file and
+ * renaming it over the original, which a watch on the file itself would lose), and also
+ * wakes on lunnel_host_reload() (the SIGHUP path) through an eventfd. After a burst of events
+ * settles it reads the file once, skips it if the bytes are unchanged, and validates those
+ * exact bytes in a scratch lua_State on this thread: compile, run, must return process().
+ * Valid bytes are published for the workers (they swap at their next batch boundary and the
+ * last one to swap acknowledges); invalid ones are logged with file and line and counted,
+ * and the old version keeps running. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lua/host_internal.h"
+
+#define SETTLE_MS 30       /* quiet time that ends a burst of events */
+#define SETTLE_MAX_MS 500  /* a never-ending burst is handled after this anyway */
+#define MAX_SCRIPT_BYTES (64u << 20)
+
+char *host_read_file(const char *path, size_t *len, char *err, size_t cap) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, cap, "cannot open script %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    size_t n = 0, c = 4096;
+    char *buf = malloc(c);
+    while (buf) {
+        if (n == c) {
+            if (c >= MAX_SCRIPT_BYTES) {
+                snprintf(err, cap, "script %s is larger than %u bytes", path, MAX_SCRIPT_BYTES);
+                free(buf);
+                fclose(f);
+                return NULL;
+            }
+            char *nb = realloc(buf, c * 2);
+            if (!nb) break;
+            buf = nb;
+            c *= 2;
+        }
+        size_t got = fread(buf + n, 1, c - n, f);
+        n += got;
+        if (got == 0) break;
+    }
+    int bad = !buf || ferror(f);
+    fclose(f);
+    if (bad) {
+        snprintf(err, cap, "cannot read script %s", path);
+        free(buf);
+        return NULL;
+    }
+    *len = n;
+    return buf;
+}
+
+/* Did this inotify buffer mention the script's file name? */
+static int events_name_script(lunnel_host *h, const char *buf, ssize_t n) {
+    int hit = 0;
+    for (ssize_t off = 0; off < n;) {
+        const struct inotify_event *ev = (const struct inotify_event *)(buf + off);
+        if (ev->len && strcmp(ev->name, h->script_base) == 0) hit = 1;
+        if (ev->mask & IN_Q_OVERFLOW) hit = 1; /* lost events: check anyway */
+        off += (ssize_t)sizeof *ev + ev->len;
+    }
+    return hit;
+}
+
+static void check_script(lunnel_host *h) {
+    char err[2048];
+    size_t len = 0;
+    char *src = host_read_file(h->script_path, &len, err, sizeof err);
+    if (!src) {
+        /* mid-replace (deleted, not yet renamed): the next event will bring it back */
+        host_log(h, LUNNEL_LOG_WARN, "script not readable, old version kept", "error", err, NULL);
+        return;
+    }
+    uint64_t hash = lunnel_host_hash(src, len);
+    pthread_mutex_lock(&h->script_mu);
+    int same = h->current->hash == hash;
+    pthread_mutex_unlock(&h->script_mu);
+    if (same) {
+        free(src);
+        host_log(h, LUNNEL_LOG_DEBUG, "script unchanged", "path", h->script_path, NULL);
+        return;
+    }
+    host_state st;
+    int rc = state_open(&st, h, -1, h->cfg.memory_limit ? h->cfg.memory_limit
+                                                        : LUNNEL_HOST_DEFAULT_MEMORY_LIMIT,
+                        err, sizeof err);
+    if (rc == 0) rc = state_load(&st, src, len, 0, 0, err, sizeof err);
+    state_close(&st);
+    if (rc != 0) {
+        free(src);
+        __atomic_add_fetch(&h->reloads_failed, 1, __ATOMIC_RELEASE);
+        host_log(h, LUNNEL_LOG_ERROR, "script reload rejected, old version kept", "path",
+                 h->script_path, "error", err, NULL);
+        return;
+    }
+    host_log(h, LUNNEL_LOG_DEBUG, "script validated", "path", h->script_path, NULL);
+    host_publish(h, src, len, hash);
+}
+
+static void *watcher_main(void *arg) {
+    lunnel_host *h = arg;
+    char buf[16384] __attribute__((aligned(__alignof__(struct inotify_event))));
+    for (;;) {
+        struct pollfd p[2] = {{h->wake_fd, POLLIN, 0}, {h->inotify_fd, POLLIN, 0}};
+        int np = h->inotify_fd >= 0 ? 2 : 1;
+        if (poll(p, (nfds_t)np, -1) < 0) {
+            if (errno == EINTR) continue;
+            break;
+        }
+        int pending = 0;
+        if (p[0].revents & POLLIN) {
+            uint64_t v;
+            if (read(h->wake_fd, &v, sizeof v) < 0 && errno != EAGAIN) break;
+            if (__atomic_load_n(&h->watcher_stop, __ATOMIC_ACQUIRE)) break;
+            pending = 1; /* lunnel_host_reload() */
+        }
+        if (np == 2 && (p[1].revents & POLLIN)) {
+            ssize_t n = read(h->inotify_fd, buf, sizeof buf);
+            if (n > 0 && events_name_script(h, buf, n)) pending = 1;
+        }
+        if (!pending) continue;
+        /* let the burst settle (editors write, rename, chmod in quick succession) */
+        int64_t start = host_now_ns();
+        while (np == 2 && (host_now_ns() - start) / 1000000 < SETTLE_MAX_MS) {
+            struct pollfd q = {h->inotify_fd, POLLIN, 0};
+            if (poll(&q, 1, SETTLE_MS) <= 0) break;
+            if (read(h->inotify_fd, buf, sizeof buf) <= 0) break;
+        }
+        if (__atomic_load_n(&h->watcher_stop, __ATOMIC_ACQUIRE)) break;
+        check_script(h);
+    }
+    return NULL;
+}
+
+int reload_start(lunnel_host *h, char *err, size_t cap) {
+    h->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (h->wake_fd < 0) {
+        snprintf(err, cap, "eventfd: %s", strerror(errno));
+        return -1;
+    }
+    if (h->cfg.watch) h->inotify_fd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+    if (h->cfg.watch && h->inotify_fd < 0) {
+        snprintf(err, cap, "inotify_init1: %s", strerror(errno));
+        return -1;
+    }
+    /* CLOSE_WRITE: written in place; MOVED_TO: renamed over (vim, sed -i, atomic writers) */
+    if (h->cfg.watch && inotify_add_watch(h->inotify_fd, h->script_dir, IN_CLOSE_WRITE | IN_MOVED_TO) < 0) {
+        snprintf(err, cap, "cannot watch %s: %s", h->script_dir, strerror(errno));
+        return -1;
+    }
+    if (pthread_create(&h->watcher, NULL, watcher_main, h) != 0) {
+        snprintf(err, cap, "cannot start the watcher thread");
+        return -1;
+    }
+    h->watcher_started = 1;
+    return 0;
+}
+
+void reload_stop(lunnel_host *h) {
+    if (h->watcher_started) {
+        __atomic_store_n(&h->watcher_stop, 1, __ATOMIC_RELEASE);
+        uint64_t one = 1;
+        if (write(h->wake_fd, &one, sizeof one) < 0) { /* eventfd cannot be full here */
+        }
+        pthread_join(h->watcher, NULL);
+        h->watcher_started = 0;
+    }
+    if (h->inotify_fd >= 0) close(h->inotify_fd);
+    if (h->wake_fd >= 0) close(h->wake_fd);
+    h->inotify_fd = h->wake_fd = -1;
+}
+
+int lunnel_host_reload(lunnel_host *h) {
+    if (!h || !h->watcher_started) return -1;
+    uint64_t one = 1;
+    return write(h->wake_fd, &one, sizeof one) == sizeof one ? 0 : -1;
+}

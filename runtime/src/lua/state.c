@@ -1,0 +1,299 @@
+/* state.c: one worker's LuaJIT state: the memory limiter wrapped around LuaJIT's own
+ * allocator, the lunnel.host runner (lua/lunnel/host.lua) it drives, one protected call per
+ * job with a traceback handler, and the ctx.log binding to the C logger.
+ *
+ * Memory limit (documented in host.h): LuaJIT 2.1 (this GC64 build included) lets us read
+ * its allocator with lua_getallocf and install a wrapper with lua_setallocf. The wrapper
+ * counts the state's bytes and, only while user code runs (armed), refuses growth past the
+ * limit. LuaJIT turns the refusal into a "not enough memory" error (LUA_ERRMEM) that unwinds
+ * to our lua_pcall; we then disarm, run a full GC and report LUNNEL_HOST_EMEMORY. Outside
+ * user code the limiter never refuses, so the host's own bookkeeping (and the GC, which
+ * may allocate while freeing) cannot fail unprotected. Memory obtained outside the Lua
+ * allocator (ffi.C.malloc, C libraries) is not counted. */
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lua/host_internal.h"
+#include "lunnel/record.h"
+
+#define MAX_ERROR_BYTES 4096
+#define MAX_TRACEBACK_BYTES 8192
+#define MAX_LOG_VALUE_BYTES 16384
+#define MAX_LOG_FIELDS 32
+
+static const char TB_KEY[] = "lunnel.host.traceback";
+
+static void *limited_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+    host_state *st = ud;
+    lua_Alloc orig = (lua_Alloc)st->orig_alloc;
+    if (nsize == 0) {
+        void *r = orig(st->orig_ud, ptr, osize, 0);
+        if (ptr) st->used -= osize;
+        return r;
+    }
+    size_t old = ptr ? osize : 0;
+    if (nsize > old && st->armed && st->used + (nsize - old) > st->limit) {
+        st->hit_limit = 1;
+        return NULL;
+    }
+    void *r = orig(st->orig_ud, ptr, osize, nsize);
+    if (r) st->used = st->used - old + nsize;
+    return r;
+}
+
+static char *dup_trunc(const char *s, size_t len, size_t max) {
+    if (!s) return NULL;
+    size_t n = len > max ? max : len;
+    char *out = malloc(n + 40);
+    if (!out) return NULL;
+    memcpy(out, s, n);
+    if (len > max)
+        snprintf(out + n, 40, "... (%zu bytes cut)", len - max);
+    else
+        out[n] = 0;
+    return out;
+}
+
+/* Message handler of every protected call: keep the message, stash the traceback. */
+static int traceback_handler(lua_State *L) {
+    host_state *st = lua_touserdata(L, lua_upvalueindex(1));
+    st->armed = 0; /* building the traceback must not hit the limit */
+    if (!lua_isstring(L, 1)) {
+        if (luaL_callmeta(L, 1, "__tostring") && lua_isstring(L, -1)) {
+            lua_replace(L, 1);
+        } else {
+            lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+            lua_replace(L, 1);
+        }
+    }
+    luaL_traceback(L, L, NULL, 1);
+    lua_setfield(L, LUA_REGISTRYINDEX, TB_KEY);
+    lua_settop(L, 1);
+    return 1;
+}
+
+/* ctx.log binding: clog(level, msg, fields, channel_id) */
+static int lua_clog(lua_State *L) {
+    host_state *st = lua_touserdata(L, lua_upvalueindex(1));
+    static const char *levels[] = {"trace", "debug", "info", "warn", "error", NULL};
+    int level = luaL_checkoption(L, 1, "info", levels);
+    if (!host_log_enabled(st->h, (lunnel_log_level)level)) return 0;
+    size_t mlen = 0;
+    const char *msg = luaL_optlstring(L, 2, "", &mlen);
+    lunnel_log_field f[MAX_LOG_FIELDS + 1];
+    char *owned[MAX_LOG_FIELDS + 2];
+    size_t n = 0, nown = 0;
+    if (!lua_isnil(L, 4)) f[n++] = (lunnel_log_field){"channel", lua_tostring(L, 4)};
+    if (lua_istable(L, 3)) {
+        lua_getglobal(L, "tostring");
+        int ts = lua_gettop(L);
+        lua_pushnil(L);
+        while (n < MAX_LOG_FIELDS && lua_next(L, 3)) {
+            /* stack: ... key value; convert copies so lua_next keeps its real key */
+            lua_pushvalue(L, ts);
+            lua_pushvalue(L, -3);
+            lua_call(L, 1, 1);
+            lua_pushvalue(L, ts);
+            lua_pushvalue(L, -3);
+            lua_call(L, 1, 1);
+            size_t vlen = 0;
+            const char *k = lua_tostring(L, -2), *v = lua_tolstring(L, -1, &vlen);
+            char *kc = dup_trunc(k, strlen(k), 256), *vc = dup_trunc(v, vlen, MAX_LOG_VALUE_BYTES);
+            if (kc) owned[nown++] = kc;
+            if (vc) owned[nown++] = vc;
+            if (kc && vc) f[n++] = (lunnel_log_field){kc, vc};
+            lua_pop(L, 3); /* two strings + value */
+        }
+        /* if the loop stopped early a key is still on the stack; settop drops it */
+    }
+    char *mc = dup_trunc(msg, mlen, MAX_LOG_VALUE_BYTES);
+    host_log_fields(st->h, (lunnel_log_level)level, "script", mc ? mc : "", f, n);
+    free(mc);
+    for (size_t i = 0; i < nown; i++) free(owned[i]);
+    return 0;
+}
+
+static void set_path(lua_State *L, const char *field, const char *prefix) {
+    lua_getglobal(L, "package");
+    lua_getfield(L, -1, field);
+    lua_pushfstring(L, "%s;%s", prefix, lua_tostring(L, -1));
+    lua_setfield(L, -3, field);
+    lua_pop(L, 2);
+}
+
+/* Pushes runner[name] (a function) after the traceback handler; returns the handler index. */
+static int push_runner_fn(host_state *st, const char *name) {
+    lua_State *L = st->L;
+    lua_pushlightuserdata(L, st);
+    lua_pushcclosure(L, traceback_handler, 1);
+    int msgh = lua_gettop(L);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, st->runner_ref);
+    lua_getfield(L, -1, name);
+    lua_remove(L, -2);
+    return msgh;
+}
+
+/* Runs the call prepared by push_runner_fn with nargs arguments, armed; fills r. */
+static void protected_call(host_state *st, int msgh, int nargs, call_result *r) {
+    lua_State *L = st->L;
+    lua_pushnil(L);
+    lua_setfield(L, LUA_REGISTRYINDEX, TB_KEY);
+    st->hit_limit = 0;
+    st->armed = 1;
+    int rc = lua_pcall(L, nargs, 1, msgh);
+    st->armed = 0;
+    if (rc == 0) {
+        r->status = LUNNEL_HOST_OK;
+        r->committed = lua_toboolean(L, -1);
+    } else {
+        size_t len = 0;
+        const char *msg = lua_tolstring(L, -1, &len);
+        r->status = (rc == LUA_ERRMEM || st->hit_limit) ? LUNNEL_HOST_EMEMORY : LUNNEL_HOST_ESCRIPT;
+        if (r->status == LUNNEL_HOST_EMEMORY) {
+            char buf[200];
+            snprintf(buf, sizeof buf, "memory limit of %zu bytes reached (%s)", st->limit,
+                     msg ? msg : "not enough memory");
+            r->error = strdup(buf);
+        } else {
+            r->error = dup_trunc(msg ? msg : "(no message)", msg ? len : 12, MAX_ERROR_BYTES);
+        }
+        lua_getfield(L, LUA_REGISTRYINDEX, TB_KEY);
+        if (lua_isstring(L, -1)) {
+            const char *tb = lua_tolstring(L, -1, &len);
+            r->traceback = dup_trunc(tb, len, MAX_TRACEBACK_BYTES);
+        }
+        lua_pop(L, 1);
+        lua_pushnil(L);
+        lua_setfield(L, LUA_REGISTRYINDEX, TB_KEY);
+    }
+    lua_settop(L, msgh - 1);
+    if (r->status == LUNNEL_HOST_EMEMORY) lua_gc(L, LUA_GCCOLLECT, 0); /* recover */
+}
+
+int state_open(host_state *st, lunnel_host *h, int worker, size_t limit, char *err, size_t cap) {
+    memset(st, 0, sizeof *st);
+    st->h = h;
+    st->worker = worker;
+    st->limit = limit;
+    st->runner_ref = LUA_NOREF;
+    lua_State *L = luaL_newstate();
+    if (!L) {
+        snprintf(err, cap, "cannot create a Lua state");
+        return -1;
+    }
+    st->L = L;
+    lua_Alloc orig = lua_getallocf(L, &st->orig_ud);
+    st->orig_alloc = (void *)orig;
+    st->used = (size_t)lua_gc(L, LUA_GCCOUNT, 0) * 1024 + (size_t)lua_gc(L, LUA_GCCOUNTB, 0);
+    lua_setallocf(L, limited_alloc, st);
+    luaL_openlibs(L);
+
+    char buf[8192];
+    snprintf(buf, sizeof buf, "%s/?.lua;%s/?/init.lua;%s/?.lua", h->lua_dir, h->lua_dir,
+             h->script_dir);
+    set_path(L, "path", buf);
+
+    lua_pushlightuserdata(L, st);
+    lua_pushcclosure(L, traceback_handler, 1);
+    int msgh = lua_gettop(L);
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "lunnel.host");
+    if (lua_pcall(L, 1, 1, msgh) != 0) {
+        snprintf(err, cap, "cannot load the lunnel.host runner from %s: %s", h->lua_dir,
+                 lua_tostring(L, -1));
+        return -1;
+    }
+    lua_pushvalue(L, -1);
+    st->runner_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    /* runner.init{custom_json=, log=, worker=, script_path=} */
+    lua_getfield(L, -1, "init");
+    lua_createtable(L, 0, 4);
+    if (h->custom_json) {
+        lua_pushstring(L, h->custom_json);
+        lua_setfield(L, -2, "custom_json");
+    }
+    lua_pushlightuserdata(L, st);
+    lua_pushcclosure(L, lua_clog, 1);
+    lua_setfield(L, -2, "log");
+    lua_pushinteger(L, worker);
+    lua_setfield(L, -2, "worker");
+    lua_pushstring(L, h->script_path);
+    lua_setfield(L, -2, "script_path");
+    if (lua_pcall(L, 1, 0, msgh) != 0) {
+        snprintf(err, cap, "%s", lua_tostring(L, -1));
+        return -1;
+    }
+    lua_settop(L, 0);
+    return 0;
+}
+
+void state_close(host_state *st) {
+    if (st->L) lua_close(st->L);
+    st->L = NULL;
+}
+
+int state_load(host_state *st, const char *source, size_t len, int version, int install,
+               char *err, size_t cap) {
+    lua_State *L = st->L;
+    int msgh = push_runner_fn(st, "load");
+    lua_pushlstring(L, source, len);
+    lua_pushfstring(L, "@%s", st->h->script_path);
+    lua_pushinteger(L, version);
+    lua_pushboolean(L, install);
+    call_result r = {0};
+    protected_call(st, msgh, 4, &r);
+    int rc = 0;
+    if (r.status != LUNNEL_HOST_OK) {
+        snprintf(err, cap, "%s", r.error ? r.error : "script does not load");
+        rc = LUNNEL_HOST_ELOAD;
+    }
+    free(r.error);
+    free(r.traceback);
+    lua_gc(L, LUA_GCCOLLECT, 0);
+    return rc;
+}
+
+void state_open_channel(host_state *st, lunnel_host_channel *ch, call_result *r) {
+    lua_State *L = st->L;
+    int msgh = push_runner_fn(st, "open");
+    lua_pushnumber(L, (lua_Number)ch->key);
+    lua_createtable(L, 0, 5);
+    const char *names[] = {"tunnel_id", "client_id", "channel_id", "trace_id"};
+    const char *vals[] = {ch->tunnel_id, ch->client_id, ch->channel_id, ch->trace_id};
+    for (int i = 0; i < 4; i++) {
+        if (!vals[i]) continue;
+        lua_pushstring(L, vals[i]);
+        lua_setfield(L, -2, names[i]);
+    }
+    lua_pushboolean(L, ch->is_stream);
+    lua_setfield(L, -2, "is_stream");
+    protected_call(st, msgh, 2, r);
+    r->committed = 0;
+}
+
+void state_process(host_state *st, lunnel_host_channel *ch, const lunnel_batch *b,
+                   const char *next_token, call_result *r) {
+    lua_State *L = st->L;
+    int msgh = push_runner_fn(st, "process");
+    lua_pushnumber(L, (lua_Number)ch->key);
+    lua_pushlightuserdata(L, (void *)b);
+    if (next_token)
+        lua_pushstring(L, next_token);
+    else
+        lua_pushnil(L);
+    lua_pushinteger(L, (lua_Integer)b->count);
+    r->records = b->count;
+    protected_call(st, msgh, 4, r);
+}
+
+void state_shutdown_channel(host_state *st, lunnel_host_channel *ch, call_result *r) {
+    lua_State *L = st->L;
+    int msgh = push_runner_fn(st, "shutdown");
+    lua_pushnumber(L, (lua_Number)ch->key);
+    protected_call(st, msgh, 1, r);
+    r->committed = 0;
+}
