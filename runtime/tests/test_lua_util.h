@@ -20,7 +20,7 @@
 
 /* A PlainBuffer holding `rows` rows: pk (id INTEGER first_id+i), cols v STRING "val-<id>",
  * n INTEGER id*10. Returns malloc'd bytes (caller frees) and their length. */
-static uint8_t *tl_make_rows(int64_t first_id, int rows, size_t *len) {
+static inline uint8_t *tl_make_rows(int64_t first_id, int rows, size_t *len) {
     lunnel_pb_writer w;
     lunnel_pb_writer_init(&w);
     lunnel_pb_write_header(&w);
@@ -68,7 +68,7 @@ static void tl_rmdir(void) {
 
 /* Writes `text` to dir/name; by_rename: write name.tmp then rename over (vim, atomic
  * writers), else truncate and write in place. Returns the path (static buffer). */
-static const char *tl_write(const char *name, const char *text, int by_rename) {
+static inline const char *tl_write(const char *name, const char *text, int by_rename) {
     static char path[512];
     char tmp[520];
     snprintf(path, sizeof path, "%s/%s", tl_dir, name);
@@ -122,7 +122,7 @@ static void tl_on_done(const lunnel_host_completion *c, void *ud) {
     snprintf(d->traceback, sizeof d->traceback, "%s", c->traceback);
 }
 
-static int tl_count_event(int ev) {
+static inline int tl_count_event(int ev) {
     int n = 0;
     for (int i = 0; i < tl_ndone; i++) n += tl_dones[i].event == ev;
     return n;
@@ -158,7 +158,7 @@ static void tl_log_fn(lunnel_log_level level, const char *component, const char 
 }
 
 /* Number of captured lines containing every one of the given substrings (NULL-terminated). */
-static int tl_log_count(const char *a, const char *b) {
+static inline int tl_log_count(const char *a, const char *b) {
     int n = 0;
     pthread_mutex_lock(&tl_log_mu);
     for (int i = 0; i < tl_nlog; i++)
@@ -167,7 +167,7 @@ static int tl_log_count(const char *a, const char *b) {
     return n;
 }
 
-static void tl_log_clear(void) {
+static inline void tl_log_clear(void) {
     pthread_mutex_lock(&tl_log_mu);
     for (int i = 0; i < tl_nlog; i++) free(tl_log[i]);
     tl_nlog = 0;
@@ -190,7 +190,7 @@ static void tl_tick(struct ev_loop *loop, ev_timer *w, int revents) {
 
 /* Runs the loop until cond(arg) holds or `timeout` seconds pass; returns cond's last value.
  * A 5 ms ticker bounds each ev_run(ONCE). */
-static int tl_run_until(struct ev_loop *loop, int (*cond)(void *), void *arg, double timeout) {
+static inline int tl_run_until(struct ev_loop *loop, int (*cond)(void *), void *arg, double timeout) {
     ev_timer tick;
     ev_timer_init(&tick, tl_tick, 0.005, 0.005);
     ev_timer_start(loop, &tick);
@@ -204,9 +204,9 @@ static int tl_run_until(struct ev_loop *loop, int (*cond)(void *), void *arg, do
     return ok;
 }
 
-static int tl_cond_ndone(void *arg) { return tl_ndone >= *(int *)arg; }
+static inline int tl_cond_ndone(void *arg) { return tl_ndone >= *(int *)arg; }
 
-static lunnel_host_config tl_config(struct ev_loop *loop, const char *script, int workers) {
+static inline lunnel_host_config tl_config(struct ev_loop *loop, const char *script, int workers) {
     lunnel_host_config c;
     memset(&c, 0, sizeof c);
     c.script_path = script;
