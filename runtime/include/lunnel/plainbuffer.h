@@ -59,7 +59,7 @@ typedef struct lunnel_pb_writer {
     size_t cap;
     int error;       /* first lunnel_codec_code failure, 0 when fine */
     uint8_t row_crc; /* running row checksum (internal) */
-    uint8_t state;   /* internal: 0 idle, 1 header written, 2 in pk, 3 in data, 4 after marker/seq */
+    uint8_t state;   /* internal: 0 fresh, 1 between rows, 2 in pk, 3 in data, 4 marker, 5 seq */
     uint8_t marker;  /* internal: delete marker written */
     uint8_t pad_;
 } lunnel_pb_writer;
