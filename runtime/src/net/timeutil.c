@@ -98,11 +98,11 @@ int lunnel_time_parse(const char *s, int64_t *out_ms) {
 }
 
 int lunnel_duration_parse(const char *s, double *out_seconds) {
-    if (!s || !*s) return -1;
+    if (!s || !(isdigit((unsigned char)s[0]) || s[0] == '.') || strpbrk(s, "xX")) return -1;
     char *end;
     errno = 0;
     double v = strtod(s, &end);
-    if (end == s || errno || v < 0 || !isfinite(v) || *s == '+' || *s == '-' || isspace((unsigned char)*s))
+    if (end == s || errno || v < 0 || !isfinite(v))
         return -1;
     double mult;
     if (*end == '\0' || strcmp(end, "s") == 0) mult = 1;

@@ -1,0 +1,132 @@
+/* test_net_errors.c: error classification per call scope, exit statuses, the one-line
+ * format, and the retry backoff bounds (doubling, cap, jitter range, window). */
+#include "lunnel/errors.h"
+#include "lunnel/retry.h"
+#include "testutil.h"
+
+static lunnel_error server(int status, const char *code, const char *msg) {
+    lunnel_error e;
+    lunnel_error_clear(&e);
+    e.kind = LUNNEL_NET_SERVER;
+    e.http_status = status;
+    snprintf(e.code, sizeof e.code, "%s", code);
+    snprintf(e.message, sizeof e.message, "%s", msg);
+    return e;
+}
+
+int main(void) {
+    const lunnel_call_scope CL = LUNNEL_SCOPE_CLIENT, CH = LUNNEL_SCOPE_CHANNEL, AD = LUNNEL_SCOPE_ADMIN;
+    lunnel_error e;
+
+    e = server(503, "OTSTunnelServerUnavailable", "busy");
+    CHECK(lunnel_error_is_retriable(&e));
+    CHECK_INT(lunnel_error_classify(&e, CL), LUNNEL_ERRCLASS_RETRY);
+    CHECK_INT(lunnel_error_classify(&e, CH), LUNNEL_ERRCLASS_RETRY);
+    e = server(502, "", "");
+    CHECK_INT(lunnel_error_classify(&e, CH), LUNNEL_ERRCLASS_RETRY);
+    e = server(500, "OTSInternalServerError", "x"); /* 5xx with a code: not retried */
+    CHECK(!lunnel_error_is_retriable(&e));
+    CHECK_INT(lunnel_error_classify(&e, CH), LUNNEL_ERRCLASS_CHANNEL_ONLY);
+    CHECK_INT(lunnel_error_classify(&e, CL), LUNNEL_ERRCLASS_RECONNECT);
+    e = server(400, "", "");
+    CHECK(!lunnel_error_is_retriable(&e));
+
+    e = server(400, "OTSParameterInvalid", "not the owner");
+    CHECK_INT(lunnel_error_classify(&e, CL), LUNNEL_ERRCLASS_FATAL);
+    CHECK_INT(lunnel_error_classify(&e, CH), LUNNEL_ERRCLASS_CHANNEL_ONLY);
+    CHECK_INT(lunnel_error_exit_status(&e), LUNNEL_EXIT_USAGE);
+    e = server(400, "OTSParameterInvalid", "tunnel does not exist");
+    CHECK_INT(lunnel_error_exit_status(&e), LUNNEL_EXIT_NOT_FOUND);
+    e = server(404, "OTSObjectNotExist", "table t");
+    CHECK_INT(lunnel_error_exit_status(&e), LUNNEL_EXIT_NOT_FOUND);
+
+    e = server(400, "OTSTunnelExpired", "");
+    CHECK_INT(lunnel_error_classify(&e, CL), LUNNEL_ERRCLASS_FATAL);
+    CHECK_INT(lunnel_error_classify(&e, CH), LUNNEL_ERRCLASS_FATAL);
+    CHECK_INT(lunnel_error_exit_status(&e), LUNNEL_EXIT_EXPIRED);
+
+    e = server(403, "OTSPermissionDenied", "");
+    CHECK_INT(lunnel_error_classify(&e, CH), LUNNEL_ERRCLASS_FATAL);
+    CHECK_INT(lunnel_error_exit_status(&e), LUNNEL_EXIT_AUTH);
+    e = server(403, "OTSAuthFailed", "");
+    CHECK_INT(lunnel_error_classify(&e, CH), LUNNEL_ERRCLASS_FATAL);
+    CHECK_INT(lunnel_error_exit_status(&e), LUNNEL_EXIT_AUTH);
+
+    e = server(400, "OTSSequenceNumberNotMatch", "");
+    CHECK_INT(lunnel_error_classify(&e, CH), LUNNEL_ERRCLASS_CHANNEL_ONLY);
+    e = server(410, "OTSResourceGone", "");
+    CHECK_INT(lunnel_error_classify(&e, CL), LUNNEL_ERRCLASS_RECONNECT);
+    CHECK_INT(lunnel_error_classify(&e, CH), LUNNEL_ERRCLASS_RECONNECT);
+    e = server(409, "OTSTunnelExist", "");
+    CHECK_INT(lunnel_error_classify(&e, AD), LUNNEL_ERRCLASS_FATAL);
+    CHECK_INT(lunnel_error_exit_status(&e), LUNNEL_EXIT_RUNTIME);
+
+    lunnel_error_clear(&e);
+    lunnel_error_set(&e, LUNNEL_NET_TRANSPORT, "Connection reset by peer");
+    CHECK_INT(lunnel_error_classify(&e, CL), LUNNEL_ERRCLASS_RETRY);
+    CHECK_INT(lunnel_error_exit_status(&e), LUNNEL_EXIT_RUNTIME);
+    lunnel_error_set(&e, LUNNEL_NET_TIMEOUT, "t");
+    CHECK_INT(lunnel_error_classify(&e, CH), LUNNEL_ERRCLASS_RETRY);
+    lunnel_error_set(&e, LUNNEL_NET_TLS, "bad cert");
+    CHECK_INT(lunnel_error_classify(&e, CL), LUNNEL_ERRCLASS_FATAL);
+    lunnel_error_set(&e, LUNNEL_NET_CREDENTIALS, "x");
+    CHECK_INT(lunnel_error_exit_status(&e), LUNNEL_EXIT_AUTH);
+    lunnel_error_set(&e, LUNNEL_NET_BAD_RESPONSE, "x");
+    CHECK_INT(lunnel_error_classify(&e, CH), LUNNEL_ERRCLASS_CHANNEL_ONLY);
+    CHECK_INT(lunnel_error_classify(&e, CL), LUNNEL_ERRCLASS_FATAL);
+    lunnel_error_clear(&e);
+    CHECK_INT(lunnel_error_classify(&e, CL), LUNNEL_ERRCLASS_NONE);
+    CHECK_STR(lunnel_error_class_str(LUNNEL_ERRCLASS_CHANNEL_ONLY), "channel-only");
+    CHECK_STR(lunnel_net_code_str(LUNNEL_NET_TLS), "tls");
+
+    char line[700];
+    e = server(400, "OTSParameterInvalid", "tunnel does not exist");
+    snprintf(e.path, sizeof e.path, "/tunnel/describe");
+    snprintf(e.request_id, sizeof e.request_id, "rid-1");
+    lunnel_error_format(&e, line, sizeof line);
+    CHECK_STR(line, "/tunnel/describe failed: OTSParameterInvalid (HTTP 400): tunnel does not exist [request id rid-1]");
+
+    /* Backoff: doubling from the initial delay up to the cap. */
+    const lunnel_retry_policy *rr = &lunnel_retry_read_records, *df = &lunnel_retry_default;
+    CHECK(lunnel_retry_base_ms(rr, 0) == 16.0);
+    CHECK(lunnel_retry_base_ms(rr, 1) == 32.0);
+    CHECK(lunnel_retry_base_ms(rr, 7) == 2048.0);
+    CHECK(lunnel_retry_base_ms(rr, 8) == 3000.0);
+    CHECK(lunnel_retry_base_ms(rr, 1000) == 3000.0);
+    CHECK(lunnel_retry_base_ms(df, 0) == 100.0);
+    CHECK(lunnel_retry_base_ms(df, 4) == 1600.0);
+    CHECK(lunnel_retry_base_ms(df, 5) == 2000.0);
+    /* Jitter stays in base*(1-0.33) .. base*(1+0.33) for any random input. */
+    int in_bounds = 1;
+    double lo = 1e9, hi = 0;
+    for (int retry = 0; retry < 12; retry++) {
+        double base = lunnel_retry_base_ms(df, retry);
+        for (int i = 0; i < 1000; i++) {
+            double d = lunnel_retry_delay_ms(df, retry, lunnel_retry_rand01());
+            if (d < base * 0.67 - 1e-9 || d > base * 1.33 + 1e-9) in_bounds = 0;
+            if (retry == 0) {
+                if (d < lo) lo = d;
+                if (d > hi) hi = d;
+            }
+        }
+    }
+    CHECK(in_bounds);
+    CHECK(lo < 75 && hi > 125); /* the jitter really spreads (1000 draws) */
+    CHECK(lunnel_retry_delay_ms(df, 0, 0.0) == 67.0);
+    CHECK(lunnel_retry_delay_ms(df, 0, 2.0) <= 133.0);
+    /* Window: 35 s for default, 75 s for ReadRecords; none never retries. */
+    CHECK(lunnel_retry_allowed(df, 34000, 1000));
+    CHECK(!lunnel_retry_allowed(df, 34500, 1000));
+    CHECK(lunnel_retry_allowed(rr, 74000, 1000));
+    CHECK(!lunnel_retry_allowed(&lunnel_retry_none, 0, 0));
+    /* The total number of default retries inside 35 s is bounded (max delays ~2.66 s each). */
+    double elapsed = 0;
+    int n = 0;
+    for (;; n++) {
+        double d = lunnel_retry_delay_ms(df, n, 0.0);
+        if (!lunnel_retry_allowed(df, elapsed, d)) break;
+        elapsed += d;
+    }
+    CHECK(n > 15 && n < 60);
+    TEST_DONE();
+}
