@@ -137,4 +137,11 @@ typedef struct lunnel_emu_path_stat {
 } lunnel_emu_path_stat;
 size_t lunnel_emu_server_path_stats(const lunnel_emu_server *srv, const lunnel_emu_path_stat **out);
 
+/* Modules add their own figures to the /_emulator/stats reply: `fn` adds members to the
+ * reply object `stats` (e.g. cJSON_AddItemToObject(stats, "tunnels", ...)). Up to 8. */
+typedef void (*lunnel_emu_stats_fn)(void *ud, cJSON *stats);
+int lunnel_emu_server_add_stats(lunnel_emu_server *srv, lunnel_emu_stats_fn fn, void *ud);
+/* Calls every stats function on `stats` (used by the stats action). */
+void lunnel_emu_server_fill_stats(lunnel_emu_server *srv, cJSON *stats);
+
 #endif

@@ -242,4 +242,13 @@ size_t lunnel_emu_table_range(const lunnel_emu_table *t, bool backward,
                               const lunnel_emu_value *start, const lunnel_emu_value *end,
                               size_t n_pk, lunnel_emu_row_fn fn, void *ud);
 
+/* ---- encoding helpers (PlainBuffer, with the runtime's writer) ----------------------- */
+
+struct lunnel_pb_writer;
+/* Writes the pk cells of a row being written (between begin_row and the data cells). */
+int lunnel_emu_encode_pk(struct lunnel_pb_writer *w, const lunnel_emu_pk_schema *schema,
+                         const lunnel_emu_value *pk, size_t n);
+/* Writes one attribute cell (op, timestamp as in `c`). */
+int lunnel_emu_encode_cell(struct lunnel_pb_writer *w, const lunnel_emu_cell *c);
+
 #endif

@@ -6,4 +6,4 @@ if [ -f node_modules/tablestore/package.json ] &&
    grep -q '"version": "5.6.5"' node_modules/tablestore/package.json; then
   exit 0
 fi
-npm install --no-audit --no-fund --loglevel=error tablestore@5.6.5
+npm install --no-save --no-audit --no-fund --loglevel=error tablestore@5.6.5

@@ -1,0 +1,197 @@
+/* main.c: the lunnel-emulator program: options, the ready line, signals, the loop.
+ * Every option is one row of the table below, which drives parsing and --help. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <ev.h>
+
+#include "admin.h"
+#include "config.h"
+#include "data_api.h"
+#include "server.h"
+#include "store.h"
+#if __has_include("tunnel.h")
+#include "tunnel.h"
+#define LUNNEL_EMU_HAVE_TUNNEL 1
+#endif
+
+typedef enum opt_kind { OPT_STR, OPT_SIZE, OPT_U32, OPT_I64, OPT_FLAG } opt_kind;
+
+typedef struct opt {
+    const char *name;
+    opt_kind kind;
+    size_t offset;
+    const char *help;
+} opt;
+
+#define F(field) offsetof(lunnel_emu_config, field)
+static const opt options[] = {
+    {"listen", OPT_STR, F(listen), "HOST:PORT to listen on; port 0 picks a free port"},
+    {"port-file", OPT_STR, F(port_file), "also write the bound port to this file"},
+    {"instance", OPT_STR, F(instance), "instance name"},
+    {"access-key-id", OPT_STR, F(access_key_id), "access key id clients must use"},
+    {"access-key-secret", OPT_STR, F(access_key_secret), "access key secret clients must use"},
+    {"sts-token", OPT_STR, F(sts_token), "requests carrying x-ots-ststoken must carry this"},
+    {"max-request-bytes", OPT_SIZE, F(max_request_bytes), "largest request body accepted"},
+    {"partitions", OPT_U32, F(partitions), "partitions rows hash to (tunnel channels)"},
+    {"batch-records", OPT_U32, F(batch_records), "ReadRecords cap, records"},
+    {"batch-bytes", OPT_SIZE, F(batch_bytes), "ReadRecords cap, bytes"},
+    {"retention", OPT_I64, F(retention_s), "stream retention in seconds"},
+    {"data-dir", OPT_STR, F(data_dir), "keep state in this directory (not yet supported)"},
+    {"verbose", OPT_FLAG, F(verbose), "log every request to stderr"},
+};
+#undef F
+
+static void usage(FILE *f, const lunnel_emu_config *d)
+{
+    fprintf(f, "usage: lunnel-emulator [options]\n"
+               "A local stand-in for Tablestore and its Tunnel Service (for tests and demos).\n\n");
+    for (size_t i = 0; i < sizeof options / sizeof options[0]; i++) {
+        const opt *o = &options[i];
+        const char *p = (const char *)d + o->offset;
+        char def[64] = "";
+        switch (o->kind) {
+        case OPT_STR:
+            if (*(const char *const *)p) snprintf(def, sizeof def, " (default %s)", *(const char *const *)p);
+            break;
+        case OPT_SIZE: snprintf(def, sizeof def, " (default %zu)", *(const size_t *)p); break;
+        case OPT_U32: snprintf(def, sizeof def, " (default %u)", *(const uint32_t *)p); break;
+        case OPT_I64: snprintf(def, sizeof def, " (default %lld)", (long long)*(const int64_t *)p); break;
+        case OPT_FLAG: break;
+        }
+        fprintf(f, "  --%-20s %s%s\n", o->name, o->help, def);
+    }
+}
+
+static int parse_args(int argc, char **argv, lunnel_emu_config *cfg)
+{
+    lunnel_emu_config defaults = *cfg;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            usage(stdout, &defaults);
+            exit(0);
+        }
+        if (strncmp(a, "--", 2) != 0) {
+            fprintf(stderr, "lunnel-emulator: unexpected argument '%s' (see --help)\n", a);
+            return -1;
+        }
+        const char *name = a + 2;
+        const char *val = NULL;
+        const char *eq = strchr(name, '=');
+        size_t nl = eq ? (size_t)(eq - name) : strlen(name);
+        const opt *o = NULL;
+        for (size_t k = 0; k < sizeof options / sizeof options[0]; k++)
+            if (strlen(options[k].name) == nl && strncmp(options[k].name, name, nl) == 0)
+                o = &options[k];
+        if (!o) {
+            fprintf(stderr, "lunnel-emulator: unknown option '%s' (see --help)\n", a);
+            return -1;
+        }
+        char *p = (char *)cfg + o->offset;
+        if (o->kind == OPT_FLAG) {
+            *(int *)p = 1;
+            continue;
+        }
+        if (eq) val = eq + 1;
+        else if (i + 1 < argc) val = argv[++i];
+        else {
+            fprintf(stderr, "lunnel-emulator: option --%s needs a value\n", o->name);
+            return -1;
+        }
+        char *end;
+        errno = 0;
+        switch (o->kind) {
+        case OPT_STR: *(const char **)p = val; break;
+        case OPT_SIZE:
+        case OPT_U32:
+        case OPT_I64: {
+            long long v = strtoll(val, &end, 10);
+            if (errno || *end || end == val || v < 0 ||
+                (o->kind == OPT_U32 && (v < 1 || v > 1000000))) {
+                fprintf(stderr, "lunnel-emulator: --%s: bad number '%s'\n", o->name, val);
+                return -1;
+            }
+            if (o->kind == OPT_SIZE) *(size_t *)p = (size_t)v;
+            else if (o->kind == OPT_U32) *(uint32_t *)p = (uint32_t)v;
+            else *(int64_t *)p = (int64_t)v;
+            break;
+        }
+        case OPT_FLAG: break;
+        }
+    }
+    return 0;
+}
+
+static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    (void)revents;
+    lunnel_emu_server *srv = w->data;
+    fprintf(stderr, "lunnel-emulator: signal %d, shutting down\n", w->signum);
+    lunnel_emu_server_stop(srv);
+    ev_break(loop, EVBREAK_ALL);
+}
+
+int main(int argc, char **argv)
+{
+    lunnel_emu_config cfg;
+    lunnel_emu_config_defaults(&cfg);
+    if (parse_args(argc, argv, &cfg) != 0) return 2;
+    if (cfg.data_dir) {
+        fprintf(stderr, "lunnel-emulator: --data-dir is not supported yet; state is in memory\n");
+        return 2;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    struct ev_loop *loop = ev_default_loop(EVFLAG_AUTO);
+    char err[256];
+    lunnel_emu_server *srv = lunnel_emu_server_new(loop, &cfg, err, sizeof err);
+    if (!srv) {
+        fprintf(stderr, "lunnel-emulator: %s\n", err);
+        return 1;
+    }
+    lunnel_emu_store *store = lunnel_emu_store_new(cfg.partitions);
+    if (!store || lunnel_emu_data_api_register(srv, store) != 0 ||
+        lunnel_emu_admin_register(srv, store) != 0) {
+        fprintf(stderr, "lunnel-emulator: cannot set up the table API\n");
+        return 1;
+    }
+#ifdef LUNNEL_EMU_HAVE_TUNNEL
+    if (lunnel_emu_tunnel_register(srv, store, &cfg) != 0) {
+        fprintf(stderr, "lunnel-emulator: cannot set up the tunnel service\n");
+        return 1;
+    }
+#endif
+    int port = lunnel_emu_server_port(srv);
+    if (cfg.port_file) {
+        FILE *f = fopen(cfg.port_file, "w");
+        if (!f || fprintf(f, "%d\n", port) < 0 || fclose(f) != 0) {
+            fprintf(stderr, "lunnel-emulator: cannot write --port-file %s: %s\n", cfg.port_file,
+                    strerror(errno));
+            return 1;
+        }
+    }
+    char host[64];
+    const char *colon = strrchr(cfg.listen, ':');
+    snprintf(host, sizeof host, "%.*s", (int)(colon - cfg.listen), cfg.listen);
+    printf("lunnel-emulator listening on http://%s:%d instance=%s\n", host, port, cfg.instance);
+    fflush(stdout);
+    fprintf(stderr,
+            "lunnel-emulator: access key id '%s', secret '%s' (for local use only; set "
+            "--access-key-id/--access-key-secret to change)\n",
+            cfg.access_key_id, cfg.access_key_secret);
+
+    ev_signal sigint, sigterm;
+    ev_signal_init(&sigint, on_signal, SIGINT);
+    ev_signal_init(&sigterm, on_signal, SIGTERM);
+    sigint.data = sigterm.data = srv;
+    ev_signal_start(loop, &sigint);
+    ev_signal_start(loop, &sigterm);
+    ev_run(loop, 0);
+    lunnel_emu_server_free(srv);
+    lunnel_emu_store_free(store);
+    ev_loop_destroy(loop);
+    return 0;
+}
