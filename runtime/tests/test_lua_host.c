@@ -2,6 +2,7 @@
  * workers, open/shutdown and ctx fields, ctx.state persistence, script error -> failed batch
  * with traceback (and the next batch runs), memory limit -> failed batch and recovery, huge
  * outputs, bad bytes, manual commit marks, the process-timeout watchdog. */
+#include "lunnel/readrecords.h"
 #include "test_lua_util.h"
 #include "testutil.h"
 
@@ -254,6 +255,64 @@ static void test_watchdog(const char *script) {
     free(rows);
 }
 
+/* ---- payload kinds: whole response (scanned on the worker), pre-scanned ranges ---- */
+
+static void test_payloads(void) {
+    tl_ndone = 0;
+    tl_log_clear();
+    const char *p = tl_write("payload.lua",
+                             "return {process = function(ctx, batch)\n"
+                             "  ctx.log.info('payload', {token = ctx.next_token,\n"
+                             "    n = '#' .. ctx.record_count .. '#', len = '#' .. #batch .. '#'})\n"
+                             "end}\n",
+                             0);
+    char path[512];
+    snprintf(path, sizeof path, "%s", p);
+    lunnel_host_config c = tl_config(loop, path, 2);
+    char err[512] = "";
+    lunnel_host *h = lunnel_host_new(&c, err, sizeof err);
+    CHECK(h != NULL);
+    if (!h) return;
+    size_t len = 0;
+    uint8_t *resp = tl_make_response(1000, 5, "srv-token", &len);
+    lunnel_rr_response rr;
+    lunnel_rr_init(&rr);
+    lunnel_codec_error e;
+    CHECK_INT(lunnel_rr_scan(&rr, resp, len, &e), LUNNEL_CODEC_OK);
+    CHECK_INT(rr.count, 5);
+    uint8_t junk[] = {0x0a, 0x7f, 0x01};
+    lunnel_host_channel_info info = {"t", "c", "pay", NULL, 1, NULL};
+    lunnel_host_channel *ch = lunnel_host_channel_open(h, &info);
+    lunnel_host_batch b1 = {LUNNEL_HOST_PAYLOAD_RESPONSE, resp, len, NULL, 0, "tok-A", (void *)1};
+    lunnel_host_batch b2 = {LUNNEL_HOST_PAYLOAD_RANGES, resp, len, rr.records, rr.count, "tok-B", (void *)2};
+    lunnel_host_batch b3 = {LUNNEL_HOST_PAYLOAD_RESPONSE, junk, sizeof junk, NULL, 0, "tok-C", (void *)3};
+    lunnel_host_batch b4 = {LUNNEL_HOST_PAYLOAD_RANGES, resp, len, NULL, 0, "tok-D", (void *)4};
+    CHECK_INT(lunnel_host_submit(ch, &b1), 0);
+    CHECK_INT(lunnel_host_submit(ch, &b2), 0);
+    CHECK_INT(lunnel_host_submit(ch, &b3), 0);
+    CHECK_INT(lunnel_host_submit(ch, &b4), 0); /* zero ranges: an empty batch */
+    lunnel_host_batch bad = {LUNNEL_HOST_PAYLOAD_RANGES, resp, len, NULL, 3, "x", NULL};
+    CHECK_INT(lunnel_host_submit(ch, &bad), LUNNEL_HOST_EINVAL);
+    CHECK_INT(lunnel_host_channel_shutdown(ch), 0);
+    int want = 6;
+    CHECK(tl_run_until(loop, tl_cond_ndone, &want, 10));
+    CHECK_INT(tl_dones[1].status, LUNNEL_HOST_OK);
+    CHECK_INT(tl_dones[1].records, 5);
+    CHECK_INT(tl_dones[2].status, LUNNEL_HOST_OK);
+    CHECK_INT(tl_dones[2].records, 5);
+    CHECK_INT(tl_dones[3].status, LUNNEL_HOST_EDECODE);
+    CHECK_INT(tl_dones[4].status, LUNNEL_HOST_OK);
+    CHECK_INT(tl_dones[4].records, 0);
+    CHECK_INT(tl_dones[5].event, LUNNEL_HOST_EV_CLOSED);
+    CHECK_INT(tl_log_count("token=tok-A", "len=#5#"), 1);
+    CHECK_INT(tl_log_count("token=tok-B", "n=#5#"), 1);
+    CHECK_INT(tl_log_count("token=tok-D", "len=#0#"), 1);
+    CHECK_INT(tl_log_count("token=tok-C", NULL), 0);
+    lunnel_rr_free(&rr);
+    free(resp);
+    lunnel_host_free(h);
+}
+
 /* ---- scripts that do not load ---- */
 
 static void test_bad_scripts(void) {
@@ -295,6 +354,7 @@ int main(void) {
     test_ordering(path);
     test_failures(path);
     test_watchdog(path);
+    test_payloads();
     test_bad_scripts();
     tl_log_clear();
     tl_rmdir();

@@ -48,6 +48,50 @@ static inline uint8_t *tl_make_rows(int64_t first_id, int rows, size_t *len) {
     return out;
 }
 
+static inline size_t tl_varint(uint8_t *p, uint64_t v) {
+    size_t n = 0;
+    do {
+        p[n++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+        v >>= 7;
+    } while (v);
+    return n;
+}
+
+/* A ReadRecordsResponse (protobuf written by hand, PROTOCOL.md section 2): `n` PUT records
+ * with ids first_id.., each Record.record one PlainBuffer row, then next_token and
+ * may_more_record = true. Returns malloc'd bytes. */
+static inline uint8_t *tl_make_response(int64_t first_id, int n, const char *token, size_t *len) {
+    size_t cap = 64 + strlen(token), off = 0;
+    uint8_t *out = malloc(cap);
+    for (int i = 0; i < n; i++) {
+        size_t rl = 0;
+        uint8_t *row = tl_make_rows(first_id + i, 1, &rl);
+        uint8_t rec[32];
+        size_t hl = 0;
+        rec[hl++] = 0x08; /* action_type = PUT_ROW */
+        rec[hl++] = 1;
+        rec[hl++] = 0x12; /* record */
+        hl += tl_varint(rec + hl, rl);
+        cap += hl + rl + 16;
+        out = realloc(out, cap);
+        out[off++] = 0x0a; /* records */
+        off += tl_varint(out + off, hl + rl);
+        memcpy(out + off, rec, hl);
+        off += hl;
+        memcpy(out + off, row, rl);
+        off += rl;
+        free(row);
+    }
+    out[off++] = 0x12; /* next_token */
+    off += tl_varint(out + off, strlen(token));
+    memcpy(out + off, token, strlen(token));
+    off += strlen(token);
+    out[off++] = 0x18; /* may_more_record */
+    out[off++] = 1;
+    *len = off;
+    return out;
+}
+
 /* ---- files ---- */
 
 static char tl_dir[256];
