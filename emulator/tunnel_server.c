@@ -199,6 +199,15 @@ static void on_tick(struct ev_loop *loop, ev_timer *w, int revents) {
     trim_store(g);
 }
 
+/* Adds "tunnel": {...tunnel_stats...} to /_emulator/stats. */
+static void add_stats(void *ud, cJSON *stats) {
+    glue *g = ud;
+    int status;
+    char err[64];
+    cJSON *r = lunnel_emu_tunnels_admin(g->tunnels, "tunnel_stats", NULL, &status, err, sizeof err);
+    if (r) cJSON_AddItemToObject(stats, "tunnel", r);
+}
+
 static void on_free(void *ud) {
     glue *g = ud;
     ev_timer_stop(lunnel_emu_server_loop(g->srv), &g->tick);
@@ -237,6 +246,7 @@ int lunnel_emu_tunnel_register(struct lunnel_emu_server *srv, struct lunnel_emu_
             fprintf(stderr, "lunnel-emulator: admin action %s is taken; tunnel's version not registered\n",
                     lunnel_emu_tunnels_admin_actions[i]);
     lunnel_emu_server_set_filter(srv, filter, g);
+    lunnel_emu_server_add_stats(srv, add_stats, g);
     ev_timer_init(&g->tick, on_tick, 0.05, 0.05);
     g->tick.data = g;
     ev_timer_start(lunnel_emu_server_loop(srv), &g->tick);

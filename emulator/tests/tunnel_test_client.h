@@ -15,12 +15,20 @@
 
 #include "tunnel.h"
 
+/* How requests travel: NULL = straight into lunnel_emu_tunnels_handle(); a test may set
+ * an HTTP transport (test_tunnel_http.c) so the same worker simulation runs over the wire. */
+typedef void (*tc_transport_fn)(void *arg, const char *path, const uint8_t *body, size_t len,
+                                lunnel_emu_reply *out);
+static tc_transport_fn tc_transport;
+static void *tc_transport_arg;
+
 /* Calls `path` with message `m`; returns the reply (caller frees body). */
 static inline lunnel_emu_reply tc_call(lunnel_emu_tunnels *t, const char *path, const ProtobufCMessage *m) {
     uint8_t buf[65536];
     size_t n = protobuf_c_message_pack(m, buf);
     lunnel_emu_reply r;
-    lunnel_emu_tunnels_handle(t, path, buf, n, &r);
+    if (tc_transport) tc_transport(tc_transport_arg, path, buf, n, &r);
+    else lunnel_emu_tunnels_handle(t, path, buf, n, &r);
     return r;
 }
 
