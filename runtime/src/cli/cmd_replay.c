@@ -11,86 +11,55 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "lunnel/host.h"
 #include "lunnel/log.h"
+#include "lunnel/options.h"
 #include "lunnel/readrecords.h"
 
 int lunnel_cmd_replay(int argc, char **argv);
+void lunnel_cmd_replay_markdown(FILE *f);
 
-typedef enum { R_STR, R_INT, R_NUM, R_BOOL } ropt_type;
+static const lunnel_opt replay_opts_table[] = {
+    {"script", LUNNEL_OPT_STRING, NULL, NULL, NULL, "FILE", 1,
+     "the Lua script (a module returning process, open?, shutdown?)"},
+    {"custom", LUNNEL_OPT_STRING, NULL, NULL, NULL, "JSON", 0, "CustomValue as JSON (ctx.custom)"},
+    {"format", LUNNEL_OPT_ENUM, "auto", NULL, "auto|response|plainbuffer", NULL, 0,
+     "what FILEs hold: ReadRecordsResponse bodies or bare PlainBuffer (auto: by the header)"},
+    {"workers", LUNNEL_OPT_INT, "0", NULL, NULL, "N", 0, "Lua worker threads (0: one per CPU)"},
+    {"channels", LUNNEL_OPT_INT, "1", NULL, NULL, "N", 0, "channels replaying the files in parallel"},
+    {"repeat", LUNNEL_OPT_INT, "1", NULL, NULL, "N", 0, "times each channel replays the file list"},
+    {"window", LUNNEL_OPT_INT, "4", NULL, NULL, "N", 0, "batches in flight per channel"},
+    {"memory-limit", LUNNEL_OPT_INT, "0", NULL, NULL, "BYTES", 0, "per Lua state (0: 1 GiB)"},
+    {"process-timeout", LUNNEL_OPT_DURATION, "0", NULL, NULL, NULL, 0,
+     "warn when one process() call runs longer (0: off)"},
+    {"stream", LUNNEL_OPT_BOOL, NULL, NULL, NULL, NULL, 0, "ctx.is_stream = true"},
+    {"quiet", LUNNEL_OPT_BOOL, NULL, NULL, NULL, NULL, 0, "report only the first failure"},
+};
+static const lunnel_opt_set replay_set = LUNNEL_OPT_SET("Replay", replay_opts_table);
+
+static const lunnel_command_spec lunnel_cmd_replay_spec = {
+    "replay",
+    "lunnel replay --script S [--custom JSON] [options] FILE...",
+    "feed recorded ReadRecords responses (or PlainBuffer files) to a script, no network",
+    {&replay_set, &lunnel_opts_logging},
+    2,
+    1,
+    1 << 30,
+};
+
+/* The README's option reference (main.c's `help --markdown`). */
+void lunnel_cmd_replay_markdown(FILE *f) { lunnel_opts_print_markdown(&lunnel_cmd_replay_spec, f); }
 
 typedef struct replay_opts {
-    const char *script, *custom, *format, *log_level;
-    double workers, channels, repeat, window, memory_limit, process_timeout;
-    int stream, quiet, help;
+    const char *script, *custom, *format;
+    long workers, channels, repeat, window;
+    size_t memory_limit;
+    double process_timeout;
+    int stream, quiet;
 } replay_opts;
-
-typedef struct ropt {
-    const char *name;
-    ropt_type type;
-    size_t offset;
-    const char *def;
-    const char *help;
-} ropt;
-
-#define O(f) offsetof(replay_opts, f)
-static const ropt OPTS[] = {
-    {"script", R_STR, O(script), NULL, "the Lua script (module returning process/open/shutdown)"},
-    {"custom", R_STR, O(custom), NULL, "CustomValue as JSON (ctx.custom)"},
-    {"format", R_STR, O(format), "auto", "auto | response (ReadRecordsResponse) | plainbuffer"},
-    {"workers", R_INT, O(workers), "0", "Lua worker threads (0: one per CPU)"},
-    {"channels", R_INT, O(channels), "1", "channels replaying the files in parallel"},
-    {"repeat", R_INT, O(repeat), "1", "times each channel replays the file list"},
-    {"window", R_INT, O(window), "4", "batches in flight per channel"},
-    {"memory-limit", R_INT, O(memory_limit), "0", "bytes per Lua state (0: 1 GiB)"},
-    {"process-timeout", R_NUM, O(process_timeout), "0", "warn when process() runs longer (0: off)"},
-    {"stream", R_BOOL, O(stream), NULL, "ctx.is_stream = true"},
-    {"quiet", R_BOOL, O(quiet), NULL, "print only the summary line"},
-    {"log-level", R_STR, O(log_level), "info", "trace|debug|info|warn|error|off"},
-    {"help", R_BOOL, O(help), NULL, "this help"},
-};
-#define N_OPTS (sizeof OPTS / sizeof OPTS[0])
-
-static void usage(FILE *f) {
-    fprintf(f, "usage: lunnel replay --script S [options] FILE...\n\n"
-               "Feeds recorded ReadRecords responses (or PlainBuffer files) to a script through "
-               "the Lua host.\n\noptions:\n");
-    for (size_t i = 0; i < N_OPTS; i++) {
-        char left[64];
-        snprintf(left, sizeof left, "--%s%s", OPTS[i].name,
-                 OPTS[i].type == R_BOOL ? "" : OPTS[i].type == R_STR ? " S" : " N");
-        fprintf(f, "  %-24s %s", left, OPTS[i].help);
-        if (OPTS[i].def) fprintf(f, " [%s]", OPTS[i].def);
-        fputc('\n', f);
-    }
-}
-
-static int set_opt(replay_opts *o, const ropt *d, const char *val) {
-    char *p = (char *)o + d->offset;
-    switch (d->type) {
-    case R_STR:
-        *(const char **)p = val;
-        return 0;
-    case R_INT:
-    case R_NUM: {
-        char *end;
-        double v = strtod(val, &end);
-        if (end == val || *end || v < 0 || (d->type == R_INT && v != (double)(long long)v)) {
-            fprintf(stderr, "lunnel replay: --%s: not a valid %s: '%s'\n", d->name,
-                    d->type == R_INT ? "non-negative integer" : "non-negative number", val);
-            return -1;
-        }
-        *(double *)p = v;
-        return 0;
-    }
-    case R_BOOL:
-        *(int *)p = 1;
-        return 0;
-    }
-    return -1;
-}
 
 /* ---- the replay itself ---- */
 
@@ -146,14 +115,10 @@ static int load_file(rfile *f, const char *format) {
     }
     fclose(fp);
     int pb = f->len >= 4 && f->data[0] == 0x75 && !f->data[1] && !f->data[2] && !f->data[3];
-    if (strcmp(format, "plainbuffer") == 0)
+    if (strcasecmp(format, "plainbuffer") == 0)
         pb = 1;
-    else if (strcmp(format, "response") == 0)
+    else if (strcasecmp(format, "response") == 0)
         pb = 0;
-    else if (strcmp(format, "auto") != 0) {
-        fprintf(stderr, "lunnel replay: --format must be auto, response or plainbuffer\n");
-        return -1;
-    }
     lunnel_rr_init(&f->rr);
     if (pb) {
         f->kind = LUNNEL_HOST_PAYLOAD_PLAINBUFFER;
@@ -239,64 +204,39 @@ static void on_done(const lunnel_host_completion *c, void *ud) {
 int lunnel_cmd_replay(int argc, char **argv) {
     replay r;
     memset(&r, 0, sizeof r);
-    for (size_t i = 0; i < N_OPTS; i++)
-        if (OPTS[i].def && OPTS[i].type != R_BOOL) set_opt(&r.o, &OPTS[i], OPTS[i].def);
-    const char **files = calloc((size_t)argc + 1, sizeof *files);
-    int nfiles = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (strncmp(a, "--", 2) != 0 || strcmp(a, "--") == 0) {
-            if (strcmp(a, "--") == 0) {
-                while (++i < argc) files[nfiles++] = argv[i];
-                break;
-            }
-            files[nfiles++] = a;
-            continue;
-        }
-        const char *name = a + 2, *eq = strchr(name, '=');
-        size_t nl = eq ? (size_t)(eq - name) : strlen(name);
-        const ropt *d = NULL;
-        for (size_t k = 0; k < N_OPTS; k++)
-            if (strlen(OPTS[k].name) == nl && strncmp(OPTS[k].name, name, nl) == 0) d = &OPTS[k];
-        if (!d) {
-            fprintf(stderr, "lunnel replay: unknown option %s (see --help)\n", a);
-            free(files);
-            return 2;
-        }
-        const char *val = eq ? eq + 1 : NULL;
-        if (!val && d->type != R_BOOL) {
-            if (i + 1 >= argc) {
-                fprintf(stderr, "lunnel replay: --%s needs a value\n", d->name);
-                free(files);
-                return 2;
-            }
-            val = argv[++i];
-        }
-        if (set_opt(&r.o, d, val ? val : "true") != 0) {
-            free(files);
-            return 2;
-        }
-    }
-    if (r.o.help) {
-        usage(stdout);
-        free(files);
+    lunnel_opt_values *v = NULL;
+    char perr[512];
+    int prc = lunnel_opts_parse(&lunnel_cmd_replay_spec, argc, argv, 1, &v, perr, sizeof perr);
+    if (prc == LUNNEL_OPTS_HELP) {
+        lunnel_opts_print_help(&lunnel_cmd_replay_spec, stdout);
         return 0;
     }
-    if (!r.o.script || nfiles == 0) {
-        usage(stderr);
-        fprintf(stderr, "\nlunnel replay: --script and at least one FILE are required\n");
-        free(files);
+    if (prc != LUNNEL_OPTS_OK) {
+        fprintf(stderr, "lunnel replay: %s (see --help)\n", perr);
         return 2;
     }
-    lunnel_log_level lvl;
-    if (lunnel_log_parse_level(r.o.log_level, &lvl) != 0) {
-        fprintf(stderr, "lunnel replay: --log-level: unknown level '%s'\n", r.o.log_level);
-        free(files);
+    if (lunnel_opts_apply_logging(v) != 0) {
+        lunnel_opts_free(v);
         return 2;
     }
-    lunnel_log_set_level(lvl);
+    r.o.script = lunnel_opts_str(v, "script");
+    r.o.custom = lunnel_opts_str(v, "custom");
+    r.o.format = lunnel_opts_str(v, "format");
+    r.o.workers = (long)lunnel_opts_int(v, "workers");
+    r.o.channels = (long)lunnel_opts_int(v, "channels");
+    r.o.repeat = (long)lunnel_opts_int(v, "repeat");
+    r.o.window = (long)lunnel_opts_int(v, "window");
+    int64_t ml = lunnel_opts_int(v, "memory-limit");
+    r.o.memory_limit = ml > 0 ? (size_t)ml : 0;
+    r.o.process_timeout = lunnel_opts_num(v, "process-timeout");
+    r.o.stream = lunnel_opts_bool(v, "stream");
+    r.o.quiet = lunnel_opts_bool(v, "quiet");
     if (r.o.channels < 1) r.o.channels = 1;
     if (r.o.window < 1) r.o.window = 1;
+    if (r.o.repeat < 0) r.o.repeat = 0;
+    int nfiles = lunnel_opts_argc(v);
+    const char **files = calloc((size_t)nfiles + 1, sizeof *files);
+    for (int i = 0; i < nfiles; i++) files[i] = lunnel_opts_arg(v, i);
 
     int status = 1;
     r.nfiles = nfiles;
@@ -365,5 +305,6 @@ out:
     free(r.files);
     free(r.chans);
     free(files);
+    lunnel_opts_free(v);
     return status;
 }
