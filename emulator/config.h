@@ -17,6 +17,8 @@ typedef struct lunnel_emu_config {
     size_t max_request_bytes;      /* body limit; beyond: 413 OTSParameterInvalid. 64 MiB */
     int max_connections;           /* accepted at once; more wait in the backlog. 4096 */
     int verbose;                   /* log every request to stderr */
+    int skip_auth;                 /* tests and fuzzers only (no option): accept unsigned
+                                    * requests so bodies reach the handlers */
     /* Tunnel service (issue 5) */
     uint32_t partitions;           /* rows hash to this many partitions by primary key. 4 */
     uint32_t batch_records;        /* ReadRecords cap, records. 1000 */

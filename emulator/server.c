@@ -215,6 +215,26 @@ static void conn_append(conn *c, const void *p, size_t n)
     c->out_len += n;
 }
 
+int lunnel_emu_server_adopt(lunnel_emu_server *s, int fd)
+{
+    conn *c = set_nonblock(fd) == 0 ? calloc(1, sizeof *c) : NULL;
+    if (!c) {
+        close(fd);
+        return -1;
+    }
+    c->srv = s;
+    c->fd = fd;
+    c->id = ++s->next_conn_id;
+    ev_io_init(&c->io, conn_cb, fd, EV_READ);
+    c->io.data = c;
+    ev_io_start(s->loop, &c->io);
+    c->next = s->conns;
+    if (s->conns) s->conns->prev = c;
+    s->conns = c;
+    s->n_conns++;
+    return 0;
+}
+
 static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     (void)revents;
@@ -225,27 +245,10 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
             if (errno == EINTR) continue;
             return; /* EAGAIN, or EMFILE etc.: retry on the next readiness */
         }
-        if (set_nonblock(fd) != 0) {
-            close(fd);
-            continue;
-        }
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        conn *c = calloc(1, sizeof *c);
-        if (!c) {
-            close(fd);
-            continue;
-        }
-        c->srv = s;
-        c->fd = fd;
-        c->id = ++s->next_conn_id;
-        ev_io_init(&c->io, conn_cb, fd, EV_READ);
-        c->io.data = c;
-        ev_io_start(loop, &c->io);
-        c->next = s->conns;
-        if (s->conns) s->conns->prev = c;
-        s->conns = c;
-        if (++s->n_conns >= s->cfg->max_connections) {
+        if (lunnel_emu_server_adopt(s, fd) != 0) continue;
+        if (s->n_conns >= s->cfg->max_connections) {
             ev_io_stop(loop, &s->accept_io);
             return;
         }
@@ -621,7 +624,8 @@ static void conn_process(conn *c)
             lunnel_emu_respond_error(resp, 405, "OTSMethodNotAllowed",
                                      "Only POST is supported, got '%.*s'.", (int)h.method.len,
                                      h.method.p);
-        } else if (lunnel_emu_auth_verify(s->cfg, path, hdrs, h.n_headers, req.body,
+        } else if (!s->cfg->skip_auth &&
+                   lunnel_emu_auth_verify(s->cfg, path, hdrs, h.n_headers, req.body,
                                           req.body_len, msg, sizeof msg) != 0) {
             lunnel_emu_respond_error(resp, 403, "OTSAuthFailed", "%s", msg);
         } else if (*req.instance && strcmp(req.instance, s->cfg->instance) != 0) {

@@ -116,6 +116,10 @@ void lunnel_emu_response_defer(lunnel_emu_response *resp);
 lunnel_emu_server *lunnel_emu_server_new(struct ev_loop *loop, const lunnel_emu_config *cfg,
                                          char *err, size_t errlen);
 
+/* Serves an already connected socket `fd` as if accepted (tests and the fuzz target use one
+ * end of a socketpair). Takes ownership of fd. Returns 0 or -1. */
+int lunnel_emu_server_adopt(lunnel_emu_server *srv, int fd);
+
 /* The bound port (useful with port 0) and the loop. */
 int lunnel_emu_server_port(const lunnel_emu_server *srv);
 struct ev_loop *lunnel_emu_server_loop(const lunnel_emu_server *srv);
