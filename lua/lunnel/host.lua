@@ -18,23 +18,11 @@ local worker = -1
 local channels = {} -- key -> ctx
 local committed = {} -- key -> true when ctx:commit() was called in the running process call
 
--- record view module (lunnel.record, by the record-view issue); loaded once per state, never
--- again on reload (its ffi.cdef must run only once).
-local record_ok, record = pcall(require, "lunnel.record")
-if not record_ok then record = nil end
-
-local wrap
-if record and record.wrap then
-  wrap = record.wrap
-else
-  -- minimal stand-in while lunnel.record is unavailable: #batch only (a proxy userdata,
-  -- since LuaJIT ignores __len on tables)
-  wrap = function(_, n)
-    local p = newproxy(true)
-    getmetatable(p).__len = function() return n end
-    return p
-  end
-end
+-- record view module (lunnel.record): loaded once per state, never again on reload (its
+-- ffi.cdef runs only once; it keeps itself in the registry). A state without it cannot
+-- run scripts, so a failure here fails the host's start.
+local record = require("lunnel.record")
+local wrap = record.wrap
 
 local Ctx = {}
 Ctx.__index = Ctx
@@ -122,7 +110,7 @@ function M.process(key, ptr, next_token, n)
   ctx.next_token = next_token
   ctx.record_count = n
   committed[key] = nil
-  local batch = wrap(ptr, n)
+  local batch = wrap(ptr)
   handlers.process(ctx, batch)
   local c = committed[key] == true
   committed[key] = nil

@@ -26,6 +26,10 @@ static const char *SCRIPT =
     "    error('out of order: got ' .. seq .. ' expected ' .. ctx.state.n)\n"
     "  end\n"
     "  if #batch ~= ctx.record_count then error('batch length mismatch') end\n"
+    "  for i, r in batch:iter() do\n"
+    "    local id = r.pk.id\n"
+    "    if r:get('v') ~= 'val-' .. id or r:get('n') ~= id * 10 then error('bad record') end\n"
+    "  end\n"
     "  if t:find('boom') then explode(t) end\n"
     "  if t:find('hog') then\n"
     "    local keep = {}\n"
@@ -184,7 +188,7 @@ static void test_failures(const char *script) {
     CHECK(strstr(d->error, "script.lua:9: exploded at b2-boom") != NULL);
     CHECK(strstr(d->traceback, "stack traceback") != NULL);
     CHECK(strstr(d->traceback, "explode") != NULL);
-    CHECK(strstr(d->traceback, "script.lua:20") != NULL);
+    CHECK(strstr(d->traceback, "script.lua:24") != NULL);
     CHECK(lunnel_host_code_is_retriable(d->status));
     /* b3 runs after the error: ctx.state kept counting across the failure */
     CHECK_INT(tl_dones[3].status, LUNNEL_HOST_OK);
@@ -262,8 +266,15 @@ static void test_payloads(void) {
     tl_log_clear();
     const char *p = tl_write("payload.lua",
                              "return {process = function(ctx, batch)\n"
+                             "  if ctx.next_token == 'tok-F' then return ctx.state.saved.pk.id end\n"
+                             "  ctx.state.saved = batch[1]\n"
+                             "  local ids = {}\n"
+                             "  for i, r in batch:iter() do\n"
+                             "    ids[i] = r.pk.id .. ':' .. r:get('v') .. ':' .. r:get('n') .. ':' .. r.action\n"
+                             "  end\n"
                              "  ctx.log.info('payload', {token = ctx.next_token,\n"
-                             "    n = '#' .. ctx.record_count .. '#', len = '#' .. #batch .. '#'})\n"
+                             "    n = '#' .. ctx.record_count .. '#', len = '#' .. #batch .. '#',\n"
+                             "    ids = '[' .. table.concat(ids, ',') .. ']'})\n"
                              "end}\n",
                              0);
     char path[512];
@@ -291,10 +302,17 @@ static void test_payloads(void) {
     CHECK_INT(lunnel_host_submit(ch, &b2), 0);
     CHECK_INT(lunnel_host_submit(ch, &b3), 0);
     CHECK_INT(lunnel_host_submit(ch, &b4), 0); /* zero ranges: an empty batch */
+    /* a record view kept in ctx.state past its batch is stale: using it is a Lua error */
+    size_t rl = 0;
+    uint8_t *rows = tl_make_rows(7, 1, &rl);
+    lunnel_host_batch b5 = {LUNNEL_HOST_PAYLOAD_RESPONSE, resp, len, NULL, 0, "tok-E", (void *)5};
+    lunnel_host_batch b6 = {LUNNEL_HOST_PAYLOAD_PLAINBUFFER, rows, rl, NULL, 0, "tok-F", (void *)6};
+    CHECK_INT(lunnel_host_submit(ch, &b5), 0);
+    CHECK_INT(lunnel_host_submit(ch, &b6), 0);
     lunnel_host_batch bad = {LUNNEL_HOST_PAYLOAD_RANGES, resp, len, NULL, 3, "x", NULL};
     CHECK_INT(lunnel_host_submit(ch, &bad), LUNNEL_HOST_EINVAL);
     CHECK_INT(lunnel_host_channel_shutdown(ch), 0);
-    int want = 6;
+    int want = 8;
     CHECK(tl_run_until(loop, tl_cond_ndone, &want, 10));
     CHECK_INT(tl_dones[1].status, LUNNEL_HOST_OK);
     CHECK_INT(tl_dones[1].records, 5);
@@ -303,12 +321,22 @@ static void test_payloads(void) {
     CHECK_INT(tl_dones[3].status, LUNNEL_HOST_EDECODE);
     CHECK_INT(tl_dones[4].status, LUNNEL_HOST_OK);
     CHECK_INT(tl_dones[4].records, 0);
-    CHECK_INT(tl_dones[5].event, LUNNEL_HOST_EV_CLOSED);
+    CHECK_INT(tl_dones[5].status, LUNNEL_HOST_OK);
+    CHECK_INT(tl_dones[6].status, LUNNEL_HOST_ESCRIPT);
+    CHECK(strstr(tl_dones[6].error, "stale") != NULL);
+    if (!strstr(tl_dones[6].error, "stale")) fprintf(stderr, "tok-F: %s\n", tl_dones[6].error);
+    CHECK_INT(tl_dones[7].event, LUNNEL_HOST_EV_CLOSED);
     CHECK_INT(tl_log_count("token=tok-A", "len=#5#"), 1);
+    /* the records themselves, decoded on the worker through the real view */
+    CHECK_INT(tl_log_count("token=tok-A", "ids=[1000:val-1000:10000:PUT,1001:val-1001:10010:PUT,"
+                                          "1002:val-1002:10020:PUT,1003:val-1003:10030:PUT,"
+                                          "1004:val-1004:10040:PUT]"), 1);
+    CHECK_INT(tl_log_count("token=tok-B", "ids=[1000:val-1000:10000:PUT,"), 1);
     CHECK_INT(tl_log_count("token=tok-B", "n=#5#"), 1);
     CHECK_INT(tl_log_count("token=tok-D", "len=#0#"), 1);
     CHECK_INT(tl_log_count("token=tok-C", NULL), 0);
     lunnel_rr_free(&rr);
+    free(rows);
     free(resp);
     lunnel_host_free(h);
 }
@@ -346,6 +374,7 @@ static void test_bad_scripts(void) {
 }
 
 int main(void) {
+    tl_setup_env();
     loop = ev_loop_new(EVFLAG_AUTO);
     tl_mkdir();
     const char *script = tl_write("script.lua", SCRIPT, 0);

@@ -258,6 +258,7 @@ static void test_sighup_path(void) {
 }
 
 int main(void) {
+    tl_setup_env();
     loop = ev_loop_new(EVFLAG_AUTO);
     tl_mkdir();
     rows = tl_make_rows(1, 2, &rows_len);

@@ -250,6 +250,17 @@ static inline int tl_run_until(struct ev_loop *loop, int (*cond)(void *), void *
 
 static inline int tl_cond_ndone(void *arg) { return tl_ndone >= *(int *)arg; }
 
+/* lunnel.record finds the C library through ffi.C inside the lunnel binary; the test
+ * executables do not export symbols, so point it at this build's liblunnel.so. */
+static inline void tl_setup_env(void) {
+    const char *b = getenv("LUNNEL_BUILD_DIR");
+    if (b && !getenv("LUNNEL_LIB")) {
+        char lib[1024];
+        snprintf(lib, sizeof lib, "%s/liblunnel.so", b);
+        setenv("LUNNEL_LIB", lib, 1);
+    }
+}
+
 static inline lunnel_host_config tl_config(struct ev_loop *loop, const char *script, int workers) {
     lunnel_host_config c;
     memset(&c, 0, sizeof c);
@@ -258,6 +269,12 @@ static inline lunnel_host_config tl_config(struct ev_loop *loop, const char *scr
     c.loop = loop;
     c.on_done = tl_on_done;
     c.log = tl_log_fn;
+    const char *src = getenv("LUNNEL_SOURCE_DIR");
+    static char lua_dir[1024];
+    if (src) {
+        snprintf(lua_dir, sizeof lua_dir, "%s/lua", src);
+        c.lua_dir = lua_dir;
+    }
     return c;
 }
 
