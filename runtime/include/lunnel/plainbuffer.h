@@ -52,7 +52,8 @@ int lunnel_pb_decode_batch(lunnel_arena *arena, const uint8_t *data, size_t size
  * first failure every call returns that code and the writer keeps it in `error`.
  *
  * Call order per buffer: header, then per row: begin_row, pk*, cell*, [delete_marker],
- * [seq], end_row. */
+ * [seq], end_row. A header after end_row starts another buffer in the same output (a
+ * ReadRecords layout: one header + row per record, back to back). */
 typedef struct lunnel_pb_writer {
     uint8_t *buf;    /* bytes written so far (owned) */
     size_t len;

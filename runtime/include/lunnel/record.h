@@ -174,4 +174,11 @@ const char *lunnel_record_action_name(int action);
  * call again with a larger buffer. */
 size_t lunnel_record_tojson(const lunnel_record *r, char *buf, size_t cap);
 
+/* r:key(): a canonical, collision-free string of the whole primary key, usable as a Lua table
+ * key: per pk column "i<decimal>" (INTEGER), "s<len>:<bytes>" (STRING), "b<len>:<bytes>"
+ * (BINARY), "<" / ">" (INF_MIN / INF_MAX), "?" otherwise, concatenated in key order
+ * (e.g. "i42s6:key-42"). Same return convention as lunnel_record_tojson (no NUL added when
+ * cap == 0; the output may contain NUL bytes from binaries: use the returned length). */
+size_t lunnel_record_key(const lunnel_record *r, char *buf, size_t cap);
+
 #endif

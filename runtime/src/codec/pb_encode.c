@@ -66,7 +66,9 @@ static inline void putn(lunnel_pb_writer *w, const void *p, size_t n)
 int lunnel_pb_write_header(lunnel_pb_writer *w)
 {
     if (w->error) return w->error;
-    if (w->state != ST_FRESH) return fail(w, LUNNEL_CODEC_USAGE);
+    /* After end_row too: starts the next PlainBuffer in the same output (one buffer per
+     * record, as ReadRecords responses carry them). */
+    if (w->state != ST_FRESH && w->state != ST_BETWEEN) return fail(w, LUNNEL_CODEC_USAGE);
     if (reserve(w, 4)) return w->error;
     put32(w, PB_HEADER);
     w->state = ST_BETWEEN;

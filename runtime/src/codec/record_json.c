@@ -179,3 +179,29 @@ size_t lunnel_record_tojson(const lunnel_record *r, char *buf, size_t cap)
     if (cap) buf[o.n < cap ? o.n : cap - 1] = '\0';
     return o.n;
 }
+
+size_t lunnel_record_key(const lunnel_record *r, char *buf, size_t cap)
+{
+    out o = {buf, cap ? cap - 1 : 0, 0};
+    char b[32];
+    for (uint32_t i = 0; i < r->pk_count; i++) {
+        const lunnel_value *v = &r->pk[i].value;
+        switch (v->type) {
+        case LUNNEL_VT_INTEGER:
+            snprintf(b, sizeof b, "i%" PRId64, v->u.i);
+            puts_(&o, b);
+            break;
+        case LUNNEL_VT_STRING:
+        case LUNNEL_VT_BINARY:
+            snprintf(b, sizeof b, "%c%" PRIu32 ":", v->type == LUNNEL_VT_STRING ? 's' : 'b', v->len);
+            puts_(&o, b);
+            put(&o, (const char *)v->u.ptr, v->len);
+            break;
+        case LUNNEL_VT_INF_MIN: putc_(&o, '<'); break;
+        case LUNNEL_VT_INF_MAX: putc_(&o, '>'); break;
+        default: putc_(&o, '?'); break;
+        }
+    }
+    if (cap) buf[o.n < cap ? o.n : cap - 1] = '\0';
+    return o.n;
+}
