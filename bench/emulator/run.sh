@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# bench/emulator/run.sh BUILD_DIR: ReadRecords throughput of lunnel-emulator (one client,
+# loopback, ~200-byte records). Builds the client, starts the emulator on a free port, runs
+# readrecords_bench and prints its RESULT lines. Env: ROWS (default 1000000), VALUE_BYTES
+# (default 138: with the key, cell framing and checksums a base row is 200 bytes, a stream
+# row 229 with its sequence-info extension), REPEAT (default 3 drains of each tunnel type).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+build=$(cd "${1:-$root/build}" && pwd)
+rows=${ROWS:-1000000}
+vb=${VALUE_BYTES:-138}
+work=$(mktemp -d)
+trap 'kill $emu_pid 2>/dev/null || true; rm -rf "$work"' EXIT
+proto_lib=$(find "$build" -name liblunnel_proto.a | head -1)
+cc -O2 -std=gnu11 -Wall -Wextra -D_GNU_SOURCE \
+  -I "$root/runtime/include" -I "$root/emulator/tests" -I "$build/proto" \
+  "$root/bench/emulator/readrecords_bench.c" "$root/runtime/src/net/sign.c" "$proto_lib" \
+  -lprotobuf-c -lcurl -lcrypto -o "$work/readrecords_bench"
+"$build/lunnel-emulator" --listen 127.0.0.1:0 --port-file "$work/port" >"$work/out" 2>"$work/err" &
+emu_pid=$!
+for _ in $(seq 1 100); do [ -s "$work/port" ] && break; sleep 0.05; done
+[ -s "$work/port" ] || { echo "emulator did not start" >&2; cat "$work/err" >&2; exit 1; }
+"$work/readrecords_bench" "$(cat "$work/port")" "$emu_pid" "$rows" "$vb" "${REPEAT:-3}"
