@@ -160,9 +160,9 @@ local function rec(ref)
   return ref.r
 end
 
--- The same for computed fields (one frame deeper: called from __index).
+-- The same for computed fields (__index tail-calls them, so the user is at the same level).
 local function recf(ref)
-  if ref.live[0] ~= ref.gen then stale("record", 5) end
+  if ref.live[0] ~= ref.gen then stale("record", 4) end
   return ref.r
 end
 
