@@ -44,6 +44,10 @@ void lunnel_emu_tunnels_free(lunnel_emu_tunnels *t);
 /* The store calls this for every committed change, in commit order. */
 void lunnel_emu_tunnels_on_change(lunnel_emu_tunnels *t, const emu_tunnel_change *c);
 
+/* The store deleted `table`: its tunnels and partition logs go too (a table created again
+ * under the same name starts with a fresh stream). */
+void lunnel_emu_tunnels_drop_table(lunnel_emu_tunnels *t, const char *table);
+
 /* A reply: HTTP status and body. The body is malloc'd and owned by the reply:
  * release it with lunnel_emu_reply_free(). For errors the body is a serialized tunnel
  * Error message and `error_code` names the code (static string), else NULL. */

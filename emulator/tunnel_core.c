@@ -107,6 +107,24 @@ void lunnel_emu_tunnels_on_change(lunnel_emu_tunnels *t, const emu_tunnel_change
                       c->timestamp_ns);
 }
 
+void lunnel_emu_tunnels_drop_table(lunnel_emu_tunnels *t, const char *table) {
+    for (int i = t->ntunnels - 1; i >= 0; i--)
+        if (strcmp(t->tunnels[i]->table->name, table) == 0) emu_tunnel_delete(t, t->tunnels[i]);
+    for (int i = 0; i < t->ntables; i++) {
+        emu_table *tb = t->tables[i];
+        if (strcmp(tb->name, table) != 0) continue;
+        for (int s = 0; s < tb->nshards; s++) {
+            emu_reclog_free(&tb->shards[s]->log);
+            free(tb->shards[s]);
+        }
+        free(tb->shards);
+        free(tb->name);
+        free(tb);
+        t->tables[i] = t->tables[--t->ntables];
+        return;
+    }
+}
+
 const char *emu_status_name(int status) {
     switch (status) {
     case CH_WAIT: return "WAIT";

@@ -62,6 +62,10 @@ static int src_snapshot(void *ctx, const char *table, emu_tunnel_row_fn fn, void
 static void on_store(void *ud, lunnel_emu_store_event ev, const lunnel_emu_table *table,
                      const lunnel_emu_change *c) {
     glue *g = ud;
+    if (ev == LUNNEL_EMU_EV_TABLE_DELETED) {
+        lunnel_emu_tunnels_drop_table(g->tunnels, lunnel_emu_table_name(table));
+        return;
+    }
     if (ev != LUNNEL_EMU_EV_CHANGE_APPENDED || !c) return;
     emu_tunnel_change ch = {
         .table = lunnel_emu_table_name(table),

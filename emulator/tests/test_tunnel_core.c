@@ -562,6 +562,12 @@ static void test_faults_and_errors(void) {
     lunnel_emu_reply_free(&r);
     CHECK(tc_connect(t, tid, 30, NULL) == NULL);
     free(tid);
+    /* The store deleting the table takes its tunnels along. */
+    tid = tc_create(t, "orders", "gone", 2);
+    CHECK(tid != NULL);
+    lunnel_emu_tunnels_drop_table(t, "orders");
+    CHECK(tc_connect(t, tid, 30, NULL) == NULL);
+    free(tid);
     lunnel_emu_tunnels_free(t);
 }
 
