@@ -1,0 +1,17 @@
+-- examples/print.lua: prints every record readably, one line each, e.g.
+--   [channel-1] UPDATE pk(id=42, k="a") name="x" n=3 gone:DELETE_ALL_VERSIONS seq(0,1700000000000001,7)
+-- Run: lunnel run ... examples/print.lua   (or against the emulator, see README)
+local M = {}
+
+function M.open(ctx)
+  ctx.log.info("print: channel open", { channel = ctx.channel_id })
+end
+
+function M.process(ctx, batch)
+  local out = io.write -- looked up per call so specs can capture it
+  for _, r in batch:iter() do
+    out("[", ctx.channel_id, "] ", tostring(r), "\n")
+  end
+end
+
+return M
