@@ -35,11 +35,28 @@ end
 
 local levels = { "trace", "debug", "info", "warn", "error" }
 
+-- Field values that are tables are logged as JSON (when cjson can encode them).
+local function flatten(fields)
+  local out
+  for k, v in pairs(fields) do
+    if type(v) == "table" then
+      out = out or {}
+      local ok, j = pcall(cjson.encode, v)
+      out[k] = ok and j or tostring(v)
+    end
+  end
+  if not out then return fields end
+  for k, v in pairs(fields) do
+    if out[k] == nil then out[k] = v end
+  end
+  return out
+end
+
 local function make_log(channel_id)
   local log = {}
   for _, level in ipairs(levels) do
     log[level] = function(msg, fields)
-      if type(fields) ~= "table" then fields = nil end
+      if type(fields) ~= "table" then fields = nil else fields = flatten(fields) end
       clog(level, tostring(msg), fields, channel_id)
     end
   end
@@ -48,6 +65,10 @@ end
 
 function M.init(opts)
   clog = opts.log
+  -- os.exit from a worker would kill the process without draining or checkpointing
+  os.exit = function()
+    error("os.exit is not allowed in a lunnel script (raise an error to fail the batch)", 2)
+  end
   worker = opts.worker or -1
   if opts.custom_json then
     local ok, v = pcall(cjson.decode, opts.custom_json)
