@@ -48,10 +48,11 @@ export const FAST = ['--heartbeat-interval', '0.1', '--heartbeat-timeout', '3', 
   '--max-backoff', '0.2', '--reconnect-delay-max', '0.2', '--drain-timeout', '20', '--workers', '2', '--no-watch'];
 
 // Starts `lunnel run`; resolves at once. `exited` resolves {code, signal}.
-export function startRun(emu, { table, tunnel, create, dir, custom = {}, args = [], script = collectScript } = {}) {
+// noCustom: pass no --custom (a --config file supplies it).
+export function startRun(emu, { table, tunnel, create, dir, custom = {}, args = [], script = collectScript, noCustom = false } = {}) {
   const fullCustom = JSON.stringify({ dir, ...custom });
   const argv = ['run', '--endpoint', emu.endpoint, '--instance', emu.instance, '--table', table, '--tunnel', tunnel,
-    ...(create ? ['--create', create] : []), '--custom', fullCustom, ...FAST, ...args, script];
+    ...(create ? ['--create', create] : []), ...(noCustom ? [] : ['--custom', fullCustom]), ...FAST, ...args, script];
   const child = spawn(lunnelBinary(), argv, {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, TABLESTORE_ACCESS_KEY_ID: emu.accessKeyId, TABLESTORE_ACCESS_KEY_SECRET: emu.accessKeySecret },
