@@ -104,7 +104,14 @@ static void on_http(lunnel_http_response *resp, void *ud) {
         .trace_id = resp->trace_id,
         .attempts = resp->attempts,
     };
-    if (resp->err) {
+    if (resp->err && call->invalid) {
+        derr = *resp->err;
+        snprintf(derr.message, sizeof derr.message,
+                 "request is not a valid %s (wrong message type or a required field missing)",
+                 oi->req->short_name);
+        snprintf(derr.path, sizeof derr.path, "%s", oi->path);
+        res.err = &derr;
+    } else if (resp->err) {
         res.err = resp->err;
     } else if (!oi->resp) {
         res.raw = resp->body;
@@ -149,6 +156,7 @@ lunnel_api_call *lunnel_api_send(lunnel_api *api, lunnel_api_op op, const Protob
     size_t len = 0;
     int bad = (unsigned)op >= LUNNEL_API_N_OPS || !req || req->descriptor != oi->req ||
               !protobuf_c_message_check(req);
+    call->invalid = bad;
     if (!bad) {
         len = protobuf_c_message_get_packed_size(req);
         if (len > sizeof small) buf = malloc(len);
