@@ -188,9 +188,32 @@ static const char *tl_short(const char *v, char *buf, size_t cap) {
     return buf;
 }
 
+/* A rendezvous for the parallelism test: a script line with msg "barrier" blocks its worker
+ * until `tl_barrier_need` workers arrived (or 5 s passed: then tl_barrier_timeouts++). */
+static pthread_mutex_t tl_bar_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t tl_bar_cv = PTHREAD_COND_INITIALIZER;
+static int tl_barrier_need, tl_barrier_seen, tl_barrier_timeouts;
+
+static void tl_barrier(void) {
+    pthread_mutex_lock(&tl_bar_mu);
+    tl_barrier_seen++;
+    pthread_cond_broadcast(&tl_bar_cv);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += 5;
+    while (tl_barrier_seen < tl_barrier_need) {
+        if (pthread_cond_timedwait(&tl_bar_cv, &tl_bar_mu, &ts) != 0) {
+            tl_barrier_timeouts++;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&tl_bar_mu);
+}
+
 static void tl_log_fn(lunnel_log_level level, const char *component, const char *msg,
                       const lunnel_log_field *f, size_t n) {
     char line[4096], sb[128];
+    if (strcmp(msg, "barrier") == 0) tl_barrier();
     int off = snprintf(line, sizeof line, "%s|%s", component, tl_short(msg, sb, sizeof sb));
     for (size_t i = 0; i < n && off > 0 && (size_t)off < sizeof line; i++)
         off += snprintf(line + off, sizeof line - off, "|%s=%s", f[i].key,
