@@ -23,22 +23,26 @@ uint8_t lunnel_crc8_bytewise(uint8_t crc, const void *data, size_t len)
 uint8_t lunnel_crc8(uint8_t crc, const void *data, size_t len)
 {
     const uint8_t *p = data;
+    /* Only the first byte of each 8-byte step meets the running crc (an 8-bit register), so
+     * the other seven lookups are independent of it: keep them off the dependency chain
+     * (load the word without mixing crc in) and combine them as a tree. */
     while (len >= 8) {
         uint64_t w;
         memcpy(&w, p, 8); /* little-endian host assumed (x86-64, aarch64) */
-        w ^= crc;
-        crc = crc8_T[7][w & 0xff] ^ crc8_T[6][(w >> 8) & 0xff] ^ crc8_T[5][(w >> 16) & 0xff] ^
-              crc8_T[4][(w >> 24) & 0xff] ^ crc8_T[3][(w >> 32) & 0xff] ^
-              crc8_T[2][(w >> 40) & 0xff] ^ crc8_T[1][(w >> 48) & 0xff] ^ crc8_T[0][w >> 56];
+        uint8_t rest = (uint8_t)((crc8_T[6][(w >> 8) & 0xff] ^ crc8_T[5][(w >> 16) & 0xff]) ^
+                                 (crc8_T[4][(w >> 24) & 0xff] ^ crc8_T[3][(w >> 32) & 0xff]) ^
+                                 (crc8_T[2][(w >> 40) & 0xff] ^ crc8_T[1][(w >> 48) & 0xff]) ^
+                                 crc8_T[0][w >> 56]);
+        crc = crc8_T[7][(uint8_t)(w ^ crc)] ^ rest;
         p += 8;
         len -= 8;
     }
     if (len >= 4) {
         uint32_t w;
         memcpy(&w, p, 4);
-        w ^= crc;
-        crc = crc8_T[3][w & 0xff] ^ crc8_T[2][(w >> 8) & 0xff] ^ crc8_T[1][(w >> 16) & 0xff] ^
-              crc8_T[0][w >> 24];
+        uint8_t rest = (uint8_t)(crc8_T[2][(w >> 8) & 0xff] ^ crc8_T[1][(w >> 16) & 0xff] ^
+                                 crc8_T[0][w >> 24]);
+        crc = crc8_T[3][(uint8_t)(w ^ crc)] ^ rest;
         p += 4;
         len -= 4;
     }
