@@ -128,6 +128,7 @@ end
 
 function M.process(key, ptr, next_token, n)
   local ctx = channels[key]
+  if not ctx then error("lunnel host: channel has no ctx (its open() ran out of memory?)", 0) end
   ctx.next_token = next_token
   ctx.record_count = n
   committed[key] = nil
