@@ -228,6 +228,13 @@ static int cond_sighup(void *arg) {
     return st.script_hash == sighup_hash && st.reloads_ok == 1;
 }
 
+static int cond_failed_once(void *arg) {
+    (void)arg;
+    lunnel_host_stats st;
+    lunnel_host_get_stats(sighup_host, &st);
+    return st.reloads_failed == 1;
+}
+
 static void test_sighup_path(void) {
     tl_ndone = 0;
     const char *p = tl_write("hup.lua", "return {process = function(ctx) ctx.log.info('hup1') end}\n", 0);
@@ -254,6 +261,22 @@ static void test_sighup_path(void) {
     CHECK_INT(tl_dones[1].version, 2);
     CHECK_INT(tl_log_count("script|hup2", NULL), 1);
     CHECK_INT(tl_log_count("script|hup1", NULL), 0);
+    /* a broken rewrite is rejected (counted, logged with file:line), v2 keeps running */
+    tl_write("hup.lua", "return {process = function(ctx) ctx.log.info('hup3') end\n", 1);
+    CHECK_INT(lunnel_host_reload(sighup_host), 0);
+    CHECK(tl_run_until(loop, cond_failed_once, NULL, 10));
+    CHECK_INT(tl_log_count("host|script reload rejected", "hup.lua:2:"), 1);
+    CHECK_INT(lunnel_host_submit(ch, &b), 0);
+    want = 3;
+    CHECK(tl_run_until(loop, tl_cond_ndone, &want, 10));
+    CHECK_INT(tl_dones[2].status, LUNNEL_HOST_OK);
+    CHECK_INT(tl_dones[2].version, 2);
+    CHECK_INT(tl_log_count("script|hup2", NULL), 2);
+    CHECK_INT(tl_log_count("script|hup3", NULL), 0);
+    lunnel_host_stats st;
+    lunnel_host_get_stats(sighup_host, &st);
+    CHECK_INT(st.script_version, 2);
+    CHECK_INT(st.reloads_ok, 1);
     lunnel_host_free(sighup_host);
 }
 
