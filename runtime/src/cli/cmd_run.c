@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "lunnel/api.h"
@@ -23,123 +24,68 @@
 #include "lunnel/host.h"
 #include "lunnel/http.h"
 #include "lunnel/log.h"
+#include "lunnel/options.h"
 #include "lunnel/worker.h"
 
 int lunnel_cmd_run(int argc, char **argv);
 
-typedef enum opt_type { T_STR, T_INT, T_NUM, T_BOOL } opt_type;
-
-typedef struct run_opts {
-    const char *endpoint, *instance, *table, *tunnel, *tunnel_id, *create;
-    const char *access_key_id, *access_key_secret, *security_token, *credentials_command;
-    const char *ca_file, *custom, *config, *client_tag, *commit, *log_format, *log_level;
-    double workers, prefetch, max_inflight_bytes, max_channels;
-    double heartbeat_interval, heartbeat_timeout, max_backoff, checkpoint_interval;
-    double drain_timeout, reconnect_delay_max, process_timeout;
-    int exit_when_done, no_watch, help;
-} run_opts;
-
-typedef struct opt_desc {
-    const char *name; /* long option without "--"; config keys use '_' for '-' */
-    opt_type type;
-    size_t offset;
-    const char *def; /* default as text (NULL: none) */
-    const char *help;
-} opt_desc;
-
-#define O(field) offsetof(run_opts, field)
-static const opt_desc OPTS[] = {
-    {"endpoint", T_STR, O(endpoint), NULL, "service endpoint, e.g. http://127.0.0.1:8866 ($LUNNEL_ENDPOINT)"},
-    {"instance", T_STR, O(instance), NULL, "instance name ($LUNNEL_INSTANCE)"},
-    {"table", T_STR, O(table), NULL, "table of the tunnel"},
-    {"tunnel", T_STR, O(tunnel), NULL, "tunnel name (with --table)"},
-    {"tunnel-id", T_STR, O(tunnel_id), NULL, "tunnel id (instead of --table/--tunnel)"},
-    {"create", T_STR, O(create), NULL, "create the tunnel when missing: BaseData|Stream|BaseAndStream"},
-    {"access-key-id", T_STR, O(access_key_id), NULL, "access key id ($TABLESTORE_ACCESS_KEY_ID)"},
-    {"access-key-secret", T_STR, O(access_key_secret), NULL, "access key secret ($TABLESTORE_ACCESS_KEY_SECRET)"},
-    {"security-token", T_STR, O(security_token), NULL, "STS token ($TABLESTORE_SECURITY_TOKEN)"},
-    {"credentials-command", T_STR, O(credentials_command), NULL, "command printing credentials JSON (refreshed)"},
-    {"ca-file", T_STR, O(ca_file), NULL, "PEM bundle to trust for https"},
-    {"custom", T_STR, O(custom), NULL, "CustomValue as JSON (ctx.custom)"},
-    {"config", T_STR, O(config), NULL, "Lua file returning a table of these options (keys with _)"},
-    {"workers", T_INT, O(workers), "0", "Lua worker threads (0: one per CPU)"},
-    {"client-tag", T_STR, O(client_tag), NULL, "client tag sent in Connect (default: hostname)"},
-    {"heartbeat-interval", T_NUM, O(heartbeat_interval), "30", "seconds between heartbeats (>= 0.1)"},
-    {"heartbeat-timeout", T_NUM, O(heartbeat_timeout), "300", "heartbeat timeout in seconds (> interval)"},
-    {"prefetch", T_INT, O(prefetch), "1", "batches read ahead of processing per channel"},
-    {"max-inflight-bytes", T_INT, O(max_inflight_bytes), "67108864", "response bytes held by unfinished batches"},
-    {"max-backoff", T_NUM, O(max_backoff), "5", "cap of the stream read backoff, seconds"},
-    {"checkpoint-interval", T_NUM, O(checkpoint_interval), "5", "seconds between checkpoints"},
-    {"commit", T_STR, O(commit), "auto", "auto (process returned) | manual (ctx:commit())"},
-    {"max-channels", T_INT, O(max_channels), "0", "channels processed at once (0: unlimited)"},
-    {"drain-timeout", T_NUM, O(drain_timeout), "30", "bound of the graceful stop, seconds"},
-    {"exit-when-done", T_BOOL, O(exit_when_done), NULL, "exit 0 once every channel is TERMINATED (BaseData)"},
-    {"reconnect-delay-max", T_NUM, O(reconnect_delay_max), "10", "random delay before reconnecting, up to this, seconds"},
-    {"process-timeout", T_NUM, O(process_timeout), "0", "warn when process() runs longer (0: off)"},
-    {"no-watch", T_BOOL, O(no_watch), NULL, "do not hot-reload the script"},
-    {"log-format", T_STR, O(log_format), "text", "text | json (stderr)"},
-    {"log-level", T_STR, O(log_level), "info", "trace|debug|info|warn|error|off"},
-    {"help", T_BOOL, O(help), NULL, "this help"},
+static const lunnel_opt run_opts[] = {
+    {"table", LUNNEL_OPT_STRING, NULL, NULL, NULL, "TABLE", 0, "table of the tunnel"},
+    {"tunnel", LUNNEL_OPT_STRING, NULL, NULL, NULL, "NAME", 0, "tunnel name (with --table)"},
+    {"tunnel-id", LUNNEL_OPT_STRING, NULL, NULL, NULL, "ID", 0,
+     "tunnel id, instead of --table/--tunnel"},
+    {"create", LUNNEL_OPT_ENUM, NULL, NULL, "BaseData|Stream|BaseAndStream", "TYPE", 0,
+     "create the tunnel when it does not exist"},
+    {"custom", LUNNEL_OPT_STRING, NULL, NULL, NULL, "JSON", 0, "CustomValue as JSON: ctx.custom"},
+    {"config", LUNNEL_OPT_STRING, NULL, NULL, NULL, "FILE", 0,
+     "Lua file returning a table of these options (keys with _ for -; custom may be a "
+     "table); command-line flags win"},
+    {"workers", LUNNEL_OPT_INT, "0", NULL, NULL, "N", 0, "Lua worker threads (0: one per CPU)"},
+    {"client-tag", LUNNEL_OPT_STRING, NULL, NULL, NULL, "TAG", 0,
+     "client tag sent in Connect (default: the hostname)"},
+    {"heartbeat-interval", LUNNEL_OPT_DURATION, "30s", NULL, NULL, NULL, 0,
+     "time between heartbeats (at least 100ms)"},
+    {"heartbeat-timeout", LUNNEL_OPT_DURATION, "300s", NULL, NULL, NULL, 0,
+     "heartbeat timeout sent in Connect; must exceed the interval"},
+    {"prefetch", LUNNEL_OPT_INT, "1", NULL, NULL, "N", 0,
+     "batches read ahead of processing, per channel"},
+    {"max-inflight-bytes", LUNNEL_OPT_INT, "67108864", NULL, NULL, "BYTES", 0,
+     "response bytes held by unfinished batches, all channels together"},
+    {"max-backoff", LUNNEL_OPT_DURATION, "5s", NULL, NULL, NULL, 0,
+     "cap of the read backoff of an idle stream channel"},
+    {"checkpoint-interval", LUNNEL_OPT_DURATION, "5s", NULL, NULL, NULL, 0,
+     "time between checkpoints (a final one on close and shutdown)"},
+    {"commit", LUNNEL_OPT_ENUM, "auto", NULL, "auto|manual", NULL, 0,
+     "auto: a batch is handled when process returns; manual: only ctx:commit() marks"},
+    {"max-channels", LUNNEL_OPT_INT, "0", NULL, NULL, "N", 0,
+     "channels processed at once (0: unlimited)"},
+    {"drain-timeout", LUNNEL_OPT_DURATION, "30s", NULL, NULL, NULL, 0,
+     "bound of the graceful stop on SIGINT/SIGTERM (a second signal exits at once)"},
+    {"exit-when-done", LUNNEL_OPT_BOOL, NULL, NULL, NULL, NULL, 0,
+     "exit 0 once every channel of the tunnel is TERMINATED (BaseData tunnels)"},
+    {"reconnect-delay-max", LUNNEL_OPT_DURATION, "10s", NULL, NULL, NULL, 0,
+     "a lost client reconnects after a random delay up to this"},
+    {"process-timeout", LUNNEL_OPT_DURATION, "0", NULL, NULL, NULL, 0,
+     "log when one process() call runs longer (0: off)"},
+    {"no-watch", LUNNEL_OPT_BOOL, NULL, NULL, NULL, NULL, 0,
+     "do not hot-reload the script when it changes (SIGHUP still does)"},
 };
-#define N_OPTS (sizeof OPTS / sizeof OPTS[0])
+static const lunnel_opt_set run_set = LUNNEL_OPT_SET("Run", run_opts);
+static const lunnel_command_spec run_spec = {
+    .name = "run",
+    .usage = "lunnel run --endpoint URL --instance NAME (--table T --tunnel NAME | --tunnel-id ID) "
+             "[options] SCRIPT",
+    .summary = "consume a tunnel: SCRIPT's process(ctx, batch) gets every batch",
+    .sets = {&run_set, &lunnel_opts_connection, &lunnel_opts_logging},
+    .n_sets = 3,
+    .min_args = 1,
+    .max_args = 1,
+};
 
-static void usage(FILE *f)
+void lunnel_cmd_run_markdown(FILE *f);
+void lunnel_cmd_run_markdown(FILE *f)
 {
-    fprintf(f, "usage: lunnel run [options] SCRIPT\n\nConsumes a tunnel: SCRIPT's process(ctx, "
-               "batch) gets every batch.\n\noptions:\n");
-    for (size_t i = 0; i < N_OPTS; i++) {
-        char left[64];
-        snprintf(left, sizeof left, "--%s%s", OPTS[i].name,
-                 OPTS[i].type == T_BOOL ? "" : OPTS[i].type == T_STR ? " S" : " N");
-        fprintf(f, "  %-26s %s", left, OPTS[i].help);
-        if (OPTS[i].def)
-            fprintf(f, " [%s]", OPTS[i].def);
-        fputc('\n', f);
-    }
-}
-
-/* Sets one option from text. 0 ok, -1 with a message. */
-static int set_opt(run_opts *o, const opt_desc *d, const char *val, const char *origin)
-{
-    char *p = (char *)o + d->offset;
-    switch (d->type) {
-    case T_STR:
-        *(const char **)p = val;
-        return 0;
-    case T_INT:
-    case T_NUM: {
-        char *end;
-        double v = strtod(val, &end);
-        if (end == val || *end || v < 0 || (d->type == T_INT && v != (double)(long long)v)) {
-            fprintf(stderr, "lunnel run: %s --%s: not a valid %s: '%s'\n", origin, d->name,
-                    d->type == T_INT ? "non-negative integer" : "non-negative number", val);
-            return -1;
-        }
-        *(double *)p = v;
-        return 0;
-    }
-    case T_BOOL:
-        *(int *)p = strcmp(val, "true") == 0 || strcmp(val, "1") == 0;
-        return 0;
-    }
-    return -1;
-}
-
-static const opt_desc *find_opt(const char *name, size_t len)
-{
-    for (size_t i = 0; i < N_OPTS; i++) {
-        size_t n = strlen(OPTS[i].name);
-        if (n != len)
-            continue;
-        int same = 1;
-        for (size_t k = 0; k < n && same; k++) {
-            char a = name[k] == '_' ? '-' : name[k];
-            same = a == OPTS[i].name[k];
-        }
-        if (same)
-            return &OPTS[i];
-    }
-    return NULL;
+    lunnel_opts_print_markdown(&run_spec, f);
 }
 
 /* ---- --config FILE: a Lua chunk returning a table ---------------------------------------- */
@@ -269,13 +215,33 @@ static int to_json(lua_State *L, int idx, sbuf *b, int depth)
     }
 }
 
-/* Strings taken from the config live as long as the process: kept in this list. */
-static char *keep(const char *s)
+/* Flags built from the config file, put before the command line's (the last value wins). */
+typedef struct flag_list {
+    char **v;
+    int n, cap;
+} flag_list;
+
+static int flag_add(flag_list *l, char *s)
 {
-    return strdup(s);
+    if (!s)
+        return -1;
+    if (l->n == l->cap) {
+        int cap = l->cap ? l->cap * 2 : 32;
+        char **v = realloc(l->v, (size_t)cap * sizeof *v);
+        if (!v) {
+            free(s);
+            return -1;
+        }
+        l->v = v;
+        l->cap = cap;
+    }
+    l->v[l->n++] = s;
+    return 0;
 }
 
-static int load_config(const char *path, run_opts *o, const unsigned char *set_on_cli)
+/* Runs the config chunk and turns its table into "--name=value" flags. 0, or -1 with one
+ * line printed naming the problem. */
+static int load_config(const char *path, flag_list *flags)
 {
     lua_State *L = luaL_newstate();
     if (!L)
@@ -287,7 +253,7 @@ static int load_config(const char *path, run_opts *o, const unsigned char *set_o
         return -1;
     }
     if (!lua_istable(L, -1)) {
-        fprintf(stderr, "lunnel run: --config %s: must return a table\n", path);
+        fprintf(stderr, "lunnel run: --config %s: must return a table of options\n", path);
         lua_close(L);
         return -1;
     }
@@ -300,39 +266,54 @@ static int load_config(const char *path, run_opts *o, const unsigned char *set_o
             lua_pop(L, 2);
             break;
         }
-        size_t kn;
-        const char *k = lua_tolstring(L, -2, &kn);
-        const opt_desc *d = find_opt(k, kn);
-        if (!d || strcmp(d->name, "config") == 0) {
-            fprintf(stderr, "lunnel run: --config %s: unknown option '%s'\n", path, k);
+        char name[128];
+        snprintf(name, sizeof name, "%s", lua_tostring(L, -2));
+        for (char *q = name; *q; q++)
+            if (*q == '_')
+                *q = '-';
+        if (strcmp(name, "config") == 0) {
+            fprintf(stderr, "lunnel run: --config %s: a config cannot name another config\n", path);
             rc = -1;
-            lua_pop(L, 2);
-            break;
-        }
-        if (!set_on_cli[d - OPTS]) {
-            char origin[600];
-            snprintf(origin, sizeof origin, "--config %s:", path);
-            if (strcmp(d->name, "custom") == 0 && lua_istable(L, -1)) {
-                sbuf b = {0};
-                if (to_json(L, -1, &b, 0) != 0 || b.oom) {
-                    fprintf(stderr, "lunnel run: --config %s: custom holds a value JSON cannot carry\n",
-                            path);
-                    rc = -1;
-                    free(b.p);
-                } else {
-                    o->custom = b.p; /* lives as long as the process */
-                }
-            } else if (d->type == T_BOOL) {
-                *(int *)((char *)o + d->offset) = lua_toboolean(L, -1);
-            } else if (lua_type(L, -1) == LUA_TSTRING || lua_type(L, -1) == LUA_TNUMBER) {
-                const char *v = keep(lua_tostring(L, -1));
-                if (set_opt(o, d, v, origin) != 0)
-                    rc = -1;
-            } else {
-                fprintf(stderr, "lunnel run: --config %s: option '%s' must be a string or number\n",
-                        path, k);
+        } else if (lua_type(L, -1) == LUA_TTABLE && strcmp(name, "custom") == 0) {
+            sbuf b = {0};
+            if (to_json(L, -1, &b, 0) != 0 || b.oom) {
+                fprintf(stderr, "lunnel run: --config %s: custom holds a value JSON cannot carry\n",
+                        path);
                 rc = -1;
+            } else {
+                size_t n = strlen(name) + b.n + 4;
+                char *f = malloc(n);
+                if (f)
+                    snprintf(f, n, "--%s=%s", name, b.p);
+                rc = flag_add(flags, f);
             }
+            free(b.p);
+        } else if (lua_type(L, -1) == LUA_TBOOLEAN) {
+            if (lua_toboolean(L, -1)) {
+                size_t n = strlen(name) + 3;
+                char *f = malloc(n);
+                if (f)
+                    snprintf(f, n, "--%s", name);
+                rc = flag_add(flags, f);
+            }
+        } else if (lua_type(L, -1) == LUA_TSTRING || lua_type(L, -1) == LUA_TNUMBER) {
+            char num[64];
+            const char *val;
+            if (lua_type(L, -1) == LUA_TNUMBER) {
+                snprintf(num, sizeof num, "%.17g", lua_tonumber(L, -1));
+                val = num;
+            } else {
+                val = lua_tostring(L, -1);
+            }
+            size_t n = strlen(name) + strlen(val) + 4;
+            char *f = malloc(n);
+            if (f)
+                snprintf(f, n, "--%s=%s", name, val);
+            rc = flag_add(flags, f);
+        } else {
+            fprintf(stderr, "lunnel run: --config %s: %s must be a string, number or boolean\n",
+                    path, lua_tostring(L, -2));
+            rc = -1;
         }
         lua_pop(L, 1);
     }
@@ -416,11 +397,11 @@ static const char *lua_dir(void)
 
 static int tunnel_type_of(const char *s, Lunnel__Tunnel__TunnelType *out)
 {
-    if (strcmp(s, "BaseData") == 0)
+    if (strcasecmp(s, "BaseData") == 0)
         *out = LUNNEL__TUNNEL__TUNNEL_TYPE__BaseData;
-    else if (strcmp(s, "Stream") == 0)
+    else if (strcasecmp(s, "Stream") == 0)
         *out = LUNNEL__TUNNEL__TUNNEL_TYPE__Stream;
-    else if (strcmp(s, "BaseAndStream") == 0)
+    else if (strcasecmp(s, "BaseAndStream") == 0)
         *out = LUNNEL__TUNNEL__TUNNEL_TYPE__BaseAndStream;
     else
         return -1;
@@ -441,13 +422,15 @@ static int is_not_found(const lunnel_error *err)
 }
 
 /* Finds (or creates) the tunnel; returns a malloc'd tunnel id or NULL with *status set. */
-static char *resolve_tunnel(lunnel_api *api, struct ev_loop *loop, const run_opts *o, int *status)
+static char *resolve_tunnel(lunnel_api *api, struct ev_loop *loop, const char *table,
+                            const char *tunnel, const char *tunnel_id, const char *create,
+                            int *status)
 {
-    if (o->tunnel_id)
-        return strdup(o->tunnel_id);
+    if (tunnel_id)
+        return strdup(tunnel_id);
     Lunnel__Tunnel__DescribeTunnelRequest req = LUNNEL__TUNNEL__DESCRIBE_TUNNEL_REQUEST__INIT;
-    req.table_name = (char *)o->table;
-    req.tunnel_name = (char *)o->tunnel;
+    req.table_name = (char *)table;
+    req.tunnel_name = (char *)tunnel;
     lunnel_api_sync_result r;
     memset(&r, 0, sizeof r);
     if (lunnel_api_call_sync(api, loop, LUNNEL_API_DESCRIBE, &req.base, 0, &r) == 0) {
@@ -458,7 +441,7 @@ static char *resolve_tunnel(lunnel_api *api, struct ev_loop *loop, const run_opt
             *status = LUNNEL_EXIT_RUNTIME;
         return id;
     }
-    if (!o->create || !is_not_found(&r.err)) {
+    if (!create || !is_not_found(&r.err)) {
         print_error("describe tunnel failed", &r.err);
         *status = lunnel_error_exit_status(&r.err);
         lunnel_api_sync_result_free(&r);
@@ -466,9 +449,9 @@ static char *resolve_tunnel(lunnel_api *api, struct ev_loop *loop, const run_opt
     }
     lunnel_api_sync_result_free(&r);
     Lunnel__Tunnel__Tunnel t = LUNNEL__TUNNEL__TUNNEL__INIT;
-    t.table_name = (char *)o->table;
-    t.tunnel_name = (char *)o->tunnel;
-    tunnel_type_of(o->create, &t.tunnel_type);
+    t.table_name = (char *)table;
+    t.tunnel_name = (char *)tunnel;
+    tunnel_type_of(create, &t.tunnel_type);
     Lunnel__Tunnel__CreateTunnelRequest creq = LUNNEL__TUNNEL__CREATE_TUNNEL_REQUEST__INIT;
     creq.tunnel = &t;
     memset(&r, 0, sizeof r);
@@ -481,168 +464,121 @@ static char *resolve_tunnel(lunnel_api *api, struct ev_loop *loop, const run_opt
     Lunnel__Tunnel__CreateTunnelResponse *m = (Lunnel__Tunnel__CreateTunnelResponse *)r.msg;
     char *id = m && m->tunnel_id ? strdup(m->tunnel_id) : NULL;
     lunnel_api_sync_result_free(&r);
-    lunnel_log_kv(LUNNEL_LOG_INFO, "run", "tunnel created", "tunnel", o->tunnel, "type",
-                  o->create, "tunnel_id", id, NULL);
+    lunnel_log_kv(LUNNEL_LOG_INFO, "run", "tunnel created", "tunnel", tunnel, "type", create,
+                  "tunnel_id", id, NULL);
     return id;
+}
+
+/* The value of --config on the command line, if any (read before parsing: the file's
+ * options go in front of the command line's). */
+static const char *find_config(int argc, char **argv)
+{
+    const char *path = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--") == 0)
+            break;
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
+            path = argv[++i];
+        else if (strncmp(argv[i], "--config=", 9) == 0)
+            path = argv[i] + 9;
+    }
+    return path;
 }
 
 int lunnel_cmd_run(int argc, char **argv)
 {
-    run_opts o;
-    memset(&o, 0, sizeof o);
-    unsigned char set_on_cli[N_OPTS];
-    memset(set_on_cli, 0, sizeof set_on_cli);
-    const char *script = NULL;
-
-    /* defaults first */
-    for (size_t i = 0; i < N_OPTS; i++)
-        if (OPTS[i].def && set_opt(&o, &OPTS[i], OPTS[i].def, "default") != 0)
-            return LUNNEL_EXIT_USAGE;
-
-    /* argv[0] is "run" (or the program); options and one script, in any order */
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (strncmp(a, "--", 2) != 0 || a[2] == 0) {
-            if (strcmp(a, "--") == 0 && i + 1 < argc) {
-                a = argv[++i];
-            } else if (a[0] == '-' && a[1] != 0) {
-                fprintf(stderr, "lunnel run: unknown option '%s' (see --help)\n", a);
-                return LUNNEL_EXIT_USAGE;
-            }
-            if (script) {
-                fprintf(stderr, "lunnel run: one script only ('%s' and '%s')\n", script, a);
-                return LUNNEL_EXIT_USAGE;
-            }
-            script = a;
-            continue;
-        }
-        const char *name = a + 2, *eq = strchr(name, '=');
-        size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
-        const opt_desc *d = find_opt(name, nlen);
-        if (!d) {
-            fprintf(stderr, "lunnel run: unknown option '%s' (see --help)\n", a);
-            return LUNNEL_EXIT_USAGE;
-        }
-        const char *val;
-        if (d->type == T_BOOL) {
-            val = eq ? eq + 1 : "true";
-        } else if (eq) {
-            val = eq + 1;
-        } else if (i + 1 < argc) {
-            val = argv[++i];
-        } else {
-            fprintf(stderr, "lunnel run: option --%s needs a value\n", d->name);
-            return LUNNEL_EXIT_USAGE;
-        }
-        if (set_opt(&o, d, val, "option") != 0)
-            return LUNNEL_EXIT_USAGE;
-        set_on_cli[d - OPTS] = 1;
-    }
-    if (o.help) {
-        usage(stdout);
-        return 0;
-    }
-    if (o.config && load_config(o.config, &o, set_on_cli) != 0)
+    flag_list all = {0};
+    const char *config = find_config(argc, argv);
+    if (flag_add(&all, strdup(argc > 0 ? argv[0] : "run")) != 0)
+        return LUNNEL_EXIT_RUNTIME;
+    if (config && load_config(config, &all) != 0)
         return LUNNEL_EXIT_USAGE;
+    for (int i = 1; i < argc; i++)
+        if (flag_add(&all, strdup(argv[i])) != 0)
+            return LUNNEL_EXIT_RUNTIME;
 
-    if (!o.endpoint)
-        o.endpoint = getenv("LUNNEL_ENDPOINT");
-    if (!o.instance)
-        o.instance = getenv("LUNNEL_INSTANCE");
-    if (!o.access_key_id)
-        o.access_key_id = getenv("TABLESTORE_ACCESS_KEY_ID");
-    if (!o.access_key_secret)
-        o.access_key_secret = getenv("TABLESTORE_ACCESS_KEY_SECRET");
-    if (!o.security_token)
-        o.security_token = getenv("TABLESTORE_SECURITY_TOKEN");
+    char perr[512];
+    lunnel_opt_values *v = NULL;
+    int prc = lunnel_opts_parse(&run_spec, all.n, all.v, 1, &v, perr, sizeof perr);
+    if (prc == LUNNEL_OPTS_HELP) {
+        lunnel_opts_print_help(&run_spec, stdout);
+        return LUNNEL_EXIT_OK;
+    }
+    if (prc != LUNNEL_OPTS_OK) {
+        fprintf(stderr, "lunnel run: %s\n", perr);
+        return LUNNEL_EXIT_USAGE;
+    }
+    const char *script = lunnel_opts_arg(v, 0);
+    const char *table = lunnel_opts_str(v, "table"), *tunnel = lunnel_opts_str(v, "tunnel");
+    const char *tunnel_id_opt = lunnel_opts_str(v, "tunnel-id");
+    const char *create = lunnel_opts_str(v, "create"), *commit = lunnel_opts_str(v, "commit");
+    double hb_interval = lunnel_opts_num(v, "heartbeat-interval");
+    double hb_timeout = lunnel_opts_num(v, "heartbeat-timeout");
 
     /* validation: one clear line per problem */
     const char *problem = NULL;
-    char buf[256];
-    Lunnel__Tunnel__TunnelType tt;
     if (!script)
         problem = "missing SCRIPT (usage: lunnel run [options] SCRIPT)";
-    else if (!o.endpoint)
-        problem = "missing --endpoint";
-    else if (!o.instance)
-        problem = "missing --instance";
-    else if (!o.tunnel_id && (!o.table || !o.tunnel))
+    else if (!tunnel_id_opt && (!table || !tunnel))
         problem = "give --table and --tunnel, or --tunnel-id";
-    else if (o.create && tunnel_type_of(o.create, &tt) != 0)
-        problem = "--create must be BaseData, Stream or BaseAndStream";
-    else if (o.heartbeat_interval < 0.1)
+    else if (create && !(table && tunnel))
+        problem = "--create needs --table and --tunnel";
+    else if (hb_interval < 0.1)
         problem = "--heartbeat-interval must be at least 0.1 seconds";
-    else if (o.heartbeat_timeout <= o.heartbeat_interval)
+    else if (hb_timeout <= hb_interval)
         problem = "--heartbeat-timeout must exceed --heartbeat-interval";
-    else if (strcmp(o.commit, "auto") != 0 && strcmp(o.commit, "manual") != 0)
-        problem = "--commit must be auto or manual";
-    else if (o.checkpoint_interval <= 0)
+    else if (lunnel_opts_num(v, "checkpoint-interval") <= 0)
         problem = "--checkpoint-interval must be positive";
-    else if (o.max_inflight_bytes < 1)
+    else if (lunnel_opts_int(v, "max-inflight-bytes") < 1)
         problem = "--max-inflight-bytes must be positive";
-    else if (!o.credentials_command && (!o.access_key_id || !o.access_key_secret))
+    else if (lunnel_opts_int(v, "workers") < 0 || lunnel_opts_int(v, "prefetch") < 0 ||
+             lunnel_opts_int(v, "max-channels") < 0)
+        problem = "--workers, --prefetch and --max-channels must not be negative";
+    else if (!lunnel_opts_str(v, "credentials-command") &&
+             (!lunnel_opts_str(v, "access-key-id") || !lunnel_opts_str(v, "access-key-secret")))
         problem = "no credentials: set TABLESTORE_ACCESS_KEY_ID / TABLESTORE_ACCESS_KEY_SECRET, "
                   "--access-key-id / --access-key-secret, or --credentials-command";
-    lunnel_log_level lvl;
-    lunnel_log_format fmt;
-    if (!problem && lunnel_log_parse_level(o.log_level, &lvl) != 0)
-        problem = "--log-level must be trace|debug|info|warn|error|off";
-    if (!problem && lunnel_log_parse_format(o.log_format, &fmt) != 0)
-        problem = "--log-format must be text or json";
     if (problem) {
         fprintf(stderr, "lunnel run: %s\n", problem);
         return LUNNEL_EXIT_USAGE;
     }
-    lunnel_log_set_level(lvl);
-    lunnel_log_set_format(fmt);
-    if (o.access_key_secret)
-        lunnel_log_add_secret(o.access_key_secret);
-    if (o.security_token)
-        lunnel_log_add_secret(o.security_token);
-    if (!o.client_tag) {
-        if (gethostname(buf, sizeof buf) != 0)
-            snprintf(buf, sizeof buf, "lunnel");
-        buf[sizeof buf - 1] = 0;
-        o.client_tag = buf;
+    if (lunnel_opts_apply_logging(v) != 0) {
+        fprintf(stderr, "lunnel run: bad --log-level or --log-format\n");
+        return LUNNEL_EXIT_USAGE;
+    }
+    char host[256];
+    const char *client_tag = lunnel_opts_str(v, "client-tag");
+    if (!client_tag) {
+        if (gethostname(host, sizeof host) != 0)
+            snprintf(host, sizeof host, "lunnel");
+        host[sizeof host - 1] = 0;
+        client_tag = host;
     }
     signal(SIGPIPE, SIG_IGN);
 
     struct ev_loop *loop = ev_default_loop(EVFLAG_AUTO);
-    lunnel_error err;
-    lunnel_error_clear(&err);
-    lunnel_credentials *creds =
-        o.credentials_command
-            ? lunnel_credentials_new_command(o.credentials_command, 0, &err)
-            : lunnel_credentials_new_static(o.access_key_id, o.access_key_secret,
-                                            o.security_token, &err);
-    if (!creds) {
-        print_error("credentials", &err);
-        return lunnel_error_exit_status(&err);
+    lunnel_client cl;
+    char cerr[512];
+    int crc = lunnel_opts_open_client(v, loop, &cl, cerr, sizeof cerr);
+    if (crc != 0) {
+        fprintf(stderr, "lunnel run: %s\n", cerr);
+        return crc;
     }
-    lunnel_credentials_start(creds, loop);
-    lunnel_http_config hc = {.endpoint = o.endpoint, .instance = o.instance, .ca_file = o.ca_file};
-    lunnel_http *http = lunnel_http_new(loop, &hc, creds, &err);
-    if (!http) {
-        print_error("http client", &err);
-        return lunnel_error_exit_status(&err) ? lunnel_error_exit_status(&err) : LUNNEL_EXIT_USAGE;
-    }
-    lunnel_api *api = lunnel_api_new(http, NULL);
-    if (!api)
-        return LUNNEL_EXIT_RUNTIME;
+    lunnel_api *api = cl.api;
 
     int status = LUNNEL_EXIT_RUNTIME;
-    char *tunnel_id = resolve_tunnel(api, loop, &o, &status);
+    char *tunnel_id = resolve_tunnel(api, loop, table, tunnel, tunnel_id_opt, create, &status);
     if (!tunnel_id)
         return status ? status : LUNNEL_EXIT_RUNTIME;
 
     run_app app = {.loop = loop};
     lunnel_host_config hcfg = {
         .script_path = script,
-        .workers = (int)o.workers,
-        .custom_json = o.custom,
+        .workers = (int)lunnel_opts_int(v, "workers"),
+        .custom_json = lunnel_opts_str(v, "custom"),
         .lua_dir = lua_dir(),
-        .process_timeout_s = o.process_timeout,
-        .watch = !o.no_watch,
+        .process_timeout_s = lunnel_opts_num(v, "process-timeout"),
+        .watch = !lunnel_opts_bool(v, "no-watch"),
         .loop = loop,
         .on_done = on_host_done,
         .ud = &app,
@@ -660,20 +596,20 @@ int lunnel_cmd_run(int argc, char **argv)
         .loop = loop,
         .api = api,
         .tunnel_id = tunnel_id,
-        .table_name = o.table,
-        .tunnel_name = o.tunnel,
-        .client_tag = o.client_tag,
-        .heartbeat_interval_s = o.heartbeat_interval,
-        .heartbeat_timeout_s = o.heartbeat_timeout,
-        .prefetch = (int)o.prefetch,
-        .max_inflight_bytes = (size_t)o.max_inflight_bytes,
-        .max_backoff_s = o.max_backoff,
-        .checkpoint_interval_s = o.checkpoint_interval,
-        .manual_commit = strcmp(o.commit, "manual") == 0,
-        .max_channels = (int)o.max_channels,
-        .drain_timeout_s = o.drain_timeout,
-        .exit_when_done = o.exit_when_done,
-        .reconnect_delay_max_s = o.reconnect_delay_max,
+        .table_name = table,
+        .tunnel_name = tunnel,
+        .client_tag = client_tag,
+        .heartbeat_interval_s = hb_interval,
+        .heartbeat_timeout_s = hb_timeout,
+        .prefetch = (int)lunnel_opts_int(v, "prefetch"),
+        .max_inflight_bytes = (size_t)lunnel_opts_int(v, "max-inflight-bytes"),
+        .max_backoff_s = lunnel_opts_num(v, "max-backoff"),
+        .checkpoint_interval_s = lunnel_opts_num(v, "checkpoint-interval"),
+        .manual_commit = strcasecmp(commit, "manual") == 0,
+        .max_channels = (int)lunnel_opts_int(v, "max-channels"),
+        .drain_timeout_s = lunnel_opts_num(v, "drain-timeout"),
+        .exit_when_done = lunnel_opts_bool(v, "exit-when-done"),
+        .reconnect_delay_max_s = lunnel_opts_num(v, "reconnect-delay-max"),
         .proc = {.open = proc_open, .submit = proc_submit, .shutdown = proc_shutdown,
                  .ud = app.host},
         .on_exit = on_worker_exit,
@@ -693,7 +629,7 @@ int lunnel_cmd_run(int argc, char **argv)
     ev_signal_start(loop, &sighup);
 
     lunnel_log_kv(LUNNEL_LOG_INFO, "run", "starting", "tunnel_id", tunnel_id, "script", script,
-                  "commit", o.commit, NULL);
+                  "commit", commit, NULL);
     lunnel_worker_start(app.worker);
     ev_run(loop, 0);
 
