@@ -15,7 +15,7 @@
 
 #include "tunnel_internal.h"
 
-#define TOKEN_VERSION 1
+#define TOKEN_VERSION 2 /* 2: content is a TokenContentV2 (version 1 meant the older TokenContent) */
 
 char *emu_token_make(const emu_channel *ch, uint64_t offset, int64_t ts_ns) {
     char pos[96];
