@@ -85,6 +85,8 @@ expect 2 "unknown subcommand" -- "$L" tunnel explode
 expect 0 "help" -- "$L" help tunnel describe
 contains "$work/out" "TABLESTORE_ACCESS_KEY_SECRET" "help names the env var"
 if grep -q "lunnel-secret" "$work/out"; then bad "help shows the secret"; else ok; fi
+expect 0 "version" -- "$L" --version
+contains "$work/out" "^lunnel [0-9]" "version output"
 expect 0 "markdown" -- "$L" help --markdown
 contains "$work/out" '| `--endpoint URL` |' "markdown row"
 

@@ -619,7 +619,11 @@ lunnel_http_request *lunnel_http_post(lunnel_http *h, const char *path, const vo
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)(h->connect_timeout_s * 1000));
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
-    if (h->ca_file) curl_easy_setopt(e, CURLOPT_CAINFO, h->ca_file);
+    if (h->ca_file) {
+        /* Trust that bundle only: drop the distribution's CA directory too. */
+        curl_easy_setopt(e, CURLOPT_CAINFO, h->ca_file);
+        curl_easy_setopt(e, CURLOPT_CAPATH, NULL);
+    }
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(e, CURLOPT_USERAGENT, "lunnel/0.1");
     curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, NULL);
