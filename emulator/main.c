@@ -164,6 +164,18 @@ int main(int argc, char **argv)
         return 1;
     }
 #endif
+    /* Signals and the key reminder come before the ready line: whoever waits for that line
+     * may stop us (SIGINT/SIGTERM) or look for the reminder right away. */
+    ev_signal sigint, sigterm;
+    ev_signal_init(&sigint, on_signal, SIGINT);
+    ev_signal_init(&sigterm, on_signal, SIGTERM);
+    sigint.data = sigterm.data = srv;
+    ev_signal_start(loop, &sigint);
+    ev_signal_start(loop, &sigterm);
+    fprintf(stderr,
+            "lunnel-emulator: access key id '%s', secret '%s' (for local use only; set "
+            "--access-key-id/--access-key-secret to change)\n",
+            cfg.access_key_id, cfg.access_key_secret);
     int port = lunnel_emu_server_port(srv);
     if (cfg.port_file) {
         FILE *f = fopen(cfg.port_file, "w");
@@ -178,17 +190,7 @@ int main(int argc, char **argv)
     snprintf(host, sizeof host, "%.*s", (int)(colon - cfg.listen), cfg.listen);
     printf("lunnel-emulator listening on http://%s:%d instance=%s\n", host, port, cfg.instance);
     fflush(stdout);
-    fprintf(stderr,
-            "lunnel-emulator: access key id '%s', secret '%s' (for local use only; set "
-            "--access-key-id/--access-key-secret to change)\n",
-            cfg.access_key_id, cfg.access_key_secret);
 
-    ev_signal sigint, sigterm;
-    ev_signal_init(&sigint, on_signal, SIGINT);
-    ev_signal_init(&sigterm, on_signal, SIGTERM);
-    sigint.data = sigterm.data = srv;
-    ev_signal_start(loop, &sigint);
-    ev_signal_start(loop, &sigterm);
     ev_run(loop, 0);
     lunnel_emu_server_free(srv);
     lunnel_emu_store_free(store);

@@ -334,6 +334,8 @@ static int key_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
 static size_t lower_bound(const lunnel_emu_table *t, const uint8_t *key, size_t len)
 {
     size_t lo = 0, hi = t->n_rows;
+    /* appends in key order (bulk loads, sequential ids) skip the search */
+    if (hi > 0 && key_cmp(t->rows[hi - 1]->key, t->rows[hi - 1]->key_len, key, len) < 0) return hi;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
         if (key_cmp(t->rows[mid]->key, t->rows[mid]->key_len, key, len) < 0) lo = mid + 1;
@@ -492,7 +494,7 @@ static int row_put_cell(lunnel_emu_row *r, const lunnel_emu_cell *c, int64_t ts)
         return 0;
     }
     if (r->n_cells == r->cap_cells) {
-        size_t cap = r->cap_cells ? r->cap_cells * 2 : 8;
+        size_t cap = r->cap_cells ? r->cap_cells * 2 : 1; /* most rows are written once: exact fit */
         lunnel_emu_cell *p = realloc(r->cells, cap * sizeof *p);
         if (!p) {
             free(blk);
