@@ -262,12 +262,14 @@ static int run_command(const char *command, double timeout_s, lunnel_cred_snapsh
         return -1;
     }
     if (pid == 0) {
+        setpgid(0, 0); /* own process group: a timeout kills the command's children too */
         dup2(fds[1], 1);
         int devnull = open("/dev/null", O_RDONLY);
         if (devnull >= 0) dup2(devnull, 0);
         execl("/bin/sh", "sh", "-c", command, (char *)NULL);
         _exit(127);
     }
+    setpgid(pid, pid); /* also from here, so the group exists whoever runs first */
     close(fds[1]);
     char *buf = malloc(MAX_OUTPUT + 1);
     size_t len = 0;
@@ -293,7 +295,10 @@ static int run_command(const char *command, double timeout_s, lunnel_cred_snapsh
         }
     }
     close(fds[0]);
-    if (timed_out || too_big) kill(pid, SIGKILL);
+    if (timed_out || too_big) {
+        kill(-pid, SIGKILL);
+        kill(pid, SIGKILL);
+    }
     int status = 0;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }
