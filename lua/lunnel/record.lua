@@ -51,7 +51,7 @@ typedef struct lunnel_value {
   union { int64_t i; double d; const uint8_t *ptr; } u;
 } lunnel_value;
 typedef struct lunnel_column {
-  const uint8_t *name; uint32_t name_len; uint32_t name_hash; int64_t timestamp;
+  const uint8_t *name; uint32_t name_len; uint32_t name_hash; uint64_t name_prefix; int64_t timestamp;
   uint8_t op; uint8_t has_timestamp; uint8_t pad_[6]; lunnel_value value;
 } lunnel_column;
 typedef struct lunnel_record {
@@ -84,6 +84,7 @@ const volatile uint32_t *lunnel_arena_live(const lunnel_arena *a);
 uint32_t lunnel_record_abi_version(void);
 int64_t lunnel_record_abi_layout(const char *type, const char *field);
 uint32_t lunnel_record_name_hash(const void *name, size_t len);
+uint64_t lunnel_record_name_prefix(const void *name, size_t len);
 size_t lunnel_record_tojson(const lunnel_record *r, char *buf, size_t cap);
 size_t lunnel_record_key(const lunnel_record *r, char *buf, size_t cap);
 ]]
@@ -187,57 +188,94 @@ local function value(v, as_int64)
 end
 M.value = value
 
--- Column-name lookup without copying names: compare the C-side FNV hash first (cached per
--- Lua string), then length and bytes.
-local hash_cache, hash_count = {}, 0
-local function name_hash(name)
-  local h = hash_cache[name]
-  if h == nil then
-    if hash_count > 100000 then hash_cache, hash_count = {}, 0 end
-    h = tonumber(C.lunnel_record_name_hash(name, #name))
-    hash_cache[name] = h
-    hash_count = hash_count + 1
-  end
-  return h
+-- Column-name lookup without copying names or calling C on the hot path: names of up to 8
+-- bytes are identified exactly by (length, 8-byte prefix); longer ones by length, prefix and
+-- hash, confirmed with memcmp. Per-name keys are cached per Lua string (bounded).
+local HASH, PREFIX, key_count = {}, {}, 0
+local function name_keys(name)
+  if key_count > 100000 then HASH, PREFIX, key_count = {}, {}, 0 end
+  local h = tonumber(C.lunnel_record_name_hash(name, #name))
+  local p = C.lunnel_record_name_prefix(name, #name)
+  HASH[name], PREFIX[name] = h, p
+  key_count = key_count + 1
+  return p
 end
 
-local function find(cols, n, name)
-  if type(name) ~= "string" then error("lunnel: column name must be a string, got " .. type(name), 3) end
-  local h, len = name_hash(name), #name
+local function same(c, name, len, pre)
+  if c.name_len ~= len or c.name_prefix ~= pre then return false end
+  if len <= 8 then return true end
+  return c.name_hash == HASH[name] and memcmp(c.name, name, len) == 0
+end
+
+-- Position hints: records of one table almost always carry a column at the same index, so
+-- the last index a name was found at is tried first. That keeps the common lookup free of
+-- loops, which matters to the JIT: a trace may not leave a loop early, so a scanning loop
+-- with an early return would be blacklisted and force the caller into the interpreter.
+local HINT_COLS, HINT_PK, HINT_OLD = {}, {}, {}
+
+local function scan(cols, n, name, len, pre, hints)
   for i = 0, n - 1 do
     local c = cols[i]
-    if c.name_hash == h and c.name_len == len and memcmp(c.name, name, len) == 0 then return c end
+    if same(c, name, len, pre) then
+      hints[name] = i
+      return c
+    end
   end
   return nil
+end
+
+local function find(cols, n, name, hints)
+  if type(name) ~= "string" then error("lunnel: column name must be a string, got " .. type(name), 3) end
+  local len = #name
+  local pre = PREFIX[name] or name_keys(name)
+  local i = hints[name]
+  if i ~= nil and i < n then
+    local c = cols[i]
+    if same(c, name, len, pre) then return c end
+  end
+  return scan(cols, n, name, len, pre, hints)
 end
 
 -- ---- record methods ---------------------------------------------------------------------
 local R = {}    -- methods
 local RF = {}   -- computed fields
 
+-- get dispatches on the type itself instead of calling value(): with both ints and strings
+-- read through one shared helper, LuaJIT aborted the loop trace ("loop unroll limit") and a
+-- 10-column loop fell back to the interpreter (60x slower). Keep this shape.
 function R.get(ref, name, as)
   local r = rec(ref)
-  local c = find(r.cols, r.col_count, name)
+  local c = find(r.cols, r.col_count, name, HINT_COLS)
   if c == nil then return nil end
-  return value(c.value, as == "int64")
+  local v = c.value
+  local t = v.type
+  if t == VT_STRING then return ffi_string(v.u.ptr, v.len) end
+  if t == VT_INTEGER then
+    local i = v.u.i
+    if as == nil and i <= MAX_EXACT and i >= -MAX_EXACT then return tonumber(i) end
+    return int64_t(i)
+  end
+  if t == VT_DOUBLE then return v.u.d end
+  if t == VT_BOOLEAN then return v.u.i ~= 0 end
+  return value(v)
 end
 
 function R.has(ref, name)
   local r = rec(ref)
-  local c = find(r.cols, r.col_count, name)
+  local c = find(r.cols, r.col_count, name, HINT_COLS)
   return c ~= nil and c.value.type ~= VT_NONE
 end
 
 function R.type(ref, name)
   local r = rec(ref)
-  local c = find(r.cols, r.col_count, name) or find(r.pk, r.pk_count, name)
+  local c = find(r.cols, r.col_count, name, HINT_COLS) or find(r.pk, r.pk_count, name, HINT_PK)
   if c == nil then return nil end
   return TYPE_NAMES[c.value.type]
 end
 
 function R.len(ref, name)
   local r = rec(ref)
-  local c = find(r.cols, r.col_count, name)
+  local c = find(r.cols, r.col_count, name, HINT_COLS)
   if c == nil then return nil end
   local t = c.value.type
   if t == VT_STRING or t == VT_BINARY then return c.value.len end
@@ -246,7 +284,7 @@ end
 
 function R.equals(ref, name, s)
   local r = rec(ref)
-  local c = find(r.cols, r.col_count, name)
+  local c = find(r.cols, r.col_count, name, HINT_COLS)
   if c == nil then return false end
   local t = c.value.type
   if t ~= VT_STRING and t ~= VT_BINARY then return false end
@@ -257,9 +295,17 @@ end
 function R.old(ref, name, as)
   local r = rec(ref)
   if r.has_old == 0 then return nil end
-  local c = find(r.old, r.old_count, name)
+  local c = find(r.old, r.old_count, name, HINT_OLD)
   if c == nil then return nil end
-  return value(c.value, as == "int64")
+  local v = c.value
+  local t = v.type
+  if t == VT_STRING then return ffi_string(v.u.ptr, v.len) end -- (see R.get on the shape)
+  if t == VT_INTEGER then
+    local i = v.u.i
+    if as == nil and i <= MAX_EXACT and i >= -MAX_EXACT then return tonumber(i) end
+    return int64_t(i)
+  end
+  return value(v)
 end
 
 function R.columns(ref)
@@ -381,9 +427,17 @@ ffi.metatype(pk_ref_t, {
   __index = function(p, name)
     if p.live[0] ~= p.gen then stale("record", 3) end
     local r = p.r
-    local c = find(r.pk, r.pk_count, name)
+    local c = find(r.pk, r.pk_count, name, HINT_PK)
     if c == nil then return nil end
-    return value(c.value)
+    local v = c.value
+    local t = v.type
+    if t == VT_STRING then return ffi_string(v.u.ptr, v.len) end -- (see R.get on the shape)
+    if t == VT_INTEGER then
+      local i = v.u.i
+      if i <= MAX_EXACT and i >= -MAX_EXACT then return tonumber(i) end
+      return int64_t(i)
+    end
+    return value(v)
   end,
   __call = function(p, _, i)
     if p.live[0] ~= p.gen then stale("record", 3) end

@@ -62,6 +62,8 @@ static void check_sample_row(const lunnel_record *r, int64_t id, int with_seq)
     CHECK_INT(r->cols[8].timestamp, 5);
     CHECK_INT(r->cols[9].op, LUNNEL_OP_DELETE_ALL_VERSIONS);
     CHECK_INT(r->cols[9].name_hash, lunnel_record_name_hash("da", 2));
+    CHECK(r->cols[9].name_prefix == lunnel_record_name_prefix("da", 2));
+    CHECK(r->cols[9].name_prefix == 0x6164u); /* "da" little-endian, zero-padded */
     CHECK_INT(r->has_seq, with_seq);
     if (with_seq) {
         CHECK_INT(r->seq_epoch, 3);
@@ -275,7 +277,8 @@ static void test_batch_and_json(void)
     /* ABI helpers. */
     CHECK_INT(lunnel_record_abi_version(), LUNNEL_RECORD_ABI_VERSION);
     CHECK_INT(lunnel_record_abi_layout("record", NULL), sizeof(lunnel_record));
-    CHECK_INT(lunnel_record_abi_layout("column", "value"), 32);
+    CHECK_INT(lunnel_record_abi_layout("column", "value"), 40);
+    CHECK_INT(sizeof(lunnel_column), 56);
     CHECK_INT(lunnel_record_abi_layout("column", "nope"), -1);
     CHECK_STR(lunnel_record_type_name(LUNNEL_VT_BINARY), "BINARY");
     CHECK_STR(lunnel_record_op_name(LUNNEL_OP_DELETE_ONE_VERSION), "DELETE_ONE_VERSION");

@@ -6,7 +6,7 @@ local record = require("lunnel.record")
 
 local layout = {
   value = { "type", "len", "u" },
-  column = { "name", "name_len", "name_hash", "timestamp", "op", "has_timestamp", "value" },
+  column = { "name", "name_len", "name_hash", "name_prefix", "timestamp", "op", "has_timestamp", "value" },
   record = { "pk", "cols", "old", "pk_count", "col_count", "old_count", "action",
              "delete_marker", "has_seq", "has_old", "seq_timestamp", "seq_epoch",
              "seq_row_index", "offset", "size" },

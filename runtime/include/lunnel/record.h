@@ -68,12 +68,14 @@ typedef struct lunnel_value {
     } u;
 } lunnel_value;
 
-/* One cell: 48 bytes. name is borrowed from the input. name_hash is
- * lunnel_record_name_hash(name) so Lua can look names up without copying them. */
+/* One cell: 56 bytes. name is borrowed from the input. name_hash and name_prefix let Lua find
+ * a column by name without copying it or calling C: names of up to 8 bytes are identified
+ * exactly by (name_len, name_prefix); longer ones by hash + prefix, confirmed with memcmp. */
 typedef struct lunnel_column {
     const uint8_t *name;
     uint32_t name_len;
-    uint32_t name_hash;
+    uint32_t name_hash;    /* lunnel_record_name_hash(name) (FNV-1a 32) */
+    uint64_t name_prefix;  /* lunnel_record_name_prefix(name): first <= 8 bytes, LE, zero-padded */
     int64_t timestamp;     /* ms; meaningful when has_timestamp */
     uint8_t op;            /* LUNNEL_OP_*; always PUT for primary-key columns */
     uint8_t has_timestamp;
@@ -156,6 +158,8 @@ uint32_t lunnel_record_abi_version(void);
 int64_t lunnel_record_abi_layout(const char *type, const char *field);
 /* The hash stored in lunnel_column.name_hash (FNV-1a 32 bit). */
 uint32_t lunnel_record_name_hash(const void *name, size_t len);
+/* The value stored in lunnel_column.name_prefix. */
+uint64_t lunnel_record_name_prefix(const void *name, size_t len);
 
 /* Names for messages and Lua: "INTEGER", ..., "PUT", "DELETE_ONE_VERSION", ..., "UPDATE".
  * Return "?" when out of range. Static strings. */

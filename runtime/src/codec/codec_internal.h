@@ -70,6 +70,14 @@ static inline uint32_t codec_name_hash(const uint8_t *p, size_t n)
     return h;
 }
 
+/* First <= 8 name bytes, little-endian, zero-padded: the lunnel_column.name_prefix. */
+static inline uint64_t codec_name_prefix(const uint8_t *p, size_t n)
+{
+    uint64_t v = 0;
+    memcpy(&v, p, n < 8 ? n : 8);
+    return v;
+}
+
 /* Arena internals the decoder needs: growable scratch vectors owned by the arena. */
 lunnel_column *arena_scratch_cols(lunnel_arena *a, uint32_t need);
 lunnel_record *arena_scratch_rows(lunnel_arena *a, uint32_t need);

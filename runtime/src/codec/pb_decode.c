@@ -108,6 +108,7 @@ static int decode_cell(dec *d, lunnel_column *c, int is_pk, uint8_t *cell_crc)
     c->name = d->p + d->pos;
     c->name_len = nlen;
     c->name_hash = codec_name_hash(c->name, nlen);
+    c->name_prefix = codec_name_prefix(c->name, nlen);
     c->timestamp = 0;
     c->op = LUNNEL_OP_PUT;
     c->has_timestamp = 0;

@@ -14,6 +14,11 @@ uint32_t lunnel_record_name_hash(const void *name, size_t len)
     return codec_name_hash(name, len);
 }
 
+uint64_t lunnel_record_name_prefix(const void *name, size_t len)
+{
+    return codec_name_prefix(name, len);
+}
+
 #define F(T, f) {#T, #f, offsetof(lunnel_##T, f)}
 #define S(T) {#T, "", sizeof(lunnel_##T)}
 static const struct {
@@ -21,7 +26,7 @@ static const struct {
     size_t v;
 } layout[] = {
     S(value), F(value, type), F(value, len), F(value, u),
-    S(column), F(column, name), F(column, name_len), F(column, name_hash), F(column, timestamp),
+    S(column), F(column, name), F(column, name_len), F(column, name_hash), F(column, name_prefix), F(column, timestamp),
     F(column, op), F(column, has_timestamp), F(column, value),
     S(record), F(record, pk), F(record, cols), F(record, old), F(record, pk_count),
     F(record, col_count), F(record, old_count), F(record, action), F(record, delete_marker),
