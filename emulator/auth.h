@@ -16,4 +16,14 @@ int lunnel_emu_auth_verify(const lunnel_emu_config *cfg, const char *path,
                            const lunnel_header *headers, size_t n_headers, const uint8_t *body,
                            size_t body_len, char *msg, size_t msglen);
 
+/* The service's response signature, which the Java SDK verifies: the value of the
+ * `authorization` response header, "OTS <access key id>:<base64 HMAC-SHA1>", where the HMAC
+ * (key: the secret) covers every x-ots-* response header, lower-cased and sorted, as
+ * "name:value\n", followed by the request path ("/PutRow"). `headers` are the x-ots-*
+ * response headers (names lower case). Writes a NUL-terminated string to `out` (>= 128
+ * bytes); returns 0, or -1 on overflow / more than 16 headers. */
+int lunnel_emu_auth_sign_response(const lunnel_emu_config *cfg, const char *path,
+                                  const lunnel_header *headers, size_t n_headers, char *out,
+                                  size_t outlen);
+
 #endif

@@ -17,6 +17,8 @@ typedef struct lunnel_emu_config {
     size_t max_request_bytes;      /* body limit; beyond: 413 OTSParameterInvalid. 64 MiB */
     int max_connections;           /* accepted at once; more wait in the backlog. 4096 */
     int verbose;                   /* log every request to stderr */
+    int sign_tunnel_responses;     /* also sign tunnel API responses (MD5 of big ReadRecords
+                                    * bodies costs CPU); data API responses are always signed */
     int skip_auth;                 /* tests and fuzzers only (no option): accept unsigned
                                     * requests so bodies reach the handlers */
     /* Tunnel service (issue 5) */

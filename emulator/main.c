@@ -42,6 +42,8 @@ static const opt options[] = {
     {"retention", OPT_I64, F(retention_s), "stream retention in seconds"},
     {"data-dir", OPT_STR, F(data_dir), "keep state in this directory (not yet supported)"},
     {"verbose", OPT_FLAG, F(verbose), "log every request to stderr"},
+    {"sign-tunnel-responses", OPT_FLAG, F(sign_tunnel_responses),
+     "also sign /tunnel/* responses (x-ots-contentmd5 + authorization, as the Java SDK checks)"},
 };
 #undef F
 

@@ -331,18 +331,39 @@ static void response_send(lunnel_emu_response *r, int status, const void *body, 
                 status, len);
     conn *c = r->c;
     if (c) {
-        char date[64];
-        time_t now = time(NULL);
+        char date[64], ots_date[LUNNEL_DATE_LEN];
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
         struct tm tm;
-        gmtime_r(&now, &tm);
+        gmtime_r(&now.tv_sec, &tm);
         strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
-        char head[512];
+        lunnel_sign_format_date((int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000, ots_date);
+        /* The service signs its responses (the Java SDK verifies): content MD5, content type,
+         * and an authorization header over the x-ots-* headers + path. Skipped for admin
+         * calls and, unless asked, for the tunnel API (MD5 of large ReadRecords bodies). */
+        char sig_headers[512] = "";
+        bool is_tunnel = strncmp(r->path, "/tunnel/", 8) == 0;
+        if (!r->is_admin && (!is_tunnel || r->srv->cfg->sign_tunnel_responses)) {
+            char md5[LUNNEL_MD5_B64_LEN], auth[160];
+            lunnel_sign_content_md5(body, len, md5);
+            lunnel_header h[4] = {{"x-ots-contentmd5", md5},
+                                  {"x-ots-contenttype", "protocol buffer"},
+                                  {"x-ots-date", ots_date},
+                                  {"x-ots-requestid", r->request_id}};
+            if (lunnel_emu_auth_sign_response(r->srv->cfg, r->path, h, 4, auth, sizeof auth) == 0)
+                snprintf(sig_headers, sizeof sig_headers,
+                         "x-ots-contentmd5: %s\r\nx-ots-contenttype: protocol buffer\r\n"
+                         "authorization: %s\r\n",
+                         md5, auth);
+        }
+        char head[1024];
         int hn = snprintf(head, sizeof head,
                           "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-                          "x-ots-requestid: %s\r\nx-ots-date: %s\r\nDate: %s\r\n"
+                          "x-ots-requestid: %s\r\nx-ots-date: %s\r\n%sDate: %s\r\n"
                           "Connection: %s\r\n\r\n",
                           status, reason(status), ctype ? ctype : "application/x-protobuf", len,
-                          r->request_id, date, date, r->keep_alive ? "keep-alive" : "close");
+                          r->request_id, ots_date, sig_headers, date,
+                          r->keep_alive ? "keep-alive" : "close");
         conn_append(c, head, (size_t)hn);
         if (len) conn_append(c, body, len);
         if (!r->keep_alive) c->close_after = true;

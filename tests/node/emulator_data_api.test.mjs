@@ -323,6 +323,17 @@ describe('lunnel-emulator data API with the official Node SDK', () => {
     assert.ok(stats.requests['/PutRow'].errors >= 2);
   });
 
+  test('responses are signed the way the Java SDK verifies them', async () => {
+    const { createHmac, createHash } = await import('node:crypto');
+    const r = await emu.post('/ListTable', Buffer.alloc(0));
+    assert.equal(r.status, 200);
+    assert.equal(r.headers['x-ots-contentmd5'], createHash('md5').update(r.body).digest('base64'));
+    const names = Object.keys(r.headers).filter((k) => k.startsWith('x-ots-')).sort();
+    assert.ok(names.includes('x-ots-requestid') && names.includes('x-ots-date') && names.includes('x-ots-contenttype'));
+    const s = names.map((k) => `${k}:${r.headers[k]}\n`).join('') + '/ListTable';
+    assert.equal(r.headers.authorization, `OTS ${emu.accessKeyId}:${createHmac('sha1', emu.accessKeySecret).update(s).digest('base64')}`);
+  });
+
   test('a wrong secret, a bad body MD5 and an unknown key are rejected with 403', async () => {
     const bad = emu.client({ secretAccessKey: 'not-the-secret' });
     const err = await expectError(call(bad, 'listTable', {}), 403, 'OTSAuthFailed');
