@@ -56,14 +56,16 @@ typedef struct {
 } responder;
 
 /* Case-insensitive header lookup in a raw block; copies the trimmed value. */
-static inline int resp_header(const char *block, const char *name, char *out, size_t cap) {
+static inline int resp_header(const char *block, const char *name, char *out, size_t cap)
+{
     size_t nl = strlen(name);
     for (const char *p = block; p && *p;) {
         const char *eol = strstr(p, "\r\n");
         if (!eol) eol = p + strlen(p);
         if ((size_t)(eol - p) > nl && strncasecmp(p, name, nl) == 0 && p[nl] == ':') {
             const char *v = p + nl + 1;
-            while (*v == ' ') v++;
+            while (*v == ' ')
+                v++;
             size_t vl = (size_t)(eol - v);
             if (vl >= cap) vl = cap - 1;
             memcpy(out, v, vl);
@@ -75,8 +77,9 @@ static inline int resp_header(const char *block, const char *name, char *out, si
     return 0;
 }
 
-static inline int resp_verify(const responder *r, const resp_request *q) {
-    static const char *names[] = {"x-ots-date",        "x-ots-apiversion", "x-ots-accesskeyid",
+static inline int resp_verify(const responder *r, const resp_request *q)
+{
+    static const char *names[] = {"x-ots-date",         "x-ots-apiversion", "x-ots-accesskeyid",
                                   "x-ots-instancename", "x-ots-contentmd5", "x-ots-ststoken",
                                   "x-ots-trace-id"};
     char vals[7][4200];
@@ -97,7 +100,8 @@ static inline int resp_verify(const responder *r, const resp_request *q) {
 }
 
 /* Serves one connection until the peer closes or the script says close. */
-static inline void resp_serve(responder *r, int fd) {
+static inline void resp_serve(responder *r, int fd)
+{
     char buf[65536];
     size_t have = 0;
     for (;;) {
@@ -141,16 +145,18 @@ static inline void resp_serve(responder *r, int fd) {
         if (rep.delay_ms) usleep((useconds_t)rep.delay_ms * 1000);
         if (rep.close) return;
         char head[512];
-        int hl = snprintf(head, sizeof head,
-                          "HTTP/1.1 %d X\r\nContent-Length: %zu\r\n%s%s%sConnection: keep-alive\r\n\r\n",
-                          rep.status, rep.body_len, rep.request_id ? "x-ots-requestid: " : "",
-                          rep.request_id ? rep.request_id : "", rep.request_id ? "\r\n" : "");
+        int hl =
+            snprintf(head, sizeof head,
+                     "HTTP/1.1 %d X\r\nContent-Length: %zu\r\n%s%s%sConnection: keep-alive\r\n\r\n",
+                     rep.status, rep.body_len, rep.request_id ? "x-ots-requestid: " : "",
+                     rep.request_id ? rep.request_id : "", rep.request_id ? "\r\n" : "");
         if (write(fd, head, (size_t)hl) != hl) return;
         if (rep.body_len && write(fd, rep.body, rep.body_len) != (ssize_t)rep.body_len) return;
     }
 }
 
-static inline void *resp_main(void *arg) {
+static inline void *resp_main(void *arg)
+{
     responder *r = arg;
     while (!r->stop) {
         struct pollfd p = {.fd = r->listen_fd, .events = POLLIN};
@@ -166,7 +172,8 @@ static inline void *resp_main(void *arg) {
     return NULL;
 }
 
-static inline int resp_start(responder *r, const char *secret) {
+static inline int resp_start(responder *r, const char *secret)
+{
     memset(r, 0, sizeof *r);
     pthread_mutex_init(&r->mu, NULL);
     r->secret = secret;
@@ -183,7 +190,8 @@ static inline int resp_start(responder *r, const char *secret) {
 }
 
 /* Replaces the script (call between calls, not while one is in flight). */
-static inline void resp_script(responder *r, const resp_reply *replies, int n) {
+static inline void resp_script(responder *r, const resp_reply *replies, int n)
+{
     pthread_mutex_lock(&r->mu);
     memcpy(r->script, replies, (size_t)n * sizeof *replies);
     r->n_script = n;
@@ -192,7 +200,8 @@ static inline void resp_script(responder *r, const resp_reply *replies, int n) {
     pthread_mutex_unlock(&r->mu);
 }
 
-static inline void resp_stop(responder *r) {
+static inline void resp_stop(responder *r)
+{
     r->stop = 1;
     pthread_join(r->thread, NULL);
     close(r->listen_fd);

@@ -17,19 +17,24 @@ static char dir[] = "/tmp/lunnel-cred-XXXXXX";
 
 /* Writes a credentials script printing a key numbered by how often it ran, expiring at
  * `expiration` (an RFC 3339 string), or failing when `fail` is set. */
-static void write_script(const char *expiration, int fail) {
+static void write_script(const char *expiration, int fail)
+{
     char path[256];
     snprintf(path, sizeof path, "%s/creds.sh", dir);
     FILE *f = fopen(path, "w");
     fprintf(f, "n=$(cat %s/n 2>/dev/null || echo 0); n=$((n+1)); echo $n > %s/n\n", dir, dir);
     if (fail) fprintf(f, "echo oops >&2; exit 3\n");
-    fprintf(f, "printf '{\"Credentials\": {\"AccessKeyId\": \"ak-%%s\", \"AccessKeySecret\": \"sk-secret-%%s\", "
-               "\"SecurityToken\": \"tok\\\\/en-%%s\", \"Expiration\": \"%s\"}, \"Other\": [1, true, null]}' $n $n $n\n",
+    fprintf(f,
+            "printf '{\"Credentials\": {\"AccessKeyId\": \"ak-%%s\", \"AccessKeySecret\": "
+            "\"sk-secret-%%s\", "
+            "\"SecurityToken\": \"tok\\\\/en-%%s\", \"Expiration\": \"%s\"}, \"Other\": [1, true, "
+            "null]}' $n $n $n\n",
             expiration);
     fclose(f);
 }
 
-static int runs(void) {
+static int runs(void)
+{
     char path[256];
     snprintf(path, sizeof path, "%s/n", dir);
     FILE *f = fopen(path, "r");
@@ -46,7 +51,8 @@ typedef struct {
     lunnel_error err;
 } refresh_out;
 
-static void on_refresh(int ok, const lunnel_error *err, void *ud) {
+static void on_refresh(int ok, const lunnel_error *err, void *ud)
+{
     refresh_out *o = ud;
     o->done = 1;
     o->ok = ok;
@@ -54,7 +60,8 @@ static void on_refresh(int ok, const lunnel_error *err, void *ud) {
 }
 
 static char logged[8192];
-static void sink(const char *line, size_t len, void *ud) {
+static void sink(const char *line, size_t len, void *ud)
+{
     (void)ud;
     size_t l = strlen(logged);
     if (l + len < sizeof logged) memcpy(logged + l, line, len + 0), logged[l + len] = '\0';
@@ -67,7 +74,8 @@ typedef struct {
     int reached;
     ev_timer poll;
 } gen_wait;
-static void on_poll(struct ev_loop *loop, ev_timer *w, int revents) {
+static void on_poll(struct ev_loop *loop, ev_timer *w, int revents)
+{
     (void)loop;
     (void)revents;
     gen_wait *g = w->data;
@@ -76,7 +84,8 @@ static void on_poll(struct ev_loop *loop, ev_timer *w, int revents) {
     if (s.generation >= g->gen) g->reached = 1;
 }
 
-int main(void) {
+int main(void)
+{
     CHECK(mkdtemp(dir) != NULL);
     lunnel_log_set_sink(sink, NULL);
     lunnel_error err;
@@ -97,18 +106,28 @@ int main(void) {
 
     /* JSON parsing. */
     memset(&s, 0, sizeof s);
-    CHECK_INT(lunnel_credentials_parse_json("{\"AccessKeyId\":\"a\",\"AccessKeySecret\":\"b\\u0041\",\"Expiration\":\"2026-11-21T10:00:00Z\"}", &s, &err), 0);
+    CHECK_INT(lunnel_credentials_parse_json("{\"AccessKeyId\":\"a\",\"AccessKeySecret\":"
+                                            "\"b\\u0041\",\"Expiration\":\"2026-11-21T10:00:00Z\"}",
+                                            &s, &err),
+              0);
     CHECK_STR(s.access_key_secret, "bA");
     CHECK(s.expiration_ms == 1795255200000LL);
     CHECK_INT(lunnel_credentials_parse_json("{\"AccessKeyId\":\"a\"}", &s, &err), -1);
     CHECK(strstr(err.message, "AccessKeySecret") != NULL);
-    CHECK_INT(lunnel_credentials_parse_json("{\"AccessKeyId\":\"a\",\"AccessKeySecret\":\"hidden-value\",\"Expiration\":\"tomorrow\"}", &s, &err), -1);
+    CHECK_INT(lunnel_credentials_parse_json("{\"AccessKeyId\":\"a\",\"AccessKeySecret\":\"hidden-"
+                                            "value\",\"Expiration\":\"tomorrow\"}",
+                                            &s, &err),
+              -1);
     CHECK(strstr(err.message, "Expiration") != NULL);
     CHECK(strstr(err.message, "hidden-value") == NULL);
-    CHECK_INT(lunnel_credentials_parse_json("{\"AccessKeyId\":\"a\",\"AccessKeySecret\":\"x\"", &s, &err), -1);
+    CHECK_INT(
+        lunnel_credentials_parse_json("{\"AccessKeyId\":\"a\",\"AccessKeySecret\":\"x\"", &s, &err),
+        -1);
     CHECK(strstr(err.message, "malformed") != NULL);
     CHECK_INT(lunnel_credentials_parse_json("not json", &s, &err), -1);
-    CHECK_INT(lunnel_credentials_parse_json("{\"AccessKeyId\":\"a\",\"AccessKeySecret\":\"x\"} x", &s, &err), -1);
+    CHECK_INT(lunnel_credentials_parse_json("{\"AccessKeyId\":\"a\",\"AccessKeySecret\":\"x\"} x",
+                                            &s, &err),
+              -1);
 
     /* Refresh timing. */
     int64_t now = 1000000000000LL;
@@ -189,7 +208,8 @@ int main(void) {
 
     /* Every secret learnt is masked in logs. */
     logged[0] = '\0';
-    lunnel_log_kv(LUNNEL_LOG_ERROR, "t", "oops sk-secret-1 static-secret-1", "tok", "tok/en-2", NULL);
+    lunnel_log_kv(LUNNEL_LOG_ERROR, "t", "oops sk-secret-1 static-secret-1", "tok", "tok/en-2",
+                  NULL);
     CHECK(strstr(logged, "sk-secret") == NULL);
     CHECK(strstr(logged, "static-secret") == NULL);
     CHECK(strstr(logged, "tok/en") == NULL);

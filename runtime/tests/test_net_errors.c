@@ -4,7 +4,8 @@
 #include "lunnel/retry.h"
 #include "testutil.h"
 
-static lunnel_error server(int status, const char *code, const char *msg) {
+static lunnel_error server(int status, const char *code, const char *msg)
+{
     lunnel_error e;
     lunnel_error_clear(&e);
     e.kind = LUNNEL_NET_SERVER;
@@ -14,8 +15,10 @@ static lunnel_error server(int status, const char *code, const char *msg) {
     return e;
 }
 
-int main(void) {
-    const lunnel_call_scope CL = LUNNEL_SCOPE_CLIENT, CH = LUNNEL_SCOPE_CHANNEL, AD = LUNNEL_SCOPE_ADMIN;
+int main(void)
+{
+    const lunnel_call_scope CL = LUNNEL_SCOPE_CLIENT, CH = LUNNEL_SCOPE_CHANNEL,
+                            AD = LUNNEL_SCOPE_ADMIN;
     lunnel_error e;
 
     e = server(503, "OTSTunnelServerUnavailable", "busy");
@@ -84,7 +87,8 @@ int main(void) {
     snprintf(e.path, sizeof e.path, "/tunnel/describe");
     snprintf(e.request_id, sizeof e.request_id, "rid-1");
     lunnel_error_format(&e, line, sizeof line);
-    CHECK_STR(line, "/tunnel/describe failed: OTSParameterInvalid (HTTP 400): tunnel does not exist [request id rid-1]");
+    CHECK_STR(line, "/tunnel/describe failed: OTSParameterInvalid (HTTP 400): tunnel does not "
+                    "exist [request id rid-1]");
 
     /* Backoff: doubling from the initial delay up to the cap. */
     const lunnel_retry_policy *rr = &lunnel_retry_read_records, *df = &lunnel_retry_default;

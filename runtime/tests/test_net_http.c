@@ -24,7 +24,8 @@ typedef struct {
     size_t body_len;
 } outcome;
 
-static void on_done(lunnel_http_response *resp, void *ud) {
+static void on_done(lunnel_http_response *resp, void *ud)
+{
     outcome *o = ud;
     o->calls++;
     o->done = 1;
@@ -37,14 +38,17 @@ static void on_done(lunnel_http_response *resp, void *ud) {
     o->body[o->body_len] = '\0';
 }
 
-static size_t error_body(const char *code, const char *msg, uint8_t *out) {
+static size_t error_body(const char *code, const char *msg, uint8_t *out)
+{
     Lunnel__Tunnel__Error e = LUNNEL__TUNNEL__ERROR__INIT;
     e.code = (char *)code;
     e.message = (char *)msg;
     return protobuf_c_message_pack(&e.base, out);
 }
 
-static outcome post(struct ev_loop *loop, lunnel_http *h, const char *path, const lunnel_retry_policy *p) {
+static outcome post(struct ev_loop *loop, lunnel_http *h, const char *path,
+                    const lunnel_retry_policy *p)
+{
     outcome o;
     memset(&o, 0, sizeof o);
     lunnel_http_request *r = lunnel_http_post(h, path, "abc", 3, "2018-04-01", p, on_done, &o);
@@ -54,7 +58,8 @@ static outcome post(struct ev_loop *loop, lunnel_http *h, const char *path, cons
     return o;
 }
 
-int main(void) {
+int main(void)
+{
     signal(SIGPIPE, SIG_IGN); /* the responder writes to sockets the client dropped */
     lunnel_log_set_level(LUNNEL_LOG_WARN);
     struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
@@ -64,7 +69,8 @@ int main(void) {
     snprintf(endpoint, sizeof endpoint, "http://127.0.0.1:%d/", rs.port);
 
     lunnel_error err;
-    lunnel_credentials *creds = lunnel_credentials_new_static("lunnel-ak", "lunnel-secret", "sts-token-1", &err);
+    lunnel_credentials *creds =
+        lunnel_credentials_new_static("lunnel-ak", "lunnel-secret", "sts-token-1", &err);
     CHECK(creds != NULL);
     lunnel_http_config cfg = {.endpoint = endpoint, .instance = "lunnel", .timeout_s = 1.0};
     lunnel_http *h = lunnel_http_new(loop, &cfg, creds, &err);
@@ -83,9 +89,12 @@ int main(void) {
     CHECK(rs.reqs[0].sig_ok);
     CHECK_STR(rs.reqs[0].path, "/tunnel/list");
     char v[256];
-    CHECK(resp_header(rs.reqs[0].headers, "x-ots-ststoken", v, sizeof v) && strcmp(v, "sts-token-1") == 0);
-    CHECK(resp_header(rs.reqs[0].headers, "x-ots-instancename", v, sizeof v) && strcmp(v, "lunnel") == 0);
-    CHECK(resp_header(rs.reqs[0].headers, "x-ots-apiversion", v, sizeof v) && strcmp(v, "2018-04-01") == 0);
+    CHECK(resp_header(rs.reqs[0].headers, "x-ots-ststoken", v, sizeof v) &&
+          strcmp(v, "sts-token-1") == 0);
+    CHECK(resp_header(rs.reqs[0].headers, "x-ots-instancename", v, sizeof v) &&
+          strcmp(v, "lunnel") == 0);
+    CHECK(resp_header(rs.reqs[0].headers, "x-ots-apiversion", v, sizeof v) &&
+          strcmp(v, "2018-04-01") == 0);
     CHECK(resp_header(rs.reqs[0].headers, "x-ots-trace-id", v, sizeof v) && strlen(v) == 36);
     CHECK(!resp_header(rs.reqs[0].headers, "Expect", v, sizeof v));
     CHECK(strstr(rs.reqs[0].headers, "secret") == NULL);
@@ -94,7 +103,8 @@ int main(void) {
     lunnel_http_stats st0, st1;
     lunnel_http_get_stats(h, &st0);
     int conns0 = rs.connections;
-    for (int i = 0; i < 3; i++) post(loop, h, "/tunnel/list", &fast);
+    for (int i = 0; i < 3; i++)
+        post(loop, h, "/tunnel/list", &fast);
     lunnel_http_get_stats(h, &st1);
     CHECK_INT(rs.connections, conns0);
     CHECK_INT(st1.connections, st0.connections);
@@ -206,8 +216,11 @@ int main(void) {
     char script[256], cmd[600];
     snprintf(script, sizeof script, "%s/creds.sh", dir);
     FILE *f = fopen(script, "w");
-    fprintf(f, "#!/bin/sh\nn=$(cat %s/n 2>/dev/null || echo 0); n=$((n+1)); echo $n > %s/n\n"
-               "echo '{\"AccessKeyId\":\"ak-'$n'\",\"AccessKeySecret\":\"lunnel-secret\",\"SecurityToken\":\"tok-'$n'\",\"Expiration\":\"2099-01-01T00:00:00Z\"}'\n",
+    fprintf(f,
+            "#!/bin/sh\nn=$(cat %s/n 2>/dev/null || echo 0); n=$((n+1)); echo $n > %s/n\n"
+            "echo "
+            "'{\"AccessKeyId\":\"ak-'$n'\",\"AccessKeySecret\":\"lunnel-secret\",\"SecurityToken\":"
+            "\"tok-'$n'\",\"Expiration\":\"2099-01-01T00:00:00Z\"}'\n",
             dir, dir);
     fclose(f);
     snprintf(cmd, sizeof cmd, "sh %s", script);
@@ -215,14 +228,18 @@ int main(void) {
     CHECK(creds != NULL);
     lunnel_credentials_start(creds, loop);
     h = lunnel_http_new(loop, &cfg, creds, &err);
-    resp_reply authfail[] = {{403, eb, error_body("OTSAuthFailed", "expired token", eb), "req-af", 0, 0}, ok};
+    resp_reply authfail[] = {
+        {403, eb, error_body("OTSAuthFailed", "expired token", eb), "req-af", 0, 0}, ok};
     resp_script(&rs, authfail, 2);
     o = post(loop, h, "/tunnel/connect", &fast);
     CHECK(o.ok);
     CHECK_INT(o.attempts, 2);
-    CHECK(resp_header(rs.reqs[0].headers, "x-ots-accesskeyid", v, sizeof v) && strcmp(v, "ak-1") == 0);
-    CHECK(resp_header(rs.reqs[1].headers, "x-ots-accesskeyid", v, sizeof v) && strcmp(v, "ak-2") == 0);
-    CHECK(resp_header(rs.reqs[1].headers, "x-ots-ststoken", v, sizeof v) && strcmp(v, "tok-2") == 0);
+    CHECK(resp_header(rs.reqs[0].headers, "x-ots-accesskeyid", v, sizeof v) &&
+          strcmp(v, "ak-1") == 0);
+    CHECK(resp_header(rs.reqs[1].headers, "x-ots-accesskeyid", v, sizeof v) &&
+          strcmp(v, "ak-2") == 0);
+    CHECK(resp_header(rs.reqs[1].headers, "x-ots-ststoken", v, sizeof v) &&
+          strcmp(v, "tok-2") == 0);
     CHECK(rs.reqs[1].sig_ok);
     lunnel_http_get_stats(h, &st1);
     CHECK_INT(st1.auth_refreshes, 1);

@@ -10,7 +10,8 @@ static char captured[1 << 16];
 static size_t cap_len;
 static int lines;
 
-static void sink(const char *line, size_t len, void *ud) {
+static void sink(const char *line, size_t len, void *ud)
+{
     (void)ud;
     lines++;
     if (cap_len + len < sizeof captured) {
@@ -20,26 +21,31 @@ static void sink(const char *line, size_t len, void *ud) {
     }
 }
 
-static void reset(void) {
+static void reset(void)
+{
     cap_len = 0;
     captured[0] = '\0';
     lines = 0;
 }
 
 static int bad_lines;
-static void *writer(void *arg) {
+static void *writer(void *arg)
+{
     (void)arg;
-    for (int i = 0; i < 2000; i++) lunnel_log_kv(LUNNEL_LOG_INFO, "t", "tick", "i", "x", NULL);
+    for (int i = 0; i < 2000; i++)
+        lunnel_log_kv(LUNNEL_LOG_INFO, "t", "tick", "i", "x", NULL);
     return NULL;
 }
-static void check_sink(const char *line, size_t len, void *ud) {
+static void check_sink(const char *line, size_t len, void *ud)
+{
     (void)ud;
     lines++;
     /* Each line must be exactly one event: one newline, at the end. */
     if (len == 0 || line[len - 1] != '\n' || memchr(line, '\n', len - 1)) bad_lines++;
 }
 
-int main(void) {
+int main(void)
+{
     lunnel_log_set_sink(sink, NULL);
     lunnel_log_set_level(LUNNEL_LOG_INFO);
 
@@ -61,7 +67,8 @@ int main(void) {
 
     /* Text fields, quoting when needed. */
     reset();
-    lunnel_log_kv(LUNNEL_LOG_INFO, "worker", "connected", "client", "c-1", "note", "two words", "nil", NULL, NULL);
+    lunnel_log_kv(LUNNEL_LOG_INFO, "worker", "connected", "client", "c-1", "note", "two words",
+                  "nil", NULL, NULL);
     CHECK(strstr(captured, "[worker] connected client=c-1 note=\"two words\" nil=null\n") != NULL);
 
     /* Secrets: masked in message and fields, in text and JSON. */
@@ -78,8 +85,10 @@ int main(void) {
 
     lunnel_log_set_format(LUNNEL_LOG_FORMAT_JSON);
     reset();
-    lunnel_log_kv(LUNNEL_LOG_WARN, "cred", "say \"hi\"\n", "token", "xSTS\"tok\\eny", "n", NULL, NULL);
-    CHECK(strstr(captured, "\"level\":\"warn\",\"component\":\"cred\",\"msg\":\"say \\\"hi\\\"\\n\",\"token\":\"x***y\",\"n\":null}\n") != NULL);
+    lunnel_log_kv(LUNNEL_LOG_WARN, "cred", "say \"hi\"\n", "token", "xSTS\"tok\\eny", "n", NULL,
+                  NULL);
+    CHECK(strstr(captured, "\"level\":\"warn\",\"component\":\"cred\",\"msg\":\"say "
+                           "\\\"hi\\\"\\n\",\"token\":\"x***y\",\"n\":null}\n") != NULL);
     CHECK(captured[0] == '{');
     lunnel_log_field f[] = {{"a", "SuperSecret-123"}, {"b", "1"}};
     reset();
@@ -110,8 +119,10 @@ int main(void) {
     lines = 0;
     lunnel_log_set_sink(check_sink, NULL);
     pthread_t th[4];
-    for (int i = 0; i < 4; i++) pthread_create(&th[i], NULL, writer, NULL);
-    for (int i = 0; i < 4; i++) pthread_join(th[i], NULL);
+    for (int i = 0; i < 4; i++)
+        pthread_create(&th[i], NULL, writer, NULL);
+    for (int i = 0; i < 4; i++)
+        pthread_join(th[i], NULL);
     CHECK_INT(lines, 8000);
     CHECK_INT(bad_lines, 0);
     lunnel_log_set_sink(NULL, NULL);

@@ -8,8 +8,8 @@
 #include "testutil.h"
 
 /* Runs `openssl dgst ... -binary | openssl base64 -A` over `data` and returns the base64. */
-static void openssl_b64(const char *dgst_args, const void *data, size_t len, char *out,
-                        size_t cap) {
+static void openssl_b64(const char *dgst_args, const void *data, size_t len, char *out, size_t cap)
+{
     char in_path[] = "/tmp/lunnel-sign-XXXXXX";
     int fd = mkstemp(in_path);
     out[0] = '\0';
@@ -31,7 +31,8 @@ static void openssl_b64(const char *dgst_args, const void *data, size_t len, cha
     unlink(in_path);
 }
 
-int main(void) {
+int main(void)
+{
     const char *secret = "lunnel-secret";
     const char *path = "/tunnel/describe";
     /* Deliberately unsorted, mixed case, padded values, a non-x-ots header and a signature
@@ -64,7 +65,8 @@ int main(void) {
 
     /* Header order must not matter: reversed list gives the same signature. */
     lunnel_header rev[sizeof hs / sizeof hs[0]];
-    for (size_t i = 0; i < sizeof hs / sizeof hs[0]; i++) rev[i] = hs[sizeof hs / sizeof hs[0] - 1 - i];
+    for (size_t i = 0; i < sizeof hs / sizeof hs[0]; i++)
+        rev[i] = hs[sizeof hs / sizeof hs[0] - 1 - i];
     char sig2[LUNNEL_SIGN_B64_LEN];
     CHECK_INT(lunnel_sign_request(secret, path, rev, sizeof rev / sizeof rev[0], sig2), 0);
     CHECK_STR(sig2, sig);
@@ -92,7 +94,8 @@ int main(void) {
 
     /* Too many x-ots headers is refused, not overflowed. */
     lunnel_header many[70];
-    for (int i = 0; i < 70; i++) many[i] = (lunnel_header){"x-ots-a", "b"};
+    for (int i = 0; i < 70; i++)
+        many[i] = (lunnel_header){"x-ots-a", "b"};
     CHECK_INT(lunnel_sign_request(secret, path, many, 70, sig4), -1);
 
     /* Content MD5: empty body and a binary body with NULs, against openssl. */
@@ -100,7 +103,8 @@ int main(void) {
     lunnel_sign_content_md5("", 0, md5);
     CHECK_STR(md5, "1B2M2Y8AsgTpgAmY7PhCfg==");
     unsigned char body[300];
-    for (int i = 0; i < 300; i++) body[i] = (unsigned char)(i * 7);
+    for (int i = 0; i < 300; i++)
+        body[i] = (unsigned char)(i * 7);
     lunnel_sign_content_md5(body, sizeof body, md5);
     openssl_b64("-md5", body, sizeof body, want, sizeof want);
     CHECK_STR(md5, want);

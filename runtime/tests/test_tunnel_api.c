@@ -20,7 +20,8 @@ typedef struct {
     size_t raw_len;
 } out_t;
 
-static void on_res(lunnel_api_result *r, void *ud) {
+static void on_res(lunnel_api_result *r, void *ud)
+{
     out_t *o = ud;
     o->done = 1;
     o->calls++;
@@ -33,13 +34,15 @@ static void on_res(lunnel_api_result *r, void *ud) {
     r->raw = NULL;
 }
 
-static void reset(out_t *o) {
+static void reset(out_t *o)
+{
     if (o->msg) protobuf_c_message_free_unpacked(o->msg, NULL);
     free(o->raw);
     memset(o, 0, sizeof *o);
 }
 
-int main(void) {
+int main(void)
+{
     signal(SIGPIPE, SIG_IGN);
     lunnel_log_set_level(LUNNEL_LOG_ERROR);
     struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
@@ -48,7 +51,8 @@ int main(void) {
     char endpoint[64];
     snprintf(endpoint, sizeof endpoint, "http://127.0.0.1:%d", rs.port);
     lunnel_error err;
-    lunnel_credentials *creds = lunnel_credentials_new_static("lunnel-ak", "lunnel-secret", NULL, &err);
+    lunnel_credentials *creds =
+        lunnel_credentials_new_static("lunnel-ak", "lunnel-secret", NULL, &err);
     lunnel_http_config cfg = {.endpoint = endpoint, .instance = "lunnel", .timeout_s = 2};
     lunnel_http *h = lunnel_http_new(loop, &cfg, creds, &err);
     lunnel_api_config ac;
@@ -92,7 +96,8 @@ int main(void) {
 
     /* ReadRecords: the raw body comes back untouched and the callback may keep it. */
     uint8_t raw[300];
-    for (int i = 0; i < 300; i++) raw[i] = (uint8_t)(i * 31);
+    for (int i = 0; i < 300; i++)
+        raw[i] = (uint8_t)(i * 31);
     resp_reply r2 = {200, raw, sizeof raw, "rid-r", 0, 0};
     resp_script(&rs, &r2, 1);
     Lunnel__Tunnel__ReadRecordsRequest rreq = LUNNEL__TUNNEL__READ_RECORDS_REQUEST__INIT;

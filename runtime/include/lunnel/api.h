@@ -36,23 +36,23 @@ struct ev_loop;
 #define LUNNEL_TUNNEL_API_VERSION "2018-04-01"
 
 typedef enum lunnel_api_op {
-    LUNNEL_API_CREATE = 0,      /* CreateTunnelRequest    -> CreateTunnelResponse */
-    LUNNEL_API_DELETE,          /* DeleteTunnelRequest    -> DeleteTunnelResponse */
-    LUNNEL_API_LIST,            /* ListTunnelRequest      -> ListTunnelResponse */
-    LUNNEL_API_DESCRIBE,        /* DescribeTunnelRequest  -> DescribeTunnelResponse */
-    LUNNEL_API_CONNECT,         /* ConnectRequest         -> ConnectResponse */
-    LUNNEL_API_HEARTBEAT,       /* HeartbeatRequest       -> HeartbeatResponse */
-    LUNNEL_API_SHUTDOWN,        /* ShutdownRequest        -> ShutdownResponse */
-    LUNNEL_API_GETCHECKPOINT,   /* GetCheckpointRequest   -> GetCheckpointResponse */
-    LUNNEL_API_CHECKPOINT,      /* CheckpointRequest      -> CheckpointResponse */
-    LUNNEL_API_READRECORDS,     /* ReadRecordsRequest     -> raw ReadRecordsResponse bytes */
-    LUNNEL_API_GETRPO,          /* GetRpoRequest          -> GetRpoResponse */
-    LUNNEL_API_GETRPOBYOFFSET,  /* GetRpoRequest          -> GetRpoResponse */
-    LUNNEL_API_SCHEDULE,        /* ScheduleRequest        -> ScheduleResponse */
+    LUNNEL_API_CREATE = 0,     /* CreateTunnelRequest    -> CreateTunnelResponse */
+    LUNNEL_API_DELETE,         /* DeleteTunnelRequest    -> DeleteTunnelResponse */
+    LUNNEL_API_LIST,           /* ListTunnelRequest      -> ListTunnelResponse */
+    LUNNEL_API_DESCRIBE,       /* DescribeTunnelRequest  -> DescribeTunnelResponse */
+    LUNNEL_API_CONNECT,        /* ConnectRequest         -> ConnectResponse */
+    LUNNEL_API_HEARTBEAT,      /* HeartbeatRequest       -> HeartbeatResponse */
+    LUNNEL_API_SHUTDOWN,       /* ShutdownRequest        -> ShutdownResponse */
+    LUNNEL_API_GETCHECKPOINT,  /* GetCheckpointRequest   -> GetCheckpointResponse */
+    LUNNEL_API_CHECKPOINT,     /* CheckpointRequest      -> CheckpointResponse */
+    LUNNEL_API_READRECORDS,    /* ReadRecordsRequest     -> raw ReadRecordsResponse bytes */
+    LUNNEL_API_GETRPO,         /* GetRpoRequest          -> GetRpoResponse */
+    LUNNEL_API_GETRPOBYOFFSET, /* GetRpoRequest          -> GetRpoResponse */
+    LUNNEL_API_SCHEDULE,       /* ScheduleRequest        -> ScheduleResponse */
     LUNNEL_API_N_OPS
 } lunnel_api_op;
 
-const char *lunnel_api_op_path(lunnel_api_op op);       /* "/tunnel/connect" */
+const char *lunnel_api_op_path(lunnel_api_op op);        /* "/tunnel/connect" */
 lunnel_call_scope lunnel_api_op_scope(lunnel_api_op op); /* CLIENT / CHANNEL / ADMIN */
 
 typedef struct lunnel_api_config {
@@ -71,7 +71,7 @@ typedef struct lunnel_api_result {
     ProtobufCMessage *msg;   /* decoded response (all ops but READRECORDS); see ownership */
     uint8_t *raw;            /* READRECORDS only: the response body; may be NULL if empty */
     size_t raw_len;
-    const char *request_id;  /* x-ots-requestid, "" when none */
+    const char *request_id; /* x-ots-requestid, "" when none */
     const char *trace_id;
     int attempts;
 } lunnel_api_result;
@@ -92,10 +92,11 @@ lunnel_api_call *lunnel_api_send(lunnel_api *api, lunnel_api_op op, const Protob
 void lunnel_api_cancel(lunnel_api_call *call);
 
 /* Typed shorthands (same semantics as lunnel_api_send). */
-#define LUNNEL_API_TYPED(name, op, Req)                                                         \
-    static inline lunnel_api_call *lunnel_api_##name(lunnel_api *api, const Req *req,            \
-                                                     lunnel_api_cb cb, void *ud) {               \
-        return lunnel_api_send(api, op, &req->base, cb, ud);                                     \
+#define LUNNEL_API_TYPED(name, op, Req)                                                            \
+    static inline lunnel_api_call *lunnel_api_##name(lunnel_api *api, const Req *req,              \
+                                                     lunnel_api_cb cb, void *ud)                   \
+    {                                                                                              \
+        return lunnel_api_send(api, op, &req->base, cb, ud);                                       \
     }
 /* These need <proto/tunnel_service_api.pb-c.h>; included here so users get the types. */
 #include <proto/tunnel_service_api.pb-c.h>
@@ -127,7 +128,8 @@ typedef struct lunnel_api_sync_result {
     char request_id[96];
 } lunnel_api_sync_result;
 int lunnel_api_call_sync(lunnel_api *api, struct ev_loop *loop, lunnel_api_op op,
-                         const ProtobufCMessage *req, double timeout_s, lunnel_api_sync_result *out);
+                         const ProtobufCMessage *req, double timeout_s,
+                         lunnel_api_sync_result *out);
 void lunnel_api_sync_result_free(lunnel_api_sync_result *out);
 
 #endif

@@ -49,13 +49,13 @@ enum {
 
 typedef struct lunnel_error {
     lunnel_net_code kind;
-    int http_status;      /* 0 when no response was received */
-    char code[64];        /* server code, e.g. "OTSAuthFailed"; "" when none */
-    char message[512];    /* server message or local description (never contains secrets) */
-    char request_id[96];  /* x-ots-requestid of the response; "" when none */
-    char trace_id[64];    /* the x-ots-trace-id we sent */
-    char path[48];        /* request path, e.g. "/tunnel/connect" */
-    int attempts;         /* how many HTTP attempts were made (retries + 1) */
+    int http_status;     /* 0 when no response was received */
+    char code[64];       /* server code, e.g. "OTSAuthFailed"; "" when none */
+    char message[512];   /* server message or local description (never contains secrets) */
+    char request_id[96]; /* x-ots-requestid of the response; "" when none */
+    char trace_id[64];   /* the x-ots-trace-id we sent */
+    char path[48];       /* request path, e.g. "/tunnel/connect" */
+    int attempts;        /* how many HTTP attempts were made (retries + 1) */
 } lunnel_error;
 
 /* "transport", "tls", ... (static). */

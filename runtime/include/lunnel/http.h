@@ -28,12 +28,12 @@ typedef struct lunnel_http lunnel_http;
 typedef struct lunnel_http_request lunnel_http_request;
 
 typedef struct lunnel_http_config {
-    const char *endpoint;     /* "http://host:port" or "https://host"; a trailing '/' is ignored */
-    const char *instance;     /* x-ots-instancename */
-    const char *ca_file;      /* PEM bundle to trust instead of the system's; NULL = system */
-    double timeout_s;         /* per attempt, whole request; 0 = 60 s */
-    double connect_timeout_s; /* 0 = 10 s */
-    size_t max_response_bytes;/* larger bodies fail the attempt; 0 = 64 MiB */
+    const char *endpoint;      /* "http://host:port" or "https://host"; a trailing '/' is ignored */
+    const char *instance;      /* x-ots-instancename */
+    const char *ca_file;       /* PEM bundle to trust instead of the system's; NULL = system */
+    double timeout_s;          /* per attempt, whole request; 0 = 60 s */
+    double connect_timeout_s;  /* 0 = 10 s */
+    size_t max_response_bytes; /* larger bodies fail the attempt; 0 = 64 MiB */
 } lunnel_http_config;
 
 /* What a finished call hands to its callback. Valid only during the callback. */

@@ -22,7 +22,10 @@ typedef enum lunnel_log_level {
     LUNNEL_LOG_OFF /* as a threshold: log nothing */
 } lunnel_log_level;
 
-typedef enum lunnel_log_format { LUNNEL_LOG_FORMAT_TEXT = 0, LUNNEL_LOG_FORMAT_JSON } lunnel_log_format;
+typedef enum lunnel_log_format {
+    LUNNEL_LOG_FORMAT_TEXT = 0,
+    LUNNEL_LOG_FORMAT_JSON
+} lunnel_log_format;
 
 /* Threshold (default INFO) and format (default TEXT); safe to call from any thread. */
 void lunnel_log_set_level(lunnel_log_level level);
@@ -74,9 +77,9 @@ typedef struct lunnel_log_field {
 void lunnel_log_fields(lunnel_log_level level, const char *component, const char *msg,
                        const lunnel_log_field *fields, size_t n_fields);
 
-#define LUNNEL_LOG(level, component, ...)                                                   \
-    do {                                                                                    \
-        if (lunnel_log_enabled(level)) lunnel_logf(level, component, __VA_ARGS__);          \
+#define LUNNEL_LOG(level, component, ...)                                                          \
+    do {                                                                                           \
+        if (lunnel_log_enabled(level)) lunnel_logf(level, component, __VA_ARGS__);                 \
     } while (0)
 
 #endif

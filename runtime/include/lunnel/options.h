@@ -27,7 +27,7 @@ typedef enum lunnel_opt_type {
 } lunnel_opt_type;
 
 typedef struct lunnel_opt {
-    const char *name;    /* long name without "--" */
+    const char *name; /* long name without "--" */
     lunnel_opt_type type;
     const char *def;     /* default as text; NULL = none */
     const char *env;     /* environment variable consulted when the flag is absent; NULL */
@@ -43,7 +43,10 @@ typedef struct lunnel_opt_set {
     size_t n;
 } lunnel_opt_set;
 
-#define LUNNEL_OPT_SET(title, arr) {title, arr, sizeof(arr) / sizeof((arr)[0])}
+#define LUNNEL_OPT_SET(title, arr)                                                                 \
+    {                                                                                              \
+        title, arr, sizeof(arr) / sizeof((arr)[0])                                                 \
+    }
 
 /* A command's complete option table: its own set(s) plus shared ones. */
 typedef struct lunnel_command_spec {
@@ -78,8 +81,8 @@ void lunnel_opts_free(lunnel_opt_values *v);
 int lunnel_opts_has(const lunnel_opt_values *v, const char *name);
 const char *lunnel_opts_str(const lunnel_opt_values *v, const char *name); /* NULL if none */
 int64_t lunnel_opts_int(const lunnel_opt_values *v, const char *name);
-double lunnel_opts_num(const lunnel_opt_values *v, const char *name);      /* NUMBER, DURATION(s) */
-int64_t lunnel_opts_time(const lunnel_opt_values *v, const char *name);    /* ms since epoch */
+double lunnel_opts_num(const lunnel_opt_values *v, const char *name);   /* NUMBER, DURATION(s) */
+int64_t lunnel_opts_time(const lunnel_opt_values *v, const char *name); /* ms since epoch */
 int lunnel_opts_bool(const lunnel_opt_values *v, const char *name);
 /* Positional arguments. */
 int lunnel_opts_argc(const lunnel_opt_values *v);

@@ -7,8 +7,8 @@
 typedef struct lunnel_retry_policy {
     double initial_ms; /* delay before the first retry (before jitter) */
     double max_ms;     /* cap of the doubling delay (before jitter) */
-    double window_ms;  /* no retry starts later than this after the first attempt; 0 = never retry */
-    double jitter;     /* 0..1: the delay is uniformly spread over base*(1-j) .. base*(1+j) */
+    double window_ms; /* no retry starts later than this after the first attempt; 0 = never retry */
+    double jitter;    /* 0..1: the delay is uniformly spread over base*(1-j) .. base*(1+j) */
 } lunnel_retry_policy;
 
 /* The official client's numbers. */

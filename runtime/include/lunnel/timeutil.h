@@ -5,8 +5,8 @@
 
 #include <stdint.h>
 
-int64_t lunnel_time_now_ms(void);      /* wall clock, ms since the epoch */
-double lunnel_time_mono_ms(void);      /* monotonic clock, ms */
+int64_t lunnel_time_now_ms(void); /* wall clock, ms since the epoch */
+double lunnel_time_mono_ms(void); /* monotonic clock, ms */
 
 /* Parses "2026-11-21T10:00:00Z", "2026-11-21T10:00:00.123+08:00", "2026-11-21 10:00:00Z"
  * (lower-case t/z too). Returns 0 and ms since the epoch, or -1 (bad syntax or range). */

@@ -46,17 +46,21 @@ static const lunnel_opt named_opts[] = {
 static const lunnel_opt rpo_opts[] = {
     {"table", LUNNEL_OPT_STRING, NULL, NULL, NULL, "T", 0, "table of the tunnel (with --tunnel)"},
     {"tunnel", LUNNEL_OPT_STRING, NULL, NULL, NULL, "NAME", 0, "tunnel name (with --table)"},
-    {"tunnel-id", LUNNEL_OPT_STRING, NULL, NULL, NULL, "ID", 0, "tunnel id (instead of --table/--tunnel)"},
+    {"tunnel-id", LUNNEL_OPT_STRING, NULL, NULL, NULL, "ID", 0,
+     "tunnel id (instead of --table/--tunnel)"},
     {"limit", LUNNEL_OPT_INT, NULL, NULL, NULL, NULL, 0, "at most this many channel entries"},
-    {"by-offset", LUNNEL_OPT_BOOL, NULL, NULL, NULL, NULL, 0, "ask getrpobyoffset instead of getrpo"},
+    {"by-offset", LUNNEL_OPT_BOOL, NULL, NULL, NULL, NULL, 0,
+     "ask getrpobyoffset instead of getrpo"},
 };
 static const lunnel_opt schedule_opts[] = {
     {"table", LUNNEL_OPT_STRING, NULL, NULL, NULL, "T", 0, "table of the tunnel (with --tunnel)"},
     {"tunnel", LUNNEL_OPT_STRING, NULL, NULL, NULL, "NAME", 0, "tunnel name (with --table)"},
-    {"tunnel-id", LUNNEL_OPT_STRING, NULL, NULL, NULL, "ID", 0, "tunnel id (instead of --table/--tunnel)"},
+    {"tunnel-id", LUNNEL_OPT_STRING, NULL, NULL, NULL, "ID", 0,
+     "tunnel id (instead of --table/--tunnel)"},
     {"channel", LUNNEL_OPT_STRING, NULL, NULL, NULL, "ID", 1, "channel id"},
     {"status", LUNNEL_OPT_ENUM, NULL, NULL, "OPEN|CLOSING|TERMINATED", NULL, 1, "status to set"},
-    {"version", LUNNEL_OPT_INT, "0", NULL, NULL, NULL, 0, "channel version to send (the server decides)"},
+    {"version", LUNNEL_OPT_INT, "0", NULL, NULL, NULL, 0,
+     "channel version to send (the server decides)"},
 };
 static const lunnel_opt_set create_set = LUNNEL_OPT_SET("Create", create_opts);
 static const lunnel_opt_set list_set = LUNNEL_OPT_SET("List", table_only_opts);
@@ -80,41 +84,85 @@ typedef struct {
 
 #define COMMON &lunnel_opts_connection, &lunnel_opts_logging, &output_set
 static const subcommand SUBS[] = {
-    {{"tunnel create", "lunnel tunnel create --table T --tunnel NAME --type BaseData|Stream|BaseAndStream [--start-time TIME --end-time TIME]",
-      "Creates a tunnel on a table and prints its id.", {&create_set, COMMON}, 4, 0, 0}, do_create},
-    {{"tunnel list", "lunnel tunnel list [--table T]", "Lists the tunnels of the instance (or of one table).",
-      {&list_set, COMMON}, 4, 0, 0}, do_list},
-    {{"tunnel describe", "lunnel tunnel describe --table T --tunnel NAME",
-      "Shows a tunnel: id, type, stage, expiry, RPO and its channels (id, type, status, client, RPO).",
-      {&named_set, COMMON}, 4, 0, 0}, do_describe},
-    {{"tunnel delete", "lunnel tunnel delete --table T --tunnel NAME", "Deletes a tunnel.",
-      {&named_set, COMMON}, 4, 0, 0}, do_delete},
-    {{"tunnel rpo", "lunnel tunnel rpo (--table T --tunnel NAME | --tunnel-id ID) [--limit N] [--by-offset]",
-      "Prints the recovery point (consumption progress) of a tunnel's channels.", {&rpo_set, COMMON}, 4, 0, 0},
+    {{"tunnel create",
+      "lunnel tunnel create --table T --tunnel NAME --type BaseData|Stream|BaseAndStream "
+      "[--start-time TIME --end-time TIME]",
+      "Creates a tunnel on a table and prints its id.",
+      {&create_set, COMMON},
+      4,
+      0,
+      0},
+     do_create},
+    {{"tunnel list",
+      "lunnel tunnel list [--table T]",
+      "Lists the tunnels of the instance (or of one table).",
+      {&list_set, COMMON},
+      4,
+      0,
+      0},
+     do_list},
+    {{"tunnel describe",
+      "lunnel tunnel describe --table T --tunnel NAME",
+      "Shows a tunnel: id, type, stage, expiry, RPO and its channels (id, type, status, client, "
+      "RPO).",
+      {&named_set, COMMON},
+      4,
+      0,
+      0},
+     do_describe},
+    {{"tunnel delete",
+      "lunnel tunnel delete --table T --tunnel NAME",
+      "Deletes a tunnel.",
+      {&named_set, COMMON},
+      4,
+      0,
+      0},
+     do_delete},
+    {{"tunnel rpo",
+      "lunnel tunnel rpo (--table T --tunnel NAME | --tunnel-id ID) [--limit N] [--by-offset]",
+      "Prints the recovery point (consumption progress) of a tunnel's channels.",
+      {&rpo_set, COMMON},
+      4,
+      0,
+      0},
      do_rpo},
-    {{"tunnel schedule", "lunnel tunnel schedule (--table T --tunnel NAME | --tunnel-id ID) --channel ID --status OPEN|CLOSING|TERMINATED",
-      "Sets a channel's status (admin: reopen, move or finish a channel).", {&schedule_set, COMMON}, 4, 0, 0},
+    {{"tunnel schedule",
+      "lunnel tunnel schedule (--table T --tunnel NAME | --tunnel-id ID) --channel ID --status "
+      "OPEN|CLOSING|TERMINATED",
+      "Sets a channel's status (admin: reopen, move or finish a channel).",
+      {&schedule_set, COMMON},
+      4,
+      0,
+      0},
      do_schedule},
 };
 #define N_SUBS (sizeof SUBS / sizeof SUBS[0])
 
 /* ---- output helpers ---- */
 
-static void json_str(FILE *f, const char *s) {
+static void json_str(FILE *f, const char *s)
+{
     fputc('"', f);
     for (; s && *s; s++) {
         unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
-        else if (c < 0x20) fprintf(f, "\\u%04x", c);
-        else fputc(c, f);
+        if (c == '"' || c == '\\')
+            fprintf(f, "\\%c", c);
+        else if (c < 0x20)
+            fprintf(f, "\\u%04x", c);
+        else
+            fputc(c, f);
     }
     fputc('"', f);
 }
 
-static const char *or_dash(const char *s) { return s && *s ? s : "-"; }
+static const char *or_dash(const char *s)
+{
+    return s && *s ? s : "-";
+}
 
 /* Formats a nanosecond or millisecond epoch as RFC 3339 (heuristic on magnitude). */
-static void fmt_time(int64_t t, char *out, size_t cap) {
+static void fmt_time(int64_t t, char *out, size_t cap)
+{
     if (t <= 0) {
         snprintf(out, cap, "-");
         return;
@@ -127,7 +175,8 @@ static void fmt_time(int64_t t, char *out, size_t cap) {
              tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
 }
 
-static int report(const char *sub, const lunnel_api_sync_result *r) {
+static int report(const char *sub, const lunnel_api_sync_result *r)
+{
     char line[1200];
     lunnel_error_format(&r->err, line, sizeof line);
     fprintf(stderr, "lunnel %s: %s\n", sub, line);
@@ -136,7 +185,8 @@ static int report(const char *sub, const lunnel_api_sync_result *r) {
 
 /* ---- subcommands ---- */
 
-static int do_create(lunnel_api *api, struct ev_loop *loop, const lunnel_opt_values *v, int json) {
+static int do_create(lunnel_api *api, struct ev_loop *loop, const lunnel_opt_values *v, int json)
+{
     Lunnel__Tunnel__CreateTunnelRequest req = LUNNEL__TUNNEL__CREATE_TUNNEL_REQUEST__INIT;
     Lunnel__Tunnel__Tunnel t = LUNNEL__TUNNEL__TUNNEL__INIT;
     Lunnel__Tunnel__StreamTunnelConfig sc = LUNNEL__TUNNEL__STREAM_TUNNEL_CONFIG__INIT;
@@ -148,15 +198,19 @@ static int do_create(lunnel_api *api, struct ev_loop *loop, const lunnel_opt_val
                                                   : LUNNEL__TUNNEL__TUNNEL_TYPE__BaseAndStream;
     int has_start = lunnel_opts_has(v, "start-time"), has_end = lunnel_opts_has(v, "end-time");
     int has_from = lunnel_opts_has(v, "start-from");
-    if ((has_start || has_end || has_from) && t.tunnel_type != LUNNEL__TUNNEL__TUNNEL_TYPE__Stream) {
-        fprintf(stderr, "lunnel tunnel create: --start-time/--end-time/--start-from apply to --type Stream only\n");
+    if ((has_start || has_end || has_from) &&
+        t.tunnel_type != LUNNEL__TUNNEL__TUNNEL_TYPE__Stream) {
+        fprintf(stderr, "lunnel tunnel create: --start-time/--end-time/--start-from apply to "
+                        "--type Stream only\n");
         return LUNNEL_EXIT_USAGE;
     }
-    if (has_start && has_end && lunnel_opts_time(v, "end-time") <= lunnel_opts_time(v, "start-time")) {
+    if (has_start && has_end &&
+        lunnel_opts_time(v, "end-time") <= lunnel_opts_time(v, "start-time")) {
         fprintf(stderr, "lunnel tunnel create: --end-time must be after --start-time\n");
         return LUNNEL_EXIT_USAGE;
     }
-    if ((has_start || has_end) && (lunnel_opts_time(v, "start-time") < 0 || lunnel_opts_time(v, "end-time") < 0)) {
+    if ((has_start || has_end) &&
+        (lunnel_opts_time(v, "start-time") < 0 || lunnel_opts_time(v, "end-time") < 0)) {
         fprintf(stderr, "lunnel tunnel create: times before 1970 are not accepted\n");
         return LUNNEL_EXIT_USAGE;
     }
@@ -168,8 +222,12 @@ static int do_create(lunnel_api *api, struct ev_loop *loop, const lunnel_opt_val
                           : LUNNEL__TUNNEL__START_OFFSET_FLAG__LATEST;
         }
         /* The service takes offsets in nanoseconds since the epoch (PROTOCOL.md section 2). */
-        if (has_start) sc.has_start_offset = 1, sc.start_offset = (uint64_t)lunnel_opts_time(v, "start-time") * 1000000u;
-        if (has_end) sc.has_end_offset = 1, sc.end_offset = (uint64_t)lunnel_opts_time(v, "end-time") * 1000000u;
+        if (has_start)
+            sc.has_start_offset = 1,
+            sc.start_offset = (uint64_t)lunnel_opts_time(v, "start-time") * 1000000u;
+        if (has_end)
+            sc.has_end_offset = 1,
+            sc.end_offset = (uint64_t)lunnel_opts_time(v, "end-time") * 1000000u;
         t.stream_tunnel_config = &sc;
     }
     req.tunnel = &t;
@@ -191,13 +249,15 @@ static int do_create(lunnel_api *api, struct ev_loop *loop, const lunnel_opt_val
         json_str(stdout, type);
         printf("}\n");
     } else {
-        printf("created tunnel %s on table %s (%s): id %s\n", t.tunnel_name, t.table_name, type, resp->tunnel_id);
+        printf("created tunnel %s on table %s (%s): id %s\n", t.tunnel_name, t.table_name, type,
+               resp->tunnel_id);
     }
     lunnel_api_sync_result_free(&r);
     return LUNNEL_EXIT_OK;
 }
 
-static void json_tunnel_info(FILE *f, const Lunnel__Tunnel__TunnelInfo *ti) {
+static void json_tunnel_info(FILE *f, const Lunnel__Tunnel__TunnelInfo *ti)
+{
     fprintf(f, "{\"tunnel_id\":");
     json_str(f, ti->tunnel_id);
     fprintf(f, ",\"tunnel_name\":");
@@ -217,7 +277,8 @@ static void json_tunnel_info(FILE *f, const Lunnel__Tunnel__TunnelInfo *ti) {
     fprintf(f, "}");
 }
 
-static int do_list(lunnel_api *api, struct ev_loop *loop, const lunnel_opt_values *v, int json) {
+static int do_list(lunnel_api *api, struct ev_loop *loop, const lunnel_opt_values *v, int json)
+{
     Lunnel__Tunnel__ListTunnelRequest req = LUNNEL__TUNNEL__LIST_TUNNEL_REQUEST__INIT;
     req.table_name = (char *)lunnel_opts_str(v, "table");
     lunnel_api_sync_result r;
@@ -235,14 +296,16 @@ static int do_list(lunnel_api *api, struct ev_loop *loop, const lunnel_opt_value
         }
         printf("]\n");
     } else if (resp->n_tunnels == 0) {
-        printf("no tunnels%s%s\n", req.table_name ? " on table " : "", req.table_name ? req.table_name : "");
+        printf("no tunnels%s%s\n", req.table_name ? " on table " : "",
+               req.table_name ? req.table_name : "");
     } else {
-        printf("%-24s %-38s %-20s %-14s %-28s %s\n", "TUNNEL", "ID", "TABLE", "TYPE", "STAGE", "EXPIRED");
+        printf("%-24s %-38s %-20s %-14s %-28s %s\n", "TUNNEL", "ID", "TABLE", "TYPE", "STAGE",
+               "EXPIRED");
         for (size_t i = 0; i < resp->n_tunnels; i++) {
             Lunnel__Tunnel__TunnelInfo *ti = resp->tunnels[i];
-            printf("%-24s %-38s %-20s %-14s %-28s %s\n", or_dash(ti->tunnel_name), or_dash(ti->tunnel_id),
-                   or_dash(ti->table_name), or_dash(ti->tunnel_type), or_dash(ti->stage),
-                   ti->has_expired && ti->expired ? "yes" : "no");
+            printf("%-24s %-38s %-20s %-14s %-28s %s\n", or_dash(ti->tunnel_name),
+                   or_dash(ti->tunnel_id), or_dash(ti->table_name), or_dash(ti->tunnel_type),
+                   or_dash(ti->stage), ti->has_expired && ti->expired ? "yes" : "no");
         }
     }
     lunnel_api_sync_result_free(&r);
@@ -251,7 +314,8 @@ static int do_list(lunnel_api *api, struct ev_loop *loop, const lunnel_opt_value
 
 /* DescribeTunnel by table + name; on success *out holds the response (caller frees). */
 static int describe(lunnel_api *api, struct ev_loop *loop, const char *sub, const char *table,
-                    const char *tunnel, lunnel_api_sync_result *out) {
+                    const char *tunnel, lunnel_api_sync_result *out)
+{
     Lunnel__Tunnel__DescribeTunnelRequest req = LUNNEL__TUNNEL__DESCRIBE_TUNNEL_REQUEST__INIT;
     req.table_name = (char *)table;
     req.tunnel_name = (char *)tunnel;
@@ -263,9 +327,11 @@ static int describe(lunnel_api *api, struct ev_loop *loop, const char *sub, cons
     return LUNNEL_EXIT_OK;
 }
 
-static int do_describe(lunnel_api *api, struct ev_loop *loop, const lunnel_opt_values *v, int json) {
+static int do_describe(lunnel_api *api, struct ev_loop *loop, const lunnel_opt_values *v, int json)
+{
     lunnel_api_sync_result r;
-    int rc = describe(api, loop, "tunnel describe", lunnel_opts_str(v, "table"), lunnel_opts_str(v, "tunnel"), &r);
+    int rc = describe(api, loop, "tunnel describe", lunnel_opts_str(v, "table"),
+                      lunnel_opts_str(v, "tunnel"), &r);
     if (rc) return rc;
     Lunnel__Tunnel__DescribeTunnelResponse *d = (Lunnel__Tunnel__DescribeTunnelResponse *)r.msg;
     Lunnel__Tunnel__TunnelInfo *ti = d->tunnel;
@@ -284,7 +350,8 @@ static int do_describe(lunnel_api *api, struct ev_loop *loop, const lunnel_opt_v
             json_str(stdout, c->channel_status);
             printf(",\"client_id\":");
             json_str(stdout, c->client_id);
-            printf(",\"rpo\":%" PRId64 ",\"count\":%" PRId64 "}", c->has_channel_rpo ? c->channel_rpo : 0,
+            printf(",\"rpo\":%" PRId64 ",\"count\":%" PRId64 "}",
+                   c->has_channel_rpo ? c->channel_rpo : 0,
                    c->has_channel_count ? c->channel_count : 0);
         }
         printf("]}\n");
@@ -292,11 +359,12 @@ static int do_describe(lunnel_api *api, struct ev_loop *loop, const lunnel_opt_v
         char ct[40], rpo[40];
         fmt_time(ti->has_create_time ? ti->create_time : 0, ct, sizeof ct);
         fmt_time(d->has_tunnel_rpo ? d->tunnel_rpo : 0, rpo, sizeof rpo);
-        printf("tunnel    %s\nid        %s\ntable     %s\ninstance  %s\ntype      %s\nstage     %s\n"
-               "expired   %s\ncreated   %s\nrpo       %s\nstream    %s\n",
-               or_dash(ti->tunnel_name), or_dash(ti->tunnel_id), or_dash(ti->table_name),
-               or_dash(ti->instance_name), or_dash(ti->tunnel_type), or_dash(ti->stage),
-               ti->has_expired && ti->expired ? "yes" : "no", ct, rpo, or_dash(ti->stream_id));
+        printf(
+            "tunnel    %s\nid        %s\ntable     %s\ninstance  %s\ntype      %s\nstage     %s\n"
+            "expired   %s\ncreated   %s\nrpo       %s\nstream    %s\n",
+            or_dash(ti->tunnel_name), or_dash(ti->tunnel_id), or_dash(ti->table_name),
+            or_dash(ti->instance_name), or_dash(ti->tunnel_type), or_dash(ti->stage),
+            ti->has_expired && ti->expired ? "yes" : "no", ct, rpo, or_dash(ti->stream_id));
         printf("\n%zu channel%s\n", d->n_channels, d->n_channels == 1 ? "" : "s");
         if (d->n_channels) {
             printf("%-44s %-9s %-11s %-40s %s\n", "CHANNEL", "TYPE", "STATUS", "CLIENT", "RPO");
@@ -304,8 +372,9 @@ static int do_describe(lunnel_api *api, struct ev_loop *loop, const lunnel_opt_v
                 Lunnel__Tunnel__ChannelInfo *c = d->channels[i];
                 char crpo[40];
                 fmt_time(c->has_channel_rpo ? c->channel_rpo : 0, crpo, sizeof crpo);
-                printf("%-44s %-9s %-11s %-40s %s\n", or_dash(c->channel_id), or_dash(c->channel_type),
-                       or_dash(c->channel_status), or_dash(c->client_id), crpo);
+                printf("%-44s %-9s %-11s %-40s %s\n", or_dash(c->channel_id),
+                       or_dash(c->channel_type), or_dash(c->channel_status), or_dash(c->client_id),
+                       crpo);
             }
         }
     }
@@ -313,7 +382,8 @@ static int do_describe(lunnel_api *api, struct ev_loop *loop, const lunnel_opt_v
     return LUNNEL_EXIT_OK;
 }
 
-static int do_delete(lunnel_api *api, struct ev_loop *loop, const lunnel_opt_values *v, int json) {
+static int do_delete(lunnel_api *api, struct ev_loop *loop, const lunnel_opt_values *v, int json)
+{
     Lunnel__Tunnel__DeleteTunnelRequest req = LUNNEL__TUNNEL__DELETE_TUNNEL_REQUEST__INIT;
     req.table_name = (char *)lunnel_opts_str(v, "table");
     req.tunnel_name = (char *)lunnel_opts_str(v, "tunnel");
@@ -337,8 +407,9 @@ static int do_delete(lunnel_api *api, struct ev_loop *loop, const lunnel_opt_val
 }
 
 /* --tunnel-id, or DescribeTunnel by --table/--tunnel; writes a malloc'd id to *id. */
-static int resolve_id(lunnel_api *api, struct ev_loop *loop, const lunnel_opt_values *v, const char *sub,
-                      char **id) {
+static int resolve_id(lunnel_api *api, struct ev_loop *loop, const lunnel_opt_values *v,
+                      const char *sub, char **id)
+{
     const char *given = lunnel_opts_str(v, "tunnel-id");
     if (given) {
         *id = strdup(given);
@@ -357,19 +428,25 @@ static int resolve_id(lunnel_api *api, struct ev_loop *loop, const lunnel_opt_va
     return *id ? 0 : LUNNEL_EXIT_RUNTIME;
 }
 
-static void print_bytes_json(const ProtobufCBinaryData *b, int has) {
-    if (has && b->len) fwrite(b->data, 1, b->len, stdout);
-    else printf("null");
+static void print_bytes_json(const ProtobufCBinaryData *b, int has)
+{
+    if (has && b->len)
+        fwrite(b->data, 1, b->len, stdout);
+    else
+        printf("null");
 }
 
-static int do_rpo(lunnel_api *api, struct ev_loop *loop, const lunnel_opt_values *v, int json) {
+static int do_rpo(lunnel_api *api, struct ev_loop *loop, const lunnel_opt_values *v, int json)
+{
     char *id = NULL;
     int rc = resolve_id(api, loop, v, "tunnel rpo", &id);
     if (rc) return rc;
     Lunnel__Tunnel__GetRpoRequest req = LUNNEL__TUNNEL__GET_RPO_REQUEST__INIT;
     req.tunnel_id = id;
-    if (lunnel_opts_has(v, "limit")) req.has_limit = 1, req.limit = (int32_t)lunnel_opts_int(v, "limit");
-    lunnel_api_op op = lunnel_opts_bool(v, "by-offset") ? LUNNEL_API_GETRPOBYOFFSET : LUNNEL_API_GETRPO;
+    if (lunnel_opts_has(v, "limit"))
+        req.has_limit = 1, req.limit = (int32_t)lunnel_opts_int(v, "limit");
+    lunnel_api_op op =
+        lunnel_opts_bool(v, "by-offset") ? LUNNEL_API_GETRPOBYOFFSET : LUNNEL_API_GETRPO;
     lunnel_api_sync_result r;
     if (lunnel_api_call_sync(api, loop, op, &req.base, 0, &r) != 0) {
         rc = report("tunnel rpo", &r);
@@ -397,7 +474,8 @@ static int do_rpo(lunnel_api *api, struct ev_loop *loop, const lunnel_opt_values
     return rc;
 }
 
-static int do_schedule(lunnel_api *api, struct ev_loop *loop, const lunnel_opt_values *v, int json) {
+static int do_schedule(lunnel_api *api, struct ev_loop *loop, const lunnel_opt_values *v, int json)
+{
     char *id = NULL;
     int rc = resolve_id(api, loop, v, "tunnel schedule", &id);
     if (rc) return rc;
@@ -407,7 +485,7 @@ static int do_schedule(lunnel_api *api, struct ev_loop *loop, const lunnel_opt_v
     const char *st = lunnel_opts_str(v, "status");
     ch.channel_id = (char *)lunnel_opts_str(v, "channel");
     ch.version = lunnel_opts_int(v, "version");
-    ch.status = strcmp(st, "OPEN") == 0       ? LUNNEL__TUNNEL__CHANNEL_STATUS__OPEN
+    ch.status = strcmp(st, "OPEN") == 0      ? LUNNEL__TUNNEL__CHANNEL_STATUS__OPEN
                 : strcmp(st, "CLOSING") == 0 ? LUNNEL__TUNNEL__CHANNEL_STATUS__CLOSING
                                              : LUNNEL__TUNNEL__CHANNEL_STATUS__TERMINATED;
     req.tunnel_id = id;
@@ -434,17 +512,22 @@ static int do_schedule(lunnel_api *api, struct ev_loop *loop, const lunnel_opt_v
 
 /* ---- dispatch ---- */
 
-static void tunnel_usage(FILE *f) {
+static void tunnel_usage(FILE *f)
+{
     fprintf(f, "usage: lunnel tunnel SUBCOMMAND [options]\n\nsubcommands:\n");
-    for (size_t i = 0; i < N_SUBS; i++) fprintf(f, "  %-9s %s\n", SUBS[i].spec.name + 7, SUBS[i].spec.summary);
+    for (size_t i = 0; i < N_SUBS; i++)
+        fprintf(f, "  %-9s %s\n", SUBS[i].spec.name + 7, SUBS[i].spec.summary);
     fprintf(f, "\nlunnel tunnel SUBCOMMAND --help shows its options.\n");
 }
 
-void lunnel_cmd_tunnel_markdown(FILE *f) {
-    for (size_t i = 0; i < N_SUBS; i++) lunnel_opts_print_markdown(&SUBS[i].spec, f);
+void lunnel_cmd_tunnel_markdown(FILE *f)
+{
+    for (size_t i = 0; i < N_SUBS; i++)
+        lunnel_opts_print_markdown(&SUBS[i].spec, f);
 }
 
-int lunnel_cmd_tunnel(int argc, char **argv) {
+int lunnel_cmd_tunnel(int argc, char **argv)
+{
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
         tunnel_usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? LUNNEL_EXIT_USAGE : LUNNEL_EXIT_OK;
@@ -453,7 +536,9 @@ int lunnel_cmd_tunnel(int argc, char **argv) {
     for (size_t i = 0; i < N_SUBS; i++)
         if (strcmp(SUBS[i].spec.name + 7, argv[1]) == 0) sc = &SUBS[i];
     if (!sc) {
-        fprintf(stderr, "lunnel tunnel: unknown subcommand \"%s\" (one of create, list, describe, delete, rpo, schedule)\n",
+        fprintf(stderr,
+                "lunnel tunnel: unknown subcommand \"%s\" (one of create, list, describe, delete, "
+                "rpo, schedule)\n",
                 argv[1]);
         return LUNNEL_EXIT_USAGE;
     }

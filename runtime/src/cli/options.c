@@ -22,8 +22,8 @@ static const lunnel_opt connection_opts[] = {
     {"instance", LUNNEL_OPT_STRING, NULL, "TABLESTORE_INSTANCE", NULL, "NAME", 1, "instance name"},
     {"access-key-id", LUNNEL_OPT_STRING, NULL, "TABLESTORE_ACCESS_KEY_ID", NULL, "ID", 0,
      "access key id"},
-    {"access-key-secret", LUNNEL_OPT_SECRET, NULL, "TABLESTORE_ACCESS_KEY_SECRET", NULL, "SECRET", 0,
-     "access key secret (prefer the environment variable: flags show in ps)"},
+    {"access-key-secret", LUNNEL_OPT_SECRET, NULL, "TABLESTORE_ACCESS_KEY_SECRET", NULL, "SECRET",
+     0, "access key secret (prefer the environment variable: flags show in ps)"},
     {"security-token", LUNNEL_OPT_SECRET, NULL, "TABLESTORE_SECURITY_TOKEN", NULL, "TOKEN", 0,
      "STS security token"},
     {"credentials-command", LUNNEL_OPT_STRING, NULL, "LUNNEL_CREDENTIALS_COMMAND", NULL, "CMD", 0,
@@ -31,15 +31,16 @@ static const lunnel_opt connection_opts[] = {
      "re-run before expiry and once after OTSAuthFailed"},
     {"ca-file", LUNNEL_OPT_STRING, NULL, "LUNNEL_CA_FILE", NULL, "FILE", 0,
      "PEM CA bundle to verify the server with, instead of the system's"},
-    {"request-timeout", LUNNEL_OPT_DURATION, "60s", NULL, NULL, NULL, 0, "timeout of one HTTP attempt"},
+    {"request-timeout", LUNNEL_OPT_DURATION, "60s", NULL, NULL, NULL, 0,
+     "timeout of one HTTP attempt"},
     {"retry-window", LUNNEL_OPT_DURATION, "35s", NULL, NULL, NULL, 0,
      "retries of a call (other than ReadRecords) stop after this long (0 = no retries)"},
     {"read-retry-window", LUNNEL_OPT_DURATION, "75s", NULL, NULL, NULL, 0,
      "retries of ReadRecords stop after this long"},
 };
 static const lunnel_opt logging_opts[] = {
-    {"log-level", LUNNEL_OPT_ENUM, "info", "LUNNEL_LOG_LEVEL", "trace|debug|info|warn|error|off", NULL, 0,
-     "log threshold"},
+    {"log-level", LUNNEL_OPT_ENUM, "info", "LUNNEL_LOG_LEVEL", "trace|debug|info|warn|error|off",
+     NULL, 0, "log threshold"},
     {"log-format", LUNNEL_OPT_ENUM, "text", "LUNNEL_LOG_FORMAT", "text|json", NULL, 0,
      "log line format on stderr"},
 };
@@ -64,27 +65,37 @@ struct lunnel_opt_values {
 };
 
 static void errf(char *err, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void errf(char *err, size_t cap, const char *fmt, ...) {
+static void errf(char *err, size_t cap, const char *fmt, ...)
+{
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(err, cap, fmt, ap);
     va_end(ap);
 }
 
-static const char *type_metavar(const lunnel_opt *o) {
+static const char *type_metavar(const lunnel_opt *o)
+{
     if (o->metavar) return o->metavar;
     switch (o->type) {
-    case LUNNEL_OPT_INT: return "N";
-    case LUNNEL_OPT_NUMBER: return "X";
-    case LUNNEL_OPT_DURATION: return "DURATION";
-    case LUNNEL_OPT_TIME: return "TIME";
-    case LUNNEL_OPT_ENUM: return o->choices;
-    case LUNNEL_OPT_BOOL: return "";
-    default: return "VALUE";
+    case LUNNEL_OPT_INT:
+        return "N";
+    case LUNNEL_OPT_NUMBER:
+        return "X";
+    case LUNNEL_OPT_DURATION:
+        return "DURATION";
+    case LUNNEL_OPT_TIME:
+        return "TIME";
+    case LUNNEL_OPT_ENUM:
+        return o->choices;
+    case LUNNEL_OPT_BOOL:
+        return "";
+    default:
+        return "VALUE";
     }
 }
 
-static int choice_match(const char *choices, const char *v, char *canon, size_t cap) {
+static int choice_match(const char *choices, const char *v, char *canon, size_t cap)
+{
     const char *p = choices;
     size_t vl = strlen(v);
     while (*p) {
@@ -100,13 +111,16 @@ static int choice_match(const char *choices, const char *v, char *canon, size_t 
 }
 
 /* Validates and converts s->text; message names the option and where the value came from. */
-static int convert(slot *s, char *err, size_t cap) {
+static int convert(slot *s, char *err, size_t cap)
+{
     const lunnel_opt *o = s->opt;
     const char *t = s->text;
     const char *from = s->src == SRC_ENV ? o->env : NULL;
     char where[96];
-    if (from) snprintf(where, sizeof where, "$%s (for --%s)", from, o->name);
-    else snprintf(where, sizeof where, "--%s", o->name);
+    if (from)
+        snprintf(where, sizeof where, "$%s (for --%s)", from, o->name);
+    else
+        snprintf(where, sizeof where, "--%s", o->name);
     char *end;
     switch (o->type) {
     case LUNNEL_OPT_INT: {
@@ -135,14 +149,19 @@ static int convert(slot *s, char *err, size_t cap) {
     case LUNNEL_OPT_TIME:
         if (lunnel_time_parse(t, &s->i64) != 0) {
             errf(err, cap,
-                 "%s expects an RFC 3339 time (2026-11-21T10:00:00Z) or epoch milliseconds, got \"%.60s\"",
+                 "%s expects an RFC 3339 time (2026-11-21T10:00:00Z) or epoch milliseconds, got "
+                 "\"%.60s\"",
                  where, t);
             return -1;
         }
         return 0;
     case LUNNEL_OPT_BOOL:
-        if (!strcasecmp(t, "1") || !strcasecmp(t, "true") || !strcasecmp(t, "yes") || !strcasecmp(t, "on")) s->i64 = 1;
-        else if (!strcasecmp(t, "0") || !strcasecmp(t, "false") || !strcasecmp(t, "no") || !strcasecmp(t, "off") || !*t) s->i64 = 0;
+        if (!strcasecmp(t, "1") || !strcasecmp(t, "true") || !strcasecmp(t, "yes") ||
+            !strcasecmp(t, "on"))
+            s->i64 = 1;
+        else if (!strcasecmp(t, "0") || !strcasecmp(t, "false") || !strcasecmp(t, "no") ||
+                 !strcasecmp(t, "off") || !*t)
+            s->i64 = 0;
         else {
             errf(err, cap, "%s expects true or false, got \"%.60s\"", where, t);
             return -1;
@@ -166,13 +185,15 @@ static int convert(slot *s, char *err, size_t cap) {
     }
 }
 
-static slot *find_slot(const lunnel_opt_values *v, const char *name) {
+static slot *find_slot(const lunnel_opt_values *v, const char *name)
+{
     for (size_t i = 0; v && i < v->n; i++)
         if (strcmp(v->slots[i].opt->name, name) == 0) return &v->slots[i];
     return NULL;
 }
 
-void lunnel_opts_free(lunnel_opt_values *v) {
+void lunnel_opts_free(lunnel_opt_values *v)
+{
     if (!v) return;
     for (size_t i = 0; i < v->n; i++) {
         if (v->slots[i].text) {
@@ -187,12 +208,14 @@ void lunnel_opts_free(lunnel_opt_values *v) {
 }
 
 int lunnel_opts_parse(const lunnel_command_spec *spec, int argc, char **argv, int first,
-                      lunnel_opt_values **out, char *err, size_t cap) {
+                      lunnel_opt_values **out, char *err, size_t cap)
+{
     *out = NULL;
     if (cap) err[0] = '\0';
     lunnel_opt_values *v = calloc(1, sizeof *v);
     size_t n = 0;
-    for (size_t i = 0; i < spec->n_sets; i++) n += spec->sets[i]->n;
+    for (size_t i = 0; i < spec->n_sets; i++)
+        n += spec->sets[i]->n;
     if (!v || !(v->slots = calloc(n ? n : 1, sizeof(slot))) ||
         !(v->args = calloc((size_t)(argc > 0 ? argc : 1), sizeof(char *)))) {
         lunnel_opts_free(v);
@@ -200,7 +223,8 @@ int lunnel_opts_parse(const lunnel_command_spec *spec, int argc, char **argv, in
         return LUNNEL_OPTS_ERROR;
     }
     for (size_t i = 0; i < spec->n_sets; i++)
-        for (size_t j = 0; j < spec->sets[i]->n; j++) v->slots[v->n++].opt = &spec->sets[i]->opts[j];
+        for (size_t j = 0; j < spec->sets[i]->n; j++)
+            v->slots[v->n++].opt = &spec->sets[i]->opts[j];
 
     int only_args = 0;
     for (int i = first; i < argc; i++) {
@@ -227,10 +251,12 @@ int lunnel_opts_parse(const lunnel_command_spec *spec, int argc, char **argv, in
         size_t nl = eq ? (size_t)(eq - name) : strlen(name);
         slot *s = NULL;
         for (size_t k = 0; k < v->n; k++)
-            if (strlen(v->slots[k].opt->name) == nl && strncmp(v->slots[k].opt->name, name, nl) == 0)
+            if (strlen(v->slots[k].opt->name) == nl &&
+                strncmp(v->slots[k].opt->name, name, nl) == 0)
                 s = &v->slots[k];
         if (!s) {
-            errf(err, cap, "unknown option --%.*s (see lunnel %s --help)", (int)nl, name, spec->name);
+            errf(err, cap, "unknown option --%.*s (see lunnel %s --help)", (int)nl, name,
+                 spec->name);
             lunnel_opts_free(v);
             return LUNNEL_OPTS_ERROR;
         }
@@ -285,7 +311,8 @@ int lunnel_opts_parse(const lunnel_command_spec *spec, int argc, char **argv, in
     }
     if (v->n_args < spec->min_args || v->n_args > spec->max_args) {
         if (v->n_args > spec->max_args)
-            errf(err, cap, "unexpected argument \"%.60s\" (usage: %s)", v->args[spec->max_args], spec->usage);
+            errf(err, cap, "unexpected argument \"%.60s\" (usage: %s)", v->args[spec->max_args],
+                 spec->usage);
         else
             errf(err, cap, "missing argument (usage: %s)", spec->usage);
         lunnel_opts_free(v);
@@ -295,36 +322,47 @@ int lunnel_opts_parse(const lunnel_command_spec *spec, int argc, char **argv, in
     return LUNNEL_OPTS_OK;
 }
 
-int lunnel_opts_has(const lunnel_opt_values *v, const char *name) {
+int lunnel_opts_has(const lunnel_opt_values *v, const char *name)
+{
     slot *s = find_slot(v, name);
     return s && s->text;
 }
-const char *lunnel_opts_str(const lunnel_opt_values *v, const char *name) {
+const char *lunnel_opts_str(const lunnel_opt_values *v, const char *name)
+{
     slot *s = find_slot(v, name);
     return s ? s->text : NULL;
 }
-int64_t lunnel_opts_int(const lunnel_opt_values *v, const char *name) {
+int64_t lunnel_opts_int(const lunnel_opt_values *v, const char *name)
+{
     slot *s = find_slot(v, name);
     return s && s->text ? s->i64 : 0;
 }
-double lunnel_opts_num(const lunnel_opt_values *v, const char *name) {
+double lunnel_opts_num(const lunnel_opt_values *v, const char *name)
+{
     slot *s = find_slot(v, name);
     return s && s->text ? s->num : 0;
 }
-int64_t lunnel_opts_time(const lunnel_opt_values *v, const char *name) {
+int64_t lunnel_opts_time(const lunnel_opt_values *v, const char *name)
+{
     slot *s = find_slot(v, name);
     return s && s->text ? s->i64 : 0;
 }
-int lunnel_opts_bool(const lunnel_opt_values *v, const char *name) {
+int lunnel_opts_bool(const lunnel_opt_values *v, const char *name)
+{
     slot *s = find_slot(v, name);
     return s && s->text ? (int)s->i64 : 0;
 }
-int lunnel_opts_argc(const lunnel_opt_values *v) { return v->n_args; }
-const char *lunnel_opts_arg(const lunnel_opt_values *v, int i) {
+int lunnel_opts_argc(const lunnel_opt_values *v)
+{
+    return v->n_args;
+}
+const char *lunnel_opts_arg(const lunnel_opt_values *v, int i)
+{
     return i >= 0 && i < v->n_args ? v->args[i] : NULL;
 }
 
-void lunnel_opts_print_help(const lunnel_command_spec *spec, FILE *f) {
+void lunnel_opts_print_help(const lunnel_command_spec *spec, FILE *f)
+{
     fprintf(f, "usage: %s\n\n%s\n", spec->usage, spec->summary);
     for (size_t i = 0; i < spec->n_sets; i++) {
         const lunnel_opt_set *set = spec->sets[i];
@@ -336,35 +374,45 @@ void lunnel_opts_print_help(const lunnel_command_spec *spec, FILE *f) {
             snprintf(left, sizeof left, "--%s%s%s", o->name, *mv ? " " : "", mv);
             char extra[256] = "";
             size_t el = 0;
-            if (o->required) el += (size_t)snprintf(extra + el, sizeof extra - el, "%srequired", el ? ", " : "");
+            if (o->required)
+                el += (size_t)snprintf(extra + el, sizeof extra - el, "%srequired", el ? ", " : "");
             if (o->def && o->type != LUNNEL_OPT_SECRET && el < sizeof extra)
-                el += (size_t)snprintf(extra + el, sizeof extra - el, "%sdefault %s", el ? ", " : "", o->def);
+                el += (size_t)snprintf(extra + el, sizeof extra - el, "%sdefault %s",
+                                       el ? ", " : "", o->def);
             if (o->env && el < sizeof extra)
-                el += (size_t)snprintf(extra + el, sizeof extra - el, "%s$%s", el ? ", " : "", o->env);
+                el += (size_t)snprintf(extra + el, sizeof extra - el, "%s$%s", el ? ", " : "",
+                                       o->env);
             fprintf(f, "  %-34s %s%s%s%s\n", left, o->help, el ? " (" : "", extra, el ? ")" : "");
         }
     }
     fprintf(f, "\n  %-34s %s\n", "-h, --help", "show this help");
 }
 
-static void md_escape(FILE *f, const char *s) {
+static void md_escape(FILE *f, const char *s)
+{
     for (; *s; s++) {
-        if (*s == '|') fputs("\\|", f);
-        else fputc(*s, f);
+        if (*s == '|')
+            fputs("\\|", f);
+        else
+            fputc(*s, f);
     }
 }
 
-void lunnel_opts_print_markdown(const lunnel_command_spec *spec, FILE *f) {
+void lunnel_opts_print_markdown(const lunnel_command_spec *spec, FILE *f)
+{
     fprintf(f, "### `lunnel %s`\n\n%s\n\n```\n%s\n```\n\n", spec->name, spec->summary, spec->usage);
     for (size_t i = 0; i < spec->n_sets; i++) {
         const lunnel_opt_set *set = spec->sets[i];
-        fprintf(f, "%s options:\n\n| option | default | env | description |\n|---|---|---|---|\n", set->title);
+        fprintf(f, "%s options:\n\n| option | default | env | description |\n|---|---|---|---|\n",
+                set->title);
         for (size_t j = 0; j < set->n; j++) {
             const lunnel_opt *o = &set->opts[j];
             const char *mv = type_metavar(o);
             fprintf(f, "| `--%s%s", o->name, *mv ? " " : "");
             md_escape(f, mv);
-            fprintf(f, "` | %s | %s%s%s | ", o->type != LUNNEL_OPT_SECRET && o->def ? o->def : (o->required ? "required" : ""),
+            fprintf(f, "` | %s | %s%s%s | ",
+                    o->type != LUNNEL_OPT_SECRET && o->def ? o->def
+                                                           : (o->required ? "required" : ""),
                     o->env ? "`" : "", o->env ? o->env : "", o->env ? "`" : "");
             md_escape(f, o->help);
             fprintf(f, " |\n");
@@ -373,7 +421,8 @@ void lunnel_opts_print_markdown(const lunnel_command_spec *spec, FILE *f) {
     }
 }
 
-void lunnel_opts_print_config(const lunnel_opt_values *v, FILE *f) {
+void lunnel_opts_print_config(const lunnel_opt_values *v, FILE *f)
+{
     static const char *src_names[] = {"unset", "default", "env", "flag"};
     for (size_t k = 0; k < v->n; k++) {
         const slot *s = &v->slots[k];
@@ -382,7 +431,8 @@ void lunnel_opts_print_config(const lunnel_opt_values *v, FILE *f) {
     }
 }
 
-int lunnel_opts_apply_logging(const lunnel_opt_values *v) {
+int lunnel_opts_apply_logging(const lunnel_opt_values *v)
+{
     lunnel_log_level lv;
     lunnel_log_format fm;
     const char *l = lunnel_opts_str(v, "log-level"), *fs = lunnel_opts_str(v, "log-format");
@@ -392,7 +442,8 @@ int lunnel_opts_apply_logging(const lunnel_opt_values *v) {
 }
 
 int lunnel_opts_open_client(const lunnel_opt_values *v, struct ev_loop *loop, lunnel_client *out,
-                            char *err, size_t cap) {
+                            char *err, size_t cap)
+{
     memset(out, 0, sizeof *out);
     lunnel_error e;
     const char *cmd = lunnel_opts_str(v, "credentials-command");
@@ -432,7 +483,8 @@ int lunnel_opts_open_client(const lunnel_opt_values *v, struct ev_loop *loop, lu
     }
     lunnel_api_config ac;
     lunnel_api_config_defaults(&ac);
-    if (lunnel_opts_has(v, "retry-window")) ac.default_retry.window_ms = lunnel_opts_num(v, "retry-window") * 1000;
+    if (lunnel_opts_has(v, "retry-window"))
+        ac.default_retry.window_ms = lunnel_opts_num(v, "retry-window") * 1000;
     if (lunnel_opts_has(v, "read-retry-window"))
         ac.read_records_retry.window_ms = lunnel_opts_num(v, "read-retry-window") * 1000;
     out->api = lunnel_api_new(out->http, &ac);
@@ -444,7 +496,8 @@ int lunnel_opts_open_client(const lunnel_opt_values *v, struct ev_loop *loop, lu
     return 0;
 }
 
-void lunnel_opts_close_client(lunnel_client *c) {
+void lunnel_opts_close_client(lunnel_client *c)
+{
     if (c->api) lunnel_api_free(c->api);
     if (c->http) lunnel_http_free(c->http);
     if (c->creds) lunnel_credentials_free(c->creds);

@@ -31,7 +31,7 @@ typedef struct {
 struct lunnel_credentials {
     pthread_mutex_t mu; /* guards cur and the thread hand-off fields */
     lunnel_cred_snapshot cur;
-    char *command;      /* NULL for static */
+    char *command; /* NULL for static */
     double timeout_s;
     /* loop side */
     struct ev_loop *loop;
@@ -55,12 +55,15 @@ typedef struct {
     int depth;
 } jcur;
 
-static void jws(jcur *j) {
-    while (isspace((unsigned char)*j->p)) j->p++;
+static void jws(jcur *j)
+{
+    while (isspace((unsigned char)*j->p))
+        j->p++;
 }
 
 /* Parses a JSON string at j->p into out (cap, truncation -> -2); -1 on syntax error. */
-static int jstring(jcur *j, char *out, size_t cap) {
+static int jstring(jcur *j, char *out, size_t cap)
+{
     if (*j->p != '"') return -1;
     j->p++;
     size_t n = 0;
@@ -70,28 +73,47 @@ static int jstring(jcur *j, char *out, size_t cap) {
         if (c == '\\') {
             char e = *j->p++;
             switch (e) {
-            case '"': case '\\': case '/': c = e; break;
-            case 'n': c = '\n'; break;
-            case 't': c = '\t'; break;
-            case 'r': c = '\r'; break;
-            case 'b': c = '\b'; break;
-            case 'f': c = '\f'; break;
+            case '"':
+            case '\\':
+            case '/':
+                c = e;
+                break;
+            case 'n':
+                c = '\n';
+                break;
+            case 't':
+                c = '\t';
+                break;
+            case 'r':
+                c = '\r';
+                break;
+            case 'b':
+                c = '\b';
+                break;
+            case 'f':
+                c = '\f';
+                break;
             case 'u': {
                 unsigned v = 0;
                 for (int i = 0; i < 4; i++) {
                     char h = *j->p++;
                     if (!isxdigit((unsigned char)h)) return -1;
-                    v = v * 16 + (unsigned)(isdigit((unsigned char)h) ? h - '0' : (tolower((unsigned char)h) - 'a' + 10));
+                    v = v * 16 + (unsigned)(isdigit((unsigned char)h)
+                                                ? h - '0'
+                                                : (tolower((unsigned char)h) - 'a' + 10));
                 }
                 c = v < 0x80 ? (char)v : '?';
                 break;
             }
-            default: return -1;
+            default:
+                return -1;
             }
         }
         if (out) {
-            if (n + 1 < cap) out[n++] = c;
-            else trunc = 1;
+            if (n + 1 < cap)
+                out[n++] = c;
+            else
+                trunc = 1;
         }
     }
     if (*j->p != '"') return -1;
@@ -109,7 +131,8 @@ typedef struct {
 
 static int jvalue(jcur *j, jresult *r, const char *key);
 
-static int jobject(jcur *j, jresult *r) {
+static int jobject(jcur *j, jresult *r)
+{
     if (++j->depth > 32) return -1;
     j->p++; /* '{' */
     jws(j);
@@ -140,7 +163,8 @@ static int jobject(jcur *j, jresult *r) {
     }
 }
 
-static int jarray(jcur *j, jresult *r) {
+static int jarray(jcur *j, jresult *r)
+{
     if (++j->depth > 32) return -1;
     j->p++;
     jws(j);
@@ -166,7 +190,8 @@ static int jarray(jcur *j, jresult *r) {
     }
 }
 
-static int jvalue(jcur *j, jresult *r, const char *key) {
+static int jvalue(jcur *j, jresult *r, const char *key)
+{
     if (*j->p == '{') return jobject(j, r);
     if (*j->p == '[') return jarray(j, r);
     if (*j->p == '"') {
@@ -176,7 +201,8 @@ static int jvalue(jcur *j, jresult *r, const char *key) {
         if (key && strcmp(key, "AccessKeyId") == 0 && !r->have_id) {
             dst = r->snap->access_key_id, cap = sizeof r->snap->access_key_id, flag = &r->have_id;
         } else if (key && strcmp(key, "AccessKeySecret") == 0 && !r->have_secret) {
-            dst = r->snap->access_key_secret, cap = sizeof r->snap->access_key_secret, flag = &r->have_secret;
+            dst = r->snap->access_key_secret, cap = sizeof r->snap->access_key_secret,
+            flag = &r->have_secret;
         } else if (key && strcmp(key, "SecurityToken") == 0 && !r->snap->security_token[0]) {
             dst = r->snap->security_token, cap = sizeof r->snap->security_token;
         } else if (key && strcmp(key, "Expiration") == 0 && !r->have_exp) {
@@ -190,29 +216,32 @@ static int jvalue(jcur *j, jresult *r, const char *key) {
     }
     /* number, true, false, null: skip the token */
     const char *s = j->p;
-    while (*j->p && (isalnum((unsigned char)*j->p) || *j->p == '-' || *j->p == '+' || *j->p == '.')) j->p++;
+    while (*j->p && (isalnum((unsigned char)*j->p) || *j->p == '-' || *j->p == '+' || *j->p == '.'))
+        j->p++;
     return j->p == s ? -1 : 0;
 }
 
-int lunnel_credentials_parse_json(const char *json, lunnel_cred_snapshot *out, lunnel_error *err) {
+int lunnel_credentials_parse_json(const char *json, lunnel_cred_snapshot *out, lunnel_error *err)
+{
     lunnel_cred_snapshot snap;
     memset(&snap, 0, sizeof snap);
     jresult r = {.snap = &snap};
     jcur j = {.p = json ? json : ""};
     jws(&j);
     if (*j.p != '{' || jobject(&j, &r) != 0) {
-        lunnel_error_set(err, LUNNEL_NET_CREDENTIALS,
-                         "credentials JSON is malformed near byte %ld", (long)(j.p - (json ? json : "")));
+        lunnel_error_set(err, LUNNEL_NET_CREDENTIALS, "credentials JSON is malformed near byte %ld",
+                         (long)(j.p - (json ? json : "")));
         return -1;
     }
     jws(&j);
     if (*j.p) {
-        lunnel_error_set(err, LUNNEL_NET_CREDENTIALS, "credentials JSON has trailing data at byte %ld",
-                         (long)(j.p - json));
+        lunnel_error_set(err, LUNNEL_NET_CREDENTIALS,
+                         "credentials JSON has trailing data at byte %ld", (long)(j.p - json));
         return -1;
     }
     if (r.too_long) {
-        lunnel_error_set(err, LUNNEL_NET_CREDENTIALS, "credentials JSON field %s is too long", r.too_long);
+        lunnel_error_set(err, LUNNEL_NET_CREDENTIALS, "credentials JSON field %s is too long",
+                         r.too_long);
         return -1;
     }
     if (!r.have_id || !snap.access_key_id[0]) {
@@ -236,7 +265,8 @@ int lunnel_credentials_parse_json(const char *json, lunnel_cred_snapshot *out, l
     return 0;
 }
 
-double lunnel_credentials_refresh_delay_s(int64_t now_ms, int64_t expiration_ms) {
+double lunnel_credentials_refresh_delay_s(int64_t now_ms, int64_t expiration_ms)
+{
     if (expiration_ms <= 0) return -1;
     double remaining = (double)(expiration_ms - now_ms) / 1000.0;
     if (remaining <= 0) return 0;
@@ -248,17 +278,20 @@ double lunnel_credentials_refresh_delay_s(int64_t now_ms, int64_t expiration_ms)
 
 /* Runs `/bin/sh -c command`, collecting stdout (<= MAX_OUTPUT) within timeout_s. */
 static int run_command(const char *command, double timeout_s, lunnel_cred_snapshot *out,
-                       lunnel_error *err) {
+                       lunnel_error *err)
+{
     int fds[2];
     if (pipe2(fds, O_CLOEXEC) != 0) {
-        lunnel_error_set(err, LUNNEL_NET_CREDENTIALS, "credentials command: pipe: %s", strerror(errno));
+        lunnel_error_set(err, LUNNEL_NET_CREDENTIALS, "credentials command: pipe: %s",
+                         strerror(errno));
         return -1;
     }
     pid_t pid = fork();
     if (pid < 0) {
         close(fds[0]);
         close(fds[1]);
-        lunnel_error_set(err, LUNNEL_NET_CREDENTIALS, "credentials command: fork: %s", strerror(errno));
+        lunnel_error_set(err, LUNNEL_NET_CREDENTIALS, "credentials command: fork: %s",
+                         strerror(errno));
         return -1;
     }
     if (pid == 0) {
@@ -306,9 +339,11 @@ static int run_command(const char *command, double timeout_s, lunnel_cred_snapsh
     if (!buf) {
         lunnel_error_set(err, LUNNEL_NET_NOMEM, "credentials command: out of memory");
     } else if (timed_out) {
-        lunnel_error_set(err, LUNNEL_NET_CREDENTIALS, "credentials command timed out after %.0f s", timeout_s);
+        lunnel_error_set(err, LUNNEL_NET_CREDENTIALS, "credentials command timed out after %.0f s",
+                         timeout_s);
     } else if (too_big) {
-        lunnel_error_set(err, LUNNEL_NET_CREDENTIALS, "credentials command printed more than %d bytes", MAX_OUTPUT);
+        lunnel_error_set(err, LUNNEL_NET_CREDENTIALS,
+                         "credentials command printed more than %d bytes", MAX_OUTPUT);
     } else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
         lunnel_error_set(err, LUNNEL_NET_CREDENTIALS, "credentials command failed (exit status %d)",
                          WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
@@ -324,7 +359,8 @@ static int run_command(const char *command, double timeout_s, lunnel_cred_snapsh
     return rc;
 }
 
-static void install(lunnel_credentials *c, const lunnel_cred_snapshot *s) {
+static void install(lunnel_credentials *c, const lunnel_cred_snapshot *s)
+{
     lunnel_log_add_secret(s->access_key_secret);
     lunnel_log_add_secret(s->security_token);
     pthread_mutex_lock(&c->mu);
@@ -334,26 +370,30 @@ static void install(lunnel_credentials *c, const lunnel_cred_snapshot *s) {
     pthread_mutex_unlock(&c->mu);
 }
 
-static lunnel_credentials *alloc_creds(void) {
+static lunnel_credentials *alloc_creds(void)
+{
     lunnel_credentials *c = calloc(1, sizeof *c);
     if (c) pthread_mutex_init(&c->mu, NULL);
     return c;
 }
 
 lunnel_credentials *lunnel_credentials_new_static(const char *id, const char *secret,
-                                                  const char *token, lunnel_error *err) {
+                                                  const char *token, lunnel_error *err)
+{
     lunnel_error_clear(err);
     if (!id || !*id || !secret || !*secret) {
-        lunnel_error_set(err, LUNNEL_NET_CREDENTIALS,
-                         "no credentials: set --access-key-id/--access-key-secret "
-                         "(TABLESTORE_ACCESS_KEY_ID/TABLESTORE_ACCESS_KEY_SECRET) or --credentials-command");
+        lunnel_error_set(
+            err, LUNNEL_NET_CREDENTIALS,
+            "no credentials: set --access-key-id/--access-key-secret "
+            "(TABLESTORE_ACCESS_KEY_ID/TABLESTORE_ACCESS_KEY_SECRET) or --credentials-command");
         return NULL;
     }
     lunnel_cred_snapshot s;
     memset(&s, 0, sizeof s);
     if (strlen(id) >= sizeof s.access_key_id || strlen(secret) >= sizeof s.access_key_secret ||
         (token && strlen(token) >= sizeof s.security_token)) {
-        lunnel_error_set(err, LUNNEL_NET_CREDENTIALS, "access key id, secret or security token is too long");
+        lunnel_error_set(err, LUNNEL_NET_CREDENTIALS,
+                         "access key id, secret or security token is too long");
         return NULL;
     }
     strcpy(s.access_key_id, id);
@@ -370,7 +410,8 @@ lunnel_credentials *lunnel_credentials_new_static(const char *id, const char *se
 }
 
 lunnel_credentials *lunnel_credentials_new_command(const char *command, double timeout_s,
-                                                   lunnel_error *err) {
+                                                   lunnel_error *err)
+{
     lunnel_error_clear(err);
     if (!command || !*command) {
         lunnel_error_set(err, LUNNEL_NET_CREDENTIALS, "empty credentials command");
@@ -390,7 +431,8 @@ lunnel_credentials *lunnel_credentials_new_command(const char *command, double t
     return c;
 }
 
-int lunnel_credentials_refresh_sync(lunnel_credentials *c, lunnel_error *err) {
+int lunnel_credentials_refresh_sync(lunnel_credentials *c, lunnel_error *err)
+{
     lunnel_error_clear(err);
     if (!c->command) {
         lunnel_error_set(err, LUNNEL_NET_CREDENTIALS, "static credentials cannot be refreshed");
@@ -404,18 +446,23 @@ int lunnel_credentials_refresh_sync(lunnel_credentials *c, lunnel_error *err) {
     return rc;
 }
 
-int lunnel_credentials_get(lunnel_credentials *c, lunnel_cred_snapshot *out) {
+int lunnel_credentials_get(lunnel_credentials *c, lunnel_cred_snapshot *out)
+{
     pthread_mutex_lock(&c->mu);
     *out = c->cur;
     pthread_mutex_unlock(&c->mu);
     return 0;
 }
 
-int lunnel_credentials_refreshable(const lunnel_credentials *c) { return c->command != NULL; }
+int lunnel_credentials_refreshable(const lunnel_credentials *c)
+{
+    return c->command != NULL;
+}
 
 /* ---- async refresh on the loop ---- */
 
-static void *refresh_thread(void *arg) {
+static void *refresh_thread(void *arg)
+{
     lunnel_credentials *c = arg;
     lunnel_cred_snapshot s;
     lunnel_error e;
@@ -432,21 +479,24 @@ static void *refresh_thread(void *arg) {
     return NULL;
 }
 
-static void arm_timer(lunnel_credentials *c, double after_s) {
+static void arm_timer(lunnel_credentials *c, double after_s)
+{
     ev_timer_stop(c->loop, &c->timer);
     if (after_s < 0) return;
     ev_timer_set(&c->timer, after_s, 0.0);
     ev_timer_start(c->loop, &c->timer);
 }
 
-static int begin_refresh(lunnel_credentials *c) {
+static int begin_refresh(lunnel_credentials *c)
+{
     if (c->running) return 0;
     if (pthread_create(&c->thread, NULL, refresh_thread, c) != 0) return -1;
     c->running = 1;
     return 0;
 }
 
-static void on_timer(struct ev_loop *loop, ev_timer *w, int revents) {
+static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
     (void)loop;
     (void)revents;
     lunnel_credentials *c = w->data;
@@ -454,7 +504,8 @@ static void on_timer(struct ev_loop *loop, ev_timer *w, int revents) {
     if (begin_refresh(c) != 0) arm_timer(c, RETRY_AFTER_FAILURE_S);
 }
 
-static void on_done(struct ev_loop *loop, ev_async *w, int revents) {
+static void on_done(struct ev_loop *loop, ev_async *w, int revents)
+{
     (void)loop;
     (void)revents;
     lunnel_credentials *c = w->data;
@@ -472,15 +523,15 @@ static void on_done(struct ev_loop *loop, ev_async *w, int revents) {
         install(c, &s);
         next = lunnel_credentials_refresh_delay_s(lunnel_time_now_ms(), s.expiration_ms);
         if (next == 0) {
-            lunnel_log_kv(LUNNEL_LOG_WARN, "credentials", "credentials command returned an expired key",
-                          NULL);
+            lunnel_log_kv(LUNNEL_LOG_WARN, "credentials",
+                          "credentials command returned an expired key", NULL);
             next = RETRY_AFTER_FAILURE_S;
         }
         lunnel_log_kv(LUNNEL_LOG_INFO, "credentials", "credentials refreshed", "access_key_id",
                       s.access_key_id, NULL);
     } else {
-        lunnel_log_kv(LUNNEL_LOG_WARN, "credentials", "credentials refresh failed; keeping the old key",
-                      "error", e.message, NULL);
+        lunnel_log_kv(LUNNEL_LOG_WARN, "credentials",
+                      "credentials refresh failed; keeping the old key", "error", e.message, NULL);
         next = RETRY_AFTER_FAILURE_S;
     }
     memset(&s, 0, sizeof s);
@@ -490,10 +541,12 @@ static void on_done(struct ev_loop *loop, ev_async *w, int revents) {
     waiter ws[MAX_WAITERS];
     memcpy(ws, c->waiters, (size_t)n * sizeof ws[0]);
     c->n_waiters = 0;
-    for (int i = 0; i < n; i++) ws[i].cb(ok, ok ? NULL : &e, ws[i].ud);
+    for (int i = 0; i < n; i++)
+        ws[i].cb(ok, ok ? NULL : &e, ws[i].ud);
 }
 
-void lunnel_credentials_start(lunnel_credentials *c, struct ev_loop *loop) {
+void lunnel_credentials_start(lunnel_credentials *c, struct ev_loop *loop)
+{
     if (!c->command || c->started) return;
     c->loop = loop;
     ev_timer_init(&c->timer, on_timer, 0., 0.);
@@ -508,7 +561,8 @@ void lunnel_credentials_start(lunnel_credentials *c, struct ev_loop *loop) {
     arm_timer(c, lunnel_credentials_refresh_delay_s(lunnel_time_now_ms(), exp));
 }
 
-void lunnel_credentials_stop(lunnel_credentials *c) {
+void lunnel_credentials_stop(lunnel_credentials *c)
+{
     if (!c->started) return;
     if (c->running) {
         pthread_join(c->thread, NULL);
@@ -522,17 +576,20 @@ void lunnel_credentials_stop(lunnel_credentials *c) {
     lunnel_error_set(&e, LUNNEL_NET_CANCELLED, "credentials stopped");
     int n = c->n_waiters;
     c->n_waiters = 0;
-    for (int i = 0; i < n; i++) c->waiters[i].cb(0, &e, c->waiters[i].ud);
+    for (int i = 0; i < n; i++)
+        c->waiters[i].cb(0, &e, c->waiters[i].ud);
 }
 
-int lunnel_credentials_refresh(lunnel_credentials *c, lunnel_credentials_cb cb, void *ud) {
+int lunnel_credentials_refresh(lunnel_credentials *c, lunnel_credentials_cb cb, void *ud)
+{
     if (!c->command || !c->started || c->n_waiters == MAX_WAITERS) return -1;
     if (begin_refresh(c) != 0) return -1;
     c->waiters[c->n_waiters++] = (waiter){cb, ud};
     return 0;
 }
 
-void lunnel_credentials_free(lunnel_credentials *c) {
+void lunnel_credentials_free(lunnel_credentials *c)
+{
     if (!c) return;
     lunnel_credentials_stop(c);
     pthread_mutex_destroy(&c->mu);

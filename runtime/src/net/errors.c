@@ -8,36 +8,57 @@
 #include <string.h>
 #include <strings.h>
 
-const char *lunnel_net_code_str(lunnel_net_code code) {
+const char *lunnel_net_code_str(lunnel_net_code code)
+{
     switch (code) {
-    case LUNNEL_NET_OK: return "ok";
-    case LUNNEL_NET_TRANSPORT: return "transport";
-    case LUNNEL_NET_TIMEOUT: return "timeout";
-    case LUNNEL_NET_TLS: return "tls";
-    case LUNNEL_NET_SERVER: return "server";
-    case LUNNEL_NET_BAD_RESPONSE: return "bad-response";
-    case LUNNEL_NET_CREDENTIALS: return "credentials";
-    case LUNNEL_NET_CANCELLED: return "cancelled";
-    case LUNNEL_NET_INVALID: return "invalid";
-    case LUNNEL_NET_NOMEM: return "nomem";
+    case LUNNEL_NET_OK:
+        return "ok";
+    case LUNNEL_NET_TRANSPORT:
+        return "transport";
+    case LUNNEL_NET_TIMEOUT:
+        return "timeout";
+    case LUNNEL_NET_TLS:
+        return "tls";
+    case LUNNEL_NET_SERVER:
+        return "server";
+    case LUNNEL_NET_BAD_RESPONSE:
+        return "bad-response";
+    case LUNNEL_NET_CREDENTIALS:
+        return "credentials";
+    case LUNNEL_NET_CANCELLED:
+        return "cancelled";
+    case LUNNEL_NET_INVALID:
+        return "invalid";
+    case LUNNEL_NET_NOMEM:
+        return "nomem";
     }
     return "?";
 }
 
-const char *lunnel_error_class_str(lunnel_error_class cls) {
+const char *lunnel_error_class_str(lunnel_error_class cls)
+{
     switch (cls) {
-    case LUNNEL_ERRCLASS_NONE: return "none";
-    case LUNNEL_ERRCLASS_FATAL: return "fatal";
-    case LUNNEL_ERRCLASS_RETRY: return "retry";
-    case LUNNEL_ERRCLASS_RECONNECT: return "reconnect";
-    case LUNNEL_ERRCLASS_CHANNEL_ONLY: return "channel-only";
+    case LUNNEL_ERRCLASS_NONE:
+        return "none";
+    case LUNNEL_ERRCLASS_FATAL:
+        return "fatal";
+    case LUNNEL_ERRCLASS_RETRY:
+        return "retry";
+    case LUNNEL_ERRCLASS_RECONNECT:
+        return "reconnect";
+    case LUNNEL_ERRCLASS_CHANNEL_ONLY:
+        return "channel-only";
     }
     return "?";
 }
 
-void lunnel_error_clear(lunnel_error *err) { memset(err, 0, sizeof *err); }
+void lunnel_error_clear(lunnel_error *err)
+{
+    memset(err, 0, sizeof *err);
+}
 
-void lunnel_error_set(lunnel_error *err, lunnel_net_code kind, const char *fmt, ...) {
+void lunnel_error_set(lunnel_error *err, lunnel_net_code kind, const char *fmt, ...)
+{
     err->kind = kind;
     va_list ap;
     va_start(ap, fmt);
@@ -45,9 +66,13 @@ void lunnel_error_set(lunnel_error *err, lunnel_net_code kind, const char *fmt, 
     va_end(ap);
 }
 
-static int code_is(const lunnel_error *e, const char *code) { return strcmp(e->code, code) == 0; }
+static int code_is(const lunnel_error *e, const char *code)
+{
+    return strcmp(e->code, code) == 0;
+}
 
-int lunnel_error_is_retriable(const lunnel_error *e) {
+int lunnel_error_is_retriable(const lunnel_error *e)
+{
     switch (e->kind) {
     case LUNNEL_NET_TRANSPORT:
     case LUNNEL_NET_TIMEOUT:
@@ -62,7 +87,8 @@ int lunnel_error_is_retriable(const lunnel_error *e) {
     }
 }
 
-lunnel_error_class lunnel_error_classify(const lunnel_error *e, lunnel_call_scope scope) {
+lunnel_error_class lunnel_error_classify(const lunnel_error *e, lunnel_call_scope scope)
+{
     if (e->kind == LUNNEL_NET_OK) return LUNNEL_ERRCLASS_NONE;
     if (lunnel_error_is_retriable(e)) return LUNNEL_ERRCLASS_RETRY;
     if (e->kind != LUNNEL_NET_SERVER) {
@@ -86,18 +112,25 @@ lunnel_error_class lunnel_error_classify(const lunnel_error *e, lunnel_call_scop
     }
 }
 
-static int says_not_found(const char *msg) {
+static int says_not_found(const char *msg)
+{
     return strcasestr(msg, "not exist") || strcasestr(msg, "not found") ||
            strcasestr(msg, "does not exist");
 }
 
-int lunnel_error_exit_status(const lunnel_error *e) {
+int lunnel_error_exit_status(const lunnel_error *e)
+{
     switch (e->kind) {
-    case LUNNEL_NET_OK: return LUNNEL_EXIT_OK;
-    case LUNNEL_NET_CREDENTIALS: return LUNNEL_EXIT_AUTH;
-    case LUNNEL_NET_INVALID: return LUNNEL_EXIT_USAGE;
-    case LUNNEL_NET_SERVER: break;
-    default: return LUNNEL_EXIT_RUNTIME;
+    case LUNNEL_NET_OK:
+        return LUNNEL_EXIT_OK;
+    case LUNNEL_NET_CREDENTIALS:
+        return LUNNEL_EXIT_AUTH;
+    case LUNNEL_NET_INVALID:
+        return LUNNEL_EXIT_USAGE;
+    case LUNNEL_NET_SERVER:
+        break;
+    default:
+        return LUNNEL_EXIT_RUNTIME;
     }
     if (code_is(e, "OTSAuthFailed") || code_is(e, "OTSPermissionDenied") ||
         code_is(e, "OTSNoPermissionAccess"))
@@ -113,7 +146,8 @@ int lunnel_error_exit_status(const lunnel_error *e) {
     return LUNNEL_EXIT_RUNTIME;
 }
 
-void lunnel_error_format(const lunnel_error *e, char *out, unsigned long cap) {
+void lunnel_error_format(const lunnel_error *e, char *out, unsigned long cap)
+{
     if (cap == 0) return;
     char what[160];
     if (e->kind == LUNNEL_NET_SERVER && e->code[0])

@@ -9,8 +9,8 @@
 #include <curl/curl.h>
 #include <ev.h>
 #include <openssl/rand.h>
-#include <pthread.h>
 #include <proto/tunnel_service_api.pb-c.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,7 +33,7 @@ enum req_state {
 
 struct lunnel_http_request {
     lunnel_http *h;
-    struct ev_loop *loop; /* == h->loop, kept so a detached call can be freed after h */
+    struct ev_loop *loop;             /* == h->loop, kept so a detached call can be freed after h */
     lunnel_http_request *prev, *next; /* in h->reqs */
     char path[48];
     char api_version[16];
@@ -64,7 +64,7 @@ struct lunnel_http {
     CURLM *multi;
     ev_timer timer; /* curl's timeout */
     lunnel_credentials *creds;
-    char *base;     /* endpoint without trailing '/' */
+    char *base; /* endpoint without trailing '/' */
     char *instance;
     char *ca_file;
     double timeout_s, connect_timeout_s;
@@ -85,7 +85,8 @@ static void start_attempt(lunnel_http_request *r);
 
 /* ---- curl <-> libev glue ---- */
 
-static void on_timeout(struct ev_loop *loop, ev_timer *w, int revents) {
+static void on_timeout(struct ev_loop *loop, ev_timer *w, int revents)
+{
     (void)loop;
     (void)revents;
     lunnel_http *h = w->data;
@@ -94,7 +95,8 @@ static void on_timeout(struct ev_loop *loop, ev_timer *w, int revents) {
     check_done(h);
 }
 
-static int timer_cb(CURLM *multi, long timeout_ms, void *userp) {
+static int timer_cb(CURLM *multi, long timeout_ms, void *userp)
+{
     (void)multi;
     lunnel_http *h = userp;
     ev_timer_stop(h->loop, &h->timer);
@@ -106,20 +108,22 @@ static int timer_cb(CURLM *multi, long timeout_ms, void *userp) {
     return 0;
 }
 
-static void on_io(struct ev_loop *loop, ev_io *w, int revents) {
+static void on_io(struct ev_loop *loop, ev_io *w, int revents)
+{
     (void)loop;
     /* Copy what we need first: socket_action may remove and free this watcher. */
     sock_watch *sw = (sock_watch *)w;
     lunnel_http *h = sw->h;
     int fd = w->fd;
-    int action = ((revents & EV_READ) ? CURL_CSELECT_IN : 0) |
-                 ((revents & EV_WRITE) ? CURL_CSELECT_OUT : 0);
+    int action =
+        ((revents & EV_READ) ? CURL_CSELECT_IN : 0) | ((revents & EV_WRITE) ? CURL_CSELECT_OUT : 0);
     int running;
     curl_multi_socket_action(h->multi, fd, action, &running);
     check_done(h);
 }
 
-static int sock_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp) {
+static int sock_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
+{
     (void)easy;
     lunnel_http *h = userp;
     sock_watch *sw = socketp;
@@ -147,29 +151,35 @@ static int sock_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *soc
 
 /* ---- request bookkeeping ---- */
 
-static void link_req(lunnel_http *h, lunnel_http_request *r) {
+static void link_req(lunnel_http *h, lunnel_http_request *r)
+{
     r->next = h->reqs;
     if (h->reqs) h->reqs->prev = r;
     h->reqs = r;
     h->n_reqs++;
 }
 
-static void unlink_req(lunnel_http_request *r) {
+static void unlink_req(lunnel_http_request *r)
+{
     lunnel_http *h = r->h;
-    if (r->prev) r->prev->next = r->next;
-    else if (h->reqs == r) h->reqs = r->next;
+    if (r->prev)
+        r->prev->next = r->next;
+    else if (h->reqs == r)
+        h->reqs = r->next;
     if (r->next) r->next->prev = r->prev;
     r->prev = r->next = NULL;
     h->n_reqs--;
 }
 
-static void end_attempt(lunnel_http_request *r) {
+static void end_attempt(lunnel_http_request *r)
+{
     if (r->state == REQ_IN_CURL && r->easy) curl_multi_remove_handle(r->h->multi, r->easy);
     curl_slist_free_all(r->headers);
     r->headers = NULL;
 }
 
-static void free_req(lunnel_http_request *r) {
+static void free_req(lunnel_http_request *r)
+{
     ev_timer_stop(r->loop, &r->timer);
     if (!r->cancelled_waiting) end_attempt(r);
     if (r->easy) curl_easy_cleanup(r->easy);
@@ -179,7 +189,8 @@ static void free_req(lunnel_http_request *r) {
 }
 
 /* Hands the outcome to the user and frees the call. */
-static void deliver(lunnel_http_request *r, int ok) {
+static void deliver(lunnel_http_request *r, int ok)
+{
     lunnel_http *h = r->h;
     end_attempt(r);
     ev_timer_stop(h->loop, &r->timer);
@@ -204,15 +215,19 @@ static void deliver(lunnel_http_request *r, int ok) {
     free_req(r);
 }
 
-static void on_req_timer(struct ev_loop *loop, ev_timer *w, int revents) {
+static void on_req_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
     (void)loop;
     (void)revents;
     lunnel_http_request *r = w->data;
-    if (r->state == REQ_DELIVER) deliver(r, 0);
-    else if (r->state == REQ_WAIT_RETRY) start_attempt(r);
+    if (r->state == REQ_DELIVER)
+        deliver(r, 0);
+    else if (r->state == REQ_WAIT_RETRY)
+        start_attempt(r);
 }
 
-static void deliver_later(lunnel_http_request *r) {
+static void deliver_later(lunnel_http_request *r)
+{
     r->state = REQ_DELIVER;
     ev_timer_stop(r->h->loop, &r->timer);
     ev_timer_set(&r->timer, 0., 0.);
@@ -221,7 +236,8 @@ static void deliver_later(lunnel_http_request *r) {
 
 /* ---- one attempt ---- */
 
-static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud) {
+static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud)
+{
     lunnel_http_request *r = ud;
     size_t n = size * nmemb;
     if (r->resp_len + n > r->h->max_response) {
@@ -230,7 +246,8 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud) {
     }
     if (r->resp_len + n > r->resp_cap) {
         size_t cap = r->resp_cap ? r->resp_cap : 4096;
-        while (cap < r->resp_len + n) cap *= 2;
+        while (cap < r->resp_len + n)
+            cap *= 2;
         uint8_t *p = realloc(r->resp, cap);
         if (!p) return 0;
         r->resp = p;
@@ -241,15 +258,18 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud) {
     return n;
 }
 
-static size_t on_header(char *ptr, size_t size, size_t nmemb, void *ud) {
+static size_t on_header(char *ptr, size_t size, size_t nmemb, void *ud)
+{
     lunnel_http_request *r = ud;
     size_t n = size * nmemb;
     static const char name[] = "x-ots-requestid:";
     if (n > sizeof name - 1 && strncasecmp(ptr, name, sizeof name - 1) == 0) {
         const char *v = ptr + sizeof name - 1;
         size_t vl = n - (sizeof name - 1);
-        while (vl && (*v == ' ' || *v == '\t')) v++, vl--;
-        while (vl && (v[vl - 1] == '\r' || v[vl - 1] == '\n' || v[vl - 1] == ' ')) vl--;
+        while (vl && (*v == ' ' || *v == '\t'))
+            v++, vl--;
+        while (vl && (v[vl - 1] == '\r' || v[vl - 1] == '\n' || v[vl - 1] == ' '))
+            vl--;
         if (vl >= sizeof r->request_id) vl = sizeof r->request_id - 1;
         memcpy(r->request_id, v, vl);
         r->request_id[vl] = '\0';
@@ -257,7 +277,8 @@ static size_t on_header(char *ptr, size_t size, size_t nmemb, void *ud) {
     return n;
 }
 
-static int add_header(struct curl_slist **list, const char *name, const char *value) {
+static int add_header(struct curl_slist **list, const char *name, const char *value)
+{
     char line[4400];
     snprintf(line, sizeof line, "%s: %s", name, value);
     struct curl_slist *n = curl_slist_append(*list, line);
@@ -267,7 +288,8 @@ static int add_header(struct curl_slist **list, const char *name, const char *va
 }
 
 /* Builds the signed header list for this attempt (date and key as of now). */
-static int build_headers(lunnel_http_request *r) {
+static int build_headers(lunnel_http_request *r)
+{
     lunnel_http *h = r->h;
     lunnel_cred_snapshot cred;
     lunnel_credentials_get(h->creds, &cred);
@@ -287,13 +309,20 @@ static int build_headers(lunnel_http_request *r) {
     memset(cred.access_key_secret, 0, sizeof cred.access_key_secret);
     if (rc != 0) return -1;
     struct curl_slist *list = NULL;
-    for (size_t i = 0; i < n; i++) rc |= add_header(&list, hs[i].name, hs[i].value);
+    for (size_t i = 0; i < n; i++)
+        rc |= add_header(&list, hs[i].name, hs[i].value);
     rc |= add_header(&list, "x-ots-signature", sig);
     /* No "Expect: 100-continue" round trip; no curl default content type. */
     struct curl_slist *t = curl_slist_append(list, "Expect:");
-    if (t) list = t; else rc = -1;
+    if (t)
+        list = t;
+    else
+        rc = -1;
     t = curl_slist_append(list, "Content-Type: application/x.pb2");
-    if (t) list = t; else rc = -1;
+    if (t)
+        list = t;
+    else
+        rc = -1;
     if (rc) {
         curl_slist_free_all(list);
         return -1;
@@ -302,7 +331,8 @@ static int build_headers(lunnel_http_request *r) {
     return 0;
 }
 
-static void start_attempt(lunnel_http_request *r) {
+static void start_attempt(lunnel_http_request *r)
+{
     lunnel_http *h = r->h;
     r->attempts++;
     h->stats.attempts++;
@@ -313,7 +343,8 @@ static void start_attempt(lunnel_http_request *r) {
     r->errbuf[0] = '\0';
     lunnel_error_clear(&r->err);
     if (build_headers(r) != 0) {
-        lunnel_error_set(&r->err, LUNNEL_NET_INVALID, "cannot sign the request (credentials or headers)");
+        lunnel_error_set(&r->err, LUNNEL_NET_INVALID,
+                         "cannot sign the request (credentials or headers)");
         deliver_later(r);
         return;
     }
@@ -326,7 +357,8 @@ static void start_attempt(lunnel_http_request *r) {
     }
 }
 
-static void on_creds_refreshed(int ok, const lunnel_error *err, void *ud) {
+static void on_creds_refreshed(int ok, const lunnel_error *err, void *ud)
+{
     lunnel_http_request *r = ud;
     if (r->cancelled_waiting) {
         free_req(r);
@@ -335,8 +367,8 @@ static void on_creds_refreshed(int ok, const lunnel_error *err, void *ud) {
     if (!ok) {
         /* Keep the server's OTSAuthFailed as the error, noting the refresh failure. */
         size_t l = strlen(r->err.message);
-        snprintf(r->err.message + l, sizeof r->err.message - l, "%s(credentials refresh failed: %s)",
-                 l ? " " : "", err ? err->message : "?");
+        snprintf(r->err.message + l, sizeof r->err.message - l,
+                 "%s(credentials refresh failed: %s)", l ? " " : "", err ? err->message : "?");
         deliver(r, 0);
         return;
     }
@@ -345,7 +377,8 @@ static void on_creds_refreshed(int ok, const lunnel_error *err, void *ud) {
 }
 
 /* Fills r->err from a finished attempt; returns 1 on success. */
-static int classify_attempt(lunnel_http_request *r, CURLcode cc) {
+static int classify_attempt(lunnel_http_request *r, CURLcode cc)
+{
     lunnel_error *e = &r->err;
     long status = 0;
     curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
@@ -384,7 +417,8 @@ static int classify_attempt(lunnel_http_request *r, CURLcode cc) {
     }
     if (status >= 200 && status < 300) return 1;
     e->kind = LUNNEL_NET_SERVER;
-    Lunnel__Tunnel__Error *pe = r->resp_len ? lunnel__tunnel__error__unpack(NULL, r->resp_len, r->resp) : NULL;
+    Lunnel__Tunnel__Error *pe =
+        r->resp_len ? lunnel__tunnel__error__unpack(NULL, r->resp_len, r->resp) : NULL;
     if (pe && pe->code) {
         snprintf(e->code, sizeof e->code, "%s", pe->code);
         snprintf(e->message, sizeof e->message, "%s", pe->message ? pe->message : "");
@@ -396,7 +430,8 @@ static int classify_attempt(lunnel_http_request *r, CURLcode cc) {
     return 0;
 }
 
-static void finish_attempt(lunnel_http_request *r, CURLcode cc) {
+static void finish_attempt(lunnel_http_request *r, CURLcode cc)
+{
     lunnel_http *h = r->h;
     int ok = classify_attempt(r, cc);
     curl_multi_remove_handle(h->multi, r->easy);
@@ -408,11 +443,11 @@ static void finish_attempt(lunnel_http_request *r, CURLcode cc) {
         return;
     }
     lunnel_error *e = &r->err;
-    if (e->kind == LUNNEL_NET_SERVER && strcmp(e->code, "OTSAuthFailed") == 0 && !r->auth_refreshed &&
-        lunnel_credentials_refreshable(h->creds)) {
+    if (e->kind == LUNNEL_NET_SERVER && strcmp(e->code, "OTSAuthFailed") == 0 &&
+        !r->auth_refreshed && lunnel_credentials_refreshable(h->creds)) {
         r->auth_refreshed = 1;
-        lunnel_log_kv(LUNNEL_LOG_WARN, "http", "OTSAuthFailed: refreshing credentials once",
-                      "path", r->path, "request_id", r->request_id, NULL);
+        lunnel_log_kv(LUNNEL_LOG_WARN, "http", "OTSAuthFailed: refreshing credentials once", "path",
+                      r->path, "request_id", r->request_id, NULL);
         r->state = REQ_WAIT_CREDS;
         if (lunnel_credentials_refresh(h->creds, on_creds_refreshed, r) == 0) return;
         r->state = REQ_DELIVER;
@@ -426,8 +461,9 @@ static void finish_attempt(lunnel_http_request *r, CURLcode cc) {
             snprintf(a, sizeof a, "%d", r->attempts);
             snprintf(d, sizeof d, "%.0f", delay);
             lunnel_log_kv(LUNNEL_LOG_DEBUG, "http", "retrying", "path", r->path, "attempt", a,
-                          "delay_ms", d, "error", e->code[0] ? e->code : lunnel_net_code_str(e->kind),
-                          "request_id", r->request_id, NULL);
+                          "delay_ms", d, "error",
+                          e->code[0] ? e->code : lunnel_net_code_str(e->kind), "request_id",
+                          r->request_id, NULL);
             r->state = REQ_WAIT_RETRY;
             ev_timer_set(&r->timer, delay / 1000.0, 0.);
             ev_timer_start(h->loop, &r->timer);
@@ -438,7 +474,8 @@ static void finish_attempt(lunnel_http_request *r, CURLcode cc) {
     deliver(r, 0);
 }
 
-static void check_done(lunnel_http *h) {
+static void check_done(lunnel_http *h)
+{
     CURLMsg *m;
     int left;
     while ((m = curl_multi_info_read(h->multi, &left))) {
@@ -452,7 +489,8 @@ static void check_done(lunnel_http *h) {
 
 /* ---- public ---- */
 
-static int ensure_curl_global(void) {
+static int ensure_curl_global(void)
+{
     static int done;
     static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
     pthread_mutex_lock(&mu);
@@ -462,10 +500,11 @@ static int ensure_curl_global(void) {
 }
 
 lunnel_http *lunnel_http_new(struct ev_loop *loop, const lunnel_http_config *cfg,
-                             lunnel_credentials *creds, lunnel_error *err) {
+                             lunnel_credentials *creds, lunnel_error *err)
+{
     lunnel_error_clear(err);
-    if (!cfg->endpoint || (strncmp(cfg->endpoint, "http://", 7) != 0 &&
-                           strncmp(cfg->endpoint, "https://", 8) != 0)) {
+    if (!cfg->endpoint ||
+        (strncmp(cfg->endpoint, "http://", 7) != 0 && strncmp(cfg->endpoint, "https://", 8) != 0)) {
         lunnel_error_set(err, LUNNEL_NET_INVALID,
                          "endpoint \"%.200s\" must start with http:// or https://",
                          cfg->endpoint ? cfg->endpoint : "");
@@ -494,7 +533,8 @@ lunnel_http *lunnel_http_new(struct ev_loop *loop, const lunnel_http_config *cfg
     h->instance = strdup(cfg->instance);
     h->ca_file = cfg->ca_file ? strdup(cfg->ca_file) : NULL;
     h->timeout_s = cfg->timeout_s > 0 ? cfg->timeout_s : DEFAULT_TIMEOUT_S;
-    h->connect_timeout_s = cfg->connect_timeout_s > 0 ? cfg->connect_timeout_s : DEFAULT_CONNECT_TIMEOUT_S;
+    h->connect_timeout_s =
+        cfg->connect_timeout_s > 0 ? cfg->connect_timeout_s : DEFAULT_CONNECT_TIMEOUT_S;
     h->max_response = cfg->max_response_bytes ? cfg->max_response_bytes : DEFAULT_MAX_RESPONSE;
     h->multi = curl_multi_init();
     if (!h->base || !h->instance || (cfg->ca_file && !h->ca_file) || !h->multi) {
@@ -503,7 +543,8 @@ lunnel_http *lunnel_http_new(struct ev_loop *loop, const lunnel_http_config *cfg
         return NULL;
     }
     size_t bl = strlen(h->base);
-    while (bl > 0 && h->base[bl - 1] == '/') h->base[--bl] = '\0';
+    while (bl > 0 && h->base[bl - 1] == '/')
+        h->base[--bl] = '\0';
     curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, sock_cb);
     curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h);
     curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
@@ -513,7 +554,8 @@ lunnel_http *lunnel_http_new(struct ev_loop *loop, const lunnel_http_config *cfg
     return h;
 }
 
-void lunnel_http_free(lunnel_http *h) {
+void lunnel_http_free(lunnel_http *h)
+{
     if (!h) return;
     while (h->reqs) {
         lunnel_http_request *r = h->reqs;
@@ -548,22 +590,24 @@ void lunnel_http_free(lunnel_http *h) {
     free(h);
 }
 
-static void make_trace_id(char out[64]) {
+static void make_trace_id(char out[64])
+{
     unsigned char b[16];
     if (RAND_bytes(b, sizeof b) != 1) {
-        for (size_t i = 0; i < sizeof b; i++) b[i] = (unsigned char)(lunnel_retry_rand01() * 256);
+        for (size_t i = 0; i < sizeof b; i++)
+            b[i] = (unsigned char)(lunnel_retry_rand01() * 256);
     }
     b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
     b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
     snprintf(out, 64, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
-             b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
-             b[15]);
+             b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
+             b[14], b[15]);
 }
 
 lunnel_http_request *lunnel_http_post(lunnel_http *h, const char *path, const void *body,
                                       size_t len, const char *api_version,
-                                      const lunnel_retry_policy *retry, lunnel_http_cb cb,
-                                      void *ud) {
+                                      const lunnel_retry_policy *retry, lunnel_http_cb cb, void *ud)
+{
     lunnel_http_request *r = calloc(1, sizeof *r);
     if (!r) return NULL;
     r->h = h;
@@ -631,7 +675,8 @@ lunnel_http_request *lunnel_http_post(lunnel_http *h, const char *path, const vo
     return r;
 }
 
-void lunnel_http_cancel(lunnel_http_request *r) {
+void lunnel_http_cancel(lunnel_http_request *r)
+{
     if (!r) return;
     if (r->state == REQ_WAIT_CREDS) {
         unlink_req(r);
@@ -642,23 +687,32 @@ void lunnel_http_cancel(lunnel_http_request *r) {
     free_req(r);
 }
 
-int lunnel_http_pending(const lunnel_http *h) { return h->n_reqs; }
+int lunnel_http_pending(const lunnel_http *h)
+{
+    return h->n_reqs;
+}
 
-void lunnel_http_get_stats(const lunnel_http *h, lunnel_http_stats *out) { *out = h->stats; }
+void lunnel_http_get_stats(const lunnel_http *h, lunnel_http_stats *out)
+{
+    *out = h->stats;
+}
 
-static void on_deadline(struct ev_loop *loop, ev_timer *w, int revents) {
+static void on_deadline(struct ev_loop *loop, ev_timer *w, int revents)
+{
     (void)loop;
     (void)revents;
     *(int *)w->data = 1;
 }
 
-int lunnel_http_run_until(struct ev_loop *loop, const int *done, double timeout_s) {
+int lunnel_http_run_until(struct ev_loop *loop, const int *done, double timeout_s)
+{
     int expired = 0;
     ev_timer t;
     ev_timer_init(&t, on_deadline, timeout_s, 0.);
     t.data = &expired;
     ev_timer_start(loop, &t);
-    while (!*done && !expired) ev_run(loop, EVRUN_ONCE);
+    while (!*done && !expired)
+        ev_run(loop, EVRUN_ONCE);
     ev_timer_stop(loop, &t);
     return *done ? 0 : -1;
 }

@@ -26,18 +26,30 @@ static size_t n_secrets;
 static const char *level_names[] = {"trace", "debug", "info", "warn", "error", "off"};
 static const char *level_upper[] = {"TRACE", "DEBUG", "INFO", "WARN", "ERROR", "OFF"};
 
-void lunnel_log_set_level(lunnel_log_level level) { __atomic_store_n(&log_level, (int)level, __ATOMIC_RELAXED); }
-lunnel_log_level lunnel_log_get_level(void) { return (lunnel_log_level)__atomic_load_n(&log_level, __ATOMIC_RELAXED); }
-void lunnel_log_set_format(lunnel_log_format f) { __atomic_store_n(&log_format, (int)f, __ATOMIC_RELAXED); }
-int lunnel_log_enabled(lunnel_log_level level) {
+void lunnel_log_set_level(lunnel_log_level level)
+{
+    __atomic_store_n(&log_level, (int)level, __ATOMIC_RELAXED);
+}
+lunnel_log_level lunnel_log_get_level(void)
+{
+    return (lunnel_log_level)__atomic_load_n(&log_level, __ATOMIC_RELAXED);
+}
+void lunnel_log_set_format(lunnel_log_format f)
+{
+    __atomic_store_n(&log_format, (int)f, __ATOMIC_RELAXED);
+}
+int lunnel_log_enabled(lunnel_log_level level)
+{
     return level < LUNNEL_LOG_OFF && (int)level >= __atomic_load_n(&log_level, __ATOMIC_RELAXED);
 }
 
-const char *lunnel_log_level_name(lunnel_log_level level) {
+const char *lunnel_log_level_name(lunnel_log_level level)
+{
     return (unsigned)level <= LUNNEL_LOG_OFF ? level_names[level] : "?";
 }
 
-int lunnel_log_parse_level(const char *s, lunnel_log_level *out) {
+int lunnel_log_parse_level(const char *s, lunnel_log_level *out)
+{
     for (int i = 0; i <= LUNNEL_LOG_OFF; i++) {
         if (s && strcasecmp(s, level_names[i]) == 0) {
             *out = (lunnel_log_level)i;
@@ -51,21 +63,27 @@ int lunnel_log_parse_level(const char *s, lunnel_log_level *out) {
     return -1;
 }
 
-int lunnel_log_parse_format(const char *s, lunnel_log_format *out) {
-    if (s && strcasecmp(s, "text") == 0) *out = LUNNEL_LOG_FORMAT_TEXT;
-    else if (s && strcasecmp(s, "json") == 0) *out = LUNNEL_LOG_FORMAT_JSON;
-    else return -1;
+int lunnel_log_parse_format(const char *s, lunnel_log_format *out)
+{
+    if (s && strcasecmp(s, "text") == 0)
+        *out = LUNNEL_LOG_FORMAT_TEXT;
+    else if (s && strcasecmp(s, "json") == 0)
+        *out = LUNNEL_LOG_FORMAT_JSON;
+    else
+        return -1;
     return 0;
 }
 
-void lunnel_log_set_sink(lunnel_log_sink sink, void *ud) {
+void lunnel_log_set_sink(lunnel_log_sink sink, void *ud)
+{
     pthread_mutex_lock(&log_mu);
     log_sink = sink;
     log_sink_ud = ud;
     pthread_mutex_unlock(&log_mu);
 }
 
-void lunnel_log_add_secret(const char *secret) {
+void lunnel_log_add_secret(const char *secret)
+{
     if (!secret || strlen(secret) < 4) return;
     pthread_mutex_lock(&secret_mu);
     for (size_t i = 0; i < n_secrets; i++) {
@@ -86,14 +104,17 @@ void lunnel_log_add_secret(const char *secret) {
     pthread_mutex_unlock(&secret_mu);
 }
 
-void lunnel_log_clear_secrets(void) {
+void lunnel_log_clear_secrets(void)
+{
     pthread_mutex_lock(&secret_mu);
-    for (size_t i = 0; i < n_secrets; i++) free(secrets[i]);
+    for (size_t i = 0; i < n_secrets; i++)
+        free(secrets[i]);
     n_secrets = 0;
     pthread_mutex_unlock(&secret_mu);
 }
 
-void lunnel_log_redact(const char *secret, char *out, size_t cap) {
+void lunnel_log_redact(const char *secret, char *out, size_t cap)
+{
     if (cap == 0) return;
     snprintf(out, cap, "%s", (!secret || !*secret) ? "(none)" : "****");
 }
@@ -105,16 +126,19 @@ typedef struct {
     char stack[512];
 } lbuf;
 
-static void lb_init(lbuf *b) {
+static void lb_init(lbuf *b)
+{
     b->p = b->stack;
     b->len = 0;
     b->cap = sizeof b->stack;
     b->stack[0] = '\0';
 }
-static void lb_free(lbuf *b) {
+static void lb_free(lbuf *b)
+{
     if (b->p != b->stack) free(b->p);
 }
-static void lb_put(lbuf *b, const char *s, size_t n) {
+static void lb_put(lbuf *b, const char *s, size_t n)
+{
     if (b->len + n + 1 > b->cap) {
         size_t cap = (b->len + n + 1) * 2;
         char *p = b->p == b->stack ? malloc(cap) : realloc(b->p, cap);
@@ -127,10 +151,14 @@ static void lb_put(lbuf *b, const char *s, size_t n) {
     b->len += n;
     b->p[b->len] = '\0';
 }
-static void lb_puts(lbuf *b, const char *s) { lb_put(b, s, strlen(s)); }
+static void lb_puts(lbuf *b, const char *s)
+{
+    lb_put(b, s, strlen(s));
+}
 
 /* Appends `s` with every registered secret replaced by "***" (caller holds secret_mu). */
-static void put_masked_locked(lbuf *b, const char *s) {
+static void put_masked_locked(lbuf *b, const char *s)
+{
     while (*s) {
         size_t best = 0;
         for (size_t i = 0; i < n_secrets; i++) {
@@ -147,13 +175,15 @@ static void put_masked_locked(lbuf *b, const char *s) {
     }
 }
 
-static void put_masked(lbuf *out, const char *s) {
+static void put_masked(lbuf *out, const char *s)
+{
     pthread_mutex_lock(&secret_mu);
     put_masked_locked(out, s);
     pthread_mutex_unlock(&secret_mu);
 }
 
-size_t lunnel_log_mask(const char *in, char *out, size_t cap) {
+size_t lunnel_log_mask(const char *in, char *out, size_t cap)
+{
     if (cap == 0) return 0;
     lbuf b;
     lb_init(&b);
@@ -165,7 +195,8 @@ size_t lunnel_log_mask(const char *in, char *out, size_t cap) {
     return n;
 }
 
-static void put_json_string(lbuf *b, const char *s) {
+static void put_json_string(lbuf *b, const char *s)
+{
     lb_put(b, "\"", 1);
     for (; *s; s++) {
         unsigned char c = (unsigned char)*s;
@@ -188,16 +219,20 @@ static void put_json_string(lbuf *b, const char *s) {
 }
 
 /* Text values are quoted only when they contain spaces, quotes, '=' or control bytes. */
-static void put_text_value(lbuf *b, const char *s) {
+static void put_text_value(lbuf *b, const char *s)
+{
     int quote = *s == '\0';
     for (const char *p = s; *p; p++) {
         if (*p == ' ' || *p == '"' || *p == '=' || (unsigned char)*p < 0x20) quote = 1;
     }
-    if (quote) put_json_string(b, s);
-    else lb_puts(b, s);
+    if (quote)
+        put_json_string(b, s);
+    else
+        lb_puts(b, s);
 }
 
-static void now_stamp(char out[64]) {
+static void now_stamp(char out[64])
+{
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     struct tm tm;
@@ -213,7 +248,8 @@ typedef struct {
     size_t n, i;
 } kv_iter;
 
-static int kv_next(kv_iter *it, const char **k, const char **v) {
+static int kv_next(kv_iter *it, const char **k, const char **v)
+{
     if (it->ap) {
         *k = va_arg(*it->ap, const char *);
         if (!*k) return 0;
@@ -227,7 +263,8 @@ static int kv_next(kv_iter *it, const char **k, const char **v) {
     return *k != NULL;
 }
 
-static void emit(lunnel_log_level level, const char *component, const char *msg, kv_iter *it) {
+static void emit(lunnel_log_level level, const char *component, const char *msg, kv_iter *it)
+{
     lbuf b, tmp;
     lb_init(&b);
     char ts[64];
@@ -264,14 +301,18 @@ static void emit(lunnel_log_level level, const char *component, const char *msg,
             lb_puts(&b, ",");
             put_json_string(&b, k);
             lb_puts(&b, ":");
-            if (v) put_json_string(&b, mv);
-            else lb_puts(&b, "null");
+            if (v)
+                put_json_string(&b, mv);
+            else
+                lb_puts(&b, "null");
         } else {
             lb_puts(&b, " ");
             lb_puts(&b, k);
             lb_puts(&b, "=");
-            if (v) put_text_value(&b, mv);
-            else lb_puts(&b, "null");
+            if (v)
+                put_text_value(&b, mv);
+            else
+                lb_puts(&b, "null");
         }
         lb_free(&tmp);
     }
@@ -289,7 +330,8 @@ static void emit(lunnel_log_level level, const char *component, const char *msg,
     lb_free(&b);
 }
 
-void lunnel_log_kvv(lunnel_log_level level, const char *component, const char *msg, va_list ap) {
+void lunnel_log_kvv(lunnel_log_level level, const char *component, const char *msg, va_list ap)
+{
     if (!lunnel_log_enabled(level)) return;
     va_list cp;
     va_copy(cp, ap);
@@ -298,7 +340,8 @@ void lunnel_log_kvv(lunnel_log_level level, const char *component, const char *m
     va_end(cp);
 }
 
-void lunnel_log_kv(lunnel_log_level level, const char *component, const char *msg, ...) {
+void lunnel_log_kv(lunnel_log_level level, const char *component, const char *msg, ...)
+{
     if (!lunnel_log_enabled(level)) return;
     va_list ap;
     va_start(ap, msg);
@@ -308,13 +351,15 @@ void lunnel_log_kv(lunnel_log_level level, const char *component, const char *ms
 }
 
 void lunnel_log_fields(lunnel_log_level level, const char *component, const char *msg,
-                       const lunnel_log_field *fields, size_t n_fields) {
+                       const lunnel_log_field *fields, size_t n_fields)
+{
     if (!lunnel_log_enabled(level)) return;
     kv_iter it = {.fields = fields, .n = n_fields};
     emit(level, component, msg, &it);
 }
 
-void lunnel_logf(lunnel_log_level level, const char *component, const char *fmt, ...) {
+void lunnel_logf(lunnel_log_level level, const char *component, const char *fmt, ...)
+{
     if (!lunnel_log_enabled(level)) return;
     char small[512];
     va_list ap;

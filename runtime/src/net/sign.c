@@ -20,7 +20,8 @@ typedef struct {
     size_t value_len;    /* after trimming */
 } ots_header;
 
-static int cmp_header(const void *a, const void *b) {
+static int cmp_header(const void *a, const void *b)
+{
     return strcmp(((const ots_header *)a)->name, ((const ots_header *)b)->name);
 }
 
@@ -32,7 +33,8 @@ typedef struct {
     char stack[2048];
 } sbuf;
 
-static int sbuf_put(sbuf *b, const char *s, size_t n) {
+static int sbuf_put(sbuf *b, const char *s, size_t n)
+{
     if (b->len + n > b->cap) {
         size_t cap = (b->len + n) * 2;
         char *p = malloc(cap);
@@ -49,7 +51,8 @@ static int sbuf_put(sbuf *b, const char *s, size_t n) {
 }
 
 int lunnel_sign_request(const char *secret, const char *path, const lunnel_header *headers,
-                        size_t n_headers, char out[LUNNEL_SIGN_B64_LEN]) {
+                        size_t n_headers, char out[LUNNEL_SIGN_B64_LEN])
+{
     ots_header hs[MAX_OTS_HEADERS];
     size_t n = 0;
     out[0] = '\0';
@@ -59,11 +62,14 @@ int lunnel_sign_request(const char *secret, const char *path, const lunnel_heade
         if (strcasecmp(nm, "x-ots-signature") == 0) continue;
         size_t nl = strlen(nm);
         if (n == MAX_OTS_HEADERS || nl >= MAX_NAME) return -1;
-        for (size_t k = 0; k <= nl; k++) hs[n].name[k] = (char)tolower((unsigned char)nm[k]);
+        for (size_t k = 0; k <= nl; k++)
+            hs[n].name[k] = (char)tolower((unsigned char)nm[k]);
         const char *v = headers[i].value ? headers[i].value : "";
-        while (*v && isspace((unsigned char)*v)) v++;
+        while (*v && isspace((unsigned char)*v))
+            v++;
         size_t vl = strlen(v);
-        while (vl > 0 && isspace((unsigned char)v[vl - 1])) vl--;
+        while (vl > 0 && isspace((unsigned char)v[vl - 1]))
+            vl--;
         hs[n].value = v;
         hs[n].value_len = vl;
         n++;
@@ -84,8 +90,8 @@ int lunnel_sign_request(const char *secret, const char *path, const lunnel_heade
     if (rc == 0) {
         unsigned char mac[EVP_MAX_MD_SIZE];
         unsigned int mac_len = 0;
-        if (!HMAC(EVP_sha1(), secret, (int)strlen(secret), (const unsigned char *)b.p, b.len,
-                  mac, &mac_len) ||
+        if (!HMAC(EVP_sha1(), secret, (int)strlen(secret), (const unsigned char *)b.p, b.len, mac,
+                  &mac_len) ||
             mac_len != 20) {
             rc = -1;
         } else {
@@ -96,7 +102,8 @@ int lunnel_sign_request(const char *secret, const char *path, const lunnel_heade
     return rc ? -1 : 0;
 }
 
-void lunnel_sign_content_md5(const void *body, size_t len, char out[LUNNEL_MD5_B64_LEN]) {
+void lunnel_sign_content_md5(const void *body, size_t len, char out[LUNNEL_MD5_B64_LEN])
+{
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int md_len = 0;
     static const char empty = 0;
@@ -107,7 +114,8 @@ void lunnel_sign_content_md5(const void *body, size_t len, char out[LUNNEL_MD5_B
     EVP_EncodeBlock((unsigned char *)out, md, (int)md_len);
 }
 
-void lunnel_sign_format_date(int64_t epoch_ms, char out[LUNNEL_DATE_LEN]) {
+void lunnel_sign_format_date(int64_t epoch_ms, char out[LUNNEL_DATE_LEN])
+{
     time_t secs = (time_t)(epoch_ms / 1000);
     int ms = (int)(epoch_ms % 1000);
     if (ms < 0) {
@@ -123,10 +131,12 @@ void lunnel_sign_format_date(int64_t epoch_ms, char out[LUNNEL_DATE_LEN]) {
     out[LUNNEL_DATE_LEN - 1] = '\0';
 }
 
-int lunnel_sign_equal(const char *a, const char *b) {
+int lunnel_sign_equal(const char *a, const char *b)
+{
     size_t la = strlen(a), lb = strlen(b);
     unsigned char diff = (unsigned char)(la != lb);
     size_t n = la < lb ? la : lb;
-    for (size_t i = 0; i < n; i++) diff |= (unsigned char)(a[i] ^ b[i]);
+    for (size_t i = 0; i < n; i++)
+        diff |= (unsigned char)(a[i] ^ b[i]);
     return diff == 0;
 }

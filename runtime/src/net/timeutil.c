@@ -8,19 +8,22 @@
 #include <string.h>
 #include <time.h>
 
-int64_t lunnel_time_now_ms(void) {
+int64_t lunnel_time_now_ms(void)
+{
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-double lunnel_time_mono_ms(void) {
+double lunnel_time_mono_ms(void)
+{
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
 }
 
-static int digits(const char **p, int n, int *out) {
+static int digits(const char **p, int n, int *out)
+{
     int v = 0;
     for (int i = 0; i < n; i++) {
         if (!isdigit((unsigned char)(*p)[i])) return -1;
@@ -32,7 +35,8 @@ static int digits(const char **p, int n, int *out) {
 }
 
 /* Days since 1970-01-01 of a civil date (proleptic Gregorian). */
-static int64_t days_from_civil(int y, int m, int d) {
+static int64_t days_from_civil(int y, int m, int d)
+{
     y -= m <= 2;
     int64_t era = (y >= 0 ? y : y - 399) / 400;
     int64_t yoe = y - era * 400;
@@ -41,7 +45,8 @@ static int64_t days_from_civil(int y, int m, int d) {
     return era * 146097 + doe - 719468;
 }
 
-int lunnel_time_parse_rfc3339(const char *s, int64_t *out_ms) {
+int lunnel_time_parse_rfc3339(const char *s, int64_t *out_ms)
+{
     const char *p = s;
     int Y, M, D, h, m, sec, ms = 0;
     if (!s || digits(&p, 4, &Y) || *p++ != '-' || digits(&p, 2, &M) || *p++ != '-' ||
@@ -83,10 +88,12 @@ int lunnel_time_parse_rfc3339(const char *s, int64_t *out_ms) {
     return 0;
 }
 
-int lunnel_time_parse(const char *s, int64_t *out_ms) {
+int lunnel_time_parse(const char *s, int64_t *out_ms)
+{
     if (!s || !*s) return -1;
     const char *p = s;
-    while (isdigit((unsigned char)*p)) p++;
+    while (isdigit((unsigned char)*p))
+        p++;
     if (*p == '\0' && p - s <= 15) { /* all digits: epoch ms */
         errno = 0;
         long long v = strtoll(s, NULL, 10);
@@ -97,19 +104,24 @@ int lunnel_time_parse(const char *s, int64_t *out_ms) {
     return lunnel_time_parse_rfc3339(s, out_ms);
 }
 
-int lunnel_duration_parse(const char *s, double *out_seconds) {
+int lunnel_duration_parse(const char *s, double *out_seconds)
+{
     if (!s || !(isdigit((unsigned char)s[0]) || s[0] == '.') || strpbrk(s, "xX")) return -1;
     char *end;
     errno = 0;
     double v = strtod(s, &end);
-    if (end == s || errno || v < 0 || !isfinite(v))
-        return -1;
+    if (end == s || errno || v < 0 || !isfinite(v)) return -1;
     double mult;
-    if (*end == '\0' || strcmp(end, "s") == 0) mult = 1;
-    else if (strcmp(end, "ms") == 0) mult = 0.001;
-    else if (strcmp(end, "m") == 0) mult = 60;
-    else if (strcmp(end, "h") == 0) mult = 3600;
-    else return -1;
+    if (*end == '\0' || strcmp(end, "s") == 0)
+        mult = 1;
+    else if (strcmp(end, "ms") == 0)
+        mult = 0.001;
+    else if (strcmp(end, "m") == 0)
+        mult = 60;
+    else if (strcmp(end, "h") == 0)
+        mult = 3600;
+    else
+        return -1;
     *out_seconds = v * mult;
     return 0;
 }

@@ -70,31 +70,41 @@ struct lunnel_api_call {
     int invalid; /* request did not match op: deliver an error */
 };
 
-const char *lunnel_api_op_path(lunnel_api_op op) {
+const char *lunnel_api_op_path(lunnel_api_op op)
+{
     return (unsigned)op < LUNNEL_API_N_OPS ? ops[op].path : "?";
 }
 
-lunnel_call_scope lunnel_api_op_scope(lunnel_api_op op) {
+lunnel_call_scope lunnel_api_op_scope(lunnel_api_op op)
+{
     return (unsigned)op < LUNNEL_API_N_OPS ? ops[op].scope : LUNNEL_SCOPE_ADMIN;
 }
 
-void lunnel_api_config_defaults(lunnel_api_config *cfg) {
+void lunnel_api_config_defaults(lunnel_api_config *cfg)
+{
     cfg->read_records_retry = lunnel_retry_read_records;
     cfg->default_retry = lunnel_retry_default;
 }
 
-lunnel_api *lunnel_api_new(lunnel_http *http, const lunnel_api_config *cfg) {
+lunnel_api *lunnel_api_new(lunnel_http *http, const lunnel_api_config *cfg)
+{
     lunnel_api *api = calloc(1, sizeof *api);
     if (!api) return NULL;
     api->http = http;
-    if (cfg) api->cfg = *cfg;
-    else lunnel_api_config_defaults(&api->cfg);
+    if (cfg)
+        api->cfg = *cfg;
+    else
+        lunnel_api_config_defaults(&api->cfg);
     return api;
 }
 
-void lunnel_api_free(lunnel_api *api) { free(api); }
+void lunnel_api_free(lunnel_api *api)
+{
+    free(api);
+}
 
-static void on_http(lunnel_http_response *resp, void *ud) {
+static void on_http(lunnel_http_response *resp, void *ud)
+{
     lunnel_api_call *call = ud;
     const op_info *oi = &ops[call->op];
     lunnel_error derr;
@@ -143,7 +153,8 @@ static void on_http(lunnel_http_response *resp, void *ud) {
 }
 
 lunnel_api_call *lunnel_api_send(lunnel_api *api, lunnel_api_op op, const ProtobufCMessage *req,
-                                 lunnel_api_cb cb, void *ud) {
+                                 lunnel_api_cb cb, void *ud)
+{
     lunnel_api_call *call = calloc(1, sizeof *call);
     if (!call) return NULL;
     call->api = api;
@@ -170,8 +181,8 @@ lunnel_api_call *lunnel_api_send(lunnel_api *api, lunnel_api_op op, const Protob
         call->op == LUNNEL_API_READRECORDS ? &api->cfg.read_records_retry : &api->cfg.default_retry;
     /* An invalid request is sent as a call to an impossible path so the error still arrives
      * through the callback on the next loop iteration (http delivers "bad path"). */
-    call->req = lunnel_http_post(api->http, bad ? "" : oi->path, buf, len, LUNNEL_TUNNEL_API_VERSION,
-                                 policy, on_http, call);
+    call->req = lunnel_http_post(api->http, bad ? "" : oi->path, buf, len,
+                                 LUNNEL_TUNNEL_API_VERSION, policy, on_http, call);
     if (buf != small) free(buf);
     if (!call->req) {
         free(call);
@@ -180,7 +191,8 @@ lunnel_api_call *lunnel_api_send(lunnel_api *api, lunnel_api_op op, const Protob
     return call;
 }
 
-void lunnel_api_cancel(lunnel_api_call *call) {
+void lunnel_api_cancel(lunnel_api_call *call)
+{
     if (!call) return;
     lunnel_http_cancel(call->req);
     free(call);
@@ -193,7 +205,8 @@ typedef struct {
     lunnel_api_sync_result *out;
 } sync_state;
 
-static void on_sync(lunnel_api_result *res, void *ud) {
+static void on_sync(lunnel_api_result *res, void *ud)
+{
     sync_state *st = ud;
     lunnel_api_sync_result *out = st->out;
     out->cls = res->cls;
@@ -208,7 +221,8 @@ static void on_sync(lunnel_api_result *res, void *ud) {
 }
 
 int lunnel_api_call_sync(lunnel_api *api, struct ev_loop *loop, lunnel_api_op op,
-                         const ProtobufCMessage *req, double timeout_s, lunnel_api_sync_result *out) {
+                         const ProtobufCMessage *req, double timeout_s, lunnel_api_sync_result *out)
+{
     memset(out, 0, sizeof *out);
     sync_state st = {.out = out};
     lunnel_api_call *call = lunnel_api_send(api, op, req, on_sync, &st);
@@ -232,7 +246,8 @@ int lunnel_api_call_sync(lunnel_api *api, struct ev_loop *loop, lunnel_api_op op
     return out->err.kind == LUNNEL_NET_OK ? 0 : -1;
 }
 
-void lunnel_api_sync_result_free(lunnel_api_sync_result *out) {
+void lunnel_api_sync_result_free(lunnel_api_sync_result *out)
+{
     if (out->msg) protobuf_c_message_free_unpacked(out->msg, NULL);
     free(out->raw);
     out->msg = NULL;
