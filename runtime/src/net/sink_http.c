@@ -161,7 +161,7 @@ int lunnel_sink_http_post(lunnel_sink_http *h, const char *url, const char *head
 
     CURLcode cc = curl_easy_perform(c);
     if (cc != CURLE_OK) {
-        snprintf(h->err, sizeof h->err, "POST %s: %s", url,
+        snprintf(h->err, sizeof h->err, "%s",
                  h->overflow ? "response too large for memory"
                  : h->curl_err[0] ? h->curl_err : curl_easy_strerror(cc));
         rc = h->overflow ? LUNNEL_SINK_NOMEM : LUNNEL_SINK_TRANSPORT;
