@@ -199,10 +199,10 @@ static cJSON *a_retention(lunnel_emu_tunnels *t, const cJSON *b, int *status, ch
     }
     uint64_t before = 0, after = 0;
     for (int i = 0; i < t->ntables; i++)
-        for (int s = 0; s < t->tables[i]->nshards; s++) before += t->tables[i]->shards[s]->log.base;
+        for (int s = 0; s < t->tables[i]->nshards; s++) before += emu_reclog_first(&t->tables[i]->shards[s]->log);
     lunnel_emu_tunnels_tick(t);
     for (int i = 0; i < t->ntables; i++)
-        for (int s = 0; s < t->tables[i]->nshards; s++) after += t->tables[i]->shards[s]->log.base;
+        for (int s = 0; s < t->tables[i]->nshards; s++) after += emu_reclog_first(&t->tables[i]->shards[s]->log);
     cJSON *r = cJSON_CreateObject();
     cJSON_AddNumberToObject(r, "retention_ms", (double)t->o.retention_ms);
     cJSON_AddNumberToObject(r, "trimmed", (double)(after - before));
@@ -297,7 +297,7 @@ static cJSON *a_dump(lunnel_emu_tunnels *t) {
             cJSON_AddNumberToObject(so, "hash_hi", (double)sh->hi);
             cJSON_AddStringToObject(so, "parent", sh->parent >= 0 ? tb->shards[sh->parent]->id : "");
             cJSON_AddBoolToObject(so, "closed", sh->closed);
-            cJSON_AddNumberToObject(so, "first", (double)sh->log.base);
+            cJSON_AddNumberToObject(so, "first", (double)emu_reclog_first(&sh->log));
             cJSON_AddNumberToObject(so, "end", (double)emu_reclog_end(&sh->log));
             cJSON_AddItemToArray(ps, so);
         }

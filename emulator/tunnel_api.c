@@ -160,7 +160,7 @@ static int snap_row(void *arg, const emu_tunnel_row *row) {
 }
 
 static uint64_t first_at_or_after(const emu_reclog *l, uint64_t ts) {
-    for (size_t i = 0; i < l->n; i++)
+    for (size_t i = l->dead; i < l->n; i++)
         if ((uint64_t)l->ts[i] >= ts) return l->base + i;
     return emu_reclog_end(l);
 }
@@ -229,7 +229,7 @@ static void h_create(lunnel_emu_tunnels *t, const uint8_t *b, size_t len, lunnel
                 uint64_t start;
                 if (type == TT_BOTH) start = emu_reclog_end(&sh->log);
                 else if (tu->start_ns) start = first_at_or_after(&sh->log, tu->start_ns);
-                else if (tu->start_flag) start = sh->log.base;
+                else if (tu->start_flag) start = emu_reclog_first(&sh->log);
                 else start = emu_reclog_end(&sh->log);
                 /* A closed partition with nothing left to deliver gets no channel; its
                  * children then have no parent to wait for. */
@@ -614,11 +614,11 @@ static void h_readrecords(lunnel_emu_tunnels *t, const uint8_t *b, size_t len, l
     } else {
         const emu_reclog *l = ch->is_base ? ch->base : &ch->shard->log;
         uint64_t end = emu_reclog_end(l);
-        if (off < l->base) {
+        if (off < emu_reclog_first(l)) {
             tu->expired = 1;
             emu_reply_error(r, "OTSTunnelExpired", tu->id,
                             "channel %s position %" PRIu64 " was trimmed by retention (first kept %" PRIu64 ")",
-                            ch->id, off, l->base);
+                            ch->id, off, emu_reclog_first(l));
         } else if (off > end) {
             emu_reply_error(r, "OTSParameterInvalid", tu->id,
                             "token position %" PRIu64 " of channel %s is past its end %" PRIu64, off, ch->id, end);

@@ -351,7 +351,7 @@ void lunnel_emu_tunnels_tick(lunnel_emu_tunnels *t) {
             emu_channel *ch = tu->ch[c];
             if (ch->is_base || ch->status == CH_TERMINATED) continue;
             if (ch->checkpoint && strcmp(ch->checkpoint, "finished") == 0) continue;
-            if (ch->ck_offset < ch->shard->log.base) tu->expired = 1;
+            if (ch->ck_offset < emu_reclog_first(&ch->shard->log)) tu->expired = 1;
         }
         emu_tunnel_schedule(t, tu);
     }

@@ -25,6 +25,7 @@ typedef struct emu_reclog {
     int64_t *ts;      /* commit timestamp (ns) of each entry; 0 for base data */
     size_t n, ncap;
     uint64_t base;    /* logical index of physical entry 0 */
+    size_t dead;      /* physical entries 0..dead-1 are trimmed, awaiting compaction */
 } emu_reclog;
 
 void emu_reclog_free(emu_reclog *l);
@@ -32,6 +33,8 @@ void emu_reclog_free(emu_reclog *l);
 int emu_reclog_append(emu_reclog *l, int action, const uint8_t *row, size_t row_len,
                       const uint8_t *origin, size_t origin_len, int64_t ts);
 static inline uint64_t emu_reclog_end(const emu_reclog *l) { return l->base + l->n; }
+/* Logical index of the oldest entry still kept (positions before it were trimmed). */
+static inline uint64_t emu_reclog_first(const emu_reclog *l) { return l->base + l->dead; }
 /* Byte range of logical entry i (base <= i < end). */
 static inline size_t emu_reclog_entry_start(const emu_reclog *l, uint64_t i) {
     return l->off[i - l->base];
@@ -40,7 +43,9 @@ static inline size_t emu_reclog_entry_end(const emu_reclog *l, uint64_t i) {
     size_t p = (size_t)(i - l->base);
     return p + 1 < l->n ? l->off[p + 1] : l->len;
 }
-/* Drops entries with ts < cutoff_ns from the front; returns how many were dropped. */
+/* Drops entries with ts < cutoff_ns from the front; returns how many were dropped. The
+ * bytes are reclaimed lazily (when at least half the log is dead), so trimming a long log a
+ * little at a time stays O(trimmed) amortised. */
 size_t emu_reclog_trim(emu_reclog *l, int64_t cutoff_ns);
 
 /* Appends a protobuf varint; returns bytes written (max 10). */

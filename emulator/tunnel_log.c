@@ -78,9 +78,12 @@ int emu_reclog_append(emu_reclog *l, int action, const uint8_t *row, size_t row_
 }
 
 size_t emu_reclog_trim(emu_reclog *l, int64_t cutoff_ns) {
-    size_t k = 0;
+    size_t k = l->dead;
     while (k < l->n && l->ts[k] < cutoff_ns) k++;
-    if (k == 0) return 0;
+    size_t dropped = k - l->dead;
+    l->dead = k;
+    if (l->dead == 0 || l->dead * 2 < l->n) return dropped;
+    /* Compact: move the live entries to the front. */
     size_t cut = k < l->n ? l->off[k] : l->len;
     memmove(l->buf, l->buf + cut, l->len - cut);
     l->len -= cut;
@@ -90,7 +93,8 @@ size_t emu_reclog_trim(emu_reclog *l, int64_t cutoff_ns) {
     }
     l->n -= k;
     l->base += k;
-    return k;
+    l->dead = 0;
+    return dropped;
 }
 
 /* FNV-1a: stable, cheap, spreads short keys well enough for partitioning. */

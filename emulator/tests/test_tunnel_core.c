@@ -11,6 +11,7 @@
 #include <cjson/cJSON.h>
 
 #include "testutil.h"
+#include "tunnel_internal.h"
 #include "tunnel_test_client.h"
 
 /* ---- fake store: rows "row:<key>", keys "k<N>" ---- */
@@ -614,7 +615,78 @@ static void test_stream_start_end(void) {
     lunnel_emu_tunnels_free(t);
 }
 
+/* Record logs: lazy trimming keeps logical offsets and bytes; compaction is invisible. */
+static void test_reclog(void) {
+    emu_reclog l;
+    memset(&l, 0, sizeof l);
+    char row[16];
+    for (int i = 0; i < 10; i++) {
+        int n = snprintf(row, sizeof row, "row%d", i);
+        CHECK_INT(emu_reclog_append(&l, 1, (const uint8_t *)row, (size_t)n, NULL, 0, i + 1), 0);
+    }
+    CHECK_INT(emu_reclog_end(&l), 10);
+    CHECK_INT(emu_reclog_trim(&l, 4), 3); /* ts 1,2,3 */
+    CHECK_INT(emu_reclog_first(&l), 3);
+    CHECK_INT(emu_reclog_trim(&l, 4), 0);
+    /* entry 5: field tag, len, 08 01 12 len "row5" */
+    size_t a = emu_reclog_entry_start(&l, 5), b = emu_reclog_entry_end(&l, 5);
+    CHECK_INT(b - a, 10);
+    CHECK(memcmp(l.buf + a + 6, "row5", 4) == 0);
+    CHECK_INT(emu_reclog_trim(&l, 8), 4); /* ts 4..7: now 7 of 10 dead, compacts */
+    CHECK_INT(l.dead, 0);
+    CHECK_INT(l.base, 7);
+    CHECK_INT(emu_reclog_first(&l), 7);
+    CHECK_INT(emu_reclog_end(&l), 10);
+    a = emu_reclog_entry_start(&l, 9);
+    CHECK(memcmp(l.buf + a + 6, "row9", 4) == 0);
+    CHECK_INT(emu_reclog_trim(&l, 100), 3);
+    CHECK_INT(emu_reclog_first(&l), 10);
+    CHECK_INT(emu_reclog_append(&l, 2, (const uint8_t *)"x", 1, (const uint8_t *)"old", 3, 200), 0);
+    a = emu_reclog_entry_start(&l, 10);
+    CHECK_INT(l.buf[a + 3], 2);           /* action UPDATE */
+    CHECK_INT(l.buf[a + 7], 0x1A);        /* origin_record field */
+    emu_reclog_free(&l);
+}
+
+/* Retention trims what a tunnel has already consumed: no expiry for an up-to-date tunnel. */
+static void test_retention_caught_up(void) {
+    lunnel_emu_tunnels *t = mk(1, 1000);
+    char *tid = tc_create(t, "orders", "fresh", 2);
+    for (int k = 0; k < 10; k++) put(t, k);
+    char *id = tc_connect(t, tid, 3600, NULL);
+    tc_client c;
+    tc_init(&c, t, tid, id);
+    seen s;
+    memset(&s, 0, sizeof s);
+    c.on_record = on_rec;
+    c.arg = &s;
+    tc_client *cs[1] = {&c};
+    round_of(cs, 1, 10);
+    CHECK_INT(s.changes, 10);
+    cJSON *body = cJSON_Parse("{\"retention_ms\":1000}");
+    int status = 0;
+    char err[128];
+    now_ns += 2000000000LL;
+    cJSON *rep = lunnel_emu_tunnels_admin(t, "retention", body, &status, err, sizeof err);
+    CHECK_INT((int)cJSON_GetObjectItem(rep, "trimmed")->valuedouble, 10);
+    cJSON_Delete(rep);
+    cJSON_Delete(body);
+    for (int k = 0; k < 5; k++) put(t, k);
+    round_of(cs, 1, 10);
+    CHECK_INT(s.changes, 15);
+    CHECK_INT(s.order_errors, 0);
+    int expired = 1;
+    tc_desc_ch d[4];
+    tc_describe(t, "orders", "fresh", d, 4, NULL, &expired);
+    CHECK_INT(expired, 0);
+    free(tid);
+    free(id);
+    lunnel_emu_tunnels_free(t);
+}
+
 int main(void) {
+    test_reclog();
+    test_retention_caught_up();
     test_base_and_stream_one_client();
     test_balance_and_handoff();
     test_heartbeat_expiry();
