@@ -6,7 +6,8 @@
  *                  "clear":bool}        -> {"faults":[{path,error_rate,drop_rate,delay_ms,remaining}]}
  *   split         {"table"*, "partition":"p1" | index}  -> {"table","parent","children":[..]}
  *   expire_client {"client_id"} | {"tunnel_id"} (every client of it) -> {"expired":N}
- *   expire_tunnel {"tunnel_id"} | {"table","tunnel_name"} -> {"tunnel_id","expired":true}
+ *   expire_tunnel {"tunnel_id"} | {"table","tunnel_name"}, {"expired":false} revives
+ *                 -> {"tunnel_id","expired":bool}
  *   rebalance     {"tunnel_id"} (default: all), {"move_all":bool} -> {"changed":N}
  *   retention     {"retention_ms":N} -> {"retention_ms","trimmed":N}
  *   tunnel_config {"heartbeat_scale":x,"default_timeout_ms":N,"batch_records":N,
@@ -158,10 +159,11 @@ static cJSON *a_expire_tunnel(lunnel_emu_tunnels *t, const cJSON *b, int *status
                               size_t errlen) {
     emu_tunnel *tu = tunnel_arg(t, b);
     if (!tu) FAIL(404, "tunnel not found (give \"tunnel_id\" or \"table\"+\"tunnel_name\")");
-    tu->expired = 1;
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(b, "expired");
+    tu->expired = cJSON_IsFalse(e) ? 0 : 1; /* {"expired": false} revives it (tests) */
     cJSON *r = cJSON_CreateObject();
     cJSON_AddStringToObject(r, "tunnel_id", tu->id);
-    cJSON_AddBoolToObject(r, "expired", 1);
+    cJSON_AddBoolToObject(r, "expired", tu->expired);
     return r;
 }
 

@@ -396,6 +396,20 @@ static void test_retention_expiry(void) {
     CHECK(lp && lp->n_tunnels == 1 && lp->tunnels[0]->expired);
     if (lp) lunnel__tunnel__list_tunnel_response__free_unpacked(lp, NULL);
     lunnel_emu_reply_free(&r);
+    /* Admin expire_tunnel: expire and revive. */
+    body = cJSON_Parse("{\"table\":\"orders\",\"tunnel_name\":\"ret\",\"expired\":false}");
+    rep = lunnel_emu_tunnels_admin(t, "expire_tunnel", body, &status, err, sizeof err);
+    CHECK_INT(status, 200);
+    cJSON_Delete(rep);
+    cJSON_Delete(body);
+    tc_describe(t, "orders", "ret", d, 8, NULL, &expired);
+    CHECK_INT(expired, 0);
+    body = cJSON_Parse("{\"table\":\"orders\",\"tunnel_name\":\"ret\"}");
+    rep = lunnel_emu_tunnels_admin(t, "expire_tunnel", body, &status, err, sizeof err);
+    cJSON_Delete(rep);
+    cJSON_Delete(body);
+    tc_describe(t, "orders", "ret", d, 8, NULL, &expired);
+    CHECK_INT(expired, 1);
     /* A tunnel created now (nothing to catch up on) is fine. */
     char *tid2 = tc_create(t, "orders", "ret2", 2);
     char *id2 = tc_connect(t, tid2, 30, NULL);
