@@ -82,6 +82,7 @@ expect 1 "wrong CA" -- "$L" tunnel list --endpoint "$H" --ca-file "$work/ca2.pem
 contains "$work/err" "TLS certificate verification failed" "wrong CA message"
 contains "$work/err" "certificate" "wrong CA names the certificate"
 [[ $(wc -l <"$work/err") == 1 ]] && ok || bad "TLS error not one line: $(cat "$work/err")"
+echo "wrong CA reports: $(cat "$work/err")"
 expect 1 "certificate for another name" -- "$L" tunnel list --endpoint "https://127.0.0.1:$wrongname" --ca-file "$work/ca1.pem"
 contains "$work/err" "TLS certificate verification failed" "name mismatch message"
 # Certificate failures are not retried: all three returned well inside one retry window.
