@@ -42,8 +42,38 @@ enum {
     WIRE_OP_INCREMENT = 0x04,
 };
 
-/* The byte-at-a-time CRC-8 table (crc8.c), for single-byte steps. */
-extern const uint8_t *const codec_crc8_t0;
+/* The CRC-8 slice tables (crc8.c; T[0] is the byte-at-a-time table). */
+extern const uint8_t codec_crc8_T[8][256];
+#define codec_crc8_t0 (codec_crc8_T[0])
+
+/* lunnel_crc8, inlinable: the decoder feeds it short pieces (names, 9-byte integers, short
+ * strings) where a call and the generic loop setup would cost more than the lookups. Only
+ * the first byte of each 8-byte step meets the running crc (an 8-bit register), so the
+ * other seven lookups stay off the dependency chain and are combined as a tree. */
+static inline uint8_t codec_crc8(uint8_t crc, const uint8_t *p, size_t len)
+{
+    const uint8_t(*T)[256] = codec_crc8_T;
+    while (len >= 8) {
+        uint64_t w;
+        memcpy(&w, p, 8); /* little-endian host assumed (x86-64, aarch64) */
+        uint8_t rest = (uint8_t)((T[6][(w >> 8) & 0xff] ^ T[5][(w >> 16) & 0xff]) ^
+                                 (T[4][(w >> 24) & 0xff] ^ T[3][(w >> 32) & 0xff]) ^
+                                 (T[2][(w >> 40) & 0xff] ^ T[1][(w >> 48) & 0xff]) ^ T[0][w >> 56]);
+        crc = T[7][(uint8_t)(w ^ crc)] ^ rest;
+        p += 8;
+        len -= 8;
+    }
+    if (len >= 4) {
+        uint32_t w;
+        memcpy(&w, p, 4);
+        uint8_t rest = (uint8_t)(T[2][(w >> 8) & 0xff] ^ T[1][(w >> 16) & 0xff] ^ T[0][w >> 24]);
+        crc = T[3][(uint8_t)(w ^ crc)] ^ rest;
+        p += 4;
+        len -= 4;
+    }
+    while (len--) crc = T[0][crc ^ *p++];
+    return crc;
+}
 
 /* Fills err (when non-NULL) with "record R at byte O: <code name>: <fmt...>" and returns code. */
 int codec_fail(lunnel_codec_error *err, int code, int32_t record, uint64_t offset,

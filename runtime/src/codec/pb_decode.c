@@ -89,7 +89,7 @@ static int decode_value(dec *d, lunnel_value *v, uint8_t *crc)
         return codec_fail(d->err, LUNNEL_CODEC_BAD_LENGTH, d->rec, d->base + at,
                           "value length %u, type 0x%02x needs %u", total, vt, want);
     /* vtype + payload are contiguous and are exactly what the checksum covers. */
-    *crc = lunnel_crc8(*crc, q, total);
+    *crc = codec_crc8(*crc, q, total);
     d->pos += total;
     return LUNNEL_CODEC_OK;
 }
@@ -114,7 +114,7 @@ static int decode_cell(dec *d, lunnel_column *c, int is_pk, uint8_t *cell_crc)
     c->has_timestamp = 0;
     memset(c->pad_, 0, sizeof c->pad_);
     memset(&c->value, 0, sizeof c->value);
-    uint8_t crc = lunnel_crc8(0, c->name, nlen);
+    uint8_t crc = codec_crc8(0, c->name, nlen);
     d->pos += nlen;
 
     NEED(d, 1, "cell");
@@ -164,7 +164,7 @@ static int decode_cell(dec *d, lunnel_column *c, int is_pk, uint8_t *cell_crc)
     if (c->has_timestamp) {
         uint8_t ts[8];
         memcpy(ts, &c->timestamp, 8);
-        crc = lunnel_crc8(crc, ts, 8);
+        crc = codec_crc8(crc, ts, 8);
     }
     if (has_type) crc = crc_byte(crc, wire_type);
     uint8_t got = d->p[d->pos + 1];

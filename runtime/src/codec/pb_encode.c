@@ -127,7 +127,7 @@ static int write_cell(lunnel_pb_writer *w, const void *name, size_t name_len,
     put8(w, TAG_CELL_NAME);
     put32(w, (uint32_t)name_len);
     putn(w, name, name_len);
-    uint8_t crc = lunnel_crc8(0, name, name_len);
+    uint8_t crc = codec_crc8(0, name, name_len);
     if (has_value) {
         put8(w, TAG_CELL_VALUE);
         put32(w, (uint32_t)(1 + plen));
@@ -144,7 +144,7 @@ static int write_cell(lunnel_pb_writer *w, const void *name, size_t name_len,
             break;
         default: break;
         }
-        crc = lunnel_crc8(crc, w->buf + vstart, w->len - vstart);
+        crc = codec_crc8(crc, w->buf + vstart, w->len - vstart);
     }
     if (has_type) {
         put8(w, TAG_CELL_TYPE);
@@ -155,7 +155,7 @@ static int write_cell(lunnel_pb_writer *w, const void *name, size_t name_len,
         put64(w, (uint64_t)ts);
         uint8_t b[8];
         memcpy(b, &ts, 8);
-        crc = lunnel_crc8(crc, b, 8);
+        crc = codec_crc8(crc, b, 8);
     }
     if (has_type) crc = codec_crc8_t0[crc ^ wire_op];
     put8(w, TAG_CELL_CHECKSUM);
