@@ -90,6 +90,19 @@ int main(void)
     CHECK_STR(line, "/tunnel/describe failed: OTSParameterInvalid (HTTP 400): tunnel does not "
                     "exist [request id rid-1]");
 
+    lunnel_error_clear(&e);
+    lunnel_error_set(&e, LUNNEL_NET_TLS, "TLS certificate verification failed: x");
+    snprintf(e.path, sizeof e.path, "/tunnel/list");
+    lunnel_error_format(&e, line, sizeof line);
+    CHECK_STR(line, "/tunnel/list failed: TLS certificate verification failed: x");
+    lunnel_error_set(&e, LUNNEL_NET_TRANSPORT, "Connection refused");
+    e.attempts = 3;
+    snprintf(e.trace_id, sizeof e.trace_id, "t-1");
+    lunnel_error_format(&e, line, sizeof line);
+    CHECK_STR(
+        line,
+        "/tunnel/list failed after 3 attempts: transport error: Connection refused [trace id t-1]");
+
     /* Backoff: doubling from the initial delay up to the cap. */
     const lunnel_retry_policy *rr = &lunnel_retry_read_records, *df = &lunnel_retry_default;
     CHECK(lunnel_retry_base_ms(rr, 0) == 16.0);

@@ -154,6 +154,10 @@ void lunnel_error_format(const lunnel_error *e, char *out, unsigned long cap)
         snprintf(what, sizeof what, "%s (HTTP %d)", e->code, e->http_status);
     else if (e->kind == LUNNEL_NET_SERVER)
         snprintf(what, sizeof what, "HTTP %d", e->http_status);
+    else if ((e->kind == LUNNEL_NET_TLS || e->kind == LUNNEL_NET_CREDENTIALS ||
+              e->kind == LUNNEL_NET_INVALID) &&
+             e->message[0])
+        what[0] = '\0'; /* the message already says what it is */
     else
         snprintf(what, sizeof what, "%s error", lunnel_net_code_str(e->kind));
     char ids[200] = "";
@@ -166,5 +170,5 @@ void lunnel_error_format(const lunnel_error *e, char *out, unsigned long cap)
     char attempts[40] = "";
     if (e->attempts > 1) snprintf(attempts, sizeof attempts, " after %d attempts", e->attempts);
     snprintf(out, cap, "%s%sfailed%s: %s%s%s%s", e->path, e->path[0] ? " " : "", attempts, what,
-             e->message[0] ? ": " : "", e->message, ids);
+             what[0] && e->message[0] ? ": " : "", e->message, ids);
 }
