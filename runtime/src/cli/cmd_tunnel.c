@@ -356,7 +356,7 @@ static int do_describe(lunnel_api *api, struct ev_loop *loop, const lunnel_opt_v
         }
         printf("]}\n");
     } else {
-        char ct[40], rpo[40];
+        char ct[96], rpo[96];
         fmt_time(ti->has_create_time ? ti->create_time : 0, ct, sizeof ct);
         fmt_time(d->has_tunnel_rpo ? d->tunnel_rpo : 0, rpo, sizeof rpo);
         printf(
@@ -370,7 +370,7 @@ static int do_describe(lunnel_api *api, struct ev_loop *loop, const lunnel_opt_v
             printf("%-44s %-9s %-11s %-40s %s\n", "CHANNEL", "TYPE", "STATUS", "CLIENT", "RPO");
             for (size_t i = 0; i < d->n_channels; i++) {
                 Lunnel__Tunnel__ChannelInfo *c = d->channels[i];
-                char crpo[40];
+                char crpo[96];
                 fmt_time(c->has_channel_rpo ? c->channel_rpo : 0, crpo, sizeof crpo);
                 printf("%-44s %-9s %-11s %-40s %s\n", or_dash(c->channel_id),
                        or_dash(c->channel_type), or_dash(c->channel_status), or_dash(c->client_id),
