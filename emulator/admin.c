@@ -69,7 +69,8 @@ static void changes(void *ud, const cJSON *body, const lunnel_emu_request *req,
     admin *a = ud;
     const char *name = str(body, "table");
     if (!name) {
-        lunnel_emu_respond_error(resp, 400, "OTSParameterInvalid", "changes: \"table\" is required");
+        lunnel_emu_respond_error(resp, 400, "OTSParameterInvalid",
+                                 "changes: \"table\" is required");
         return;
     }
     const lunnel_emu_table *t = lunnel_emu_store_table(a->store, name);
@@ -156,16 +157,18 @@ static void load(void *ud, const cJSON *body, const lunnel_emu_request *req,
             lunnel_emu_respond_error(resp, 404, "OTSObjectNotExist", "load: no table '%s'", name);
             return;
         }
-        lunnel_emu_pk_schema pk = {.name = "id",
-                                   .type = string_pk ? LUNNEL_EMU_PK_STRING : LUNNEL_EMU_PK_INTEGER};
-        lunnel_emu_table_options o = {.max_versions = 1, .time_to_live = -1,
-                                      .stream_enabled = true, .stream_expiration_hours = 168};
+        lunnel_emu_pk_schema pk = {
+            .name = "id", .type = string_pk ? LUNNEL_EMU_PK_STRING : LUNNEL_EMU_PK_INTEGER};
+        lunnel_emu_table_options o = {.max_versions = 1,
+                                      .time_to_live = -1,
+                                      .stream_enabled = true,
+                                      .stream_expiration_hours = 168};
         char msg[256];
-        lunnel_emu_store_err e = lunnel_emu_store_create_table(a->store, name, &pk, 1, &o, msg,
-                                                               sizeof msg);
+        lunnel_emu_store_err e =
+            lunnel_emu_store_create_table(a->store, name, &pk, 1, &o, msg, sizeof msg);
         if (e) {
-            lunnel_emu_respond_error(resp, lunnel_emu_store_status(e),
-                                     lunnel_emu_store_strerror(e), "load: %s", msg);
+            lunnel_emu_respond_error(resp, lunnel_emu_store_status(e), lunnel_emu_store_strerror(e),
+                                     "load: %s", msg);
             return;
         }
         t = lunnel_emu_store_table(a->store, name);
@@ -173,7 +176,7 @@ static void load(void *ud, const cJSON *body, const lunnel_emu_request *req,
     size_t nc = (size_t)cols, vb = (size_t)vbytes;
     uint8_t *value = malloc(vb + 1);
     lunnel_emu_cell *cells = calloc(nc + 1, sizeof *cells);
-    char (*names)[24] = calloc(nc + 1, sizeof *names);
+    char(*names)[24] = calloc(nc + 1, sizeof *names);
     if (!value || !cells || !names) {
         free(value);
         free(cells);
@@ -181,7 +184,8 @@ static void load(void *ud, const cJSON *body, const lunnel_emu_request *req,
         lunnel_emu_respond_error(resp, 500, "OTSInternalServerError", "load: out of memory");
         return;
     }
-    for (size_t i = 0; i < vb; i++) value[i] = (uint8_t)('a' + i % 26);
+    for (size_t i = 0; i < vb; i++)
+        value[i] = (uint8_t)('a' + i % 26);
     for (size_t c = 0; c < nc; c++) {
         snprintf(names[c], sizeof names[c], "c%zu", c);
         cells[c].name = (const uint8_t *)names[c];
@@ -227,8 +231,8 @@ static void load(void *ud, const cJSON *body, const lunnel_emu_request *req,
     cJSON *out = cJSON_CreateObject();
     cJSON_AddNumberToObject(out, "rows", (double)done);
     cJSON_AddNumberToObject(out, "changes_end", (double)lunnel_emu_table_changes_end(t));
-    cJSON_AddNumberToObject(out, "ms", (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
-                                           (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
+    cJSON_AddNumberToObject(
+        out, "ms", (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
     lunnel_emu_respond_json(resp, out);
 }
 

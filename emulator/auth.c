@@ -62,8 +62,8 @@ int lunnel_emu_auth_verify(const lunnel_emu_config *cfg, const char *path,
     lunnel_sign_content_md5(body, body_len, want_md5);
     if (strcmp(md5, want_md5) != 0) {
         snprintf(msg, msglen,
-                 "x-ots-contentmd5 '%s' does not match the body (%zu bytes, MD5 base64 '%s').",
-                 md5, body_len, want_md5);
+                 "x-ots-contentmd5 '%s' does not match the body (%zu bytes, MD5 base64 '%s').", md5,
+                 body_len, want_md5);
         return -1;
     }
     char want[LUNNEL_SIGN_B64_LEN];

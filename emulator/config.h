@@ -22,12 +22,12 @@ typedef struct lunnel_emu_config {
     int skip_auth;                 /* tests and fuzzers only (no option): accept unsigned
                                     * requests so bodies reach the handlers */
     /* Tunnel service (issue 5) */
-    uint32_t partitions;           /* rows hash to this many partitions by primary key. 4 */
-    uint32_t batch_records;        /* ReadRecords cap, records. 1000 */
-    size_t batch_bytes;            /* ReadRecords cap, bytes. 1 MiB */
-    int64_t retention_s;           /* stream retention, seconds. 7 days */
+    uint32_t partitions;    /* rows hash to this many partitions by primary key. 4 */
+    uint32_t batch_records; /* ReadRecords cap, records. 1000 */
+    size_t batch_bytes;     /* ReadRecords cap, bytes. 1 MiB */
+    int64_t retention_s;    /* stream retention, seconds. 7 days */
     /* Durable state (issue 9) */
-    const char *data_dir;          /* NULL: in memory only */
+    const char *data_dir; /* NULL: in memory only */
 } lunnel_emu_config;
 
 /* Fills `cfg` with the defaults above. */

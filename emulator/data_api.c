@@ -36,20 +36,38 @@ static int conv_value(const lunnel_value *in, lunnel_emu_value *out)
 {
     memset(out, 0, sizeof *out);
     switch (in->type) {
-    case LUNNEL_VT_INTEGER: out->type = LUNNEL_EMU_V_INTEGER; out->i = in->u.i; return 0;
-    case LUNNEL_VT_DOUBLE: out->type = LUNNEL_EMU_V_DOUBLE; out->d = in->u.d; return 0;
-    case LUNNEL_VT_BOOLEAN: out->type = LUNNEL_EMU_V_BOOLEAN; out->b = in->u.i != 0; return 0;
+    case LUNNEL_VT_INTEGER:
+        out->type = LUNNEL_EMU_V_INTEGER;
+        out->i = in->u.i;
+        return 0;
+    case LUNNEL_VT_DOUBLE:
+        out->type = LUNNEL_EMU_V_DOUBLE;
+        out->d = in->u.d;
+        return 0;
+    case LUNNEL_VT_BOOLEAN:
+        out->type = LUNNEL_EMU_V_BOOLEAN;
+        out->b = in->u.i != 0;
+        return 0;
     case LUNNEL_VT_STRING:
     case LUNNEL_VT_BINARY:
         out->type = in->type == LUNNEL_VT_STRING ? LUNNEL_EMU_V_STRING : LUNNEL_EMU_V_BINARY;
         out->ptr = in->u.ptr;
         out->len = in->len;
         return 0;
-    case LUNNEL_VT_INF_MIN: out->type = LUNNEL_EMU_V_INF_MIN; return 0;
-    case LUNNEL_VT_INF_MAX: out->type = LUNNEL_EMU_V_INF_MAX; return 0;
-    case LUNNEL_VT_NULL: out->type = LUNNEL_EMU_V_NULL; return 0;
-    case LUNNEL_VT_AUTO_INCREMENT: out->type = LUNNEL_EMU_V_AUTO_INCREMENT; return 0;
-    default: return -1;
+    case LUNNEL_VT_INF_MIN:
+        out->type = LUNNEL_EMU_V_INF_MIN;
+        return 0;
+    case LUNNEL_VT_INF_MAX:
+        out->type = LUNNEL_EMU_V_INF_MAX;
+        return 0;
+    case LUNNEL_VT_NULL:
+        out->type = LUNNEL_EMU_V_NULL;
+        return 0;
+    case LUNNEL_VT_AUTO_INCREMENT:
+        out->type = LUNNEL_EMU_V_AUTO_INCREMENT;
+        return 0;
+    default:
+        return -1;
     }
 }
 
@@ -87,15 +105,14 @@ int data_api_decode_row(data_api *api, const uint8_t *bytes, size_t len, const c
     for (uint32_t i = 0; i < r->pk_count; i++) {
         if (conv_value(&r->pk[i].value, &out->pk[i]) != 0) {
             lunnel_emu_respond_error(resp, 400, "OTSParameterInvalid",
-                                     "Invalid %s: primary key column %u has no usable value.",
-                                     what, i);
+                                     "Invalid %s: primary key column %u has no usable value.", what,
+                                     i);
             return -1;
         }
     }
     out->n_pk = r->pk_count;
-    out->cells = r->col_count
-                     ? lunnel_arena_alloc(api->arena, r->col_count * sizeof *out->cells)
-                     : NULL;
+    out->cells =
+        r->col_count ? lunnel_arena_alloc(api->arena, r->col_count * sizeof *out->cells) : NULL;
     if (r->col_count && !out->cells) {
         lunnel_emu_respond_error(resp, 500, "OTSInternalServerError", "out of memory");
         return -1;
@@ -109,9 +126,15 @@ int data_api_decode_row(data_api *api, const uint8_t *bytes, size_t len, const c
         o->has_ts = c->has_timestamp != 0;
         o->ts = c->timestamp;
         switch (c->op) {
-        case LUNNEL_OP_PUT: o->op = LUNNEL_EMU_OP_PUT; break;
-        case LUNNEL_OP_DELETE_ONE_VERSION: o->op = LUNNEL_EMU_OP_DELETE_ONE_VERSION; break;
-        case LUNNEL_OP_DELETE_ALL_VERSIONS: o->op = LUNNEL_EMU_OP_DELETE_ALL_VERSIONS; break;
+        case LUNNEL_OP_PUT:
+            o->op = LUNNEL_EMU_OP_PUT;
+            break;
+        case LUNNEL_OP_DELETE_ONE_VERSION:
+            o->op = LUNNEL_EMU_OP_DELETE_ONE_VERSION;
+            break;
+        case LUNNEL_OP_DELETE_ALL_VERSIONS:
+            o->op = LUNNEL_EMU_OP_DELETE_ALL_VERSIONS;
+            break;
         default:
             lunnel_emu_respond_error(resp, 400, "OTSParameterInvalid",
                                      "Invalid %s: column '%.*s' uses operation %s, which "
@@ -172,8 +195,8 @@ static void create_table(void *ud, const lunnel_emu_request *req, lunnel_emu_res
             m->stream_spec->has_expiration_time ? m->stream_spec->expiration_time : 168;
     }
     char msg[512];
-    lunnel_emu_store_err e = lunnel_emu_store_create_table(
-        api->store, m->table_meta->table_name, pk, n, &o, msg, sizeof msg);
+    lunnel_emu_store_err e = lunnel_emu_store_create_table(api->store, m->table_meta->table_name,
+                                                           pk, n, &o, msg, sizeof msg);
     lunnel__table__create_table_request__free_unpacked(m, NULL);
     if (e) {
         data_api_store_error(resp, e, msg);

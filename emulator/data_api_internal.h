@@ -14,8 +14,8 @@
 typedef struct data_api {
     lunnel_emu_server *srv;
     lunnel_emu_store *store;
-    lunnel_arena *arena;  /* decoded request rows; reset per request */
-    lunnel_pb_writer w;   /* response rows */
+    lunnel_arena *arena; /* decoded request rows; reset per request */
+    lunnel_pb_writer w;  /* response rows */
 } data_api;
 
 /* One request row converted to store values; pointers into the request bytes. */

@@ -10,10 +10,10 @@
 #define GETRANGE_MAX_ROWS 5000
 #define GETRANGE_MAX_BYTES (4u << 20)
 
-static Lunnel__Table__CapacityUnit cu_write = {PROTOBUF_C_MESSAGE_INIT(&lunnel__table__capacity_unit__descriptor),
-                                               1, 0, 1, 1};
-static Lunnel__Table__CapacityUnit cu_read = {PROTOBUF_C_MESSAGE_INIT(&lunnel__table__capacity_unit__descriptor),
-                                              1, 1, 1, 0};
+static Lunnel__Table__CapacityUnit cu_write = {
+    PROTOBUF_C_MESSAGE_INIT(&lunnel__table__capacity_unit__descriptor), 1, 0, 1, 1};
+static Lunnel__Table__CapacityUnit cu_read = {
+    PROTOBUF_C_MESSAGE_INIT(&lunnel__table__capacity_unit__descriptor), 1, 1, 1, 0};
 static Lunnel__Table__ConsumedCapacity consumed_write = {
     PROTOBUF_C_MESSAGE_INIT(&lunnel__table__consumed_capacity__descriptor), &cu_write};
 static Lunnel__Table__ConsumedCapacity consumed_read = {
@@ -43,8 +43,8 @@ static int apply_write(data_api *api, lunnel_emu_table *t, lunnel_emu_action act
                  "Column conditions are not supported by lunnel-emulator.");
         return -1;
     }
-    lunnel_emu_condition c = cond ? (lunnel_emu_condition)cond->row_existence
-                                  : LUNNEL_EMU_COND_IGNORE;
+    lunnel_emu_condition c =
+        cond ? (lunnel_emu_condition)cond->row_existence : LUNNEL_EMU_COND_IGNORE;
     if (c > LUNNEL_EMU_COND_EXPECT_NOT_EXIST) {
         res->err = LUNNEL_EMU_STORE_BAD_ARGUMENT;
         snprintf(res->msg, sizeof res->msg, "Invalid row existence expectation %d.", (int)c);
@@ -125,8 +125,8 @@ static void update_row(void *ud, const lunnel_emu_request *req, lunnel_emu_respo
     }
     req_row row;
     lunnel_emu_table *t = data_api_table(api, m->table_name, resp);
-    if (t && data_api_decode_row(api, m->row_change.data, m->row_change.len, "UpdateRow row",
-                                 &row, resp) == 0) {
+    if (t && data_api_decode_row(api, m->row_change.data, m->row_change.len, "UpdateRow row", &row,
+                                 resp) == 0) {
         write_result res;
         if (apply_write(api, t, LUNNEL_EMU_ACTION_UPDATE, &row, m->condition, m->return_content,
                         &res) != 0) {
@@ -194,7 +194,8 @@ static void batch_write_row(void *ud, const lunnel_emu_request *req, lunnel_emu_
         return;
     }
     size_t total = 0;
-    for (size_t i = 0; i < m->n_tables; i++) total += m->tables[i]->n_rows;
+    for (size_t i = 0; i < m->n_tables; i++)
+        total += m->tables[i]->n_rows;
     if (total > 200) {
         lunnel_emu_respond_error(resp, 400, "OTSParameterInvalid",
                                  "Rows count exceeds the upper limit: %zu > 200.", total);
@@ -206,7 +207,7 @@ static void batch_write_row(void *ud, const lunnel_emu_request *req, lunnel_emu_
     Lunnel__Table__RowInBatchWriteRowResponse *rr = calloc(total + 1, sizeof *rr);
     Lunnel__Table__RowInBatchWriteRowResponse **rrp = calloc(total + 1, sizeof *rrp);
     Lunnel__Table__Error *errs = calloc(total + 1, sizeof *errs);
-    char (*msgs)[512] = calloc(total + 1, sizeof *msgs);
+    char(*msgs)[512] = calloc(total + 1, sizeof *msgs);
     if (!tr || !trp || !rr || !rrp || !errs || !msgs) {
         lunnel_emu_respond_error(resp, 500, "OTSInternalServerError", "out of memory");
         goto done;
@@ -235,9 +236,8 @@ static void batch_write_row(void *ud, const lunnel_emu_request *req, lunnel_emu_
                 const lunnel_record *rows;
                 uint32_t n;
                 lunnel_codec_error cerr;
-                int drc = lunnel_pb_decode_rows(api->arena, rq->row_change.data,
-                                                rq->row_change.len, LUNNEL_PB_LENIENT, &rows, &n,
-                                                &cerr);
+                int drc = lunnel_pb_decode_rows(api->arena, rq->row_change.data, rq->row_change.len,
+                                                LUNNEL_PB_LENIENT, &rows, &n, &cerr);
                 if (drc != LUNNEL_CODEC_OK || n != 1) {
                     code = "OTSParameterInvalid";
                     snprintf(msgs[k], sizeof msgs[k], "Invalid row %zu of table '%s': %s", j,
@@ -302,14 +302,15 @@ static bool wanted(const read_opts *o, const lunnel_emu_cell *c)
     if (o->has_range && (c->ts < o->start_ts || c->ts >= o->end_ts)) return false;
     if (!o->n_columns) return true;
     for (size_t i = 0; i < o->n_columns; i++)
-        if (strlen(o->columns[i]) == c->name_len && memcmp(o->columns[i], c->name, c->name_len) == 0)
+        if (strlen(o->columns[i]) == c->name_len &&
+            memcmp(o->columns[i], c->name, c->name_len) == 0)
             return true;
     return false;
 }
 
 /* Writes one stored row (no header) with the versions the read asks for. */
-static void encode_read_row(lunnel_pb_writer *w, const lunnel_emu_table *t,
-                            const lunnel_emu_row *r, const read_opts *o)
+static void encode_read_row(lunnel_pb_writer *w, const lunnel_emu_table *t, const lunnel_emu_row *r,
+                            const read_opts *o)
 {
     const lunnel_emu_pk_schema *schema;
     lunnel_emu_table_pk(t, &schema);
@@ -333,8 +334,7 @@ static void encode_read_row(lunnel_pb_writer *w, const lunnel_emu_table *t,
 }
 
 static int read_opts_from(read_opts *o, char **cols, size_t n_cols, protobuf_c_boolean has_mv,
-                          int32_t mv, const Lunnel__Table__TimeRange *tr,
-                          lunnel_emu_response *resp)
+                          int32_t mv, const Lunnel__Table__TimeRange *tr, lunnel_emu_response *resp)
 {
     memset(o, 0, sizeof *o);
     o->columns = cols;
@@ -470,8 +470,8 @@ static void get_range(void *ud, const lunnel_emu_request *req, lunnel_emu_respon
             lunnel_pb_write_header(w);
             range_state s = {.t = t, .o = &o, .w = w, .limit = GETRANGE_MAX_ROWS};
             if (m->has_limit && (size_t)m->limit < s.limit) s.limit = (size_t)m->limit;
-            lunnel_emu_table_range(t, m->direction == LUNNEL__TABLE__DIRECTION__BACKWARD,
-                                   start.pk, end.pk, n_schema, range_row, &s);
+            lunnel_emu_table_range(t, m->direction == LUNNEL__TABLE__DIRECTION__BACKWARD, start.pk,
+                                   end.pk, n_schema, range_row, &s);
             uint8_t *next_pk = NULL;
             size_t next_len = 0;
             if (s.next) {

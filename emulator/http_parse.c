@@ -30,8 +30,8 @@ static size_t find_crlf(const char *buf, size_t len, size_t from)
     return (size_t)-1;
 }
 
-static lunnel_emu_http_result fail(int *status, int code, char *err, size_t errlen,
-                                   const char *fmt, size_t off)
+static lunnel_emu_http_result fail(int *status, int code, char *err, size_t errlen, const char *fmt,
+                                   size_t off)
 {
     *status = code;
     if (err && errlen) snprintf(err, errlen, fmt, off);
@@ -60,7 +60,8 @@ lunnel_emu_http_result lunnel_emu_http_parse(const char *buf, size_t len, size_t
 
     /* Tolerate leading empty lines between pipelined requests (RFC 9112 2.2). */
     size_t pos = 0;
-    while (pos + 1 < scan && buf[pos] == '\r' && buf[pos + 1] == '\n') pos += 2;
+    while (pos + 1 < scan && buf[pos] == '\r' && buf[pos + 1] == '\n')
+        pos += 2;
 
     size_t eol = find_crlf(buf, scan, pos);
     if (eol == (size_t)-1) {
@@ -71,7 +72,8 @@ lunnel_emu_http_result lunnel_emu_http_parse(const char *buf, size_t len, size_t
     }
     /* request line: METHOD SP target SP HTTP/1.x */
     size_t i = pos;
-    while (i < eol && is_tchar((unsigned char)buf[i])) i++;
+    while (i < eol && is_tchar((unsigned char)buf[i]))
+        i++;
     if (i == pos || i >= eol || buf[i] != ' ')
         return fail(status, 400, err, errlen, "malformed method at byte %zu", i);
     out->method = (lunnel_emu_span){buf + pos, i - pos};
@@ -79,8 +81,7 @@ lunnel_emu_http_result lunnel_emu_http_parse(const char *buf, size_t len, size_t
     while (i < eol && buf[i] != ' ') {
         unsigned char c = (unsigned char)buf[i];
         if (c <= 0x20 || c == 0x7f)
-            return fail(status, 400, err, errlen, "bad character in request target at byte %zu",
-                        i);
+            return fail(status, 400, err, errlen, "bad character in request target at byte %zu", i);
         i++;
     }
     if (i == t0 || i >= eol)
@@ -115,20 +116,23 @@ lunnel_emu_http_result lunnel_emu_http_parse(const char *buf, size_t len, size_t
         if (buf[pos] == ' ' || buf[pos] == '\t')
             return fail(status, 400, err, errlen, "obsolete header folding at byte %zu", pos);
         size_t c = pos;
-        while (c < eol && is_tchar((unsigned char)buf[c])) c++;
+        while (c < eol && is_tchar((unsigned char)buf[c]))
+            c++;
         if (c == pos || c >= eol || buf[c] != ':')
             return fail(status, 400, err, errlen, "malformed header name at byte %zu", c);
         if (out->n_headers >= LUNNEL_EMU_HTTP_MAX_HEADERS)
             return fail(status, 431, err, errlen, "more than %zu headers",
                         (size_t)LUNNEL_EMU_HTTP_MAX_HEADERS);
         size_t v0 = c + 1, v1 = eol;
-        while (v0 < v1 && (buf[v0] == ' ' || buf[v0] == '\t')) v0++;
-        while (v1 > v0 && (buf[v1 - 1] == ' ' || buf[v1 - 1] == '\t')) v1--;
+        while (v0 < v1 && (buf[v0] == ' ' || buf[v0] == '\t'))
+            v0++;
+        while (v1 > v0 && (buf[v1 - 1] == ' ' || buf[v1 - 1] == '\t'))
+            v1--;
         for (size_t k = v0; k < v1; k++) {
             unsigned char ch = (unsigned char)buf[k];
             if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
-                return fail(status, 400, err, errlen, "control character in header value at byte %zu",
-                            k);
+                return fail(status, 400, err, errlen,
+                            "control character in header value at byte %zu", k);
         }
         lunnel_emu_span name = {buf + pos, c - pos}, value = {buf + v0, v1 - v0};
         out->names[out->n_headers] = name;
@@ -145,8 +149,10 @@ lunnel_emu_http_result lunnel_emu_http_parse(const char *buf, size_t len, size_t
         } else if (span_ieq(name, "transfer-encoding")) {
             if (!span_ieq(value, "identity")) chunked = true;
         } else if (span_ieq(name, "connection")) {
-            if (span_ieq(value, "close")) out->keep_alive = false;
-            else if (span_ieq(value, "keep-alive")) out->keep_alive = true;
+            if (span_ieq(value, "close"))
+                out->keep_alive = false;
+            else if (span_ieq(value, "keep-alive"))
+                out->keep_alive = true;
         } else if (span_ieq(name, "expect")) {
             if (span_ieq(value, "100-continue")) out->expect_continue = true;
         }

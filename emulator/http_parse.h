@@ -20,16 +20,16 @@ typedef struct lunnel_emu_span {
 
 typedef struct lunnel_emu_http_req {
     lunnel_emu_span method;
-    lunnel_emu_span target;        /* as sent, query included */
-    lunnel_emu_span path;          /* target without "?query" */
-    int minor_version;             /* HTTP/1.x */
+    lunnel_emu_span target; /* as sent, query included */
+    lunnel_emu_span path;   /* target without "?query" */
+    int minor_version;      /* HTTP/1.x */
     lunnel_emu_span names[LUNNEL_EMU_HTTP_MAX_HEADERS];
     lunnel_emu_span values[LUNNEL_EMU_HTTP_MAX_HEADERS]; /* trimmed of spaces and tabs */
     size_t n_headers;
-    size_t head_len;               /* bytes of request line + headers + blank line */
+    size_t head_len; /* bytes of request line + headers + blank line */
     size_t content_length;
-    bool keep_alive;               /* HTTP/1.1 default on; "Connection: close" turns it off */
-    bool expect_continue;          /* "Expect: 100-continue" */
+    bool keep_alive;      /* HTTP/1.1 default on; "Connection: close" turns it off */
+    bool expect_continue; /* "Expect: 100-continue" */
 } lunnel_emu_http_req;
 
 typedef enum lunnel_emu_http_result {

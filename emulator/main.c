@@ -57,12 +57,20 @@ static void usage(FILE *f, const lunnel_emu_config *d)
         char def[64] = "";
         switch (o->kind) {
         case OPT_STR:
-            if (*(const char *const *)p) snprintf(def, sizeof def, " (default %s)", *(const char *const *)p);
+            if (*(const char *const *)p)
+                snprintf(def, sizeof def, " (default %s)", *(const char *const *)p);
             break;
-        case OPT_SIZE: snprintf(def, sizeof def, " (default %zu)", *(const size_t *)p); break;
-        case OPT_U32: snprintf(def, sizeof def, " (default %u)", *(const uint32_t *)p); break;
-        case OPT_I64: snprintf(def, sizeof def, " (default %lld)", (long long)*(const int64_t *)p); break;
-        case OPT_FLAG: break;
+        case OPT_SIZE:
+            snprintf(def, sizeof def, " (default %zu)", *(const size_t *)p);
+            break;
+        case OPT_U32:
+            snprintf(def, sizeof def, " (default %u)", *(const uint32_t *)p);
+            break;
+        case OPT_I64:
+            snprintf(def, sizeof def, " (default %lld)", (long long)*(const int64_t *)p);
+            break;
+        case OPT_FLAG:
+            break;
         }
         fprintf(f, "  --%-20s %s%s\n", o->name, o->help, def);
     }
@@ -98,8 +106,10 @@ static int parse_args(int argc, char **argv, lunnel_emu_config *cfg)
             *(int *)p = 1;
             continue;
         }
-        if (eq) val = eq + 1;
-        else if (i + 1 < argc) val = argv[++i];
+        if (eq)
+            val = eq + 1;
+        else if (i + 1 < argc)
+            val = argv[++i];
         else {
             fprintf(stderr, "lunnel-emulator: option --%s needs a value\n", o->name);
             return -1;
@@ -107,7 +117,9 @@ static int parse_args(int argc, char **argv, lunnel_emu_config *cfg)
         char *end;
         errno = 0;
         switch (o->kind) {
-        case OPT_STR: *(const char **)p = val; break;
+        case OPT_STR:
+            *(const char **)p = val;
+            break;
         case OPT_SIZE:
         case OPT_U32:
         case OPT_I64: {
@@ -117,12 +129,16 @@ static int parse_args(int argc, char **argv, lunnel_emu_config *cfg)
                 fprintf(stderr, "lunnel-emulator: --%s: bad number '%s'\n", o->name, val);
                 return -1;
             }
-            if (o->kind == OPT_SIZE) *(size_t *)p = (size_t)v;
-            else if (o->kind == OPT_U32) *(uint32_t *)p = (uint32_t)v;
-            else *(int64_t *)p = (int64_t)v;
+            if (o->kind == OPT_SIZE)
+                *(size_t *)p = (size_t)v;
+            else if (o->kind == OPT_U32)
+                *(uint32_t *)p = (uint32_t)v;
+            else
+                *(int64_t *)p = (int64_t)v;
             break;
         }
-        case OPT_FLAG: break;
+        case OPT_FLAG:
+            break;
         }
     }
     return 0;

@@ -6,11 +6,11 @@
  * later requests back, as HTTP/1.1 requires). All on the loop thread. */
 #include "server.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <arpa/inet.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -53,7 +53,7 @@ typedef struct conn conn;
 
 struct lunnel_emu_response {
     lunnel_emu_server *srv;
-    conn *c;           /* NULL once the connection is gone (deferred answers are discarded) */
+    conn *c; /* NULL once the connection is gone (deferred answers are discarded) */
     char request_id[48];
     char path[128];
     bool is_admin;
@@ -71,8 +71,8 @@ struct conn {
     size_t in_len, in_cap;
     char *out;
     size_t out_len, out_off, out_cap;
-    bool close_after;     /* close once the output is written */
-    bool sent_continue;   /* 100 Continue already sent for the request being received */
+    bool close_after;   /* close once the output is written */
+    bool sent_continue; /* 100 Continue already sent for the request being received */
     lunnel_emu_response *pending;
     conn *prev, *next;
 };
@@ -122,7 +122,8 @@ static bool buf_reserve(char **buf, size_t *cap, size_t need)
 {
     if (need <= *cap) return true;
     size_t n = *cap ? *cap : 4096;
-    while (n < need) n *= 2;
+    while (n < need)
+        n *= 2;
     char *p = realloc(*buf, n);
     if (!p) return false;
     *buf = p;
@@ -157,8 +158,10 @@ static void conn_close(conn *c)
     if (c->pending) c->pending->c = NULL; /* its owner answers later into the void */
     ev_io_stop(s->loop, &c->io);
     close(c->fd);
-    if (c->prev) c->prev->next = c->next;
-    else s->conns = c->next;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        s->conns = c->next;
     if (c->next) c->next->prev = c->prev;
     s->n_conns--;
     free(c->in);
@@ -293,21 +296,36 @@ static void conn_cb(struct ev_loop *loop, ev_io *w, int revents)
 static const char *reason(int status)
 {
     switch (status) {
-    case 100: return "Continue";
-    case 200: return "OK";
-    case 400: return "Bad Request";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 409: return "Conflict";
-    case 410: return "Gone";
-    case 413: return "Payload Too Large";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 503: return "Service Unavailable";
-    case 505: return "HTTP Version Not Supported";
-    default: return "Status";
+    case 100:
+        return "Continue";
+    case 200:
+        return "OK";
+    case 400:
+        return "Bad Request";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 409:
+        return "Conflict";
+    case 410:
+        return "Gone";
+    case 413:
+        return "Payload Too Large";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 503:
+        return "Service Unavailable";
+    case 505:
+        return "HTTP Version Not Supported";
+    default:
+        return "Status";
     }
 }
 
@@ -430,8 +448,10 @@ static void respond_error_v(lunnel_emu_response *resp, int status, const char *c
     e.tunnel_id = (char *)tunnel_id;
     size_t n = lunnel__tunnel__error__get_packed_size(&e);
     uint8_t buf[1400];
-    if (n > sizeof buf) n = 0; /* cannot happen: message is bounded to 1 KiB */
-    else lunnel__tunnel__error__pack(&e, buf);
+    if (n > sizeof buf)
+        n = 0; /* cannot happen: message is bounded to 1 KiB */
+    else
+        lunnel__tunnel__error__pack(&e, buf);
     response_send(resp, status, buf, n, "application/x-protobuf");
 }
 
@@ -500,24 +520,20 @@ static void handle_admin(lunnel_emu_server *s, const lunnel_emu_request *req,
         cJSON *body = req->body_len ? cJSON_ParseWithLength((const char *)req->body, req->body_len)
                                     : cJSON_CreateObject();
         if (!body) {
-            lunnel_emu_respond_error(resp, 400, "OTSParameterInvalid",
-                                     "admin action '%s': body is not valid JSON (near byte %ld)",
-                                     action,
-                                     (long)(cJSON_GetErrorPtr()
-                                                ? cJSON_GetErrorPtr() - (const char *)req->body
-                                                : 0));
+            lunnel_emu_respond_error(
+                resp, 400, "OTSParameterInvalid",
+                "admin action '%s': body is not valid JSON (near byte %ld)", action,
+                (long)(cJSON_GetErrorPtr() ? cJSON_GetErrorPtr() - (const char *)req->body : 0));
             return;
         }
         s->admins[i].fn(s->admins[i].ud, body, req, resp);
         cJSON_Delete(body);
         return;
     }
-    lunnel_emu_respond_error(resp, 404, "OTSParameterInvalid", "unknown admin action '%s'",
-                             action);
+    lunnel_emu_respond_error(resp, 404, "OTSParameterInvalid", "unknown admin action '%s'", action);
 }
 
-static void dispatch(lunnel_emu_server *s, const lunnel_emu_request *req,
-                     lunnel_emu_response *resp)
+static void dispatch(lunnel_emu_server *s, const lunnel_emu_request *req, lunnel_emu_response *resp)
 {
     if (s->filter && s->filter(s->filter_ud, req, resp)) return;
     if (strncmp(req->path, "/_emulator/", 11) == 0) {
@@ -530,8 +546,8 @@ static void dispatch(lunnel_emu_server *s, const lunnel_emu_request *req,
             return;
         }
     }
-    lunnel_emu_respond_error(resp, 404, "OTSUnsupportedOperation",
-                             "Unsupported operation: '%s'.", req->path);
+    lunnel_emu_respond_error(resp, 404, "OTSUnsupportedOperation", "Unsupported operation: '%s'.",
+                             req->path);
 }
 
 static lunnel_emu_response *response_new(conn *c, bool keep_alive)
@@ -557,9 +573,9 @@ static void reject_unparsed(conn *c, int status, const char *msg)
     }
     snprintf(r->path, sizeof r->path, "(malformed)");
     stat_for(c->srv, r->path)->requests++;
-    const char *code = status == 413 ? "OTSParameterInvalid"
+    const char *code = status == 413   ? "OTSParameterInvalid"
                        : status == 501 ? "OTSParameterInvalid"
-                                        : "OTSParameterInvalid";
+                                       : "OTSParameterInvalid";
     lunnel_emu_respond_error(r, status, code, "%s", msg);
     response_release(r);
     c->close_after = true;
@@ -574,9 +590,9 @@ static void conn_process(conn *c)
         lunnel_emu_http_req h;
         int status;
         char err[256];
-        lunnel_emu_http_result pr = lunnel_emu_http_parse(
-            c->in + consumed, c->in_len - consumed, s->cfg->max_request_bytes, &h, &status, err,
-            sizeof err);
+        lunnel_emu_http_result pr =
+            lunnel_emu_http_parse(c->in + consumed, c->in_len - consumed, s->cfg->max_request_bytes,
+                                  &h, &status, err, sizeof err);
         if (pr == LUNNEL_EMU_HTTP_INCOMPLETE) break;
         if (pr == LUNNEL_EMU_HTTP_ERROR) {
             reject_unparsed(c, status, err);
@@ -634,8 +650,10 @@ static void conn_process(conn *c)
         req.trace_id = "";
         req.access_key_id = "";
         for (size_t i = 0; i < h.n_headers; i++) {
-            if (strcasecmp(hdrs[i].name, "x-ots-instancename") == 0) req.instance = hdrs[i].value;
-            else if (strcasecmp(hdrs[i].name, "x-ots-trace-id") == 0) req.trace_id = hdrs[i].value;
+            if (strcasecmp(hdrs[i].name, "x-ots-instancename") == 0)
+                req.instance = hdrs[i].value;
+            else if (strcasecmp(hdrs[i].name, "x-ots-trace-id") == 0)
+                req.trace_id = hdrs[i].value;
             else if (strcasecmp(hdrs[i].name, "x-ots-accesskeyid") == 0)
                 req.access_key_id = hdrs[i].value;
         }
@@ -646,8 +664,8 @@ static void conn_process(conn *c)
                                      "Only POST is supported, got '%.*s'.", (int)h.method.len,
                                      h.method.p);
         } else if (!s->cfg->skip_auth &&
-                   lunnel_emu_auth_verify(s->cfg, path, hdrs, h.n_headers, req.body,
-                                          req.body_len, msg, sizeof msg) != 0) {
+                   lunnel_emu_auth_verify(s->cfg, path, hdrs, h.n_headers, req.body, req.body_len,
+                                          msg, sizeof msg) != 0) {
             lunnel_emu_respond_error(resp, 403, "OTSAuthFailed", "%s", msg);
         } else if (*req.instance && strcmp(req.instance, s->cfg->instance) != 0) {
             lunnel_emu_respond_error(resp, 403, "OTSAuthFailed",
@@ -786,16 +804,26 @@ lunnel_emu_server *lunnel_emu_server_new(struct ev_loop *loop, const lunnel_emu_
     return s;
 }
 
-int lunnel_emu_server_port(const lunnel_emu_server *s) { return s->port; }
-struct ev_loop *lunnel_emu_server_loop(const lunnel_emu_server *s) { return s->loop; }
-const lunnel_emu_config *lunnel_emu_server_config(const lunnel_emu_server *s) { return s->cfg; }
+int lunnel_emu_server_port(const lunnel_emu_server *s)
+{
+    return s->port;
+}
+struct ev_loop *lunnel_emu_server_loop(const lunnel_emu_server *s)
+{
+    return s->loop;
+}
+const lunnel_emu_config *lunnel_emu_server_config(const lunnel_emu_server *s)
+{
+    return s->cfg;
+}
 
 void lunnel_emu_server_stop(lunnel_emu_server *s)
 {
     if (s->stopped) return;
     s->stopped = true;
     ev_io_stop(s->loop, &s->accept_io);
-    while (s->conns) conn_close(s->conns);
+    while (s->conns)
+        conn_close(s->conns);
 }
 
 int lunnel_emu_server_on_free(lunnel_emu_server *s, void (*fn)(void *ud), void *ud)
@@ -811,7 +839,8 @@ void lunnel_emu_server_free(lunnel_emu_server *s)
 {
     if (!s) return;
     lunnel_emu_server_stop(s);
-    for (size_t i = s->n_on_free; i-- > 0;) s->on_free[i].fn(s->on_free[i].ud);
+    for (size_t i = s->n_on_free; i-- > 0;)
+        s->on_free[i].fn(s->on_free[i].ud);
     close(s->fd);
     free(s);
 }
@@ -833,5 +862,6 @@ int lunnel_emu_server_add_stats(lunnel_emu_server *s, lunnel_emu_stats_fn fn, vo
 
 void lunnel_emu_server_fill_stats(lunnel_emu_server *s, cJSON *stats)
 {
-    for (size_t i = 0; i < s->n_stats_fns; i++) s->stats_fns[i].fn(s->stats_fns[i].ud, stats);
+    for (size_t i = 0; i < s->n_stats_fns; i++)
+        s->stats_fns[i].fn(s->stats_fns[i].ud, stats);
 }

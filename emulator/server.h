@@ -36,16 +36,16 @@ typedef struct lunnel_emu_response lunnel_emu_response;
 /* One parsed, authenticated request. Every pointer is borrowed from the server and valid
  * only during the handler call (copy what a deferred response needs). */
 typedef struct lunnel_emu_request {
-    const char *path;               /* e.g. "/tunnel/connect", "/PutRow", query stripped */
-    const lunnel_header *headers;   /* all request headers, names as sent */
+    const char *path;             /* e.g. "/tunnel/connect", "/PutRow", query stripped */
+    const lunnel_header *headers; /* all request headers, names as sent */
     size_t n_headers;
-    const uint8_t *body;            /* the raw body (a serialized protobuf, or JSON for admin) */
+    const uint8_t *body; /* the raw body (a serialized protobuf, or JSON for admin) */
     size_t body_len;
-    const char *access_key_id;      /* verified x-ots-accesskeyid */
-    const char *instance;           /* x-ots-instancename ("" when absent) */
-    const char *request_id;         /* the x-ots-requestid this response will carry */
-    const char *trace_id;           /* x-ots-trace-id or "" */
-    uint64_t conn_id;               /* connection number, unique per server run */
+    const char *access_key_id; /* verified x-ots-accesskeyid */
+    const char *instance;      /* x-ots-instancename ("" when absent) */
+    const char *request_id;    /* the x-ots-requestid this response will carry */
+    const char *trace_id;      /* x-ots-trace-id or "" */
+    uint64_t conn_id;          /* connection number, unique per server run */
 } lunnel_emu_request;
 
 /* A handler for one path. It must answer exactly once through `resp`: with one of the
@@ -65,8 +65,7 @@ int lunnel_emu_route_add(lunnel_emu_server *srv, const char *path, lunnel_emu_ha
  * is rejected with 400 before the handler runs); borrowed for the call. The handler answers
  * with lunnel_emu_respond_json / lunnel_emu_respond_error (error replies of admin actions
  * are JSON {"code": ..., "message": ...}). Returns 0, or -1 (taken, or full: 64 actions). */
-typedef void (*lunnel_emu_admin_handler)(void *ud, const cJSON *body,
-                                         const lunnel_emu_request *req,
+typedef void (*lunnel_emu_admin_handler)(void *ud, const cJSON *body, const lunnel_emu_request *req,
                                          lunnel_emu_response *resp);
 int lunnel_emu_admin_add(lunnel_emu_server *srv, const char *action,
                          lunnel_emu_admin_handler handler, void *ud);
@@ -84,8 +83,8 @@ void lunnel_emu_server_set_filter(lunnel_emu_server *srv, lunnel_emu_filter filt
 void lunnel_emu_respond_pb(lunnel_emu_response *resp, const ProtobufCMessage *msg);
 
 /* Any status with raw bytes (copied) and a content type (NULL: application/octet-stream). */
-void lunnel_emu_respond_raw(lunnel_emu_response *resp, int status, const void *body,
-                            size_t len, const char *content_type);
+void lunnel_emu_respond_raw(lunnel_emu_response *resp, int status, const void *body, size_t len,
+                            const char *content_type);
 
 /* An error: HTTP `status`, body = protobuf Error{code, message} (for admin requests: JSON
  * {"code","message"}). `code` is the service code, e.g. "OTSParameterInvalid". */
@@ -137,7 +136,7 @@ void lunnel_emu_server_free(lunnel_emu_server *srv);
 typedef struct lunnel_emu_path_stat {
     const char *path;
     uint64_t requests;
-    uint64_t errors;  /* non-2xx answers */
+    uint64_t errors; /* non-2xx answers */
 } lunnel_emu_path_stat;
 size_t lunnel_emu_server_path_stats(const lunnel_emu_server *srv, const lunnel_emu_path_stat **out);
 

@@ -19,9 +19,9 @@
 #define MAX_LISTENERS 8
 
 struct lunnel_emu_row {
-    uint8_t *key;          /* sort key */
+    uint8_t *key; /* sort key */
     size_t key_len;
-    uint8_t *pk_pb;        /* PlainBuffer of the primary key alone */
+    uint8_t *pk_pb; /* PlainBuffer of the primary key alone */
     size_t pk_pb_len;
     uint32_t partition;
     lunnel_emu_value pk[LUNNEL_EMU_MAX_PK]; /* bytes point into pk_bytes */
@@ -55,19 +55,26 @@ struct lunnel_emu_store {
     size_t n_listeners;
     int64_t last_seq_us; /* sequence timestamps never go backwards, across tables */
     int32_t last_row_index;
-    lunnel_pb_writer w;  /* scratch encoder, reused */
+    lunnel_pb_writer w; /* scratch encoder, reused */
 };
 
 const char *lunnel_emu_store_strerror(lunnel_emu_store_err e)
 {
     switch (e) {
-    case LUNNEL_EMU_STORE_OK: return "OK";
-    case LUNNEL_EMU_STORE_TABLE_EXISTS: return "OTSObjectAlreadyExist";
-    case LUNNEL_EMU_STORE_NO_TABLE: return "OTSObjectNotExist";
-    case LUNNEL_EMU_STORE_CONDITION_FAILED: return "OTSConditionCheckFail";
-    case LUNNEL_EMU_STORE_BAD_PK: return "OTSParameterInvalid";
-    case LUNNEL_EMU_STORE_BAD_ARGUMENT: return "OTSParameterInvalid";
-    case LUNNEL_EMU_STORE_NO_MEMORY: return "OTSInternalServerError";
+    case LUNNEL_EMU_STORE_OK:
+        return "OK";
+    case LUNNEL_EMU_STORE_TABLE_EXISTS:
+        return "OTSObjectAlreadyExist";
+    case LUNNEL_EMU_STORE_NO_TABLE:
+        return "OTSObjectNotExist";
+    case LUNNEL_EMU_STORE_CONDITION_FAILED:
+        return "OTSConditionCheckFail";
+    case LUNNEL_EMU_STORE_BAD_PK:
+        return "OTSParameterInvalid";
+    case LUNNEL_EMU_STORE_BAD_ARGUMENT:
+        return "OTSParameterInvalid";
+    case LUNNEL_EMU_STORE_NO_MEMORY:
+        return "OTSInternalServerError";
     }
     return "OTSInternalServerError";
 }
@@ -75,13 +82,19 @@ const char *lunnel_emu_store_strerror(lunnel_emu_store_err e)
 int lunnel_emu_store_status(lunnel_emu_store_err e)
 {
     switch (e) {
-    case LUNNEL_EMU_STORE_OK: return 200;
-    case LUNNEL_EMU_STORE_TABLE_EXISTS: return 409;
-    case LUNNEL_EMU_STORE_NO_TABLE: return 404;
-    case LUNNEL_EMU_STORE_CONDITION_FAILED: return 403;
+    case LUNNEL_EMU_STORE_OK:
+        return 200;
+    case LUNNEL_EMU_STORE_TABLE_EXISTS:
+        return 409;
+    case LUNNEL_EMU_STORE_NO_TABLE:
+        return 404;
+    case LUNNEL_EMU_STORE_CONDITION_FAILED:
+        return 403;
     case LUNNEL_EMU_STORE_BAD_PK:
-    case LUNNEL_EMU_STORE_BAD_ARGUMENT: return 400;
-    case LUNNEL_EMU_STORE_NO_MEMORY: return 500;
+    case LUNNEL_EMU_STORE_BAD_ARGUMENT:
+        return 400;
+    case LUNNEL_EMU_STORE_NO_MEMORY:
+        return 500;
     }
     return 500;
 }
@@ -127,7 +140,8 @@ static void cell_free(lunnel_emu_cell *c)
 static void row_free(lunnel_emu_row *r)
 {
     if (!r) return;
-    for (size_t i = 0; i < r->n_cells; i++) cell_free(&r->cells[i]);
+    for (size_t i = 0; i < r->n_cells; i++)
+        cell_free(&r->cells[i]);
     free(r->cells);
     free(r->key);
     free(r->pk_pb);
@@ -137,9 +151,11 @@ static void row_free(lunnel_emu_row *r)
 
 static void table_free(lunnel_emu_table *t)
 {
-    for (size_t i = 0; i < t->n_rows; i++) row_free(t->rows[i]);
+    for (size_t i = 0; i < t->n_rows; i++)
+        row_free(t->rows[i]);
     free(t->rows);
-    for (size_t i = 0; i < t->n_changes; i++) free((void *)t->changes[i].row);
+    for (size_t i = 0; i < t->n_changes; i++)
+        free((void *)t->changes[i].row);
     free(t->changes);
     free(t);
 }
@@ -147,13 +163,17 @@ static void table_free(lunnel_emu_table *t)
 void lunnel_emu_store_free(lunnel_emu_store *st)
 {
     if (!st) return;
-    for (size_t i = 0; i < st->n_tables; i++) table_free(st->tables[i]);
+    for (size_t i = 0; i < st->n_tables; i++)
+        table_free(st->tables[i]);
     free(st->tables);
     lunnel_pb_writer_free(&st->w);
     free(st);
 }
 
-uint32_t lunnel_emu_store_partitions(const lunnel_emu_store *st) { return st->partitions; }
+uint32_t lunnel_emu_store_partitions(const lunnel_emu_store *st)
+{
+    return st->partitions;
+}
 
 int lunnel_emu_store_listen(lunnel_emu_store *st, lunnel_emu_store_listener fn, void *ud)
 {
@@ -167,13 +187,14 @@ int lunnel_emu_store_listen(lunnel_emu_store *st, lunnel_emu_store_listener fn, 
 static void notify(lunnel_emu_store *st, lunnel_emu_store_event ev, const lunnel_emu_table *t,
                    const lunnel_emu_change *c)
 {
-    for (size_t i = 0; i < st->n_listeners; i++) st->listeners[i].fn(st->listeners[i].ud, ev, t, c);
+    for (size_t i = 0; i < st->n_listeners; i++)
+        st->listeners[i].fn(st->listeners[i].ud, ev, t, c);
 }
 
 lunnel_emu_store_err lunnel_emu_store_create_table(lunnel_emu_store *st, const char *name,
                                                    const lunnel_emu_pk_schema *pk, size_t n_pk,
-                                                   const lunnel_emu_table_options *opts,
-                                                   char *msg, size_t msglen)
+                                                   const lunnel_emu_table_options *opts, char *msg,
+                                                   size_t msglen)
 {
     size_t nl = strlen(name);
     if (nl == 0 || nl > 255) {
@@ -181,7 +202,8 @@ lunnel_emu_store_err lunnel_emu_store_create_table(lunnel_emu_store *st, const c
         return LUNNEL_EMU_STORE_BAD_ARGUMENT;
     }
     if (n_pk == 0 || n_pk > LUNNEL_EMU_MAX_PK) {
-        snprintf(msg, msglen, "The number of primary key columns must be in range: [1, %d], got %zu.",
+        snprintf(msg, msglen,
+                 "The number of primary key columns must be in range: [1, %d], got %zu.",
                  LUNNEL_EMU_MAX_PK, n_pk);
         return LUNNEL_EMU_STORE_BAD_ARGUMENT;
     }
@@ -243,12 +265,18 @@ lunnel_emu_table *lunnel_emu_store_table(const lunnel_emu_store *st, const char 
     return NULL;
 }
 
-size_t lunnel_emu_store_table_count(const lunnel_emu_store *st) { return st->n_tables; }
+size_t lunnel_emu_store_table_count(const lunnel_emu_store *st)
+{
+    return st->n_tables;
+}
 lunnel_emu_table *lunnel_emu_store_table_at(const lunnel_emu_store *st, size_t i)
 {
     return i < st->n_tables ? st->tables[i] : NULL;
 }
-const char *lunnel_emu_table_name(const lunnel_emu_table *t) { return t->name; }
+const char *lunnel_emu_table_name(const lunnel_emu_table *t)
+{
+    return t->name;
+}
 size_t lunnel_emu_table_pk(const lunnel_emu_table *t, const lunnel_emu_pk_schema **out)
 {
     *out = t->pk;
@@ -258,8 +286,14 @@ const lunnel_emu_table_options *lunnel_emu_table_options_of(const lunnel_emu_tab
 {
     return &t->opts;
 }
-int64_t lunnel_emu_table_created_ms(const lunnel_emu_table *t) { return t->created_ms; }
-uint64_t lunnel_emu_table_row_count(const lunnel_emu_table *t) { return t->n_rows; }
+int64_t lunnel_emu_table_created_ms(const lunnel_emu_table *t)
+{
+    return t->created_ms;
+}
+uint64_t lunnel_emu_table_row_count(const lunnel_emu_table *t)
+{
+    return t->n_rows;
+}
 
 /* ---- sort keys ------------------------------------------------------------------------ */
 
@@ -272,7 +306,8 @@ static int kb_put(keybuf *k, const void *p, size_t n)
 {
     if (k->len + n > k->cap) {
         size_t c = k->cap ? k->cap * 2 : 64;
-        while (c < k->len + n) c *= 2;
+        while (c < k->len + n)
+            c *= 2;
         uint8_t *q = realloc(k->p, c);
         if (!q) return -1;
         k->p = q;
@@ -303,7 +338,8 @@ static int sort_key(const lunnel_emu_value *pk, size_t n, keybuf *k)
         if (v->type == LUNNEL_EMU_V_INTEGER) {
             uint64_t u = (uint64_t)v->i ^ 0x8000000000000000ull;
             uint8_t be[8];
-            for (int b = 0; b < 8; b++) be[b] = (uint8_t)(u >> (56 - 8 * b));
+            for (int b = 0; b < 8; b++)
+                be[b] = (uint8_t)(u >> (56 - 8 * b));
             if (kb_put(k, be, 8)) return -1;
         } else {
             for (uint32_t j = 0; j < v->len; j++) {
@@ -338,8 +374,10 @@ static size_t lower_bound(const lunnel_emu_table *t, const uint8_t *key, size_t 
     if (hi > 0 && key_cmp(t->rows[hi - 1]->key, t->rows[hi - 1]->key_len, key, len) < 0) return hi;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        if (key_cmp(t->rows[mid]->key, t->rows[mid]->key_len, key, len) < 0) lo = mid + 1;
-        else hi = mid;
+        if (key_cmp(t->rows[mid]->key, t->rows[mid]->key_len, key, len) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
     return lo;
 }
@@ -348,8 +386,8 @@ static lunnel_emu_store_err check_pk(const lunnel_emu_table *t, const lunnel_emu
                                      size_t n, bool allow_inf, char *msg, size_t msglen)
 {
     if (n != t->n_pk) {
-        snprintf(msg, msglen,
-                 "Validate PK size fail. Input: %zu, Meta: %zu (table '%s').", n, t->n_pk, t->name);
+        snprintf(msg, msglen, "Validate PK size fail. Input: %zu, Meta: %zu (table '%s').", n,
+                 t->n_pk, t->name);
         return LUNNEL_EMU_STORE_BAD_PK;
     }
     for (size_t i = 0; i < n; i++) {
@@ -374,15 +412,24 @@ static lunnel_emu_store_err check_pk(const lunnel_emu_table *t, const lunnel_emu
 static lunnel_value to_lv(const lunnel_emu_value *v)
 {
     switch (v->type) {
-    case LUNNEL_EMU_V_INTEGER: return lunnel_value_int(v->i);
-    case LUNNEL_EMU_V_DOUBLE: return lunnel_value_double(v->d);
-    case LUNNEL_EMU_V_BOOLEAN: return lunnel_value_bool(v->b);
-    case LUNNEL_EMU_V_STRING: return lunnel_value_bytes(LUNNEL_VT_STRING, v->ptr, v->len);
-    case LUNNEL_EMU_V_BINARY: return lunnel_value_bytes(LUNNEL_VT_BINARY, v->ptr, v->len);
-    case LUNNEL_EMU_V_INF_MIN: return lunnel_value_of_type(LUNNEL_VT_INF_MIN);
-    case LUNNEL_EMU_V_INF_MAX: return lunnel_value_of_type(LUNNEL_VT_INF_MAX);
-    case LUNNEL_EMU_V_NULL: return lunnel_value_of_type(LUNNEL_VT_NULL);
-    case LUNNEL_EMU_V_AUTO_INCREMENT: return lunnel_value_of_type(LUNNEL_VT_AUTO_INCREMENT);
+    case LUNNEL_EMU_V_INTEGER:
+        return lunnel_value_int(v->i);
+    case LUNNEL_EMU_V_DOUBLE:
+        return lunnel_value_double(v->d);
+    case LUNNEL_EMU_V_BOOLEAN:
+        return lunnel_value_bool(v->b);
+    case LUNNEL_EMU_V_STRING:
+        return lunnel_value_bytes(LUNNEL_VT_STRING, v->ptr, v->len);
+    case LUNNEL_EMU_V_BINARY:
+        return lunnel_value_bytes(LUNNEL_VT_BINARY, v->ptr, v->len);
+    case LUNNEL_EMU_V_INF_MIN:
+        return lunnel_value_of_type(LUNNEL_VT_INF_MIN);
+    case LUNNEL_EMU_V_INF_MAX:
+        return lunnel_value_of_type(LUNNEL_VT_INF_MAX);
+    case LUNNEL_EMU_V_NULL:
+        return lunnel_value_of_type(LUNNEL_VT_NULL);
+    case LUNNEL_EMU_V_AUTO_INCREMENT:
+        return lunnel_value_of_type(LUNNEL_VT_AUTO_INCREMENT);
     }
     return lunnel_value_of_type(LUNNEL_VT_NONE);
 }
@@ -428,7 +475,8 @@ static lunnel_emu_row *row_new(lunnel_emu_store *st, const lunnel_emu_table *t,
     if (!r) return NULL;
     size_t bytes = 0;
     for (size_t i = 0; i < n; i++)
-        if (pk[i].type == LUNNEL_EMU_V_STRING || pk[i].type == LUNNEL_EMU_V_BINARY) bytes += pk[i].len;
+        if (pk[i].type == LUNNEL_EMU_V_STRING || pk[i].type == LUNNEL_EMU_V_BINARY)
+            bytes += pk[i].len;
     r->pk_bytes = malloc(bytes ? bytes : 1);
     r->key = dup_bytes(k->p, k->len);
     r->key_len = k->len;
@@ -494,7 +542,8 @@ static int row_put_cell(lunnel_emu_row *r, const lunnel_emu_cell *c, int64_t ts)
         return 0;
     }
     if (r->n_cells == r->cap_cells) {
-        size_t cap = r->cap_cells ? r->cap_cells * 2 : 1; /* most rows are written once: exact fit */
+        size_t cap =
+            r->cap_cells ? r->cap_cells * 2 : 1; /* most rows are written once: exact fit */
         lunnel_emu_cell *p = realloc(r->cells, cap * sizeof *p);
         if (!p) {
             free(blk);
@@ -517,8 +566,10 @@ static void row_delete_cells(lunnel_emu_row *r, const uint8_t *name, uint32_t le
     for (size_t i = 0; i < r->n_cells; i++) {
         lunnel_emu_cell *c = &r->cells[i];
         bool match = name_cmp(c->name, c->name_len, name, len) == 0 && (all || c->ts == ts);
-        if (match) cell_free(c);
-        else r->cells[w++] = *c;
+        if (match)
+            cell_free(c);
+        else
+            r->cells[w++] = *c;
     }
     r->n_cells = w;
 }
@@ -538,8 +589,10 @@ static void row_trim_versions(lunnel_emu_row *r, int32_t max_versions)
             prev = c.name;
             prev_len = c.name_len;
         }
-        if ((int64_t)run >= max_versions) cell_free(&c);
-        else r->cells[w++] = c;
+        if ((int64_t)run >= max_versions)
+            cell_free(&c);
+        else
+            r->cells[w++] = c;
     }
     r->n_cells = w;
 }
@@ -577,8 +630,8 @@ const lunnel_emu_row *lunnel_emu_table_get(const lunnel_emu_table *t, const lunn
 /* Appends the change for a successful write. */
 static lunnel_emu_store_err append_change(lunnel_emu_store *st, lunnel_emu_table *t,
                                           lunnel_emu_action action, const lunnel_emu_row *r,
-                                          const lunnel_emu_cell *cells, size_t n_cells,
-                                          char *msg, size_t msglen)
+                                          const lunnel_emu_cell *cells, size_t n_cells, char *msg,
+                                          size_t msglen)
 {
     int64_t us = now_us();
     if (us <= st->last_seq_us) {
@@ -596,7 +649,8 @@ static lunnel_emu_store_err append_change(lunnel_emu_store *st, lunnel_emu_table
     if (action == LUNNEL_EMU_ACTION_DELETE) {
         lunnel_pb_write_delete_marker(w);
     } else {
-        for (size_t i = 0; i < n_cells; i++) lunnel_emu_encode_cell(w, &cells[i]);
+        for (size_t i = 0; i < n_cells; i++)
+            lunnel_emu_encode_cell(w, &cells[i]);
     }
     lunnel_pb_write_seq(w, 0, us, st->last_row_index);
     lunnel_pb_end_row(w);
@@ -654,8 +708,7 @@ lunnel_emu_store_err lunnel_emu_store_write(lunnel_emu_store *st, lunnel_emu_tab
         }
         if (c->op == LUNNEL_EMU_OP_PUT &&
             (c->value.type == LUNNEL_EMU_V_INF_MIN || c->value.type == LUNNEL_EMU_V_INF_MAX ||
-             c->value.type == LUNNEL_EMU_V_NULL ||
-             c->value.type == LUNNEL_EMU_V_AUTO_INCREMENT)) {
+             c->value.type == LUNNEL_EMU_V_NULL || c->value.type == LUNNEL_EMU_V_AUTO_INCREMENT)) {
             snprintf(msg, msglen, "Column '%.*s' has a value type not allowed for attributes.",
                      (int)c->name_len, (const char *)c->name);
             return LUNNEL_EMU_STORE_BAD_ARGUMENT;
@@ -729,7 +782,8 @@ lunnel_emu_store_err lunnel_emu_store_write(lunnel_emu_store *st, lunnel_emu_tab
             t->rows[pos] = r;
             t->n_rows++;
         } else if (action == LUNNEL_EMU_ACTION_PUT) {
-            for (size_t i = 0; i < r->n_cells; i++) cell_free(&r->cells[i]);
+            for (size_t i = 0; i < r->n_cells; i++)
+                cell_free(&r->cells[i]);
             r->n_cells = 0;
         }
         for (size_t i = 0; i < n_cells; i++) {
@@ -760,7 +814,10 @@ uint64_t lunnel_emu_table_changes_end(const lunnel_emu_table *t)
 {
     return t->changes_begin + t->n_changes;
 }
-uint64_t lunnel_emu_table_changes_begin(const lunnel_emu_table *t) { return t->changes_begin; }
+uint64_t lunnel_emu_table_changes_begin(const lunnel_emu_table *t)
+{
+    return t->changes_begin;
+}
 
 const lunnel_emu_change *lunnel_emu_table_change_at(const lunnel_emu_table *t, uint64_t index)
 {
@@ -774,7 +831,8 @@ uint64_t lunnel_emu_store_trim_changes(lunnel_emu_store *st, lunnel_emu_table *t
     if (before <= t->changes_begin) return 0;
     uint64_t n = before - t->changes_begin;
     if (n > t->n_changes) n = t->n_changes;
-    for (uint64_t i = 0; i < n; i++) free((void *)t->changes[i].row);
+    for (uint64_t i = 0; i < n; i++)
+        free((void *)t->changes[i].row);
     memmove(t->changes, t->changes + n, (t->n_changes - n) * sizeof *t->changes);
     t->n_changes -= n;
     t->changes_begin += n;
@@ -831,7 +889,8 @@ lunnel_emu_snapshot *lunnel_emu_table_snapshot(const lunnel_emu_table *t)
 void lunnel_emu_snapshot_free(lunnel_emu_snapshot *s)
 {
     if (!s) return;
-    for (size_t i = 0; i < s->n_rows; i++) free((void *)s->rows[i].row);
+    for (size_t i = 0; i < s->n_rows; i++)
+        free((void *)s->rows[i].row);
     free(s->rows);
     free(s);
 }
@@ -853,8 +912,7 @@ size_t lunnel_emu_table_range(const lunnel_emu_table *t, bool backward,
     } else {
         /* rows with end < key <= start, from the largest down */
         size_t i = lower_bound(t, ks.p, ks.len);
-        if (i < t->n_rows && key_cmp(t->rows[i]->key, t->rows[i]->key_len, ks.p, ks.len) == 0)
-            i++;
+        if (i < t->n_rows && key_cmp(t->rows[i]->key, t->rows[i]->key_len, ks.p, ks.len) == 0) i++;
         while (i-- > 0) {
             const lunnel_emu_row *r = t->rows[i];
             if (key_cmp(r->key, r->key_len, ke.p, ke.len) <= 0) break;

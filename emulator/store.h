@@ -58,8 +58,8 @@ typedef struct lunnel_emu_pk_schema {
 } lunnel_emu_pk_schema;
 
 typedef struct lunnel_emu_table_options {
-    int32_t max_versions;     /* versions kept per cell, >= 1 */
-    int32_t time_to_live;     /* seconds, -1 forever (reported, not enforced) */
+    int32_t max_versions; /* versions kept per cell, >= 1 */
+    int32_t time_to_live; /* seconds, -1 forever (reported, not enforced) */
     bool stream_enabled;
     int32_t stream_expiration_hours;
 } lunnel_emu_table_options;
@@ -99,20 +99,20 @@ typedef enum lunnel_emu_condition {
 /* One entry of a table's change stream. Owned by the table; valid until the change is
  * trimmed (lunnel_emu_store_trim_changes) or the table is deleted. */
 typedef struct lunnel_emu_change {
-    uint64_t index;          /* position in the table's stream: 0, 1, 2, ... */
+    uint64_t index; /* position in the table's stream: 0, 1, 2, ... */
     lunnel_emu_action action;
-    int32_t epoch;           /* sequence info: epoch (0 for this emulator run) */
-    int64_t timestamp_us;    /* sequence info: timestamp, microseconds since the epoch,
-                              * never decreasing along the stream */
-    int32_t row_index;       /* sequence info: index among changes with the same timestamp */
-    const uint8_t *row;      /* PlainBuffer (header + one row + seq-info extension) */
+    int32_t epoch;        /* sequence info: epoch (0 for this emulator run) */
+    int64_t timestamp_us; /* sequence info: timestamp, microseconds since the epoch,
+                           * never decreasing along the stream */
+    int32_t row_index;    /* sequence info: index among changes with the same timestamp */
+    const uint8_t *row;   /* PlainBuffer (header + one row + seq-info extension) */
     size_t row_len;
-    const uint8_t *origin;   /* old values (PlainBuffer) or NULL: this emulator sends none */
+    const uint8_t *origin; /* old values (PlainBuffer) or NULL: this emulator sends none */
     size_t origin_len;
-    const uint8_t *pk;       /* PlainBuffer of the primary key alone (header + ROW_PK cells +
-                              * checksum): the row's identity, hashed for partitions */
+    const uint8_t *pk; /* PlainBuffer of the primary key alone (header + ROW_PK cells +
+                        * checksum): the row's identity, hashed for partitions */
     size_t pk_len;
-    uint32_t partition;      /* lunnel_emu_partition_of(pk, store's partition count) */
+    uint32_t partition; /* lunnel_emu_partition_of(pk, store's partition count) */
 } lunnel_emu_change;
 
 /* A consistent picture of a table's current rows (tunnel base data). Rows in primary-key
@@ -148,12 +148,12 @@ typedef void (*lunnel_emu_store_listener)(void *ud, lunnel_emu_store_event ev,
  * ("OTSObjectNotExist", ...) and lunnel_emu_store_status the HTTP status. */
 typedef enum lunnel_emu_store_err {
     LUNNEL_EMU_STORE_OK = 0,
-    LUNNEL_EMU_STORE_TABLE_EXISTS,       /* OTSObjectAlreadyExist 409 */
-    LUNNEL_EMU_STORE_NO_TABLE,           /* OTSObjectNotExist 404 */
-    LUNNEL_EMU_STORE_CONDITION_FAILED,   /* OTSConditionCheckFail 403 */
-    LUNNEL_EMU_STORE_BAD_PK,             /* OTSParameterInvalid 400: pk does not match schema */
-    LUNNEL_EMU_STORE_BAD_ARGUMENT,       /* OTSParameterInvalid 400 */
-    LUNNEL_EMU_STORE_NO_MEMORY,          /* OTSInternalServerError 500 */
+    LUNNEL_EMU_STORE_TABLE_EXISTS,     /* OTSObjectAlreadyExist 409 */
+    LUNNEL_EMU_STORE_NO_TABLE,         /* OTSObjectNotExist 404 */
+    LUNNEL_EMU_STORE_CONDITION_FAILED, /* OTSConditionCheckFail 403 */
+    LUNNEL_EMU_STORE_BAD_PK,           /* OTSParameterInvalid 400: pk does not match schema */
+    LUNNEL_EMU_STORE_BAD_ARGUMENT,     /* OTSParameterInvalid 400 */
+    LUNNEL_EMU_STORE_NO_MEMORY,        /* OTSInternalServerError 500 */
 } lunnel_emu_store_err;
 const char *lunnel_emu_store_strerror(lunnel_emu_store_err e);
 int lunnel_emu_store_status(lunnel_emu_store_err e);
@@ -171,8 +171,8 @@ int lunnel_emu_store_listen(lunnel_emu_store *st, lunnel_emu_store_listener fn, 
 /* Creates a table; copies everything. Names: 1-255 bytes. */
 lunnel_emu_store_err lunnel_emu_store_create_table(lunnel_emu_store *st, const char *name,
                                                    const lunnel_emu_pk_schema *pk, size_t n_pk,
-                                                   const lunnel_emu_table_options *opts,
-                                                   char *msg, size_t msglen);
+                                                   const lunnel_emu_table_options *opts, char *msg,
+                                                   size_t msglen);
 lunnel_emu_store_err lunnel_emu_store_delete_table(lunnel_emu_store *st, const char *name);
 
 /* Lookup (NULL when absent); the pointer is valid until the table is deleted. */
@@ -196,8 +196,7 @@ uint64_t lunnel_emu_table_changes_begin(const lunnel_emu_table *t);
 /* The change at `index`, or NULL when trimmed or not yet written. Borrowed. */
 const lunnel_emu_change *lunnel_emu_table_change_at(const lunnel_emu_table *t, uint64_t index);
 /* Drops changes with index < `before` (retention). Returns how many were dropped. */
-uint64_t lunnel_emu_store_trim_changes(lunnel_emu_store *st, lunnel_emu_table *t,
-                                       uint64_t before);
+uint64_t lunnel_emu_store_trim_changes(lunnel_emu_store *st, lunnel_emu_table *t, uint64_t before);
 
 /* A snapshot of the current rows (see lunnel_emu_snapshot). NULL when out of memory. */
 lunnel_emu_snapshot *lunnel_emu_table_snapshot(const lunnel_emu_table *t);

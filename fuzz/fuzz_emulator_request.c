@@ -45,7 +45,8 @@ static void setup(void)
     srv = lunnel_emu_server_new(loop, &cfg, err, sizeof err);
     if (!srv) abort();
     lunnel_emu_store *st = lunnel_emu_store_new(4);
-    if (!st || lunnel_emu_data_api_register(srv, st) != 0 || lunnel_emu_admin_register(srv, st) != 0)
+    if (!st || lunnel_emu_data_api_register(srv, st) != 0 ||
+        lunnel_emu_admin_register(srv, st) != 0)
         abort();
     lunnel_emu_server_set_filter(srv, no_load, NULL);
     lunnel_emu_pk_schema pk[2] = {{.name = "id", .type = LUNNEL_EMU_PK_INTEGER},
@@ -75,8 +76,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (int iter = 0; iter < 100000; iter++) {
         if (off < size) {
             ssize_t n = write(sv[1], data + off, size - off);
-            if (n > 0) off += (size_t)n;
-            else if (n < 0 && errno != EAGAIN && errno != EINTR) break;
+            if (n > 0)
+                off += (size_t)n;
+            else if (n < 0 && errno != EAGAIN && errno != EINTR)
+                break;
         } else if (!half_closed) {
             shutdown(sv[1], SHUT_WR);
             half_closed = true;
@@ -88,6 +91,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     close(sv[1]);
     /* let the server notice the close and free the connection */
-    for (int i = 0; i < 8; i++) ev_run(loop, EVRUN_NOWAIT);
+    for (int i = 0; i < 8; i++)
+        ev_run(loop, EVRUN_NOWAIT);
     return 0;
 }

@@ -34,7 +34,8 @@ int main(void)
     size_t head = strlen(ok) - 5;
     int bad_prefix = 0;
     for (size_t n = 0; n < head; n++)
-        if (lunnel_emu_http_parse(ok, n, 100, &r, &st, err, sizeof err) != LUNNEL_EMU_HTTP_INCOMPLETE)
+        if (lunnel_emu_http_parse(ok, n, 100, &r, &st, err, sizeof err) !=
+            LUNNEL_EMU_HTTP_INCOMPLETE)
             bad_prefix++;
     CHECK_INT(bad_prefix, 0);
 
@@ -57,8 +58,8 @@ int main(void)
               LUNNEL_EMU_HTTP_ERROR);
     CHECK_INT(st, 400);
     CHECK(strstr(err, "Content-Length at byte 33") != NULL);
-    CHECK_INT(parse("POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", 10, &r, &st,
-                    err),
+    CHECK_INT(parse("POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", 10, &r,
+                    &st, err),
               LUNNEL_EMU_HTTP_ERROR);
     CHECK_INT(st, 400);
     CHECK_INT(parse("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", 10, &r, &st, err),
@@ -71,9 +72,11 @@ int main(void)
     CHECK_INT(parse("POST / HTTP/1.1\r\n folded\r\n\r\n", 10, &r, &st, err), LUNNEL_EMU_HTTP_ERROR);
     CHECK_INT(parse("POST / HTTP/1.1\r\nbad name: x\r\n\r\n", 10, &r, &st, err),
               LUNNEL_EMU_HTTP_ERROR);
-    CHECK_INT(parse("POST / HTTP/1.1\r\nA: x\x01y\r\n\r\n", 10, &r, &st, err), LUNNEL_EMU_HTTP_ERROR);
+    CHECK_INT(parse("POST / HTTP/1.1\r\nA: x\x01y\r\n\r\n", 10, &r, &st, err),
+              LUNNEL_EMU_HTTP_ERROR);
     CHECK_INT(parse("POST  HTTP/1.1\r\n\r\n", 10, &r, &st, err), LUNNEL_EMU_HTTP_ERROR);
-    CHECK_INT(parse("\r\n\r\nPOST /a HTTP/1.1\r\n\r\n", 10, &r, &st, err), LUNNEL_EMU_HTTP_HEAD_DONE);
+    CHECK_INT(parse("\r\n\r\nPOST /a HTTP/1.1\r\n\r\n", 10, &r, &st, err),
+              LUNNEL_EMU_HTTP_HEAD_DONE);
 
     /* too many headers */
     char many[8192] = "POST / HTTP/1.1\r\n";

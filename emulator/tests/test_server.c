@@ -129,11 +129,13 @@ static const char *exchange(lunnel_emu_server *srv, const char *req, size_t len,
         if (n > 0) got += (size_t)n;
         in[got] = 0;
         int replies = 0;
-        for (const char *p = in; (p = strstr(p, "HTTP/1.1 ")); p++) replies++;
+        for (const char *p = in; (p = strstr(p, "HTTP/1.1 ")); p++)
+            replies++;
         if (replies >= want && want > 0) {
             /* the last reply's body must be complete too */
             const char *last = in, *p = in;
-            while ((p = strstr(p, "HTTP/1.1 "))) last = p++;
+            while ((p = strstr(p, "HTTP/1.1 ")))
+                last = p++;
             const char *cl = strstr(last, "Content-Length: ");
             const char *hend = strstr(last, "\r\n\r\n");
             if (cl && hend && (size_t)(in + got - (hend + 4)) >= (size_t)atol(cl + 16)) break;
@@ -141,14 +143,16 @@ static const char *exchange(lunnel_emu_server *srv, const char *req, size_t len,
         if (n < 0) usleep(1000);
     }
     close(sv[1]);
-    for (int i = 0; i < 4; i++) ev_run(loop, EVRUN_NOWAIT);
+    for (int i = 0; i < 4; i++)
+        ev_run(loop, EVRUN_NOWAIT);
     return in;
 }
 
 static int count(const char *s, const char *what)
 {
     int n = 0;
-    for (const char *p = s; (p = strstr(p, what)); p++) n++;
+    for (const char *p = s; (p = strstr(p, what)); p++)
+        n++;
     return n;
 }
 
@@ -196,7 +200,8 @@ int main(void)
     n += build(req + n, sizeof req - n, "/_emulator/ping", "{\"n\":41}", "lunnel-secret");
     r = exchange(srv, req, n, 3, &closed);
     CHECK_INT(count(r, "HTTP/1.1 200 OK"), 3);
-    const char *late = strstr(r, "late"), *second = strstr(r, "second"), *pong = strstr(r, "{\"pong\":42}");
+    const char *late = strstr(r, "late"), *second = strstr(r, "second"),
+               *pong = strstr(r, "{\"pong\":42}");
     CHECK(late && second && pong && late < second && second < pong);
     CHECK(!closed);
 
@@ -233,10 +238,12 @@ int main(void)
         socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
         lunnel_emu_server_adopt(srv, sv[0]);
         CHECK_INT(write(sv[1], req, n), (long long)n);
-        for (int i = 0; i < 20; i++) ev_run(loop, EVRUN_NOWAIT);
+        for (int i = 0; i < 20; i++)
+            ev_run(loop, EVRUN_NOWAIT);
         close(sv[1]);
         ev_tstamp until = ev_time() + 0.2;
-        while (ev_time() < until) ev_run(loop, EVRUN_ONCE | EVRUN_NOWAIT);
+        while (ev_time() < until)
+            ev_run(loop, EVRUN_ONCE | EVRUN_NOWAIT);
     }
 
     const lunnel_emu_path_stat *ps;

@@ -16,14 +16,18 @@ static lunnel_emu_value vint(int64_t i)
 }
 static lunnel_emu_value vstr(const char *s)
 {
-    lunnel_emu_value v = {.type = LUNNEL_EMU_V_STRING, .ptr = (const uint8_t *)s,
-                          .len = (uint32_t)strlen(s)};
+    lunnel_emu_value v = {
+        .type = LUNNEL_EMU_V_STRING, .ptr = (const uint8_t *)s, .len = (uint32_t)strlen(s)};
     return v;
 }
 static lunnel_emu_cell put(const char *name, lunnel_emu_value v, int64_t ts)
 {
-    lunnel_emu_cell c = {.name = (const uint8_t *)name, .name_len = (uint32_t)strlen(name),
-                         .op = LUNNEL_EMU_OP_PUT, .value = v, .has_ts = ts >= 0, .ts = ts};
+    lunnel_emu_cell c = {.name = (const uint8_t *)name,
+                         .name_len = (uint32_t)strlen(name),
+                         .op = LUNNEL_EMU_OP_PUT,
+                         .value = v,
+                         .has_ts = ts >= 0,
+                         .ts = ts};
     return c;
 }
 
@@ -62,7 +66,8 @@ int main(void)
                                   {.name = "k", .type = LUNNEL_EMU_PK_STRING}};
     lunnel_emu_table_options o = {.max_versions = 2, .time_to_live = -1};
     char msg[512];
-    CHECK_INT(lunnel_emu_store_create_table(st, "t", pk, 2, &o, msg, sizeof msg), LUNNEL_EMU_STORE_OK);
+    CHECK_INT(lunnel_emu_store_create_table(st, "t", pk, 2, &o, msg, sizeof msg),
+              LUNNEL_EMU_STORE_OK);
     CHECK_INT(lunnel_emu_store_create_table(st, "t", pk, 2, &o, msg, sizeof msg),
               LUNNEL_EMU_STORE_TABLE_EXISTS);
     CHECK_STR(lunnel_emu_store_strerror(LUNNEL_EMU_STORE_TABLE_EXISTS), "OTSObjectAlreadyExist");
@@ -75,8 +80,9 @@ int main(void)
     for (int i = 0; i < 8; i++) {
         lunnel_emu_value key[2] = {vint(ids[i]), vstr(ks[i])};
         lunnel_emu_cell c = put("n", vint(i), -1);
-        CHECK_INT(lunnel_emu_store_write(st, t, LUNNEL_EMU_ACTION_PUT, LUNNEL_EMU_COND_EXPECT_NOT_EXIST,
-                                         key, 2, &c, 1, 1000 + i, msg, sizeof msg),
+        CHECK_INT(lunnel_emu_store_write(st, t, LUNNEL_EMU_ACTION_PUT,
+                                         LUNNEL_EMU_COND_EXPECT_NOT_EXIST, key, 2, &c, 1, 1000 + i,
+                                         msg, sizeof msg),
                   LUNNEL_EMU_STORE_OK);
     }
     CHECK_INT(lunnel_emu_table_row_count(t), 8);
@@ -109,8 +115,8 @@ int main(void)
     /* conditions */
     lunnel_emu_value k1[2] = {vint(5), vstr("a")};
     lunnel_emu_cell cv = put("v", vstr("x"), 10);
-    CHECK_INT(lunnel_emu_store_write(st, t, LUNNEL_EMU_ACTION_PUT, LUNNEL_EMU_COND_EXPECT_NOT_EXIST, k1,
-                                     2, &cv, 1, 1, msg, sizeof msg),
+    CHECK_INT(lunnel_emu_store_write(st, t, LUNNEL_EMU_ACTION_PUT, LUNNEL_EMU_COND_EXPECT_NOT_EXIST,
+                                     k1, 2, &cv, 1, 1, msg, sizeof msg),
               LUNNEL_EMU_STORE_CONDITION_FAILED);
     CHECK_INT(lunnel_emu_store_status(LUNNEL_EMU_STORE_CONDITION_FAILED), 403);
     lunnel_emu_value k404[2] = {vint(404), vstr("a")};
@@ -128,8 +134,9 @@ int main(void)
     /* versions: three updates of v, max_versions 2 keeps the newest two */
     for (int i = 0; i < 3; i++) {
         lunnel_emu_cell u = put("v", vint(100 + i), 50 + i);
-        CHECK_INT(lunnel_emu_store_write(st, t, LUNNEL_EMU_ACTION_UPDATE, LUNNEL_EMU_COND_EXPECT_EXIST,
-                                         k1, 2, &u, 1, 1, msg, sizeof msg),
+        CHECK_INT(lunnel_emu_store_write(st, t, LUNNEL_EMU_ACTION_UPDATE,
+                                         LUNNEL_EMU_COND_EXPECT_EXIST, k1, 2, &u, 1, 1, msg,
+                                         sizeof msg),
                   LUNNEL_EMU_STORE_OK);
     }
     const lunnel_emu_row *row = lunnel_emu_table_get(t, k1, 2);
@@ -145,22 +152,25 @@ int main(void)
         CHECK_INT(cells[2].ts, 51);
     }
     /* delete one version, then all */
-    lunnel_emu_cell d1 = {.name = (const uint8_t *)"v", .name_len = 1,
-                          .op = LUNNEL_EMU_OP_DELETE_ONE_VERSION, .has_ts = true, .ts = 52};
+    lunnel_emu_cell d1 = {.name = (const uint8_t *)"v",
+                          .name_len = 1,
+                          .op = LUNNEL_EMU_OP_DELETE_ONE_VERSION,
+                          .has_ts = true,
+                          .ts = 52};
     CHECK_INT(lunnel_emu_store_write(st, t, LUNNEL_EMU_ACTION_UPDATE, LUNNEL_EMU_COND_IGNORE, k1, 2,
                                      &d1, 1, 1, msg, sizeof msg),
               LUNNEL_EMU_STORE_OK);
     n = lunnel_emu_row_cells(lunnel_emu_table_get(t, k1, 2), &cells);
     CHECK_INT(n, 2);
-    lunnel_emu_cell da = {.name = (const uint8_t *)"v", .name_len = 1,
-                          .op = LUNNEL_EMU_OP_DELETE_ALL_VERSIONS};
+    lunnel_emu_cell da = {
+        .name = (const uint8_t *)"v", .name_len = 1, .op = LUNNEL_EMU_OP_DELETE_ALL_VERSIONS};
     CHECK_INT(lunnel_emu_store_write(st, t, LUNNEL_EMU_ACTION_UPDATE, LUNNEL_EMU_COND_IGNORE, k1, 2,
                                      &da, 1, 1, msg, sizeof msg),
               LUNNEL_EMU_STORE_OK);
     n = lunnel_emu_row_cells(lunnel_emu_table_get(t, k1, 2), &cells);
     CHECK_INT(n, 1);
-    CHECK_INT(lunnel_emu_store_write(st, t, LUNNEL_EMU_ACTION_DELETE, LUNNEL_EMU_COND_EXPECT_EXIST, k1,
-                                     2, NULL, 0, 1, msg, sizeof msg),
+    CHECK_INT(lunnel_emu_store_write(st, t, LUNNEL_EMU_ACTION_DELETE, LUNNEL_EMU_COND_EXPECT_EXIST,
+                                     k1, 2, NULL, 0, 1, msg, sizeof msg),
               LUNNEL_EMU_STORE_OK);
     CHECK(lunnel_emu_table_get(t, k1, 2) == NULL);
     CHECK_INT(lunnel_emu_table_row_count(t), 7);
@@ -199,13 +209,14 @@ int main(void)
         const lunnel_record *rows;
         uint32_t nr;
         lunnel_arena_reset(arena);
-        CHECK_INT(lunnel_pb_decode_rows(arena, last->row, last->row_len, LUNNEL_PB_STRICT, &rows, &nr,
-                                        NULL),
+        CHECK_INT(lunnel_pb_decode_rows(arena, last->row, last->row_len, LUNNEL_PB_STRICT, &rows,
+                                        &nr, NULL),
                   0);
         CHECK(nr == 1 && rows[0].delete_marker);
     }
     /* the same key always lands in the same partition (changes 8.. are all key k1) */
-    CHECK_INT(lunnel_emu_table_change_at(t, 8)->partition, lunnel_emu_table_change_at(t, 13)->partition);
+    CHECK_INT(lunnel_emu_table_change_at(t, 8)->partition,
+              lunnel_emu_table_change_at(t, 13)->partition);
     CHECK_INT(lunnel_emu_partition_of((const uint8_t *)"abc", 3, 4),
               lunnel_emu_partition_of((const uint8_t *)"abc", 3, 4));
 
