@@ -37,6 +37,7 @@ int lunnel_sink_bwr_check_response(lunnel_sink_bwr *b, const uint8_t *body, size
                                    int *fatal_out);
 void lunnel_sink_bwr_keep_failed(lunnel_sink_bwr *b);
 const char *lunnel_sink_bwr_message(const lunnel_sink_bwr *b);
+int lunnel_sink_ots_error(const uint8_t *body, size_t len, char *out, size_t cap);
 ]])
 
 -- libc for lunnel.sinks.jsonl (file descriptors: O_APPEND writes, fsync, rotation). Each is

@@ -94,7 +94,8 @@ void lunnel_sink_bwr_clear(lunnel_sink_bwr *b);
  * Condition IGNORE (replay must not depend on the target's state). Sequence info is not sent.
  * Returns 0 (added), 1 (skipped: nothing to apply), or a negative lunnel_sink_code
  * (-LUNNEL_SINK_USAGE when the builder already holds LUNNEL_SINK_BWR_MAX_ROWS rows,
- * -LUNNEL_SINK_ENCODE with lunnel_sink_bwr_message() naming the column). */
+ * -LUNNEL_SINK_ENCODE with lunnel_sink_bwr_message() naming the column). After an error
+ * the builder's buffer is unusable: call lunnel_sink_bwr_clear. */
 int lunnel_sink_bwr_add(lunnel_sink_bwr *b, const lunnel_record *r);
 /* Rows held, and the PlainBuffer bytes they take. */
 uint32_t lunnel_sink_bwr_count(const lunnel_sink_bwr *b);
@@ -117,5 +118,11 @@ int lunnel_sink_bwr_check_response(lunnel_sink_bwr *b, const uint8_t *body, size
 void lunnel_sink_bwr_keep_failed(lunnel_sink_bwr *b);
 /* The last message ("" when none); valid until the next call on b. */
 const char *lunnel_sink_bwr_message(const lunnel_sink_bwr *b);
+
+/* Describes a non-2xx data API response body (protobuf Error{code, message}) as
+ * "<code>: <message>" into out (NUL-terminated, truncated to cap), or "unparsable error body
+ * (<n> bytes)". Returns 1 when the code is one a retry may clear (busy, timeout, unavailable,
+ * internal error, quota, row conflict), else 0. */
+int lunnel_sink_ots_error(const uint8_t *body, size_t len, char *out, size_t cap);
 
 #endif

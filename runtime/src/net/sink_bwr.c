@@ -261,3 +261,17 @@ void lunnel_sink_bwr_keep_failed(lunnel_sink_bwr *b)
     b->w.len = dst;
     b->encoded_n = 0;
 }
+
+int lunnel_sink_ots_error(const uint8_t *body, size_t len, char *out, size_t cap)
+{
+    Lunnel__Table__Error *e = len ? lunnel__table__error__unpack(NULL, len, body) : NULL;
+    if (!e || !e->code) {
+        if (cap) snprintf(out, cap, "unparsable error body (%zu bytes)", len);
+        if (e) lunnel__table__error__free_unpacked(e, NULL);
+        return 0;
+    }
+    if (cap) snprintf(out, cap, "%s: %s", e->code, e->message ? e->message : "");
+    int again = code_retriable(e->code);
+    lunnel__table__error__free_unpacked(e, NULL);
+    return again;
+}
