@@ -1,8 +1,8 @@
 -- bench/codec/lua_view.lua: Lua-side cost of the record view on the issue-3 corpus (10 columns:
 -- 5 STRING of 20 bytes, 5 INTEGER; plus an INTEGER pk), decode excluded (the batch is decoded
 -- once by liblunnel's C decoder through lunnel.testing, then walked repeatedly):
---   (b) view:        every column of every record through the view, numbers read, strings
---                    measured (r:len), no ffi.string
+--   (b) view:        every column of every record (pk included) through the view, numbers
+--                    read, strings measured (r:len), no ffi.string
 --   (c) ffi.string:  the same but strings fetched as Lua strings (r:get -> one copy each)
 --   (d) table:       a Lua table per record (r:totable()) then read from it: the baseline
 -- Usage: LUNNEL_LIB=build/liblunnel.so luajit bench/codec/lua_view.lua [records] [seconds]
@@ -29,7 +29,7 @@ assert(#batch == NREC)
 local function view(b)
   local acc = 0
   for _, r in b:iter() do
-    acc = acc + r:get("i0") + r:get("i1") + r:get("i2") + r:get("i3") + r:get("i4")
+    acc = acc + r.pk.id + r:get("i0") + r:get("i1") + r:get("i2") + r:get("i3") + r:get("i4")
     acc = acc + r:len("s0") + r:len("s1") + r:len("s2") + r:len("s3") + r:len("s4")
   end
   return acc
@@ -38,7 +38,7 @@ end
 local function strings(b)
   local acc = 0
   for _, r in b:iter() do
-    acc = acc + r:get("i0") + r:get("i1") + r:get("i2") + r:get("i3") + r:get("i4")
+    acc = acc + r.pk.id + r:get("i0") + r:get("i1") + r:get("i2") + r:get("i3") + r:get("i4")
     acc = acc + #r:get("s0") + #r:get("s1") + #r:get("s2") + #r:get("s3") + #r:get("s4")
   end
   return acc
@@ -47,8 +47,9 @@ end
 local function tables(b)
   local acc = 0
   for _, r in b:iter() do
-    local c = r:totable().cols
-    acc = acc + c.i0 + c.i1 + c.i2 + c.i3 + c.i4
+    local t = r:totable()
+    local c = t.cols
+    acc = acc + t.pk.id + c.i0 + c.i1 + c.i2 + c.i3 + c.i4
     acc = acc + #c.s0 + #c.s1 + #c.s2 + #c.s3 + #c.s4
   end
   return acc
