@@ -229,8 +229,6 @@ static void worker_swap(host_worker *w) {
                  "version", ver, "error", err, NULL);
     }
 
-    char vbuf[16], hbuf[24], okbuf[24];
-    int ack = 0;
     pthread_mutex_lock(&h->script_mu);
     w->version = v->gen;
     w->hash = v->hash;
@@ -243,19 +241,21 @@ static void worker_swap(host_worker *w) {
         }
     }
     if (m > h->acked_gen) {
+        /* the acknowledgement: logged before the counters move (under script_mu, which
+         * lunnel_host_get_stats takes), so a reader that sees them also sees the line */
+        char vbuf[16], hbuf[24], okbuf[24];
+        snprintf(vbuf, sizeof vbuf, "%d", m);
+        snprintf(hbuf, sizeof hbuf, "%016llx", (unsigned long long)mhash);
+        snprintf(okbuf, sizeof okbuf, "%llu",
+                 (unsigned long long)(h->reloads_ok + (uint64_t)(m - h->acked_gen)));
+        host_log(h, LUNNEL_LOG_INFO, "script reloaded", "path", h->script_path, "version", vbuf,
+                 "hash", hbuf, "reloads_ok", okbuf, NULL);
         __atomic_add_fetch(&h->reloads_ok, (uint64_t)(m - h->acked_gen), __ATOMIC_RELEASE);
         h->acked_gen = m;
         h->acked_hash = mhash;
-        ack = 1;
-        snprintf(vbuf, sizeof vbuf, "%d", m);
-        snprintf(hbuf, sizeof hbuf, "%016llx", (unsigned long long)h->acked_hash);
-        snprintf(okbuf, sizeof okbuf, "%llu", (unsigned long long)h->reloads_ok);
     }
     pthread_mutex_unlock(&h->script_mu);
     script_unref(h, v);
-    if (ack)
-        host_log(h, LUNNEL_LOG_INFO, "script reloaded", "path", h->script_path, "version", vbuf,
-                 "hash", hbuf, "reloads_ok", okbuf, NULL);
 }
 
 /* ---- workers ------------------------------------------------------------------------ */

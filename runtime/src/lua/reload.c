@@ -99,9 +99,10 @@ static void check_script(lunnel_host *h) {
     state_close(&st);
     if (rc != 0) {
         free(src);
-        __atomic_add_fetch(&h->reloads_failed, 1, __ATOMIC_RELEASE);
+        /* log first: whoever sees the counter move can rely on the line being there */
         host_log(h, LUNNEL_LOG_ERROR, "script reload rejected, old version kept", "path",
                  h->script_path, "error", err, NULL);
+        __atomic_add_fetch(&h->reloads_failed, 1, __ATOMIC_RELEASE);
         return;
     }
     host_log(h, LUNNEL_LOG_DEBUG, "script validated", "path", h->script_path, NULL);
