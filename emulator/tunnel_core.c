@@ -269,14 +269,23 @@ int emu_tunnel_schedule(lunnel_emu_tunnels *t, emu_tunnel *tu) {
     if (tu->expired) return 0;
 
     /* Live clients of this tunnel, in connect order. */
-    emu_client *cl[256];
-    int k = 0;
-    for (int i = 0; i < t->nclients && k < 256; i++)
-        if (t->clients[i]->tunnel == tu) cl[k++] = t->clients[i];
+    int k = emu_tunnel_client_count(t, tu);
     if (k == 0) return 0;
+    emu_client **cl = malloc((size_t)k * sizeof *cl);
+    int *open = calloc((size_t)k, sizeof *open), *cap = malloc((size_t)k * sizeof *cap),
+        *rank = malloc((size_t)k * sizeof *rank);
+    if (!cl || !open || !cap || !rank) {
+        free(cl);
+        free(open);
+        free(cap);
+        free(rank);
+        return 0; /* out of memory: try again at the next tick */
+    }
+    k = 0;
+    for (int i = 0; i < t->nclients; i++)
+        if (t->clients[i]->tunnel == tu) cl[k++] = t->clients[i];
 
     int n = 0;
-    int open[256] = {0};
     for (int i = 0; i < tu->nch; i++) {
         emu_channel *ch = tu->ch[i];
         if (ch->owner) {
@@ -290,7 +299,6 @@ int emu_tunnel_schedule(lunnel_emu_tunnels *t, emu_tunnel *tu) {
     }
     /* Capacities: n/k each, the remainder to the clients already holding the most, so a
      * balanced tunnel never moves a channel. */
-    int cap[256], rank[256];
     for (int j = 0; j < k; j++) rank[j] = j;
     for (int a = 1; a < k; a++) { /* insertion sort by open desc, stable */
         int r = rank[a], b = a;
@@ -329,6 +337,10 @@ int emu_tunnel_schedule(lunnel_emu_tunnels *t, emu_tunnel *tu) {
         open[best]++;
         changed++;
     }
+    free(cl);
+    free(open);
+    free(cap);
+    free(rank);
     return changed;
 }
 
