@@ -698,7 +698,37 @@ static void test_retention_caught_up(void) {
     lunnel_emu_tunnels_free(t);
 }
 
+/* Uneven counts: 20 channels over 7 clients settle at 3,3,3,3,3,3,2 with nothing lost. */
+static void test_many_clients(void) {
+    lunnel_emu_tunnels *t = mk(20, 1000);
+    char *tid = tc_create(t, "orders", "many", 2);
+    tc_client cl[7];
+    tc_client *cs[7];
+    char *ids[7];
+    for (int i = 0; i < 7; i++) {
+        ids[i] = tc_connect(t, tid, 3600, NULL);
+        tc_init(&cl[i], t, tid, ids[i]);
+        cs[i] = &cl[i];
+        round_of(cs, i + 1, 1); /* clients join one by one, forcing handoffs */
+    }
+    for (int r = 0; r < 6; r++) round_of(cs, 7, 1);
+    int total = 0, threes = 0, twos = 0;
+    for (int i = 0; i < 7; i++) {
+        int n = tc_count(&cl[i], 1);
+        total += n;
+        threes += n == 3;
+        twos += n == 2;
+    }
+    CHECK_INT(total, 20);
+    CHECK_INT(threes, 6);
+    CHECK_INT(twos, 1);
+    for (int i = 0; i < 7; i++) free(ids[i]);
+    free(tid);
+    lunnel_emu_tunnels_free(t);
+}
+
 int main(void) {
+    test_many_clients();
     test_reclog();
     test_retention_caught_up();
     test_base_and_stream_one_client();
