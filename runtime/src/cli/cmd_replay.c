@@ -4,7 +4,8 @@
  * for benchmarking the host (--workers, --channels, --repeat). Each channel gets every FILE
  * in order, --repeat times, one batch per file, a window of batches in flight; failures print
  * their error and Lua traceback. The last line on stdout is a summary:
- *   replay: batches=N records=N failed=N seconds=S records_per_s=R workers=W channels=C
+ *   replay: batches=N records=N failed=N seconds=S records_per_s=R cpu_seconds=S
+ *           records_per_cpu_s=R workers=W channels=C
  * Exit status 0 when every batch succeeded, 1 when any failed, 2 on usage errors. */
 #include <ev.h>
 #include <stddef.h>
@@ -12,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "lunnel/host.h"
@@ -88,8 +90,16 @@ typedef struct replay {
     struct ev_loop *loop;
     long batches, records, failed, open_failed;
     int closed;
-    double t0;
+    double t0, cpu0;
 } replay;
+
+/* CPU seconds (user + system) of the whole process so far. */
+static double cpu_s(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
 
 static double now_s(void) {
     struct timespec ts;
@@ -273,6 +283,7 @@ int lunnel_cmd_replay(int argc, char **argv) {
     r.nchans = (int)r.o.channels;
     r.chans = calloc((size_t)r.nchans, sizeof *r.chans);
     r.t0 = now_s();
+    r.cpu0 = cpu_s();
     for (int c = 0; c < r.nchans; c++) {
         char id[32];
         snprintf(id, sizeof id, "replay-%d", c);
@@ -286,13 +297,14 @@ int lunnel_cmd_replay(int argc, char **argv) {
         }
     }
     ev_run(r.loop, 0);
-    double secs = now_s() - r.t0;
+    double secs = now_s() - r.t0, cpu = cpu_s() - r.cpu0;
     lunnel_host_stats st;
     lunnel_host_get_stats(r.host, &st);
     printf("replay: batches=%ld records=%ld failed=%ld seconds=%.3f records_per_s=%.0f "
-           "workers=%d channels=%d\n",
+           "cpu_seconds=%.3f records_per_cpu_s=%.0f workers=%d channels=%d\n",
            r.batches, r.records, r.failed + r.open_failed, secs,
-           secs > 0 ? (double)r.records / secs : 0.0, st.workers, r.nchans);
+           secs > 0 ? (double)r.records / secs : 0.0, cpu, cpu > 0 ? (double)r.records / cpu : 0.0,
+           st.workers, r.nchans);
     status = r.failed || r.open_failed ? 1 : 0;
 out:
     if (r.host) lunnel_host_free(r.host);
