@@ -92,6 +92,26 @@ describe("lunnel replay", function()
     assert.matches("replay: batches=3 records=150 failed=1", out)
   end)
 
+  it("replays bare PlainBuffer files, inferring actions", function()
+    local script = write("pb.lua", [[
+      return {process = function(ctx, batch)
+        for _, r in batch:iter() do print("REC " .. r.action .. " " .. r:key()) end
+      end}
+    ]])
+    local pb = src .. "/fuzz/corpus/plainbuffer/"
+    local rc, out = sh(("%s replay --log-level warn --script %s %sput_all_types.bin "
+                        .. "%sdelete_row.bin %supdate_ops.bin"):format(bin, script, pb, pb, pb))
+    assert.equals(0, rc, out)
+    local actions = {}
+    for a in out:gmatch("REC (%u+) ") do actions[#actions + 1] = a end
+    assert.same({ "PUT", "DELETE", "UPDATE" }, actions)
+    assert.matches("replay: batches=3 records=3 failed=0", out)
+    -- the same bytes are not a ReadRecordsResponse
+    rc, out = sh(("%s replay --format response --script %s %sput_all_types.bin"):format(bin, script, pb))
+    assert.equals(2, rc, out)
+    assert.matches("is not a ReadRecordsResponse", out)
+  end)
+
   it("exits 2 on usage errors and scripts that do not load", function()
     local rc, out = sh(bin .. " replay " .. dir .. "/corpus/batch-000.bin")
     assert.equals(2, rc, out)
