@@ -17,6 +17,7 @@ let TS = null;
 try {
   TS = createRequire(path.resolve(here, '../tests/node/package.json'))('tablestore');
 } catch { /* SDK not installed: admin load */ }
+if (process.env.DEMO_NO_SDK) TS = null; // exercise the offline path
 
 async function admin(action, body) {
   const r = await post(Number(port), `/_emulator/${action}`, JSON.stringify(body), creds);
