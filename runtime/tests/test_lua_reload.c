@@ -5,6 +5,8 @@
  * batch; ctx.state survives every swap; after the acknowledgement (waited on through the
  * stats, never on time) every batch runs the last version. Then the SIGHUP path
  * (lunnel_host_reload) on a host without inotify. */
+#include <sys/stat.h>
+
 #include "test_lua_util.h"
 #include "testutil.h"
 
@@ -280,6 +282,50 @@ static void test_sighup_path(void) {
     lunnel_host_free(sighup_host);
 }
 
+/* A ConfigMap-style script: link.lua -> ..data/s.lua, ..data -> a versioned directory; an
+ * update swaps ..data by rename. No event names link.lua, yet the reload happens. */
+static lunnel_host *link_host;
+static uint64_t link_hash;
+static int cond_link(void *arg) {
+    (void)arg;
+    lunnel_host_stats st;
+    lunnel_host_get_stats(link_host, &st);
+    return st.script_hash == link_hash;
+}
+
+static void test_symlink_swap(void) {
+    char p[600], q[600], path[600];
+    const char *v1 = "return {process = function(ctx) ctx.log.info('link1') end}\n";
+    const char *v2 = "return {process = function(ctx) ctx.log.info('link2') end}\n";
+    snprintf(p, sizeof p, "%s/cm", tl_dir);
+    CHECK(mkdir(p, 0755) == 0);
+    snprintf(p, sizeof p, "%s/cm/.v1", tl_dir);
+    CHECK(mkdir(p, 0755) == 0);
+    snprintf(p, sizeof p, "%s/cm/.v2", tl_dir);
+    CHECK(mkdir(p, 0755) == 0);
+    tl_write("cm/.v1/s.lua", v1, 0);
+    tl_write("cm/.v2/s.lua", v2, 0);
+    snprintf(p, sizeof p, "%s/cm/..data", tl_dir);
+    CHECK(symlink(".v1", p) == 0);
+    snprintf(path, sizeof path, "%s/cm/link.lua", tl_dir);
+    CHECK(symlink("..data/s.lua", path) == 0);
+    lunnel_host_config c = tl_config(loop, path, 1);
+    c.watch = 1;
+    char err[512] = "";
+    link_host = lunnel_host_new(&c, err, sizeof err);
+    CHECK(link_host != NULL);
+    if (!link_host) {
+        fprintf(stderr, "host: %s\n", err);
+        return;
+    }
+    link_hash = lunnel_host_hash(v2, strlen(v2));
+    snprintf(q, sizeof q, "%s/cm/..data_tmp", tl_dir);
+    CHECK(symlink(".v2", q) == 0);
+    CHECK(rename(q, p) == 0);
+    CHECK(tl_run_until(loop, cond_link, NULL, 10));
+    lunnel_host_free(link_host);
+}
+
 int main(void) {
     tl_setup_env();
     loop = ev_loop_new(EVFLAG_AUTO);
@@ -287,6 +333,7 @@ int main(void) {
     rows = tl_make_rows(1, 2, &rows_len);
     test_reload_under_load();
     test_sighup_path();
+    test_symlink_swap();
     free(rows);
     tl_log_clear();
     tl_rmdir();

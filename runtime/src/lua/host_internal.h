@@ -124,6 +124,7 @@ struct lunnel_host {
     int watcher_started;
     int inotify_fd, wake_fd; /* wake_fd: eventfd, written by lunnel_host_reload / free */
     int watcher_stop;
+    int watch_any; /* the script is a symlink: any event in its directory triggers a check */
 
     /* watchdog (host.c) */
     pthread_t watchdog;

@@ -66,7 +66,7 @@ static int events_name_script(lunnel_host *h, const char *buf, ssize_t n) {
     int hit = 0;
     for (ssize_t off = 0; off < n;) {
         const struct inotify_event *ev = (const struct inotify_event *)(buf + off);
-        if (ev->len && strcmp(ev->name, h->script_base) == 0) hit = 1;
+        if (ev->len && (h->watch_any || strcmp(ev->name, h->script_base) == 0)) hit = 1;
         if (ev->mask & IN_Q_OVERFLOW) hit = 1; /* lost events: check anyway */
         off += (ssize_t)sizeof *ev + ev->len;
     }
@@ -155,6 +155,11 @@ int reload_start(lunnel_host *h, char *err, size_t cap) {
         snprintf(err, cap, "inotify_init1: %s", strerror(errno));
         return -1;
     }
+    /* A symlinked script (Kubernetes ConfigMaps swap a "..data" link beside it) changes
+     * without an event naming it: then every event in the directory triggers a check (an
+     * unchanged file costs one read and a hash). */
+    struct stat sb;
+    if (lstat(h->script_path, &sb) == 0 && S_ISLNK(sb.st_mode)) h->watch_any = 1;
     /* CLOSE_WRITE: written in place; MOVED_TO: renamed over (vim, sed -i, atomic writers) */
     if (h->cfg.watch && inotify_add_watch(h->inotify_fd, h->script_dir, IN_CLOSE_WRITE | IN_MOVED_TO) < 0) {
         snprintf(err, cap, "cannot watch %s: %s", h->script_dir, strerror(errno));
