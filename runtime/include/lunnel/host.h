@@ -62,7 +62,11 @@ typedef enum lunnel_host_event {
     LUNNEL_HOST_EV_CLOSED,     /* shutdown(ctx) ran; the channel handle is freed right after
                                   this completion's callback returns */
     LUNNEL_HOST_EV_TIMEOUT,    /* watchdog: the batch (batch_user) has been running longer
-                                  than process_timeout_s; it is still running */
+                                  than process_timeout_s; it is still running (its EV_BATCH
+                                  follows if it ever returns). Reported once per call. The
+                                  restart hook: checkpoint what completed, then _exit() (not
+                                  lunnel_host_free, which would wait for the stuck call) and
+                                  let the supervisor restart; the batch is read again. */
 } lunnel_host_event;
 
 /* Delivered to on_done on the loop thread. All pointers are valid only during the call. */
