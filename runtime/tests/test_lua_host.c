@@ -55,7 +55,8 @@ static struct ev_loop *loop;
 #define NCH 6
 #define NB 60
 
-static void test_ordering(const char *script) {
+static void test_ordering(const char *script)
+{
     tl_ndone = 0;
     tl_log_clear();
     lunnel_host_config c = tl_config(loop, script, 3);
@@ -74,7 +75,8 @@ static void test_ordering(const char *script) {
     for (int i = 0; i < NCH; i++) {
         char id[32];
         snprintf(id, sizeof id, "ch-%d", i);
-        lunnel_host_channel_info info = {"tun-1", "cli-1", id, "trace-9", 1, (void *)(intptr_t)(i + 1)};
+        lunnel_host_channel_info info = {"tun-1",   "cli-1", id,
+                                         "trace-9", 1,       (void *)(intptr_t)(i + 1)};
         ch[i] = lunnel_host_channel_open(h, &info);
         CHECK(ch[i] != NULL);
         workers_used[lunnel_host_channel_worker(ch[i])]++;
@@ -87,12 +89,13 @@ static void test_ordering(const char *script) {
         for (int i = 0; i < NCH; i++) {
             char tok[32];
             snprintf(tok, sizeof tok, "b%d", b);
-            lunnel_host_batch batch = {LUNNEL_HOST_PAYLOAD_PLAINBUFFER, rows, len, NULL, 0, tok,
-                                       (void *)(intptr_t)b};
+            lunnel_host_batch batch = {
+                LUNNEL_HOST_PAYLOAD_PLAINBUFFER, rows, len, NULL, 0, tok, (void *)(intptr_t)b};
             CHECK_INT(lunnel_host_submit(ch[i], &batch), 0);
         }
     }
-    for (int i = 0; i < NCH; i++) CHECK_INT(lunnel_host_channel_shutdown(ch[i]), 0);
+    for (int i = 0; i < NCH; i++)
+        CHECK_INT(lunnel_host_channel_shutdown(ch[i]), 0);
     /* after shutdown is queued, more batches are refused */
     lunnel_host_batch late = {LUNNEL_HOST_PAYLOAD_PLAINBUFFER, rows, len, NULL, 0, "late", NULL};
     CHECK_INT(lunnel_host_submit(ch[0], &late), LUNNEL_HOST_ESTATE);
@@ -115,7 +118,8 @@ static void test_ordering(const char *script) {
                 if (d->event != LUNNEL_HOST_EV_OPENED) order_ok = 0;
                 next = 1;
             } else if (next <= NB) {
-                if (d->event != LUNNEL_HOST_EV_BATCH || (intptr_t)d->batch_user != next) order_ok = 0;
+                if (d->event != LUNNEL_HOST_EV_BATCH || (intptr_t)d->batch_user != next)
+                    order_ok = 0;
                 if (d->records != 4) order_ok = 0;
                 next++;
             } else {
@@ -149,12 +153,13 @@ static void test_ordering(const char *script) {
 
 /* ---- different channels really run at the same time ---- */
 
-static void test_parallel(void) {
+static void test_parallel(void)
+{
     tl_ndone = 0;
     tl_barrier_need = 2;
     tl_barrier_seen = tl_barrier_timeouts = 0;
-    const char *p = tl_write("par.lua",
-                             "return {process = function(ctx) ctx.log.info('barrier') end}\n", 0);
+    const char *p =
+        tl_write("par.lua", "return {process = function(ctx) ctx.log.info('barrier') end}\n", 0);
     char path[512];
     snprintf(path, sizeof path, "%s", p);
     lunnel_host_config c = tl_config(loop, path, 2);
@@ -164,8 +169,10 @@ static void test_parallel(void) {
     if (!h) return;
     size_t len = 0;
     uint8_t *rows = tl_make_rows(1, 1, &len);
-    lunnel_host_channel_info i1 = {"t", "c", "p1", NULL, 0, NULL}, i2 = {"t", "c", "p2", NULL, 0, NULL};
-    lunnel_host_channel *a = lunnel_host_channel_open(h, &i1), *b = lunnel_host_channel_open(h, &i2);
+    lunnel_host_channel_info i1 = {"t", "c", "p1", NULL, 0, NULL},
+                             i2 = {"t", "c", "p2", NULL, 0, NULL};
+    lunnel_host_channel *a = lunnel_host_channel_open(h, &i1),
+                        *b = lunnel_host_channel_open(h, &i2);
     CHECK(lunnel_host_channel_worker(a) != lunnel_host_channel_worker(b));
     lunnel_host_batch batch = {LUNNEL_HOST_PAYLOAD_PLAINBUFFER, rows, len, NULL, 0, "x", NULL};
     CHECK_INT(lunnel_host_submit(a, &batch), 0);
@@ -181,7 +188,8 @@ static void test_parallel(void) {
 
 /* ---- failures: error, memory, huge output, bad bytes; then recovery ---- */
 
-static void test_failures(const char *script) {
+static void test_failures(const char *script)
+{
     tl_ndone = 0;
     tl_log_clear();
     lunnel_host_config c = tl_config(loop, script, 1);
@@ -198,7 +206,8 @@ static void test_failures(const char *script) {
     uint8_t garbage[] = {0x75, 0, 0, 0, 0x01, 0x03, 0x04, 0xff, 0xff, 0xff, 0x7f};
     lunnel_host_channel_info info = {"t", "c", "chan", NULL, 0, (void *)1};
     lunnel_host_channel *ch = lunnel_host_channel_open(h, &info);
-    const char *toks[] = {"b1", "b2-boom", "b3", "b4-hog", "b5", "b6-huge", "b7-commit", "g8", "last"};
+    const char *toks[] = {"b1",      "b2-boom",   "b3", "b4-hog", "b5",
+                          "b6-huge", "b7-commit", "g8", "last"};
     int n = (int)(sizeof toks / sizeof *toks);
     for (int i = 0; i < n; i++) {
         lunnel_host_batch b = {LUNNEL_HOST_PAYLOAD_PLAINBUFFER, rows, len, NULL, 0, toks[i],
@@ -228,7 +237,7 @@ static void test_failures(const char *script) {
     CHECK_INT(d->status, LUNNEL_HOST_EMEMORY);
     CHECK(strstr(d->error, "memory limit") != NULL);
     CHECK_INT(tl_dones[5].status, LUNNEL_HOST_OK); /* b5: the state recovered */
-    d = &tl_dones[6];                               /* b6-huge: huge log + huge error */
+    d = &tl_dones[6];                              /* b6-huge: huge log + huge error */
     CHECK_INT(d->status, LUNNEL_HOST_ESCRIPT);
     CHECK(d->error_len < 5000);
     CHECK(strstr(d->error_tail, "bytes cut)") != NULL);
@@ -257,7 +266,8 @@ static void test_failures(const char *script) {
 
 /* ---- watchdog ---- */
 
-static void test_watchdog(const char *script) {
+static void test_watchdog(const char *script)
+{
     tl_ndone = 0;
     tl_log_clear();
     lunnel_host_config c = tl_config(loop, script, 1);
@@ -270,7 +280,8 @@ static void test_watchdog(const char *script) {
     uint8_t *rows = tl_make_rows(1, 1, &len);
     lunnel_host_channel_info info = {"t", "c", "slowchan", NULL, 0, (void *)7};
     lunnel_host_channel *ch = lunnel_host_channel_open(h, &info);
-    lunnel_host_batch b = {LUNNEL_HOST_PAYLOAD_PLAINBUFFER, rows, len, NULL, 0, "b1-slow", (void *)42};
+    lunnel_host_batch b = {
+        LUNNEL_HOST_PAYLOAD_PLAINBUFFER, rows, len, NULL, 0, "b1-slow", (void *)42};
     CHECK_INT(lunnel_host_submit(ch, &b), 0);
     lunnel_host_batch b2 = {LUNNEL_HOST_PAYLOAD_PLAINBUFFER, rows, len, NULL, 0, "b2", (void *)43};
     CHECK_INT(lunnel_host_submit(ch, &b2), 0);
@@ -293,22 +304,24 @@ static void test_watchdog(const char *script) {
 
 /* ---- payload kinds: whole response (scanned on the worker), pre-scanned ranges ---- */
 
-static void test_payloads(void) {
+static void test_payloads(void)
+{
     tl_ndone = 0;
     tl_log_clear();
-    const char *p = tl_write("payload.lua",
-                             "return {process = function(ctx, batch)\n"
-                             "  if ctx.next_token == 'tok-F' then return ctx.state.saved.pk.id end\n"
-                             "  ctx.state.saved = batch[1]\n"
-                             "  local ids = {}\n"
-                             "  for i, r in batch:iter() do\n"
-                             "    ids[i] = r.pk.id .. ':' .. r:get('v') .. ':' .. r:get('n') .. ':' .. r.action\n"
-                             "  end\n"
-                             "  ctx.log.info('payload', {token = ctx.next_token,\n"
-                             "    n = '#' .. ctx.record_count .. '#', len = '#' .. #batch .. '#',\n"
-                             "    ids = '[' .. table.concat(ids, ',') .. ']'})\n"
-                             "end}\n",
-                             0);
+    const char *p = tl_write(
+        "payload.lua",
+        "return {process = function(ctx, batch)\n"
+        "  if ctx.next_token == 'tok-F' then return ctx.state.saved.pk.id end\n"
+        "  ctx.state.saved = batch[1]\n"
+        "  local ids = {}\n"
+        "  for i, r in batch:iter() do\n"
+        "    ids[i] = r.pk.id .. ':' .. r:get('v') .. ':' .. r:get('n') .. ':' .. r.action\n"
+        "  end\n"
+        "  ctx.log.info('payload', {token = ctx.next_token,\n"
+        "    n = '#' .. ctx.record_count .. '#', len = '#' .. #batch .. '#',\n"
+        "    ids = '[' .. table.concat(ids, ',') .. ']'})\n"
+        "end}\n",
+        0);
     char path[512];
     snprintf(path, sizeof path, "%s", p);
     lunnel_host_config c = tl_config(loop, path, 2);
@@ -327,8 +340,10 @@ static void test_payloads(void) {
     lunnel_host_channel_info info = {"t", "c", "pay", NULL, 1, NULL};
     lunnel_host_channel *ch = lunnel_host_channel_open(h, &info);
     lunnel_host_batch b1 = {LUNNEL_HOST_PAYLOAD_RESPONSE, resp, len, NULL, 0, "tok-A", (void *)1};
-    lunnel_host_batch b2 = {LUNNEL_HOST_PAYLOAD_RANGES, resp, len, rr.records, rr.count, "tok-B", (void *)2};
-    lunnel_host_batch b3 = {LUNNEL_HOST_PAYLOAD_RESPONSE, junk, sizeof junk, NULL, 0, "tok-C", (void *)3};
+    lunnel_host_batch b2 = {
+        LUNNEL_HOST_PAYLOAD_RANGES, resp, len, rr.records, rr.count, "tok-B", (void *)2};
+    lunnel_host_batch b3 = {
+        LUNNEL_HOST_PAYLOAD_RESPONSE, junk, sizeof junk, NULL, 0, "tok-C", (void *)3};
     lunnel_host_batch b4 = {LUNNEL_HOST_PAYLOAD_RANGES, resp, len, NULL, 0, "tok-D", (void *)4};
     CHECK_INT(lunnel_host_submit(ch, &b1), 0);
     CHECK_INT(lunnel_host_submit(ch, &b2), 0);
@@ -362,7 +377,8 @@ static void test_payloads(void) {
     /* the records themselves, decoded on the worker through the real view */
     CHECK_INT(tl_log_count("token=tok-A", "ids=[1000:val-1000:10000:PUT,1001:val-1001:10010:PUT,"
                                           "1002:val-1002:10020:PUT,1003:val-1003:10030:PUT,"
-                                          "1004:val-1004:10040:PUT]"), 1);
+                                          "1004:val-1004:10040:PUT]"),
+              1);
     CHECK_INT(tl_log_count("token=tok-B", "ids=[1000:val-1000:10000:PUT,"), 1);
     CHECK_INT(tl_log_count("token=tok-B", "n=#5#"), 1);
     CHECK_INT(tl_log_count("token=tok-D", "len=#0#"), 1);
@@ -375,7 +391,8 @@ static void test_payloads(void) {
 
 /* ---- scripts that do not load ---- */
 
-static void test_bad_scripts(void) {
+static void test_bad_scripts(void)
+{
     struct {
         const char *text, *want;
     } cases[] = {
@@ -405,7 +422,8 @@ static void test_bad_scripts(void) {
     lunnel_host_free(h);
 }
 
-int main(void) {
+int main(void)
+{
     tl_setup_env();
     loop = ev_loop_new(EVFLAG_AUTO);
     tl_mkdir();

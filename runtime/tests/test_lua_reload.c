@@ -22,11 +22,10 @@ static const char *VALID_FMT =
     "end\n"
     "return M\n";
 
-static const char *BROKEN_SYNTAX =
-    "local V = 'broken1'\n"
-    "local M = {\n"
-    "function M.process(ctx) ctx.log.info('ran', {v = V}) end\n"
-    "return M\n";
+static const char *BROKEN_SYNTAX = "local V = 'broken1'\n"
+                                   "local M = {\n"
+                                   "function M.process(ctx) ctx.log.info('ran', {v = V}) end\n"
+                                   "return M\n";
 
 static const char *BROKEN_NO_PROCESS =
     "local M = {}\n"
@@ -38,15 +37,16 @@ static lunnel_host *host;
 static lunnel_host_channel *chans[NCH];
 static uint8_t *rows;
 static size_t rows_len;
-static int submitted[NCH];      /* batches submitted per channel */
-static int completed[NCH];      /* EV_BATCH completions per channel */
+static int submitted[NCH]; /* batches submitted per channel */
+static int completed[NCH]; /* EV_BATCH completions per channel */
 static int order_errors, failures;
 static char tokens[NCH][MAX_B][24];
 static int feeding = 1;
 
 static char valid_text[6][512];
 
-static void on_done(const lunnel_host_completion *c, void *ud) {
+static void on_done(const lunnel_host_completion *c, void *ud)
+{
     tl_on_done(c, ud);
     if (c->event != LUNNEL_HOST_EV_BATCH) return;
     int ch = (int)(intptr_t)c->channel_user;
@@ -59,7 +59,8 @@ static void on_done(const lunnel_host_completion *c, void *ud) {
     completed[ch]++;
 }
 
-static void feed(struct ev_loop *l, ev_timer *w, int revents) {
+static void feed(struct ev_loop *l, ev_timer *w, int revents)
+{
     (void)l;
     (void)w;
     (void)revents;
@@ -68,8 +69,13 @@ static void feed(struct ev_loop *l, ev_timer *w, int revents) {
         if (submitted[i] - completed[i] >= 3 || submitted[i] >= MAX_B) continue;
         int k = submitted[i];
         snprintf(tokens[i][k], sizeof tokens[i][k], "<c%d-%d>", i, k + 1);
-        lunnel_host_batch b = {LUNNEL_HOST_PAYLOAD_PLAINBUFFER, rows, rows_len, NULL, 0,
-                               tokens[i][k], (void *)(intptr_t)k};
+        lunnel_host_batch b = {LUNNEL_HOST_PAYLOAD_PLAINBUFFER,
+                               rows,
+                               rows_len,
+                               NULL,
+                               0,
+                               tokens[i][k],
+                               (void *)(intptr_t)k};
         if (lunnel_host_submit(chans[i], &b) == 0) submitted[i]++;
     }
 }
@@ -90,7 +96,8 @@ static struct {
 static int plan_next;
 static double t_start;
 
-static void rewrite(struct ev_loop *l, ev_timer *w, int revents) {
+static void rewrite(struct ev_loop *l, ev_timer *w, int revents)
+{
     (void)l;
     (void)w;
     (void)revents;
@@ -101,28 +108,32 @@ static void rewrite(struct ev_loop *l, ev_timer *w, int revents) {
 }
 
 static uint64_t want_hash;
-static int cond_acked(void *arg) {
+static int cond_acked(void *arg)
+{
     (void)arg;
     lunnel_host_stats st;
     lunnel_host_get_stats(host, &st);
     return plan_next == 6 && st.script_hash == want_hash;
 }
 
-static int cond_all_done(void *arg) {
+static int cond_all_done(void *arg)
+{
     (void)arg;
     for (int i = 0; i < NCH; i++)
         if (completed[i] != submitted[i]) return 0;
     return 1;
 }
 
-static int cond_reached(void *arg) {
+static int cond_reached(void *arg)
+{
     int *target = arg;
     for (int i = 0; i < NCH; i++)
         if (submitted[i] < target[i]) return 0;
     return 1;
 }
 
-static void test_reload_under_load(void) {
+static void test_reload_under_load(void)
+{
     for (int v = 1; v <= 5; v++) {
         char name[8];
         snprintf(name, sizeof name, "v%d", v);
@@ -169,10 +180,12 @@ static void test_reload_under_load(void) {
     double t_ack = tl_now() - t_start;
     ev_timer_stop(loop, &writer);
     int after_ack[NCH];
-    for (int i = 0; i < NCH; i++) after_ack[i] = submitted[i];
+    for (int i = 0; i < NCH; i++)
+        after_ack[i] = submitted[i];
     /* keep feeding 30 more batches per channel, then drain */
     int target[NCH];
-    for (int i = 0; i < NCH; i++) target[i] = submitted[i] + 30;
+    for (int i = 0; i < NCH; i++)
+        target[i] = submitted[i] + 30;
     CHECK(tl_run_until(loop, cond_reached, target, 15));
     feeding = 0;
     ev_timer_stop(loop, &feeder);
@@ -180,9 +193,10 @@ static void test_reload_under_load(void) {
 
     lunnel_host_stats st;
     lunnel_host_get_stats(host, &st);
-    printf("reload test: %d+%d batches, ack after %.3f s, reloads ok=%llu failed=%llu, version=%d\n",
-           submitted[0], submitted[1], t_ack, (unsigned long long)st.reloads_ok,
-           (unsigned long long)st.reloads_failed, st.script_version);
+    printf(
+        "reload test: %d+%d batches, ack after %.3f s, reloads ok=%llu failed=%llu, version=%d\n",
+        submitted[0], submitted[1], t_ack, (unsigned long long)st.reloads_ok,
+        (unsigned long long)st.reloads_failed, st.script_version);
     CHECK_INT(order_errors, 0);
     CHECK_INT(failures, 0);
     CHECK(st.reloads_ok >= 2);     /* v2..v5 seen, at least two of them acknowledged */
@@ -223,23 +237,27 @@ static void test_reload_under_load(void) {
 
 static uint64_t sighup_hash;
 static lunnel_host *sighup_host;
-static int cond_sighup(void *arg) {
+static int cond_sighup(void *arg)
+{
     (void)arg;
     lunnel_host_stats st;
     lunnel_host_get_stats(sighup_host, &st);
     return st.script_hash == sighup_hash && st.reloads_ok == 1;
 }
 
-static int cond_failed_once(void *arg) {
+static int cond_failed_once(void *arg)
+{
     (void)arg;
     lunnel_host_stats st;
     lunnel_host_get_stats(sighup_host, &st);
     return st.reloads_failed == 1;
 }
 
-static void test_sighup_path(void) {
+static void test_sighup_path(void)
+{
     tl_ndone = 0;
-    const char *p = tl_write("hup.lua", "return {process = function(ctx) ctx.log.info('hup1') end}\n", 0);
+    const char *p =
+        tl_write("hup.lua", "return {process = function(ctx) ctx.log.info('hup1') end}\n", 0);
     char path[512];
     snprintf(path, sizeof path, "%s", p);
     lunnel_host_config c = tl_config(loop, path, 2);
@@ -286,14 +304,16 @@ static void test_sighup_path(void) {
  * update swaps ..data by rename. No event names link.lua, yet the reload happens. */
 static lunnel_host *link_host;
 static uint64_t link_hash;
-static int cond_link(void *arg) {
+static int cond_link(void *arg)
+{
     (void)arg;
     lunnel_host_stats st;
     lunnel_host_get_stats(link_host, &st);
     return st.script_hash == link_hash;
 }
 
-static void test_symlink_swap(void) {
+static void test_symlink_swap(void)
+{
     char p[600], q[600], path[600];
     const char *v1 = "return {process = function(ctx) ctx.log.info('link1') end}\n";
     const char *v2 = "return {process = function(ctx) ctx.log.info('link2') end}\n";
@@ -326,7 +346,8 @@ static void test_symlink_swap(void) {
     lunnel_host_free(link_host);
 }
 
-int main(void) {
+int main(void)
+{
     tl_setup_env();
     loop = ev_loop_new(EVFLAG_AUTO);
     tl_mkdir();

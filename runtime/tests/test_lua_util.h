@@ -20,7 +20,8 @@
 
 /* A PlainBuffer holding `rows` rows: pk (id INTEGER first_id+i), cols v STRING "val-<id>",
  * n INTEGER id*10. Returns malloc'd bytes (caller frees) and their length. */
-static inline uint8_t *tl_make_rows(int64_t first_id, int rows, size_t *len) {
+static inline uint8_t *tl_make_rows(int64_t first_id, int rows, size_t *len)
+{
     lunnel_pb_writer w;
     lunnel_pb_writer_init(&w);
     lunnel_pb_write_header(&w);
@@ -48,7 +49,8 @@ static inline uint8_t *tl_make_rows(int64_t first_id, int rows, size_t *len) {
     return out;
 }
 
-static inline size_t tl_varint(uint8_t *p, uint64_t v) {
+static inline size_t tl_varint(uint8_t *p, uint64_t v)
+{
     size_t n = 0;
     do {
         p[n++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
@@ -60,7 +62,8 @@ static inline size_t tl_varint(uint8_t *p, uint64_t v) {
 /* A ReadRecordsResponse (protobuf written by hand, PROTOCOL.md section 2): `n` PUT records
  * with ids first_id.., each Record.record one PlainBuffer row, then next_token and
  * may_more_record = true. Returns malloc'd bytes. */
-static inline uint8_t *tl_make_response(int64_t first_id, int n, const char *token, size_t *len) {
+static inline uint8_t *tl_make_response(int64_t first_id, int n, const char *token, size_t *len)
+{
     size_t cap = 64 + strlen(token), off = 0;
     uint8_t *out = malloc(cap);
     for (int i = 0; i < n; i++) {
@@ -96,7 +99,8 @@ static inline uint8_t *tl_make_response(int64_t first_id, int n, const char *tok
 
 static char tl_dir[256];
 
-static void tl_mkdir(void) {
+static void tl_mkdir(void)
+{
     snprintf(tl_dir, sizeof tl_dir, "/tmp/lunnel-hosttest-XXXXXX");
     if (!mkdtemp(tl_dir)) {
         perror("mkdtemp");
@@ -104,7 +108,8 @@ static void tl_mkdir(void) {
     }
 }
 
-static void tl_rmdir(void) {
+static void tl_rmdir(void)
+{
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tl_dir);
     if (system(cmd) != 0) fprintf(stderr, "cleanup of %s failed\n", tl_dir);
@@ -112,7 +117,8 @@ static void tl_rmdir(void) {
 
 /* Writes `text` to dir/name; by_rename: write name.tmp then rename over (vim, atomic
  * writers), else truncate and write in place. Returns the path (static buffer). */
-static inline const char *tl_write(const char *name, const char *text, int by_rename) {
+static inline const char *tl_write(const char *name, const char *text, int by_rename)
+{
     static char path[512];
     char tmp[520];
     snprintf(path, sizeof path, "%s/%s", tl_dir, name);
@@ -147,7 +153,8 @@ typedef struct tl_done {
 static tl_done tl_dones[TL_MAX_DONE];
 static int tl_ndone;
 
-static void tl_on_done(const lunnel_host_completion *c, void *ud) {
+static void tl_on_done(const lunnel_host_completion *c, void *ud)
+{
     (void)ud;
     if (tl_ndone >= TL_MAX_DONE) return;
     tl_done *d = &tl_dones[tl_ndone++];
@@ -166,9 +173,11 @@ static void tl_on_done(const lunnel_host_completion *c, void *ud) {
     snprintf(d->traceback, sizeof d->traceback, "%s", c->traceback);
 }
 
-static inline int tl_count_event(int ev) {
+static inline int tl_count_event(int ev)
+{
     int n = 0;
-    for (int i = 0; i < tl_ndone; i++) n += tl_dones[i].event == ev;
+    for (int i = 0; i < tl_ndone; i++)
+        n += tl_dones[i].event == ev;
     return n;
 }
 
@@ -180,7 +189,8 @@ static pthread_mutex_t tl_log_mu = PTHREAD_MUTEX_INITIALIZER;
 static int tl_echo_log; /* print lines too (debugging) */
 
 /* Long values are captured as "<first 20>...<len=N tail=<last 24>>". */
-static const char *tl_short(const char *v, char *buf, size_t cap) {
+static const char *tl_short(const char *v, char *buf, size_t cap)
+{
     size_t n = v ? strlen(v) : 0;
     if (!v) return "null";
     if (n <= 200) return v;
@@ -194,7 +204,8 @@ static pthread_mutex_t tl_bar_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t tl_bar_cv = PTHREAD_COND_INITIALIZER;
 static int tl_barrier_need, tl_barrier_seen, tl_barrier_timeouts;
 
-static void tl_barrier(void) {
+static void tl_barrier(void)
+{
     pthread_mutex_lock(&tl_bar_mu);
     tl_barrier_seen++;
     pthread_cond_broadcast(&tl_bar_cv);
@@ -211,7 +222,8 @@ static void tl_barrier(void) {
 }
 
 static void tl_log_fn(lunnel_log_level level, const char *component, const char *msg,
-                      const lunnel_log_field *f, size_t n) {
+                      const lunnel_log_field *f, size_t n)
+{
     char line[4096], sb[128];
     if (strcmp(msg, "barrier") == 0) tl_barrier();
     int off = snprintf(line, sizeof line, "%s|%s", component, tl_short(msg, sb, sizeof sb));
@@ -225,7 +237,8 @@ static void tl_log_fn(lunnel_log_level level, const char *component, const char 
 }
 
 /* Number of captured lines containing every one of the given substrings (NULL-terminated). */
-static inline int tl_log_count(const char *a, const char *b) {
+static inline int tl_log_count(const char *a, const char *b)
+{
     int n = 0;
     pthread_mutex_lock(&tl_log_mu);
     for (int i = 0; i < tl_nlog; i++)
@@ -234,22 +247,26 @@ static inline int tl_log_count(const char *a, const char *b) {
     return n;
 }
 
-static inline void tl_log_clear(void) {
+static inline void tl_log_clear(void)
+{
     pthread_mutex_lock(&tl_log_mu);
-    for (int i = 0; i < tl_nlog; i++) free(tl_log[i]);
+    for (int i = 0; i < tl_nlog; i++)
+        free(tl_log[i]);
     tl_nlog = 0;
     pthread_mutex_unlock(&tl_log_mu);
 }
 
 /* ---- bounded waiting ---- */
 
-static double tl_now(void) {
+static double tl_now(void)
+{
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void tl_tick(struct ev_loop *loop, ev_timer *w, int revents) {
+static void tl_tick(struct ev_loop *loop, ev_timer *w, int revents)
+{
     (void)loop;
     (void)w;
     (void)revents;
@@ -257,7 +274,8 @@ static void tl_tick(struct ev_loop *loop, ev_timer *w, int revents) {
 
 /* Runs the loop until cond(arg) holds or `timeout` seconds pass; returns cond's last value.
  * A 5 ms ticker bounds each ev_run(ONCE). */
-static inline int tl_run_until(struct ev_loop *loop, int (*cond)(void *), void *arg, double timeout) {
+static inline int tl_run_until(struct ev_loop *loop, int (*cond)(void *), void *arg, double timeout)
+{
     ev_timer tick;
     ev_timer_init(&tick, tl_tick, 0.005, 0.005);
     ev_timer_start(loop, &tick);
@@ -271,11 +289,15 @@ static inline int tl_run_until(struct ev_loop *loop, int (*cond)(void *), void *
     return ok;
 }
 
-static inline int tl_cond_ndone(void *arg) { return tl_ndone >= *(int *)arg; }
+static inline int tl_cond_ndone(void *arg)
+{
+    return tl_ndone >= *(int *)arg;
+}
 
 /* lunnel.record finds the C library through ffi.C inside the lunnel binary; the test
  * executables do not export symbols, so point it at this build's liblunnel.so. */
-static inline void tl_setup_env(void) {
+static inline void tl_setup_env(void)
+{
     const char *b = getenv("LUNNEL_BUILD_DIR");
     if (b && !getenv("LUNNEL_LIB")) {
         char lib[1024];
@@ -284,7 +306,8 @@ static inline void tl_setup_env(void) {
     }
 }
 
-static inline lunnel_host_config tl_config(struct ev_loop *loop, const char *script, int workers) {
+static inline lunnel_host_config tl_config(struct ev_loop *loop, const char *script, int workers)
+{
     lunnel_host_config c;
     memset(&c, 0, sizeof c);
     c.script_path = script;

@@ -36,13 +36,13 @@ typedef struct lunnel_host_channel lunnel_host_channel; /* opaque, see channel_o
 /* Error codes of the host subsystem (completion status and return values). */
 typedef enum lunnel_host_code {
     LUNNEL_HOST_OK = 0,
-    LUNNEL_HOST_ESCRIPT,  /* the script raised an error (error + traceback set) */
-    LUNNEL_HOST_EMEMORY,  /* the state's memory limit was hit during the call */
-    LUNNEL_HOST_EDECODE,  /* the batch bytes are not a valid response / PlainBuffer */
-    LUNNEL_HOST_ELOAD,    /* the script cannot be loaded (compile, run, no process()) */
-    LUNNEL_HOST_EINVAL,   /* bad argument or config */
-    LUNNEL_HOST_ESTATE,   /* call not allowed now (channel shut down, host stopping) */
-    LUNNEL_HOST_ESYSTEM,  /* thread / inotify / allocation failure */
+    LUNNEL_HOST_ESCRIPT, /* the script raised an error (error + traceback set) */
+    LUNNEL_HOST_EMEMORY, /* the state's memory limit was hit during the call */
+    LUNNEL_HOST_EDECODE, /* the batch bytes are not a valid response / PlainBuffer */
+    LUNNEL_HOST_ELOAD,   /* the script cannot be loaded (compile, run, no process()) */
+    LUNNEL_HOST_EINVAL,  /* bad argument or config */
+    LUNNEL_HOST_ESTATE,  /* call not allowed now (channel shut down, host stopping) */
+    LUNNEL_HOST_ESYSTEM, /* thread / inotify / allocation failure */
 } lunnel_host_code;
 
 /* Static description of a code, e.g. "script error". */
@@ -90,9 +90,8 @@ typedef void (*lunnel_host_done_fn)(const lunnel_host_completion *c, void *ud);
 
 /* Log sink for script logs (ctx.log) and the host's own lines, same shape as
  * lunnel_log_fields(). Called from worker threads; must be thread-safe. */
-typedef void (*lunnel_host_log_fn)(lunnel_log_level level, const char *component,
-                                   const char *msg, const lunnel_log_field *fields,
-                                   size_t n_fields);
+typedef void (*lunnel_host_log_fn)(lunnel_log_level level, const char *component, const char *msg,
+                                   const lunnel_log_field *fields, size_t n_fields);
 
 typedef struct lunnel_host_config {
     const char *script_path;  /* required; the module file */
@@ -105,8 +104,8 @@ typedef struct lunnel_host_config {
     int watch;                /* 1: watch the script's directory (inotify) and hot reload */
     struct ev_loop *loop;     /* required; completions are delivered on this loop */
     lunnel_host_done_fn on_done; /* required */
-    void *ud;                 /* passed to on_done */
-    lunnel_host_log_fn log;   /* NULL: lunnel_log_fields() when linked, else stderr */
+    void *ud;                    /* passed to on_done */
+    lunnel_host_log_fn log;      /* NULL: lunnel_log_fields() when linked, else stderr */
 } lunnel_host_config;
 
 /* Creates the host: starts the workers, loads the script in each (a script that does not
@@ -174,14 +173,14 @@ int lunnel_host_reload(lunnel_host *h);
 /* Counters, readable from any thread. */
 typedef struct lunnel_host_stats {
     int workers;
-    int script_version;       /* acknowledged version: every worker runs it (1 = initial) */
-    uint64_t script_hash;     /* FNV-1a 64 of that version's source bytes */
-    uint64_t reloads_ok;      /* acknowledged reloads (each: all workers swapped) */
-    uint64_t reloads_failed;  /* new sources rejected by validation (old version kept) */
+    int script_version;      /* acknowledged version: every worker runs it (1 = initial) */
+    uint64_t script_hash;    /* FNV-1a 64 of that version's source bytes */
+    uint64_t reloads_ok;     /* acknowledged reloads (each: all workers swapped) */
+    uint64_t reloads_failed; /* new sources rejected by validation (old version kept) */
     uint64_t batches_ok;
     uint64_t batches_failed;
-    uint64_t timeouts;        /* watchdog reports */
-    uint64_t memory_errors;   /* calls failed on the memory limit */
+    uint64_t timeouts;      /* watchdog reports */
+    uint64_t memory_errors; /* calls failed on the memory limit */
 } lunnel_host_stats;
 
 void lunnel_host_get_stats(lunnel_host *h, lunnel_host_stats *out);

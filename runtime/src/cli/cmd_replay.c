@@ -31,7 +31,8 @@ static const lunnel_opt replay_opts_table[] = {
     {"format", LUNNEL_OPT_ENUM, "auto", NULL, "auto|response|plainbuffer", NULL, 0,
      "what FILEs hold: ReadRecordsResponse bodies or bare PlainBuffer (auto: by the header)"},
     {"workers", LUNNEL_OPT_INT, "0", NULL, NULL, "N", 0, "Lua worker threads (0: one per CPU)"},
-    {"channels", LUNNEL_OPT_INT, "1", NULL, NULL, "N", 0, "channels replaying the files in parallel"},
+    {"channels", LUNNEL_OPT_INT, "1", NULL, NULL, "N", 0,
+     "channels replaying the files in parallel"},
     {"repeat", LUNNEL_OPT_INT, "1", NULL, NULL, "N", 0, "times each channel replays the file list"},
     {"window", LUNNEL_OPT_INT, "4", NULL, NULL, "N", 0, "batches in flight per channel"},
     {"memory-limit", LUNNEL_OPT_INT, "0", NULL, NULL, "BYTES", 0, "per Lua state (0: 1 GiB)"},
@@ -53,7 +54,10 @@ static const lunnel_command_spec lunnel_cmd_replay_spec = {
 };
 
 /* The README's option reference (main.c's `help --markdown`). */
-void lunnel_cmd_replay_markdown(FILE *f) { lunnel_opts_print_markdown(&lunnel_cmd_replay_spec, f); }
+void lunnel_cmd_replay_markdown(FILE *f)
+{
+    lunnel_opts_print_markdown(&lunnel_cmd_replay_spec, f);
+}
 
 typedef struct replay_opts {
     const char *script, *custom, *format;
@@ -94,20 +98,23 @@ typedef struct replay {
 } replay;
 
 /* CPU seconds (user + system) of the whole process so far. */
-static double cpu_s(void) {
+static double cpu_s(void)
+{
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
            (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
 }
 
-static double now_s(void) {
+static double now_s(void)
+{
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static int load_file(rfile *f, const char *format) {
+static int load_file(rfile *f, const char *format)
+{
     FILE *fp = fopen(f->path, "rb");
     if (!fp) {
         fprintf(stderr, "lunnel replay: cannot open %s\n", f->path);
@@ -149,12 +156,18 @@ static int load_file(rfile *f, const char *format) {
     return 0;
 }
 
-static void submit_more(replay *r, int c) {
+static void submit_more(replay *r, int c)
+{
     rchan *rc = &r->chans[c];
     while (rc->next < rc->total && rc->next - rc->done < (long)r->o.window) {
         rfile *f = &r->files[rc->next % r->nfiles];
-        lunnel_host_batch b = {f->kind,     f->data,  f->len, f->rr.records, f->rr.count,
-                               f->token, (void *)(intptr_t)rc->next};
+        lunnel_host_batch b = {f->kind,
+                               f->data,
+                               f->len,
+                               f->rr.records,
+                               f->rr.count,
+                               f->token,
+                               (void *)(intptr_t)rc->next};
         if (f->kind != LUNNEL_HOST_PAYLOAD_RANGES) {
             b.ranges = NULL;
             b.n_ranges = 0;
@@ -173,11 +186,12 @@ static void submit_more(replay *r, int c) {
     }
 }
 
-static void on_done(const lunnel_host_completion *c, void *ud) {
+static void on_done(const lunnel_host_completion *c, void *ud)
+{
     replay *r = ud;
     int ci = (int)(intptr_t)c->channel_user;
     rchan *rc = &r->chans[ci];
-    const char *what = c->event == LUNNEL_HOST_EV_OPENED ? "open"
+    const char *what = c->event == LUNNEL_HOST_EV_OPENED   ? "open"
                        : c->event == LUNNEL_HOST_EV_CLOSED ? "shutdown"
                                                            : "process";
     if (c->event == LUNNEL_HOST_EV_TIMEOUT) return; /* the host logged it */
@@ -211,7 +225,8 @@ static void on_done(const lunnel_host_completion *c, void *ud) {
     }
 }
 
-int lunnel_cmd_replay(int argc, char **argv) {
+int lunnel_cmd_replay(int argc, char **argv)
+{
     replay r;
     memset(&r, 0, sizeof r);
     lunnel_opt_values *v = NULL;
@@ -246,7 +261,8 @@ int lunnel_cmd_replay(int argc, char **argv) {
     if (r.o.repeat < 0) r.o.repeat = 0;
     int nfiles = lunnel_opts_argc(v);
     const char **files = calloc((size_t)nfiles + 1, sizeof *files);
-    for (int i = 0; i < nfiles; i++) files[i] = lunnel_opts_arg(v, i);
+    for (int i = 0; i < nfiles; i++)
+        files[i] = lunnel_opts_arg(v, i);
 
     int status = 1;
     r.nfiles = nfiles;
@@ -287,8 +303,8 @@ int lunnel_cmd_replay(int argc, char **argv) {
     for (int c = 0; c < r.nchans; c++) {
         char id[32];
         snprintf(id, sizeof id, "replay-%d", c);
-        lunnel_host_channel_info info = {"replay", "replay", id, NULL, r.o.stream,
-                                         (void *)(intptr_t)c};
+        lunnel_host_channel_info info = {"replay", "replay",   id,
+                                         NULL,     r.o.stream, (void *)(intptr_t)c};
         r.chans[c].total = (long)r.o.repeat * nfiles;
         r.chans[c].ch = lunnel_host_channel_open(r.host, &info);
         if (!r.chans[c].ch) {

@@ -12,7 +12,8 @@
 #include "lunnel/record.h"
 
 /* A record is an UPDATE when it deletes cells but not the row, a DELETE with the marker. */
-static uint8_t infer_action(const lunnel_record *r) {
+static uint8_t infer_action(const lunnel_record *r)
+{
     if (r->delete_marker) return LUNNEL_ACTION_DELETE;
     for (uint32_t i = 0; i < r->col_count; i++)
         if (r->cols[i].op != LUNNEL_OP_PUT) return LUNNEL_ACTION_UPDATE;
@@ -20,7 +21,8 @@ static uint8_t infer_action(const lunnel_record *r) {
 }
 
 static int decode_plainbuffer(lunnel_arena *arena, const lunnel_host_batch *b,
-                              const lunnel_batch **out, lunnel_codec_error *e) {
+                              const lunnel_batch **out, lunnel_codec_error *e)
+{
     const lunnel_record *rows = NULL;
     uint32_t n = 0;
     int rc = lunnel_pb_decode_rows(arena, b->data, b->len, LUNNEL_PB_STRICT | LUNNEL_PB_ALLOW_EMPTY,
@@ -49,7 +51,8 @@ static int decode_plainbuffer(lunnel_arena *arena, const lunnel_host_batch *b,
 }
 
 int host_decode(lunnel_arena *arena, const lunnel_host_batch *b, const lunnel_batch **out,
-                char *err, size_t cap) {
+                char *err, size_t cap)
+{
     lunnel_codec_error e;
     memset(&e, 0, sizeof e);
     int rc;

@@ -35,23 +35,28 @@ static const char *code_names[] = {
     [LUNNEL_HOST_ESYSTEM] = "system error",
 };
 
-const char *lunnel_host_strerror(int code) {
+const char *lunnel_host_strerror(int code)
+{
     if (code < 0 || code > LUNNEL_HOST_ESYSTEM) return "unknown host error";
     return code_names[code];
 }
 
-int lunnel_host_code_is_retriable(int code) {
+int lunnel_host_code_is_retriable(int code)
+{
     return code == LUNNEL_HOST_ESCRIPT || code == LUNNEL_HOST_EMEMORY;
 }
 
-uint64_t lunnel_host_hash(const void *data, size_t len) {
+uint64_t lunnel_host_hash(const void *data, size_t len)
+{
     const uint8_t *p = data;
     uint64_t x = 1469598103934665603ull;
-    for (size_t i = 0; i < len; i++) x = (x ^ p[i]) * 1099511628211ull;
+    for (size_t i = 0; i < len; i++)
+        x = (x ^ p[i]) * 1099511628211ull;
     return x;
 }
 
-int64_t host_now_ns(void) {
+int64_t host_now_ns(void)
+{
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
@@ -59,8 +64,9 @@ int64_t host_now_ns(void) {
 
 /* ---- logging ------------------------------------------------------------------------ */
 
-void host_log_fields(lunnel_host *h, lunnel_log_level level, const char *component,
-                     const char *msg, const lunnel_log_field *f, size_t n) {
+void host_log_fields(lunnel_host *h, lunnel_log_level level, const char *component, const char *msg,
+                     const lunnel_log_field *f, size_t n)
+{
     if (h && h->cfg.log) {
         h->cfg.log(level, component, msg, f, n);
     } else if (lunnel_log_fields) {
@@ -78,14 +84,16 @@ void host_log_fields(lunnel_host *h, lunnel_log_level level, const char *compone
     }
 }
 
-int host_log_enabled(lunnel_host *h, lunnel_log_level level) {
+int host_log_enabled(lunnel_host *h, lunnel_log_level level)
+{
     if (h && h->cfg.log) return 1; /* the sink decides */
     if (lunnel_log_enabled) return lunnel_log_enabled(level);
     return level >= LUNNEL_LOG_INFO && level < LUNNEL_LOG_OFF;
 }
 
 /* host_log(h, level, msg, key, value, ..., NULL): the host's own lines (component "host"). */
-void host_log(lunnel_host *h, lunnel_log_level level, const char *msg, ...) {
+void host_log(lunnel_host *h, lunnel_log_level level, const char *msg, ...)
+{
     lunnel_log_field f[16];
     size_t n = 0;
     va_list ap;
@@ -103,7 +111,8 @@ void host_log(lunnel_host *h, lunnel_log_level level, const char *msg, ...) {
 /* ---- completions -------------------------------------------------------------------- */
 
 static void post_done(lunnel_host *h, lunnel_host_event ev, lunnel_host_channel *ch,
-                      void *batch_user, call_result *r, double elapsed, int version) {
+                      void *batch_user, call_result *r, double elapsed, int version)
+{
     host_done *d = calloc(1, sizeof *d);
     if (!d) abort(); /* a lost completion would wedge the channel forever */
     d->c.event = ev;
@@ -130,7 +139,8 @@ static void post_done(lunnel_host *h, lunnel_host_event ev, lunnel_host_channel 
     ev_async_send(h->loop, &h->async);
 }
 
-static void free_channel(lunnel_host_channel *ch) {
+static void free_channel(lunnel_host_channel *ch)
+{
     free(ch->tunnel_id);
     free(ch->client_id);
     free(ch->channel_id);
@@ -138,7 +148,8 @@ static void free_channel(lunnel_host_channel *ch) {
     free(ch);
 }
 
-static void unlink_channel(lunnel_host *h, lunnel_host_channel *ch) {
+static void unlink_channel(lunnel_host *h, lunnel_host_channel *ch)
+{
     if (ch->prev)
         ch->prev->next = ch->next;
     else
@@ -147,7 +158,8 @@ static void unlink_channel(lunnel_host *h, lunnel_host_channel *ch) {
     ch->w->n_channels--;
 }
 
-static void on_async(struct ev_loop *loop, ev_async *w, int revents) {
+static void on_async(struct ev_loop *loop, ev_async *w, int revents)
+{
     (void)loop;
     (void)revents;
     lunnel_host *h = w->data;
@@ -173,7 +185,8 @@ static void on_async(struct ev_loop *loop, ev_async *w, int revents) {
 
 /* ---- script versions ---------------------------------------------------------------- */
 
-void script_unref(lunnel_host *h, script_version *v) {
+void script_unref(lunnel_host *h, script_version *v)
+{
     pthread_mutex_lock(&h->script_mu);
     int last = --v->refs == 0;
     pthread_mutex_unlock(&h->script_mu);
@@ -183,13 +196,15 @@ void script_unref(lunnel_host *h, script_version *v) {
     }
 }
 
-static void wake_worker(host_worker *w) {
+static void wake_worker(host_worker *w)
+{
     pthread_mutex_lock(&w->mu);
     pthread_cond_signal(&w->cv);
     pthread_mutex_unlock(&w->mu);
 }
 
-void host_publish(lunnel_host *h, char *source, size_t len, uint64_t hash) {
+void host_publish(lunnel_host *h, char *source, size_t len, uint64_t hash)
+{
     script_version *v = calloc(1, sizeof *v);
     if (!v) {
         free(source);
@@ -206,12 +221,14 @@ void host_publish(lunnel_host *h, char *source, size_t len, uint64_t hash) {
     __atomic_store_n(&h->gen, v->gen, __ATOMIC_RELEASE);
     pthread_mutex_unlock(&h->script_mu);
     script_unref(h, old);
-    for (int i = 0; i < h->n_workers; i++) wake_worker(&h->workers[i]);
+    for (int i = 0; i < h->n_workers; i++)
+        wake_worker(&h->workers[i]);
 }
 
 /* Worker side of a reload: load the newest version at a batch boundary, then acknowledge
  * once every worker runs it (or a newer one). */
-static void worker_swap(host_worker *w) {
+static void worker_swap(host_worker *w)
+{
     lunnel_host *h = w->h;
     pthread_mutex_lock(&h->script_mu);
     script_version *v = h->current;
@@ -260,7 +277,8 @@ static void worker_swap(host_worker *w) {
 
 /* ---- workers ------------------------------------------------------------------------ */
 
-static void set_busy(host_worker *w, lunnel_host_channel *ch, void *user) {
+static void set_busy(host_worker *w, lunnel_host_channel *ch, void *user)
+{
     pthread_mutex_lock(&w->busy_mu);
     w->busy_since_ns = host_now_ns();
     w->busy_seq++;
@@ -269,13 +287,15 @@ static void set_busy(host_worker *w, lunnel_host_channel *ch, void *user) {
     pthread_mutex_unlock(&w->busy_mu);
 }
 
-static void set_idle(host_worker *w) {
+static void set_idle(host_worker *w)
+{
     pthread_mutex_lock(&w->busy_mu);
     w->busy_since_ns = 0;
     pthread_mutex_unlock(&w->busy_mu);
 }
 
-static void run_job(host_worker *w, host_job *j) {
+static void run_job(host_worker *w, host_job *j)
+{
     lunnel_host *h = w->h;
     call_result r = {0};
     int64_t t0 = host_now_ns();
@@ -319,7 +339,8 @@ static void run_job(host_worker *w, host_job *j) {
     free(r.traceback);
 }
 
-static void *worker_main(void *arg) {
+static void *worker_main(void *arg)
+{
     host_worker *w = arg;
     lunnel_host *h = w->h;
     for (;;) {
@@ -347,7 +368,8 @@ static void *worker_main(void *arg) {
     return NULL;
 }
 
-static void push_job(host_worker *w, host_job *j) {
+static void push_job(host_worker *w, host_job *j)
+{
     pthread_mutex_lock(&w->mu);
     if (w->tail)
         w->tail->next = j;
@@ -360,7 +382,8 @@ static void push_job(host_worker *w, host_job *j) {
 
 /* ---- watchdog ----------------------------------------------------------------------- */
 
-static void *watchdog_main(void *arg) {
+static void *watchdog_main(void *arg)
+{
     lunnel_host *h = arg;
     double t = h->cfg.process_timeout_s;
     int64_t limit_ns = (int64_t)(t * 1e9);
@@ -408,9 +431,13 @@ static void *watchdog_main(void *arg) {
 
 /* ---- lifecycle ---------------------------------------------------------------------- */
 
-static char *dupstr(const char *s) { return s ? strdup(s) : NULL; }
+static char *dupstr(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
 
-static void default_lua_dir(char *out, size_t cap) {
+static void default_lua_dir(char *out, size_t cap)
+{
     const char *env = getenv("LUNNEL_LUA_DIR");
 #ifdef LUNNEL_SOURCE_DIR
     snprintf(out, cap, "%s", env && *env ? env : LUNNEL_SOURCE_DIR "/lua");
@@ -419,7 +446,8 @@ static void default_lua_dir(char *out, size_t cap) {
 #endif
 }
 
-lunnel_host *lunnel_host_new(const lunnel_host_config *cfg, char *err, size_t cap) {
+lunnel_host *lunnel_host_new(const lunnel_host_config *cfg, char *err, size_t cap)
+{
     if (!cfg || !cfg->script_path || !cfg->loop || !cfg->on_done) {
         snprintf(err, cap, "host config needs script_path, loop and on_done");
         return NULL;
@@ -440,7 +468,8 @@ lunnel_host *lunnel_host_new(const lunnel_host_config *cfg, char *err, size_t ca
         default_lua_dir(dir, sizeof dir);
     h->lua_dir = strdup(dir);
     const char *slash = strrchr(h->script_path, '/');
-    h->script_dir = slash ? strndup(h->script_path, (size_t)(slash - h->script_path) + (slash == h->script_path))
+    h->script_dir = slash ? strndup(h->script_path,
+                                    (size_t)(slash - h->script_path) + (slash == h->script_path))
                           : strdup(".");
     h->script_base = strdup(slash ? slash + 1 : h->script_path);
     h->cfg.script_path = h->script_path;
@@ -526,7 +555,8 @@ fail:
     return NULL;
 }
 
-void lunnel_host_free(lunnel_host *h) {
+void lunnel_host_free(lunnel_host *h)
+{
     if (!h) return;
     reload_stop(h);
     if (h->watchdog_started) {
@@ -597,7 +627,8 @@ void lunnel_host_free(lunnel_host *h) {
 
 /* ---- channels and batches ----------------------------------------------------------- */
 
-lunnel_host_channel *lunnel_host_channel_open(lunnel_host *h, const lunnel_host_channel_info *info) {
+lunnel_host_channel *lunnel_host_channel_open(lunnel_host *h, const lunnel_host_channel_info *info)
+{
     if (!h || !info) return NULL;
     lunnel_host_channel *ch = calloc(1, sizeof *ch);
     host_job *j = calloc(1, sizeof *j);
@@ -628,11 +659,16 @@ lunnel_host_channel *lunnel_host_channel_open(lunnel_host *h, const lunnel_host_
     return ch;
 }
 
-int lunnel_host_channel_worker(const lunnel_host_channel *ch) { return ch ? ch->w->index : -1; }
+int lunnel_host_channel_worker(const lunnel_host_channel *ch)
+{
+    return ch ? ch->w->index : -1;
+}
 
-int lunnel_host_submit(lunnel_host_channel *ch, const lunnel_host_batch *b) {
+int lunnel_host_submit(lunnel_host_channel *ch, const lunnel_host_batch *b)
+{
     if (!ch || !b || (!b->data && b->len)) return LUNNEL_HOST_EINVAL;
-    if (b->kind == LUNNEL_HOST_PAYLOAD_RANGES && b->n_ranges && !b->ranges) return LUNNEL_HOST_EINVAL;
+    if (b->kind == LUNNEL_HOST_PAYLOAD_RANGES && b->n_ranges && !b->ranges)
+        return LUNNEL_HOST_EINVAL;
     if (ch->shut) return LUNNEL_HOST_ESTATE;
     host_job *j = calloc(1, sizeof *j);
     if (!j) return LUNNEL_HOST_ESYSTEM;
@@ -648,7 +684,8 @@ int lunnel_host_submit(lunnel_host_channel *ch, const lunnel_host_batch *b) {
     return 0;
 }
 
-int lunnel_host_channel_shutdown(lunnel_host_channel *ch) {
+int lunnel_host_channel_shutdown(lunnel_host_channel *ch)
+{
     if (!ch) return LUNNEL_HOST_EINVAL;
     if (ch->shut) return LUNNEL_HOST_ESTATE;
     host_job *j = calloc(1, sizeof *j);
@@ -660,7 +697,8 @@ int lunnel_host_channel_shutdown(lunnel_host_channel *ch) {
     return 0;
 }
 
-void lunnel_host_get_stats(lunnel_host *h, lunnel_host_stats *out) {
+void lunnel_host_get_stats(lunnel_host *h, lunnel_host_stats *out)
+{
     memset(out, 0, sizeof *out);
     out->workers = h->n_workers;
     pthread_mutex_lock(&h->script_mu);

@@ -26,7 +26,7 @@ typedef struct host_job {
 
 /* A validated script source, shared by the workers (refcounted under h->script_mu). */
 typedef struct script_version {
-    int gen;         /* 1 = the source loaded at start, +1 per validated reload */
+    int gen; /* 1 = the source loaded at start, +1 per validated reload */
     char *source;
     size_t len;
     uint64_t hash;
@@ -42,16 +42,16 @@ typedef struct host_state {
     int hit_limit;    /* an allocation was refused since the last clear */
     void *orig_alloc; /* LuaJIT's own allocator, wrapped */
     void *orig_ud;
-    int runner_ref;   /* registry ref of the lunnel.host runner table */
+    int runner_ref; /* registry ref of the lunnel.host runner table */
     struct lunnel_host *h;
-    int worker;       /* worker index, -1 for the validation scratch state */
+    int worker; /* worker index, -1 for the validation scratch state */
 } host_state;
 
 /* Outcome of one call into the script. */
 typedef struct call_result {
-    int status;       /* lunnel_host_code */
-    char *error;      /* malloc'd or NULL */
-    char *traceback;  /* malloc'd or NULL */
+    int status;      /* lunnel_host_code */
+    char *error;     /* malloc'd or NULL */
+    char *traceback; /* malloc'd or NULL */
     int committed;
     uint32_t records;
 } call_result;
@@ -67,9 +67,9 @@ typedef struct host_worker {
     int stop;
     host_state st;
     lunnel_arena *arena;
-    uint64_t hash;      /* hash of that version (under script_mu) */
-    int version;        /* script generation loaded in st (worker thread; read under script_mu) */
-    int n_channels;     /* loop thread only: channels pinned here */
+    uint64_t hash;  /* hash of that version (under script_mu) */
+    int version;    /* script generation loaded in st (worker thread; read under script_mu) */
+    int n_channels; /* loop thread only: channels pinned here */
     /* watchdog view of the running call, guarded by busy_mu */
     pthread_mutex_t busy_mu;
     int64_t busy_since_ns; /* 0: idle */
@@ -86,7 +86,7 @@ struct lunnel_host_channel {
     void *user;
     char *tunnel_id, *client_id, *channel_id, *trace_id;
     int is_stream;
-    int shut; /* shutdown queued (loop thread) */
+    int shut;                                /* shutdown queued (loop thread) */
     struct lunnel_host_channel *prev, *next; /* h->channels list (loop thread) */
 };
 
@@ -150,8 +150,8 @@ int state_open(host_state *st, struct lunnel_host *h, int worker, size_t limit, 
 void state_close(host_state *st);
 /* Compiles and runs `source`, checks it returns process(); on success installs the handlers
  * as the state's active ones (install=1) or just validates (install=0). 0 or ELOAD (+err). */
-int state_load(host_state *st, const char *source, size_t len, int version, int install,
-               char *err, size_t cap);
+int state_load(host_state *st, const char *source, size_t len, int version, int install, char *err,
+               size_t cap);
 void state_open_channel(host_state *st, lunnel_host_channel *ch, call_result *r);
 void state_process(host_state *st, lunnel_host_channel *ch, const lunnel_batch *b,
                    const char *next_token, call_result *r);

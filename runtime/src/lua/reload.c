@@ -21,11 +21,12 @@
 
 #include "lua/host_internal.h"
 
-#define SETTLE_MS 30       /* quiet time that ends a burst of events */
-#define SETTLE_MAX_MS 500  /* a never-ending burst is handled after this anyway */
+#define SETTLE_MS 30      /* quiet time that ends a burst of events */
+#define SETTLE_MAX_MS 500 /* a never-ending burst is handled after this anyway */
 #define MAX_SCRIPT_BYTES (64u << 20)
 
-char *host_read_file(const char *path, size_t *len, char *err, size_t cap) {
+char *host_read_file(const char *path, size_t *len, char *err, size_t cap)
+{
     FILE *f = fopen(path, "rb");
     if (!f) {
         snprintf(err, cap, "cannot open script %s: %s", path, strerror(errno));
@@ -62,7 +63,8 @@ char *host_read_file(const char *path, size_t *len, char *err, size_t cap) {
 }
 
 /* Did this inotify buffer mention the script's file name? */
-static int events_name_script(lunnel_host *h, const char *buf, ssize_t n) {
+static int events_name_script(lunnel_host *h, const char *buf, ssize_t n)
+{
     int hit = 0;
     for (ssize_t off = 0; off < n;) {
         const struct inotify_event *ev = (const struct inotify_event *)(buf + off);
@@ -73,7 +75,8 @@ static int events_name_script(lunnel_host *h, const char *buf, ssize_t n) {
     return hit;
 }
 
-static void check_script(lunnel_host *h) {
+static void check_script(lunnel_host *h)
+{
     char err[2048];
     size_t len = 0;
     char *src = host_read_file(h->script_path, &len, err, sizeof err);
@@ -92,9 +95,9 @@ static void check_script(lunnel_host *h) {
         return;
     }
     host_state st;
-    int rc = state_open(&st, h, -1, h->cfg.memory_limit ? h->cfg.memory_limit
-                                                        : LUNNEL_HOST_DEFAULT_MEMORY_LIMIT,
-                        err, sizeof err);
+    int rc = state_open(
+        &st, h, -1, h->cfg.memory_limit ? h->cfg.memory_limit : LUNNEL_HOST_DEFAULT_MEMORY_LIMIT,
+        err, sizeof err);
     if (rc == 0) rc = state_load(&st, src, len, 0, 0, err, sizeof err);
     state_close(&st);
     if (rc != 0) {
@@ -109,7 +112,8 @@ static void check_script(lunnel_host *h) {
     host_publish(h, src, len, hash);
 }
 
-static void *watcher_main(void *arg) {
+static void *watcher_main(void *arg)
+{
     lunnel_host *h = arg;
     char buf[16384] __attribute__((aligned(__alignof__(struct inotify_event))));
     for (;;) {
@@ -144,7 +148,8 @@ static void *watcher_main(void *arg) {
     return NULL;
 }
 
-int reload_start(lunnel_host *h, char *err, size_t cap) {
+int reload_start(lunnel_host *h, char *err, size_t cap)
+{
     h->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (h->wake_fd < 0) {
         snprintf(err, cap, "eventfd: %s", strerror(errno));
@@ -161,7 +166,8 @@ int reload_start(lunnel_host *h, char *err, size_t cap) {
     struct stat sb;
     if (lstat(h->script_path, &sb) == 0 && S_ISLNK(sb.st_mode)) h->watch_any = 1;
     /* CLOSE_WRITE: written in place; MOVED_TO: renamed over (vim, sed -i, atomic writers) */
-    if (h->cfg.watch && inotify_add_watch(h->inotify_fd, h->script_dir, IN_CLOSE_WRITE | IN_MOVED_TO) < 0) {
+    if (h->cfg.watch &&
+        inotify_add_watch(h->inotify_fd, h->script_dir, IN_CLOSE_WRITE | IN_MOVED_TO) < 0) {
         snprintf(err, cap, "cannot watch %s: %s", h->script_dir, strerror(errno));
         return -1;
     }
@@ -173,7 +179,8 @@ int reload_start(lunnel_host *h, char *err, size_t cap) {
     return 0;
 }
 
-void reload_stop(lunnel_host *h) {
+void reload_stop(lunnel_host *h)
+{
     if (h->watcher_started) {
         __atomic_store_n(&h->watcher_stop, 1, __ATOMIC_RELEASE);
         uint64_t one = 1;
@@ -187,7 +194,8 @@ void reload_stop(lunnel_host *h) {
     h->inotify_fd = h->wake_fd = -1;
 }
 
-int lunnel_host_reload(lunnel_host *h) {
+int lunnel_host_reload(lunnel_host *h)
+{
     if (!h || !h->watcher_started) return -1;
     uint64_t one = 1;
     return write(h->wake_fd, &one, sizeof one) == sizeof one ? 0 : -1;

@@ -27,7 +27,8 @@
 
 static const char TB_KEY[] = "lunnel.host.traceback";
 
-static void *limited_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+static void *limited_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
     host_state *st = ud;
     lua_Alloc orig = (lua_Alloc)st->orig_alloc;
     if (nsize == 0) {
@@ -45,7 +46,8 @@ static void *limited_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     return r;
 }
 
-static char *dup_trunc(const char *s, size_t len, size_t max) {
+static char *dup_trunc(const char *s, size_t len, size_t max)
+{
     if (!s) return NULL;
     size_t n = len > max ? max : len;
     char *out = malloc(n + 40);
@@ -59,7 +61,8 @@ static char *dup_trunc(const char *s, size_t len, size_t max) {
 }
 
 /* Message handler of every protected call: keep the message, stash the traceback. */
-static int traceback_handler(lua_State *L) {
+static int traceback_handler(lua_State *L)
+{
     host_state *st = lua_touserdata(L, lua_upvalueindex(1));
     st->armed = 0; /* building the traceback must not hit the limit */
     if (!lua_isstring(L, 1)) {
@@ -77,7 +80,8 @@ static int traceback_handler(lua_State *L) {
 }
 
 /* ctx.log binding: clog(level, msg, fields, channel_id) */
-static int lua_clog(lua_State *L) {
+static int lua_clog(lua_State *L)
+{
     host_state *st = lua_touserdata(L, lua_upvalueindex(1));
     static const char *levels[] = {"trace", "debug", "info", "warn", "error", NULL};
     int level = luaL_checkoption(L, 1, "info", levels);
@@ -113,11 +117,13 @@ static int lua_clog(lua_State *L) {
     char *mc = dup_trunc(msg, mlen, MAX_LOG_VALUE_BYTES);
     host_log_fields(st->h, (lunnel_log_level)level, "script", mc ? mc : "", f, n);
     free(mc);
-    for (size_t i = 0; i < nown; i++) free(owned[i]);
+    for (size_t i = 0; i < nown; i++)
+        free(owned[i]);
     return 0;
 }
 
-static void set_path(lua_State *L, const char *field, const char *prefix) {
+static void set_path(lua_State *L, const char *field, const char *prefix)
+{
     lua_getglobal(L, "package");
     lua_getfield(L, -1, field);
     lua_pushfstring(L, "%s;%s", prefix, lua_tostring(L, -1));
@@ -126,7 +132,8 @@ static void set_path(lua_State *L, const char *field, const char *prefix) {
 }
 
 /* Pushes runner[name] (a function) after the traceback handler; returns the handler index. */
-static int push_runner_fn(host_state *st, const char *name) {
+static int push_runner_fn(host_state *st, const char *name)
+{
     lua_State *L = st->L;
     lua_pushlightuserdata(L, st);
     lua_pushcclosure(L, traceback_handler, 1);
@@ -138,7 +145,8 @@ static int push_runner_fn(host_state *st, const char *name) {
 }
 
 /* Runs the call prepared by push_runner_fn with nargs arguments, armed; fills r. */
-static void protected_call(host_state *st, int msgh, int nargs, call_result *r) {
+static void protected_call(host_state *st, int msgh, int nargs, call_result *r)
+{
     lua_State *L = st->L;
     lua_pushnil(L);
     lua_setfield(L, LUA_REGISTRYINDEX, TB_KEY);
@@ -174,7 +182,8 @@ static void protected_call(host_state *st, int msgh, int nargs, call_result *r) 
     if (r->status == LUNNEL_HOST_EMEMORY) lua_gc(L, LUA_GCCOLLECT, 0); /* recover */
 }
 
-int state_open(host_state *st, lunnel_host *h, int worker, size_t limit, char *err, size_t cap) {
+int state_open(host_state *st, lunnel_host *h, int worker, size_t limit, char *err, size_t cap)
+{
     memset(st, 0, sizeof *st);
     st->h = h;
     st->worker = worker;
@@ -231,13 +240,15 @@ int state_open(host_state *st, lunnel_host *h, int worker, size_t limit, char *e
     return 0;
 }
 
-void state_close(host_state *st) {
+void state_close(host_state *st)
+{
     if (st->L) lua_close(st->L);
     st->L = NULL;
 }
 
-int state_load(host_state *st, const char *source, size_t len, int version, int install,
-               char *err, size_t cap) {
+int state_load(host_state *st, const char *source, size_t len, int version, int install, char *err,
+               size_t cap)
+{
     lua_State *L = st->L;
     int msgh = push_runner_fn(st, "load");
     lua_pushlstring(L, source, len);
@@ -257,7 +268,8 @@ int state_load(host_state *st, const char *source, size_t len, int version, int 
     return rc;
 }
 
-void state_open_channel(host_state *st, lunnel_host_channel *ch, call_result *r) {
+void state_open_channel(host_state *st, lunnel_host_channel *ch, call_result *r)
+{
     lua_State *L = st->L;
     int msgh = push_runner_fn(st, "open");
     lua_pushnumber(L, (lua_Number)ch->key);
@@ -276,7 +288,8 @@ void state_open_channel(host_state *st, lunnel_host_channel *ch, call_result *r)
 }
 
 void state_process(host_state *st, lunnel_host_channel *ch, const lunnel_batch *b,
-                   const char *next_token, call_result *r) {
+                   const char *next_token, call_result *r)
+{
     lua_State *L = st->L;
     int msgh = push_runner_fn(st, "process");
     lua_pushnumber(L, (lua_Number)ch->key);
@@ -290,7 +303,8 @@ void state_process(host_state *st, lunnel_host_channel *ch, const lunnel_batch *
     protected_call(st, msgh, 4, r);
 }
 
-void state_shutdown_channel(host_state *st, lunnel_host_channel *ch, call_result *r) {
+void state_shutdown_channel(host_state *st, lunnel_host_channel *ch, call_result *r)
+{
     lua_State *L = st->L;
     int msgh = push_runner_fn(st, "shutdown");
     lua_pushnumber(L, (lua_Number)ch->key);
