@@ -97,8 +97,9 @@ typedef struct lunnel_host_config {
     const char *script_path;  /* required; the module file */
     int workers;              /* <= 0: the number of online CPUs */
     const char *custom_json;  /* CustomValue as JSON (ctx.custom), NULL: ctx.custom = nil */
-    const char *lua_dir;      /* directory holding lunnel/<module>.lua; NULL: $LUNNEL_LUA_DIR, else
-                                 the source tree's lua/ */
+    const char *lua_dir;      /* directory holding lunnel/<module>.lua, put first in package.path;
+                                 NULL: $LUNNEL_LUA_DIR, else LuaJIT's default package.path
+                                 (an installed lunnel's share/lua/5.1) */
     size_t memory_limit;      /* bytes per lua_State; 0: LUNNEL_HOST_DEFAULT_MEMORY_LIMIT */
     double process_timeout_s; /* watchdog threshold; <= 0: off */
     int watch;                /* 1: watch the script's directory (inotify) and hot reload */

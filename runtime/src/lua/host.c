@@ -436,14 +436,12 @@ static char *dupstr(const char *s)
     return s ? strdup(s) : NULL;
 }
 
+/* cfg->lua_dir, else $LUNNEL_LUA_DIR, else "" (nothing prepended: LuaJIT's default
+ * package.path, where an installed lunnel puts its modules, share/lua/5.1). */
 static void default_lua_dir(char *out, size_t cap)
 {
     const char *env = getenv("LUNNEL_LUA_DIR");
-#ifdef LUNNEL_SOURCE_DIR
-    snprintf(out, cap, "%s", env && *env ? env : LUNNEL_SOURCE_DIR "/lua");
-#else
-    snprintf(out, cap, "%s", env && *env ? env : "lua");
-#endif
+    snprintf(out, cap, "%s", env && *env ? env : "");
 }
 
 lunnel_host *lunnel_host_new(const lunnel_host_config *cfg, char *err, size_t cap)

@@ -202,8 +202,11 @@ int state_open(host_state *st, lunnel_host *h, int worker, size_t limit, char *e
     luaL_openlibs(L);
 
     char buf[8192];
-    snprintf(buf, sizeof buf, "%s/?.lua;%s/?/init.lua;%s/?.lua", h->lua_dir, h->lua_dir,
-             h->script_dir);
+    if (h->lua_dir[0])
+        snprintf(buf, sizeof buf, "%s/?.lua;%s/?/init.lua;%s/?.lua", h->lua_dir, h->lua_dir,
+                 h->script_dir);
+    else
+        snprintf(buf, sizeof buf, "%s/?.lua", h->script_dir);
     set_path(L, "path", buf);
 
     lua_pushlightuserdata(L, st);
@@ -212,7 +215,8 @@ int state_open(host_state *st, lunnel_host *h, int worker, size_t limit, char *e
     lua_getglobal(L, "require");
     lua_pushliteral(L, "lunnel.host");
     if (lua_pcall(L, 1, 1, msgh) != 0) {
-        snprintf(err, cap, "cannot load the lunnel.host runner from %s: %s", h->lua_dir,
+        snprintf(err, cap, "cannot load the lunnel.host runner from %s: %s",
+                 h->lua_dir[0] ? h->lua_dir : "package.path (set LUNNEL_LUA_DIR)",
                  lua_tostring(L, -1));
         return -1;
     }
