@@ -1,0 +1,612 @@
+/* test_tunnel_worker_flow.c: the worker + channel pipeline + checkpointer as a state machine,
+ * without network: the tunnel calls (run_calls.h) are replaced by a fake that records each
+ * request and lets the test answer it, and the processor (Lua host) by a fake that records
+ * opens, batches and shutdowns. Covers: connect + first heartbeat, GetCheckpoint -> open ->
+ * ReadRecords with prefetch bounds, checkpoints of the newest contiguous handled token with
+ * sequence numbers, OTSSequenceNumberNotMatch re-read, CLOSING -> drain -> final checkpoint
+ * -> shutdown -> CLOSE at version + 1, `finished` -> TERMINATED, dropped channels (no
+ * checkpoint, no report), --max-channels, --commit manual, reconnect on OTSResourceGone and
+ * the graceful stop. Every wait is bounded. */
+#include <ev.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <proto/tunnel_service_api.pb-c.h>
+
+#include "lunnel/log.h"
+#include "lunnel/worker.h"
+#include "tunnel/run_calls.h"
+#include "testutil.h"
+
+/* ---- fake tunnel calls ------------------------------------------------------------------ */
+
+enum { C_CONNECT = 1, C_HEARTBEAT, C_SHUTDOWN, C_GETCP, C_CHECKPOINT, C_READ, C_DESCRIBE };
+
+typedef struct call {
+    int kind;
+    char channel[64];
+    char token[128];
+    int64_t seq;
+    lunnel_channel_view views[16];
+    char view_ids[16][64];
+    size_t n_views;
+    void (*cb)(void);
+    void *ud;
+    int answered;
+} call;
+
+#define MAX_CALLS 512
+static call calls[MAX_CALLS];
+static int n_calls;
+
+static call *record(int kind, const char *channel, void (*cb)(void), void *ud)
+{
+    if (n_calls >= MAX_CALLS) {
+        fprintf(stderr, "too many calls\n");
+        exit(2);
+    }
+    call *c = &calls[n_calls++];
+    memset(c, 0, sizeof *c);
+    c->kind = kind;
+    if (channel)
+        snprintf(c->channel, sizeof c->channel, "%s", channel);
+    c->cb = cb;
+    c->ud = ud;
+    return c;
+}
+
+void rc_connect(struct lunnel_api *api, const char *tunnel_id, int64_t timeout_s,
+                const char *client_tag, rc_connect_cb cb, void *ud)
+{
+    (void)api, (void)tunnel_id, (void)timeout_s, (void)client_tag;
+    record(C_CONNECT, NULL, (void (*)(void))cb, ud);
+}
+void rc_heartbeat(struct lunnel_api *api, const char *tunnel_id, const char *client_id,
+                  const lunnel_channel_view *v, size_t n, rc_heartbeat_cb cb, void *ud)
+{
+    (void)api, (void)tunnel_id, (void)client_id;
+    call *c = record(C_HEARTBEAT, NULL, (void (*)(void))cb, ud);
+    for (size_t i = 0; i < n && i < 16; i++) {
+        snprintf(c->view_ids[i], sizeof c->view_ids[i], "%s", v[i].id);
+        c->views[i] = v[i];
+        c->views[i].id = c->view_ids[i];
+    }
+    c->n_views = n < 16 ? n : 16;
+}
+void rc_shutdown(struct lunnel_api *api, const char *tunnel_id, const char *client_id,
+                 rc_status_cb cb, void *ud)
+{
+    (void)api, (void)tunnel_id, (void)client_id;
+    record(C_SHUTDOWN, NULL, (void (*)(void))cb, ud);
+}
+void rc_getcheckpoint(struct lunnel_api *api, const char *tunnel_id, const char *client_id,
+                      const char *channel_id, rc_getcp_cb cb, void *ud)
+{
+    (void)api, (void)tunnel_id, (void)client_id;
+    record(C_GETCP, channel_id, (void (*)(void))cb, ud);
+}
+void rc_checkpoint(struct lunnel_api *api, const char *tunnel_id, const char *client_id,
+                   const char *channel_id, const char *token, int64_t seq, rc_status_cb cb,
+                   void *ud)
+{
+    (void)api, (void)tunnel_id, (void)client_id;
+    call *c = record(C_CHECKPOINT, channel_id, (void (*)(void))cb, ud);
+    snprintf(c->token, sizeof c->token, "%s", token);
+    c->seq = seq;
+}
+void rc_readrecords(struct lunnel_api *api, const char *tunnel_id, const char *client_id,
+                    const char *channel_id, const char *token, rc_read_cb cb, void *ud)
+{
+    (void)api, (void)tunnel_id, (void)client_id;
+    call *c = record(C_READ, channel_id, (void (*)(void))cb, ud);
+    snprintf(c->token, sizeof c->token, "%s", token);
+}
+void rc_describe(struct lunnel_api *api, const char *table_name, const char *tunnel_name,
+                 const char *tunnel_id, rc_describe_cb cb, void *ud)
+{
+    (void)api, (void)table_name, (void)tunnel_name, (void)tunnel_id;
+    record(C_DESCRIBE, NULL, (void (*)(void))cb, ud);
+}
+
+static struct ev_loop *loop;
+
+/* Runs the loop until an unanswered call of `kind` (and channel, when given) exists; bounded
+ * to about 2 s. Returns it or NULL. */
+static call *wait_call(int kind, const char *channel)
+{
+    for (int round = 0; round < 2000; round++) {
+        for (int i = 0; i < n_calls; i++) {
+            call *c = &calls[i];
+            if (!c->answered && c->kind == kind && (!channel || strcmp(c->channel, channel) == 0))
+                return c;
+        }
+        ev_run(loop, EVRUN_NOWAIT);
+        usleep(1000);
+    }
+    return NULL;
+}
+
+static call *find_call(int kind, const char *channel)
+{
+    for (int i = 0; i < n_calls; i++) {
+        call *c = &calls[i];
+        if (!c->answered && c->kind == kind && (!channel || strcmp(c->channel, channel) == 0))
+            return c;
+    }
+    return NULL;
+}
+
+/* Answers every call still open with LUNNEL_NET_CANCELLED, as lunnel_http_free does. */
+static void cancel_all(void)
+{
+    lunnel_error e;
+    lunnel_error_clear(&e);
+    e.kind = LUNNEL_NET_CANCELLED;
+    for (int i = 0; i < n_calls; i++) {
+        call *c = &calls[i];
+        if (c->answered)
+            continue;
+        c->answered = 1;
+        switch (c->kind) {
+        case C_CONNECT: ((rc_connect_cb)c->cb)(c->ud, &e, NULL); break;
+        case C_HEARTBEAT: ((rc_heartbeat_cb)c->cb)(c->ud, &e, NULL, 0); break;
+        case C_SHUTDOWN:
+        case C_CHECKPOINT: ((rc_status_cb)c->cb)(c->ud, &e); break;
+        case C_GETCP: ((rc_getcp_cb)c->cb)(c->ud, &e, NULL, 0); break;
+        case C_READ: ((rc_read_cb)c->cb)(c->ud, &e, NULL, 0); break;
+        case C_DESCRIBE: ((rc_describe_cb)c->cb)(c->ud, &e, 0, 0); break;
+        }
+    }
+}
+
+/* Whether an unanswered call of this kind exists right now (after letting the loop run a bit). */
+static int pending(int kind, const char *channel, int settle_ms)
+{
+    for (int r = 0; r < settle_ms; r++) {
+        ev_run(loop, EVRUN_NOWAIT);
+        usleep(1000);
+    }
+    for (int i = 0; i < n_calls; i++) {
+        call *c = &calls[i];
+        if (!c->answered && c->kind == kind && (!channel || strcmp(c->channel, channel) == 0))
+            return 1;
+    }
+    return 0;
+}
+
+static lunnel_error server_error(const char *code, int status)
+{
+    lunnel_error e;
+    lunnel_error_clear(&e);
+    e.kind = LUNNEL_NET_SERVER;
+    e.http_status = status;
+    snprintf(e.code, sizeof e.code, "%s", code);
+    return e;
+}
+
+static void answer_connect(call *c, const char *client_id)
+{
+    c->answered = 1;
+    ((rc_connect_cb)c->cb)(c->ud, NULL, client_id);
+}
+static void answer_heartbeat(call *c, const lunnel_channel_view *v, size_t n)
+{
+    c->answered = 1;
+    ((rc_heartbeat_cb)c->cb)(c->ud, NULL, v, n);
+}
+static void answer_heartbeat_error(call *c, const lunnel_error *e)
+{
+    c->answered = 1;
+    ((rc_heartbeat_cb)c->cb)(c->ud, e, NULL, 0);
+}
+static void answer_status(call *c, const lunnel_error *e)
+{
+    c->answered = 1;
+    ((rc_status_cb)c->cb)(c->ud, e);
+}
+static void answer_getcp(call *c, const char *token, int64_t seq)
+{
+    c->answered = 1;
+    ((rc_getcp_cb)c->cb)(c->ud, NULL, token, seq);
+}
+/* A ReadRecordsResponse with n records (arbitrary bytes: the host decodes, not the worker). */
+static void answer_read(call *c, int n, const char *next, int may_more)
+{
+    Lunnel__Tunnel__Record recs[8], *ptrs[8];
+    static uint8_t row[4] = {0x75, 0, 0, 0};
+    for (int i = 0; i < n; i++) {
+        Lunnel__Tunnel__Record r = LUNNEL__TUNNEL__RECORD__INIT;
+        r.action_type = LUNNEL__TUNNEL__ACTION_TYPE__PUT_ROW;
+        r.record.data = row;
+        r.record.len = sizeof row;
+        recs[i] = r;
+        ptrs[i] = &recs[i];
+    }
+    Lunnel__Tunnel__ReadRecordsResponse m = LUNNEL__TUNNEL__READ_RECORDS_RESPONSE__INIT;
+    m.n_records = (size_t)n;
+    m.records = ptrs;
+    m.next_token = (char *)next;
+    if (may_more >= 0) {
+        m.has_may_more_record = 1;
+        m.may_more_record = may_more;
+    }
+    size_t len = lunnel__tunnel__read_records_response__get_packed_size(&m);
+    uint8_t *buf = malloc(len ? len : 1);
+    lunnel__tunnel__read_records_response__pack(&m, buf);
+    c->answered = 1;
+    ((rc_read_cb)c->cb)(c->ud, NULL, buf, len);
+}
+
+/* A heartbeat sent after everything so far: a pending (older) one is answered first with the
+ * server's current list `v`, so its snapshot cannot be mistaken for the current state. */
+static call *fresh_heartbeat(const lunnel_channel_view *v, size_t n)
+{
+    call *old = find_call(C_HEARTBEAT, NULL);
+    if (old)
+        answer_heartbeat(old, v, n);
+    return wait_call(C_HEARTBEAT, NULL);
+}
+
+/* ---- fake processor ------------------------------------------------------------------------ */
+
+typedef struct fake_ch {
+    char id[64];
+    void *user;
+    int shutdown;
+} fake_ch;
+
+typedef struct fake_batch {
+    fake_ch *ch;
+    void *user;
+    char token[128];
+    size_t n;
+    int done;
+} fake_batch;
+
+static fake_ch chans[64];
+static int n_chans;
+static fake_batch batches[256];
+static int n_batches;
+static int opens;
+
+static void *fake_open(void *ud, const lunnel_host_channel_info *info)
+{
+    (void)ud;
+    fake_ch *c = &chans[n_chans++];
+    memset(c, 0, sizeof *c);
+    snprintf(c->id, sizeof c->id, "%s", info->channel_id);
+    c->user = info->user;
+    opens++;
+    return c;
+}
+static int fake_submit(void *ch, const lunnel_host_batch *b)
+{
+    fake_batch *x = &batches[n_batches++];
+    memset(x, 0, sizeof *x);
+    x->ch = ch;
+    x->user = b->user;
+    x->n = b->n_ranges;
+    snprintf(x->token, sizeof x->token, "%s", b->next_token ? b->next_token : "");
+    return 0;
+}
+static int fake_shutdown(void *ch)
+{
+    ((fake_ch *)ch)->shutdown = 1;
+    return 0;
+}
+
+static lunnel_worker *W;
+
+static fake_batch *batch_of(const char *channel, const char *token)
+{
+    for (int i = 0; i < n_batches; i++)
+        if (!batches[i].done && strcmp(batches[i].ch->id, channel) == 0 &&
+            strcmp(batches[i].token, token) == 0)
+            return &batches[i];
+    return NULL;
+}
+
+static void complete(fake_batch *b, int ok, int committed)
+{
+    lunnel_host_completion c = {0};
+    c.event = LUNNEL_HOST_EV_BATCH;
+    c.channel = (lunnel_host_channel *)b->ch;
+    c.channel_user = b->ch->user;
+    c.batch_user = b->user;
+    c.status = ok ? LUNNEL_HOST_OK : LUNNEL_HOST_ESCRIPT;
+    c.error = ok ? "" : "boom";
+    c.traceback = "";
+    c.committed = committed;
+    b->done = 1;
+    lunnel_worker_on_done(W, &c);
+}
+
+static fake_ch *chan(const char *id)
+{
+    for (int i = n_chans - 1; i >= 0; i--)
+        if (strcmp(chans[i].id, id) == 0)
+            return &chans[i];
+    return NULL;
+}
+
+static void closed(fake_ch *ch)
+{
+    lunnel_host_completion c = {0};
+    c.event = LUNNEL_HOST_EV_CLOSED;
+    c.channel = (lunnel_host_channel *)ch;
+    c.channel_user = ch->user;
+    c.error = c.traceback = "";
+    lunnel_worker_on_done(W, &c);
+}
+
+static int exit_status = -1;
+static void on_exit_cb(void *ud, int status)
+{
+    (void)ud;
+    exit_status = status;
+}
+
+static const lunnel_channel_view *view_in(const call *hb, const char *id)
+{
+    for (size_t i = 0; i < hb->n_views; i++)
+        if (strcmp(hb->views[i].id, id) == 0)
+            return &hb->views[i];
+    return NULL;
+}
+
+#define V(id_, ver_, st_) ((lunnel_channel_view){(char *)(id_), (ver_), LUNNEL_CHANNEL_##st_})
+
+static lunnel_worker *new_worker(int manual, int max_channels)
+{
+    lunnel_worker_config cfg = {
+        .loop = loop,
+        .api = NULL,
+        .tunnel_id = "tid",
+        .table_name = "t",
+        .tunnel_name = "tn",
+        .heartbeat_interval_s = 0.02,
+        .heartbeat_timeout_s = 30,
+        .prefetch = 1,
+        .max_inflight_bytes = 1 << 20,
+        .max_backoff_s = 0.05,
+        .checkpoint_interval_s = 0.02,
+        .manual_commit = manual,
+        .max_channels = max_channels,
+        .drain_timeout_s = 5,
+        .reconnect_delay_max_s = 0,
+        .proc = {.open = fake_open, .submit = fake_submit, .shutdown = fake_shutdown},
+        .on_exit = on_exit_cb,
+    };
+    return lunnel_worker_new(&cfg);
+}
+
+/* Main flow: stream channel p0 and base channel BaseData_b0. */
+static void test_main_flow(void)
+{
+    W = new_worker(0, 0);
+    lunnel_worker_start(W);
+    call *c = wait_call(C_CONNECT, NULL);
+    CHECK(c != NULL);
+    answer_connect(c, "client-1");
+    call *hb = wait_call(C_HEARTBEAT, NULL);
+    CHECK(hb != NULL);
+    CHECK_INT(hb->n_views, 0);
+    lunnel_channel_view open2[] = {V("p0", 1, OPEN), V("BaseData_b0", 1, OPEN)};
+    answer_heartbeat(hb, open2, 2);
+
+    /* both channels ask for their checkpoint */
+    call *g0 = wait_call(C_GETCP, "p0"), *gb = wait_call(C_GETCP, "BaseData_b0");
+    CHECK(g0 && gb);
+    answer_getcp(g0, "t0", 5);
+    CHECK(chan("p0") != NULL); /* open(ctx) queued */
+    call *r = wait_call(C_READ, "p0");
+    CHECK(r != NULL);
+    CHECK_STR(r->token, "t0");
+
+    /* a full batch: read again at once (prefetch 1: one more read, then stop) */
+    answer_read(r, 2, "t1", 1);
+    CHECK(batch_of("p0", "t1") != NULL);
+    CHECK_INT(batch_of("p0", "t1")->n, 2);
+    r = wait_call(C_READ, "p0");
+    CHECK(r != NULL);
+    CHECK_STR(r->token, "t1");
+    answer_read(r, 1, "t2", 0); /* not full: the stream channel backs off */
+    CHECK(batch_of("p0", "t2") != NULL);
+    /* two batches outstanding = 1 + prefetch: no third read even after the backoff */
+    CHECK(!pending(C_READ, "p0", 80));
+
+    /* nothing handled yet: no checkpoint */
+    CHECK(!pending(C_CHECKPOINT, "p0", 40));
+    complete(batch_of("p0", "t1"), 1, 0);
+    call *cp = wait_call(C_CHECKPOINT, "p0");
+    CHECK(cp != NULL);
+    CHECK_STR(cp->token, "t1");
+    CHECK_INT(cp->seq, 6); /* GetCheckpoint's 5 + 1 */
+    /* the sequence number does not match: re-read and retry with the server's + 1 */
+    lunnel_error mismatch = server_error("OTSSequenceNumberNotMatch", 400);
+    answer_status(cp, &mismatch);
+    call *g = wait_call(C_GETCP, "p0");
+    CHECK(g != NULL);
+    answer_getcp(g, "t0", 20);
+    cp = wait_call(C_CHECKPOINT, "p0");
+    CHECK(cp != NULL);
+    CHECK_STR(cp->token, "t1");
+    CHECK_INT(cp->seq, 21);
+    answer_status(cp, NULL);
+
+    /* after the batch completes, reading resumes (after the backoff) */
+    complete(batch_of("p0", "t2"), 1, 0);
+    r = wait_call(C_READ, "p0");
+    CHECK(r != NULL);
+    CHECK_STR(r->token, "t2");
+    cp = wait_call(C_CHECKPOINT, "p0");
+    CHECK(cp != NULL);
+    CHECK_STR(cp->token, "t2");
+    CHECK_INT(cp->seq, 22);
+    answer_status(cp, NULL);
+
+    /* base channel: one batch then `finished` */
+    answer_getcp(gb, "b-start", 0);
+    call *rb = wait_call(C_READ, "BaseData_b0");
+    CHECK(rb != NULL);
+    answer_read(rb, 3, "finished", -1);
+    CHECK(!pending(C_READ, "BaseData_b0", 20)); /* finished: no more reads */
+    complete(batch_of("BaseData_b0", "finished"), 1, 0);
+    cp = wait_call(C_CHECKPOINT, "BaseData_b0");
+    CHECK(cp != NULL);
+    CHECK_STR(cp->token, "finished");
+    CHECK_INT(cp->seq, 1);
+    CHECK(!chan("BaseData_b0")->shutdown); /* not before the final checkpoint is stored */
+    answer_status(cp, NULL);
+    CHECK(chan("BaseData_b0")->shutdown);
+    closed(chan("BaseData_b0"));
+
+    /* server moves p0: CLOSING at version 2 while a read is in flight */
+    lunnel_channel_view cur[] = {V("p0", 1, OPEN), V("BaseData_b0", 1, OPEN)};
+    hb = fresh_heartbeat(cur, 2);
+    CHECK(hb != NULL);
+    const lunnel_channel_view *bv = view_in(hb, "BaseData_b0");
+    CHECK(bv && bv->version == 2 && bv->status == LUNNEL_CHANNEL_TERMINATED);
+    lunnel_channel_view closing[] = {V("p0", 2, CLOSING), V("BaseData_b0", 1, OPEN)};
+    answer_heartbeat(hb, closing, 2);
+    /* the in-flight read's answer is dropped: not submitted, not checkpointed */
+    answer_read(r, 1, "t3", 0);
+    CHECK(batch_of("p0", "t3") == NULL);
+    CHECK(!pending(C_CHECKPOINT, "p0", 20)); /* t2 already stored */
+    CHECK(chan("p0")->shutdown);
+    closed(chan("p0"));
+    hb = fresh_heartbeat(closing, 2);
+    CHECK(hb != NULL);
+    const lunnel_channel_view *pv = view_in(hb, "p0");
+    CHECK(pv && pv->version == 3 && pv->status == LUNNEL_CHANNEL_CLOSE);
+    bv = view_in(hb, "BaseData_b0");
+    CHECK(bv && bv->version == 2); /* our TERMINATED report stays until the server drops it */
+
+    /* the server accepted both: empty list -> nothing left to report */
+    answer_heartbeat(hb, NULL, 0);
+    hb = fresh_heartbeat(NULL, 0);
+    CHECK(hb != NULL);
+    CHECK_INT(hb->n_views, 0);
+
+    /* a new channel, then dropped by the server mid-batch: shutdown without checkpoint */
+    lunnel_channel_view p5[] = {V("p5", 9, OPEN)};
+    answer_heartbeat(hb, p5, 1);
+    g = wait_call(C_GETCP, "p5");
+    CHECK(g != NULL);
+    answer_getcp(g, "s0", 0);
+    r = wait_call(C_READ, "p5");
+    answer_read(r, 1, "s1", 1);
+    r = wait_call(C_READ, "p5");
+    CHECK(r != NULL);
+    hb = fresh_heartbeat(p5, 1);
+    CHECK(view_in(hb, "p5") && view_in(hb, "p5")->version == 9);
+    answer_heartbeat(hb, NULL, 0); /* dropped */
+    answer_read(r, 1, "s2", 0);
+    complete(batch_of("p5", "s1"), 1, 0);
+    CHECK(!pending(C_CHECKPOINT, "p5", 40));
+    CHECK(chan("p5")->shutdown);
+    closed(chan("p5"));
+    hb = fresh_heartbeat(NULL, 0);
+    CHECK(hb && view_in(hb, "p5") == NULL);
+
+    /* a new CLOSING channel we never had: declined with CLOSE at version + 1, never opened */
+    int opens_before = opens;
+    lunnel_channel_view q[] = {V("q", 4, CLOSING)};
+    answer_heartbeat(hb, q, 1);
+    hb = fresh_heartbeat(q, 1);
+    CHECK(hb && view_in(hb, "q") && view_in(hb, "q")->version == 5 &&
+          view_in(hb, "q")->status == LUNNEL_CHANNEL_CLOSE);
+    CHECK_INT(opens, opens_before);
+
+    /* OTSResourceGone: stop channels, Shutdown, Connect again with a new client */
+    lunnel_error gone = server_error("OTSResourceGone", 410);
+    answer_heartbeat_error(hb, &gone);
+    call *sd = wait_call(C_SHUTDOWN, NULL);
+    CHECK(sd != NULL);
+    answer_status(sd, &gone);
+    c = wait_call(C_CONNECT, NULL);
+    CHECK(c != NULL);
+    answer_connect(c, "client-2");
+    hb = wait_call(C_HEARTBEAT, NULL);
+    CHECK(hb && hb->n_views == 0); /* a new client starts with an empty table */
+
+    /* graceful stop: drain a running channel (final checkpoint), Shutdown, exit 0 */
+    lunnel_channel_view z[] = {V("z", 1, OPEN)};
+    answer_heartbeat(hb, z, 1);
+    g = wait_call(C_GETCP, "z");
+    answer_getcp(g, "z0", 3);
+    r = wait_call(C_READ, "z");
+    answer_read(r, 1, "z1", 0);
+    lunnel_worker_stop(W);
+    CHECK_INT(exit_status, -1);
+    complete(batch_of("z", "z1"), 1, 0);
+    cp = wait_call(C_CHECKPOINT, "z");
+    CHECK(cp && strcmp(cp->token, "z1") == 0 && cp->seq == 4);
+    answer_status(cp, NULL);
+    CHECK(chan("z")->shutdown);
+    closed(chan("z"));
+    sd = wait_call(C_SHUTDOWN, NULL);
+    CHECK(sd != NULL);
+    answer_status(sd, NULL);
+    CHECK_INT(exit_status, 0);
+    cancel_all();
+    lunnel_worker_free(W);
+}
+
+/* --commit manual and --max-channels 1. */
+static void test_manual_and_max_channels(void)
+{
+    exit_status = -1;
+    W = new_worker(1, 1);
+    lunnel_worker_start(W);
+    answer_connect(wait_call(C_CONNECT, NULL), "client-m");
+    lunnel_channel_view two[] = {V("m0", 1, OPEN), V("m1", 1, OPEN)};
+    answer_heartbeat(wait_call(C_HEARTBEAT, NULL), two, 2);
+    call *g0 = wait_call(C_GETCP, "m0");
+    CHECK(g0 != NULL);
+    CHECK(!pending(C_GETCP, "m1", 20)); /* one slot only */
+    answer_getcp(g0, "a0", 0);
+    call *r = wait_call(C_READ, "m0");
+    answer_read(r, 1, "a1", 1);
+    r = wait_call(C_READ, "m0");
+    answer_read(r, 1, "a2", 0);
+    /* processed but not committed: no checkpoint */
+    complete(batch_of("m0", "a1"), 1, 0);
+    CHECK(!pending(C_CHECKPOINT, "m0", 50));
+    /* committed: this batch and everything before it */
+    complete(batch_of("m0", "a2"), 1, 1);
+    call *cp = wait_call(C_CHECKPOINT, "m0");
+    CHECK(cp && strcmp(cp->token, "a2") == 0);
+    answer_status(cp, NULL);
+    /* m0 moves away: its slot goes to m1 */
+    call *hb = wait_call(C_HEARTBEAT, NULL);
+    lunnel_channel_view moved[] = {V("m0", 2, CLOSING), V("m1", 1, OPEN)};
+    answer_heartbeat(hb, moved, 2);
+    r = find_call(C_READ, "m0"); /* the backoff read may already be in flight */
+    if (r)
+        answer_read(r, 0, "a2", 0);
+    CHECK(chan("m0")->shutdown);
+    CHECK(!pending(C_GETCP, "m1", 10)); /* still held by m0 until its shutdown(ctx) ran */
+    closed(chan("m0"));
+    CHECK(wait_call(C_GETCP, "m1") != NULL);
+    lunnel_worker_stop(W); /* m1's GetCheckpoint is still out: ignored when it returns */
+    call *sd = wait_call(C_SHUTDOWN, NULL);
+    CHECK(sd != NULL);
+    if (sd)
+        answer_status(sd, NULL);
+    CHECK_INT(exit_status, 0);
+    CHECK(chan("m1") == NULL);
+    cancel_all();
+    lunnel_worker_free(W);
+}
+
+int main(void)
+{
+    loop = ev_loop_new(EVFLAG_AUTO);
+    lunnel_log_set_level(LUNNEL_LOG_WARN);
+    test_main_flow();
+    test_manual_and_max_channels();
+    ev_loop_destroy(loop);
+    TEST_DONE();
+}
