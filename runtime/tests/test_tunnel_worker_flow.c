@@ -357,6 +357,8 @@ static const lunnel_channel_view *view_in(const call *hb, const char *id)
 
 #define V(id_, ver_, st_) ((lunnel_channel_view){(char *)(id_), (ver_), LUNNEL_CHANNEL_##st_})
 
+static size_t budget = 1 << 20;
+
 static lunnel_worker *new_worker(int manual, int max_channels)
 {
     lunnel_worker_config cfg = {
@@ -368,7 +370,7 @@ static lunnel_worker *new_worker(int manual, int max_channels)
         .heartbeat_interval_s = 0.02,
         .heartbeat_timeout_s = 30,
         .prefetch = 1,
-        .max_inflight_bytes = 1 << 20,
+        .max_inflight_bytes = budget,
         .max_backoff_s = 0.05,
         .checkpoint_interval_s = 0.02,
         .manual_commit = manual,
@@ -601,12 +603,50 @@ static void test_manual_and_max_channels(void)
     lunnel_worker_free(W);
 }
 
+/* --max-inflight-bytes: with a budget smaller than one response, a full batch read ahead
+ * waits until the submitted one completes, across channels. */
+static void test_inflight_budget(void)
+{
+    exit_status = -1;
+    budget = 10; /* one response of our fake is larger */
+    W = new_worker(0, 0);
+    budget = 1 << 20;
+    lunnel_worker_start(W);
+    answer_connect(wait_call(C_CONNECT, NULL), "client-b");
+    lunnel_channel_view two[] = {V("BaseData_x", 1, OPEN), V("BaseData_y", 1, OPEN)};
+    answer_heartbeat(wait_call(C_HEARTBEAT, NULL), two, 2);
+    answer_getcp(wait_call(C_GETCP, "BaseData_x"), "x0", 0);
+    answer_read(wait_call(C_READ, "BaseData_x"), 1, "x1", 1); /* full: would read again now */
+    CHECK(batch_of("BaseData_x", "x1") != NULL);
+    CHECK(!pending(C_READ, "BaseData_x", 30)); /* budget spent */
+    answer_getcp(wait_call(C_GETCP, "BaseData_y"), "y0", 0);
+    CHECK(!pending(C_READ, "BaseData_y", 30)); /* the other channel waits too */
+    complete(batch_of("BaseData_x", "x1"), 1, 0);
+    /* budget back: both read again */
+    CHECK(wait_call(C_READ, "BaseData_x") != NULL);
+    CHECK(wait_call(C_READ, "BaseData_y") != NULL);
+    lunnel_worker_stop(W);
+    cancel_all(); /* reads and the drain's calls fail: channels close, Shutdown fails */
+    for (int i = 0; i < 5; i++) {
+        ev_run(loop, EVRUN_NOWAIT);
+        cancel_all();
+    }
+    CHECK(chan("BaseData_x")->shutdown);
+    CHECK(chan("BaseData_y")->shutdown);
+    closed(chan("BaseData_x"));
+    closed(chan("BaseData_y"));
+    cancel_all();
+    CHECK_INT(exit_status, 0);
+    lunnel_worker_free(W);
+}
+
 int main(void)
 {
     loop = ev_loop_new(EVFLAG_AUTO);
     lunnel_log_set_level(LUNNEL_LOG_WARN);
     test_main_flow();
     test_manual_and_max_channels();
+    test_inflight_budget();
     ev_loop_destroy(loop);
     TEST_DONE();
 }

@@ -123,6 +123,8 @@ static void on_connect(void *ud, const lunnel_error *err, const char *client_id)
         char line[1024];
         lunnel_error_format(err, line, sizeof line);
         lunnel_error_class cls = lunnel_error_classify(err, LUNNEL_SCOPE_CLIENT);
+        if (err->kind == LUNNEL_NET_CANCELLED)
+            return;
         if (cls == LUNNEL_ERRCLASS_FATAL) {
             lunnel_log_kv(LUNNEL_LOG_ERROR, "worker", "connect failed", "error", line, NULL);
             finish(w, lunnel_error_exit_status(err));
@@ -381,6 +383,8 @@ static void begin_reconnect(run_worker *w, const char *why)
 
 void run_worker_fatal(run_worker *w, const lunnel_error *err, const char *what)
 {
+    if (err->kind == LUNNEL_NET_CANCELLED)
+        return; /* the client is being torn down at exit: not the service's verdict */
     char line[1024];
     lunnel_error_format(err, line, sizeof line);
     lunnel_log_kv(LUNNEL_LOG_ERROR, "worker", "fatal error, stopping", "call", what, "error", line,
