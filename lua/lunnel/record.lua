@@ -101,7 +101,9 @@ local function find_lib()
   if env and env ~= "" then candidates[#candidates + 1] = env end
   local src = debug.getinfo(1, "S").source
   if src:sub(1, 1) == "@" then
-    local dir = src:sub(2):match("^(.*)/lua/lunnel/[^/]*$")
+    local path = src:sub(2)
+    local dir = path:match("^(.*)/lua/lunnel/[^/]*$")
+    if not dir and path:match("^lua/lunnel/[^/]*$") then dir = "." end -- relative (busted lpath)
     if dir then candidates[#candidates + 1] = dir .. "/build/liblunnel.so" end
   end
   candidates[#candidates + 1] = "lunnel"
@@ -236,6 +238,19 @@ local function find(cols, n, name, hints)
   return scan(cols, n, name, len, pre, hints)
 end
 
+-- A row may carry one name twice (an UPDATE that puts a new version and deletes an old one):
+-- readers want the cell with a value. Rare, so this only runs when the first match has none.
+local function find_valued(cols, n, name, hints)
+  local c = find(cols, n, name, hints)
+  if c == nil or c.value.type ~= VT_NONE then return c end
+  local len, pre = #name, PREFIX[name]
+  for i = 0, n - 1 do
+    local d = cols[i]
+    if d.value.type ~= VT_NONE and same(d, name, len, pre) then return d end
+  end
+  return c
+end
+
 -- ---- record methods ---------------------------------------------------------------------
 local R = {}    -- methods
 local RF = {}   -- computed fields
@@ -245,7 +260,7 @@ local RF = {}   -- computed fields
 -- 10-column loop fell back to the interpreter (60x slower). Keep this shape.
 function R.get(ref, name, as)
   local r = rec(ref)
-  local c = find(r.cols, r.col_count, name, HINT_COLS)
+  local c = find_valued(r.cols, r.col_count, name, HINT_COLS)
   if c == nil then return nil end
   local v = c.value
   local t = v.type
@@ -262,20 +277,20 @@ end
 
 function R.has(ref, name)
   local r = rec(ref)
-  local c = find(r.cols, r.col_count, name, HINT_COLS)
+  local c = find_valued(r.cols, r.col_count, name, HINT_COLS)
   return c ~= nil and c.value.type ~= VT_NONE
 end
 
 function R.type(ref, name)
   local r = rec(ref)
-  local c = find(r.cols, r.col_count, name, HINT_COLS) or find(r.pk, r.pk_count, name, HINT_PK)
+  local c = find_valued(r.cols, r.col_count, name, HINT_COLS) or find(r.pk, r.pk_count, name, HINT_PK)
   if c == nil then return nil end
   return TYPE_NAMES[c.value.type]
 end
 
 function R.len(ref, name)
   local r = rec(ref)
-  local c = find(r.cols, r.col_count, name, HINT_COLS)
+  local c = find_valued(r.cols, r.col_count, name, HINT_COLS)
   if c == nil then return nil end
   local t = c.value.type
   if t == VT_STRING or t == VT_BINARY then return c.value.len end
@@ -284,7 +299,7 @@ end
 
 function R.equals(ref, name, s)
   local r = rec(ref)
-  local c = find(r.cols, r.col_count, name, HINT_COLS)
+  local c = find_valued(r.cols, r.col_count, name, HINT_COLS)
   if c == nil then return false end
   local t = c.value.type
   if t ~= VT_STRING and t ~= VT_BINARY then return false end
@@ -295,7 +310,7 @@ end
 function R.old(ref, name, as)
   local r = rec(ref)
   if r.has_old == 0 then return nil end
-  local c = find(r.old, r.old_count, name, HINT_OLD)
+  local c = find_valued(r.old, r.old_count, name, HINT_OLD)
   if c == nil then return nil end
   local v = c.value
   local t = v.type

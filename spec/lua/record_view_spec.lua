@@ -208,3 +208,18 @@ describe("stale views", function()
     assert.has_error(function() return kept.action end)
   end)
 end)
+
+describe("a column named twice in one row", function()
+  it("reads the cell that has a value", function()
+    local r = T.update{ pk = {{"id", 1}}, cols = {
+      {"c", nil, op = "DELETE_ONE_VERSION", ts = 5}, {"c", "new", ts = 6},
+    } }
+    assert.are.equal("new", r:get("c"))
+    assert.are.equal("STRING", r:type("c"))
+    assert.is_true(r:equals("c", "new"))
+    assert.is_true(r:has("c"))
+    local ops = {}
+    for name, _, op in r:columns() do ops[#ops + 1] = name .. ":" .. op end
+    assert.are.same({ "c:DELETE_ONE_VERSION", "c:PUT" }, ops)
+  end)
+end)
