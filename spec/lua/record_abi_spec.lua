@@ -3,6 +3,7 @@
 -- versions agree, and the module is cdef'd/metatyped once even when required again.
 local ffi = require("ffi")
 local record = require("lunnel.record")
+require("lunnel.testing") -- declares the codec.h / plainbuffer.h structs checked below
 
 local layout = {
   value = { "type", "len", "u" },
@@ -13,6 +14,10 @@ local layout = {
   batch = { "records", "count", "generation", "live_generation", "data", "size" },
   batch_ref = { "b", "live", "gen" },
   record_ref = { "r", "live", "gen", "index" },
+  -- declared again by lua/lunnel/testing.lua (codec.h / plainbuffer.h)
+  record_range = { "origin_offset", "action", "has_origin" },
+  codec_error = { "offset", "message" },
+  pb_writer = { "len", "error", "state" },
 }
 
 describe("record view ABI", function()

@@ -74,3 +74,17 @@ describe("lunnel.testing", function()
     os.remove(path)
   end)
 end)
+
+describe("lunnel.testing edge cases", function()
+  it("builds an empty batch", function()
+    local b = T.batch{}
+    assert.are.equal(0, #b)
+    for _ in b:iter() do error("no records expected") end
+    assert.is_nil(b[1])
+  end)
+
+  it("accepts plain specs in a batch", function()
+    local b = T.batch{ { action = "PUT", pk = {{"id", 7}}, cols = {x = 1} } }
+    assert.are.equal(7, b[1].pk.id)
+  end)
+end)

@@ -154,7 +154,8 @@ size_t lunnel_arena_capacity(const lunnel_arena *a);
 uint32_t lunnel_record_abi_version(void);
 /* sizeof(type) when field is NULL or "", else offsetof(type, field); -1 when unknown.
  * type is the struct name without "lunnel_" ("value", "column", "record", "batch",
- * "batch_ref", "record_ref"); field is a member name ("u" for the value union). */
+ * "batch_ref", "record_ref"; also "record_range", "codec_error", "pb_writer", which
+ * lua/lunnel/testing.lua declares); field is a member name ("u" for the value union). */
 int64_t lunnel_record_abi_layout(const char *type, const char *field);
 /* The hash stored in lunnel_column.name_hash (FNV-1a 32 bit). */
 uint32_t lunnel_record_name_hash(const void *name, size_t len);

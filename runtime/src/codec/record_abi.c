@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "codec/codec_internal.h"
+#include "lunnel/plainbuffer.h"
 #include "lunnel/record.h"
 
 uint32_t lunnel_record_abi_version(void) { return LUNNEL_RECORD_ABI_VERSION; }
@@ -37,6 +38,18 @@ static const struct {
     S(batch_ref), F(batch_ref, b), F(batch_ref, live), F(batch_ref, gen),
     S(record_ref), F(record_ref, r), F(record_ref, live), F(record_ref, gen),
     F(record_ref, index),
+    /* codec.h / plainbuffer.h types that lua/lunnel/testing.lua declares too */
+    {"record_range", "", sizeof(lunnel_record_range)},
+    {"record_range", "origin_offset", offsetof(lunnel_record_range, origin_offset)},
+    {"record_range", "action", offsetof(lunnel_record_range, action)},
+    {"record_range", "has_origin", offsetof(lunnel_record_range, has_origin)},
+    {"codec_error", "", sizeof(lunnel_codec_error)},
+    {"codec_error", "offset", offsetof(lunnel_codec_error, offset)},
+    {"codec_error", "message", offsetof(lunnel_codec_error, message)},
+    {"pb_writer", "", sizeof(lunnel_pb_writer)},
+    {"pb_writer", "len", offsetof(lunnel_pb_writer, len)},
+    {"pb_writer", "error", offsetof(lunnel_pb_writer, error)},
+    {"pb_writer", "state", offsetof(lunnel_pb_writer, state)},
 };
 
 int64_t lunnel_record_abi_layout(const char *type, const char *field)
