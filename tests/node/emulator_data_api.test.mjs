@@ -323,6 +323,43 @@ describe('lunnel-emulator data API with the official Node SDK', () => {
     assert.ok(stats.requests['/PutRow'].errors >= 2);
   });
 
+  test('bulk load writes rows through the normal path; changes page with from/limit', async () => {
+    const r = await emu.admin('load', { table: 'loaded', rows: 1200, columns: 3, value_bytes: 50, start: 10 });
+    assert.equal(r.rows, 1200);
+    assert.equal(r.changes_end, 1200);
+    const d = await call(client, 'describeTable', { tableName: 'loaded' });
+    assert.equal(d.tableMeta.primaryKey[0].name, 'id');
+    const rows = [];
+    let next = [{ id: TS.INF_MIN }];
+    for (let pages = 0; next && pages < 10; pages++) {
+      const g = await call(client, 'getRange', {
+        tableName: 'loaded', direction: TS.Direction.FORWARD, inclusiveStartPrimaryKey: next,
+        exclusiveEndPrimaryKey: [{ id: TS.INF_MAX }], limit: 500, maxVersions: 1,
+      });
+      rows.push(...g.rows);
+      next = asPk(g.nextStartPrimaryKey);
+    }
+    assert.equal(rows.length, 1200);
+    assert.equal(intStr(rows[0].primaryKey[0].value), '10');
+    assert.equal(intStr(rows[1199].primaryKey[0].value), '1209');
+    assert.deepEqual(rows[5].attributes.map((a) => a.columnName), ['c0', 'c1', 'c2']);
+    assert.equal(rows[5].attributes[2].columnValue.length, 50);
+    const page = await emu.admin('changes', { table: 'loaded', from: 1195, limit: 10 });
+    assert.deepEqual(page.changes.map((c) => c.index), [1195, 1196, 1197, 1198, 1199]);
+    await assert.rejects(emu.admin('load', { table: 'loaded' }), /HTTP 400 OTSParameterInvalid/);
+    await assert.rejects(emu.admin('changes', { table: 'nope' }), /HTTP 404 OTSObjectNotExist/);
+
+    // batch across tables: a missing table fails its rows only
+    const res = await call(client, 'batchWriteRow', { tables: [
+      { tableName: 'loaded', rows: [{ type: 'PUT', condition: cond(IGNORE), primaryKey: [{ id: Long.fromNumber(1) }], attributeColumns: [{ x: 1 }] }] },
+      { tableName: 'missing', rows: [{ type: 'PUT', condition: cond(IGNORE), primaryKey: [{ id: Long.fromNumber(1) }], attributeColumns: [{ x: 1 }] }] },
+    ] });
+    assert.equal(res.tables.length, 2);
+    assert.equal(res.tables[0].isOk, true);
+    assert.equal(res.tables[1].isOk, false);
+    assert.equal(res.tables[1].errorCode, 'OTSObjectNotExist');
+  });
+
   test('responses are signed the way the Java SDK verifies them', async () => {
     const { createHmac, createHash } = await import('node:crypto');
     const r = await emu.post('/ListTable', Buffer.alloc(0));
