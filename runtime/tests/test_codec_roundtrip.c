@@ -285,8 +285,47 @@ static void test_batch_and_json(void)
     CHECK_STR(lunnel_record_action_name(LUNNEL_ACTION_PUT), "PUT");
 }
 
+/* More columns than the decoder's initial scratch capacity (32). */
+static void test_wide_row(void)
+{
+    lunnel_pb_writer w;
+    lunnel_pb_writer_init(&w);
+    lunnel_pb_write_header(&w);
+    lunnel_pb_begin_row(&w);
+    lunnel_value v = lunnel_value_int(1);
+    lunnel_pb_write_pk(&w, "id", 2, &v);
+    char name[16];
+    for (int i = 0; i < 300; i++) {
+        snprintf(name, sizeof name, "column_%03d", i); /* > 8 bytes: prefix + hash path */
+        v = lunnel_value_int(i);
+        lunnel_pb_write_cell(&w, name, strlen(name), &v, LUNNEL_OP_PUT, 0, 0);
+    }
+    CHECK_INT(lunnel_pb_end_row(&w), 0);
+    lunnel_arena *a = lunnel_arena_new();
+    const lunnel_record *rows;
+    uint32_t n;
+    CHECK_INT(lunnel_pb_decode_rows(a, w.buf, w.len, LUNNEL_PB_STRICT, &rows, &n, NULL), 0);
+    CHECK_INT(n, 1);
+    if (n == 1) {
+        CHECK_INT(rows[0].col_count, 300);
+        int bad = 0;
+        for (int i = 0; i < 300 && i < (int)rows[0].col_count; i++) {
+            snprintf(name, sizeof name, "column_%03d", i);
+            const lunnel_column *c = &rows[0].cols[i];
+            if (c->value.u.i != i || c->name_len != strlen(name) ||
+                memcmp(c->name, name, c->name_len) != 0 ||
+                c->name_prefix != lunnel_record_name_prefix(name, strlen(name)))
+                bad++;
+        }
+        CHECK_INT(bad, 0);
+    }
+    lunnel_arena_free(a);
+    lunnel_pb_writer_free(&w);
+}
+
 int main(void)
 {
+    test_wide_row();
     test_multi_rows();
     test_request_types();
     test_writer_misuse();

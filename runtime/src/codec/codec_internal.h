@@ -103,8 +103,11 @@ static inline uint32_t codec_name_hash(const uint8_t *p, size_t n)
 /* First <= 8 name bytes, little-endian, zero-padded: the lunnel_column.name_prefix. */
 static inline uint64_t codec_name_prefix(const uint8_t *p, size_t n)
 {
+    if (n >= 8) return rd_u64(p);
+    /* Built in a register: a variable-length memcpy into a stack word followed by an 8-byte
+     * load defeats store forwarding (it cost a quarter of the decoder's time). */
     uint64_t v = 0;
-    memcpy(&v, p, n < 8 ? n : 8);
+    for (size_t i = 0; i < n; i++) v |= (uint64_t)p[i] << (8 * i);
     return v;
 }
 

@@ -216,9 +216,11 @@ static int decode_row(dec *d, lunnel_record *r)
         return codec_fail(d->err, LUNNEL_CODEC_BAD_TAG, d->rec, AT(d),
                           "tag 0x%02x where ROW_PK (0x01) belongs", d->p[d->pos]);
     d->pos++;
-    uint32_t n = 0, npk = 0;
+    uint32_t n = 0, npk = 0, cap = 32;
     uint8_t row_crc = 0;
     int in_data = 0;
+    lunnel_column *cols = arena_scratch_cols(d->a, cap); /* grown below, rarely */
+    if (!cols) return codec_fail(d->err, LUNNEL_CODEC_NOMEM, d->rec, AT(d), "columns");
     for (;;) {
         NEED(d, 1, "row");
         uint8_t tag = d->p[d->pos];
@@ -230,8 +232,11 @@ static int decode_row(dec *d, lunnel_record *r)
         }
         if (tag != TAG_CELL) break;
         d->pos++;
-        lunnel_column *cols = arena_scratch_cols(d->a, n + 1);
-        if (!cols) return codec_fail(d->err, LUNNEL_CODEC_NOMEM, d->rec, AT(d), "columns");
+        if (n == cap) {
+            if (cap >= UINT32_MAX / 2 ||
+                !(cols = arena_scratch_cols(d->a, cap *= 2)))
+                return codec_fail(d->err, LUNNEL_CODEC_NOMEM, d->rec, AT(d), "columns");
+        }
         uint8_t cell_crc = 0;
         int rc = decode_cell(d, &cols[n], !in_data, &cell_crc);
         if (rc) return rc;
@@ -261,7 +266,7 @@ static int decode_row(dec *d, lunnel_record *r)
     if (n) {
         lunnel_column *dst = lunnel_arena_alloc(d->a, (size_t)n * sizeof *dst);
         if (!dst) return codec_fail(d->err, LUNNEL_CODEC_NOMEM, d->rec, d->base + row_at, "row");
-        memcpy(dst, arena_scratch_cols(d->a, n), (size_t)n * sizeof *dst);
+        memcpy(dst, cols, (size_t)n * sizeof *dst);
         r->pk = dst;
         r->cols = dst + npk;
     }
