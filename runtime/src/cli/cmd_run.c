@@ -412,8 +412,10 @@ static void print_error(const char *what, const lunnel_error *err)
 {
     char line[1200];
     lunnel_error_format(err, line, sizeof line);
-    lunnel_log_kv(LUNNEL_LOG_ERROR, "run", what, "error", line, NULL);
-    fprintf(stderr, "lunnel run: %s: %s\n", what, line);
+    /* one line, masked like every log line (secrets never reach stderr) */
+    char masked[1400];
+    lunnel_log_mask(line, masked, sizeof masked);
+    fprintf(stderr, "lunnel run: %s: %s\n", what, masked);
 }
 
 static int is_not_found(const lunnel_error *err)
@@ -566,11 +568,7 @@ int lunnel_cmd_run(int argc, char **argv)
     }
     lunnel_api *api = cl.api;
 
-    int status = LUNNEL_EXIT_RUNTIME;
-    char *tunnel_id = resolve_tunnel(api, loop, table, tunnel, tunnel_id_opt, create, &status);
-    if (!tunnel_id)
-        return status ? status : LUNNEL_EXIT_RUNTIME;
-
+    /* the script first: a script that does not load must not leave a created tunnel behind */
     run_app app = {.loop = loop};
     lunnel_host_config hcfg = {
         .script_path = script,
@@ -587,9 +585,14 @@ int lunnel_cmd_run(int argc, char **argv)
     app.host = lunnel_host_new(&hcfg, herr, sizeof herr);
     if (!app.host) {
         fprintf(stderr, "lunnel run: %s: %s\n", script, herr);
-        lunnel_log_kv(LUNNEL_LOG_ERROR, "run", "script does not load", "script", script, "error",
-                      herr, NULL);
         return LUNNEL_EXIT_USAGE;
+    }
+
+    int status = LUNNEL_EXIT_RUNTIME;
+    char *tunnel_id = resolve_tunnel(api, loop, table, tunnel, tunnel_id_opt, create, &status);
+    if (!tunnel_id) {
+        lunnel_host_free(app.host);
+        return status ? status : LUNNEL_EXIT_RUNTIME;
     }
 
     lunnel_worker_config wc = {
@@ -616,8 +619,10 @@ int lunnel_cmd_run(int argc, char **argv)
         .ud = &app,
     };
     app.worker = lunnel_worker_new(&wc);
-    if (!app.worker)
+    if (!app.worker) {
+        lunnel_host_free(app.host);
         return LUNNEL_EXIT_RUNTIME;
+    }
 
     ev_signal sigint, sigterm, sighup;
     ev_signal_init(&sigint, on_signal, SIGINT);
