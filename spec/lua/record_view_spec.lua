@@ -223,3 +223,36 @@ describe("a column named twice in one row", function()
     assert.are.same({ "c:DELETE_ONE_VERSION", "c:PUT" }, ops)
   end)
 end)
+
+describe("column names", function()
+  it("tells apart long names sharing their first 8 bytes", function()
+    local r = T.put{ pk = {{"customer_id", 5}}, cols = {
+      {"customer_name", "ann"}, {"customer_note", "vip"}, {"customer", "c"}, {"customer_", "d"},
+    } }
+    assert.are.equal("ann", r:get("customer_name"))
+    assert.are.equal("vip", r:get("customer_note"))
+    assert.are.equal("c", r:get("customer"))
+    assert.are.equal("d", r:get("customer_"))
+    assert.is_nil(r:get("customer_nam"))
+    assert.is_nil(r:get("customer_namf"))
+    assert.are.equal(5, r.pk.customer_id)
+  end)
+
+  it("finds columns whose position changes from record to record", function()
+    local b = T.batch{
+      T.put{ pk = {{"id", 1}}, cols = {{"a", 1}, {"b", 2}} },
+      T.put{ pk = {{"id", 2}}, cols = {{"b", 20}, {"a", 10}} },
+      T.put{ pk = {{"id", 3}}, cols = {{"b", 200}} },
+    }
+    local got = {}
+    for _, r in b:iter() do got[#got + 1] = tostring(r:get("a")) .. "/" .. tostring(r:get("b")) end
+    assert.are.same({ "1/2", "10/20", "nil/200" }, got)
+  end)
+
+  it("handles empty and binary names", function()
+    local r = T.put{ pk = {{"id", 1}}, cols = {{"", "empty"}, {"n\0ul", "nul"}} }
+    assert.are.equal("empty", r:get(""))
+    assert.are.equal("nul", r:get("n\0ul"))
+    assert.is_nil(r:get("n"))
+  end)
+end)
