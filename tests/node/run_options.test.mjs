@@ -116,4 +116,14 @@ test('bad options are refused with one clear line and status 2', { timeout: 3000
     assert.equal(r.code, 2, run.stderr());
     assert.match(run.stderr(), re);
   }
+  // a script that does not load: one line with file:line, status 2, and no tunnel created
+  const bad = path.join(dir, 'broken.lua');
+  fs.writeFileSync(bad, 'local M = {}\nfunction M.process(ctx, batch)\n  if then end\nend\nreturn M\n');
+  await createTable(c, 'broken');
+  const run = startRun(emu, { table: 'broken', tunnel: 'never', create: 'Stream', dir, script: bad });
+  const r = await withTimeout(run.exited, 10000, 'usage error exit');
+  assert.equal(r.code, 2, run.stderr());
+  assert.match(run.stderr(), /broken\.lua:3:/);
+  const { tunnels } = await emu.admin('tunnels', {});
+  assert.ok(!tunnels.some((t) => t.tunnel_name === 'never'), 'no tunnel was created');
 });
