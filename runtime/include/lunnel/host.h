@@ -86,6 +86,8 @@ typedef struct lunnel_host_completion {
     int script_version;           /* version of the script that ran it (1 = the first) */
 } lunnel_host_completion;
 
+/* May call channel_open / submit / channel_shutdown / reload; must not call lunnel_host_free
+ * (stop the loop with ev_break and free the host after ev_run returns). */
 typedef void (*lunnel_host_done_fn)(const lunnel_host_completion *c, void *ud);
 
 /* Log sink for script logs (ctx.log) and the host's own lines, same shape as
