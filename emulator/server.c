@@ -822,6 +822,11 @@ void lunnel_emu_server_stop(lunnel_emu_server *s)
     if (s->stopped) return;
     s->stopped = true;
     ev_io_stop(s->loop, &s->accept_io);
+    /* Graceful: replies already produced get one last non-blocking send before closing. */
+    for (conn *c = s->conns; c; c = c->next)
+        if (c->out_len > c->out_off)
+            (void)send(c->fd, c->out + c->out_off, c->out_len - c->out_off,
+                       MSG_NOSIGNAL | MSG_DONTWAIT);
     while (s->conns)
         conn_close(s->conns);
 }
