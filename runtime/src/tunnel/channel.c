@@ -160,8 +160,8 @@ static void getcheckpoint_result(run_channel *ch, const lunnel_error *err, const
             return;
         }
         ch->cp_failed = 1;
-        set_state(ch, CH_DRAINING);
         ch->end = END_CLOSE;
+        set_state(ch, CH_DRAINING);
         check_drain(ch);
         return;
     }
