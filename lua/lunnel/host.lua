@@ -35,19 +35,23 @@ end
 
 local levels = { "trace", "debug", "info", "warn", "error" }
 
--- Field values that are tables are logged as JSON (when cjson can encode them).
+-- Fields become a flat list {k1, v1, k2, v2, ...} of strings sorted by key (stable log
+-- lines); table values are logged as JSON (when cjson can encode them).
 local function flatten(fields)
-  local out
-  for k, v in pairs(fields) do
+  local keys = {}
+  for k in pairs(fields) do keys[#keys + 1] = tostring(k) end
+  table.sort(keys)
+  local out = {}
+  for i, k in ipairs(keys) do
+    local v = fields[k]
+    if v == nil then v = fields[tonumber(k)] end
     if type(v) == "table" then
-      out = out or {}
       local ok, j = pcall(cjson.encode, v)
-      out[k] = ok and j or tostring(v)
+      v = ok and j or tostring(v)
+    else
+      v = tostring(v)
     end
-  end
-  if not out then return fields end
-  for k, v in pairs(fields) do
-    if out[k] == nil then out[k] = v end
+    out[2 * i - 1], out[2 * i] = k, v
   end
   return out
 end

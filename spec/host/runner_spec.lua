@@ -18,8 +18,14 @@ describe("lunnel.host runner", function()
     runner.init({
       custom_json = '{"sink":"/tmp/out.jsonl","n":3}',
       worker = 7,
-      log = function(level, msg, fields, channel)
-        logged[#logged + 1] = { level = level, msg = msg, fields = fields, channel = channel }
+      log = function(level, msg, list, channel)
+        local fields, keys = {}, {}
+        for i = 1, #(list or {}), 2 do
+          fields[list[i]] = list[i + 1]
+          keys[#keys + 1] = list[i]
+        end
+        logged[#logged + 1] = { level = level, msg = msg, fields = fields, keys = keys,
+                                channel = channel }
       end,
     })
   end)
@@ -58,7 +64,7 @@ describe("lunnel.host runner", function()
       local M = {}
       function M.open(ctx)
         ctx.state.opened = (ctx.state.opened or 0) + 1
-        ctx.log.info("hello", {sink = ctx.custom.sink, nested = {a = 1}})
+        ctx.log.info("hello", {sink = ctx.custom.sink, nested = {a = 1}, b = true, n = 3})
       end
       function M.process() end
       function M.shutdown(ctx) ctx.log.warn("bye", {opened = ctx.state.opened}) end
@@ -71,6 +77,8 @@ describe("lunnel.host runner", function()
     assert.equals("ch-1", logged[1].channel)
     assert.equals("/tmp/out.jsonl", logged[1].fields.sink)
     assert.equals('{"a":1}', logged[1].fields.nested)
+    assert.equals("true", logged[1].fields.b)
+    assert.same({ "b", "n", "nested", "sink" }, logged[1].keys) -- sorted: stable lines
     -- swap handlers: the channel's ctx (and its state) stays
     assert.is_true(pcall(runner.load, [[
       return {process = function() end,
@@ -79,7 +87,7 @@ describe("lunnel.host runner", function()
     runner.shutdown(1)
     assert.equals("error", logged[2].level)
     assert.equals("v3 bye", logged[2].msg)
-    assert.equals(1, logged[2].fields.opened)
+    assert.equals("1", logged[2].fields.opened)
   end)
 
   it("reports invalid --custom JSON", function()

@@ -79,7 +79,7 @@ static int traceback_handler(lua_State *L)
     return 1;
 }
 
-/* ctx.log binding: clog(level, msg, fields, channel_id) */
+/* ctx.log binding: clog(level, msg, {k1, v1, ...} or nil, channel_id) */
 static int lua_clog(lua_State *L)
 {
     host_state *st = lua_touserdata(L, lua_upvalueindex(1));
@@ -93,26 +93,21 @@ static int lua_clog(lua_State *L)
     size_t n = 0, nown = 0;
     if (!lua_isnil(L, 4)) f[n++] = (lunnel_log_field){"channel", lua_tostring(L, 4)};
     if (lua_istable(L, 3)) {
-        lua_getglobal(L, "tostring");
-        int ts = lua_gettop(L);
-        lua_pushnil(L);
-        while (n < MAX_LOG_FIELDS && lua_next(L, 3)) {
-            /* stack: ... key value; convert copies so lua_next keeps its real key */
-            lua_pushvalue(L, ts);
-            lua_pushvalue(L, -3);
-            lua_call(L, 1, 1);
-            lua_pushvalue(L, ts);
-            lua_pushvalue(L, -3);
-            lua_call(L, 1, 1);
-            size_t vlen = 0;
-            const char *k = lua_tostring(L, -2), *v = lua_tolstring(L, -1, &vlen);
-            char *kc = dup_trunc(k, strlen(k), 256), *vc = dup_trunc(v, vlen, MAX_LOG_VALUE_BYTES);
-            if (kc) owned[nown++] = kc;
-            if (vc) owned[nown++] = vc;
-            if (kc && vc) f[n++] = (lunnel_log_field){kc, vc};
-            lua_pop(L, 3); /* two strings + value */
+        /* {k1, v1, k2, v2, ...}: strings, already sorted by the runner */
+        int len = (int)lua_objlen(L, 3);
+        for (int i = 1; i + 1 <= len && n < MAX_LOG_FIELDS; i += 2) {
+            lua_rawgeti(L, 3, i);
+            lua_rawgeti(L, 3, i + 1);
+            size_t klen = 0, vlen = 0;
+            const char *k = lua_tolstring(L, -2, &klen), *v = lua_tolstring(L, -1, &vlen);
+            if (k && v) {
+                char *kc = dup_trunc(k, klen, 256), *vc = dup_trunc(v, vlen, MAX_LOG_VALUE_BYTES);
+                if (kc) owned[nown++] = kc;
+                if (vc) owned[nown++] = vc;
+                if (kc && vc) f[n++] = (lunnel_log_field){kc, vc};
+            }
+            lua_pop(L, 2);
         }
-        /* if the loop stopped early a key is still on the stack; settop drops it */
     }
     char *mc = dup_trunc(msg, mlen, MAX_LOG_VALUE_BYTES);
     host_log_fields(st->h, (lunnel_log_level)level, "script", mc ? mc : "", f, n);
