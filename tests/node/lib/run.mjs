@@ -19,8 +19,16 @@ export function lunnelBinary() {
   return path.join(dir, 'lunnel');
 }
 
+// Output directories, removed when the test process exits (LUNNEL_KEEP_TMP=1 keeps them).
+const made = [];
+process.on('exit', () => {
+  if (process.env.LUNNEL_KEEP_TMP) return;
+  for (const d of made) fs.rmSync(d, { recursive: true, force: true });
+});
 export function tempDir(prefix = 'lunnel-run-') {
-  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  made.push(d);
+  return d;
 }
 
 // Polls `fn` (sync or async) every 25 ms until it returns a truthy value; throws with `what`
