@@ -31,9 +31,15 @@ static void finish(run_worker *w, int status)
     ev_timer_stop(w->cfg.loop, &w->cp_timer);
     ev_timer_stop(w->cfg.loop, &w->delay_timer);
     ev_timer_stop(w->cfg.loop, &w->drain_timer);
-    char st[16];
+    char st[16], b[24], r[24], cp[24], hb[24], rc[24];
     snprintf(st, sizeof st, "%d", status);
-    lunnel_log_kv(LUNNEL_LOG_INFO, "worker", "worker stopped", "status", st, NULL);
+    snprintf(b, sizeof b, "%llu", (unsigned long long)w->stats.batches);
+    snprintf(r, sizeof r, "%llu", (unsigned long long)w->stats.records);
+    snprintf(cp, sizeof cp, "%llu", (unsigned long long)w->stats.checkpoints);
+    snprintf(hb, sizeof hb, "%llu", (unsigned long long)w->stats.heartbeats);
+    snprintf(rc, sizeof rc, "%llu", (unsigned long long)w->stats.reconnects);
+    lunnel_log_kv(LUNNEL_LOG_INFO, "worker", "worker stopped", "status", st, "batches", b,
+                  "records", r, "checkpoints", cp, "heartbeats", hb, "reconnects", rc, NULL);
     if (w->cfg.on_exit)
         w->cfg.on_exit(w->cfg.ud, status);
 }
