@@ -103,6 +103,23 @@ test('--commit manual: only ctx:commit() checkpoints', { timeout: 90000 }, async
   assert.equal(countRecords(dir3), 5);
 });
 
+test('--log-format json: every stderr line is a JSON object; one per channel state change', { timeout: 60000 }, async () => {
+  const table = 'jsonlog', dir = tempDir();
+  await createTable(c, table);
+  for (let id = 0; id < 10; id++) await putRow(c, table, id, 'j', { s: S(`r${id}`) });
+  const run = startRun(emu, { table, tunnel: 'tj', create: 'BaseData', dir, args: ['--exit-when-done', '--log-format', 'json'] });
+  const r = await withTimeout(run.exited, 45000, 'exit when done');
+  assert.equal(r.code, 0, run.stderr().slice(-2000));
+  const lines = run.stderr().split('\n').filter(Boolean).map((l) => JSON.parse(l));
+  for (const l of lines) assert.ok(l.ts && l.level && l.component && l.msg, JSON.stringify(l));
+  const changes = lines.filter((l) => l.msg === 'channel state');
+  // every channel: -> running, -> draining, -> done (at info level)
+  for (const ch of ['BaseData_p0', 'BaseData_p1', 'BaseData_p2', 'BaseData_p3']) {
+    assert.deepEqual(changes.filter((l) => l.channel === ch).map((l) => l.to), ['running', 'draining', 'done'], ch);
+  }
+  assert.ok(lines.some((l) => l.msg === 'worker stopped' && l.status === '0' && l.records === '10'));
+});
+
 test('bad options are refused with one clear line and status 2', { timeout: 30000 }, async () => {
   const dir = tempDir();
   for (const [args, re] of [
