@@ -17,6 +17,7 @@
 --                      push batch as a light userdata; call the Lua runner
 --   Lua:               local record = require("lunnel.record")
 --                      local b = record.wrap(batch_lightuserdata)   -- a lunnel_batch_ref
+--                      (a cdata `const lunnel_batch *` works too; extra arguments ignored)
 --                      handlers.process(ctx, b)
 --   C, after the process() pcall returned (success OR error): lunnel_arena_reset(arena)
 --     This bumps *lunnel_arena_live(arena): every handle made from that batch (batch, records,
@@ -31,7 +32,8 @@
 --   -> iterator of name, value, op, timestamp; r:old(name), r.seq ({epoch, timestamp,
 --   row_index} or nil), r.timestamp (sequence timestamp or nil), r:totable(), r:tojson(),
 --   tostring(r). Extras that never copy: r:len(name) (bytes of a STRING/BINARY),
---   r:equals(name, s) (compares a STRING/BINARY with a Lua string), r:has(name).
+--   r:equals(name, s) (compares a STRING/BINARY with a Lua string), r:has(name); also
+--   #r.pk, r.delete_marker (boolean), r.index (1-based position in its batch).
 --   INTEGER -> Lua number when |v| <= 2^53, else int64_t cdata; get(name, "int64") always
 --   cdata. STRING/BINARY -> Lua string (ffi.string copy). BOOLEAN -> boolean. INF_MIN,
 --   INF_MAX, NULL, AUTO_INCREMENT -> the sentinels record.INF_MIN etc.
