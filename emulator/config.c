@@ -16,4 +16,6 @@ void lunnel_emu_config_defaults(lunnel_emu_config *cfg)
     cfg->batch_records = 1000;
     cfg->batch_bytes = 1u << 20;
     cfg->retention_s = 7 * 24 * 3600;
+    cfg->fsync = "always";
+    cfg->compact_bytes = 64u << 20;
 }

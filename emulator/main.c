@@ -5,12 +5,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <ev.h>
 
 #include "admin.h"
 #include "config.h"
 #include "data_api.h"
+#include "durable.h"
 #include "server.h"
 #include "store.h"
 #if __has_include("tunnel.h")
@@ -40,7 +42,12 @@ static const opt options[] = {
     {"batch-records", OPT_U32, F(batch_records), "ReadRecords cap, records"},
     {"batch-bytes", OPT_SIZE, F(batch_bytes), "ReadRecords cap, bytes"},
     {"retention", OPT_I64, F(retention_s), "stream retention in seconds"},
-    {"data-dir", OPT_STR, F(data_dir), "keep state in this directory (not yet supported)"},
+    {"data-dir", OPT_STR, F(data_dir),
+     "keep all state in this directory (write-ahead log + snapshot); default: in memory"},
+    {"fsync", OPT_STR, F(fsync),
+     "with --data-dir: always (fsync before acknowledging) | batch (every 100 ms) | never"},
+    {"compact-bytes", OPT_SIZE, F(compact_bytes),
+     "with --data-dir: write a snapshot and start a new log past this many log bytes"},
     {"verbose", OPT_FLAG, F(verbose), "log every request to stderr"},
     {"sign-tunnel-responses", OPT_FLAG, F(sign_tunnel_responses),
      "also sign /tunnel/* responses (x-ots-contentmd5 + authorization, as the Java SDK checks)"},
@@ -144,6 +151,48 @@ static int parse_args(int argc, char **argv, lunnel_emu_config *cfg)
     return 0;
 }
 
+/* Durable state (--data-dir): commit before replies leave; exit rather than acknowledge a
+ * write that could not be made durable. */
+static void commit_hook(void *ud)
+{
+    char err[512];
+    if (lunnel_emu_durable_commit(ud, err, sizeof err) != 0) {
+        fprintf(stderr, "lunnel-emulator: %s; stopping (nothing more is acknowledged)\n", err);
+        fflush(stderr);
+        _exit(1);
+    }
+}
+
+static void on_fsync_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    char err[512];
+    if (lunnel_emu_durable_tick(w->data, err, sizeof err) != 0) {
+        fprintf(stderr, "lunnel-emulator: %s; stopping\n", err);
+        fflush(stderr);
+        _exit(1);
+    }
+}
+
+static void durable_stats(void *ud, cJSON *stats)
+{
+    const lunnel_emu_durable_stats *s = lunnel_emu_durable_stats_of(ud);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "restore_ms", s->restore_ms);
+    cJSON_AddNumberToObject(o, "snapshot_records", (double)s->snapshot_records);
+    cJSON_AddNumberToObject(o, "wal_records", (double)s->wal_records);
+    cJSON_AddNumberToObject(o, "skipped_records", (double)s->skipped_records);
+    cJSON_AddBoolToObject(o, "tail_recovered", s->tail_recovered);
+    cJSON_AddNumberToObject(o, "generation", (double)s->generation);
+    cJSON_AddNumberToObject(o, "wal_bytes", (double)s->wal_bytes);
+    cJSON_AddNumberToObject(o, "commits", (double)s->commits);
+    cJSON_AddNumberToObject(o, "fsyncs", (double)s->fsyncs);
+    cJSON_AddNumberToObject(o, "compactions", (double)s->compactions);
+    cJSON_AddNumberToObject(o, "last_compact_ms", s->last_compact_ms);
+    cJSON_AddItemToObject(stats, "durable", o);
+}
+
 static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 {
     (void)revents;
@@ -158,8 +207,10 @@ int main(int argc, char **argv)
     lunnel_emu_config cfg;
     lunnel_emu_config_defaults(&cfg);
     if (parse_args(argc, argv, &cfg) != 0) return 2;
-    if (cfg.data_dir) {
-        fprintf(stderr, "lunnel-emulator: --data-dir is not supported yet; state is in memory\n");
+    lunnel_emu_fsync fsync_policy;
+    if (lunnel_emu_fsync_parse(cfg.fsync, &fsync_policy) != 0) {
+        fprintf(stderr, "lunnel-emulator: --fsync: '%s' is not one of always, batch, never\n",
+                cfg.fsync);
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
@@ -176,12 +227,38 @@ int main(int argc, char **argv)
         fprintf(stderr, "lunnel-emulator: cannot set up the table API\n");
         return 1;
     }
+    lunnel_emu_tunnels *tunnels = NULL;
 #ifdef LUNNEL_EMU_HAVE_TUNNEL
-    if (lunnel_emu_tunnel_register(srv, store, &cfg) != 0) {
+    if (lunnel_emu_tunnel_register_ex(srv, store, &cfg, &tunnels) != 0) {
         fprintf(stderr, "lunnel-emulator: cannot set up the tunnel service\n");
         return 1;
     }
 #endif
+    lunnel_emu_durable *durable = NULL;
+    ev_timer fsync_timer;
+    if (cfg.data_dir) {
+        lunnel_emu_durable_opts dopts = {cfg.data_dir, fsync_policy, cfg.compact_bytes, stderr};
+        char derr[1024];
+        durable = lunnel_emu_durable_open(&dopts, store, tunnels, derr, sizeof derr);
+        if (!durable) {
+            fprintf(stderr, "lunnel-emulator: --data-dir: %s\n", derr);
+            return 1;
+        }
+        const lunnel_emu_durable_stats *ds = lunnel_emu_durable_stats_of(durable);
+        fprintf(stderr,
+                "lunnel-emulator: data dir %s: restored %zu tables in %.1f ms (snapshot %llu "
+                "records, log %llu records%s), fsync %s\n",
+                cfg.data_dir, lunnel_emu_store_table_count(store), ds->restore_ms,
+                (unsigned long long)ds->snapshot_records, (unsigned long long)ds->wal_records,
+                ds->tail_recovered ? ", damaged tail cut" : "", cfg.fsync);
+        lunnel_emu_server_set_commit(srv, commit_hook, durable);
+        lunnel_emu_server_add_stats(srv, durable_stats, durable);
+        if (fsync_policy == LUNNEL_EMU_FSYNC_BATCH) {
+            ev_timer_init(&fsync_timer, on_fsync_timer, 0.1, 0.1);
+            fsync_timer.data = durable;
+            ev_timer_start(loop, &fsync_timer);
+        }
+    }
     /* Signals and the key reminder come before the ready line: whoever waits for that line
      * may stop us (SIGINT/SIGTERM) or look for the reminder right away. */
     ev_signal sigint, sigterm;
@@ -210,8 +287,21 @@ int main(int argc, char **argv)
     fflush(stdout);
 
     ev_run(loop, 0);
+    if (durable) {
+        /* the registry goes with the server; replies flushed while it closes still commit */
+        lunnel_emu_durable_detach_tunnels(durable);
+        if (fsync_policy == LUNNEL_EMU_FSYNC_BATCH) ev_timer_stop(loop, &fsync_timer);
+    }
     lunnel_emu_server_free(srv);
+    int rc = 0;
+    if (durable) {
+        char derr[512];
+        if (lunnel_emu_durable_close(durable, derr, sizeof derr) != 0) {
+            fprintf(stderr, "lunnel-emulator: %s\n", derr);
+            rc = 1;
+        }
+    }
     lunnel_emu_store_free(store);
     ev_loop_destroy(loop);
-    return 0;
+    return rc;
 }

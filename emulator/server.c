@@ -94,6 +94,8 @@ struct lunnel_emu_server {
     size_t n_admins;
     lunnel_emu_filter filter;
     void *filter_ud;
+    void (*commit_fn)(void *ud); /* durable state: commit before sending (NULL: none) */
+    void *commit_ud;
     path_stat_slot stat_names[MAX_STAT_PATHS];
     lunnel_emu_path_stat stats[MAX_STAT_PATHS];
     size_t n_stats;
@@ -190,6 +192,8 @@ static void conn_update(conn *c)
 /* Tries to flush output; returns -1 when the connection was closed. */
 static int conn_flush(conn *c)
 {
+    /* Durable state: whatever this reply acknowledges is committed before it leaves. */
+    if (c->srv->commit_fn && c->out_off < c->out_len) c->srv->commit_fn(c->srv->commit_ud);
     while (c->out_off < c->out_len) {
         ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
         if (n < 0) {
@@ -725,6 +729,12 @@ int lunnel_emu_admin_add(lunnel_emu_server *s, const char *action, lunnel_emu_ad
     r->fn = fn;
     r->ud = ud;
     return 0;
+}
+
+void lunnel_emu_server_set_commit(lunnel_emu_server *s, void (*fn)(void *ud), void *ud)
+{
+    s->commit_fn = fn;
+    s->commit_ud = ud;
 }
 
 void lunnel_emu_server_set_filter(lunnel_emu_server *s, lunnel_emu_filter f, void *ud)

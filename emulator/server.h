@@ -77,6 +77,11 @@ typedef int (*lunnel_emu_filter)(void *ud, const lunnel_emu_request *req,
                                  lunnel_emu_response *resp);
 void lunnel_emu_server_set_filter(lunnel_emu_server *srv, lunnel_emu_filter filter, void *ud);
 
+/* Durable state: `fn(ud)` runs before any response byte is sent (cheap when nothing
+ * changed); it makes what the responses acknowledge durable, and does not return when it
+ * cannot (lunnel-emulator exits rather than acknowledge a lost write). NULL removes it. */
+void lunnel_emu_server_set_commit(lunnel_emu_server *srv, void (*fn)(void *ud), void *ud);
+
 /* ---- responses ---------------------------------------------------------------------- */
 
 /* 200 with the serialized protobuf `msg` (which may have no fields: empty body). */

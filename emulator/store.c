@@ -56,6 +56,13 @@ struct lunnel_emu_store {
     int64_t last_seq_us; /* sequence timestamps never go backwards, across tables */
     int32_t last_row_index;
     lunnel_pb_writer w; /* scratch encoder, reused */
+    /* Durable state (durable.c): the journal sees every committed mutation; a replayed
+     * write carries its original sequence info instead of the clock's. */
+    lunnel_emu_store_journal journal;
+    void *journal_ud;
+    bool forced_seq;
+    int64_t forced_us;
+    int32_t forced_row_index;
 };
 
 const char *lunnel_emu_store_strerror(lunnel_emu_store_err e)
@@ -240,6 +247,7 @@ lunnel_emu_store_err lunnel_emu_store_create_table(lunnel_emu_store *st, const c
     if (t->opts.max_versions < 1) t->opts.max_versions = 1;
     t->created_ms = now_us() / 1000;
     st->tables[st->n_tables++] = t;
+    if (st->journal) st->journal(st->journal_ud, LUNNEL_EMU_EV_TABLE_CREATED, t, NULL);
     notify(st, LUNNEL_EMU_EV_TABLE_CREATED, t, NULL);
     return LUNNEL_EMU_STORE_OK;
 }
@@ -249,6 +257,7 @@ lunnel_emu_store_err lunnel_emu_store_delete_table(lunnel_emu_store *st, const c
     for (size_t i = 0; i < st->n_tables; i++) {
         if (strcmp(st->tables[i]->name, name) != 0) continue;
         lunnel_emu_table *t = st->tables[i];
+        if (st->journal) st->journal(st->journal_ud, LUNNEL_EMU_EV_TABLE_DELETED, t, NULL);
         notify(st, LUNNEL_EMU_EV_TABLE_DELETED, t, NULL);
         memmove(&st->tables[i], &st->tables[i + 1], (st->n_tables - i - 1) * sizeof *st->tables);
         st->n_tables--;
@@ -633,14 +642,24 @@ static lunnel_emu_store_err append_change(lunnel_emu_store *st, lunnel_emu_table
                                           const lunnel_emu_cell *cells, size_t n_cells, char *msg,
                                           size_t msglen)
 {
-    int64_t us = now_us();
-    if (us <= st->last_seq_us) {
-        us = st->last_seq_us;
-        st->last_row_index++;
+    int64_t us;
+    if (st->forced_seq) { /* replay: the sequence info the write had the first time */
+        us = st->forced_us;
+        if (us > st->last_seq_us || (us == st->last_seq_us && st->forced_row_index > st->last_row_index)) {
+            st->last_seq_us = us;
+            st->last_row_index = st->forced_row_index;
+        }
     } else {
-        st->last_row_index = 0;
+        us = now_us();
+        if (us <= st->last_seq_us) {
+            us = st->last_seq_us;
+            st->last_row_index++;
+        } else {
+            st->last_row_index = 0;
+        }
+        st->last_seq_us = us;
     }
-    st->last_seq_us = us;
+    int32_t row_index = st->forced_seq ? st->forced_row_index : st->last_row_index;
     lunnel_pb_writer *w = &st->w;
     lunnel_pb_writer_reset(w);
     lunnel_pb_write_header(w);
@@ -652,7 +671,7 @@ static lunnel_emu_store_err append_change(lunnel_emu_store *st, lunnel_emu_table
         for (size_t i = 0; i < n_cells; i++)
             lunnel_emu_encode_cell(w, &cells[i]);
     }
-    lunnel_pb_write_seq(w, 0, us, st->last_row_index);
+    lunnel_pb_write_seq(w, 0, us, row_index);
     lunnel_pb_end_row(w);
     if (w->error) {
         snprintf(msg, msglen, "cannot encode the change record: %s",
@@ -677,12 +696,16 @@ static lunnel_emu_store_err append_change(lunnel_emu_store *st, lunnel_emu_table
     c->action = action;
     c->epoch = 0;
     c->timestamp_us = us;
-    c->row_index = st->last_row_index;
+    c->row_index = row_index;
     c->row = blk;
     c->row_len = w->len;
     c->pk = blk + w->len;
     c->pk_len = r->pk_pb_len;
     c->partition = r->partition;
+    if (st->journal) {
+        lunnel_emu_journal_write jw = {action, r->pk, r->n_pk, cells, n_cells, c};
+        st->journal(st->journal_ud, LUNNEL_EMU_EV_CHANGE_APPENDED, t, &jw);
+    }
     notify(st, LUNNEL_EMU_EV_CHANGE_APPENDED, t, c);
     return LUNNEL_EMU_STORE_OK;
 }
@@ -924,4 +947,126 @@ done:
     free(ks.p);
     free(ke.p);
     return visited;
+}
+
+/* ---- durable state (durable.c) ---------------------------------------------------------- */
+
+void lunnel_emu_store_set_journal(lunnel_emu_store *st, lunnel_emu_store_journal fn, void *ud)
+{
+    st->journal = fn;
+    st->journal_ud = ud;
+}
+
+void lunnel_emu_store_seq(const lunnel_emu_store *st, int64_t *us, int32_t *row_index)
+{
+    *us = st->last_seq_us;
+    *row_index = st->last_row_index;
+}
+
+void lunnel_emu_store_restore_seq(lunnel_emu_store *st, int64_t us, int32_t row_index)
+{
+    st->last_seq_us = us;
+    st->last_row_index = row_index;
+}
+
+lunnel_emu_store_err lunnel_emu_store_replay_write(lunnel_emu_store *st, lunnel_emu_table *t,
+                                                   lunnel_emu_action action,
+                                                   const lunnel_emu_value *pk, size_t n_pk,
+                                                   const lunnel_emu_cell *cells, size_t n_cells,
+                                                   int64_t seq_us, int32_t row_index, char *msg,
+                                                   size_t msglen)
+{
+    st->forced_seq = true;
+    st->forced_us = seq_us;
+    st->forced_row_index = row_index;
+    lunnel_emu_store_err e = lunnel_emu_store_write(st, t, action, LUNNEL_EMU_COND_IGNORE, pk, n_pk,
+                                                    cells, n_cells, seq_us / 1000, msg, msglen);
+    st->forced_seq = false;
+    return e;
+}
+
+void lunnel_emu_table_restore_meta(lunnel_emu_table *t, int64_t created_ms,
+                                   uint64_t changes_begin)
+{
+    t->created_ms = created_ms;
+    if (t->n_changes == 0) t->changes_begin = changes_begin;
+}
+
+lunnel_emu_store_err lunnel_emu_store_restore_row(lunnel_emu_store *st, lunnel_emu_table *t,
+                                                  const lunnel_emu_value *pk, size_t n_pk,
+                                                  const lunnel_emu_cell *cells, size_t n_cells,
+                                                  char *msg, size_t msglen)
+{
+    lunnel_emu_store_err e = check_pk(t, pk, n_pk, false, msg, msglen);
+    if (e) return e;
+    keybuf k = {0};
+    if (sort_key(pk, n_pk, &k) != 0) {
+        free(k.p);
+        return LUNNEL_EMU_STORE_NO_MEMORY;
+    }
+    size_t pos = lower_bound(t, k.p, k.len);
+    if (pos < t->n_rows && key_cmp(t->rows[pos]->key, t->rows[pos]->key_len, k.p, k.len) == 0) {
+        free(k.p);
+        snprintf(msg, msglen, "row stored twice in the snapshot");
+        return LUNNEL_EMU_STORE_BAD_ARGUMENT;
+    }
+    lunnel_emu_row *r = row_new(st, t, pk, n_pk, &k);
+    free(k.p);
+    if (!r) return LUNNEL_EMU_STORE_NO_MEMORY;
+    if (t->n_rows == t->cap_rows) {
+        size_t cap = t->cap_rows ? t->cap_rows * 2 : 1024;
+        lunnel_emu_row **p = realloc(t->rows, cap * sizeof *p);
+        if (!p) {
+            row_free(r);
+            return LUNNEL_EMU_STORE_NO_MEMORY;
+        }
+        t->rows = p;
+        t->cap_rows = cap;
+    }
+    for (size_t i = 0; i < n_cells; i++) {
+        if (cells[i].op != LUNNEL_EMU_OP_PUT || !cells[i].has_ts || cells[i].name_len == 0 ||
+            row_put_cell(r, &cells[i], cells[i].ts) != 0) {
+            row_free(r);
+            snprintf(msg, msglen, "bad stored cell %zu", i);
+            return LUNNEL_EMU_STORE_BAD_ARGUMENT;
+        }
+    }
+    memmove(&t->rows[pos + 1], &t->rows[pos], (t->n_rows - pos) * sizeof *t->rows);
+    t->rows[pos] = r;
+    t->n_rows++;
+    return LUNNEL_EMU_STORE_OK;
+}
+
+lunnel_emu_store_err lunnel_emu_store_restore_change(lunnel_emu_store *st, lunnel_emu_table *t,
+                                                     const lunnel_emu_change *src)
+{
+    (void)st;
+    if (src->index != t->changes_begin + t->n_changes || !src->row || !src->pk)
+        return LUNNEL_EMU_STORE_BAD_ARGUMENT;
+    if (t->n_changes == t->cap_changes) {
+        size_t cap = t->cap_changes ? t->cap_changes * 2 : 1024;
+        lunnel_emu_change *p = realloc(t->changes, cap * sizeof *p);
+        if (!p) return LUNNEL_EMU_STORE_NO_MEMORY;
+        t->changes = p;
+        t->cap_changes = cap;
+    }
+    uint8_t *blk = malloc(src->row_len + src->pk_len);
+    if (!blk) return LUNNEL_EMU_STORE_NO_MEMORY;
+    memcpy(blk, src->row, src->row_len);
+    memcpy(blk + src->row_len, src->pk, src->pk_len);
+    lunnel_emu_change *c = &t->changes[t->n_changes++];
+    *c = *src;
+    c->row = blk;
+    c->pk = blk + src->row_len;
+    c->origin = NULL;
+    c->origin_len = 0;
+    return LUNNEL_EMU_STORE_OK;
+}
+
+size_t lunnel_emu_table_rows_each(const lunnel_emu_table *t, lunnel_emu_row_fn fn, void *ud)
+{
+    size_t i = 0;
+    for (; i < t->n_rows; i++)
+        if (fn(ud, t->rows[i])) break;
+    return i;
 }

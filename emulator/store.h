@@ -250,4 +250,54 @@ int lunnel_emu_encode_pk(struct lunnel_pb_writer *w, const lunnel_emu_pk_schema 
 /* Writes one attribute cell (op, timestamp as in `c`). */
 int lunnel_emu_encode_cell(struct lunnel_pb_writer *w, const lunnel_emu_cell *c);
 
+/* ---- durable state (durable.c, --data-dir) ------------------------------------------- */
+
+/* What a journal sees of a committed row write: the cells exactly as stored and streamed
+ * (PUT cells carry their timestamps), and the change it appended (sequence info). Borrowed
+ * for the call. */
+typedef struct lunnel_emu_journal_write {
+    lunnel_emu_action action;
+    const lunnel_emu_value *pk;
+    size_t n_pk;
+    const lunnel_emu_cell *cells;
+    size_t n_cells;
+    const lunnel_emu_change *change;
+} lunnel_emu_journal_write;
+
+/* Called for TABLE_CREATED (w NULL), TABLE_DELETED (before the table goes; w NULL) and
+ * CHANGE_APPENDED (w set), before the listeners. One journal per store (NULL: none, the
+ * in-memory default: a single pointer test per mutation). */
+typedef void (*lunnel_emu_store_journal)(void *ud, lunnel_emu_store_event ev,
+                                         const lunnel_emu_table *t,
+                                         const lunnel_emu_journal_write *w);
+void lunnel_emu_store_set_journal(lunnel_emu_store *st, lunnel_emu_store_journal fn, void *ud);
+
+/* The last sequence info handed out (restored from a snapshot so the stream never goes
+ * backwards after a restart). */
+void lunnel_emu_store_seq(const lunnel_emu_store *st, int64_t *us, int32_t *row_index);
+void lunnel_emu_store_restore_seq(lunnel_emu_store *st, int64_t us, int32_t row_index);
+
+/* Replays a journalled write: like lunnel_emu_store_write (condition IGNORE; listeners and
+ * the journal are called) but the change gets `seq_us`/`row_index` instead of the clock's. */
+lunnel_emu_store_err lunnel_emu_store_replay_write(lunnel_emu_store *st, lunnel_emu_table *t,
+                                                   lunnel_emu_action action,
+                                                   const lunnel_emu_value *pk, size_t n_pk,
+                                                   const lunnel_emu_cell *cells, size_t n_cells,
+                                                   int64_t seq_us, int32_t row_index, char *msg,
+                                                   size_t msglen);
+
+/* Snapshot restore: no change appended, nobody notified. */
+void lunnel_emu_table_restore_meta(lunnel_emu_table *t, int64_t created_ms,
+                                   uint64_t changes_begin); /* begin: only while empty */
+/* Inserts a stored row with all its cell versions (PUT, with timestamps). */
+lunnel_emu_store_err lunnel_emu_store_restore_row(lunnel_emu_store *st, lunnel_emu_table *t,
+                                                  const lunnel_emu_value *pk, size_t n_pk,
+                                                  const lunnel_emu_cell *cells, size_t n_cells,
+                                                  char *msg, size_t msglen);
+/* Appends a copy of `c` to the change stream; c->index must be the stream's end. */
+lunnel_emu_store_err lunnel_emu_store_restore_change(lunnel_emu_store *st, lunnel_emu_table *t,
+                                                     const lunnel_emu_change *c);
+/* Every row in key order (for snapshots); stops when fn returns nonzero. Returns rows seen. */
+size_t lunnel_emu_table_rows_each(const lunnel_emu_table *t, lunnel_emu_row_fn fn, void *ud);
+
 #endif

@@ -100,5 +100,13 @@ struct lunnel_emu_store;
 struct lunnel_emu_config;
 int lunnel_emu_tunnel_register(struct lunnel_emu_server *srv, struct lunnel_emu_store *store,
                                const struct lunnel_emu_config *cfg);
+/* The same, also giving the registry (owned by the server glue, freed with the server):
+ * main.c hands it to the durable state (durable.h). */
+int lunnel_emu_tunnel_register_ex(struct lunnel_emu_server *srv, struct lunnel_emu_store *store,
+                                  const struct lunnel_emu_config *cfg, lunnel_emu_tunnels **out);
+
+/* Durable state hook: `fn(ud)` runs after every tunnel call, tunnel admin action and
+ * housekeeping tick (the journal diffs the tunnel state then). NULL removes it. */
+void lunnel_emu_tunnels_set_sync(lunnel_emu_tunnels *t, void (*fn)(void *ud), void *ud);
 
 #endif

@@ -159,6 +159,11 @@ static int snap_row(void *arg, const emu_tunnel_row *row) {
     return 0;
 }
 
+void emu_tunnel_fill_base(lunnel_emu_tunnels *t, emu_tunnel *tu) {
+    snap_ctx sc = {tu, tu->table, 0};
+    if (t->src && t->src->snapshot) t->src->snapshot(t->src->ctx, tu->table->name, snap_row, &sc);
+}
+
 static uint64_t first_at_or_after(const emu_reclog *l, uint64_t ts) {
     for (size_t i = l->dead; i < l->n; i++)
         if ((uint64_t)l->ts[i] >= ts) return l->base + i;
@@ -219,8 +224,7 @@ static void h_create(lunnel_emu_tunnels *t, const uint8_t *b, size_t len, lunnel
                 emu_channel *ch = emu_tunnel_add_channel(tu, tb->shards[s]->id, 1);
                 if (ch) ch->base = calloc(1, sizeof *ch->base);
             }
-            snap_ctx sc = {tu, tb, 0};
-            if (t->src && t->src->snapshot) t->src->snapshot(t->src->ctx, tb->name, snap_row, &sc);
+            emu_tunnel_fill_base(t, tu);
         }
         if (type != TT_BASE) {
             int nbase = tu->nch;

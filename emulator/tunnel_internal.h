@@ -43,6 +43,8 @@ static inline size_t emu_reclog_entry_end(const emu_reclog *l, uint64_t i) {
     size_t p = (size_t)(i - l->base);
     return p + 1 < l->n ? l->off[p + 1] : l->len;
 }
+/* Appends an already encoded field (as stored in buf) with its timestamp: snapshot restore. */
+int emu_reclog_append_raw(emu_reclog *l, const uint8_t *field, size_t len, int64_t ts);
 /* Drops entries with ts < cutoff_ns from the front; returns how many were dropped. The
  * bytes are reclaimed lazily (when at least half the log is dead), so trimming a long log a
  * little at a time stays O(trimmed) amortised. */
@@ -148,6 +150,10 @@ struct lunnel_emu_tunnels {
     uint64_t rng;
     uint64_t next_client;
     int64_t last_tick_ns;
+    /* Durable state: called by the server glue after every tunnel call, admin action and
+     * housekeeping tick, so the journal can record what changed (NULL: in memory only). */
+    void (*sync_fn)(void *ud);
+    void *sync_ud;
 };
 
 int64_t emu_now_ns(lunnel_emu_tunnels *t);
@@ -171,6 +177,9 @@ int emu_tunnel_schedule(lunnel_emu_tunnels *t, emu_tunnel *tu);
 /* Appends a channel (takes ownership of nothing; copies id). Returns it or NULL. */
 emu_channel *emu_tunnel_add_channel(emu_tunnel *tu, const char *id, int is_base);
 int emu_tunnel_channel_index(emu_tunnel *tu, const char *id);
+/* Fills the base channels of a new tunnel from a snapshot of its table taken now
+ * (tunnel_api.c; also used when the durable log replays a tunnel's creation). */
+void emu_tunnel_fill_base(lunnel_emu_tunnels *t, emu_tunnel *tu);
 int emu_tunnel_client_count(lunnel_emu_tunnels *t, emu_tunnel *tu);
 
 const char *emu_status_name(int status);

@@ -77,6 +77,16 @@ int emu_reclog_append(emu_reclog *l, int action, const uint8_t *row, size_t row_
     return 0;
 }
 
+int emu_reclog_append_raw(emu_reclog *l, const uint8_t *field, size_t len, int64_t ts) {
+    if (reserve(l, len) != 0) return -1;
+    l->off[l->n] = l->len;
+    l->ts[l->n] = ts;
+    memcpy(l->buf + l->len, field, len);
+    l->len += len;
+    l->n++;
+    return 0;
+}
+
 size_t emu_reclog_trim(emu_reclog *l, int64_t cutoff_ns) {
     size_t k = l->dead;
     while (k < l->n && l->ts[k] < cutoff_ns) k++;

@@ -110,6 +110,7 @@ static void h_tunnel(void *ud, const lunnel_emu_request *req, lunnel_emu_respons
     glue *g = ud;
     lunnel_emu_reply r;
     lunnel_emu_tunnels_handle(g->tunnels, req->path, req->body, req->body_len, &r);
+    if (g->tunnels->sync_fn) g->tunnels->sync_fn(g->tunnels->sync_ud);
     if (r.delay_ms > 0 && defer_reply(g, resp, &r) == 0) return;
     send_reply(resp, &r);
 }
@@ -122,6 +123,7 @@ static void h_admin(void *ud, const cJSON *body, const lunnel_emu_request *req,
     int status = 0;
     char err[256];
     cJSON *r = lunnel_emu_tunnels_admin(g->tunnels, action, body, &status, err, sizeof err);
+    if (g->tunnels->sync_fn) g->tunnels->sync_fn(g->tunnels->sync_ud);
     if (r) lunnel_emu_respond_json(resp, r);
     else
         lunnel_emu_respond_error(resp, status ? status : 404,
@@ -201,6 +203,7 @@ static void on_tick(struct ev_loop *loop, ev_timer *w, int revents) {
     glue *g = w->data;
     lunnel_emu_tunnels_tick(g->tunnels);
     trim_store(g);
+    if (g->tunnels->sync_fn) g->tunnels->sync_fn(g->tunnels->sync_ud);
 }
 
 /* Adds "tunnel": {...tunnel_stats...} to /_emulator/stats. */
@@ -221,6 +224,11 @@ static void on_free(void *ud) {
 
 int lunnel_emu_tunnel_register(struct lunnel_emu_server *srv, struct lunnel_emu_store *store,
                                const struct lunnel_emu_config *cfg) {
+    return lunnel_emu_tunnel_register_ex(srv, store, cfg, NULL);
+}
+
+int lunnel_emu_tunnel_register_ex(struct lunnel_emu_server *srv, struct lunnel_emu_store *store,
+                                  const struct lunnel_emu_config *cfg, lunnel_emu_tunnels **out) {
     glue *g = calloc(1, sizeof *g);
     if (!g) return -1;
     g->srv = srv;
@@ -258,6 +266,7 @@ int lunnel_emu_tunnel_register(struct lunnel_emu_server *srv, struct lunnel_emu_
         ev_timer_stop(lunnel_emu_server_loop(srv), &g->tick);
         goto fail;
     }
+    if (out) *out = g->tunnels;
     return 0;
 fail:
     lunnel_emu_tunnels_free(g->tunnels);
