@@ -1063,3 +1063,23 @@ int lunnel_emu_durable_close(lunnel_emu_durable *d, char *err, size_t errlen)
     durable_free(d);
     return rc;
 }
+
+int lunnel_emu_durable_replay_buffer(lunnel_emu_store *st, lunnel_emu_tunnels *tunnels,
+                                     const uint8_t *buf, size_t len, int snapshot, FILE *log,
+                                     lunnel_emu_wal_scan_result *res)
+{
+    lunnel_emu_durable *d = calloc(1, sizeof *d);
+    if (!d) return -1;
+    d->st = st;
+    d->tunnels = tunnels;
+    d->partitions = lunnel_emu_store_partitions(st);
+    d->dir = strdup("(memory)");
+    d->o.log = log;
+    d->lock_fd = d->wal_fd = d->dir_fd = -1;
+    d->replaying = 1;
+    lunnel_emu_wal_scan(buf, len, snapshot ? LUNNEL_EMU_SNAP_MAGIC : LUNNEL_EMU_WAL_MAGIC,
+                        snapshot ? on_snap_record : on_wal_record, d, res);
+    if (tunnels) lunnel_emu_tunnel_persist_release(tunnels);
+    durable_free(d);
+    return 0;
+}

@@ -91,4 +91,12 @@ int lunnel_emu_durable_close(lunnel_emu_durable *d, char *err, size_t errlen);
 
 const lunnel_emu_durable_stats *lunnel_emu_durable_stats_of(const lunnel_emu_durable *d);
 
+/* Replays one file's bytes (a WAL, or a snapshot when `snapshot`) into `st`/`tunnels`
+ * without touching any file: the fuzz target's entry (fuzz/fuzz_emulator_wal.c). Skipped
+ * records are reported on `log`. 0, or -1 out of memory. */
+struct lunnel_emu_wal_scan_result;
+int lunnel_emu_durable_replay_buffer(lunnel_emu_store *st, lunnel_emu_tunnels *tunnels,
+                                     const uint8_t *buf, size_t len, int snapshot, FILE *log,
+                                     struct lunnel_emu_wal_scan_result *res);
+
 #endif

@@ -329,6 +329,16 @@ static void test_roundtrip(size_t compact) {
     CHECK_INT(lunnel_emu_durable_close(b.d, err, sizeof err), 0);
     world_free(&a);
     world_free(&b);
+    /* Fuzz seeds (fuzz/corpus/emulator_wal/): real files with every record type. */
+    const char *seeds = getenv("LUNNEL_DURABLE_SEED_DIR");
+    if (seeds) {
+        char cmd[1024];
+        snprintf(cmd, sizeof cmd,
+                 "cd '%s' && for f in wal.*; do (printf '\\000'; cat $f) > '%s/wal_%zu'; done; "
+                 "[ -f snapshot ] && (printf '\\001'; cat snapshot) > '%s/snapshot_%zu'; true",
+                 dirbuf, seeds, compact, seeds, compact);
+        if (system(cmd) != 0) fprintf(stderr, "cannot write seeds\n");
+    }
     rm_dir();
 }
 
