@@ -294,11 +294,13 @@ static int apply_shards(lunnel_emu_tunnels *t, emu_rbuf *r, char *err, size_t er
     for (int i = 0; i < tb->nshards && i < (int)n; i++) {
         emu_shard *s = tb->shards[i];
         if (strcmp(s->id, in[i].id) != 0 || s->lo != in[i].lo || s->hi != in[i].hi) {
+            snprintf(err, errlen,
+                     "table %s partition %d is %s [%llu,%llu) in the data dir but %s here (was "
+                     "--partitions changed?)",
+                     name, i, in[i].id, (unsigned long long)in[i].lo, (unsigned long long)in[i].hi,
+                     s->id);
             free(in);
-            FAIL("table %s partition %d is %s [%llu,%llu) in the data dir but %s here (was "
-                 "--partitions changed?)",
-                 name, i, in[i].id, (unsigned long long)in[i].lo, (unsigned long long)in[i].hi,
-                 s->id);
+            return -1;
         }
     }
     if (tb->nshards > (int)n) {
@@ -388,9 +390,10 @@ static int apply_tunnel(lunnel_emu_tunnels *t, emu_rbuf *r, int from_wal, char *
             (c->ck && memchr(c->ck, 0, c->ck_len)) || c->is_base > 1)
             r->err = 1;
         if (!r->err && !c->is_base && !shard_by_id(tb, c->shard)) {
+            snprintf(err, errlen, "tunnel %s channel %s reads partition '%s', unknown on table %s",
+                     id, c->id, c->shard, table);
             free(in);
-            FAIL("tunnel %s channel %s reads partition '%s', unknown on table %s", id, c->id,
-                 c->shard, table);
+            return -1;
         }
     }
     if (r->err || r->off != r->len) {
