@@ -35,6 +35,8 @@ enum {
 #define CHUNK (1u << 20)
 #define DEFAULT_COMPACT (64u << 20)
 #define MAX_CELLS 1000000u
+/* Sequence timestamps are microseconds; the tunnel side works in nanoseconds (x1000). */
+#define MAX_SEQ_US (INT64_MAX / 1000)
 
 struct lunnel_emu_durable {
     lunnel_emu_durable_opts o;
@@ -319,7 +321,7 @@ static int apply_write(lunnel_emu_durable *d, emu_rbuf *r, char *why)
     lunnel_emu_value pk[LUNNEL_EMU_MAX_PK];
     size_t n_pk = emu_get_u8(r);
     if (n_pk > LUNNEL_EMU_MAX_PK || action < LUNNEL_EMU_ACTION_PUT ||
-        action > LUNNEL_EMU_ACTION_DELETE)
+        action > LUNNEL_EMU_ACTION_DELETE || us < 0 || us > MAX_SEQ_US || ri < 0)
         r->err = 1;
     for (size_t i = 0; i < n_pk && !r->err; i++)
         get_value(r, &pk[i]);
@@ -449,7 +451,7 @@ static int on_snap_record(void *ud, const uint8_t *p, size_t n, size_t off, char
         uint32_t parts = emu_get_u32(&r);
         int64_t us = emu_get_i64(&r);
         int32_t ri = emu_get_i32(&r);
-        if (r.err || r.off != r.len || d->snap_next_gen == 0) break;
+        if (r.err || r.off != r.len || d->snap_next_gen == 0 || us < 0 || us > MAX_SEQ_US) break;
         if (parts != d->partitions) {
             snprintf(why, 160, "the data dir was written with --partitions %u, this run has %u",
                      parts, d->partitions);
@@ -524,6 +526,7 @@ static int on_snap_record(void *ud, const uint8_t *p, size_t n, size_t off, char
             c.pk = emu_get_bytes(&r, &pl);
             c.pk_len = pl;
             c.partition = emu_get_u32(&r);
+            if (c.timestamp_us < 0 || c.timestamp_us > MAX_SEQ_US) r.err = 1;
             if (r.err) break;
             if (lunnel_emu_store_restore_change(d->st, d->cur_table, &c) != LUNNEL_EMU_STORE_OK) {
                 snprintf(why, 160, "change %" PRIu64 " of table %s does not follow the stream",
