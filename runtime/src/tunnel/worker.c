@@ -17,11 +17,6 @@ static void begin_reconnect(run_worker *w, const char *why);
 static void check_drained(run_worker *w);
 static void do_connect(run_worker *w);
 
-static run_worker *W(lunnel_worker *w)
-{
-    return w;
-}
-
 static void finish(run_worker *w, int status)
 {
     if (w->state == W_EXITED)
@@ -477,14 +472,14 @@ lunnel_worker *lunnel_worker_new(const lunnel_worker_config *cfg)
 
 void lunnel_worker_start(lunnel_worker *lw)
 {
-    run_worker *w = W(lw);
+    run_worker *w = lw;
     if (w->state == W_IDLE)
         do_connect(w);
 }
 
 void lunnel_worker_stop(lunnel_worker *lw)
 {
-    run_worker *w = W(lw);
+    run_worker *w = lw;
     switch (w->state) {
     case W_IDLE:
     case W_CONNECTING:
@@ -528,7 +523,7 @@ void lunnel_worker_get_stats(const lunnel_worker *lw, lunnel_worker_stats *out)
 
 void lunnel_worker_free(lunnel_worker *lw)
 {
-    run_worker *w = W(lw);
+    run_worker *w = lw;
     if (!w)
         return;
     struct ev_loop *loop = w->cfg.loop;
