@@ -862,6 +862,8 @@ int lunnel_emu_durable_compact(lunnel_emu_durable *d, char *err, size_t errlen)
     d->dirty = 0;
     d->stats.compactions++;
     d->stats.last_compact_ms = mono_ms() - t0;
+    if (d->tunnels && !d->replaying)
+        lunnel_emu_tunnel_persist_pause_credit(d->tunnels, (int64_t)(d->stats.last_compact_ms * 1e6));
     return 0;
 }
 

@@ -597,3 +597,7 @@ void lunnel_emu_tunnels_set_sync(lunnel_emu_tunnels *t, void (*fn)(void *ud), vo
     t->sync_fn = fn;
     t->sync_ud = ud;
 }
+
+void lunnel_emu_tunnel_persist_pause_credit(lunnel_emu_tunnels *t, int64_t ns) {
+    for (int i = 0; i < t->nclients; i++) t->clients[i]->last_ns += ns;
+}

@@ -60,6 +60,10 @@ int lunnel_emu_tunnel_persist_apply(lunnel_emu_tunnels *t, lunnel_emu_tunnel_res
                                     const uint8_t *p, size_t n, int from_wal, char *err,
                                     size_t errlen);
 
+/* The loop was blocked `ns` (a compaction): clients could not heartbeat meanwhile, so their
+ * heartbeat clocks move on by that much instead of timing them out. */
+void lunnel_emu_tunnel_persist_pause_credit(lunnel_emu_tunnels *t, int64_t ns);
+
 /* End of restore: channels owned by clients of the previous run return to the pool. */
 void lunnel_emu_tunnel_persist_release(lunnel_emu_tunnels *t);
 

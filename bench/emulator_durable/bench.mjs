@@ -31,7 +31,7 @@ async function kill(emu) {
 }
 
 try {
-  const big = String(64 << 30); // no compaction while loading
+  const big = String(2 ** 36); // 64 GiB: no compaction while loading
   // In memory, for the load-cost comparison.
   let { emu } = await timedStart([]);
   let r = await emu.admin('load', { table: 'bench', rows, value_bytes: vb });
