@@ -16,6 +16,7 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "cli/lua_dir.h"
 #include "lunnel/host.h"
 #include "lunnel/log.h"
 #include "lunnel/options.h"
@@ -276,12 +277,11 @@ int lunnel_cmd_replay(int argc, char **argv)
     }
 
     r.loop = ev_loop_new(EVFLAG_AUTO);
-    const char *lua_dir = getenv("LUNNEL_LUA_DIR");
     lunnel_host_config hc = {
         .script_path = r.o.script,
         .workers = (int)r.o.workers,
         .custom_json = r.o.custom,
-        .lua_dir = lua_dir && *lua_dir ? lua_dir : LUNNEL_SOURCE_DIR "/lua",
+        .lua_dir = lunnel_cli_lua_dir(),
         .memory_limit = (size_t)r.o.memory_limit,
         .process_timeout_s = r.o.process_timeout,
         .watch = 0,

@@ -18,6 +18,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "cli/lua_dir.h"
 #include "lunnel/api.h"
 #include "lunnel/credentials.h"
 #include "lunnel/errors.h"
@@ -383,40 +384,6 @@ static void on_sighup(struct ev_loop *loop, ev_signal *w, int revents)
     lunnel_host_reload(app->host);
 }
 
-/* Where the lunnel Lua modules live: $LUNNEL_LUA_DIR wins (host.h), then the source tree this binary
- * was built from (a development build), then <exe>/../share/lua/5.1 (an installed lunnel),
- * else NULL (LuaJIT's default package.path). */
-static const char *lua_dir(void)
-{
-    static char dir[4400];
-    const char *env = getenv("LUNNEL_LUA_DIR");
-    if (env && *env)
-        return NULL;
-    char probe[4200];
-#ifdef LUNNEL_SOURCE_DIR
-    snprintf(probe, sizeof probe, "%s/lua/lunnel/host.lua", LUNNEL_SOURCE_DIR);
-    if (access(probe, R_OK) == 0) {
-        snprintf(dir, sizeof dir, "%s/lua", LUNNEL_SOURCE_DIR);
-        return dir;
-    }
-#endif
-    char exe[4096];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n > 0) {
-        exe[n] = 0;
-        char *slash = strrchr(exe, '/');
-        if (slash) {
-            *slash = 0;
-            snprintf(probe, sizeof probe, "%s/../share/lua/5.1/lunnel/host.lua", exe);
-            if (access(probe, R_OK) == 0) {
-                snprintf(dir, sizeof dir, "%s/../share/lua/5.1", exe);
-                return dir;
-            }
-        }
-    }
-    return NULL;
-}
-
 static int tunnel_type_of(const char *s, Lunnel__Tunnel__TunnelType *out)
 {
     if (strcasecmp(s, "BaseData") == 0)
@@ -596,7 +563,7 @@ int lunnel_cmd_run(int argc, char **argv)
         .script_path = script,
         .workers = (int)lunnel_opts_int(v, "workers"),
         .custom_json = lunnel_opts_str(v, "custom"),
-        .lua_dir = lua_dir(),
+        .lua_dir = lunnel_cli_lua_dir(),
         .process_timeout_s = lunnel_opts_num(v, "process-timeout"),
         .watch = !lunnel_opts_bool(v, "no-watch"),
         .loop = loop,
