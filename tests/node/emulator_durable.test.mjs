@@ -56,9 +56,12 @@ async function writer(client, st, stop) {
 async function reader(emu, st, stop) {
   const tc = tunnelClient(emu);
   const T = st.tunnelId;
-  let cid = null;
-  let chans = new Map();
+  // The reader's client id and channel views outlive the emulator process, as a real
+  // worker's do: after a restart its heartbeat gets OTSResourceGone and it reconnects.
+  let { cid, chans } = st.rd;
+  const keep = () => { st.rd = { cid, chans }; };
   while (!stop.v) {
+    keep();
     try {
       if (!cid) {
         const c = await tc.call('connect', { 1: T, 2: { 1: 30 } });
@@ -70,6 +73,7 @@ async function reader(emu, st, stop) {
         1: T, 2: cid, 3: [...chans].map(([id, c]) => ({ 1: id, 2: c.version, 3: c.status })),
       });
       if (hb.status === 410) { cid = null; st.reconnects++; continue; }
+      if (hb.status !== 200 && stop.v) break;
       assert.equal(hb.status, 200, `heartbeat: ${hb.code}`);
       const next = new Map();
       for (const raw of hb.msg[1] || []) {
@@ -112,10 +116,12 @@ async function reader(emu, st, stop) {
       }
       if (!progressed) await sleep(10);
     } catch (e) {
+      keep();
       if (stop.v || /ECONNRESET|ECONNREFUSED|socket hang up|no answer/.test(String(e.message))) return;
       throw e;
     }
   }
+  keep();
 }
 
 // After a restart: writes and checkpoints are where they were acknowledged.
@@ -157,7 +163,7 @@ test('--data-dir: SIGKILL at random moments loses nothing acknowledged', { timeo
   const args = ['--data-dir', dir, '--partitions', '2', '--batch-records', '50', '--fsync', fsync];
   const st = {
     nextId: 1, acked: new Set(), seen: new Set(), ckAcked: new Map(), inflight: new Map(),
-    checkpoints: 0, checked: 0, reconnects: 0, tunnelId: null,
+    checkpoints: 0, checked: 0, reconnects: 0, tunnelId: null, rd: { cid: null, chans: new Map() },
   };
   const t0 = Date.now();
   let emu = await startEmulator({ args });
@@ -204,6 +210,7 @@ test('--data-dir: SIGKILL at random moments loses nothing acknowledged', { timeo
     await done;
     const unseen = [...st.acked].filter((id) => !st.seen.has(id));
     assert.deepEqual(unseen.slice(0, 10), [], `${unseen.length} acknowledged writes never came through the tunnel`);
+    assert.ok(st.reconnects >= KILLS - 1, `the reader reconnected ${st.reconnects} times after ${KILLS} restarts`);
     const stats = await emu.admin('stats', {});
     assert.ok(stats.durable.wal_records > 0 || stats.durable.snapshot_records > 0);
     const r = await emu.stop();
