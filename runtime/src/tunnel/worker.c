@@ -268,6 +268,10 @@ static void on_heartbeat(void *ud, const lunnel_error *err, const lunnel_channel
         check_drained(w);
     else
         exit_when_done_check(w);
+    if (w->hb_again && w->state == W_RUNNING) {
+        w->hb_again = 0;
+        heartbeat_now(w);
+    }
 }
 
 static void heartbeat_now(run_worker *w)
@@ -415,6 +419,14 @@ void run_worker_channel_ended(run_worker *w, run_channel *ch)
             lunnel_log_kv(LUNNEL_LOG_INFO, "worker", "channel reported",
                           "channel", ch->id, "status", lunnel_channel_status_str(e->view.status),
                           "version", ver, NULL);
+            /* Report the end now rather than at the next tick: stage changes, handoffs and
+             * --exit-when-done then take one round trip instead of a heartbeat interval. */
+            if (w->state == W_RUNNING) {
+                if (w->hb_inflight)
+                    w->hb_again = 1;
+                else
+                    heartbeat_now(w);
+            }
         }
     }
     run_worker_slot_freed(w);
