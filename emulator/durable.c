@@ -1011,6 +1011,8 @@ lunnel_emu_durable *lunnel_emu_durable_open(const lunnel_emu_durable_opts *o, lu
         durable_free(d);
         return NULL;
     }
+    path_of(d, path, sizeof path, "snapshot.tmp");
+    unlink(path); /* a compaction that crashed before its rename */
     d->replaying = 1;
     int rc = restore(d, err, errlen);
     d->replaying = 0;
