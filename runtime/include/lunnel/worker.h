@@ -35,6 +35,17 @@ typedef struct lunnel_worker_processor {
  * (0 after a graceful drain or a finished tunnel, errors.h LUNNEL_EXIT_* otherwise). */
 typedef void (*lunnel_worker_exit_fn)(void *ud, int status);
 
+/* What a failed process() batch leads to (`--on-error`, error_policy.c). */
+typedef enum lunnel_on_error {
+    LUNNEL_ON_ERROR_RETRY = 0, /* submit the same batch again with backoff, up to max_retries;
+                                  then close the channel (re-read from its checkpoint) */
+    LUNNEL_ON_ERROR_SKIP,      /* write it to the dead-letter file (fsync), then it is handled */
+    LUNNEL_ON_ERROR_STOP,      /* checkpoint what was handled, drain, exit 1 */
+} lunnel_on_error;
+
+/* "retry" | "skip" | "stop" -> 0 with *out set; -1 for anything else. */
+int lunnel_on_error_parse(const char *s, int *out);
+
 typedef struct lunnel_worker_config {
     struct ev_loop *loop;         /* required */
     struct lunnel_api *api;       /* required, borrowed; calls of api.h */
@@ -53,6 +64,12 @@ typedef struct lunnel_worker_config {
     double drain_timeout_s;       /* graceful stop bound */
     int exit_when_done;           /* stop with 0 once every channel of the tunnel TERMINATED */
     double reconnect_delay_max_s; /* daemon: random 0..this before reconnecting (10 s) */
+    double connect_retry_window_s; /* give up (exit 1) when Connect has failed with retriable
+                                      errors for this long; <= 0: retry forever */
+    int on_error;                 /* lunnel_on_error: what a failed process() batch does */
+    int max_retries;              /* --on-error retry: re-submissions before closing */
+    double retry_backoff_max_s;   /* cap of the delay between re-submissions (> 0) */
+    const char *dead_letter_path; /* --on-error skip: the JSON Lines file (dead_letter.h) */
     lunnel_worker_processor proc; /* required */
     lunnel_worker_exit_fn on_exit;
     void *ud;
@@ -68,12 +85,17 @@ void lunnel_worker_start(lunnel_worker *w);
 void lunnel_worker_stop(lunnel_worker *w);
 /* Host completions (forward lunnel_host_config.on_done here). */
 void lunnel_worker_on_done(lunnel_worker *w, const lunnel_host_completion *c);
+/* Why the worker stopped with a non-zero status, as one line naming the call, the server's
+ * code and request id (e.g. "connect: /tunnel/connect failed: OTSTunnelExpired ..."); ""
+ * when it did not. Valid until lunnel_worker_free. */
+const char *lunnel_worker_exit_reason(const lunnel_worker *w);
 /* Frees the worker; call after on_exit (or with the loop stopped). */
 void lunnel_worker_free(lunnel_worker *w);
 
 /* Counters for logs and tests. */
 typedef struct lunnel_worker_stats {
     uint64_t heartbeats, reconnects, batches, records, checkpoints, checkpoint_failures;
+    uint64_t batch_failures, batch_retries, dead_lettered; /* --on-error counters */
     int channels_open;
     size_t inflight_bytes;
 } lunnel_worker_stats;

@@ -66,6 +66,15 @@ static const lunnel_opt run_opts[] = {
      "exit 0 once every channel of the tunnel is TERMINATED (BaseData tunnels)"},
     {"reconnect-delay-max", LUNNEL_OPT_DURATION, "10s", NULL, NULL, NULL, 0,
      "a lost client reconnects after a random delay up to this"},
+    {"on-error", LUNNEL_OPT_ENUM, "retry", NULL, "retry|skip|stop", NULL, 0,
+     "a failed process() batch: retry it (then close the channel), skip it to --dead-letter, "
+     "or stop (checkpoint, drain, exit 1)"},
+    {"max-retries", LUNNEL_OPT_INT, "5", NULL, NULL, "N", 0,
+     "--on-error retry: re-runs of a failed batch before its channel is closed"},
+    {"dead-letter", LUNNEL_OPT_STRING, NULL, NULL, NULL, "FILE", 0,
+     "--on-error skip: JSON Lines file receiving failed batches (fsync'd)"},
+    {"connect-retry-window", LUNNEL_OPT_DURATION, "10m", NULL, NULL, NULL, 0,
+     "give up (exit 1) after Connect failed this long in a row (0: retry forever)"},
     {"process-timeout", LUNNEL_OPT_DURATION, "0", NULL, NULL, NULL, 0,
      "log when one process() call runs longer (0: off)"},
     {"no-watch", LUNNEL_OPT_BOOL, NULL, NULL, NULL, NULL, 0,
@@ -525,6 +534,11 @@ int lunnel_cmd_run(int argc, char **argv)
     else if (lunnel_opts_int(v, "workers") < 0 || lunnel_opts_int(v, "prefetch") < 0 ||
              lunnel_opts_int(v, "max-channels") < 0)
         problem = "--workers, --prefetch and --max-channels must not be negative";
+    else if (lunnel_opts_int(v, "max-retries") < 0)
+        problem = "--max-retries must not be negative";
+    else if (strcasecmp(lunnel_opts_str(v, "on-error"), "skip") == 0 &&
+             !lunnel_opts_str(v, "dead-letter"))
+        problem = "--on-error skip needs --dead-letter FILE";
     else if (!lunnel_opts_str(v, "credentials-command") &&
              (!lunnel_opts_str(v, "access-key-id") || !lunnel_opts_str(v, "access-key-secret")))
         problem = "no credentials: set TABLESTORE_ACCESS_KEY_ID / TABLESTORE_ACCESS_KEY_SECRET, "
@@ -602,11 +616,16 @@ int lunnel_cmd_run(int argc, char **argv)
         .drain_timeout_s = lunnel_opts_num(v, "drain-timeout"),
         .exit_when_done = lunnel_opts_bool(v, "exit-when-done"),
         .reconnect_delay_max_s = lunnel_opts_num(v, "reconnect-delay-max"),
+        .connect_retry_window_s = lunnel_opts_num(v, "connect-retry-window"),
+        .max_retries = (int)lunnel_opts_int(v, "max-retries"),
+        .retry_backoff_max_s = lunnel_opts_num(v, "max-backoff"),
+        .dead_letter_path = lunnel_opts_str(v, "dead-letter"),
         .proc = {.open = proc_open, .submit = proc_submit, .shutdown = proc_shutdown,
                  .ud = app.host},
         .on_exit = on_worker_exit,
         .ud = &app,
     };
+    lunnel_on_error_parse(lunnel_opts_str(v, "on-error"), &wc.on_error);
     app.worker = lunnel_worker_new(&wc);
     if (!app.worker) {
         lunnel_host_free(app.host);
@@ -634,5 +653,10 @@ int lunnel_cmd_run(int argc, char **argv)
     ev_signal_stop(loop, &sighup);
     lunnel_host_free(app.host);
     free(tunnel_id);
+    if (app.exit_status != 0 && lunnel_worker_exit_reason(app.worker)[0]) {
+        char masked[1400];
+        lunnel_log_mask(lunnel_worker_exit_reason(app.worker), masked, sizeof masked);
+        fprintf(stderr, "lunnel run: %s (exit %d)\n", masked, app.exit_status);
+    }
     return app.exit_status;
 }

@@ -91,6 +91,7 @@ run_channel *run_channel_new(run_worker *w, const char *id, int64_t version)
     lunnel_backoff_init(&ch->backoff, w->cfg.max_backoff_s * 1000.0);
     ev_timer_init(&ch->backoff_timer, backoff_cb, 0., 0.);
     ch->backoff_timer.data = ch;
+    run_policy_channel_init(ch);
     lunnel_cptrack_init(&ch->cp, 0);
     ch->next = w->channels;
     w->channels = ch;
@@ -102,7 +103,7 @@ int run_channel_active(const run_channel *ch)
     return ch->state != CH_QUEUED && ch->state != CH_DONE;
 }
 
-static void free_batch(run_batch *b)
+void run_batch_free(run_batch *b)
 {
     free(b->body);
     free(b->ranges);
@@ -128,6 +129,7 @@ void run_channel_maybe_free(run_channel *ch)
         }
     }
     ev_timer_stop(w->cfg.loop, &ch->backoff_timer);
+    run_policy_channel_free(ch);
     lunnel_cptrack_free(&ch->cp);
     free(ch->token);
     free(ch->id);
@@ -218,12 +220,13 @@ void run_channel_start(run_channel *ch)
 
 static int outstanding(const run_channel *ch)
 {
-    return ch->submitted + ch->read_inflight;
+    return ch->submitted + ch->read_inflight + ch->held;
 }
 
 static void maybe_finish(run_channel *ch)
 {
-    if (ch->state == CH_RUNNING && ch->finished && !ch->read_inflight && ch->submitted == 0)
+    if (ch->state == CH_RUNNING && ch->finished && !ch->read_inflight && ch->submitted == 0 &&
+        ch->held == 0)
         run_channel_stop(ch, END_TERMINATED);
 }
 
@@ -326,24 +329,12 @@ static void read_result(run_channel *ch, const lunnel_error *err, uint8_t *body,
         memcpy(ranges, w->rr.records, n * sizeof *ranges);
         *b = (run_batch){.ch = ch, .body = body, .len = len, .ranges = ranges, .n_ranges = n,
                          .next_token = next, .no = no};
-        lunnel_host_batch hb = {
-            .kind = LUNNEL_HOST_PAYLOAD_RANGES,
-            .data = body,
-            .len = len,
-            .ranges = ranges,
-            .n_ranges = n,
-            .next_token = next,
-            .user = b,
-        };
-        if (w->cfg.proc.submit(ch->host_ch, &hb) != 0) {
-            free_batch(b);
-            lunnel_log_kv(LUNNEL_LOG_ERROR, "channel", "processor refused a batch", "channel",
-                          ch->id, NULL);
+        w->inflight_bytes += len;
+        /* error_policy.c submits it when the previous batch is done (order under retries) */
+        if (run_policy_enqueue(ch, b) != 0) {
             run_channel_stop(ch, END_CLOSE);
             return;
         }
-        ch->submitted++;
-        w->inflight_bytes += len;
         w->stats.batches++;
         w->stats.records += n;
     }
@@ -388,23 +379,36 @@ static void host_done(run_channel *ch, const lunnel_host_completion *c)
     case LUNNEL_HOST_EV_BATCH: {
         run_batch *b = c->batch_user;
         ch->submitted--;
+        run_policy_verdict verdict = POLICY_HANDLED;
+        if (c->status != LUNNEL_HOST_OK) {
+            /* --on-error (error_policy.c): retry holds the batch again, skip dead-letters it */
+            verdict = run_policy_on_failure(ch, b, c);
+            if (verdict == POLICY_KEPT)
+                return;
+        }
         w->inflight_bytes -= b->len;
         if (c->status == LUNNEL_HOST_OK) {
             if (!w->cfg.manual_commit)
                 lunnel_cptrack_mark(&ch->cp, b->no);
             else if (c->committed)
                 lunnel_cptrack_mark_through(&ch->cp, b->no);
+        } else if (verdict == POLICY_HANDLED) {
+            lunnel_cptrack_mark(&ch->cp, b->no);
         } else {
-            lunnel_log_kv(LUNNEL_LOG_ERROR, "channel", "process() failed", "channel", ch->id,
-                          "error", c->error, "traceback", c->traceback, NULL);
             /* Not handled: stop here; the channel is re-read from its checkpoint. */
             if (ch->state == CH_RUNNING)
                 run_channel_stop(ch, END_CLOSE);
+            if (verdict == POLICY_STOP)
+                lunnel_worker_stop(w);
         }
-        free_batch(b);
+        run_batch_free(b);
         if (ch->state == CH_RUNNING) {
             maybe_finish(ch);
-            run_channel_pump(ch);
+            if (run_policy_pump(ch) != 0) {
+                run_channel_stop(ch, END_CLOSE);
+            } else {
+                run_channel_pump(ch);
+            }
         } else {
             check_drain(ch);
         }
@@ -460,6 +464,10 @@ void run_channel_stop(run_channel *ch, ch_end end)
         ch->end = end;
     ev_timer_stop(w->cfg.loop, &ch->backoff_timer);
     ch->wants_budget = 0;
+    if (ch->held_head) { /* read but never submitted: not handled, re-read later */
+        run_policy_drop_held(ch);
+        run_worker_budget_freed(w);
+    }
     switch (ch->state) {
     case CH_QUEUED:
     case CH_GETCP: /* a GetCheckpoint in flight is ignored when it returns */

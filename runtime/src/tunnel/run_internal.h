@@ -46,6 +46,7 @@ struct run_batch {
     size_t n_ranges;
     char *next_token;
     uint64_t no; /* checkpoint tracker number */
+    int attempts; /* process() calls made (error_policy.c) */
     run_batch *next;
 };
 
@@ -70,6 +71,11 @@ struct run_channel {
     lunnel_backoff backoff;
     ev_timer backoff_timer;
     lunnel_cptrack cp;
+    /* error_policy.c: read batches not on the host yet, submitted one at a time so a retried
+     * batch is never overtaken by the one after it; the head may wait on retry_timer */
+    run_batch *held_head, *held_tail;
+    int held;
+    ev_timer retry_timer;
     run_channel *next; /* worker's list of live objects */
 };
 
@@ -103,6 +109,9 @@ struct lunnel_worker {
     int exit_status; /* status to report when the drain completes */
     int exit_after_drain;
     lunnel_worker_stats stats;
+    struct lunnel_dead_letter *dead_letter; /* --on-error skip, opened at the first use */
+    ev_tstamp connect_failing_since;        /* first Connect failure of a row; 0: none */
+    char exit_reason[1200];                 /* why a non-zero exit (one line); "" */
 };
 
 /* channel.c */
@@ -115,6 +124,29 @@ void run_channel_maybe_free(run_channel *ch);
 void run_channel_release(run_channel *ch); /* calls--, then maybe free */
 int run_channel_active(const run_channel *ch); /* holds a slot (not queued, not done) */
 void run_checkpoint_done_hook(run_channel *ch); /* a checkpoint call finished: drain goes on */
+
+/* error_policy.c: the --on-error policies and the one-at-a-time submission of batches */
+typedef enum run_policy_verdict {
+    POLICY_KEPT = 0, /* retry scheduled: the policy holds the batch again */
+    POLICY_HANDLED,  /* skip: dead-lettered durably; mark it handled */
+    POLICY_CLOSE,    /* not handled: close the channel (re-read from its checkpoint) */
+    POLICY_STOP,     /* not handled: stop the whole worker with exit 1 */
+} run_policy_verdict;
+void run_policy_channel_init(run_channel *ch);
+void run_policy_channel_free(run_channel *ch);     /* drops held batches, stops the timer */
+int run_policy_enqueue(run_channel *ch, run_batch *b); /* hold + pump; -1: submit refused */
+int run_policy_pump(run_channel *ch);              /* submit the head when the host is idle */
+void run_policy_drop_held(run_channel *ch);        /* stopping: unsubmitted batches go */
+run_policy_verdict run_policy_on_failure(run_channel *ch, run_batch *b,
+                                         const lunnel_host_completion *c);
+void run_policy_worker_free(run_worker *w);
+/* daemon.c: Connect failed with a retriable error; 1 when the retry window is used up (the
+ * worker has then finished with exit 1 and one clear line). */
+int run_connect_give_up(run_worker *w, const char *error_line);
+void run_worker_finish(run_worker *w, int status); /* worker.c: stop for good now */
+/* daemon.c: remembers the first fatal cause for lunnel_worker_exit_reason() */
+void run_set_exit_reason(run_worker *w, const char *what, const lunnel_error *err);
+void run_batch_free(run_batch *b);                 /* channel.c */
 
 /* checkpointer.c */
 void run_checkpoint_flush(run_channel *ch);    /* send the pending token if any */

@@ -128,14 +128,18 @@ static void on_connect(void *ud, const lunnel_error *err, const char *client_id)
             return;
         if (cls == LUNNEL_ERRCLASS_FATAL) {
             lunnel_log_kv(LUNNEL_LOG_ERROR, "worker", "connect failed", "error", line, NULL);
+            run_set_exit_reason(w, "connect", err);
             finish(w, lunnel_error_exit_status(err));
             return;
         }
+        if (run_connect_give_up(w, line))
+            return;
         lunnel_log_kv(LUNNEL_LOG_WARN, "worker", "connect failed, will retry", "error", line,
                       NULL);
         schedule_reconnect(w);
         return;
     }
+    w->connect_failing_since = 0;
     w->client_id = strdup(client_id);
     w->state = W_RUNNING;
     w->last_hb_ok = ev_now(w->cfg.loop);
@@ -394,6 +398,7 @@ void run_worker_fatal(run_worker *w, const lunnel_error *err, const char *what)
     lunnel_error_format(err, line, sizeof line);
     lunnel_log_kv(LUNNEL_LOG_ERROR, "worker", "fatal error, stopping", "call", what, "error", line,
                   NULL);
+    run_set_exit_reason(w, what, err);
     if (w->exit_status == 0)
         w->exit_status = lunnel_error_exit_status(err);
     if (w->exit_status == 0)
@@ -550,6 +555,7 @@ void lunnel_worker_free(lunnel_worker *lw)
         next = ch->next;
         if (ch->calls == 0 && ch->submitted == 0) {
             ev_timer_stop(loop, &ch->backoff_timer);
+            run_policy_channel_free(ch);
             lunnel_cptrack_free(&ch->cp);
             free(ch->token);
             free(ch->id);
@@ -558,10 +564,21 @@ void lunnel_worker_free(lunnel_worker *lw)
     }
     lunnel_chtable_free(&w->table);
     lunnel_rr_free(&w->rr);
+    run_policy_worker_free(w);
     free(w->client_id);
     free(w->tunnel_id);
     free(w->table_name);
     free(w->tunnel_name);
     free(w->client_tag);
     free(w);
+}
+
+const char *lunnel_worker_exit_reason(const lunnel_worker *lw)
+{
+    return lw->exit_reason;
+}
+
+void run_worker_finish(run_worker *w, int status)
+{
+    finish(w, status);
 }
