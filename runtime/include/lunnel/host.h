@@ -84,6 +84,8 @@ typedef struct lunnel_host_completion {
     uint32_t record_count;        /* EV_BATCH: records decoded in the batch */
     double elapsed_s;             /* time spent in the job (EV_TIMEOUT: so far) */
     int script_version;           /* version of the script that ran it (1 = the first) */
+    int64_t newest_timestamp_us;  /* EV_BATCH: largest record sequence timestamp (stream
+                                     records, microseconds since the epoch); 0: none */
 } lunnel_host_completion;
 
 /* May call channel_open / submit / channel_shutdown / reload; must not call lunnel_host_free
@@ -187,6 +189,10 @@ typedef struct lunnel_host_stats {
 } lunnel_host_stats;
 
 void lunnel_host_get_stats(lunnel_host *h, lunnel_host_stats *out);
+
+/* Bytes currently allocated by worker `worker`'s lua_State (0-based; 0 when out of range).
+ * Any thread; a relaxed read of a counter the worker updates (metrics, not accounting). */
+size_t lunnel_host_worker_memory(lunnel_host *h, int worker);
 
 /* FNV-1a 64 over bytes (what script_hash holds), for tests and tools. */
 uint64_t lunnel_host_hash(const void *data, size_t len);

@@ -73,6 +73,7 @@ typedef struct lunnel_worker_config {
     lunnel_worker_processor proc; /* required */
     lunnel_worker_exit_fn on_exit;
     void *ud;
+    struct lunnel_metrics *metrics; /* optional, borrowed (metrics.h): counters fed on the loop */
 } lunnel_worker_config;
 
 /* Creates the worker (strings copied); NULL when out of memory. Nothing runs until start. */

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "cli/lua_dir.h"
+#include "cli/run_observe.h"
 #include "lunnel/api.h"
 #include "lunnel/credentials.h"
 #include "lunnel/errors.h"
@@ -77,6 +78,13 @@ static const lunnel_opt run_opts[] = {
      "give up (exit 1) after Connect failed this long in a row (0: retry forever)"},
     {"process-timeout", LUNNEL_OPT_DURATION, "0", NULL, NULL, NULL, 0,
      "log when one process() call runs longer (0: off)"},
+    {"metrics-listen", LUNNEL_OPT_STRING, NULL, "LUNNEL_METRICS_LISTEN", NULL, "HOST:PORT", 0,
+     "serve Prometheus /metrics, /healthz and /readyz there (port 0: any free port)"},
+    {"metrics-port-file", LUNNEL_OPT_STRING, NULL, NULL, NULL, "FILE", 0,
+     "write the bound metrics port to FILE (for scripts and tests)"},
+    {"no-status", LUNNEL_OPT_BOOL, NULL, NULL, NULL, NULL, 0,
+     "no live status line on a terminal (it is off anyway when stderr is not a TTY or with "
+     "--log-format json)"},
     {"no-watch", LUNNEL_OPT_BOOL, NULL, NULL, NULL, NULL, 0,
      "do not hot-reload the script when it changes (SIGHUP still does)"},
 };
@@ -625,6 +633,8 @@ int lunnel_cmd_run(int argc, char **argv)
         .on_exit = on_worker_exit,
         .ud = &app,
     };
+    run_observe *obs = run_observe_new(v); /* NULL: no metrics, no status line */
+    wc.metrics = run_observe_metrics(obs);
     lunnel_on_error_parse(lunnel_opts_str(v, "on-error"), &wc.on_error);
     app.worker = lunnel_worker_new(&wc);
     if (!app.worker) {
@@ -641,6 +651,15 @@ int lunnel_cmd_run(int argc, char **argv)
     ev_signal_start(loop, &sigterm);
     ev_signal_start(loop, &sighup);
 
+    run_observe_target ot = {.loop = loop, .worker = app.worker, .host = app.host, .client = &cl,
+                             .table_name = table, .tunnel_name = tunnel, .tunnel_id = tunnel_id};
+    char oerr[512];
+    if (run_observe_start(obs, &ot, oerr, sizeof oerr) != 0) {
+        fprintf(stderr, "lunnel run: %s\n", oerr);
+        run_observe_free(obs);
+        lunnel_host_free(app.host);
+        return LUNNEL_EXIT_USAGE;
+    }
     lunnel_log_kv(LUNNEL_LOG_INFO, "run", "starting", "tunnel_id", tunnel_id, "script", script,
                   "commit", commit, NULL);
     lunnel_worker_start(app.worker);
@@ -651,6 +670,7 @@ int lunnel_cmd_run(int argc, char **argv)
     ev_signal_stop(loop, &sigint);
     ev_signal_stop(loop, &sigterm);
     ev_signal_stop(loop, &sighup);
+    run_observe_free(obs);
     lunnel_host_free(app.host);
     free(tunnel_id);
     if (app.exit_status != 0 && lunnel_worker_exit_reason(app.worker)[0]) {

@@ -122,6 +122,7 @@ static void post_done(lunnel_host *h, lunnel_host_event ev, lunnel_host_channel 
     d->c.status = r ? r->status : LUNNEL_HOST_OK;
     d->c.committed = r ? r->committed : 0;
     d->c.record_count = r ? r->records : 0;
+    d->c.newest_timestamp_us = r ? r->newest_ts_us : 0;
     d->c.elapsed_s = elapsed;
     d->c.script_version = version;
     if (r) {
@@ -709,4 +710,11 @@ void lunnel_host_get_stats(lunnel_host *h, lunnel_host_stats *out)
     out->batches_failed = ATOMIC_LOAD(&h->batches_failed);
     out->timeouts = ATOMIC_LOAD(&h->timeouts);
     out->memory_errors = ATOMIC_LOAD(&h->memory_errors);
+}
+
+size_t lunnel_host_worker_memory(lunnel_host *h, int worker)
+{
+    if (!h || worker < 0 || worker >= h->n_workers)
+        return 0;
+    return __atomic_load_n(&h->workers[worker].st.used, __ATOMIC_RELAXED);
 }

@@ -54,6 +54,7 @@ typedef struct call_result {
     char *traceback; /* malloc'd or NULL */
     int committed;
     uint32_t records;
+    int64_t newest_ts_us; /* largest seq_timestamp of the batch (metrics: stream lag) */
 } call_result;
 
 typedef struct host_worker {

@@ -299,6 +299,15 @@ void state_process(host_state *st, lunnel_host_channel *ch, const lunnel_batch *
         lua_pushnil(L);
     lua_pushinteger(L, (lua_Integer)b->count);
     r->records = b->count;
+    /* stream records are in sequence order: the newest is normally the last one */
+    int64_t newest = 0;
+    for (uint32_t i = b->count; i > 0; i--) {
+        if (b->records[i - 1].has_seq) {
+            newest = b->records[i - 1].seq_timestamp;
+            break;
+        }
+    }
+    r->newest_ts_us = newest;
     protected_call(st, msgh, 4, r);
 }
 

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "lunnel/log.h"
+#include "lunnel/metrics.h"
 #include "run_internal.h"
 
 static const char *state_name(ch_state s)
@@ -64,6 +65,7 @@ static void log_error(run_channel *ch, lunnel_log_level lvl, const char *what,
     char line[1024];
     lunnel_error_format(err, line, sizeof line);
     lunnel_log_kv(lvl, "channel", what, "channel", ch->id, "error", line, NULL);
+    lunnel_metrics_channel_api_error(ch->mx, err);
 }
 
 static void backoff_cb(struct ev_loop *loop, ev_timer *t, int revents)
@@ -91,6 +93,7 @@ run_channel *run_channel_new(run_worker *w, const char *id, int64_t version)
     lunnel_backoff_init(&ch->backoff, w->cfg.max_backoff_s * 1000.0);
     ev_timer_init(&ch->backoff_timer, backoff_cb, 0., 0.);
     ch->backoff_timer.data = ch;
+    ch->mx = lunnel_metrics_channel_get(w->cfg.metrics, id); /* NULL: metrics off */
     run_policy_channel_init(ch);
     lunnel_cptrack_init(&ch->cp, 0);
     ch->next = w->channels;
@@ -251,6 +254,7 @@ void run_channel_pump(run_channel *ch)
     ch->wants_budget = 0;
     ch->read_inflight = 1;
     ch->calls++;
+    lunnel_metrics_read_start(ch->mx, ev_now(w->cfg.loop));
     rc_readrecords(w->cfg.api, w->tunnel_id, w->client_id, ch->id, ch->token, on_read, ch);
 }
 
@@ -274,6 +278,7 @@ static void read_result(run_channel *ch, const lunnel_error *err, uint8_t *body,
     run_worker *w = ch->w;
     if (err) {
         free(body);
+        lunnel_metrics_read_done(ch->mx, ev_now(w->cfg.loop), 0, 0, 0);
         lunnel_error_class cls = lunnel_error_classify(err, LUNNEL_SCOPE_CHANNEL);
         log_error(ch, LUNNEL_LOG_WARN, "read records failed", err);
         if (cls == LUNNEL_ERRCLASS_FATAL) {
@@ -299,6 +304,7 @@ static void read_result(run_channel *ch, const lunnel_error *err, uint8_t *body,
         return;
     }
     size_t n = w->rr.count;
+    lunnel_metrics_read_done(ch->mx, ev_now(w->cfg.loop), len, n, 1);
     int full = lunnel_batch_is_full(w->rr.may_more_record >= 0, w->rr.may_more_record > 0, n, len);
     uint64_t no = lunnel_cptrack_add(&ch->cp, next);
     if (no == UINT64_MAX) {
@@ -379,6 +385,7 @@ static void host_done(run_channel *ch, const lunnel_host_completion *c)
     case LUNNEL_HOST_EV_BATCH: {
         run_batch *b = c->batch_user;
         ch->submitted--;
+        lunnel_metrics_batch_done(ch->mx, c, b->ranges, b->n_ranges, ev_now(w->cfg.loop));
         run_policy_verdict verdict = POLICY_HANDLED;
         if (c->status != LUNNEL_HOST_OK) {
             /* --on-error (error_policy.c): retry holds the batch again, skip dead-letters it */

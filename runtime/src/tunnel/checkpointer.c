@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "lunnel/log.h"
+#include "lunnel/metrics.h"
 #include "run_internal.h"
 
 #define MAX_RESYNCS 3
@@ -29,6 +30,7 @@ static void log_cp_error(run_channel *ch, const char *what, const lunnel_error *
     char line[1024];
     lunnel_error_format(err, line, sizeof line);
     lunnel_log_kv(LUNNEL_LOG_WARN, "checkpoint", what, "channel", ch->id, "error", line, NULL);
+    lunnel_metrics_channel_api_error(ch->mx, err);
 }
 
 static void on_resync(void *ud, const lunnel_error *err, const char *token, int64_t seq)
@@ -63,6 +65,7 @@ static void on_checkpoint(void *ud, const lunnel_error *err)
     run_channel *ch = call->ch;
     run_worker *w = ch->w;
     ch->cp_inflight = 0;
+    lunnel_metrics_checkpoint(ch->mx, ev_now(w->cfg.loop), err == NULL);
     if (!err) {
         lunnel_cptrack_accepted(&ch->cp, call->token);
         ch->cp_resyncs = 0;

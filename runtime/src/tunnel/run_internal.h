@@ -76,6 +76,7 @@ struct run_channel {
     run_batch *held_head, *held_tail;
     int held;
     ev_timer retry_timer;
+    struct lunnel_metrics_channel *mx; /* metrics.h counters of this id; NULL: metrics off */
     run_channel *next; /* worker's list of live objects */
 };
 

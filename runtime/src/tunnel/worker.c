@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "lunnel/log.h"
+#include "lunnel/metrics.h"
 #include "run_internal.h"
 
 static void heartbeat_now(run_worker *w);
@@ -126,6 +127,7 @@ static void on_connect(void *ud, const lunnel_error *err, const char *client_id)
         lunnel_error_class cls = lunnel_error_classify(err, LUNNEL_SCOPE_CLIENT);
         if (err->kind == LUNNEL_NET_CANCELLED)
             return;
+        lunnel_metrics_api_error(w->cfg.metrics, err);
         if (cls == LUNNEL_ERRCLASS_FATAL) {
             lunnel_log_kv(LUNNEL_LOG_ERROR, "worker", "connect failed", "error", line, NULL);
             run_set_exit_reason(w, "connect", err);
@@ -251,6 +253,7 @@ static void on_heartbeat(void *ud, const lunnel_error *err, const lunnel_channel
         lunnel_error_class cls = lunnel_error_classify(err, LUNNEL_SCOPE_CLIENT);
         lunnel_log_kv(LUNNEL_LOG_WARN, "worker", "heartbeat failed", "error", line, "class",
                       lunnel_error_class_str(cls), NULL);
+        lunnel_metrics_api_error(w->cfg.metrics, err);
         if (cls == LUNNEL_ERRCLASS_FATAL) {
             run_worker_fatal(w, err, "heartbeat");
         } else if (cls == LUNNEL_ERRCLASS_RECONNECT ||
@@ -312,6 +315,7 @@ static void on_describe(void *ud, const lunnel_error *err, int n_channels, int n
         lunnel_log_kv(LUNNEL_LOG_WARN, "worker", "describe tunnel failed", "error", line, NULL);
         return;
     }
+    lunnel_metrics_tunnel_counts(w->cfg.metrics, n_channels, n_terminated);
     if (n_channels > 0 && n_terminated == n_channels) {
         lunnel_log_kv(LUNNEL_LOG_INFO, "worker", "every channel is TERMINATED, exiting", NULL);
         w->exit_status = 0;
