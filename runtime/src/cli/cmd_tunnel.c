@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "lunnel/api.h"
 #include "lunnel/errors.h"
@@ -67,6 +68,14 @@ static const lunnel_opt_set list_set = LUNNEL_OPT_SET("List", table_only_opts);
 static const lunnel_opt_set named_set = LUNNEL_OPT_SET("Tunnel", named_opts);
 static const lunnel_opt_set rpo_set = LUNNEL_OPT_SET("Tunnel", rpo_opts);
 static const lunnel_opt_set schedule_set = LUNNEL_OPT_SET("Schedule", schedule_opts);
+static const lunnel_opt watch_opts[] = {
+    {"watch", LUNNEL_OPT_BOOL, NULL, NULL, NULL, NULL, 0,
+     "refresh the description every --interval (in place on a terminal) until interrupted"},
+    {"interval", LUNNEL_OPT_DURATION, "2s", NULL, NULL, NULL, 0, "--watch refresh period"},
+    {"iterations", LUNNEL_OPT_INT, "0", NULL, NULL, "N", 0,
+     "--watch: stop after N refreshes (0: until interrupted)"},
+};
+static const lunnel_opt_set watch_set = LUNNEL_OPT_SET("Watch", watch_opts);
 
 typedef int (*sub_fn)(lunnel_api *api, struct ev_loop *loop, const lunnel_opt_values *v, int json);
 
@@ -102,11 +111,11 @@ static const subcommand SUBS[] = {
       0},
      do_list},
     {{"tunnel describe",
-      "lunnel tunnel describe --table T --tunnel NAME",
+      "lunnel tunnel describe --table T --tunnel NAME [--watch [--interval 2s]]",
       "Shows a tunnel: id, type, stage, expiry, RPO and its channels (id, type, status, client, "
-      "RPO).",
-      {&named_set, COMMON},
-      4,
+      "RPO); --watch refreshes it.",
+      {&named_set, &watch_set, COMMON},
+      5,
       0,
       0},
      do_describe},
@@ -327,7 +336,8 @@ static int describe(lunnel_api *api, struct ev_loop *loop, const char *sub, cons
     return LUNNEL_EXIT_OK;
 }
 
-static int do_describe(lunnel_api *api, struct ev_loop *loop, const lunnel_opt_values *v, int json)
+static int describe_once(lunnel_api *api, struct ev_loop *loop, const lunnel_opt_values *v,
+                         int json)
 {
     lunnel_api_sync_result r;
     int rc = describe(api, loop, "tunnel describe", lunnel_opts_str(v, "table"),
@@ -379,6 +389,44 @@ static int do_describe(lunnel_api *api, struct ev_loop *loop, const lunnel_opt_v
         }
     }
     lunnel_api_sync_result_free(&r);
+    return LUNNEL_EXIT_OK;
+}
+
+/* --watch: one describe per --interval. On a terminal each refresh homes the cursor and
+ * clears the screen first (the table is redrawn in place); otherwise the snapshots follow
+ * each other, separated by a blank line. An error ends the watch with its status. */
+static int do_describe(lunnel_api *api, struct ev_loop *loop, const lunnel_opt_values *v, int json)
+{
+    if (!lunnel_opts_bool(v, "watch"))
+        return describe_once(api, loop, v, json);
+    double interval = lunnel_opts_num(v, "interval");
+    int64_t iterations = lunnel_opts_int(v, "iterations");
+    if (interval < 0.1 || iterations < 0) {
+        fprintf(stderr, "lunnel tunnel describe: --interval must be at least 100ms and "
+                        "--iterations not negative\n");
+        return LUNNEL_EXIT_USAGE;
+    }
+    int tty = isatty(1) && !json;
+    for (int64_t n = 0; iterations == 0 || n < iterations; n++) {
+        if (n > 0) {
+            struct timespec ts = {(time_t)interval, (long)((interval - (double)(time_t)interval) * 1e9)};
+            while (nanosleep(&ts, &ts) != 0) {
+            }
+        }
+        if (tty) {
+            time_t now = time(NULL);
+            struct tm tm;
+            char when[32];
+            strftime(when, sizeof when, "%H:%M:%S", localtime_r(&now, &tm));
+            printf("\033[H\033[2Jevery %gs, %s (Ctrl-C to stop)\n\n", interval, when);
+        } else if (n > 0 && !json) {
+            printf("\n");
+        }
+        int rc = describe_once(api, loop, v, json);
+        fflush(stdout);
+        if (rc)
+            return rc;
+    }
     return LUNNEL_EXIT_OK;
 }
 

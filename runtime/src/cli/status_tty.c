@@ -25,7 +25,8 @@ struct status_tty {
     pthread_mutex_t mu; /* guards line/line_len: the log sink runs on any thread */
     char line[600];
     size_t line_len;
-    double last_t, rate;
+    double started, last_t, rate;
+    int final; /* the last redraw shows the average rate of the whole run */
     uint64_t last_records;
     int have_rate;
     lunnel_api_call *describe;
@@ -166,7 +167,9 @@ static void redraw(status_tty *s)
     double now = ev_time();
     lunnel_metrics_summary sum;
     lunnel_metrics_summarize(s->cfg.metrics, s->cfg.worker, now, &sum);
-    if (s->last_t > 0 && now > s->last_t) {
+    if (s->final && now > s->started) {
+        s->rate = (double)sum.records / (now - s->started);
+    } else if (s->last_t > 0 && now > s->last_t) {
         double inst = (double)(sum.records - s->last_records) / (now - s->last_t);
         s->rate = s->have_rate ? 0.5 * s->rate + 0.5 * inst : inst;
         s->have_rate = 1;
@@ -201,6 +204,7 @@ status_tty *status_tty_start(const status_tty_config *cfg)
     s->tunnel_name = cfg->tunnel_name ? strdup(cfg->tunnel_name) : NULL;
     s->tunnel_id = cfg->tunnel_id ? strdup(cfg->tunnel_id) : NULL;
     s->base_records = -1;
+    s->started = ev_time();
     pthread_mutex_init(&s->mu, NULL);
     ev_timer_init(&s->timer, timer_cb, s->cfg.interval_s, s->cfg.interval_s);
     s->timer.data = s;
@@ -218,6 +222,7 @@ void status_tty_stop(status_tty *s)
         lunnel_api_cancel(s->describe);
     s->describe = NULL;
     s->cfg.api = NULL; /* no new DescribeTunnel from the last redraw */
+    s->final = 1;
     redraw(s);         /* the final numbers stay on screen, ended by a newline */
     lunnel_log_set_sink(NULL, NULL);
     pthread_mutex_lock(&s->mu);
