@@ -104,6 +104,7 @@ test('/metrics counts what was written; /readyz turns unready when the emulator 
     assert.equal(m.get('lunnel_script_reloads_total{result="ok"}'), 0);
     assert.equal(m.get('lunnel_script_version'), 1);
     assert.equal(m.get('lunnel_connected'), 1);
+    assert.equal(m.get('lunnel_batch_retries_total'), 0);
     assert.ok(m.get('lunnel_http_attempts_total') > 0);
     assert.ok(m.get('process_cpu_seconds_total') > 0);
 
@@ -138,6 +139,45 @@ test('--metrics-listen with a bad address is a usage error', { timeout: 30000 },
     assert.equal(r.code, 2, run.stderr());
     assert.match(run.stderr(), /--metrics-listen nonsense: expected HOST:PORT/);
   } finally {
+    await emu.stop();
+  }
+});
+
+test('a failing batch shows as a failed batch, an error by code and a retry; its records count once', { timeout: 60000 }, async () => {
+  const emu = await startEmulator();
+  let run;
+  try {
+    const c = emu.client();
+    const table = 'mxfail', tmp = tempDir(), portFile = path.join(tmp, 'port');
+    await createTable(c, table);
+    // fails the first batch it sees (per Lua worker: --workers 1), then succeeds
+    const script = path.join(tmp, 'fail_once.lua');
+    fs.writeFileSync(script, [
+      'local M, failed, seen = {}, false, 0',
+      'function M.process(ctx, batch)',
+      '  if not failed then failed = true; error("first batch fails") end',
+      '  seen = seen + #batch',
+      'end',
+      'return M', ''].join('\n'));
+    run = startRun(emu, {
+      table, tunnel: 'tf', create: 'Stream', dir: tmp, script,
+      args: ['--workers', '1', '--metrics-listen', '127.0.0.1:0', '--metrics-port-file', portFile],
+    });
+    const port = Number(await waitFor(() => fs.existsSync(portFile) && fs.readFileSync(portFile, 'utf8').trim(), 20000, 'port file'));
+    await run.waitLog(/to=running/);
+    for (let n = 0; n < 20; n++) await putRow(c, table, n, 'f', { s: S(`v${n}`) });
+    let m;
+    await waitFor(async () => {
+      m = parseMetrics((await get(port, '/metrics')).body);
+      return sum(m, 'lunnel_records_processed_total') >= 20;
+    }, 30000, '20 records processed');
+    assert.equal(sum(m, 'lunnel_records_processed_total', { action: 'PUT' }), 20);
+    assert.equal(sum(m, 'lunnel_batches_processed_total', { result: 'failed' }), 1);
+    assert.equal(m.get('lunnel_errors_total{code="script_error"}'), 1);
+    assert.equal(m.get('lunnel_batch_retries_total'), 1);
+    assert.equal(m.get('lunnel_process_seconds_count'), sum(m, 'lunnel_batches_processed_total'));
+  } finally {
+    await run?.stop('SIGKILL');
     await emu.stop();
   }
 });

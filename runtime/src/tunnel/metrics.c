@@ -541,6 +541,14 @@ void lunnel_metrics_render(lunnel_metrics *m, const struct lunnel_worker *w, dou
     HEAD("lunnel_reconnects_total", "counter", "reconnects after a lost client");
     lunnel_metrics_buf_printf(b, "lunnel_reconnects_total %llu\n",
                               (unsigned long long)w->stats.reconnects);
+    HEAD("lunnel_batch_retries_total", "counter",
+         "failed batches submitted again (--on-error retry)");
+    lunnel_metrics_buf_printf(b, "lunnel_batch_retries_total %llu\n",
+                              (unsigned long long)w->stats.batch_retries);
+    HEAD("lunnel_dead_lettered_batches_total", "counter",
+         "failed batches written to the dead-letter file (--on-error skip)");
+    lunnel_metrics_buf_printf(b, "lunnel_dead_lettered_batches_total %llu\n",
+                              (unsigned long long)w->stats.dead_lettered);
     HEAD("lunnel_inflight_bytes", "gauge", "response bytes held by unfinished batches");
     lunnel_metrics_buf_printf(b, "lunnel_inflight_bytes %zu\n", w->inflight_bytes);
 }
