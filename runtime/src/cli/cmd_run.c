@@ -657,15 +657,6 @@ int lunnel_cmd_run(int argc, char **argv)
     if (run_observe_start(obs, &ot, oerr, sizeof oerr) != 0) {
         fprintf(stderr, "lunnel run: %s\n", oerr);
         run_observe_free(obs);
-        lunnel_host_free(app.host);
-        return LUNNEL_EXIT_USAGE;
-    }
-    run_observe_target ot = {.loop = loop, .worker = app.worker, .host = app.host, .client = &cl,
-                             .table_name = table, .tunnel_name = tunnel, .tunnel_id = tunnel_id};
-    char oerr[512];
-    if (run_observe_start(obs, &ot, oerr, sizeof oerr) != 0) {
-        fprintf(stderr, "lunnel run: %s\n", oerr);
-        run_observe_free(obs);
         lunnel_worker_free(app.worker);
         lunnel_host_free(app.host);
         free(tunnel_id);
