@@ -820,6 +820,11 @@ int lunnel_emu_durable_commit(lunnel_emu_durable *d, char *err, size_t errlen)
     return 0;
 }
 
+int lunnel_emu_durable_pending(const lunnel_emu_durable *d)
+{
+    return d->pending.len > 0 || d->pending.oom || d->failed;
+}
+
 int lunnel_emu_durable_tick(lunnel_emu_durable *d, char *err, size_t errlen)
 {
     if (!d->dirty || d->o.fsync != LUNNEL_EMU_FSYNC_BATCH) return 0;

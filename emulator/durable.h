@@ -8,10 +8,11 @@
  *
  * When it is durable: records are appended to an in-memory buffer as state changes, and
  * committed (written, then fsync'd per policy) by lunnel_emu_durable_commit, which the server
- * calls before any response byte leaves (lunnel_emu_server_set_commit): nothing acknowledged
- * is lost. Policies (--fsync):
- *   always  fdatasync before acknowledging (default). One fdatasync covers every request
- *           answered in the same pass over a connection's input (group commit).
+ * calls before any reply that could acknowledge them leaves (lunnel_emu_server_set_commit:
+ * replies are held while changes are pending and sent after the commit that ends each loop
+ * iteration): nothing acknowledged is lost. Policies (--fsync):
+ *   always  fdatasync before acknowledging (default). One fdatasync per loop iteration covers
+ *           every reply produced in it, on every connection (group commit).
  *   batch   written before acknowledging (survives a crash of the emulator, SIGKILL
  *           included), fdatasync'd every 100 ms (a power loss may lose the last 100 ms).
  *   never   written before acknowledging, never fsync'd by us (the OS flushes eventually).
@@ -77,6 +78,8 @@ lunnel_emu_durable *lunnel_emu_durable_open(const lunnel_emu_durable_opts *o, lu
  * Cheap when nothing changed. 0, or -1 with a message: the state can no longer be made
  * durable, and the caller must not acknowledge anything (lunnel-emulator exits). */
 int lunnel_emu_durable_commit(lunnel_emu_durable *d, char *err, size_t errlen);
+/* 1 when changes wait for a commit (the server holds replies until then), else 0. */
+int lunnel_emu_durable_pending(const lunnel_emu_durable *d);
 /* Batch policy: fdatasync when something was written since the last one (call every
  * 100 ms). 0 or -1. */
 int lunnel_emu_durable_tick(lunnel_emu_durable *d, char *err, size_t errlen);

@@ -163,6 +163,11 @@ static void commit_hook(void *ud)
     }
 }
 
+static int pending_hook(void *ud)
+{
+    return lunnel_emu_durable_pending(ud);
+}
+
 static void on_fsync_timer(struct ev_loop *loop, ev_timer *w, int revents)
 {
     (void)loop;
@@ -251,7 +256,7 @@ int main(int argc, char **argv)
                 cfg.data_dir, lunnel_emu_store_table_count(store), ds->restore_ms,
                 (unsigned long long)ds->snapshot_records, (unsigned long long)ds->wal_records,
                 ds->tail_recovered ? ", damaged tail cut" : "", cfg.fsync);
-        lunnel_emu_server_set_commit(srv, commit_hook, durable);
+        lunnel_emu_server_set_commit(srv, commit_hook, pending_hook, durable);
         lunnel_emu_server_add_stats(srv, durable_stats, durable);
         if (fsync_policy == LUNNEL_EMU_FSYNC_BATCH) {
             ev_timer_init(&fsync_timer, on_fsync_timer, 0.1, 0.1);

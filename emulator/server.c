@@ -74,6 +74,7 @@ struct conn {
     bool close_after;   /* close once the output is written */
     bool sent_continue; /* 100 Continue already sent for the request being received */
     lunnel_emu_response *pending;
+    bool awaiting_commit; /* output held until the loop iteration's commit */
     conn *prev, *next;
 };
 
@@ -94,8 +95,13 @@ struct lunnel_emu_server {
     size_t n_admins;
     lunnel_emu_filter filter;
     void *filter_ud;
-    void (*commit_fn)(void *ud); /* durable state: commit before sending (NULL: none) */
+    /* Durable state (group commit): replies that acknowledge uncommitted changes wait; once
+     * per loop iteration, after every callback, the prepare watcher commits and sends them. */
+    void (*commit_fn)(void *ud);
+    int (*commit_pending_fn)(void *ud);
     void *commit_ud;
+    ev_prepare commit_prep;
+    int n_awaiting; /* connections whose output waits for the commit */
     path_stat_slot stat_names[MAX_STAT_PATHS];
     lunnel_emu_path_stat stats[MAX_STAT_PATHS];
     size_t n_stats;
@@ -158,6 +164,7 @@ static void conn_close(conn *c)
 {
     lunnel_emu_server *s = c->srv;
     if (c->pending) c->pending->c = NULL; /* its owner answers later into the void */
+    if (c->awaiting_commit) s->n_awaiting--;
     ev_io_stop(s->loop, &c->io);
     close(c->fd);
     if (c->prev)
@@ -192,8 +199,16 @@ static void conn_update(conn *c)
 /* Tries to flush output; returns -1 when the connection was closed. */
 static int conn_flush(conn *c)
 {
-    /* Durable state: whatever this reply acknowledges is committed before it leaves. */
-    if (c->srv->commit_fn && c->out_off < c->out_len) c->srv->commit_fn(c->srv->commit_ud);
+    /* Durable state: a reply never leaves before what it acknowledges is committed; while
+     * changes are uncommitted the output waits for this iteration's group commit. */
+    lunnel_emu_server *srv = c->srv;
+    if (srv->commit_fn && c->out_off < c->out_len && srv->commit_pending_fn(srv->commit_ud)) {
+        if (!c->awaiting_commit) {
+            c->awaiting_commit = true;
+            srv->n_awaiting++;
+        }
+        return 0;
+    }
     while (c->out_off < c->out_len) {
         ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
         if (n < 0) {
@@ -731,10 +746,35 @@ int lunnel_emu_admin_add(lunnel_emu_server *s, const char *action, lunnel_emu_ad
     return 0;
 }
 
-void lunnel_emu_server_set_commit(lunnel_emu_server *s, void (*fn)(void *ud), void *ud)
+/* Once per loop iteration, after every callback: one commit for every reply produced. */
+static void commit_prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 {
-    s->commit_fn = fn;
+    (void)loop;
+    (void)revents;
+    lunnel_emu_server *s = w->data;
+    if (s->n_awaiting == 0) return;
+    s->commit_fn(s->commit_ud); /* does not return on failure */
+    for (conn *c = s->conns, *next; c && s->n_awaiting > 0; c = next) {
+        next = c->next;
+        if (!c->awaiting_commit) continue;
+        c->awaiting_commit = false;
+        s->n_awaiting--;
+        if (conn_flush(c) == 0) conn_update(c);
+    }
+}
+
+void lunnel_emu_server_set_commit(lunnel_emu_server *s, void (*fn)(void *ud),
+                                  int (*pending)(void *ud), void *ud)
+{
+    if (s->commit_fn) ev_prepare_stop(s->loop, &s->commit_prep);
+    s->commit_fn = fn && pending ? fn : NULL;
+    s->commit_pending_fn = pending;
     s->commit_ud = ud;
+    if (s->commit_fn) {
+        ev_prepare_init(&s->commit_prep, commit_prepare_cb);
+        s->commit_prep.data = s;
+        ev_prepare_start(s->loop, &s->commit_prep);
+    }
 }
 
 void lunnel_emu_server_set_filter(lunnel_emu_server *s, lunnel_emu_filter f, void *ud)
@@ -832,7 +872,12 @@ void lunnel_emu_server_stop(lunnel_emu_server *s)
     if (s->stopped) return;
     s->stopped = true;
     ev_io_stop(s->loop, &s->accept_io);
-    /* Graceful: replies already produced get one last non-blocking send before closing. */
+    /* Graceful: replies already produced get one last non-blocking send before closing
+     * (committed first: they may acknowledge changes). */
+    if (s->commit_fn) {
+        ev_prepare_stop(s->loop, &s->commit_prep);
+        if (s->commit_pending_fn(s->commit_ud)) s->commit_fn(s->commit_ud);
+    }
     for (conn *c = s->conns; c; c = c->next)
         if (c->out_len > c->out_off)
             (void)send(c->fd, c->out + c->out_off, c->out_len - c->out_off,

@@ -77,10 +77,12 @@ typedef int (*lunnel_emu_filter)(void *ud, const lunnel_emu_request *req,
                                  lunnel_emu_response *resp);
 void lunnel_emu_server_set_filter(lunnel_emu_server *srv, lunnel_emu_filter filter, void *ud);
 
-/* Durable state: `fn(ud)` runs before any response byte is sent (cheap when nothing
- * changed); it makes what the responses acknowledge durable, and does not return when it
- * cannot (lunnel-emulator exits rather than acknowledge a lost write). NULL removes it. */
-void lunnel_emu_server_set_commit(lunnel_emu_server *srv, void (*fn)(void *ud), void *ud);
+/* Durable state (group commit): while `pending(ud)` says changes are uncommitted, replies
+ * are held; once per loop iteration, after every callback, `commit(ud)` runs and the held
+ * replies are sent. `commit` makes the changes durable and does not return when it cannot
+ * (lunnel-emulator exits rather than acknowledge a lost write). NULL removes it. */
+void lunnel_emu_server_set_commit(lunnel_emu_server *srv, void (*commit)(void *ud),
+                                  int (*pending)(void *ud), void *ud);
 
 /* ---- responses ---------------------------------------------------------------------- */
 

@@ -8,7 +8,7 @@ import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
-import { startEmulator } from '../../tests/node/lib/emulator.mjs';
+import { startEmulator, tablestore } from '../../tests/node/lib/emulator.mjs';
 
 const rows = Number(process.env.ROWS || 1000000);
 const vb = Number(process.env.VALUE_BYTES || 100);
@@ -30,7 +30,42 @@ async function kill(emu) {
   await emu.exited;
 }
 
+// PutRow rate through the official SDK (tests/node/setup.sh installs it; skipped without):
+// `conns` writers in parallel, `n` rows each.
+async function putRate(args, label, conns = 1, n = 1000) {
+  let TS;
+  try { TS = tablestore(); } catch { console.log(`# ${label}: skipped (no tablestore SDK in tests/node)`); return; }
+  const emu = await startEmulator({ args });
+  const c = emu.client();
+  const call = (fn, p) => new Promise((res, rej) => c[fn](p, (e, d) => (e ? rej(e) : res(d))));
+  await call('createTable', {
+    tableMeta: { tableName: 'p', primaryKey: [{ name: 'id', type: 'INTEGER' }] },
+    reservedThroughput: { capacityUnit: { read: 0, write: 0 } }, tableOptions: { timeToLive: -1, maxVersions: 1 },
+  });
+  const t0 = process.hrtime.bigint();
+  await Promise.all([...Array(conns).keys()].map(async (w) => {
+    for (let i = 0; i < n; i++) {
+      await call('putRow', {
+        tableName: 'p', condition: new TS.Condition(TS.RowExistenceExpectation.IGNORE, null),
+        primaryKey: [{ id: TS.Long.fromNumber(w * n + i) }], attributeColumns: [{ v: 'x'.repeat(100) }],
+      });
+    }
+  }));
+  const s = Number(process.hrtime.bigint() - t0) / 1e9;
+  const st = await emu.admin('stats', {});
+  result(`putrow_${label}`, (conns * n) / s, 'rows/s', `${conns} writer(s) x ${n}${st.durable ? `, ${st.durable.fsyncs} fsyncs` : ''}`);
+  await emu.stop();
+  if (args.includes('--data-dir')) rmSync(args[args.indexOf('--data-dir') + 1], { recursive: true, force: true });
+}
+
 try {
+  await putRate([], 'warmup', 1, 300); // node's JIT, so the first figure is not penalised
+  for (const conns of [1, 8]) {
+    await putRate([], 'in_memory', conns);
+    await putRate(['--data-dir', mkdtempSync(path.join(tmpdir(), 'lunnel-durable-put-'))], 'fsync_always', conns);
+    await putRate(['--data-dir', mkdtempSync(path.join(tmpdir(), 'lunnel-durable-put-')), '--fsync', 'batch'], 'fsync_batch', conns);
+  }
+  if (process.env.PUT_ONLY) process.exit(0);
   const big = String(2 ** 36); // 64 GiB: no compaction while loading
   // In memory, for the load-cost comparison.
   let { emu } = await timedStart([]);
