@@ -21,15 +21,15 @@
 
 /* Record types of the store part (the tunnel part uses 20..29). */
 enum {
-    REC_META = 1,         /* u32 partitions: first record of every WAL */
-    REC_TABLE_CREATE = 2, /* table definition */
-    REC_TABLE_DELETE = 3, /* str name */
-    REC_WRITE = 4,        /* one committed row write */
-    REC_SNAP_HEADER = 10, /* u64 next_gen, u32 partitions, i64 seq_us, i32 row_index */
-    REC_SNAP_TABLE = 11,  /* table definition + u64 changes_begin; selects the table */
-    REC_SNAP_ROWS = 12,   /* u32 n, rows of the selected table */
-    REC_SNAP_CHANGES = 13,/* u32 n, changes of the selected table */
-    REC_SNAP_END = 19,    /* no fields: the snapshot is complete */
+    REC_META = 1,          /* u32 partitions: first record of every WAL */
+    REC_TABLE_CREATE = 2,  /* table definition */
+    REC_TABLE_DELETE = 3,  /* str name */
+    REC_WRITE = 4,         /* one committed row write */
+    REC_SNAP_HEADER = 10,  /* u64 next_gen, u32 partitions, i64 seq_us, i32 row_index */
+    REC_SNAP_TABLE = 11,   /* table definition + u64 changes_begin; selects the table */
+    REC_SNAP_ROWS = 12,    /* u32 n, rows of the selected table */
+    REC_SNAP_CHANGES = 13, /* u32 n, changes of the selected table */
+    REC_SNAP_END = 19,     /* no fields: the snapshot is complete */
 };
 
 #define CHUNK (1u << 20)
@@ -49,7 +49,7 @@ struct lunnel_emu_durable {
     emu_wbuf pending; /* framed records not yet written */
     int dirty;        /* written but not fsync'd (batch / never) */
     int replaying;
-    int failed;       /* a write failed: refuse everything after */
+    int failed; /* a write failed: refuse everything after */
     uint32_t partitions;
     lunnel_emu_durable_stats stats;
     /* restore state */
@@ -63,10 +63,14 @@ struct lunnel_emu_durable {
 int lunnel_emu_fsync_parse(const char *s, lunnel_emu_fsync *out)
 {
     if (!s) return -1;
-    if (strcmp(s, "always") == 0) *out = LUNNEL_EMU_FSYNC_ALWAYS;
-    else if (strcmp(s, "batch") == 0) *out = LUNNEL_EMU_FSYNC_BATCH;
-    else if (strcmp(s, "never") == 0) *out = LUNNEL_EMU_FSYNC_NEVER;
-    else return -1;
+    if (strcmp(s, "always") == 0)
+        *out = LUNNEL_EMU_FSYNC_ALWAYS;
+    else if (strcmp(s, "batch") == 0)
+        *out = LUNNEL_EMU_FSYNC_BATCH;
+    else if (strcmp(s, "never") == 0)
+        *out = LUNNEL_EMU_FSYNC_NEVER;
+    else
+        return -1;
     return 0;
 }
 
@@ -679,7 +683,7 @@ static int write_snapshot(lunnel_emu_durable *d, const char *tmp, uint64_t next_
         put_table_def(&w.b, t);
         emu_put_u64(&w.b, lunnel_emu_table_changes_begin(t));
         lunnel_emu_wal_frame_end(&w.b, at);
-            sw_rows_open(&w);
+        sw_rows_open(&w);
         lunnel_emu_table_rows_each(t, sw_row, &w);
         sw_rows_close(&w);
         uint64_t b = lunnel_emu_table_changes_begin(t), e = lunnel_emu_table_changes_end(t);
@@ -703,7 +707,7 @@ static int write_snapshot(lunnel_emu_durable *d, const char *tmp, uint64_t next_
             }
             sw_set_count(&w.b, cat, k);
             lunnel_emu_wal_frame_end(&w.b, at);
-                    if (w.b.len > CHUNK) sw_flush(&w, &w.b);
+            if (w.b.len > CHUNK) sw_flush(&w, &w.b);
         }
     }
     if (!w.failed && d->tunnels &&
@@ -715,7 +719,8 @@ static int write_snapshot(lunnel_emu_durable *d, const char *tmp, uint64_t next_
     if (!w.failed) sw_flush(&w, &w.b);
     int rc = 0;
     if (w.failed || w.b.oom) {
-        snprintf(err, errlen, "cannot write %s: %s", tmp, w.b.oom ? "out of memory" : strerror(errno));
+        snprintf(err, errlen, "cannot write %s: %s", tmp,
+                 w.b.oom ? "out of memory" : strerror(errno));
         rc = -1;
     } else if (fdatasync(w.fd) != 0) {
         snprintf(err, errlen, "cannot fsync %s: %s", tmp, strerror(errno));
@@ -749,7 +754,8 @@ static int create_wal(lunnel_emu_durable *d, uint64_t gen, char *err, size_t err
     emu_put(&b, LUNNEL_EMU_WAL_MAGIC, LUNNEL_EMU_WAL_MAGIC_LEN);
     frame_meta(&b, d->partitions);
     if (b.oom || write_all(fd, b.p, b.len) != 0 || fdatasync(fd) != 0 || fsync_dir(d) != 0) {
-        snprintf(err, errlen, "cannot write %s: %s", path, b.oom ? "out of memory" : strerror(errno));
+        snprintf(err, errlen, "cannot write %s: %s", path,
+                 b.oom ? "out of memory" : strerror(errno));
         lunnel_emu_wbuf_free(&b);
         close(fd);
         return -1;
@@ -868,7 +874,8 @@ int lunnel_emu_durable_compact(lunnel_emu_durable *d, char *err, size_t errlen)
     d->stats.compactions++;
     d->stats.last_compact_ms = mono_ms() - t0;
     if (d->tunnels && !d->replaying)
-        lunnel_emu_tunnel_persist_pause_credit(d->tunnels, (int64_t)(d->stats.last_compact_ms * 1e6));
+        lunnel_emu_tunnel_persist_pause_credit(d->tunnels,
+                                               (int64_t)(d->stats.last_compact_ms * 1e6));
     return 0;
 }
 
@@ -1040,7 +1047,8 @@ lunnel_emu_durable *lunnel_emu_durable_open(const lunnel_emu_durable_opts *o, lu
         durable_free(d);
         return NULL;
     }
-    if (d->stats.wal_bytes > d->o.compact_bytes && lunnel_emu_durable_compact(d, err, errlen) != 0) {
+    if (d->stats.wal_bytes > d->o.compact_bytes &&
+        lunnel_emu_durable_compact(d, err, errlen) != 0) {
         lunnel_emu_store_set_journal(st, NULL, NULL);
         if (tunnels) lunnel_emu_tunnels_set_sync(tunnels, NULL, NULL);
         durable_free(d);

@@ -47,20 +47,20 @@ int lunnel_emu_fsync_parse(const char *s, lunnel_emu_fsync *out);
 const char *lunnel_emu_fsync_name(lunnel_emu_fsync f);
 
 typedef struct lunnel_emu_durable_opts {
-    const char *dir;        /* created when missing */
+    const char *dir; /* created when missing */
     lunnel_emu_fsync fsync;
-    size_t compact_bytes;   /* compact when the WAL grows past this (0: 64 MiB) */
-    FILE *log;              /* recovery messages (NULL: stderr) */
+    size_t compact_bytes; /* compact when the WAL grows past this (0: 64 MiB) */
+    FILE *log;            /* recovery messages (NULL: stderr) */
 } lunnel_emu_durable_opts;
 
 typedef struct lunnel_emu_durable_stats {
-    double restore_ms;          /* snapshot + WAL replay at open */
-    uint64_t snapshot_records;  /* records read from the snapshot at open */
-    uint64_t wal_records;       /* records replayed from the WAL at open */
-    uint64_t skipped_records;   /* replayed records that could not be applied (reported) */
-    int tail_recovered;         /* 1 when the WAL tail was cut back at open */
-    uint64_t generation;        /* current WAL generation */
-    uint64_t wal_bytes;         /* current WAL size */
+    double restore_ms;         /* snapshot + WAL replay at open */
+    uint64_t snapshot_records; /* records read from the snapshot at open */
+    uint64_t wal_records;      /* records replayed from the WAL at open */
+    uint64_t skipped_records;  /* replayed records that could not be applied (reported) */
+    int tail_recovered;        /* 1 when the WAL tail was cut back at open */
+    uint64_t generation;       /* current WAL generation */
+    uint64_t wal_bytes;        /* current WAL size */
     uint64_t commits, fsyncs, compactions;
     double last_compact_ms;
 } lunnel_emu_durable_stats;

@@ -30,17 +30,21 @@ struct lunnel_emu_tunnel_journal {
     emu_wbuf scratch;
 };
 
-lunnel_emu_tunnel_journal *lunnel_emu_tunnel_journal_new(void) {
+lunnel_emu_tunnel_journal *lunnel_emu_tunnel_journal_new(void)
+{
     return calloc(1, sizeof(lunnel_emu_tunnel_journal));
 }
 
-static void jlist_free(jlist *l) {
-    for (size_t i = 0; i < l->n; i++) free(l->e[i].bytes);
+static void jlist_free(jlist *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->e[i].bytes);
     free(l->e);
     memset(l, 0, sizeof *l);
 }
 
-void lunnel_emu_tunnel_journal_free(lunnel_emu_tunnel_journal *j) {
+void lunnel_emu_tunnel_journal_free(lunnel_emu_tunnel_journal *j)
+{
     if (!j) return;
     jlist_free(&j->tunnels);
     jlist_free(&j->tables);
@@ -50,13 +54,15 @@ void lunnel_emu_tunnel_journal_free(lunnel_emu_tunnel_journal *j) {
 
 /* ---- serialization ---- */
 
-static void ser_registry(emu_wbuf *b, const lunnel_emu_tunnels *t) {
+static void ser_registry(emu_wbuf *b, const lunnel_emu_tunnels *t)
+{
     emu_put_u8(b, EMU_REC_T_REGISTRY);
     emu_put_u64(b, t->rng);
     emu_put_u64(b, t->next_client);
 }
 
-static void ser_shards(emu_wbuf *b, const emu_table *tb) {
+static void ser_shards(emu_wbuf *b, const emu_table *tb)
+{
     emu_put_u8(b, EMU_REC_T_SHARDS);
     emu_put_str(b, tb->name);
     emu_put_u32(b, (uint32_t)tb->nshards);
@@ -70,7 +76,8 @@ static void ser_shards(emu_wbuf *b, const emu_table *tb) {
     }
 }
 
-static void ser_tunnel(emu_wbuf *b, const emu_tunnel *tu) {
+static void ser_tunnel(emu_wbuf *b, const emu_tunnel *tu)
+{
     emu_put_u8(b, EMU_REC_T_TUNNEL);
     emu_put_str(b, tu->id);
     emu_put_str(b, tu->name);
@@ -103,7 +110,8 @@ static void ser_tunnel(emu_wbuf *b, const emu_tunnel *tu) {
 }
 
 /* Appends scratch as a framed record when it differs from the entry's bytes. */
-static int diff_emit(jentry *e, emu_wbuf *s, emu_wbuf *out) {
+static int diff_emit(jentry *e, emu_wbuf *s, emu_wbuf *out)
+{
     e->seen = 1;
     if (e->bytes && e->len == s->len && memcmp(e->bytes, s->p, s->len) == 0) return 0;
     uint8_t *copy = malloc(s->len);
@@ -118,7 +126,8 @@ static int diff_emit(jentry *e, emu_wbuf *s, emu_wbuf *out) {
     return out->oom ? -1 : 1;
 }
 
-static jentry *jlist_get(jlist *l, const char *key) {
+static jentry *jlist_get(jlist *l, const char *key)
+{
     for (size_t i = 0; i < l->n; i++)
         if (strcmp(l->e[i].key, key) == 0) return &l->e[i];
     if (l->n == l->cap) {
@@ -135,7 +144,8 @@ static jentry *jlist_get(jlist *l, const char *key) {
 }
 
 int lunnel_emu_tunnel_journal_sync(lunnel_emu_tunnel_journal *j, lunnel_emu_tunnels *t,
-                                   emu_wbuf *out) {
+                                   emu_wbuf *out)
+{
     int n = 0, rc;
     emu_wbuf *s = &j->scratch;
     s->len = 0;
@@ -149,8 +159,10 @@ int lunnel_emu_tunnel_journal_sync(lunnel_emu_tunnel_journal *j, lunnel_emu_tunn
         lunnel_emu_wal_frame_end(out, at);
         n++;
     }
-    for (size_t i = 0; i < j->tables.n; i++) j->tables.e[i].seen = 0;
-    for (size_t i = 0; i < j->tunnels.n; i++) j->tunnels.e[i].seen = 0;
+    for (size_t i = 0; i < j->tables.n; i++)
+        j->tables.e[i].seen = 0;
+    for (size_t i = 0; i < j->tunnels.n; i++)
+        j->tunnels.e[i].seen = 0;
     for (int i = 0; i < t->ntables; i++) {
         s->len = 0;
         ser_shards(s, t->tables[i]);
@@ -192,7 +204,8 @@ int lunnel_emu_tunnel_journal_sync(lunnel_emu_tunnel_journal *j, lunnel_emu_tunn
 /* ---- snapshot ---- */
 
 static int ser_log(emu_wbuf *b, int kind, const char *owner, const char *id, const emu_reclog *l,
-                   int (*flush)(void *, emu_wbuf *), void *ud) {
+                   int (*flush)(void *, emu_wbuf *), void *ud)
+{
     size_t at = lunnel_emu_wal_frame_begin(b);
     emu_put_u8(b, EMU_REC_T_LOG);
     emu_put_u8(b, (uint8_t)kind);
@@ -217,7 +230,8 @@ static int ser_log(emu_wbuf *b, int kind, const char *owner, const char *id, con
             i++;
         }
         if (b->oom) return -1;
-        for (int q = 0; q < 4; q++) b->p[count_at + q] = (uint8_t)(k >> (8 * q));
+        for (int q = 0; q < 4; q++)
+            b->p[count_at + q] = (uint8_t)(k >> (8 * q));
         lunnel_emu_wal_frame_end(b, at);
         if (b->len > CHUNK && flush(ud, b) != 0) return -1;
     }
@@ -225,7 +239,8 @@ static int ser_log(emu_wbuf *b, int kind, const char *owner, const char *id, con
 }
 
 int lunnel_emu_tunnel_persist_snapshot(lunnel_emu_tunnels *t, emu_wbuf *b,
-                                       int (*flush)(void *ud, emu_wbuf *b), void *ud) {
+                                       int (*flush)(void *ud, emu_wbuf *b), void *ud)
+{
     size_t at = lunnel_emu_wal_frame_begin(b);
     ser_registry(b, t);
     lunnel_emu_wal_frame_end(b, at);
@@ -260,13 +275,15 @@ int lunnel_emu_tunnel_persist_snapshot(lunnel_emu_tunnels *t, emu_wbuf *b,
         return -1;                                                                                 \
     } while (0)
 
-static emu_shard *shard_by_id(emu_table *tb, const char *id) {
+static emu_shard *shard_by_id(emu_table *tb, const char *id)
+{
     for (int i = 0; i < tb->nshards; i++)
         if (strcmp(tb->shards[i]->id, id) == 0) return tb->shards[i];
     return NULL;
 }
 
-static int apply_shards(lunnel_emu_tunnels *t, emu_rbuf *r, char *err, size_t errlen) {
+static int apply_shards(lunnel_emu_tunnels *t, emu_rbuf *r, char *err, size_t errlen)
+{
     char name[256];
     emu_get_str(r, name, sizeof name);
     uint32_t n = emu_get_u32(r);
@@ -343,7 +360,8 @@ typedef struct ch_in {
     uint32_t ck_len;
 } ch_in;
 
-static void channel_free(emu_channel *ch) {
+static void channel_free(emu_channel *ch)
+{
     if (ch->base) {
         emu_reclog_free(ch->base);
         free(ch->base);
@@ -352,8 +370,8 @@ static void channel_free(emu_channel *ch) {
     free(ch);
 }
 
-static int apply_tunnel(lunnel_emu_tunnels *t, emu_rbuf *r, int from_wal, char *err,
-                        size_t errlen) {
+static int apply_tunnel(lunnel_emu_tunnels *t, emu_rbuf *r, int from_wal, char *err, size_t errlen)
+{
     char id[40], name[256], table[256];
     emu_get_str(r, id, sizeof id);
     emu_get_str(r, name, sizeof name);
@@ -504,8 +522,9 @@ static int apply_tunnel(lunnel_emu_tunnels *t, emu_rbuf *r, int from_wal, char *
     return 0;
 }
 
-static int apply_log(lunnel_emu_tunnels *t, lunnel_emu_tunnel_restore *rs, emu_rbuf *r,
-                     char *err, size_t errlen) {
+static int apply_log(lunnel_emu_tunnels *t, lunnel_emu_tunnel_restore *rs, emu_rbuf *r, char *err,
+                     size_t errlen)
+{
     int kind = emu_get_u8(r);
     char owner[256], id[64];
     emu_get_str(r, owner, sizeof owner);
@@ -530,7 +549,8 @@ static int apply_log(lunnel_emu_tunnels *t, lunnel_emu_tunnel_restore *rs, emu_r
     return 0;
 }
 
-static int apply_entries(lunnel_emu_tunnel_restore *rs, emu_rbuf *r, char *err, size_t errlen) {
+static int apply_entries(lunnel_emu_tunnel_restore *rs, emu_rbuf *r, char *err, size_t errlen)
+{
     emu_reclog *l = rs->log;
     if (!l) FAIL("log entries without a log record before them");
     uint32_t n = emu_get_u32(r);
@@ -547,7 +567,8 @@ static int apply_entries(lunnel_emu_tunnel_restore *rs, emu_rbuf *r, char *err, 
 
 int lunnel_emu_tunnel_persist_apply(lunnel_emu_tunnels *t, lunnel_emu_tunnel_restore *rs,
                                     const uint8_t *p, size_t n, int from_wal, char *err,
-                                    size_t errlen) {
+                                    size_t errlen)
+{
     emu_rbuf r = {p, n, 1, 0};
     if (n < 1) FAIL("empty record");
     switch (p[0]) {
@@ -578,7 +599,8 @@ int lunnel_emu_tunnel_persist_apply(lunnel_emu_tunnels *t, lunnel_emu_tunnel_res
     FAIL("unknown tunnel record type %u", (unsigned)p[0]);
 }
 
-void lunnel_emu_tunnel_persist_release(lunnel_emu_tunnels *t) {
+void lunnel_emu_tunnel_persist_release(lunnel_emu_tunnels *t)
+{
     for (int i = 0; i < t->ntunnels; i++) {
         emu_tunnel *tu = t->tunnels[i];
         for (int c = 0; c < tu->nch; c++) {
@@ -593,11 +615,14 @@ void lunnel_emu_tunnel_persist_release(lunnel_emu_tunnels *t) {
     }
 }
 
-void lunnel_emu_tunnels_set_sync(lunnel_emu_tunnels *t, void (*fn)(void *ud), void *ud) {
+void lunnel_emu_tunnels_set_sync(lunnel_emu_tunnels *t, void (*fn)(void *ud), void *ud)
+{
     t->sync_fn = fn;
     t->sync_ud = ud;
 }
 
-void lunnel_emu_tunnel_persist_pause_credit(lunnel_emu_tunnels *t, int64_t ns) {
-    for (int i = 0; i < t->nclients; i++) t->clients[i]->last_ns += ns;
+void lunnel_emu_tunnel_persist_pause_credit(lunnel_emu_tunnels *t, int64_t ns)
+{
+    for (int i = 0; i < t->nclients; i++)
+        t->clients[i]->last_ns += ns;
 }

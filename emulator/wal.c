@@ -221,10 +221,10 @@ void lunnel_emu_wal_scan(const uint8_t *buf, size_t len, const char *magic,
             return;
         }
         const uint8_t *h = buf + off;
-        uint32_t n = (uint32_t)h[0] | (uint32_t)h[1] << 8 | (uint32_t)h[2] << 16 |
-                     (uint32_t)h[3] << 24;
-        uint32_t crc = (uint32_t)h[4] | (uint32_t)h[5] << 8 | (uint32_t)h[6] << 16 |
-                       (uint32_t)h[7] << 24;
+        uint32_t n =
+            (uint32_t)h[0] | (uint32_t)h[1] << 8 | (uint32_t)h[2] << 16 | (uint32_t)h[3] << 24;
+        uint32_t crc =
+            (uint32_t)h[4] | (uint32_t)h[5] << 8 | (uint32_t)h[6] << 16 | (uint32_t)h[7] << 24;
         if (n == 0 || n > LUNNEL_EMU_WAL_MAX_RECORD) {
             res->status = LUNNEL_EMU_WAL_CORRUPT;
             snprintf(res->msg, sizeof res->msg, "offset %zu: impossible record length %u", off, n);

@@ -17,8 +17,8 @@
 #define LUNNEL_EMU_WAL_MAGIC "LNLWAL1\n"
 #define LUNNEL_EMU_SNAP_MAGIC "LNLSNP1\n"
 #define LUNNEL_EMU_WAL_MAGIC_LEN 8
-#define LUNNEL_EMU_WAL_FRAME 8                   /* length + crc */
-#define LUNNEL_EMU_WAL_MAX_RECORD (256u << 20)   /* larger lengths are corruption */
+#define LUNNEL_EMU_WAL_FRAME 8                 /* length + crc */
+#define LUNNEL_EMU_WAL_MAX_RECORD (256u << 20) /* larger lengths are corruption */
 
 /* CRC32C (Castagnoli, reflected, init/xorout 0xFFFFFFFF) of `n` bytes; `crc` 0 to start. */
 uint32_t lunnel_emu_crc32c(uint32_t crc, const void *p, size_t n);
@@ -36,8 +36,14 @@ void emu_put(emu_wbuf *b, const void *p, size_t n);
 void emu_put_u8(emu_wbuf *b, uint8_t v);
 void emu_put_u32(emu_wbuf *b, uint32_t v);
 void emu_put_u64(emu_wbuf *b, uint64_t v);
-static inline void emu_put_i32(emu_wbuf *b, int32_t v) { emu_put_u32(b, (uint32_t)v); }
-static inline void emu_put_i64(emu_wbuf *b, int64_t v) { emu_put_u64(b, (uint64_t)v); }
+static inline void emu_put_i32(emu_wbuf *b, int32_t v)
+{
+    emu_put_u32(b, (uint32_t)v);
+}
+static inline void emu_put_i64(emu_wbuf *b, int64_t v)
+{
+    emu_put_u64(b, (uint64_t)v);
+}
 void emu_put_bytes(emu_wbuf *b, const void *p, size_t n); /* u32 length + bytes */
 void emu_put_str(emu_wbuf *b, const char *s);             /* NULL writes as empty */
 
@@ -57,8 +63,14 @@ typedef struct emu_rbuf {
 uint8_t emu_get_u8(emu_rbuf *r);
 uint32_t emu_get_u32(emu_rbuf *r);
 uint64_t emu_get_u64(emu_rbuf *r);
-static inline int32_t emu_get_i32(emu_rbuf *r) { return (int32_t)emu_get_u32(r); }
-static inline int64_t emu_get_i64(emu_rbuf *r) { return (int64_t)emu_get_u64(r); }
+static inline int32_t emu_get_i32(emu_rbuf *r)
+{
+    return (int32_t)emu_get_u32(r);
+}
+static inline int64_t emu_get_i64(emu_rbuf *r)
+{
+    return (int64_t)emu_get_u64(r);
+}
 /* A u32-length byte string: pointer into the payload (NULL when empty or on error). */
 const uint8_t *emu_get_bytes(emu_rbuf *r, uint32_t *len);
 /* A string copied into `out` (NUL-terminated); longer than outlen-1 or containing NUL sets
@@ -67,26 +79,26 @@ void emu_get_str(emu_rbuf *r, char *out, size_t outlen);
 
 /* Scan results. */
 typedef enum lunnel_emu_wal_status {
-    LUNNEL_EMU_WAL_OK = 0,      /* every byte belongs to a good record */
-    LUNNEL_EMU_WAL_TRUNCATED,   /* the last record is cut short (crash mid-write) */
-    LUNNEL_EMU_WAL_CORRUPT,     /* bad CRC or impossible length */
-    LUNNEL_EMU_WAL_BAD_MAGIC,   /* not one of our files (nothing was read) */
-    LUNNEL_EMU_WAL_REJECTED,    /* the callback refused a record (bad payload) */
+    LUNNEL_EMU_WAL_OK = 0,    /* every byte belongs to a good record */
+    LUNNEL_EMU_WAL_TRUNCATED, /* the last record is cut short (crash mid-write) */
+    LUNNEL_EMU_WAL_CORRUPT,   /* bad CRC or impossible length */
+    LUNNEL_EMU_WAL_BAD_MAGIC, /* not one of our files (nothing was read) */
+    LUNNEL_EMU_WAL_REJECTED,  /* the callback refused a record (bad payload) */
 } lunnel_emu_wal_status;
 const char *lunnel_emu_wal_strstatus(lunnel_emu_wal_status s);
 
 typedef struct lunnel_emu_wal_scan_result {
     lunnel_emu_wal_status status;
-    size_t good_end;   /* offset just past the last good record (where appends continue) */
-    uint64_t records;  /* good records delivered */
-    char msg[256];     /* what was wrong, with the byte offset; "" when OK */
+    size_t good_end;  /* offset just past the last good record (where appends continue) */
+    uint64_t records; /* good records delivered */
+    char msg[256];    /* what was wrong, with the byte offset; "" when OK */
 } lunnel_emu_wal_scan_result;
 
 /* Called per good record: payload borrowed for the call, `offset` is the frame's file
  * offset. Return 0 to go on; non-zero rejects the record (scan stops there, REJECTED) and
  * may leave a reason in `why` (size 160). */
-typedef int (*lunnel_emu_wal_record_fn)(void *ud, const uint8_t *payload, size_t len,
-                                        size_t offset, char *why);
+typedef int (*lunnel_emu_wal_record_fn)(void *ud, const uint8_t *payload, size_t len, size_t offset,
+                                        char *why);
 
 /* Walks `buf` (a whole file) after checking `magic`. Never reads past len. */
 void lunnel_emu_wal_scan(const uint8_t *buf, size_t len, const char *magic,

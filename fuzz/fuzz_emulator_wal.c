@@ -22,12 +22,14 @@ typedef struct world {
     lunnel_emu_tunnels *tu;
 } world;
 
-static int src_exists(void *ctx, const char *table) {
+static int src_exists(void *ctx, const char *table)
+{
     world *w = ctx;
     return lunnel_emu_store_table(w->st, table) != NULL;
 }
 
-static int src_snapshot(void *ctx, const char *table, emu_tunnel_row_fn fn, void *arg) {
+static int src_snapshot(void *ctx, const char *table, emu_tunnel_row_fn fn, void *arg)
+{
     world *w = ctx;
     lunnel_emu_table *t = lunnel_emu_store_table(w->st, table);
     lunnel_emu_snapshot *s = t ? lunnel_emu_table_snapshot(t) : NULL;
@@ -42,16 +44,20 @@ static int src_snapshot(void *ctx, const char *table, emu_tunnel_row_fn fn, void
 }
 
 static void on_store(void *ud, lunnel_emu_store_event ev, const lunnel_emu_table *table,
-                     const lunnel_emu_change *c) {
+                     const lunnel_emu_change *c)
+{
     world *w = ud;
-    if (ev == LUNNEL_EMU_EV_TABLE_DELETED) lunnel_emu_tunnels_drop_table(w->tu, lunnel_emu_table_name(table));
+    if (ev == LUNNEL_EMU_EV_TABLE_DELETED)
+        lunnel_emu_tunnels_drop_table(w->tu, lunnel_emu_table_name(table));
     if (ev != LUNNEL_EMU_EV_CHANGE_APPENDED) return;
-    emu_tunnel_change ch = {lunnel_emu_table_name(table), (int)c->action, c->row, c->row_len, NULL, 0,
-                            c->pk, c->pk_len, c->timestamp_us * 1000};
+    emu_tunnel_change ch = {
+        lunnel_emu_table_name(table), (int)c->action, c->row, c->row_len, NULL, 0, c->pk, c->pk_len,
+        c->timestamp_us * 1000};
     lunnel_emu_tunnels_on_change(w->tu, &ch);
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
     if (size < 1) return 0;
     world w;
     w.st = lunnel_emu_store_new(2);
@@ -72,14 +78,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                          (uint32_t)file[off + 2] << 16 | (uint32_t)file[off + 3] << 24;
             if (n > len - off - LUNNEL_EMU_WAL_FRAME) break;
             uint32_t crc = lunnel_emu_crc32c(0, file + off + LUNNEL_EMU_WAL_FRAME, n);
-            for (int i = 0; i < 4; i++) file[off + 4 + i] = (uint8_t)(crc >> (8 * i));
+            for (int i = 0; i < 4; i++)
+                file[off + 4 + i] = (uint8_t)(crc >> (8 * i));
             off += LUNNEL_EMU_WAL_FRAME + n;
         }
     }
     FILE *devnull = fopen("/dev/null", "w");
     lunnel_emu_wal_scan_result res;
-    lunnel_emu_durable_replay_buffer(w.st, w.tu, file, len, data[0] & 1,
-                                     devnull ? devnull : stderr, &res);
+    lunnel_emu_durable_replay_buffer(w.st, w.tu, file, len, data[0] & 1, devnull ? devnull : stderr,
+                                     &res);
     free(file);
     /* Use what was restored: list + describe every tunnel, and a housekeeping tick. */
     static const uint8_t list_all[] = {0};

@@ -31,12 +31,14 @@ typedef struct world {
     lunnel_emu_durable *d;
 } world;
 
-static int src_exists(void *ctx, const char *table) {
+static int src_exists(void *ctx, const char *table)
+{
     world *w = ctx;
     return lunnel_emu_store_table(w->st, table) != NULL;
 }
 
-static int src_snapshot(void *ctx, const char *table, emu_tunnel_row_fn fn, void *arg) {
+static int src_snapshot(void *ctx, const char *table, emu_tunnel_row_fn fn, void *arg)
+{
     world *w = ctx;
     lunnel_emu_table *t = lunnel_emu_store_table(w->st, table);
     lunnel_emu_snapshot *s = t ? lunnel_emu_table_snapshot(t) : NULL;
@@ -51,22 +53,27 @@ static int src_snapshot(void *ctx, const char *table, emu_tunnel_row_fn fn, void
 }
 
 static void on_store(void *ud, lunnel_emu_store_event ev, const lunnel_emu_table *table,
-                     const lunnel_emu_change *c) {
+                     const lunnel_emu_change *c)
+{
     world *w = ud;
-    if (ev == LUNNEL_EMU_EV_TABLE_DELETED) lunnel_emu_tunnels_drop_table(w->tu, lunnel_emu_table_name(table));
+    if (ev == LUNNEL_EMU_EV_TABLE_DELETED)
+        lunnel_emu_tunnels_drop_table(w->tu, lunnel_emu_table_name(table));
     if (ev != LUNNEL_EMU_EV_CHANGE_APPENDED) return;
-    emu_tunnel_change ch = {lunnel_emu_table_name(table), (int)c->action, c->row, c->row_len, NULL, 0,
-                            c->pk, c->pk_len, c->timestamp_us * 1000};
+    emu_tunnel_change ch = {
+        lunnel_emu_table_name(table), (int)c->action, c->row, c->row_len, NULL, 0, c->pk, c->pk_len,
+        c->timestamp_us * 1000};
     lunnel_emu_tunnels_on_change(w->tu, &ch);
 }
 
 static int64_t fake_clock_ns = 1700000000000000000LL;
-static int64_t fake_clock(void *arg) {
+static int64_t fake_clock(void *arg)
+{
     (void)arg;
     return fake_clock_ns;
 }
 
-static void world_new(world *w, uint32_t partitions) {
+static void world_new(world *w, uint32_t partitions)
+{
     memset(w, 0, sizeof *w);
     w->st = lunnel_emu_store_new(partitions);
     w->src = (emu_tunnel_source){w, src_exists, src_snapshot};
@@ -79,7 +86,8 @@ static void world_new(world *w, uint32_t partitions) {
     lunnel_emu_store_listen(w->st, on_store, w);
 }
 
-static void world_free(world *w) {
+static void world_free(world *w)
+{
     lunnel_emu_tunnels_free(w->tu);
     lunnel_emu_store_free(w->st);
 }
@@ -89,13 +97,15 @@ static FILE *logf;
 static char *logtext;
 static size_t loglen;
 
-static int world_open(world *w, size_t compact, char *err, size_t errlen) {
+static int world_open(world *w, size_t compact, char *err, size_t errlen)
+{
     lunnel_emu_durable_opts o = {dirbuf, LUNNEL_EMU_FSYNC_NEVER, compact, logf};
     w->d = lunnel_emu_durable_open(&o, w->st, w->tu, err, errlen);
     return w->d ? 0 : -1;
 }
 
-static void commit(world *w) {
+static void commit(world *w)
+{
     char err[256];
     int rc = lunnel_emu_durable_commit(w->d, err, sizeof err);
     if (rc != 0) fprintf(stderr, "commit: %s\n", err);
@@ -105,7 +115,8 @@ static void commit(world *w) {
 /* Tunnel calls as the glue makes them: handle, sync, commit before the reply is used. */
 static world *cur;
 static void transport(void *arg, const char *path, const uint8_t *body, size_t len,
-                      lunnel_emu_reply *out) {
+                      lunnel_emu_reply *out)
+{
     world *w = arg;
     lunnel_emu_tunnels_handle(w->tu, path, body, len, out);
     if (w->tu->sync_fn) w->tu->sync_fn(w->tu->sync_ud);
@@ -115,16 +126,19 @@ static void transport(void *arg, const char *path, const uint8_t *body, size_t l
 /* ---- state fingerprints ---- */
 
 /* Everything the store holds, as bytes: tables, current rows (all versions), changes. */
-static void store_bytes(lunnel_emu_store *st, emu_wbuf *b) {
+static void store_bytes(lunnel_emu_store *st, emu_wbuf *b)
+{
     for (size_t i = 0; i < lunnel_emu_store_table_count(st); i++) {
         lunnel_emu_table *t = lunnel_emu_store_table_at(st, i);
         emu_put_str(b, lunnel_emu_table_name(t));
         emu_put_i64(b, lunnel_emu_table_created_ms(t));
         emu_put_u64(b, lunnel_emu_table_row_count(t));
         lunnel_emu_snapshot *s = lunnel_emu_table_snapshot(t);
-        for (size_t r = 0; s && r < s->n_rows; r++) emu_put_bytes(b, s->rows[r].row, s->rows[r].row_len);
+        for (size_t r = 0; s && r < s->n_rows; r++)
+            emu_put_bytes(b, s->rows[r].row, s->rows[r].row_len);
         lunnel_emu_snapshot_free(s);
-        for (uint64_t k = lunnel_emu_table_changes_begin(t); k < lunnel_emu_table_changes_end(t); k++) {
+        for (uint64_t k = lunnel_emu_table_changes_begin(t); k < lunnel_emu_table_changes_end(t);
+             k++) {
             const lunnel_emu_change *c = lunnel_emu_table_change_at(t, k);
             emu_put_u64(b, c->index);
             emu_put_bytes(b, c->row, c->row_len);
@@ -138,21 +152,24 @@ static void store_bytes(lunnel_emu_store *st, emu_wbuf *b) {
     emu_put_i32(b, ri);
 }
 
-static int discard_flush(void *ud, emu_wbuf *b) {
+static int discard_flush(void *ud, emu_wbuf *b)
+{
     emu_wbuf *all = ud;
     emu_put(all, b->p, b->len);
     b->len = 0;
     return 0;
 }
 
-static void tunnel_bytes(lunnel_emu_tunnels *t, emu_wbuf *all) {
+static void tunnel_bytes(lunnel_emu_tunnels *t, emu_wbuf *all)
+{
     emu_wbuf b = {0};
     lunnel_emu_tunnel_persist_snapshot(t, &b, discard_flush, all);
     discard_flush(all, &b);
     lunnel_emu_wbuf_free(&b);
 }
 
-static int same_state(world *a, world *b) {
+static int same_state(world *a, world *b)
+{
     emu_wbuf x = {0}, y = {0};
     store_bytes(a->st, &x);
     store_bytes(b->st, &y);
@@ -170,7 +187,8 @@ static int same_state(world *a, world *b) {
 
 /* ---- workload ---- */
 
-static lunnel_emu_table *make_table(world *w, const char *name) {
+static lunnel_emu_table *make_table(world *w, const char *name)
+{
     lunnel_emu_pk_schema pk[2] = {{"id", LUNNEL_EMU_PK_INTEGER}, {"k", LUNNEL_EMU_PK_STRING}};
     lunnel_emu_table_options o = {2, -1, true, 168};
     char msg[256];
@@ -178,33 +196,54 @@ static lunnel_emu_table *make_table(world *w, const char *name) {
     return lunnel_emu_store_table(w->st, name);
 }
 
-static void write_rows(world *w, lunnel_emu_table *t, int from, int to) {
+static void write_rows(world *w, lunnel_emu_table *t, int from, int to)
+{
     char msg[256];
     for (int i = from; i < to; i++) {
         char k[16];
         snprintf(k, sizeof k, "k%d", i % 7);
-        lunnel_emu_value pk[2] = {{.type = LUNNEL_EMU_V_INTEGER, .i = i % 50},
-                                  {.type = LUNNEL_EMU_V_STRING, .ptr = (const uint8_t *)k, .len = (uint32_t)strlen(k)}};
+        lunnel_emu_value pk[2] = {
+            {.type = LUNNEL_EMU_V_INTEGER, .i = i % 50},
+            {.type = LUNNEL_EMU_V_STRING, .ptr = (const uint8_t *)k, .len = (uint32_t)strlen(k)}};
         lunnel_emu_cell c[3] = {
-            {(const uint8_t *)"s", 1, LUNNEL_EMU_OP_PUT, {.type = LUNNEL_EMU_V_STRING, .ptr = (const uint8_t *)"hello\0x", .len = 7}, false, 0},
-            {(const uint8_t *)"d", 1, LUNNEL_EMU_OP_PUT, {.type = LUNNEL_EMU_V_DOUBLE, .d = i * 0.5}, true, 1000 + i},
-            {(const uint8_t *)"b", 1, LUNNEL_EMU_OP_PUT, {.type = LUNNEL_EMU_V_BOOLEAN, .b = i & 1}, false, 0}};
+            {(const uint8_t *)"s",
+             1,
+             LUNNEL_EMU_OP_PUT,
+             {.type = LUNNEL_EMU_V_STRING, .ptr = (const uint8_t *)"hello\0x", .len = 7},
+             false,
+             0},
+            {(const uint8_t *)"d",
+             1,
+             LUNNEL_EMU_OP_PUT,
+             {.type = LUNNEL_EMU_V_DOUBLE, .d = i * 0.5},
+             true,
+             1000 + i},
+            {(const uint8_t *)"b",
+             1,
+             LUNNEL_EMU_OP_PUT,
+             {.type = LUNNEL_EMU_V_BOOLEAN, .b = i & 1},
+             false,
+             0}};
         lunnel_emu_action a = i % 11 == 10 ? LUNNEL_EMU_ACTION_DELETE
                               : i % 3 == 0 ? LUNNEL_EMU_ACTION_UPDATE
                                            : LUNNEL_EMU_ACTION_PUT;
         if (a == LUNNEL_EMU_ACTION_UPDATE && i % 2) c[1].op = LUNNEL_EMU_OP_DELETE_ALL_VERSIONS;
-        CHECK_INT(lunnel_emu_store_write(w->st, t, a, LUNNEL_EMU_COND_IGNORE, pk, 2, c, 3, 5000 + i, msg, sizeof msg), 0);
+        CHECK_INT(lunnel_emu_store_write(w->st, t, a, LUNNEL_EMU_COND_IGNORE, pk, 2, c, 3, 5000 + i,
+                                         msg, sizeof msg),
+                  0);
         fake_clock_ns += 1000;
     }
 }
 
-static void rm_dir(void) {
+static void rm_dir(void)
+{
     char cmd[512];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dirbuf);
     if (system(cmd) != 0) fprintf(stderr, "cannot remove %s\n", dirbuf);
 }
 
-static off_t file_size(const char *name) {
+static off_t file_size(const char *name)
+{
     char p[512];
     snprintf(p, sizeof p, "%s/%s", dirbuf, name);
     struct stat sb;
@@ -213,7 +252,8 @@ static off_t file_size(const char *name) {
 
 /* Builds a state with everything: table, rows, a BaseAndStream tunnel created mid-way, a
  * split, a client reading + checkpointing, more writes. `w` stays open. */
-static void build_state(world *w, size_t compact, tc_client *cl) {
+static void build_state(world *w, size_t compact, tc_client *cl)
+{
     char err[256];
     world_new(w, 2);
     CHECK_INT(world_open(w, compact, err, sizeof err), 0);
@@ -255,7 +295,8 @@ static void build_state(world *w, size_t compact, tc_client *cl) {
     free(cid);
 }
 
-static void reopen_and_compare(world *w, int expect_same) {
+static void reopen_and_compare(world *w, int expect_same)
+{
     world v;
     char err[512];
     world_new(&v, 2);
@@ -278,7 +319,8 @@ static void reopen_and_compare(world *w, int expect_same) {
     world_free(&v);
 }
 
-static void test_roundtrip(size_t compact) {
+static void test_roundtrip(size_t compact)
+{
     world w;
     tc_client cl;
     build_state(&w, compact, &cl);
@@ -292,12 +334,15 @@ static void test_roundtrip(size_t compact) {
     }
     CHECK_INT(s->wal_bytes, bytes);
     CHECK_INT(s->commits, commits);
-    if (compact) CHECK(s->compactions > 0);
-    else CHECK_INT(s->compactions, 0);
+    if (compact)
+        CHECK(s->compactions > 0);
+    else
+        CHECK_INT(s->compactions, 0);
     /* the channels were read and checkpointed */
     emu_tunnel *tu = w.tu->tunnels[0];
     int cks = 0;
-    for (int i = 0; i < tu->nch; i++) cks += tu->ch[i]->checkpoint != NULL;
+    for (int i = 0; i < tu->nch; i++)
+        cks += tu->ch[i]->checkpoint != NULL;
     CHECK(cks > 0);
     char err[256];
     /* Everything was committed as it happened (as before any reply), so closing now adds
@@ -353,7 +398,8 @@ static void test_roundtrip(size_t compact) {
 
 /* Builds a small WAL, closes it, damages the tail with `damage`, reopens. */
 static void test_tail(const char *what, void (*damage)(const char *path, off_t size),
-                      const char *expect) {
+                      const char *expect)
+{
     char err[512];
     world w;
     world_new(&w, 2);
@@ -407,11 +453,13 @@ static void test_tail(const char *what, void (*damage)(const char *path, off_t s
     rm_dir();
 }
 
-static void cut_tail(const char *path, off_t size) {
+static void cut_tail(const char *path, off_t size)
+{
     CHECK_INT(truncate(path, size - 5), 0);
 }
 
-static void flip_tail(const char *path, off_t size) {
+static void flip_tail(const char *path, off_t size)
+{
     int fd = open(path, O_RDWR);
     unsigned char c;
     CHECK_INT(pread(fd, &c, 1, size - 3), 1);
@@ -420,7 +468,8 @@ static void flip_tail(const char *path, off_t size) {
     close(fd);
 }
 
-static void test_refusals(void) {
+static void test_refusals(void)
+{
     char err[512];
     world w;
     world_new(&w, 2);
@@ -459,7 +508,8 @@ static void test_refusals(void) {
     rm_dir();
 }
 
-static void test_wal_scan(void) {
+static void test_wal_scan(void)
+{
     emu_wbuf b = {0};
     emu_put(&b, LUNNEL_EMU_WAL_MAGIC, 8);
     size_t at = lunnel_emu_wal_frame_begin(&b);
@@ -488,13 +538,14 @@ static void test_wal_scan(void) {
     lunnel_emu_wbuf_free(&b);
 }
 
-int main(void) {
+int main(void)
+{
     logf = open_memstream(&logtext, &loglen);
     snprintf(dirbuf, sizeof dirbuf, "/tmp/lunnel-durable-test-%d", (int)getpid());
     rm_dir();
     test_wal_scan();
-    test_roundtrip(0);       /* WAL only */
-    test_roundtrip(2048);    /* compactions all along: snapshot + WAL */
+    test_roundtrip(0);    /* WAL only */
+    test_roundtrip(2048); /* compactions all along: snapshot + WAL */
     test_tail("truncated tail", cut_tail, "truncated");
     test_tail("corrupt tail", flip_tail, "CRC32C mismatch");
     test_refusals();
