@@ -942,8 +942,13 @@ static int restore(lunnel_emu_durable *d, char *err, size_t errlen)
         snprintf(err, errlen, "%s: %s", path, res.msg);
         return -1;
     }
-    if (res.status == LUNNEL_EMU_WAL_REJECTED && res.records == 0) {
-        snprintf(err, errlen, "%s: %s", path, res.msg);
+    if (res.status == LUNNEL_EMU_WAL_REJECTED) {
+        /* The CRC says the bytes are as written, but they cannot be applied (another
+         * version, or a different --partitions): cutting them off would destroy them. */
+        snprintf(err, errlen,
+                 "%s: %s; the file is intact up to there but cannot be replayed: refusing to "
+                 "start (nothing was changed)",
+                 path, res.msg);
         return -1;
     }
     if (res.status != LUNNEL_EMU_WAL_OK) {

@@ -24,8 +24,10 @@
  * and the old one is removed; a crash at any step leaves a consistent pair.
  *
  * Recovery: the snapshot must be intact (written atomically; a damaged one stops start-up
- * with the reason). A WAL whose tail is truncated or corrupt is cut back to its last good
- * record, with a message naming the file, the offset and what was wrong. */
+ * with the reason). A WAL whose tail is truncated or corrupt (length or CRC) is cut back to
+ * its last good record, with a message naming the file, the offset and what was wrong. A
+ * record whose CRC is right but which cannot be applied (unknown type, another
+ * --partitions) stops start-up without changing any file. */
 #ifndef LUNNEL_EMU_DURABLE_H
 #define LUNNEL_EMU_DURABLE_H
 

@@ -487,6 +487,28 @@ static void test_refusals(void)
     CHECK_INT(lunnel_emu_durable_close(w.d, err, sizeof err), 0);
     CHECK_INT(file_size("wal.00000001"), -1); /* replaced by generation 2 */
     CHECK(file_size("wal.00000002") > 0);
+    /* a record the CRC vouches for but that cannot be applied: refuse, cut nothing */
+    {
+        char path[512];
+        snprintf(path, sizeof path, "%s/wal.00000002", dirbuf);
+        off_t before = file_size("wal.00000002");
+        emu_wbuf b = {0};
+        size_t at = lunnel_emu_wal_frame_begin(&b);
+        emu_put_u8(&b, 77); /* no such record type */
+        lunnel_emu_wal_frame_end(&b, at);
+        FILE *f = fopen(path, "ab");
+        CHECK(f && fwrite(b.p, 1, b.len, f) == b.len);
+        if (f) fclose(f);
+        lunnel_emu_wbuf_free(&b);
+        world u;
+        world_new(&u, 2);
+        CHECK_INT(world_open(&u, 0, err, sizeof err), -1);
+        fprintf(stderr, "[unknown record] %s\n", err);
+        CHECK(strstr(err, "refusing to start") != NULL && strstr(err, "wal.00000002") != NULL);
+        CHECK_INT(file_size("wal.00000002"), before + 9);
+        world_free(&u);
+        CHECK_INT(truncate(path, before), 0);
+    }
     /* other --partitions */
     world p;
     world_new(&p, 3);
