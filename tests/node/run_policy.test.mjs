@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { startEmulator } from './lib/emulator.mjs';
-import { allIds, countIds, idsScript, missingAndDuplicates, readIds } from './lib/ids.mjs';
+import { allIds, countIds, idsScript, killAll, missingAndDuplicates, readIds, track } from './lib/ids.mjs';
 import { B, I, createTable, putRow, startRun, tempDir, waitFor, withTimeout } from './lib/run.mjs';
 
 let emu, c;
@@ -20,7 +20,7 @@ before(async () => {
   emu = await startEmulator({ args: ['--partitions', '2'] });
   c = emu.client();
 });
-after(async () => { await emu?.stop(); });
+after(async () => { await killAll(); await emu?.stop(); });
 
 const ids = (script = idsScript) => ({ script });
 
@@ -44,6 +44,7 @@ test('--on-error retry: a transient failure is retried on the same batch; all ro
   await createTable(c, table);
   const run = startRun(emu, { table, tunnel: 't', create: 'Stream', dir, custom: { poison_fail: 2 }, ...ids(),
     args: ['--max-retries', '3'] });
+  track(run);
   await run.waitLog(/to=running/);
   await writeRows(table, 0, 30, [12]);
   await waitFor(() => countIds(dir) >= 30, 30000, '30 rows');
@@ -64,6 +65,7 @@ test('--on-error retry: retries exhausted close the channel; it is re-read from 
   // fails 3 times per channel object: 1 + 1 retry, channel closed, re-read, fails once more, ok
   const run = startRun(emu, { table, tunnel: 't', create: 'Stream', dir, custom: { poison_fail: 3 }, ...ids(),
     args: ['--max-retries', '1'] });
+  track(run);
   await run.waitLog(/to=running/);
   await writeRows(table, 0, 20, [7]);
   await waitFor(() => countIds(dir) >= 20, 30000, '20 rows');
@@ -81,6 +83,7 @@ test('--on-error skip: the poison batch goes to the dead-letter file, durably, w
   await createTable(c, table);
   const run = startRun(emu, { table, tunnel: 't', create: 'Stream', dir, ...ids(),
     args: ['--on-error', 'skip', '--dead-letter', dl] });
+  track(run);
   await run.waitLog(/to=running/);
   await writeRows(table, 0, 30, [5, 21]);
   await waitFor(() => {
@@ -111,6 +114,7 @@ test('--on-error stop: exit 1 with one line; the checkpoint covers what was hand
   const table = 'pstop', dir1 = tempDir(), dir2 = tempDir();
   await createTable(c, table);
   const run1 = startRun(emu, { table, tunnel: 't', create: 'Stream', dir: dir1, ...ids(), args: ['--on-error', 'stop'] });
+  track(run1);
   await run1.waitLog(/to=running/);
   await writeRows(table, 0, 10);
   await waitFor(() => countIds(dir1) >= 10, 30000, 'first 10 rows');
@@ -122,6 +126,7 @@ test('--on-error stop: exit 1 with one line; the checkpoint covers what was hand
   assert.match(last, /^lunnel run: --on-error stop: process\(\) failed on channel .*poison record 10.*\(exit 1\)$/);
   // restart with the poison defused: the poison batch and what follows, never what was handled
   const run2 = startRun(emu, { table, tunnel: 't', dir: dir2, custom: { poison_fail: 0 }, ...ids() });
+  track(run2);
   await waitFor(() => allIds([dir2]).includes(10), 30000, 'the poison row re-read');
   await waitFor(() => missingAndDuplicates(allIds([dir1, dir2]), 20).missing.length === 0, 30000, 'all rows');
   assert.equal((await run2.stop()).code, 0, run2.stderr().slice(-3000));
@@ -132,6 +137,7 @@ test('--on-error stop: exit 1 with one line; the checkpoint covers what was hand
 async function expectExit(args, code, lineRe, what, extra = {}) {
   const dir = tempDir();
   const run = startRun(emu, { dir, ...ids(), ...extra, args });
+  track(run);
   const r = await withTimeout(run.exited, 30000, what);
   if (r instanceof Error) await run.stop('SIGKILL');
   assert.equal(r.code, code, `${what}: ${JSON.stringify(r)}\n${run.stderr().slice(-3000)}`);
@@ -147,6 +153,7 @@ test('fatal cases: expired tunnel 4, bad credentials 3, missing tunnel 5, bad tu
   // a tunnel, then expired by the emulator (stream data past retention)
   const dir = tempDir();
   const run = startRun(emu, { table, tunnel: 'exp', create: 'Stream', dir, ...ids() });
+  track(run);
   await run.waitLog(/to=running/);
   await emu.admin('expire_tunnel', { table, tunnel_name: 'exp' });
   const r = await withTimeout(run.exited, 30000, 'exit on an expired tunnel');
@@ -159,6 +166,7 @@ test('fatal cases: expired tunnel 4, bad credentials 3, missing tunnel 5, bad tu
   const bad = { ...emu, accessKeySecret: 'wrong-secret' };
   const dir2 = tempDir();
   const run2 = startRun(bad, { table, tunnel: 'exp', dir: dir2, ...ids() });
+  track(run2);
   const r2 = await withTimeout(run2.exited, 30000, 'bad credentials');
   assert.equal(r2.code, 3, run2.stderr().slice(-3000));
   assert.match(run2.stderr(), /lunnel run: .*OTSAuthFailed/);
@@ -173,6 +181,7 @@ test('fatal cases: expired tunnel 4, bad credentials 3, missing tunnel 5, bad tu
   const dir3 = tempDir();
   const run3 = startRun(dead, { table, tunnel: 'x', dir: dir3, ...ids(),
     args: ['--tunnel-id', 'abc', '--connect-retry-window', '1s', '--retry-window', '0.3s', '--reconnect-delay-max', '0.1'] });
+  track(run3);
   const r3 = await withTimeout(run3.exited, 30000, 'unreachable endpoint');
   if (r3 instanceof Error) await run3.stop('SIGKILL');
   assert.equal(r3.code, 1, run3.stderr().slice(-3000));

@@ -21,9 +21,9 @@ export function readIds(dir) {
     for (const l of text.split('\n')) {
       if (!l) continue;
       if (l === '#open') { segs.push([]); continue; }
-      const sp = l.indexOf(' ');
+      const [id, v, t] = l.split(' ');
       if (!segs.length) segs.push([]);
-      segs[segs.length - 1].push({ id: Number(l.slice(0, sp)), v: l.slice(sp + 1) });
+      segs[segs.length - 1].push({ id: Number(id), v, t: t === undefined ? undefined : Number(t) });
     }
     out[ch] = segs;
   }
@@ -72,4 +72,16 @@ export function sleep(ms) { return new Promise((r) => setTimeout(r, ms)); }
 export async function tunnelState(emu, tunnelName) {
   const s = await emu.admin('tunnels', {});
   return s.tunnels.find((t) => t.tunnel_name === tunnelName);
+}
+
+// Every `lunnel run` a test started, so an after() hook can SIGKILL leftovers of a failed test
+// (a live child would keep `node --test` waiting).
+const live = new Set();
+export function track(run) {
+  live.add(run);
+  run.exited.then(() => live.delete(run));
+  return run;
+}
+export async function killAll() {
+  await Promise.all([...live].map((r) => r.stop('SIGKILL', 2000)));
 }
