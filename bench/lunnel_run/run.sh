@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# bench/lunnel_run/run.sh BUILD_DIR: end-to-end `lunnel run` consumption benchmark. Starts
+# lunnel-emulator with 16 partitions, pre-loads ROWS rows (default 1,000,000, VALUE_BYTES 100
+# per row in one column), then REPEAT times (default 3) creates a fresh BaseData tunnel
+# (16 channels) and consumes it to the end with bench/lunnel_run/count.lua and
+# --exit-when-done, under /usr/bin/time. Per run: wall seconds, records/s, client CPU seconds
+# (user + sys) per million records, peak RSS. Prints one RESULT line per run and the medians.
+# Options are lunnel's defaults except --heartbeat-interval 0.2 (so the end of the tunnel is
+# noticed promptly; the default 30 s would only add idle time) and extra flags in LUNNEL_ARGS.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+build=$(cd "${1:-$root/build}" && pwd)
+rows=${ROWS:-1000000}
+vb=${VALUE_BYTES:-100}
+repeat=${REPEAT:-3}
+work=$(mktemp -d)
+trap 'kill $emu_pid 2>/dev/null || true; [ -n "${KEEP:-}" ] || rm -rf "$work"' EXIT
+"$build/lunnel-emulator" --listen 127.0.0.1:0 --partitions 16 --port-file "$work/port" \
+  >"$work/emu.out" 2>"$work/emu.err" &
+emu_pid=$!
+for _ in $(seq 1 100); do [ -s "$work/port" ] && break; sleep 0.05; done
+[ -s "$work/port" ] || { echo "emulator did not start" >&2; cat "$work/emu.err" >&2; exit 1; }
+export TABLESTORE_ENDPOINT="http://127.0.0.1:$(cat "$work/port")"
+export TABLESTORE_ACCESS_KEY_ID=lunnel-ak TABLESTORE_ACCESS_KEY_SECRET=lunnel-secret TABLESTORE_INSTANCE=lunnel
+"$root/scripts/emulator-admin" load "{\"table\":\"bench\",\"rows\":$rows,\"columns\":1,\"value_bytes\":$vb}" >"$work/load.json"
+echo "loaded: $(cat "$work/load.json")"
+results=()
+for i in $(seq 1 "$repeat"); do
+  /usr/bin/time -f "%e %U %S %M" -o "$work/time.$i" \
+    "$build/lunnel" run --endpoint "$TABLESTORE_ENDPOINT" --instance lunnel --table bench \
+    --tunnel "bench$i" --create BaseData --exit-when-done --heartbeat-interval 0.2 --no-watch \
+    ${LUNNEL_ARGS:-} "$root/bench/lunnel_run/count.lua" 2>"$work/run.$i.err" || {
+      echo "run $i failed:" >&2; tail -20 "$work/run.$i.err" >&2; exit 1; }
+  counted=$(grep 'channel counted' "$work/run.$i.err" | grep -o 'records=[0-9]*' | awk -F= '{s+=$2} END {print s+0}' || true)
+  read -r wall user sys rss_kb <"$work/time.$i"
+  line=$(awk -v n="$counted" -v w="$wall" -v u="$user" -v s="$sys" -v r="$rss_kb" 'BEGIN {
+    printf "records=%d wall_s=%.2f records_per_s=%.0f cpu_s_per_million=%.3f peak_rss_mb=%.1f",
+      n, w, n / w, (u + s) / (n / 1e6), r / 1024 }')
+  echo "RESULT run=$i $line"
+  results+=("$line")
+  [ "$counted" -eq "$rows" ] || { echo "run $i counted $counted records, want $rows" >&2; exit 1; }
+done
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+for key in records_per_s cpu_s_per_million peak_rss_mb wall_s; do
+  m=$(printf '%s\n' "${results[@]}" | grep -o "$key=[0-9.]*" | cut -d= -f2 | median)
+  echo "MEDIAN $key=$m"
+done
