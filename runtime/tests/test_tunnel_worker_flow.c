@@ -358,6 +358,8 @@ static const lunnel_channel_view *view_in(const call *hb, const char *id)
 #define V(id_, ver_, st_) ((lunnel_channel_view){(char *)(id_), (ver_), LUNNEL_CHANNEL_##st_})
 
 static size_t budget = 1 << 20;
+static int on_error = LUNNEL_ON_ERROR_RETRY;
+static const char *dead_letter_path;
 
 static lunnel_worker *new_worker(int manual, int max_channels)
 {
@@ -377,6 +379,10 @@ static lunnel_worker *new_worker(int manual, int max_channels)
         .max_channels = max_channels,
         .drain_timeout_s = 5,
         .reconnect_delay_max_s = 0,
+        .on_error = on_error,
+        .max_retries = 2,
+        .retry_backoff_max_s = 0.01,
+        .dead_letter_path = dead_letter_path,
         .proc = {.open = fake_open, .submit = fake_submit, .shutdown = fake_shutdown},
         .on_exit = on_exit_cb,
     };
@@ -414,13 +420,16 @@ static void test_main_flow(void)
     CHECK(r != NULL);
     CHECK_STR(r->token, "t1");
     answer_read(r, 1, "t2", 0); /* not full: the stream channel backs off */
-    CHECK(batch_of("p0", "t2") != NULL);
+    /* read ahead, but held until t1 is done: one batch of a channel on the processor at a
+     * time, so a retried batch is never overtaken (error_policy.c) */
+    CHECK(batch_of("p0", "t2") == NULL);
     /* two batches outstanding = 1 + prefetch: no third read even after the backoff */
     CHECK(!pending(C_READ, "p0", 80));
 
     /* nothing handled yet: no checkpoint */
     CHECK(!pending(C_CHECKPOINT, "p0", 40));
     complete(batch_of("p0", "t1"), 1, 0);
+    CHECK(batch_of("p0", "t2") != NULL); /* submitted as t1 completed */
     call *cp = wait_call(C_CHECKPOINT, "p0");
     CHECK(cp != NULL);
     CHECK_STR(cp->token, "t1");
@@ -640,6 +649,154 @@ static void test_inflight_budget(void)
     lunnel_worker_free(W);
 }
 
+/* Runs the loop until batch (channel, token) is on the processor; bounded to about 2 s. */
+static fake_batch *wait_batch(const char *channel, const char *token)
+{
+    for (int round = 0; round < 2000; round++) {
+        fake_batch *b = batch_of(channel, token);
+        if (b)
+            return b;
+        ev_run(loop, EVRUN_NOWAIT);
+        usleep(1000);
+    }
+    return NULL;
+}
+
+/* One BaseData channel "BaseData_<id>" opened at token <id>0 with batches <id>1 (submitted)
+ * and <id>2 (read ahead). */
+static void policy_setup(const char *client, const char *chan_id, const char *t0, const char *t1,
+                         const char *t2)
+{
+    exit_status = -1;
+    W = new_worker(0, 0);
+    lunnel_worker_start(W);
+    answer_connect(wait_call(C_CONNECT, NULL), client);
+    lunnel_channel_view one[] = {V(chan_id, 1, OPEN)};
+    answer_heartbeat(wait_call(C_HEARTBEAT, NULL), one, 1);
+    answer_getcp(wait_call(C_GETCP, chan_id), t0, 0);
+    answer_read(wait_call(C_READ, chan_id), 2, t1, 1);
+    answer_read(wait_call(C_READ, chan_id), 1, t2, 1);
+}
+
+static void policy_teardown(void)
+{
+    lunnel_worker_stop(W);
+    for (int i = 0; i < 5; i++) {
+        cancel_all();
+        ev_run(loop, EVRUN_NOWAIT);
+    }
+    cancel_all();
+    lunnel_worker_free(W);
+}
+
+/* --on-error: retry re-submits the same batch (the read-ahead one waits), exhausted retries
+ * close the channel; skip dead-letters the batch and checkpoints past it; stop drains and
+ * exits 1 without checkpointing the failed batch. */
+static void test_error_policies(void)
+{
+    /* retry */
+    on_error = LUNNEL_ON_ERROR_RETRY;
+    policy_setup("client-r", "BaseData_r", "r0", "r1", "r2");
+    CHECK(batch_of("BaseData_r", "r1") != NULL);
+    CHECK(batch_of("BaseData_r", "r2") == NULL); /* held behind r1 */
+    complete(batch_of("BaseData_r", "r1"), 0, 0);
+    CHECK(batch_of("BaseData_r", "r2") == NULL); /* never overtakes the retried batch */
+    fake_batch *b = wait_batch("BaseData_r", "r1");
+    CHECK(b != NULL); /* the same batch again, after the backoff */
+    CHECK(batch_of("BaseData_r", "r2") == NULL);
+    if (b)
+        complete(b, 1, 0);
+    b = batch_of("BaseData_r", "r2");
+    CHECK(b != NULL);
+    call *cp = wait_call(C_CHECKPOINT, "BaseData_r");
+    CHECK(cp && strcmp(cp->token, "r1") == 0);
+    if (cp)
+        answer_status(cp, NULL);
+    /* r2 fails 1 + max_retries (2) times: the channel closes, r1 stays the checkpoint */
+    for (int i = 0; i < 3 && b; i++) {
+        complete(b, 0, 0);
+        b = i < 2 ? wait_batch("BaseData_r", "r2") : NULL;
+        CHECK(i == 2 || b != NULL);
+    }
+    call *rd = find_call(C_READ, "BaseData_r"); /* the read ahead in flight: the drain waits */
+    if (rd)
+        answer_read(rd, 0, "r3", 0);
+    CHECK(!pending(C_CHECKPOINT, "BaseData_r", 30));
+    CHECK(chan("BaseData_r")->shutdown);
+    closed(chan("BaseData_r"));
+    lunnel_worker_stats st;
+    lunnel_worker_get_stats(W, &st);
+    CHECK_INT(st.batch_failures, 4);
+    CHECK_INT(st.batch_retries, 3);
+    policy_teardown();
+
+    /* skip */
+    char path[] = "/tmp/lunnel-flow-dl-XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    close(fd);
+    on_error = LUNNEL_ON_ERROR_SKIP;
+    dead_letter_path = path;
+    policy_setup("client-s", "BaseData_s", "s0", "s1", "s2");
+    complete(batch_of("BaseData_s", "s1"), 0, 0);
+    b = batch_of("BaseData_s", "s2"); /* s1 is handled: s2 goes at once */
+    CHECK(b != NULL);
+    if (b)
+        complete(b, 1, 0);
+    cp = wait_call(C_CHECKPOINT, "BaseData_s");
+    CHECK(cp && strcmp(cp->token, "s2") == 0);
+    if (cp)
+        answer_status(cp, NULL);
+    FILE *f = fopen(path, "r");
+    int lines = 0;
+    char line[4096];
+    while (f && fgets(line, sizeof line, f)) {
+        lines++;
+        CHECK(strstr(line, "\"channel_id\":\"BaseData_s\",\"batch_token\":\"s1\"") != NULL);
+        CHECK(strstr(line, "\"error\":\"boom\"") != NULL);
+        CHECK(strstr(line, "\"record_base64\":\"dQAAAA==\"") != NULL); /* a bare header */
+    }
+    if (f)
+        fclose(f);
+    CHECK_INT(lines, 2); /* one per record of s1 */
+    lunnel_worker_stats st2;
+    lunnel_worker_get_stats(W, &st2);
+    CHECK_INT(st2.dead_lettered, 1);
+    policy_teardown();
+    unlink(path);
+    dead_letter_path = NULL;
+
+    /* stop */
+    on_error = LUNNEL_ON_ERROR_STOP;
+    policy_setup("client-x", "BaseData_t", "t0", "t1", "t2");
+    b = batch_of("BaseData_t", "t1");
+    if (b)
+        complete(b, 1, 0);
+    b = batch_of("BaseData_t", "t2");
+    CHECK(b != NULL);
+    if (b)
+        complete(b, 0, 0);
+    rd = find_call(C_READ, "BaseData_t");
+    if (rd)
+        answer_read(rd, 0, "t3", 0);
+    cp = wait_call(C_CHECKPOINT, "BaseData_t"); /* the drain stores what was handled */
+    CHECK(cp && strcmp(cp->token, "t1") == 0);
+    if (cp)
+        answer_status(cp, NULL);
+    CHECK(chan("BaseData_t")->shutdown);
+    closed(chan("BaseData_t"));
+    call *sd = wait_call(C_SHUTDOWN, NULL);
+    CHECK(sd != NULL);
+    if (sd)
+        answer_status(sd, NULL);
+    CHECK_INT(exit_status, 1);
+    CHECK_STR(lunnel_worker_exit_reason(W), "--on-error stop: process() failed on channel "
+                                            "BaseData_t: boom");
+    cancel_all();
+    lunnel_worker_free(W);
+    on_error = LUNNEL_ON_ERROR_RETRY;
+}
+
 int main(void)
 {
     loop = ev_loop_new(EVFLAG_AUTO);
@@ -647,6 +804,7 @@ int main(void)
     test_main_flow();
     test_manual_and_max_channels();
     test_inflight_budget();
+    test_error_policies();
     ev_loop_destroy(loop);
     TEST_DONE();
 }

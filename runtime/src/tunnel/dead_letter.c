@@ -117,6 +117,9 @@ static void db_json(dbuf *b, const char *s)
         if (*q == '"' || *q == '\\') {
             tmp[0] = '\\', tmp[1] = (char)*q;
             db_add(b, tmp, 2);
+        } else if (*q == '\n' || *q == '\t' || *q == '\r') {
+            tmp[0] = '\\', tmp[1] = *q == '\n' ? 'n' : *q == '\t' ? 't' : 'r';
+            db_add(b, tmp, 2);
         } else if (*q < 0x20) {
             snprintf(tmp, sizeof tmp, "\\u%04x", *q);
             db_add(b, tmp, 6);
