@@ -170,6 +170,15 @@ test('fatal cases: expired tunnel 4, bad credentials 3, missing tunnel 5, bad tu
   const r2 = await withTimeout(run2.exited, 30000, 'bad credentials');
   assert.equal(r2.code, 3, run2.stderr().slice(-3000));
   assert.match(run2.stderr(), /lunnel run: .*OTSAuthFailed/);
+  // the same at Connect (--tunnel-id skips DescribeTunnel): one line from the worker, exit 3
+  const expId = (await emu.admin('tunnels', {})).tunnels.find((t) => t.tunnel_name === 'exp').tunnel_id;
+  const dir2b = tempDir();
+  const run2b = startRun(bad, { table, tunnel: 'exp', dir: dir2b, ...ids(), args: ['--tunnel-id', expId] });
+  track(run2b);
+  const r2b = await withTimeout(run2b.exited, 30000, 'bad credentials at connect');
+  if (r2b instanceof Error) await run2b.stop('SIGKILL');
+  assert.equal(r2b.code, 3, run2b.stderr().slice(-3000));
+  assert.match(run2b.stderr(), /lunnel run: connect: .*OTSAuthFailed.*\(exit 3\)/);
   // missing tunnel (no --create) -> 5
   await expectExit([], 5, /not exist|OTSTunnelNotExist|OTSObjectNotExist|OTSParameterInvalid/i, 'missing tunnel',
     { table, tunnel: 'nope' });
