@@ -4,10 +4,12 @@
 // with SIGKILL at a random moment, six times, one partition split on the way. After every
 // restart: every acknowledged PutRow is in the table (GetRange), every channel's checkpoint
 // is the last acknowledged one (or the one in flight at the kill, which the emulator may
-// have committed without answering), and the reader carries on from there; at the end the
-// reader has seen every acknowledged write through the tunnel.
+// have committed without answering), and the reader carries on from there. A seventh kill
+// leaves a torn record at the end of the log: the restart reports file and offset, cuts it
+// off and still has everything acknowledged. At the end the reader has seen every
+// acknowledged write through the tunnel.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
@@ -205,6 +207,18 @@ test('--data-dir: SIGKILL at random moments loses nothing acknowledged', { timeo
       await verify(emu, st, round);
       assert.ok(st.checkpoints > before.cks, `round ${round}: the reader never checkpointed`);
     }
+    // A torn last write (a crash in the middle of write(2)): reported with file and offset,
+    // cut off, and start-up goes on with everything acknowledged.
+    emu.child.kill('SIGKILL');
+    await emu.exited;
+    const wal = readdirSync(dir).filter((f) => f.startsWith('wal.')).sort().pop();
+    appendFileSync(path.join(dir, wal), Buffer.from([0x40, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7]));
+    emu = await startEmulator({ args });
+    for (let i = 0; i < 100 && !/restored/.test(emu.stderr()); i++) await sleep(20);
+    assert.match(emu.stderr(), new RegExp(`${wal.replace('.', '\\.')}: truncated record: offset \\d+: record of 64 bytes cut short`));
+    assert.match(emu.stderr(), /damaged tail cut/);
+    await verify(emu, st, 'torn tail');
+
     // The tunnel continues: the reader catches up with every acknowledged write.
     const stop = { v: false };
     const done = reader(emu, st, stop);
