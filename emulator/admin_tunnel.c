@@ -3,7 +3,12 @@
  * unless marked):
  *   faults        {"path":"/tunnel/readrecords"|"/PutRow"|"*", "error_rate":0..1,
  *                  "drop_rate":0..1, "delay_ms":N, "count":N (-1 = until cleared),
- *                  "clear":bool}        -> {"faults":[{path,error_rate,drop_rate,delay_ms,remaining}]}
+ *                  "code":"OTSPermissionDenied" (injected error's code; default 503
+ *                  OTSTunnelServerUnavailable / data API OTSServerUnavailable),
+ *                  "status":N (its HTTP status; default from the code, 500 if unknown),
+ *                  "clear":bool}
+ *                  -> {"faults":[{path,error_rate,drop_rate,delay_ms,remaining,code,status}]}
+ *                  A "code" without "error_rate" means error_rate 1 (every request).
  *   split         {"table"*, "partition":"p1" | index}  -> {"table","parent","children":[..]}
  *   expire_client {"client_id"} | {"tunnel_id"} (every client of it) -> {"expired":N}
  *   expire_tunnel {"tunnel_id"} | {"table","tunnel_name"}, {"expired":false} revives
@@ -55,13 +60,19 @@ static cJSON *a_faults(lunnel_emu_tunnels *t, const cJSON *b, int *status, char 
     const char *path = jstr(b, "path");
     if (path) {
         if (strlen(path) >= sizeof t->faults[0].path) FAIL(400, "path too long");
-        double er = 0, dr = 0, delay = 0, count = -1;
+        const char *code = jstr(b, "code");
+        double er = code ? 1 : 0, dr = 0, delay = 0, count = -1, st = 0;
         jnum(b, "error_rate", &er);
         jnum(b, "drop_rate", &dr);
         jnum(b, "delay_ms", &delay);
         jnum(b, "count", &count);
+        jnum(b, "status", &st);
         if (er < 0 || er > 1 || dr < 0 || dr > 1 || delay < 0)
             FAIL(400, "error_rate/drop_rate must be in [0,1] and delay_ms >= 0");
+        if (code && (!code[0] || strlen(code) >= sizeof t->faults[0].code))
+            FAIL(400, "code must be 1..%zu characters", sizeof t->faults[0].code - 1);
+        if (st != 0 && (st < 400 || st > 599 || st != (int)st))
+            FAIL(400, "status must be an HTTP error status (400..599)");
         emu_fault *f = realloc(t->faults, (size_t)(t->nfaults + 1) * sizeof *f);
         if (!f) FAIL(500, "out of memory");
         t->faults = f;
@@ -72,6 +83,8 @@ static cJSON *a_faults(lunnel_emu_tunnels *t, const cJSON *b, int *status, char 
         f->drop_rate = dr;
         f->delay_ms = (int64_t)delay;
         f->remaining = (int64_t)count;
+        if (code) strcpy(f->code, code);
+        f->status = (int)st;
     }
     cJSON *r = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(r, "faults");
     for (int i = 0; i < t->nfaults; i++) {
@@ -81,6 +94,10 @@ static cJSON *a_faults(lunnel_emu_tunnels *t, const cJSON *b, int *status, char 
         cJSON_AddNumberToObject(o, "drop_rate", t->faults[i].drop_rate);
         cJSON_AddNumberToObject(o, "delay_ms", (double)t->faults[i].delay_ms);
         cJSON_AddNumberToObject(o, "remaining", (double)t->faults[i].remaining);
+        const emu_fault *f = &t->faults[i];
+        cJSON_AddStringToObject(o, "code", f->code[0] ? f->code : "default");
+        cJSON_AddNumberToObject(o, "status",
+                                f->status ? f->status : f->code[0] ? emu_code_status(f->code) : 503);
         cJSON_AddItemToArray(arr, o);
     }
     return r;

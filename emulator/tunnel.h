@@ -87,10 +87,12 @@ extern const char *const lunnel_emu_tunnels_admin_actions[];
 void lunnel_emu_tunnels_tick(lunnel_emu_tunnels *t);
 
 /* Fault check for any other path (data API): applies the faults configured for `path`
- * (errors are not generated here; only delay/drop) -- lets the server reuse one fault
- * table. Returns 1 when the request should fail with 503, else 0; sets *delay_ms, *drop. */
+ * (errors are not generated here; only decided) -- lets the server reuse one fault table.
+ * Returns 1 when the request should fail, with the error code in code[codelen] (default
+ * OTSServerUnavailable) and its HTTP status in *status (either may be NULL), else 0;
+ * sets *delay_ms, *drop. */
 int lunnel_emu_tunnels_fault(lunnel_emu_tunnels *t, const char *path, int64_t *delay_ms,
-                             int *drop);
+                             int *drop, char *code, size_t codelen, int *status);
 
 /* The emulator's glue (tunnel_server.c): builds a registry over the store (changes via the
  * store's listener, snapshots for base data), registers the 13 /tunnel/... routes, the admin

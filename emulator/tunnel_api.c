@@ -20,20 +20,6 @@ void lunnel_emu_reply_free(lunnel_emu_reply *r) {
     r->len = 0;
 }
 
-static int code_status(const char *code) {
-    static const struct {
-        const char *code;
-        int status;
-    } tab[] = {{"OTSParameterInvalid", 400},        {"OTSTunnelExpired", 400},
-               {"OTSSequenceNumberNotMatch", 400},  {"OTSPermissionDenied", 403},
-               {"OTSAuthFailed", 403},              {"OTSTunnelExist", 409},
-               {"OTSResourceGone", 410},            {"OTSTunnelServerUnavailable", 503},
-               {"OTSInternalServerError", 500}};
-    for (size_t i = 0; i < sizeof tab / sizeof tab[0]; i++)
-        if (strcmp(tab[i].code, code) == 0) return tab[i].status;
-    return 500;
-}
-
 void emu_reply_error(lunnel_emu_reply *r, const char *code, const char *tunnel_id,
                      const char *fmt, ...) {
     char msg[512];
@@ -50,7 +36,7 @@ void emu_reply_error(lunnel_emu_reply *r, const char *code, const char *tunnel_i
     r->body = malloc(r->len ? r->len : 1);
     if (r->body) lunnel__tunnel__error__pack(&e, r->body);
     else r->len = 0;
-    r->status = code_status(code);
+    r->status = emu_code_status(code);
     r->error_code = code;
 }
 
@@ -778,8 +764,11 @@ int lunnel_emu_tunnels_handle(lunnel_emu_tunnels *t, const char *path, const uin
     if (st) st->requests++;
     /* Lazy housekeeping: timeouts and retention are due whatever the timer does. */
     if (emu_now_ns(t) - t->last_tick_ns > 5000000LL) lunnel_emu_tunnels_tick(t);
-    if (emu_fault_roll(t, path, &out->delay_ms, &out->drop)) {
-        emu_reply_error(out, "OTSTunnelServerUnavailable", NULL, "injected fault on %s", path);
+    emu_fault_hit hit;
+    if (emu_fault_roll(t, path, &out->delay_ms, &out->drop, "OTSTunnelServerUnavailable", &hit)) {
+        emu_reply_error(out, hit.code, NULL, "injected fault on %s", path);
+        out->status = hit.status;
+        out->error_code = emu_code_static(hit.code);
     } else if (out->drop) {
         /* the server drops the connection; no reply body needed */
     } else if (!body && len) {

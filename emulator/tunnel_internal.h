@@ -125,7 +125,15 @@ typedef struct emu_fault {
     double error_rate, drop_rate;
     int64_t delay_ms;
     int64_t remaining;      /* requests left to affect; -1 = unlimited */
+    char code[64];          /* error code of an injected error ("" = the default 503) */
+    int status;             /* its HTTP status (0 = from the code, see emu_code_status) */
 } emu_fault;
+
+/* What an injected error answers: code (never empty) and HTTP status. */
+typedef struct emu_fault_hit {
+    char code[64];
+    int status;
+} emu_fault_hit;
 
 typedef struct emu_path_stat {
     char path[40];
@@ -202,7 +210,14 @@ void emu_reply_error(lunnel_emu_reply *r, const char *code, const char *tunnel_i
 
 /* ---- faults and stats (tunnel_faults.c) ---- */
 emu_path_stat *emu_stat_for(lunnel_emu_tunnels *t, const char *path);
-/* Applies fault rules to `path`: 1 = answer 503, sets delay/drop. */
-int emu_fault_roll(lunnel_emu_tunnels *t, const char *path, int64_t *delay_ms, int *drop);
+/* Applies fault rules to `path`: 1 = answer the error in *hit (code, status; the default
+ * is `default_code` with its status), sets delay/drop. hit may be NULL. */
+int emu_fault_roll(lunnel_emu_tunnels *t, const char *path, int64_t *delay_ms, int *drop,
+                   const char *default_code, emu_fault_hit *hit);
+/* HTTP status of a service error code (PROTOCOL.md section 1's table; 500 if unknown). */
+int emu_code_status(const char *code);
+/* The same code as a static string (for lunnel_emu_reply.error_code), or a generic
+ * "OTSInjectedError" for a code outside the table. */
+const char *emu_code_static(const char *code);
 
 #endif

@@ -139,7 +139,10 @@ static int filter(void *ud, const lunnel_emu_request *req, lunnel_emu_response *
         return 0;
     int64_t delay = 0;
     int drop = 0;
-    int fail = lunnel_emu_tunnels_fault(g->tunnels, req->path, &delay, &drop);
+    char code[64];
+    int status = 503;
+    int fail = lunnel_emu_tunnels_fault(g->tunnels, req->path, &delay, &drop, code, sizeof code,
+                                        &status);
     if (!fail && !drop && delay <= 0) return 0;
     if (drop && delay <= 0) {
         lunnel_emu_response_drop(resp);
@@ -150,15 +153,17 @@ static int filter(void *ud, const lunnel_emu_request *req, lunnel_emu_response *
         r.drop = drop;
         r.delay_ms = delay;
         if (fail) {
-            /* data API Error{code, message}: same field numbers as the tunnel Error */
-            static const char code[] = "OTSServerUnavailable", msg[] = "injected fault";
-            uint8_t *b = malloc(4 + sizeof code + sizeof msg);
+            /* data API Error{code, message}: same field numbers as the tunnel Error (both
+             * short: one-byte lengths) */
+            static const char msg[] = "injected fault";
+            size_t clen = strlen(code);
+            uint8_t *b = malloc(4 + clen + sizeof msg);
             if (b) {
                 size_t n = 0;
                 b[n++] = 0x0A;
-                b[n++] = (uint8_t)(sizeof code - 1);
-                memcpy(b + n, code, sizeof code - 1);
-                n += sizeof code - 1;
+                b[n++] = (uint8_t)clen;
+                memcpy(b + n, code, clen);
+                n += clen;
                 b[n++] = 0x12;
                 b[n++] = (uint8_t)(sizeof msg - 1);
                 memcpy(b + n, msg, sizeof msg - 1);
@@ -166,7 +171,7 @@ static int filter(void *ud, const lunnel_emu_request *req, lunnel_emu_response *
                 r.body = b;
                 r.len = n;
             }
-            r.status = 503;
+            r.status = status;
         }
         if (delay > 0 && defer_reply(g, resp, &r) == 0) return 1;
         send_reply(resp, &r);

@@ -1,0 +1,128 @@
+// run_errors.test.mjs: `lunnel run` against service errors injected by lunnel-emulator's
+// `faults` admin action with a chosen code (PROTOCOL.md section 1, error scopes):
+//   - OTSPermissionDenied on ReadRecords is fatal: exit 3, one "lunnel run:" line naming it;
+//   - OTSParameterInvalid once on ReadRecords concerns one channel: only that channel closes
+//     (it is re-offered and re-read from its checkpoint), the others keep going, nothing is
+//     missing and the process keeps running;
+//   - OTSAuthFailed once with --credentials-command: the command is re-run once, the call
+//     retried, the BaseData tunnel completes and --exit-when-done exits 0.
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import { startEmulator } from './lib/emulator.mjs';
+import { allIds, countIds, idsScript, killAll, missingAndDuplicates, readIds, track } from './lib/ids.mjs';
+import { I, createTable, putRow, startRun, tempDir, waitFor, withTimeout } from './lib/run.mjs';
+
+let emu, c;
+before(async () => {
+  emu = await startEmulator({ args: ['--partitions', '4'] });
+  c = emu.client();
+});
+after(async () => { await killAll(); await emu?.stop(); });
+
+async function writeRows(table, lo, hi) {
+  for (let id = lo; id < hi; id++) await putRow(c, table, id, 'p', { v: I(id) });
+}
+
+// The fault table as the emulator reports it after adding `rule`.
+async function inject(rule) {
+  const r = await emu.admin('faults', rule);
+  return r.faults[r.faults.length - 1];
+}
+
+test('faults admin: code and status are validated and reported', async () => {
+  try {
+    const f = await inject({ path: '/tunnel/list', code: 'OTSPermissionDenied', count: 0 });
+    assert.equal(f.code, 'OTSPermissionDenied');
+    assert.equal(f.status, 403, 'status defaults from the code');
+    assert.equal(f.error_rate, 1, 'a code alone means every request');
+    const g = await inject({ path: '/tunnel/list', code: 'OTSWhatever', status: 429, count: 0 });
+    assert.equal(g.status, 429);
+    await assert.rejects(emu.admin('faults', { path: '/x', code: 'E', status: 200 }), /status/);
+    await assert.rejects(emu.admin('faults', { path: '/x', code: '' }), /code/);
+  } finally {
+    await emu.admin('faults', { clear: true });
+  }
+});
+
+test('OTSPermissionDenied on ReadRecords: exit 3 with one line naming the code', { timeout: 60000 }, async () => {
+  const table = 'eperm', dir = tempDir();
+  await createTable(c, table);
+  const run = startRun(emu, { table, tunnel: 't', create: 'Stream', dir, script: idsScript });
+  track(run);
+  try {
+    await run.waitLog(/to=running/);
+    await writeRows(table, 0, 5);
+    await waitFor(() => countIds(dir) >= 5, 30000, 'first rows');
+    await inject({ path: '/tunnel/readrecords', code: 'OTSPermissionDenied', count: -1 });
+    const r = await withTimeout(run.exited, 30000, 'exit on OTSPermissionDenied');
+    if (r instanceof Error) await run.stop('SIGKILL');
+    assert.equal(r.code, 3, run.stderr().slice(-3000));
+    const lines = run.stderr().trim().split('\n').filter((l) => l.startsWith('lunnel run:'));
+    assert.equal(lines.length, 1, `one clear line, got:\n${run.stderr().slice(-3000)}`);
+    assert.match(lines[0], /OTSPermissionDenied.*\(exit 3\)$/);
+  } finally {
+    await emu.admin('faults', { clear: true });
+  }
+});
+
+test('OTSParameterInvalid once on ReadRecords closes only that channel; nothing missing', { timeout: 60000 }, async () => {
+  const table = 'echan', dir = tempDir(), N = 80;
+  await createTable(c, table);
+  const run = startRun(emu, { table, tunnel: 't', create: 'Stream', dir, script: idsScript });
+  track(run);
+  await run.waitLog(/to=running/);
+  await writeRows(table, 0, N / 2);
+  await waitFor(() => countIds(dir) >= N / 2, 30000, 'first half');
+  const before = readIds(dir);
+  assert.equal(Object.keys(before).length, 4, 'four channels read');
+  try {
+    await inject({ path: '/tunnel/readrecords', code: 'OTSParameterInvalid', count: 1 });
+    await waitFor(async () => (await emu.admin('faults', {})).faults[0].remaining === 0, 20000, 'the fault to fire');
+  } finally {
+    await emu.admin('faults', { clear: true });
+  }
+  await writeRows(table, N / 2, N);
+  await waitFor(() => missingAndDuplicates(allIds([dir]), N).missing.length === 0, 30000, 'every row');
+  // exactly one channel was reopened (a second "#open" segment); the process never stopped
+  await waitFor(() => Object.values(readIds(dir)).some((segs) => segs.length === 2), 10000, 'the reopened channel');
+  const after_ = readIds(dir);
+  const reopened = Object.entries(after_).filter(([, segs]) => segs.length > 1).map(([ch]) => ch);
+  assert.equal(reopened.length, 1, `only the failing channel closes: ${JSON.stringify(Object.fromEntries(
+    Object.entries(after_).map(([k, v]) => [k, v.length])))}`);
+  assert.equal(run.child.exitCode, null, 'still running');
+  assert.match(run.stderr(), /OTSParameterInvalid/);
+  assert.equal((await run.stop()).code, 0, run.stderr().slice(-3000));
+  const { missing, extra } = missingAndDuplicates(allIds([dir]), N);
+  assert.deepEqual(missing, []);
+  assert.equal(extra, 0);
+});
+
+test('OTSAuthFailed once with --credentials-command: refreshed once, BaseData completes, exit 0', { timeout: 60000 }, async () => {
+  const table = 'eauth', dir = tempDir(), N = 300;
+  await emu.admin('load', { table, rows: N, columns: 1, value_bytes: 8 });
+  const calls = path.join(dir, 'calls');
+  const script = path.join(dir, 'creds.sh');
+  fs.writeFileSync(script, `#!/bin/sh\necho x >> '${calls}'\n` +
+    `printf '{"AccessKeyId":"%s","AccessKeySecret":"%s"}\\n' '${emu.accessKeyId}' '${emu.accessKeySecret}'\n`);
+  fs.chmodSync(script, 0o755);
+  const ncalls = () => (fs.existsSync(calls) ? fs.readFileSync(calls, 'utf8').split('\n').filter(Boolean).length : 0);
+  try {
+    await inject({ path: '/tunnel/readrecords', code: 'OTSAuthFailed', count: 1 });
+    const run = startRun(emu, { table, tunnel: 'tb', create: 'BaseData', dir, script: idsScript,
+      args: ['--exit-when-done', '--credentials-command', script] });
+    track(run);
+    const r = await withTimeout(run.exited, 45000, 'lunnel run --exit-when-done to exit');
+    if (r instanceof Error) await run.stop('SIGKILL');
+    assert.equal(r.code, 0, run.stderr().slice(-3000));
+    const f = (await emu.admin('faults', {})).faults[0];
+    assert.equal(f.remaining, 0, 'the OTSAuthFailed was injected');
+    assert.equal(ncalls(), 2, `credentials command: once at start, once after OTSAuthFailed\n${run.stderr().slice(-3000)}`);
+    const { missing, extra } = missingAndDuplicates(allIds([dir]), N);
+    assert.deepEqual(missing, []);
+    assert.equal(extra, 0);
+  } finally {
+    await emu.admin('faults', { clear: true });
+  }
+});
