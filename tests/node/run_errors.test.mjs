@@ -126,3 +126,25 @@ test('OTSAuthFailed once with --credentials-command: refreshed once, BaseData co
     await emu.admin('faults', { clear: true });
   }
 });
+
+test('--memory-limit: a process() growing past it fails (exit 1 with --on-error stop); without it the run completes', { timeout: 60000 }, async () => {
+  const table = 'emem', dir = tempDir();
+  await emu.admin('load', { table, rows: 20, columns: 1, value_bytes: 8 });
+  // holds 48 MiB per batch, released when process() returns
+  const script = path.join(dir, 'hog.lua');
+  fs.writeFileSync(script, 'local M = {}\nfunction M.process(ctx, batch)\n  local t = {}\n' +
+    '  for i = 1, 6 do t[i] = string.rep(string.char(64 + i), 8 * 1024 * 1024) end\n  return #t\nend\nreturn M\n');
+  const limited = startRun(emu, { table, tunnel: 'm1', create: 'BaseData', dir, script,
+    args: ['--exit-when-done', '--memory-limit', String(32 * 1024 * 1024), '--on-error', 'stop', '--workers', '1'] });
+  track(limited);
+  const r1 = await withTimeout(limited.exited, 30000, 'exit past the memory limit');
+  if (r1 instanceof Error) await limited.stop('SIGKILL');
+  assert.equal(r1.code, 1, limited.stderr().slice(-3000));
+  assert.match(limited.stderr(), /^lunnel run: .*memory.*\(exit 1\)$/m);
+  const free = startRun(emu, { table, tunnel: 'm2', create: 'BaseData', dir, script,
+    args: ['--exit-when-done', '--on-error', 'stop', '--workers', '1'] });
+  track(free);
+  const r2 = await withTimeout(free.exited, 30000, 'exit when done');
+  if (r2 instanceof Error) await free.stop('SIGKILL');
+  assert.equal(r2.code, 0, free.stderr().slice(-3000));
+});

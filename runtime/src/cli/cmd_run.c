@@ -78,6 +78,9 @@ static const lunnel_opt run_opts[] = {
      "give up (exit 1) after Connect failed this long in a row (0: retry forever)"},
     {"process-timeout", LUNNEL_OPT_DURATION, "0", NULL, NULL, NULL, 0,
      "log when one process() call runs longer (0: off)"},
+    {"memory-limit", LUNNEL_OPT_INT, "0", NULL, NULL, "BYTES", 0,
+     "memory of each Lua state (one per worker); an allocation past it fails the call "
+     "(0: 1 GiB)"},
     {"metrics-listen", LUNNEL_OPT_STRING, NULL, "LUNNEL_METRICS_LISTEN", NULL, "HOST:PORT", 0,
      "serve Prometheus /metrics, /healthz and /readyz there (port 0: any free port)"},
     {"metrics-port-file", LUNNEL_OPT_STRING, NULL, NULL, NULL, "FILE", 0,
@@ -544,6 +547,8 @@ int lunnel_cmd_run(int argc, char **argv)
         problem = "--workers, --prefetch and --max-channels must not be negative";
     else if (lunnel_opts_int(v, "max-retries") < 0)
         problem = "--max-retries must not be negative";
+    else if (lunnel_opts_int(v, "memory-limit") < 0)
+        problem = "--memory-limit must not be negative";
     else if (strcasecmp(lunnel_opts_str(v, "on-error"), "skip") == 0 &&
              !lunnel_opts_str(v, "dead-letter"))
         problem = "--on-error skip needs --dead-letter FILE";
@@ -587,6 +592,7 @@ int lunnel_cmd_run(int argc, char **argv)
         .custom_json = lunnel_opts_str(v, "custom"),
         .lua_dir = lunnel_cli_lua_dir(),
         .process_timeout_s = lunnel_opts_num(v, "process-timeout"),
+        .memory_limit = (size_t)lunnel_opts_int(v, "memory-limit"),
         .watch = !lunnel_opts_bool(v, "no-watch"),
         .loop = loop,
         .on_done = on_host_done,
