@@ -55,6 +55,7 @@ struct lunnel_emu_durable {
     /* restore state */
     lunnel_emu_table *cur_table;
     lunnel_emu_tunnel_restore trs;
+    emu_persist_changes chg; /* the store's changes, for snapshot log references */
     int snap_end_seen;
     uint64_t snap_next_gen;
     uint64_t warned;
@@ -297,6 +298,35 @@ static void on_tunnel_sync(void *ud)
     lunnel_emu_durable *d = ud;
     if (d->replaying || !d->tunnels) return;
     if (lunnel_emu_tunnel_journal_sync(d->tj, d->tunnels, &d->pending) < 0) d->pending.oom = 1;
+}
+
+/* ---- the store's changes as the tunnel side saw them (snapshot log references) ---- */
+
+static void chg_range(void *ud, const char *table, uint64_t *begin, uint64_t *end)
+{
+    lunnel_emu_durable *d = ud;
+    lunnel_emu_table *t = lunnel_emu_store_table(d->st, table);
+    *begin = t ? lunnel_emu_table_changes_begin(t) : 0;
+    *end = t ? lunnel_emu_table_changes_end(t) : 0;
+}
+
+static int chg_at(void *ud, const char *table, uint64_t i, emu_tunnel_change *out)
+{
+    lunnel_emu_durable *d = ud;
+    lunnel_emu_table *t = lunnel_emu_store_table(d->st, table);
+    const lunnel_emu_change *c = t ? lunnel_emu_table_change_at(t, i) : NULL;
+    if (!c) return -1;
+    /* exactly what tunnel_server.c's store listener passes to the tunnel side */
+    *out = (emu_tunnel_change){lunnel_emu_table_name(t),
+                               (int)c->action,
+                               c->row,
+                               c->row_len,
+                               c->origin,
+                               c->origin_len,
+                               c->pk,
+                               c->pk_len,
+                               c->timestamp_us * 1000};
+    return 0;
 }
 
 /* ---- restore ---- */
@@ -546,7 +576,7 @@ static int on_snap_record(void *ud, const uint8_t *p, size_t n, size_t off, char
         d->snap_end_seen = 1;
         return 0;
     default:
-        if (p[0] >= 20 && p[0] <= EMU_REC_T_LOG_ENTRIES) {
+        if (p[0] >= 20 && p[0] <= EMU_REC_T_LOG_REFS) {
             if (!d->tunnels) break;
             if (lunnel_emu_tunnel_persist_apply(d->tunnels, &d->trs, p, n, 0, why, 160) != 0)
                 return -1;
@@ -711,7 +741,7 @@ static int write_snapshot(lunnel_emu_durable *d, const char *tmp, uint64_t next_
         }
     }
     if (!w.failed && d->tunnels &&
-        lunnel_emu_tunnel_persist_snapshot(d->tunnels, &w.b, sw_flush, &w) != 0)
+        lunnel_emu_tunnel_persist_snapshot_refs(d->tunnels, &w.b, sw_flush, &w, &d->chg) != 0)
         w.failed = 1;
     at = lunnel_emu_wal_frame_begin(&w.b);
     emu_put_u8(&w.b, REC_SNAP_END);
@@ -1002,6 +1032,8 @@ lunnel_emu_durable *lunnel_emu_durable_open(const lunnel_emu_durable_opts *o, lu
     d->tunnels = tunnels;
     d->partitions = lunnel_emu_store_partitions(st);
     d->dir = strdup(o->dir ? o->dir : "");
+    d->chg = (emu_persist_changes){d, chg_range, chg_at};
+    d->trs.changes = &d->chg;
     d->tj = lunnel_emu_tunnel_journal_new();
     if (!d->dir || !d->tj || !d->dir[0]) {
         snprintf(err, errlen, "%s", d->dir && !d->dir[0] ? "empty --data-dir" : "out of memory");
@@ -1099,6 +1131,8 @@ int lunnel_emu_durable_replay_buffer(lunnel_emu_store *st, lunnel_emu_tunnels *t
     d->tunnels = tunnels;
     d->partitions = lunnel_emu_store_partitions(st);
     d->dir = strdup("(memory)");
+    d->chg = (emu_persist_changes){d, chg_range, chg_at};
+    d->trs.changes = &d->chg;
     d->o.log = log;
     d->lock_fd = d->wal_fd = d->dir_fd = -1;
     d->replaying = 1;

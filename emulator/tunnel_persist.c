@@ -238,8 +238,94 @@ static int ser_log(emu_wbuf *b, int kind, const char *owner, const char *id, con
     return b->oom ? -1 : 0;
 }
 
+/* Does entry `i` of `l` hold exactly change `c` (Record{action, row}, no origin, same ts)? */
+static int entry_is(const emu_reclog *l, uint64_t i, const emu_tunnel_change *c)
+{
+    if (c->origin || l->ts[i - l->base] != c->timestamp_ns) return 0;
+    size_t s = emu_reclog_entry_start(l, i), e = emu_reclog_entry_end(l, i);
+    uint8_t hdr[32];
+    size_t msg = 2 + 1 + emu_pb_varint(hdr, c->row_len) + c->row_len;
+    size_t n = 0;
+    hdr[n++] = 0x0A;
+    n += emu_pb_varint(hdr + n, msg);
+    hdr[n++] = 0x08;
+    hdr[n++] = (uint8_t)c->action;
+    hdr[n++] = 0x12;
+    n += emu_pb_varint(hdr + n, c->row_len);
+    return e - s == n + c->row_len && memcmp(l->buf + s, hdr, n) == 0 &&
+           memcmp(l->buf + s + n, c->row, c->row_len) == 0;
+}
+
+typedef struct refs {
+    uint64_t *v;
+    size_t n, cap;
+    uint64_t cursor; /* next logical entry of the log to match */
+} refs;
+
+/* Matches the table's retained changes, in order, against each partition log's entries
+ * (a change went to exactly one log, and its row bytes -- sequence info included -- are
+ * unique). out[s] is complete when its cursor reached the log's end. */
+static int match_refs(emu_table *tb, const emu_persist_changes *chg, refs *out)
+{
+    uint64_t b = 0, e = 0;
+    chg->range(chg->ud, tb->name, &b, &e);
+    for (int s = 0; s < tb->nshards; s++)
+        out[s].cursor = emu_reclog_first(&tb->shards[s]->log);
+    for (uint64_t i = b; i < e; i++) {
+        emu_tunnel_change c;
+        if (chg->at(chg->ud, tb->name, i, &c) != 0) continue;
+        uint32_t h = emu_key_hash(c.pk, c.pk_len);
+        for (int s = 0; s < tb->nshards; s++) {
+            emu_shard *sh = tb->shards[s];
+            refs *r = &out[s];
+            if (h < sh->lo || h >= sh->hi || r->cursor >= emu_reclog_end(&sh->log) ||
+                !entry_is(&sh->log, r->cursor, &c))
+                continue;
+            if (r->n == r->cap) {
+                size_t cap = r->cap ? r->cap * 2 : 1024;
+                uint64_t *v = realloc(r->v, cap * sizeof *v);
+                if (!v) return -1;
+                r->v = v;
+                r->cap = cap;
+            }
+            r->v[r->n++] = i;
+            r->cursor++;
+            break;
+        }
+    }
+    return 0;
+}
+
+static int ser_refs(emu_wbuf *b, const emu_table *tb, const emu_shard *sh, const refs *r,
+                    int (*flush)(void *, emu_wbuf *), void *ud)
+{
+    size_t done = 0;
+    do {
+        size_t k = r->n - done < 65536 ? r->n - done : 65536;
+        size_t at = lunnel_emu_wal_frame_begin(b);
+        emu_put_u8(b, EMU_REC_T_LOG_REFS);
+        emu_put_str(b, tb->name);
+        emu_put_str(b, sh->id);
+        emu_put_u64(b, emu_reclog_first(&sh->log) + done); /* logical index of the first */
+        emu_put_u32(b, (uint32_t)k);
+        for (size_t i = 0; i < k; i++)
+            emu_put_u64(b, r->v[done + i]);
+        lunnel_emu_wal_frame_end(b, at);
+        done += k;
+        if (b->oom || (b->len > CHUNK && flush(ud, b) != 0)) return -1;
+    } while (done < r->n);
+    return 0;
+}
+
 int lunnel_emu_tunnel_persist_snapshot(lunnel_emu_tunnels *t, emu_wbuf *b,
                                        int (*flush)(void *ud, emu_wbuf *b), void *ud)
+{
+    return lunnel_emu_tunnel_persist_snapshot_refs(t, b, flush, ud, NULL);
+}
+
+int lunnel_emu_tunnel_persist_snapshot_refs(lunnel_emu_tunnels *t, emu_wbuf *b,
+                                            int (*flush)(void *ud, emu_wbuf *b), void *ud,
+                                            const emu_persist_changes *chg)
 {
     size_t at = lunnel_emu_wal_frame_begin(b);
     ser_registry(b, t);
@@ -249,9 +335,20 @@ int lunnel_emu_tunnel_persist_snapshot(lunnel_emu_tunnels *t, emu_wbuf *b,
         at = lunnel_emu_wal_frame_begin(b);
         ser_shards(b, tb);
         lunnel_emu_wal_frame_end(b, at);
-        for (int s = 0; s < tb->nshards; s++)
-            if (ser_log(b, 0, tb->name, tb->shards[s]->id, &tb->shards[s]->log, flush, ud) != 0)
-                return -1;
+        refs *r = chg ? calloc((size_t)tb->nshards, sizeof *r) : NULL;
+        int matched = r && match_refs(tb, chg, r) == 0;
+        int rc = 0;
+        for (int s = 0; s < tb->nshards && rc == 0; s++) {
+            emu_shard *sh = tb->shards[s];
+            if (matched && r[s].cursor == emu_reclog_end(&sh->log) && r[s].n > 0)
+                rc = ser_refs(b, tb, sh, &r[s], flush, ud);
+            else
+                rc = ser_log(b, 0, tb->name, sh->id, &sh->log, flush, ud);
+        }
+        for (int s = 0; r && s < tb->nshards; s++)
+            free(r[s].v);
+        free(r);
+        if (rc != 0) return -1;
     }
     for (int i = 0; i < t->ntunnels; i++) {
         emu_tunnel *tu = t->tunnels[i];
@@ -565,6 +662,41 @@ static int apply_entries(lunnel_emu_tunnel_restore *rs, emu_rbuf *r, char *err, 
     return 0;
 }
 
+/* A partition log given as change indexes: rebuilt from the store's changes, exactly as
+ * lunnel_emu_tunnels_on_change appended them. */
+static int apply_refs(lunnel_emu_tunnels *t, lunnel_emu_tunnel_restore *rs, emu_rbuf *r, char *err,
+                      size_t errlen)
+{
+    char table[256], id[64];
+    emu_get_str(r, table, sizeof table);
+    emu_get_str(r, id, sizeof id);
+    uint64_t first = emu_get_u64(r);
+    uint32_t n = emu_get_u32(r);
+    if (r->err || (uint64_t)n * 8 != r->len - r->off) FAIL("bad log reference record");
+    if (!rs->changes) FAIL("log references without a change source");
+    emu_table *tb = emu_table_get(t, table, 0);
+    emu_shard *sh = tb ? shard_by_id(tb, id) : NULL;
+    if (!sh) FAIL("log of unknown partition %s/%s", table, id);
+    emu_reclog *l = &sh->log;
+    if (l->n == 0)
+        l->base = first;
+    else if (emu_reclog_end(l) != first)
+        FAIL("log %s/%s continues at %llu, not %llu", table, id,
+             (unsigned long long)emu_reclog_end(l), (unsigned long long)first);
+    for (uint32_t i = 0; i < n; i++) {
+        uint64_t k = emu_get_u64(r);
+        emu_tunnel_change c;
+        if (rs->changes->at(rs->changes->ud, table, k, &c) != 0)
+            FAIL("log %s/%s refers to change %llu, which the snapshot does not hold", table, id,
+                 (unsigned long long)k);
+        if (emu_reclog_append(l, c.action, c.row, c.row_len, c.origin, c.origin_len,
+                              c.timestamp_ns) != 0)
+            FAIL("out of memory");
+    }
+    rs->log = NULL;
+    return 0;
+}
+
 int lunnel_emu_tunnel_persist_apply(lunnel_emu_tunnels *t, lunnel_emu_tunnel_restore *rs,
                                     const uint8_t *p, size_t n, int from_wal, char *err,
                                     size_t errlen)
@@ -595,6 +727,8 @@ int lunnel_emu_tunnel_persist_apply(lunnel_emu_tunnels *t, lunnel_emu_tunnel_res
         return apply_log(t, rs, &r, err, errlen);
     case EMU_REC_T_LOG_ENTRIES:
         return apply_entries(rs, &r, err, errlen);
+    case EMU_REC_T_LOG_REFS:
+        return apply_refs(t, rs, &r, err, errlen);
     }
     FAIL("unknown tunnel record type %u", (unsigned)p[0]);
 }

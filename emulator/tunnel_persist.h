@@ -31,7 +31,19 @@ enum {
     EMU_REC_T_TUNNEL_DEL = 23,  /* a tunnel id that is gone */
     EMU_REC_T_LOG = 24,         /* snapshot: selects a record log (shard or base channel) */
     EMU_REC_T_LOG_ENTRIES = 25, /* snapshot: entries appended to the selected log */
+    EMU_REC_T_LOG_REFS = 26,    /* snapshot: a partition log as indexes of store changes */
 };
+
+/* The store's change streams as the tunnel side received them (lunnel_emu_tunnels_on_change
+ * arguments), so a snapshot can name a partition log's entries by change index instead of
+ * copying their bytes a second time. Implemented by durable.c over the store. */
+typedef struct emu_persist_changes {
+    void *ud;
+    /* the retained change indexes [*begin, *end) of `table` (both 0 when unknown) */
+    void (*range)(void *ud, const char *table, uint64_t *begin, uint64_t *end);
+    /* change `i` of `table`: 0, or -1 when it is not held */
+    int (*at)(void *ud, const char *table, uint64_t i, emu_tunnel_change *out);
+} emu_persist_changes;
 
 typedef struct lunnel_emu_tunnel_journal lunnel_emu_tunnel_journal;
 lunnel_emu_tunnel_journal *lunnel_emu_tunnel_journal_new(void);
@@ -46,10 +58,16 @@ int lunnel_emu_tunnel_journal_sync(lunnel_emu_tunnel_journal *j, lunnel_emu_tunn
  * empties b) whenever it holds more than 1 MiB. 0, or -1 when flush failed / no memory. */
 int lunnel_emu_tunnel_persist_snapshot(lunnel_emu_tunnels *t, emu_wbuf *b,
                                        int (*flush)(void *ud, emu_wbuf *b), void *ud);
+/* The same, writing a partition log as change indexes (EMU_REC_T_LOG_REFS) when every one
+ * of its entries is a change `chg` still holds, byte for byte; other logs are copied. */
+int lunnel_emu_tunnel_persist_snapshot_refs(lunnel_emu_tunnels *t, emu_wbuf *b,
+                                            int (*flush)(void *ud, emu_wbuf *b), void *ud,
+                                            const emu_persist_changes *chg);
 
 /* Restore-time state across records (the log selected by EMU_REC_T_LOG). */
 typedef struct lunnel_emu_tunnel_restore {
     void *log;
+    const emu_persist_changes *changes; /* for EMU_REC_T_LOG_REFS (NULL: refused) */
 } lunnel_emu_tunnel_restore;
 
 /* Applies one record of this module (payload including its type byte). `from_wal`: a
