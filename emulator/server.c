@@ -56,6 +56,7 @@ struct lunnel_emu_response {
     conn *c; /* NULL once the connection is gone (deferred answers are discarded) */
     char request_id[48];
     char path[128];
+    char trace_id[72]; /* the request's x-ots-trace-id ("" when none), for --verbose */
     bool is_admin;
     bool answered;
     bool deferred;
@@ -364,8 +365,8 @@ static void response_send(lunnel_emu_response *r, int status, const void *body, 
     lunnel_emu_path_stat *st = stat_for(r->srv, r->path);
     if (status < 200 || status > 299) st->errors++;
     if (r->srv->cfg->verbose)
-        fprintf(stderr, "lunnel-emulator: %s %s -> %d (%zu bytes)\n", r->request_id, r->path,
-                status, len);
+        fprintf(stderr, "lunnel-emulator: %s %s -> %d (%zu bytes)%s%s\n", r->request_id, r->path,
+                status, len, r->trace_id[0] ? " trace=" : "", r->trace_id);
     conn *c = r->c;
     if (c) {
         char date[64], ots_date[LUNNEL_DATE_LEN];
@@ -671,8 +672,10 @@ static void conn_process(conn *c)
         for (size_t i = 0; i < h.n_headers; i++) {
             if (strcasecmp(hdrs[i].name, "x-ots-instancename") == 0)
                 req.instance = hdrs[i].value;
-            else if (strcasecmp(hdrs[i].name, "x-ots-trace-id") == 0)
+            else if (strcasecmp(hdrs[i].name, "x-ots-trace-id") == 0) {
                 req.trace_id = hdrs[i].value;
+                snprintf(resp->trace_id, sizeof resp->trace_id, "%s", req.trace_id);
+            }
             else if (strcasecmp(hdrs[i].name, "x-ots-accesskeyid") == 0)
                 req.access_key_id = hdrs[i].value;
         }

@@ -130,10 +130,12 @@ function M.open(key, info)
   return false
 end
 
-function M.process(key, ptr, next_token, n)
+function M.process(key, ptr, next_token, n, trace_id)
   local ctx = channels[key]
   if not ctx then error("lunnel host: channel has no ctx (its open() ran out of memory?)", 0) end
   ctx.next_token = next_token
+  -- the x-ots-trace-id of the ReadRecords call that read this batch (kept when not given)
+  if trace_id ~= nil then ctx.trace_id = trace_id end
   ctx.record_count = n
   committed[key] = nil
   local batch = wrap(ptr)

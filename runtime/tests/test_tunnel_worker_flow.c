@@ -154,7 +154,7 @@ static void cancel_all(void)
         case C_SHUTDOWN:
         case C_CHECKPOINT: ((rc_status_cb)c->cb)(c->ud, &e); break;
         case C_GETCP: ((rc_getcp_cb)c->cb)(c->ud, &e, NULL, 0); break;
-        case C_READ: ((rc_read_cb)c->cb)(c->ud, &e, NULL, 0); break;
+        case C_READ: ((rc_read_cb)c->cb)(c->ud, &e, NULL, 0, NULL); break;
         case C_DESCRIBE: ((rc_describe_cb)c->cb)(c->ud, &e, 0, 0); break;
         }
     }
@@ -235,7 +235,10 @@ static void answer_read(call *c, int n, const char *next, int may_more)
     uint8_t *buf = malloc(len ? len : 1);
     lunnel__tunnel__read_records_response__pack(&m, buf);
     c->answered = 1;
-    ((rc_read_cb)c->cb)(c->ud, NULL, buf, len);
+    char trace[160];
+    snprintf(trace, sizeof trace, "trace-%s", next); /* borrowed: the worker must copy it */
+    ((rc_read_cb)c->cb)(c->ud, NULL, buf, len, trace);
+    memset(trace, 0, sizeof trace);
 }
 
 /* A heartbeat sent after everything so far: a pending (older) one is answered first with the
@@ -260,6 +263,7 @@ typedef struct fake_batch {
     fake_ch *ch;
     void *user;
     char token[128];
+    char trace[160]; /* x-ots-trace-id handed with the batch (answer_read: "trace-<token>") */
     size_t n;
     int done;
 } fake_batch;
@@ -288,6 +292,7 @@ static int fake_submit(void *ch, const lunnel_host_batch *b)
     x->user = b->user;
     x->n = b->n_ranges;
     snprintf(x->token, sizeof x->token, "%s", b->next_token ? b->next_token : "");
+    snprintf(x->trace, sizeof x->trace, "%s", b->trace_id ? b->trace_id : "");
     return 0;
 }
 static int fake_shutdown(void *ch)
@@ -430,6 +435,7 @@ static void test_main_flow(void)
     CHECK(!pending(C_CHECKPOINT, "p0", 40));
     complete(batch_of("p0", "t1"), 1, 0);
     CHECK(batch_of("p0", "t2") != NULL); /* submitted as t1 completed */
+    CHECK_STR(batch_of("p0", "t2")->trace, "trace-t2"); /* its ReadRecords call's trace id */
     call *cp = wait_call(C_CHECKPOINT, "p0");
     CHECK(cp != NULL);
     CHECK_STR(cp->token, "t1");

@@ -148,3 +148,33 @@ test('--memory-limit: a process() growing past it fails (exit 1 with --on-error 
   if (r2 instanceof Error) await free.stop('SIGKILL');
   assert.equal(r2.code, 0, free.stderr().slice(-3000));
 });
+
+test('ctx.trace_id is the x-ots-trace-id of the ReadRecords call that read the batch', { timeout: 60000 }, async () => {
+  const temu = await startEmulator({ args: ['--partitions', '1', '--verbose'] });
+  try {
+    const table = 'etrace', dir = tempDir(), N = 30;
+    await temu.admin('load', { table, rows: N, columns: 1, value_bytes: 8 });
+    await temu.admin('tunnel_config', { batch_records: 10 }); // several batches
+    const out = path.join(dir, 'traces.txt');
+    const script = path.join(dir, 'trace.lua');
+    fs.writeFileSync(script, 'local M = {}\nfunction M.process(ctx, batch)\n' +
+      `  local f = assert(io.open(${JSON.stringify(out)}, "a"))\n` +
+      '  f:write(tostring(ctx.trace_id), " ", ctx.record_count, "\\n")\n  f:close()\nend\nreturn M\n');
+    const run = startRun(temu, { table, tunnel: 'tr', create: 'BaseData', dir, script, args: ['--exit-when-done'] });
+    track(run);
+    const r = await withTimeout(run.exited, 45000, 'exit when done');
+    if (r instanceof Error) await run.stop('SIGKILL');
+    assert.equal(r.code, 0, run.stderr().slice(-3000));
+    const lines = fs.readFileSync(out, 'utf8').trim().split('\n').map((l) => l.split(' '));
+    assert.equal(lines.reduce((a, [, n]) => a + Number(n), 0), N, 'every record in some batch');
+    assert.ok(lines.length >= 3, `several batches: ${lines.length}`);
+    const traces = lines.map(([t]) => t);
+    for (const t of traces) assert.match(t, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/, `trace id format: ${t}`);
+    assert.equal(new Set(traces).size, traces.length, `a new trace id per batch: ${traces}`);
+    // each one is the trace id the emulator saw on a successful ReadRecords
+    const log = temu.stderr();
+    for (const t of traces) assert.match(log, new RegExp(`/tunnel/readrecords -> 200 \\(\\d+ bytes\\) trace=${t}\\n`), `${t} in the emulator's log`);
+  } finally {
+    await temu.stop();
+  }
+});

@@ -151,7 +151,7 @@ typedef enum lunnel_host_payload {
 
 /* One batch. `data` (and `ranges`) are BORROWED: the caller keeps them alive and unchanged
  * until this batch's EV_BATCH completion is delivered (a retried batch is the same bytes
- * submitted again). next_token is copied. */
+ * submitted again). next_token and trace_id are copied. */
 typedef struct lunnel_host_batch {
     lunnel_host_payload kind;
     const uint8_t *data;
@@ -160,6 +160,8 @@ typedef struct lunnel_host_batch {
     size_t n_ranges;
     const char *next_token; /* ctx.next_token during this batch (NULL: nil) */
     void *user;             /* returned in the completion */
+    const char *trace_id;   /* ctx.trace_id during this batch: the x-ots-trace-id of the
+                               ReadRecords call that read it (NULL: ctx.trace_id unchanged) */
 } lunnel_host_batch;
 
 /* Queues a batch behind the channel's earlier jobs. 0 or a lunnel_host_code (ESTATE after

@@ -168,7 +168,8 @@ static void submit_more(replay *r, int c)
                                f->rr.records,
                                f->rr.count,
                                f->token,
-                               (void *)(intptr_t)rc->next};
+                               (void *)(intptr_t)rc->next,
+                               NULL};
         if (f->kind != LUNNEL_HOST_PAYLOAD_RANGES) {
             b.ranges = NULL;
             b.n_ranges = 0;

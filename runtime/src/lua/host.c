@@ -322,7 +322,7 @@ static void run_job(host_worker *w, host_job *j)
             r.error = strdup(err);
         } else {
             set_busy(w, j->ch, user);
-            state_process(&w->st, j->ch, view, j->batch.next_token, &r);
+            state_process(&w->st, j->ch, view, j->batch.next_token, j->batch.trace_id, &r);
         }
         lunnel_arena_reset(w->arena); /* every view of this batch is stale from here on */
         if (r.status == LUNNEL_HOST_OK)
@@ -363,6 +363,7 @@ static void *worker_main(void *arg)
         if (j) {
             run_job(w, j);
             free((char *)j->batch.next_token);
+            free((char *)j->batch.trace_id);
             free(j);
         }
     }
@@ -581,6 +582,7 @@ void lunnel_host_free(lunnel_host *h)
         while (j) {
             host_job *next = j->next;
             free((char *)j->batch.next_token);
+            free((char *)j->batch.trace_id);
             free(j);
             j = next;
         }
@@ -675,7 +677,10 @@ int lunnel_host_submit(lunnel_host_channel *ch, const lunnel_host_batch *b)
     j->ch = ch;
     j->batch = *b;
     j->batch.next_token = NULL;
-    if (b->next_token && !(j->batch.next_token = strdup(b->next_token))) {
+    j->batch.trace_id = NULL;
+    if ((b->next_token && !(j->batch.next_token = strdup(b->next_token))) ||
+        (b->trace_id && !(j->batch.trace_id = strdup(b->trace_id)))) {
+        free((char *)j->batch.next_token);
         free(j);
         return LUNNEL_HOST_ESYSTEM;
     }

@@ -154,8 +154,10 @@ void state_close(host_state *st);
 int state_load(host_state *st, const char *source, size_t len, int version, int install, char *err,
                size_t cap);
 void state_open_channel(host_state *st, lunnel_host_channel *ch, call_result *r);
+/* process(ctx, batch) with ctx.next_token / ctx.trace_id of this batch (NULL trace_id:
+ * ctx.trace_id keeps its value). */
 void state_process(host_state *st, lunnel_host_channel *ch, const lunnel_batch *b,
-                   const char *next_token, call_result *r);
+                   const char *next_token, const char *trace_id, call_result *r);
 void state_shutdown_channel(host_state *st, lunnel_host_channel *ch, call_result *r);
 
 /* decode.c: the batch bytes -> a record view in the worker's arena. 0 or EDECODE + err. */

@@ -287,7 +287,7 @@ void state_open_channel(host_state *st, lunnel_host_channel *ch, call_result *r)
 }
 
 void state_process(host_state *st, lunnel_host_channel *ch, const lunnel_batch *b,
-                   const char *next_token, call_result *r)
+                   const char *next_token, const char *trace_id, call_result *r)
 {
     lua_State *L = st->L;
     int msgh = push_runner_fn(st, "process");
@@ -308,7 +308,11 @@ void state_process(host_state *st, lunnel_host_channel *ch, const lunnel_batch *
         }
     }
     r->newest_ts_us = newest;
-    protected_call(st, msgh, 4, r);
+    if (trace_id)
+        lua_pushstring(L, trace_id);
+    else
+        lua_pushnil(L);
+    protected_call(st, msgh, 5, r);
 }
 
 void state_shutdown_channel(host_state *st, lunnel_host_channel *ch, call_result *r)

@@ -111,6 +111,7 @@ void run_batch_free(run_batch *b)
     free(b->body);
     free(b->ranges);
     free(b->next_token);
+    free(b->trace_id);
     free(b);
 }
 
@@ -233,7 +234,8 @@ static void maybe_finish(run_channel *ch)
         run_channel_stop(ch, END_TERMINATED);
 }
 
-static void on_read(void *ud, const lunnel_error *err, uint8_t *body, size_t len);
+static void on_read(void *ud, const lunnel_error *err, uint8_t *body, size_t len,
+                    const char *trace_id);
 
 void run_channel_pump(run_channel *ch)
 {
@@ -258,9 +260,11 @@ void run_channel_pump(run_channel *ch)
     rc_readrecords(w->cfg.api, w->tunnel_id, w->client_id, ch->id, ch->token, on_read, ch);
 }
 
-static void read_result(run_channel *ch, const lunnel_error *err, uint8_t *body, size_t len);
+static void read_result(run_channel *ch, const lunnel_error *err, uint8_t *body, size_t len,
+                        const char *trace_id);
 
-static void on_read(void *ud, const lunnel_error *err, uint8_t *body, size_t len)
+static void on_read(void *ud, const lunnel_error *err, uint8_t *body, size_t len,
+                    const char *trace_id)
 {
     run_channel *ch = ud;
     ch->read_inflight = 0;
@@ -268,12 +272,13 @@ static void on_read(void *ud, const lunnel_error *err, uint8_t *body, size_t len
         free(body);
         check_drain(ch);
     } else {
-        read_result(ch, err, body, len);
+        read_result(ch, err, body, len, trace_id);
     }
     run_channel_release(ch);
 }
 
-static void read_result(run_channel *ch, const lunnel_error *err, uint8_t *body, size_t len)
+static void read_result(run_channel *ch, const lunnel_error *err, uint8_t *body, size_t len,
+                        const char *trace_id)
 {
     run_worker *w = ch->w;
     if (err) {
@@ -335,6 +340,8 @@ static void read_result(run_channel *ch, const lunnel_error *err, uint8_t *body,
         memcpy(ranges, w->rr.records, n * sizeof *ranges);
         *b = (run_batch){.ch = ch, .body = body, .len = len, .ranges = ranges, .n_ranges = n,
                          .next_token = next, .no = no};
+        /* ctx.trace_id of this batch; without it (out of memory) the channel's stays */
+        if (trace_id && *trace_id) b->trace_id = strdup(trace_id);
         w->inflight_bytes += len;
         /* error_policy.c submits it when the previous batch is done (order under retries) */
         if (run_policy_enqueue(ch, b) != 0) {

@@ -100,6 +100,7 @@ int run_policy_pump(run_channel *ch)
         .ranges = b->ranges,
         .n_ranges = b->n_ranges,
         .next_token = b->next_token,
+        .trace_id = b->trace_id,
         .user = b,
     };
     if (w->cfg.proc.submit(ch->host_ch, &hb) != 0) {

@@ -208,12 +208,12 @@ static void read_done(lunnel_api_result *r, void *ud)
     rc_ctx *c = ud;
     rc_read_cb cb = (rc_read_cb)c->fn;
     if (r->err) {
-        cb(c->ud, r->err, NULL, 0);
+        cb(c->ud, r->err, NULL, 0, r->trace_id);
     } else {
         uint8_t *body = r->raw;
         size_t len = r->raw_len;
         r->raw = NULL; /* ownership passes to the worker */
-        cb(c->ud, NULL, body, len);
+        cb(c->ud, NULL, body, len, r->trace_id);
     }
     free(c);
 }
@@ -230,7 +230,7 @@ void rc_readrecords(struct lunnel_api *api, const char *tunnel_id, const char *c
     if (!c || !lunnel_api_read_records(api, &req, read_done, c)) {
         free(c);
         lunnel_error e = oom_error("/tunnel/readrecords");
-        cb(ud, &e, NULL, 0);
+        cb(ud, &e, NULL, 0, NULL);
     }
 }
 

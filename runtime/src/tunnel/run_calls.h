@@ -18,8 +18,10 @@ typedef void (*rc_heartbeat_cb)(void *ud, const lunnel_error *err, const lunnel_
                                 size_t n);
 typedef void (*rc_getcp_cb)(void *ud, const lunnel_error *err, const char *token, int64_t seq);
 typedef void (*rc_status_cb)(void *ud, const lunnel_error *err);
-/* `body` is the raw ReadRecordsResponse; ownership passes to the callback (free()). */
-typedef void (*rc_read_cb)(void *ud, const lunnel_error *err, uint8_t *body, size_t len);
+/* `body` is the raw ReadRecordsResponse; ownership passes to the callback (free()).
+ * trace_id: the call's x-ots-trace-id (borrowed for the callback; may be NULL). */
+typedef void (*rc_read_cb)(void *ud, const lunnel_error *err, uint8_t *body, size_t len,
+                           const char *trace_id);
 /* Channel counts of DescribeTunnel: how many exist, how many are TERMINATED. */
 typedef void (*rc_describe_cb)(void *ud, const lunnel_error *err, int n_channels,
                                int n_terminated);

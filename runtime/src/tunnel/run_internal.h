@@ -45,6 +45,7 @@ struct run_batch {
     lunnel_record_range *ranges;
     size_t n_ranges;
     char *next_token;
+    char *trace_id; /* x-ots-trace-id of the ReadRecords call that read it (may be NULL) */
     uint64_t no; /* checkpoint tracker number */
     int attempts; /* process() calls made (error_policy.c) */
     run_batch *next;
