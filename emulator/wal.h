@@ -22,6 +22,9 @@
 
 /* CRC32C (Castagnoli, reflected, init/xorout 0xFFFFFFFF) of `n` bytes; `crc` 0 to start. */
 uint32_t lunnel_emu_crc32c(uint32_t crc, const void *p, size_t n);
+/* The portable table-driven version (the above uses SSE4.2's crc32 when the CPU has it);
+ * exported so tests can compare the two. */
+uint32_t lunnel_emu_crc32c_sw(uint32_t crc, const void *p, size_t n);
 
 /* Growable byte buffer. `oom` is set (and further puts ignored) on allocation failure, so a
  * run of puts needs one check at the end. Owns `p`: lunnel_emu_wbuf_free. */

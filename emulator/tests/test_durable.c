@@ -557,6 +557,18 @@ static void test_wal_scan(void)
     CHECK_INT(r.status, LUNNEL_EMU_WAL_BAD_MAGIC);
     /* CRC32C check value (RFC 3720): "123456789" -> e3069283 */
     CHECK_INT(lunnel_emu_crc32c(0, "123456789", 9), 0xe3069283u);
+    CHECK_INT(lunnel_emu_crc32c_sw(0, "123456789", 9), 0xe3069283u);
+    uint8_t rnd[1000];
+    uint32_t x = 12345;
+    for (size_t i = 0; i < sizeof rnd; i++) {
+        x = x * 1103515245u + 12345u;
+        rnd[i] = (uint8_t)(x >> 16);
+    }
+    int same = 1;
+    for (size_t n = 0; n < sizeof rnd; n += 37)
+        same &= lunnel_emu_crc32c(7, rnd + n % 5, n - n % 5) ==
+                lunnel_emu_crc32c_sw(7, rnd + n % 5, n - n % 5);
+    CHECK(same);
     lunnel_emu_wbuf_free(&b);
 }
 
