@@ -496,29 +496,53 @@ static const char *find_config(int argc, char **argv)
     return path;
 }
 
+static void flag_list_free(flag_list *l)
+{
+    for (int i = 0; i < l->n; i++)
+        free(l->v[i]);
+    free(l->v);
+    l->v = NULL;
+    l->n = l->cap = 0;
+}
+
+static int run_parsed(lunnel_opt_values *v);
+
 int lunnel_cmd_run(int argc, char **argv)
 {
     flag_list all = {0};
     const char *config = find_config(argc, argv);
+    int rc = LUNNEL_EXIT_RUNTIME;
     if (flag_add(&all, strdup(argc > 0 ? argv[0] : "run")) != 0)
-        return LUNNEL_EXIT_RUNTIME;
-    if (config && load_config(config, &all) != 0)
-        return LUNNEL_EXIT_USAGE;
+        goto out;
+    if (config && load_config(config, &all) != 0) {
+        rc = LUNNEL_EXIT_USAGE;
+        goto out;
+    }
     for (int i = 1; i < argc; i++)
         if (flag_add(&all, strdup(argv[i])) != 0)
-            return LUNNEL_EXIT_RUNTIME;
+            goto out;
 
     char perr[512];
     lunnel_opt_values *v = NULL;
     int prc = lunnel_opts_parse(&run_spec, all.n, all.v, 1, &v, perr, sizeof perr);
     if (prc == LUNNEL_OPTS_HELP) {
         lunnel_opts_print_help(&run_spec, stdout);
-        return LUNNEL_EXIT_OK;
-    }
-    if (prc != LUNNEL_OPTS_OK) {
+        rc = LUNNEL_EXIT_OK;
+    } else if (prc != LUNNEL_OPTS_OK) {
         fprintf(stderr, "lunnel run: %s\n", perr);
-        return LUNNEL_EXIT_USAGE;
+        rc = LUNNEL_EXIT_USAGE;
+    } else {
+        rc = run_parsed(v);
+        lunnel_opts_free(v); /* its arguments point into `all`: freed first */
     }
+out:
+    flag_list_free(&all);
+    return rc;
+}
+
+/* The run itself, on parsed options (borrowed). Returns the exit status. */
+static int run_parsed(lunnel_opt_values *v)
+{
     const char *script = lunnel_opts_arg(v, 0);
     const char *table = lunnel_opts_str(v, "table"), *tunnel = lunnel_opts_str(v, "tunnel");
     const char *tunnel_id_opt = lunnel_opts_str(v, "tunnel-id");
@@ -602,6 +626,7 @@ int lunnel_cmd_run(int argc, char **argv)
     app.host = lunnel_host_new(&hcfg, herr, sizeof herr);
     if (!app.host) {
         fprintf(stderr, "lunnel run: %s: %s\n", script, herr);
+        lunnel_opts_close_client(&cl); /* no call in flight yet */
         return LUNNEL_EXIT_USAGE;
     }
 
@@ -609,6 +634,7 @@ int lunnel_cmd_run(int argc, char **argv)
     char *tunnel_id = resolve_tunnel(api, loop, table, tunnel, tunnel_id_opt, create, &status);
     if (!tunnel_id) {
         lunnel_host_free(app.host);
+        lunnel_opts_close_client(&cl); /* resolve_tunnel's calls are synchronous: all done */
         return status ? status : LUNNEL_EXIT_RUNTIME;
     }
 
@@ -644,7 +670,10 @@ int lunnel_cmd_run(int argc, char **argv)
     lunnel_on_error_parse(lunnel_opts_str(v, "on-error"), &wc.on_error);
     app.worker = lunnel_worker_new(&wc);
     if (!app.worker) {
+        run_observe_free(obs);
         lunnel_host_free(app.host);
+        free(tunnel_id);
+        lunnel_opts_close_client(&cl);
         return LUNNEL_EXIT_RUNTIME;
     }
 
@@ -663,9 +692,10 @@ int lunnel_cmd_run(int argc, char **argv)
     if (run_observe_start(obs, &ot, oerr, sizeof oerr) != 0) {
         fprintf(stderr, "lunnel run: %s\n", oerr);
         run_observe_free(obs);
-        lunnel_worker_free(app.worker);
+        lunnel_worker_free(app.worker); /* never started: no call in flight */
         lunnel_host_free(app.host);
         free(tunnel_id);
+        lunnel_opts_close_client(&cl);
         return LUNNEL_EXIT_USAGE;
     }
     lunnel_log_kv(LUNNEL_LOG_INFO, "run", "starting", "tunnel_id", tunnel_id, "script", script,
@@ -673,18 +703,25 @@ int lunnel_cmd_run(int argc, char **argv)
     lunnel_worker_start(app.worker);
     ev_run(loop, 0);
 
-    /* The worker has drained (or failed); Lua workers finish their current job and stop.
-     * Calls still in flight and their owners are left to the process exit. */
+    /* The worker has drained (or failed); Lua workers finish their current job and stop. */
     ev_signal_stop(loop, &sigint);
     ev_signal_stop(loop, &sigterm);
     ev_signal_stop(loop, &sighup);
     run_observe_free(obs);
     lunnel_host_free(app.host);
-    free(tunnel_id);
     if (app.exit_status != 0 && lunnel_worker_exit_reason(app.worker)[0]) {
         char masked[1400];
         lunnel_log_mask(lunnel_worker_exit_reason(app.worker), masked, sizeof masked);
         fprintf(stderr, "lunnel run: %s (exit %d)\n", masked, app.exit_status);
     }
+    /* With no call in flight nothing can call back any more: free the worker, then the
+     * api, http and credentials (leak-checker clean). A call still in flight (a stop in the
+     * middle of one) would be answered by lunnel_http_free with a cancellation reaching the
+     * worker's callbacks, so then they are all left to the process exit. */
+    if (lunnel_http_pending(cl.http) == 0) {
+        lunnel_worker_free(app.worker);
+        lunnel_opts_close_client(&cl);
+    }
+    free(tunnel_id);
     return app.exit_status;
 }
