@@ -23,6 +23,16 @@ void data_api_store_error(lunnel_emu_response *resp, lunnel_emu_store_err e, con
                              msg);
 }
 
+void *data_api_unpack(const ProtobufCMessageDescriptor *d, const lunnel_emu_request *req,
+                      lunnel_emu_response *resp)
+{
+    ProtobufCMessage *m = protobuf_c_message_unpack(d, NULL, req->body_len, req->body);
+    if (!m)
+        lunnel_emu_respond_error(resp, 400, "OTSParameterInvalid", "%s does not parse as protobuf.",
+                                 d->short_name);
+    return m;
+}
+
 lunnel_emu_table *data_api_table(data_api *api, const char *name, lunnel_emu_response *resp)
 {
     lunnel_emu_table *t = lunnel_emu_store_table(api->store, name);
@@ -161,12 +171,8 @@ static void create_table(void *ud, const lunnel_emu_request *req, lunnel_emu_res
 {
     data_api *api = ud;
     Lunnel__Table__CreateTableRequest *m =
-        lunnel__table__create_table_request__unpack(NULL, req->body_len, req->body);
-    if (!m) {
-        lunnel_emu_respond_error(resp, 400, "OTSParameterInvalid",
-                                 "CreateTableRequest does not parse as protobuf.");
-        return;
-    }
+        data_api_unpack(&lunnel__table__create_table_request__descriptor, req, resp);
+    if (!m) return;
     lunnel_emu_pk_schema pk[LUNNEL_EMU_MAX_PK];
     size_t n = m->table_meta->n_primary_key;
     if (n > LUNNEL_EMU_MAX_PK) n = LUNNEL_EMU_MAX_PK + 1; /* rejected by the store */
@@ -229,12 +235,8 @@ static void describe_table(void *ud, const lunnel_emu_request *req, lunnel_emu_r
 {
     data_api *api = ud;
     Lunnel__Table__DescribeTableRequest *m =
-        lunnel__table__describe_table_request__unpack(NULL, req->body_len, req->body);
-    if (!m) {
-        lunnel_emu_respond_error(resp, 400, "OTSParameterInvalid",
-                                 "DescribeTableRequest does not parse as protobuf.");
-        return;
-    }
+        data_api_unpack(&lunnel__table__describe_table_request__descriptor, req, resp);
+    if (!m) return;
     lunnel_emu_table *t = data_api_table(api, m->table_name, resp);
     lunnel__table__describe_table_request__free_unpacked(m, NULL);
     if (!t) return;
@@ -289,12 +291,8 @@ static void delete_table(void *ud, const lunnel_emu_request *req, lunnel_emu_res
 {
     data_api *api = ud;
     Lunnel__Table__DeleteTableRequest *m =
-        lunnel__table__delete_table_request__unpack(NULL, req->body_len, req->body);
-    if (!m) {
-        lunnel_emu_respond_error(resp, 400, "OTSParameterInvalid",
-                                 "DeleteTableRequest does not parse as protobuf.");
-        return;
-    }
+        data_api_unpack(&lunnel__table__delete_table_request__descriptor, req, resp);
+    if (!m) return;
     lunnel_emu_store_err e = lunnel_emu_store_delete_table(api->store, m->table_name);
     if (e) {
         lunnel_emu_respond_error(resp, 404, "OTSObjectNotExist",

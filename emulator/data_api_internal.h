@@ -35,6 +35,12 @@ int data_api_decode_row(data_api *api, const uint8_t *bytes, size_t len, const c
 /* Looks a table up; answers 404 OTSObjectNotExist and returns NULL when absent. */
 lunnel_emu_table *data_api_table(data_api *api, const char *name, lunnel_emu_response *resp);
 
+/* Unpacks a request body as message `d` (heap memory; free with
+ * protobuf_c_message_free_unpacked(msg, NULL)). On failure answers 400 OTSParameterInvalid
+ * "<Message> does not parse as protobuf." and returns NULL. */
+void *data_api_unpack(const ProtobufCMessageDescriptor *d, const lunnel_emu_request *req,
+                      lunnel_emu_response *resp);
+
 /* Answers a store error. */
 void data_api_store_error(lunnel_emu_response *resp, lunnel_emu_store_err e, const char *msg);
 

@@ -79,36 +79,53 @@ static int apply_write(data_api *api, lunnel_emu_table *t, lunnel_emu_action act
     return 0;
 }
 
+/* Where write_one_row puts its answer: the fields of a PutRowResponse, UpdateRowResponse or
+ * DeleteRowResponse (one shape, {consumed, optional row}, under three names). */
+typedef struct write_reply {
+    ProtobufCMessage *msg;
+    Lunnel__Table__ConsumedCapacity **consumed;
+    protobuf_c_boolean *has_row;
+    ProtobufCBinaryData *row;
+} write_reply;
+
+/* The path PutRow, UpdateRow and DeleteRow share: looks the table up, decodes the request's
+ * one row (`what` names it in errors), applies the write and answers with the consumed
+ * capacity and, when asked for (RT_PK), the primary key. */
+static void write_one_row(data_api *api, lunnel_emu_action action, const char *table_name,
+                          ProtobufCBinaryData bytes, const char *what,
+                          const Lunnel__Table__Condition *cond,
+                          const Lunnel__Table__ReturnContent *rc, const write_reply *reply,
+                          lunnel_emu_response *resp)
+{
+    req_row row;
+    lunnel_emu_table *t = data_api_table(api, table_name, resp);
+    if (!t || data_api_decode_row(api, bytes.data, bytes.len, what, &row, resp) != 0) return;
+    write_result res;
+    if (apply_write(api, t, action, &row, cond, rc, &res) != 0) {
+        data_api_store_error(resp, res.err, res.msg);
+    } else {
+        *reply->consumed = &consumed_write;
+        if (res.pk_row) {
+            *reply->has_row = 1;
+            reply->row->data = res.pk_row;
+            reply->row->len = res.pk_row_len;
+        }
+        lunnel_emu_respond_pb(resp, reply->msg);
+    }
+    free(res.pk_row);
+}
+
 static void put_row(void *ud, const lunnel_emu_request *req, lunnel_emu_response *resp)
 {
     data_api *api = ud;
     lunnel_arena_reset(api->arena);
     Lunnel__Table__PutRowRequest *m =
-        lunnel__table__put_row_request__unpack(NULL, req->body_len, req->body);
-    if (!m) {
-        lunnel_emu_respond_error(resp, 400, "OTSParameterInvalid",
-                                 "PutRowRequest does not parse as protobuf.");
-        return;
-    }
-    req_row row;
-    lunnel_emu_table *t = data_api_table(api, m->table_name, resp);
-    if (t && data_api_decode_row(api, m->row.data, m->row.len, "PutRow row", &row, resp) == 0) {
-        write_result res;
-        if (apply_write(api, t, LUNNEL_EMU_ACTION_PUT, &row, m->condition, m->return_content,
-                        &res) != 0) {
-            data_api_store_error(resp, res.err, res.msg);
-        } else {
-            Lunnel__Table__PutRowResponse r = LUNNEL__TABLE__PUT_ROW_RESPONSE__INIT;
-            r.consumed = &consumed_write;
-            if (res.pk_row) {
-                r.has_row = 1;
-                r.row.data = res.pk_row;
-                r.row.len = res.pk_row_len;
-            }
-            lunnel_emu_respond_pb(resp, &r.base);
-        }
-        free(res.pk_row);
-    }
+        data_api_unpack(&lunnel__table__put_row_request__descriptor, req, resp);
+    if (!m) return;
+    Lunnel__Table__PutRowResponse r = LUNNEL__TABLE__PUT_ROW_RESPONSE__INIT;
+    write_reply reply = {&r.base, &r.consumed, &r.has_row, &r.row};
+    write_one_row(api, LUNNEL_EMU_ACTION_PUT, m->table_name, m->row, "PutRow row", m->condition,
+                  m->return_content, &reply, resp);
     lunnel__table__put_row_request__free_unpacked(m, NULL);
 }
 
@@ -117,32 +134,12 @@ static void update_row(void *ud, const lunnel_emu_request *req, lunnel_emu_respo
     data_api *api = ud;
     lunnel_arena_reset(api->arena);
     Lunnel__Table__UpdateRowRequest *m =
-        lunnel__table__update_row_request__unpack(NULL, req->body_len, req->body);
-    if (!m) {
-        lunnel_emu_respond_error(resp, 400, "OTSParameterInvalid",
-                                 "UpdateRowRequest does not parse as protobuf.");
-        return;
-    }
-    req_row row;
-    lunnel_emu_table *t = data_api_table(api, m->table_name, resp);
-    if (t && data_api_decode_row(api, m->row_change.data, m->row_change.len, "UpdateRow row", &row,
-                                 resp) == 0) {
-        write_result res;
-        if (apply_write(api, t, LUNNEL_EMU_ACTION_UPDATE, &row, m->condition, m->return_content,
-                        &res) != 0) {
-            data_api_store_error(resp, res.err, res.msg);
-        } else {
-            Lunnel__Table__UpdateRowResponse r = LUNNEL__TABLE__UPDATE_ROW_RESPONSE__INIT;
-            r.consumed = &consumed_write;
-            if (res.pk_row) {
-                r.has_row = 1;
-                r.row.data = res.pk_row;
-                r.row.len = res.pk_row_len;
-            }
-            lunnel_emu_respond_pb(resp, &r.base);
-        }
-        free(res.pk_row);
-    }
+        data_api_unpack(&lunnel__table__update_row_request__descriptor, req, resp);
+    if (!m) return;
+    Lunnel__Table__UpdateRowResponse r = LUNNEL__TABLE__UPDATE_ROW_RESPONSE__INIT;
+    write_reply reply = {&r.base, &r.consumed, &r.has_row, &r.row};
+    write_one_row(api, LUNNEL_EMU_ACTION_UPDATE, m->table_name, m->row_change, "UpdateRow row",
+                  m->condition, m->return_content, &reply, resp);
     lunnel__table__update_row_request__free_unpacked(m, NULL);
 }
 
@@ -151,32 +148,12 @@ static void delete_row(void *ud, const lunnel_emu_request *req, lunnel_emu_respo
     data_api *api = ud;
     lunnel_arena_reset(api->arena);
     Lunnel__Table__DeleteRowRequest *m =
-        lunnel__table__delete_row_request__unpack(NULL, req->body_len, req->body);
-    if (!m) {
-        lunnel_emu_respond_error(resp, 400, "OTSParameterInvalid",
-                                 "DeleteRowRequest does not parse as protobuf.");
-        return;
-    }
-    req_row row;
-    lunnel_emu_table *t = data_api_table(api, m->table_name, resp);
-    if (t && data_api_decode_row(api, m->primary_key.data, m->primary_key.len,
-                                 "DeleteRow primary key", &row, resp) == 0) {
-        write_result res;
-        if (apply_write(api, t, LUNNEL_EMU_ACTION_DELETE, &row, m->condition, m->return_content,
-                        &res) != 0) {
-            data_api_store_error(resp, res.err, res.msg);
-        } else {
-            Lunnel__Table__DeleteRowResponse r = LUNNEL__TABLE__DELETE_ROW_RESPONSE__INIT;
-            r.consumed = &consumed_write;
-            if (res.pk_row) {
-                r.has_row = 1;
-                r.row.data = res.pk_row;
-                r.row.len = res.pk_row_len;
-            }
-            lunnel_emu_respond_pb(resp, &r.base);
-        }
-        free(res.pk_row);
-    }
+        data_api_unpack(&lunnel__table__delete_row_request__descriptor, req, resp);
+    if (!m) return;
+    Lunnel__Table__DeleteRowResponse r = LUNNEL__TABLE__DELETE_ROW_RESPONSE__INIT;
+    write_reply reply = {&r.base, &r.consumed, &r.has_row, &r.row};
+    write_one_row(api, LUNNEL_EMU_ACTION_DELETE, m->table_name, m->primary_key,
+                  "DeleteRow primary key", m->condition, m->return_content, &reply, resp);
     lunnel__table__delete_row_request__free_unpacked(m, NULL);
 }
 
@@ -187,12 +164,8 @@ static void batch_write_row(void *ud, const lunnel_emu_request *req, lunnel_emu_
     data_api *api = ud;
     lunnel_arena_reset(api->arena);
     Lunnel__Table__BatchWriteRowRequest *m =
-        lunnel__table__batch_write_row_request__unpack(NULL, req->body_len, req->body);
-    if (!m) {
-        lunnel_emu_respond_error(resp, 400, "OTSParameterInvalid",
-                                 "BatchWriteRowRequest does not parse as protobuf.");
-        return;
-    }
+        data_api_unpack(&lunnel__table__batch_write_row_request__descriptor, req, resp);
+    if (!m) return;
     size_t total = 0;
     for (size_t i = 0; i < m->n_tables; i++)
         total += m->tables[i]->n_rows;
@@ -369,12 +342,8 @@ static void get_row(void *ud, const lunnel_emu_request *req, lunnel_emu_response
     data_api *api = ud;
     lunnel_arena_reset(api->arena);
     Lunnel__Table__GetRowRequest *m =
-        lunnel__table__get_row_request__unpack(NULL, req->body_len, req->body);
-    if (!m) {
-        lunnel_emu_respond_error(resp, 400, "OTSParameterInvalid",
-                                 "GetRowRequest does not parse as protobuf.");
-        return;
-    }
+        data_api_unpack(&lunnel__table__get_row_request__descriptor, req, resp);
+    if (!m) return;
     req_row row;
     read_opts o;
     lunnel_emu_table *t = data_api_table(api, m->table_name, resp);
@@ -437,12 +406,8 @@ static void get_range(void *ud, const lunnel_emu_request *req, lunnel_emu_respon
     data_api *api = ud;
     lunnel_arena_reset(api->arena);
     Lunnel__Table__GetRangeRequest *m =
-        lunnel__table__get_range_request__unpack(NULL, req->body_len, req->body);
-    if (!m) {
-        lunnel_emu_respond_error(resp, 400, "OTSParameterInvalid",
-                                 "GetRangeRequest does not parse as protobuf.");
-        return;
-    }
+        data_api_unpack(&lunnel__table__get_range_request__descriptor, req, resp);
+    if (!m) return;
     req_row start, end;
     read_opts o;
     lunnel_emu_table *t = data_api_table(api, m->table_name, resp);
