@@ -55,27 +55,55 @@ static void reply_msg(lunnel_emu_reply *r, const ProtobufCMessage *m) {
 #define BAD_BODY(r, what) \
     emu_reply_error(r, "OTSParameterInvalid", NULL, "malformed %s body (protobuf)", what)
 
+/* Unpacks a request body as message `d`, or answers "malformed <Message> body" and returns
+ * NULL. The caller frees the message (its typed free_unpacked). */
+static void *unpack_req(const ProtobufCMessageDescriptor *d, const uint8_t *b, size_t len,
+                        lunnel_emu_reply *r) {
+    ProtobufCMessage *m = protobuf_c_message_unpack(d, NULL, len, b);
+    if (!m) BAD_BODY(r, d->short_name);
+    return m;
+}
+
+/* The tunnel `id` (may be NULL: an optional field) names, or NULL after answering that it
+ * does not exist. */
+static emu_tunnel *find_tunnel(lunnel_emu_tunnels *t, const char *id, lunnel_emu_reply *r) {
+    emu_tunnel *tu = emu_tunnel_find(t, id);
+    if (!tu)
+        emu_reply_error(r, "OTSParameterInvalid", id, "tunnel %s does not exist", id ? id : "(none)");
+    return tu;
+}
+
+/* find_tunnel, and the tunnel is not expired. */
+static emu_tunnel *live_tunnel(lunnel_emu_tunnels *t, const char *id, lunnel_emu_reply *r) {
+    emu_tunnel *tu = find_tunnel(t, id, r);
+    if (tu && tu->expired) {
+        emu_reply_error(r, "OTSTunnelExpired", id,
+                        "tunnel %s is expired: stream data it needs is past retention", id);
+        tu = NULL;
+    }
+    return tu;
+}
+
+/* The client `id` connected to tunnel `tu`, or NULL after answering OTSResourceGone. */
+static emu_client *tunnel_client(lunnel_emu_tunnels *t, emu_tunnel *tu, const char *id,
+                                 lunnel_emu_reply *r) {
+    emu_client *c = emu_client_find(t, id);
+    if (!c || c->tunnel != tu) {
+        emu_reply_error(r, "OTSResourceGone", tu->id, "client %s is unknown or timed out on tunnel %s",
+                        id, tu->id);
+        return NULL;
+    }
+    return c;
+}
+
 /* The shared prologue of channel calls: tunnel exists and is alive, client is connected to
  * it, channel exists and this client owns it. Returns the channel or NULL (reply set). */
 static emu_channel *channel_call(lunnel_emu_tunnels *t, const char *tunnel_id,
                                  const char *client_id, const char *channel_id,
                                  lunnel_emu_reply *r, emu_tunnel **tu_out) {
-    emu_tunnel *tu = emu_tunnel_find(t, tunnel_id);
-    if (!tu) {
-        emu_reply_error(r, "OTSParameterInvalid", tunnel_id, "tunnel %s does not exist", tunnel_id);
-        return NULL;
-    }
-    if (tu->expired) {
-        emu_reply_error(r, "OTSTunnelExpired", tunnel_id,
-                        "tunnel %s is expired: stream data it needs is past retention", tunnel_id);
-        return NULL;
-    }
-    emu_client *c = emu_client_find(t, client_id);
-    if (!c || c->tunnel != tu) {
-        emu_reply_error(r, "OTSResourceGone", tunnel_id,
-                        "client %s is unknown or timed out on tunnel %s", client_id, tunnel_id);
-        return NULL;
-    }
+    emu_tunnel *tu = live_tunnel(t, tunnel_id, r);
+    emu_client *c = tu ? tunnel_client(t, tu, client_id, r) : NULL;
+    if (!c) return NULL;
     int idx = emu_tunnel_channel_index(tu, channel_id);
     if (idx < 0) {
         emu_reply_error(r, "OTSParameterInvalid", tunnel_id, "channel %s does not exist in tunnel %s",
@@ -157,11 +185,8 @@ static uint64_t first_at_or_after(const emu_reclog *l, uint64_t ts) {
 }
 
 static void h_create(lunnel_emu_tunnels *t, const uint8_t *b, size_t len, lunnel_emu_reply *r) {
-    Lunnel__Tunnel__CreateTunnelRequest *q = lunnel__tunnel__create_tunnel_request__unpack(NULL, len, b);
-    if (!q) {
-        BAD_BODY(r, "CreateTunnelRequest");
-        return;
-    }
+    Lunnel__Tunnel__CreateTunnelRequest *q = unpack_req(&lunnel__tunnel__create_tunnel_request__descriptor, b, len, r);
+    if (!q) return;
     Lunnel__Tunnel__Tunnel *in = q->tunnel;
     int type = (int)in->tunnel_type;
     if (t->src && t->src->table_exists && !t->src->table_exists(t->src->ctx, in->table_name)) {
@@ -255,11 +280,8 @@ static emu_tunnel *find_named(lunnel_emu_tunnels *t, const char *table, const ch
 }
 
 static void h_delete(lunnel_emu_tunnels *t, const uint8_t *b, size_t len, lunnel_emu_reply *r) {
-    Lunnel__Tunnel__DeleteTunnelRequest *q = lunnel__tunnel__delete_tunnel_request__unpack(NULL, len, b);
-    if (!q) {
-        BAD_BODY(r, "DeleteTunnelRequest");
-        return;
-    }
+    Lunnel__Tunnel__DeleteTunnelRequest *q = unpack_req(&lunnel__tunnel__delete_tunnel_request__descriptor, b, len, r);
+    if (!q) return;
     emu_tunnel *tu = find_named(t, q->table_name, q->tunnel_name, q->tunnel_id, r);
     if (tu) {
         emu_tunnel_delete(t, tu);
@@ -270,11 +292,8 @@ static void h_delete(lunnel_emu_tunnels *t, const uint8_t *b, size_t len, lunnel
 }
 
 static void h_list(lunnel_emu_tunnels *t, const uint8_t *b, size_t len, lunnel_emu_reply *r) {
-    Lunnel__Tunnel__ListTunnelRequest *q = lunnel__tunnel__list_tunnel_request__unpack(NULL, len, b);
-    if (!q) {
-        BAD_BODY(r, "ListTunnelRequest");
-        return;
-    }
+    Lunnel__Tunnel__ListTunnelRequest *q = unpack_req(&lunnel__tunnel__list_tunnel_request__descriptor, b, len, r);
+    if (!q) return;
     int n = t->ntunnels;
     Lunnel__Tunnel__TunnelInfo *infos = calloc((size_t)n + 1, sizeof *infos);
     Lunnel__Tunnel__StreamTunnelConfig *cfgs = calloc((size_t)n + 1, sizeof *cfgs);
@@ -311,12 +330,8 @@ static int64_t tunnel_rpo(emu_tunnel *tu) {
 }
 
 static void h_describe(lunnel_emu_tunnels *t, const uint8_t *b, size_t len, lunnel_emu_reply *r) {
-    Lunnel__Tunnel__DescribeTunnelRequest *q =
-        lunnel__tunnel__describe_tunnel_request__unpack(NULL, len, b);
-    if (!q) {
-        BAD_BODY(r, "DescribeTunnelRequest");
-        return;
-    }
+    Lunnel__Tunnel__DescribeTunnelRequest *q = unpack_req(&lunnel__tunnel__describe_tunnel_request__descriptor, b, len, r);
+    if (!q) return;
     emu_tunnel *tu = find_named(t, q->table_name, q->tunnel_name, q->tunnel_id, r);
     if (tu) {
         Lunnel__Tunnel__TunnelInfo info;
@@ -356,23 +371,9 @@ static void h_describe(lunnel_emu_tunnels *t, const uint8_t *b, size_t len, lunn
 
 /* ---- clients ---- */
 
-static emu_tunnel *live_tunnel(lunnel_emu_tunnels *t, const char *id, lunnel_emu_reply *r) {
-    emu_tunnel *tu = emu_tunnel_find(t, id);
-    if (!tu) emu_reply_error(r, "OTSParameterInvalid", id, "tunnel %s does not exist", id);
-    else if (tu->expired) {
-        emu_reply_error(r, "OTSTunnelExpired", id,
-                        "tunnel %s is expired: stream data it needs is past retention", id);
-        tu = NULL;
-    }
-    return tu;
-}
-
 static void h_connect(lunnel_emu_tunnels *t, const uint8_t *b, size_t len, lunnel_emu_reply *r) {
-    Lunnel__Tunnel__ConnectRequest *q = lunnel__tunnel__connect_request__unpack(NULL, len, b);
-    if (!q) {
-        BAD_BODY(r, "ConnectRequest");
-        return;
-    }
+    Lunnel__Tunnel__ConnectRequest *q = unpack_req(&lunnel__tunnel__connect_request__descriptor, b, len, r);
+    if (!q) return;
     emu_tunnel *tu = live_tunnel(t, q->tunnel_id, r);
     emu_client *c = NULL;
     emu_client **arr = t->clients;
@@ -412,23 +413,9 @@ static void h_connect(lunnel_emu_tunnels *t, const uint8_t *b, size_t len, lunne
     lunnel__tunnel__connect_request__free_unpacked(q, NULL);
 }
 
-static emu_client *tunnel_client(lunnel_emu_tunnels *t, emu_tunnel *tu, const char *id,
-                                 lunnel_emu_reply *r) {
-    emu_client *c = emu_client_find(t, id);
-    if (!c || c->tunnel != tu) {
-        emu_reply_error(r, "OTSResourceGone", tu->id, "client %s is unknown or timed out on tunnel %s",
-                        id, tu->id);
-        return NULL;
-    }
-    return c;
-}
-
 static void h_heartbeat(lunnel_emu_tunnels *t, const uint8_t *b, size_t len, lunnel_emu_reply *r) {
-    Lunnel__Tunnel__HeartbeatRequest *q = lunnel__tunnel__heartbeat_request__unpack(NULL, len, b);
-    if (!q) {
-        BAD_BODY(r, "HeartbeatRequest");
-        return;
-    }
+    Lunnel__Tunnel__HeartbeatRequest *q = unpack_req(&lunnel__tunnel__heartbeat_request__descriptor, b, len, r);
+    if (!q) return;
     emu_tunnel *tu = live_tunnel(t, q->tunnel_id, r);
     emu_client *c = tu ? tunnel_client(t, tu, q->client_id, r) : NULL;
     if (c) {
@@ -478,21 +465,14 @@ static void h_heartbeat(lunnel_emu_tunnels *t, const uint8_t *b, size_t len, lun
 }
 
 static void h_shutdown(lunnel_emu_tunnels *t, const uint8_t *b, size_t len, lunnel_emu_reply *r) {
-    Lunnel__Tunnel__ShutdownRequest *q = lunnel__tunnel__shutdown_request__unpack(NULL, len, b);
-    if (!q) {
-        BAD_BODY(r, "ShutdownRequest");
-        return;
-    }
-    emu_tunnel *tu = emu_tunnel_find(t, q->tunnel_id);
-    if (!tu) {
-        emu_reply_error(r, "OTSParameterInvalid", q->tunnel_id, "tunnel %s does not exist", q->tunnel_id);
-    } else {
-        emu_client *c = tunnel_client(t, tu, q->client_id, r);
-        if (c) {
-            emu_client_drop(t, c);
-            Lunnel__Tunnel__ShutdownResponse resp = LUNNEL__TUNNEL__SHUTDOWN_RESPONSE__INIT;
-            reply_msg(r, &resp.base);
-        }
+    Lunnel__Tunnel__ShutdownRequest *q = unpack_req(&lunnel__tunnel__shutdown_request__descriptor, b, len, r);
+    if (!q) return;
+    emu_tunnel *tu = find_tunnel(t, q->tunnel_id, r);
+    emu_client *c = tu ? tunnel_client(t, tu, q->client_id, r) : NULL;
+    if (c) {
+        emu_client_drop(t, c);
+        Lunnel__Tunnel__ShutdownResponse resp = LUNNEL__TUNNEL__SHUTDOWN_RESPONSE__INIT;
+        reply_msg(r, &resp.base);
     }
     lunnel__tunnel__shutdown_request__free_unpacked(q, NULL);
 }
@@ -504,11 +484,8 @@ static char *start_token(emu_channel *ch) {
 }
 
 static void h_getcheckpoint(lunnel_emu_tunnels *t, const uint8_t *b, size_t len, lunnel_emu_reply *r) {
-    Lunnel__Tunnel__GetCheckpointRequest *q = lunnel__tunnel__get_checkpoint_request__unpack(NULL, len, b);
-    if (!q) {
-        BAD_BODY(r, "GetCheckpointRequest");
-        return;
-    }
+    Lunnel__Tunnel__GetCheckpointRequest *q = unpack_req(&lunnel__tunnel__get_checkpoint_request__descriptor, b, len, r);
+    if (!q) return;
     emu_channel *ch = channel_call(t, q->tunnel_id, q->client_id, q->channel_id, r, NULL);
     if (ch) {
         char *tok = ch->checkpoint ? strdup(ch->checkpoint) : start_token(ch);
@@ -522,11 +499,8 @@ static void h_getcheckpoint(lunnel_emu_tunnels *t, const uint8_t *b, size_t len,
 }
 
 static void h_checkpoint(lunnel_emu_tunnels *t, const uint8_t *b, size_t len, lunnel_emu_reply *r) {
-    Lunnel__Tunnel__CheckpointRequest *q = lunnel__tunnel__checkpoint_request__unpack(NULL, len, b);
-    if (!q) {
-        BAD_BODY(r, "CheckpointRequest");
-        return;
-    }
+    Lunnel__Tunnel__CheckpointRequest *q = unpack_req(&lunnel__tunnel__checkpoint_request__descriptor, b, len, r);
+    if (!q) return;
     emu_tunnel *tu = NULL;
     emu_channel *ch = channel_call(t, q->tunnel_id, q->client_id, q->channel_id, r, &tu);
     uint64_t off = 0;
@@ -586,11 +560,8 @@ static void rr_reply(lunnel_emu_reply *r, const uint8_t *rec, size_t reclen, con
 
 static void h_readrecords(lunnel_emu_tunnels *t, const uint8_t *b, size_t len, lunnel_emu_reply *r,
                           int64_t *served) {
-    Lunnel__Tunnel__ReadRecordsRequest *q = lunnel__tunnel__read_records_request__unpack(NULL, len, b);
-    if (!q) {
-        BAD_BODY(r, "ReadRecordsRequest");
-        return;
-    }
+    Lunnel__Tunnel__ReadRecordsRequest *q = unpack_req(&lunnel__tunnel__read_records_request__descriptor, b, len, r);
+    if (!q) return;
     emu_tunnel *tu = NULL;
     emu_channel *ch = channel_call(t, q->tunnel_id, q->client_id, q->channel_id, r, &tu);
     uint64_t off = 0;
@@ -650,16 +621,10 @@ static void h_readrecords(lunnel_emu_tunnels *t, const uint8_t *b, size_t len, l
 /* ---- RPO and scheduling ---- */
 
 static void h_getrpo(lunnel_emu_tunnels *t, const uint8_t *b, size_t len, lunnel_emu_reply *r) {
-    Lunnel__Tunnel__GetRpoRequest *q = lunnel__tunnel__get_rpo_request__unpack(NULL, len, b);
-    if (!q) {
-        BAD_BODY(r, "GetRpoRequest");
-        return;
-    }
-    emu_tunnel *tu = emu_tunnel_find(t, q->tunnel_id);
-    if (!tu) {
-        emu_reply_error(r, "OTSParameterInvalid", q->tunnel_id, "tunnel %s does not exist",
-                        q->tunnel_id ? q->tunnel_id : "(none)");
-    } else {
+    Lunnel__Tunnel__GetRpoRequest *q = unpack_req(&lunnel__tunnel__get_rpo_request__descriptor, b, len, r);
+    if (!q) return;
+    emu_tunnel *tu = find_tunnel(t, q->tunnel_id, r);
+    if (tu) {
         /* rpo_infos: {"<channel>": {"status":..,"client_id":..,"rpo":ns,"count":n}, ...};
          * tunnel_rpo_infos: {"tunnel_id":..,"rpo":ns,"stage":..,"expired":bool}. */
         size_t cap = 256 + (size_t)tu->nch * 200;
@@ -700,16 +665,10 @@ static void h_getrpo(lunnel_emu_tunnels *t, const uint8_t *b, size_t len, lunnel
  * scheduler (even a TERMINATED one), CLOSING asks its owner to release it, CLOSE takes it
  * from its owner at once (back to the pool), TERMINATED ends it. */
 static void h_schedule(lunnel_emu_tunnels *t, const uint8_t *b, size_t len, lunnel_emu_reply *r) {
-    Lunnel__Tunnel__ScheduleRequest *q = lunnel__tunnel__schedule_request__unpack(NULL, len, b);
-    if (!q) {
-        BAD_BODY(r, "ScheduleRequest");
-        return;
-    }
-    emu_tunnel *tu = emu_tunnel_find(t, q->tunnel_id);
-    if (!tu) {
-        emu_reply_error(r, "OTSParameterInvalid", q->tunnel_id, "tunnel %s does not exist", q->tunnel_id);
-        goto done;
-    }
+    Lunnel__Tunnel__ScheduleRequest *q = unpack_req(&lunnel__tunnel__schedule_request__descriptor, b, len, r);
+    if (!q) return;
+    emu_tunnel *tu = find_tunnel(t, q->tunnel_id, r);
+    if (!tu) goto done;
     for (size_t i = 0; i < q->n_channels; i++) {
         if (emu_tunnel_channel_index(tu, q->channels[i]->channel_id) < 0) {
             emu_reply_error(r, "OTSParameterInvalid", tu->id, "channel %s does not exist",
