@@ -15,6 +15,7 @@
 #include "server.h"
 #include "store.h"
 #include "tunnel.h"
+#include "tunnel_feed.h"
 #include "tunnel_internal.h"
 
 static const char *const tunnel_paths[] = {
@@ -27,7 +28,7 @@ typedef struct glue {
     lunnel_emu_server *srv;
     lunnel_emu_store *store;
     lunnel_emu_tunnels *tunnels;
-    emu_tunnel_source src;
+    lunnel_emu_tunnel_feed feed; /* store -> tunnels */
     ev_timer tick;
 } glue;
 
@@ -38,48 +39,6 @@ typedef struct delayed {
     lunnel_emu_reply reply;
     int data_path; /* a data-API request passed through after the delay: answered 503 */
 } delayed;
-
-static int src_exists(void *ctx, const char *table) {
-    glue *g = ctx;
-    return lunnel_emu_store_table(g->store, table) != NULL;
-}
-
-static int src_snapshot(void *ctx, const char *table, emu_tunnel_row_fn fn, void *arg) {
-    glue *g = ctx;
-    lunnel_emu_table *t = lunnel_emu_store_table(g->store, table);
-    if (!t) return -1;
-    lunnel_emu_snapshot *s = lunnel_emu_table_snapshot(t);
-    if (!s) return -1;
-    int rc = 0;
-    for (size_t i = 0; i < s->n_rows && rc == 0; i++) {
-        emu_tunnel_row row = {s->rows[i].row, s->rows[i].row_len, s->rows[i].pk, s->rows[i].pk_len};
-        rc = fn(arg, &row);
-    }
-    lunnel_emu_snapshot_free(s);
-    return rc;
-}
-
-static void on_store(void *ud, lunnel_emu_store_event ev, const lunnel_emu_table *table,
-                     const lunnel_emu_change *c) {
-    glue *g = ud;
-    if (ev == LUNNEL_EMU_EV_TABLE_DELETED) {
-        lunnel_emu_tunnels_drop_table(g->tunnels, lunnel_emu_table_name(table));
-        return;
-    }
-    if (ev != LUNNEL_EMU_EV_CHANGE_APPENDED || !c) return;
-    emu_tunnel_change ch = {
-        .table = lunnel_emu_table_name(table),
-        .action = (int)c->action,
-        .row = c->row,
-        .row_len = c->row_len,
-        .origin = c->origin,
-        .origin_len = c->origin_len,
-        .pk = c->pk,
-        .pk_len = c->pk_len,
-        .timestamp_ns = c->timestamp_us * 1000,
-    };
-    lunnel_emu_tunnels_on_change(g->tunnels, &ch);
-}
 
 static void send_reply(lunnel_emu_response *resp, lunnel_emu_reply *r) {
     if (r->drop) lunnel_emu_response_drop(resp);
@@ -238,9 +197,7 @@ int lunnel_emu_tunnel_register_ex(struct lunnel_emu_server *srv, struct lunnel_e
     if (!g) return -1;
     g->srv = srv;
     g->store = store;
-    g->src.ctx = g;
-    g->src.table_exists = src_exists;
-    g->src.snapshot = src_snapshot;
+    lunnel_emu_tunnel_feed_init(&g->feed, store);
     lunnel_emu_tunnel_opts o;
     lunnel_emu_tunnel_opts_default(&o);
     if (cfg->partitions) o.partitions = (int)cfg->partitions;
@@ -250,12 +207,12 @@ int lunnel_emu_tunnel_register_ex(struct lunnel_emu_server *srv, struct lunnel_e
     if (cfg->instance) o.instance = cfg->instance;
     const char *scale = getenv("LUNNEL_EMULATOR_HEARTBEAT_SCALE");
     if (scale && atof(scale) > 0) o.heartbeat_scale = atof(scale);
-    g->tunnels = lunnel_emu_tunnels_new(&o, &g->src);
+    g->tunnels = g->feed.tunnels = lunnel_emu_tunnels_new(&o, &g->feed.src);
     if (!g->tunnels) {
         free(g);
         return -1;
     }
-    if (lunnel_emu_store_listen(store, on_store, g) != 0) goto fail;
+    if (lunnel_emu_store_listen(store, lunnel_emu_tunnel_feed_on_store, &g->feed) != 0) goto fail;
     for (int i = 0; tunnel_paths[i]; i++)
         if (lunnel_emu_route_add(srv, tunnel_paths[i], h_tunnel, g) != 0) goto fail;
     for (int i = 0; lunnel_emu_tunnels_admin_actions[i]; i++)

@@ -17,6 +17,7 @@
 #include "store.h"
 #include "testutil.h"
 #include "tunnel.h"
+#include "tunnel_feed.h"
 #include "tunnel_internal.h"
 #include "tunnel_persist.h"
 #include "tunnel_test_client.h"
@@ -27,43 +28,9 @@
 typedef struct world {
     lunnel_emu_store *st;
     lunnel_emu_tunnels *tu;
-    emu_tunnel_source src;
+    lunnel_emu_tunnel_feed feed; /* the store feeds the registry */
     lunnel_emu_durable *d;
 } world;
-
-static int src_exists(void *ctx, const char *table)
-{
-    world *w = ctx;
-    return lunnel_emu_store_table(w->st, table) != NULL;
-}
-
-static int src_snapshot(void *ctx, const char *table, emu_tunnel_row_fn fn, void *arg)
-{
-    world *w = ctx;
-    lunnel_emu_table *t = lunnel_emu_store_table(w->st, table);
-    lunnel_emu_snapshot *s = t ? lunnel_emu_table_snapshot(t) : NULL;
-    if (!s) return -1;
-    int rc = 0;
-    for (size_t i = 0; i < s->n_rows && rc == 0; i++) {
-        emu_tunnel_row row = {s->rows[i].row, s->rows[i].row_len, s->rows[i].pk, s->rows[i].pk_len};
-        rc = fn(arg, &row);
-    }
-    lunnel_emu_snapshot_free(s);
-    return rc;
-}
-
-static void on_store(void *ud, lunnel_emu_store_event ev, const lunnel_emu_table *table,
-                     const lunnel_emu_change *c)
-{
-    world *w = ud;
-    if (ev == LUNNEL_EMU_EV_TABLE_DELETED)
-        lunnel_emu_tunnels_drop_table(w->tu, lunnel_emu_table_name(table));
-    if (ev != LUNNEL_EMU_EV_CHANGE_APPENDED) return;
-    emu_tunnel_change ch = {
-        lunnel_emu_table_name(table), (int)c->action, c->row, c->row_len, NULL, 0, c->pk, c->pk_len,
-        c->timestamp_us * 1000};
-    lunnel_emu_tunnels_on_change(w->tu, &ch);
-}
 
 static int64_t fake_clock_ns = 1700000000000000000LL;
 static int64_t fake_clock(void *arg)
@@ -76,14 +43,14 @@ static void world_new(world *w, uint32_t partitions)
 {
     memset(w, 0, sizeof *w);
     w->st = lunnel_emu_store_new(partitions);
-    w->src = (emu_tunnel_source){w, src_exists, src_snapshot};
+    lunnel_emu_tunnel_feed_init(&w->feed, w->st);
     lunnel_emu_tunnel_opts o;
     lunnel_emu_tunnel_opts_default(&o);
     o.partitions = (int)partitions;
     o.batch_records = 7;
     o.clock_ns = fake_clock;
-    w->tu = lunnel_emu_tunnels_new(&o, &w->src);
-    lunnel_emu_store_listen(w->st, on_store, w);
+    w->tu = w->feed.tunnels = lunnel_emu_tunnels_new(&o, &w->feed.src);
+    lunnel_emu_store_listen(w->st, lunnel_emu_tunnel_feed_on_store, &w->feed);
 }
 
 static void world_free(world *w)
