@@ -636,6 +636,29 @@ const lunnel_emu_row *lunnel_emu_table_get(const lunnel_emu_table *t, const lunn
     return r;
 }
 
+/* Adds `c` to t's change stream, its row and pk bytes copied into one owned block (row
+ * bytes, then pk bytes). Returns the stored change, or NULL when out of memory (nothing
+ * added). */
+static lunnel_emu_change *push_change(lunnel_emu_table *t, const lunnel_emu_change *c)
+{
+    if (t->n_changes == t->cap_changes) {
+        size_t cap = t->cap_changes ? t->cap_changes * 2 : 1024;
+        lunnel_emu_change *p = realloc(t->changes, cap * sizeof *p);
+        if (!p) return NULL;
+        t->changes = p;
+        t->cap_changes = cap;
+    }
+    uint8_t *blk = malloc(c->row_len + c->pk_len);
+    if (!blk) return NULL;
+    memcpy(blk, c->row, c->row_len);
+    memcpy(blk + c->row_len, c->pk, c->pk_len);
+    lunnel_emu_change *out = &t->changes[t->n_changes++];
+    *out = *c;
+    out->row = blk;
+    out->pk = blk + c->row_len;
+    return out;
+}
+
 /* Appends the change for a successful write. */
 static lunnel_emu_store_err append_change(lunnel_emu_store *st, lunnel_emu_table *t,
                                           lunnel_emu_action action, const lunnel_emu_row *r,
@@ -678,30 +701,20 @@ static lunnel_emu_store_err append_change(lunnel_emu_store *st, lunnel_emu_table
                  lunnel_codec_strerror(w->error));
         return LUNNEL_EMU_STORE_BAD_ARGUMENT;
     }
-    if (t->n_changes == t->cap_changes) {
-        size_t cap = t->cap_changes ? t->cap_changes * 2 : 1024;
-        lunnel_emu_change *p = realloc(t->changes, cap * sizeof *p);
-        if (!p) return LUNNEL_EMU_STORE_NO_MEMORY;
-        t->changes = p;
-        t->cap_changes = cap;
-    }
-    /* one block: row bytes, then pk bytes */
-    uint8_t *blk = malloc(w->len + r->pk_pb_len);
-    if (!blk) return LUNNEL_EMU_STORE_NO_MEMORY;
-    memcpy(blk, w->buf, w->len);
-    memcpy(blk + w->len, r->pk_pb, r->pk_pb_len);
-    lunnel_emu_change *c = &t->changes[t->n_changes++];
-    memset(c, 0, sizeof *c);
-    c->index = t->changes_begin + t->n_changes - 1;
-    c->action = action;
-    c->epoch = 0;
-    c->timestamp_us = us;
-    c->row_index = row_index;
-    c->row = blk;
-    c->row_len = w->len;
-    c->pk = blk + w->len;
-    c->pk_len = r->pk_pb_len;
-    c->partition = r->partition;
+    lunnel_emu_change change = {
+        .index = t->changes_begin + t->n_changes,
+        .action = action,
+        .epoch = 0,
+        .timestamp_us = us,
+        .row_index = row_index,
+        .row = w->buf,
+        .row_len = w->len,
+        .pk = r->pk_pb,
+        .pk_len = r->pk_pb_len,
+        .partition = r->partition,
+    };
+    lunnel_emu_change *c = push_change(t, &change);
+    if (!c) return LUNNEL_EMU_STORE_NO_MEMORY;
     if (st->journal) {
         lunnel_emu_journal_write jw = {action, r->pk, r->n_pk, cells, n_cells, c};
         st->journal(st->journal_ud, LUNNEL_EMU_EV_CHANGE_APPENDED, t, &jw);
@@ -1043,24 +1056,10 @@ lunnel_emu_store_err lunnel_emu_store_restore_change(lunnel_emu_store *st, lunne
     (void)st;
     if (src->index != t->changes_begin + t->n_changes || !src->row || !src->pk)
         return LUNNEL_EMU_STORE_BAD_ARGUMENT;
-    if (t->n_changes == t->cap_changes) {
-        size_t cap = t->cap_changes ? t->cap_changes * 2 : 1024;
-        lunnel_emu_change *p = realloc(t->changes, cap * sizeof *p);
-        if (!p) return LUNNEL_EMU_STORE_NO_MEMORY;
-        t->changes = p;
-        t->cap_changes = cap;
-    }
-    uint8_t *blk = malloc(src->row_len + src->pk_len);
-    if (!blk) return LUNNEL_EMU_STORE_NO_MEMORY;
-    memcpy(blk, src->row, src->row_len);
-    memcpy(blk + src->row_len, src->pk, src->pk_len);
-    lunnel_emu_change *c = &t->changes[t->n_changes++];
-    *c = *src;
-    c->row = blk;
-    c->pk = blk + src->row_len;
-    c->origin = NULL;
-    c->origin_len = 0;
-    return LUNNEL_EMU_STORE_OK;
+    lunnel_emu_change copy = *src;
+    copy.origin = NULL;
+    copy.origin_len = 0;
+    return push_change(t, &copy) ? LUNNEL_EMU_STORE_OK : LUNNEL_EMU_STORE_NO_MEMORY;
 }
 
 size_t lunnel_emu_table_rows_each(const lunnel_emu_table *t, lunnel_emu_row_fn fn, void *ud)
