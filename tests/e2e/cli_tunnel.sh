@@ -4,33 +4,11 @@
 # errors with server code + request id, exit statuses (0 ok, 1 runtime, 2 usage, 3 auth,
 # 4 expired, 5 not found), two injected 503s retried, a 403 reported once without retry.
 set -uo pipefail
-B=${LUNNEL_BUILD_DIR:-build}
-S=${LUNNEL_SOURCE_DIR:-.}
-L=$B/lunnel
-POST=$S/tests/fixtures/net/ots_post.sh
-work=$(mktemp -d)
-emu_pid=
-cleanup() { [[ -n $emu_pid ]] && kill "$emu_pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
-trap cleanup EXIT
-fails=0 passes=0
-ok() { passes=$((passes + 1)); }
-bad() { fails=$((fails + 1)); echo "FAIL: $*" >&2; }
-# expect STATUS DESCRIPTION -- command...: runs it, output in $work/out, $work/err
-expect() {
-  local want=$1 what=$2; shift 3
-  "$@" >"$work/out" 2>"$work/err"
-  local got=$?
-  if [[ $got == "$want" ]]; then ok; else bad "$what: exit $got, want $want; stderr: $(cat "$work/err")"; fi
-}
-contains() { if grep -q -- "$2" "$1"; then ok; else bad "$3: '$2' not in $(cat "$1")"; fi; }
+. "$(dirname "$0")/lib/common.sh"
 
 [[ -x $B/lunnel-emulator && -x $L ]] || { echo "needs $B/lunnel and $B/lunnel-emulator" >&2; exit 1; }
-"$B/lunnel-emulator" --listen 127.0.0.1:0 >"$work/emu.out" 2>"$work/emu.err" &
-emu_pid=$!
-for _ in $(seq 100); do grep -q listening "$work/emu.out" 2>/dev/null && break; sleep 0.05; done
-port=$(sed -nE '1s/.*127\.0\.0\.1:([0-9]+).*/\1/p' "$work/emu.out")
-[[ -n $port ]] || { echo "emulator did not start: $(cat "$work/emu.err")" >&2; exit 1; }
-E=http://127.0.0.1:$port
+start_emulator
+E=http://127.0.0.1:$emu_port
 export TABLESTORE_ENDPOINT=$E TABLESTORE_INSTANCE=lunnel
 export TABLESTORE_ACCESS_KEY_ID=lunnel-ak TABLESTORE_ACCESS_KEY_SECRET=lunnel-secret
 unset TABLESTORE_SECURITY_TOKEN LUNNEL_CREDENTIALS_COMMAND LUNNEL_CA_FILE
@@ -147,5 +125,4 @@ contains "$work/out" "no tunnels" "list empty"
 expect 1 "unreachable" -- "$L" tunnel list --endpoint http://127.0.0.1:1 --retry-window 200ms
 contains "$work/err" "transport error" "transport message"
 
-echo "$passes passed, $fails failed"
-[[ $fails == 0 ]]
+finish

@@ -4,24 +4,7 @@
 # (and keep-alive requests go through); the system CAs, a wrong CA, or a certificate for
 # another host name fail at once with a clear certificate error (exit 1, never silently).
 set -uo pipefail
-B=${LUNNEL_BUILD_DIR:-build}
-S=${LUNNEL_SOURCE_DIR:-.}
-L=$B/lunnel
-POST=$S/tests/fixtures/net/ots_post.sh
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$work"; }
-trap cleanup EXIT
-fails=0 passes=0
-ok() { passes=$((passes + 1)); }
-bad() { fails=$((fails + 1)); echo "FAIL: $*" >&2; }
-expect() {
-  local want=$1 what=$2; shift 3
-  "$@" >"$work/out" 2>"$work/err"
-  local got=$?
-  if [[ $got == "$want" ]]; then ok; else bad "$what: exit $got, want $want; stderr: $(cat "$work/err")"; fi
-}
-contains() { if grep -q -- "$2" "$1"; then ok; else bad "$3: '$2' not in $(cat "$1")"; fi; }
+. "$(dirname "$0")/lib/common.sh"
 STUNNEL=$(command -v stunnel4 || command -v stunnel) || { echo "stunnel4 missing (scripts/deps)" >&2; exit 1; }
 
 # --- certificates: CA1 signs 127.0.0.1, CA2 is unrelated, CA1 also signs "otherhost" only
@@ -36,11 +19,8 @@ mkca ca1 "lunnel test CA" && mkca ca2 "unrelated CA" && mkcert srv ca1 "IP:127.0
   || { echo "openssl failed" >&2; exit 1; }
 
 # --- emulator + two stunnels (right name, wrong name)
-"$B/lunnel-emulator" --listen 127.0.0.1:0 >"$work/emu.out" 2>"$work/emu.err" &
-pids+=($!)
-for _ in $(seq 100); do grep -q listening "$work/emu.out" 2>/dev/null && break; sleep 0.05; done
-eport=$(sed -nE '1s/.*127\.0\.0\.1:([0-9]+).*/\1/p' "$work/emu.out")
-[[ -n $eport ]] || { echo "emulator did not start" >&2; exit 1; }
+start_emulator
+eport=$emu_port
 
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 start_stunnel() { # name cert -> sets tport
@@ -92,5 +72,4 @@ took=$(( $(date +%s) - start ))
 expect 2 "missing CA file" -- "$L" tunnel list --endpoint "$H" --ca-file "$work/nope.pem"
 contains "$work/err" "--ca-file" "missing CA file message"
 
-echo "$passes passed, $fails failed"
-[[ $fails == 0 ]]
+finish
