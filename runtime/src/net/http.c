@@ -14,11 +14,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "lunnel/log.h"
 #include "lunnel/sign.h"
 #include "lunnel/timeutil.h"
+
+#include "curl_capture.h"
 
 #define DEFAULT_TIMEOUT_S 60.0
 #define DEFAULT_CONNECT_TIMEOUT_S 10.0
@@ -244,15 +245,7 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud)
         r->too_big = 1;
         return 0; /* aborts the transfer */
     }
-    if (r->resp_len + n > r->resp_cap) {
-        size_t cap = r->resp_cap ? r->resp_cap : 4096;
-        while (cap < r->resp_len + n)
-            cap *= 2;
-        uint8_t *p = realloc(r->resp, cap);
-        if (!p) return 0;
-        r->resp = p;
-        r->resp_cap = cap;
-    }
+    if (lunnel_net_capture_reserve(&r->resp, &r->resp_cap, r->resp_len + n) != 0) return 0;
     memcpy(r->resp + r->resp_len, ptr, n);
     r->resp_len += n;
     return n;
@@ -262,18 +255,7 @@ static size_t on_header(char *ptr, size_t size, size_t nmemb, void *ud)
 {
     lunnel_http_request *r = ud;
     size_t n = size * nmemb;
-    static const char name[] = "x-ots-requestid:";
-    if (n > sizeof name - 1 && strncasecmp(ptr, name, sizeof name - 1) == 0) {
-        const char *v = ptr + sizeof name - 1;
-        size_t vl = n - (sizeof name - 1);
-        while (vl && (*v == ' ' || *v == '\t'))
-            v++, vl--;
-        while (vl && (v[vl - 1] == '\r' || v[vl - 1] == '\n' || v[vl - 1] == ' '))
-            vl--;
-        if (vl >= sizeof r->request_id) vl = sizeof r->request_id - 1;
-        memcpy(r->request_id, v, vl);
-        r->request_id[vl] = '\0';
-    }
+    lunnel_net_capture_header(ptr, n, "x-ots-requestid:", r->request_id, sizeof r->request_id);
     return n;
 }
 

@@ -11,11 +11,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 
 #include "lunnel/sign.h"
 #include "lunnel/sink_support.h"
+
+#include "curl_capture.h"
 
 struct lunnel_sink_http {
     CURL *curl;
@@ -70,16 +71,9 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
 {
     lunnel_sink_http *h = ud;
     size_t add = size * n;
-    if (h->len + add + 1 > h->cap) {
-        size_t cap = h->cap ? h->cap : 4096;
-        while (cap < h->len + add + 1) cap *= 2;
-        uint8_t *nb = realloc(h->body, cap);
-        if (!nb) {
-            h->overflow = 1;
-            return 0; /* makes curl fail the transfer with CURLE_WRITE_ERROR */
-        }
-        h->body = nb;
-        h->cap = cap;
+    if (lunnel_net_capture_reserve(&h->body, &h->cap, h->len + add + 1) != 0) {
+        h->overflow = 1;
+        return 0; /* makes curl fail the transfer with CURLE_WRITE_ERROR */
     }
     memcpy(h->body + h->len, p, add);
     h->len += add;
@@ -92,16 +86,7 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
 {
     lunnel_sink_http *h = ud;
     size_t len = size * n;
-    static const char name[] = "x-ots-requestid:";
-    if (len > sizeof name - 1 && strncasecmp(p, name, sizeof name - 1) == 0) {
-        const char *v = p + sizeof name - 1;
-        size_t vl = len - (sizeof name - 1);
-        while (vl && (*v == ' ' || *v == '\t')) v++, vl--;
-        while (vl && (v[vl - 1] == '\r' || v[vl - 1] == '\n' || v[vl - 1] == ' ')) vl--;
-        if (vl >= sizeof h->request_id) vl = sizeof h->request_id - 1;
-        memcpy(h->request_id, v, vl);
-        h->request_id[vl] = 0;
-    }
+    lunnel_net_capture_header(p, len, "x-ots-requestid:", h->request_id, sizeof h->request_id);
     return len;
 }
 
