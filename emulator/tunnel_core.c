@@ -73,6 +73,17 @@ static void tunnel_free(emu_tunnel *tu) {
     free(tu);
 }
 
+/* A table's partitions and their logs (its tunnels are freed separately). */
+static void table_free(emu_table *tb) {
+    for (int s = 0; s < tb->nshards; s++) {
+        emu_reclog_free(&tb->shards[s]->log);
+        free(tb->shards[s]);
+    }
+    free(tb->shards);
+    free(tb->name);
+    free(tb);
+}
+
 void lunnel_emu_tunnels_free(lunnel_emu_tunnels *t) {
     if (!t) return;
     for (int i = 0; i < t->nclients; i++) {
@@ -82,16 +93,7 @@ void lunnel_emu_tunnels_free(lunnel_emu_tunnels *t) {
     free(t->clients);
     for (int i = 0; i < t->ntunnels; i++) tunnel_free(t->tunnels[i]);
     free(t->tunnels);
-    for (int i = 0; i < t->ntables; i++) {
-        emu_table *tb = t->tables[i];
-        for (int s = 0; s < tb->nshards; s++) {
-            emu_reclog_free(&tb->shards[s]->log);
-            free(tb->shards[s]);
-        }
-        free(tb->shards);
-        free(tb->name);
-        free(tb);
-    }
+    for (int i = 0; i < t->ntables; i++) table_free(t->tables[i]);
     free(t->tables);
     free(t->faults);
     free(t->instance);
@@ -113,13 +115,7 @@ void lunnel_emu_tunnels_drop_table(lunnel_emu_tunnels *t, const char *table) {
     for (int i = 0; i < t->ntables; i++) {
         emu_table *tb = t->tables[i];
         if (strcmp(tb->name, table) != 0) continue;
-        for (int s = 0; s < tb->nshards; s++) {
-            emu_reclog_free(&tb->shards[s]->log);
-            free(tb->shards[s]);
-        }
-        free(tb->shards);
-        free(tb->name);
-        free(tb);
+        table_free(tb);
         t->tables[i] = t->tables[--t->ntables];
         return;
     }
