@@ -819,6 +819,19 @@ static void remove_old_wals(lunnel_emu_durable *d)
 
 /* ---- commit / compact ---- */
 
+/* fdatasync of the current WAL; a failure marks the state failed (err says why). */
+static int wal_fsync(lunnel_emu_durable *d, char *err, size_t errlen)
+{
+    if (fdatasync(d->wal_fd) != 0) {
+        d->failed = 1;
+        snprintf(err, errlen, "data dir %s: cannot fsync wal.%08" PRIu64 ": %s", d->dir, d->gen,
+                 strerror(errno));
+        return -1;
+    }
+    d->stats.fsyncs++;
+    return 0;
+}
+
 int lunnel_emu_durable_commit(lunnel_emu_durable *d, char *err, size_t errlen)
 {
     if (d->failed) {
@@ -842,13 +855,7 @@ int lunnel_emu_durable_commit(lunnel_emu_durable *d, char *err, size_t errlen)
     d->pending.len = 0;
     if (d->pending.cap > (4u << 20)) lunnel_emu_wbuf_free(&d->pending); /* after a bulk load */
     if (d->o.fsync == LUNNEL_EMU_FSYNC_ALWAYS) {
-        if (fdatasync(d->wal_fd) != 0) {
-            d->failed = 1;
-            snprintf(err, errlen, "data dir %s: cannot fsync wal.%08" PRIu64 ": %s", d->dir, d->gen,
-                     strerror(errno));
-            return -1;
-        }
-        d->stats.fsyncs++;
+        if (wal_fsync(d, err, errlen) != 0) return -1;
     } else {
         d->dirty = 1;
     }
@@ -864,13 +871,7 @@ int lunnel_emu_durable_pending(const lunnel_emu_durable *d)
 int lunnel_emu_durable_tick(lunnel_emu_durable *d, char *err, size_t errlen)
 {
     if (!d->dirty || d->o.fsync != LUNNEL_EMU_FSYNC_BATCH) return 0;
-    if (fdatasync(d->wal_fd) != 0) {
-        d->failed = 1;
-        snprintf(err, errlen, "data dir %s: cannot fsync wal.%08" PRIu64 ": %s", d->dir, d->gen,
-                 strerror(errno));
-        return -1;
-    }
-    d->stats.fsyncs++;
+    if (wal_fsync(d, err, errlen) != 0) return -1;
     d->dirty = 0;
     return 0;
 }
