@@ -25,6 +25,7 @@
 -- (e.g. keyed on the record's primary key and r.seq) for exactly-once effects.
 local ffi = require("ffi")
 local native = require("lunnel.sinks.native")
+local retry = require("lunnel.sinks.retry")
 local record = require("lunnel.record")
 local lunnel = require("lunnel")
 local C = native.C
@@ -85,30 +86,21 @@ function Sink:post(body)
   self.posts = self.posts + 1
   local status = ffi.new("long[1]")
   local blen = ffi.new("size_t[1]")
-  local pause = self.backoff
-  local last
-  for attempt = 1, self.retries + 1 do
-    self.attempts = self.attempts + 1
+  local ok_status, ok_resp
+  local ok, last = retry.run(self, function()
     local rc = C.lunnel_sink_http_post(self.h, self.url, self.headers, body, #body, self.timeout_ms,
                                        self.ca_file, status)
-    local again
-    if rc ~= 0 then
-      last = ffi.string(C.lunnel_sink_http_error(self.h))
-      again = rc == 4 -- LUNNEL_SINK_TRANSPORT
-    else
-      local st = tonumber(status[0])
-      local p = C.lunnel_sink_http_body(self.h, blen)
-      local resp = ffi.string(p, blen[0])
-      if st >= 200 and st < 300 then return st, resp end
-      last = ("status %d: %s"):format(st, snippet(resp))
-      again = retriable(st)
+    if rc ~= 0 then return retry.post_failed(self.h, rc) end
+    local st = tonumber(status[0])
+    local p = C.lunnel_sink_http_body(self.h, blen)
+    local resp = ffi.string(p, blen[0])
+    if st >= 200 and st < 300 then
+      ok_status, ok_resp = st, resp
+      return true
     end
-    if not again then break end
-    if attempt <= self.retries then
-      native.sleep(pause * (0.75 + 0.5 * math.random()))
-      pause = math.min(pause * 2, self.max_backoff)
-    end
-  end
+    return false, retriable(st), ("status %d: %s"):format(st, snippet(resp))
+  end)
+  if ok then return ok_status, ok_resp end
   self.failures = self.failures + 1
   error(("lunnel.sinks.http: POST %s failed: %s"):format(self.url, last), 2)
 end

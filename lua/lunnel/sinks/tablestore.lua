@@ -31,6 +31,7 @@
 -- replay with the original timestamps.
 local ffi = require("ffi")
 local native = require("lunnel.sinks.native")
+local retry = require("lunnel.sinks.retry")
 local C = native.C
 
 local M = {}
@@ -100,9 +101,7 @@ function Sink:flush()
     self.h = ffi.gc(h, free_http)
   end
   self.requests = self.requests + 1
-  local pause, last = self.backoff, nil
-  for attempt = 1, self.retries + 1 do
-    self.attempts = self.attempts + 1
+  local ok, last = retry.run(self, function()
     local rc = C.lunnel_sink_bwr_encode(b, body_p, len_p)
     if rc ~= 0 then fail(self, ffi.string(C.lunnel_sink_bwr_message(b))) end
     local body, len = body_p[0], len_p[0]
@@ -111,42 +110,32 @@ function Sink:flush()
     if rc ~= 0 then fail(self, "cannot sign the request") end
     rc = C.lunnel_sink_http_post(self.h, self.url, self.hdr, body, len, self.timeout_ms,
                                  self.ca_file, status_p)
-    local again
-    if rc ~= 0 then
-      last = ffi.string(C.lunnel_sink_http_error(self.h))
-      again = rc == 4 -- LUNNEL_SINK_TRANSPORT
-    else
-      local st = tonumber(status_p[0])
-      local rid = ffi.string(C.lunnel_sink_http_request_id(self.h))
-      local rbody = C.lunnel_sink_http_body(self.h, len_p)
-      if st >= 200 and st < 300 then
-        local failed = C.lunnel_sink_bwr_check_response(b, rbody, len_p[0], fatal_p)
-        if failed == 0 then
-          self.rows = self.rows + n
-          C.lunnel_sink_bwr_clear(b)
-          self.keys = {}
-          return
-        end
-        last = ffi.string(C.lunnel_sink_bwr_message(b)) .. " (request id " .. rid .. ")"
-        if failed < 0 then fail(self, last) end
-        if fatal_p[0] ~= 0 then fail(self, last) end
-        -- keep only the failed rows (distinct keys, so their relative order does not matter)
-        local before = C.lunnel_sink_bwr_count(b)
-        C.lunnel_sink_bwr_keep_failed(b)
-        self.rows = self.rows + (before - C.lunnel_sink_bwr_count(b))
-        again = true
-      else
-        local retriable = C.lunnel_sink_ots_error(rbody, len_p[0], msg_buf, ffi.sizeof(msg_buf))
-        last = ("status %d: %s (request id %s)"):format(st, ffi.string(msg_buf), rid)
-        again = st >= 500 or retriable ~= 0
-      end
+    if rc ~= 0 then return retry.post_failed(self.h, rc) end
+    local st = tonumber(status_p[0])
+    local rid = ffi.string(C.lunnel_sink_http_request_id(self.h))
+    local rbody = C.lunnel_sink_http_body(self.h, len_p)
+    if st < 200 or st >= 300 then
+      local retriable = C.lunnel_sink_ots_error(rbody, len_p[0], msg_buf, ffi.sizeof(msg_buf))
+      return false, st >= 500 or retriable ~= 0,
+             ("status %d: %s (request id %s)"):format(st, ffi.string(msg_buf), rid)
     end
-    if not again then break end
-    if attempt <= self.retries then
-      native.sleep(pause * (0.75 + 0.5 * math.random()))
-      pause = math.min(pause * 2, self.max_backoff)
+    local failed = C.lunnel_sink_bwr_check_response(b, rbody, len_p[0], fatal_p)
+    if failed == 0 then
+      self.rows = self.rows + n
+      C.lunnel_sink_bwr_clear(b)
+      self.keys = {}
+      return true
     end
-  end
+    local msg = ffi.string(C.lunnel_sink_bwr_message(b)) .. " (request id " .. rid .. ")"
+    if failed < 0 then fail(self, msg) end
+    if fatal_p[0] ~= 0 then fail(self, msg) end
+    -- keep only the failed rows (distinct keys, so their relative order does not matter)
+    local before = C.lunnel_sink_bwr_count(b)
+    C.lunnel_sink_bwr_keep_failed(b)
+    self.rows = self.rows + (before - C.lunnel_sink_bwr_count(b))
+    return false, true, msg
+  end)
+  if ok then return end
   fail(self, "BatchWriteRow failed after " .. (self.retries + 1) .. " attempt(s): " .. tostring(last))
 end
 
