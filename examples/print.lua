@@ -9,8 +9,10 @@ end
 
 function M.process(ctx, batch)
   local out = io.write -- looked up per call so specs can capture it
+  local prefix = "[" .. tostring(ctx.channel_id) .. "] "
   for _, r in batch:iter() do
-    out("[", ctx.channel_id, "] ", tostring(r), "\n")
+    -- one write per line: workers share stdout, and only a single fwrite is atomic
+    out(prefix .. tostring(r) .. "\n")
   end
 end
 
