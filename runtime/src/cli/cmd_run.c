@@ -708,12 +708,22 @@ static int run_parsed(lunnel_opt_values *v)
     ev_signal_stop(loop, &sigterm);
     ev_signal_stop(loop, &sighup);
     run_observe_free(obs);
-    lunnel_host_free(app.host);
     if (app.exit_status != 0 && lunnel_worker_exit_reason(app.worker)[0]) {
         char masked[1400];
         lunnel_log_mask(lunnel_worker_exit_reason(app.worker), masked, sizeof masked);
         fprintf(stderr, "lunnel run: %s (exit %d)\n", masked, app.exit_status);
+    } else if (app.exit_status != 0 && app.signals > 0) {
+        fprintf(stderr, "lunnel run: drain not finished within --drain-timeout (exit %d)\n",
+                app.exit_status);
     }
+    if (app.exit_status != 0 && app.signals > 0) {
+        /* A drain that timed out (or failed): a process() call may never return (LuaJIT
+         * cannot interrupt it) and lunnel_host_free would wait for it forever. Leave now, as
+         * --drain-timeout promises; the checkpoints hold only what succeeded. */
+        fflush(NULL);
+        _exit(app.exit_status);
+    }
+    lunnel_host_free(app.host);
     /* With no call in flight nothing can call back any more: free the worker, then the
      * api, http and credentials (leak-checker clean). A call still in flight (a stop in the
      * middle of one) would be answered by lunnel_http_free with a cancellation reaching the
