@@ -32,3 +32,24 @@ test('one SIGTERM with a stuck process(): exit 1 shortly after --drain-timeout',
   assert.match(run.stderr(), /drain timed out/);
   assert.match(run.stderr(), /lunnel run: drain not finished within --drain-timeout \(exit 1\)/);
 });
+
+test('a fatal error with a stuck process(): exit 3 shortly after --drain-timeout', { timeout: 60000 }, async () => {
+  const table = 'draintimeoutfatal', dir = tempDir();
+  await createTable(c, table);
+  const run = startRun(emu, { table, tunnel: 'tdf', create: 'Stream', dir, custom: { sleep_ms: 60000 },
+    args: ['--drain-timeout', '1s', '--heartbeat-interval', '0.2s'] });
+  await run.waitLog(/to=running/);
+  await putRow(c, table, 1, 'x', { s: S('slow') });
+  await waitFor(() => countRecords(dir) >= 1, 20000, 'the slow batch to start');
+  // a fatal error on the client scope while the script is stuck: the stop must still be bounded
+  await emu.admin('faults', { path: '/tunnel/heartbeat', code: 'OTSPermissionDenied', count: 1 });
+  const t0 = Date.now();
+  const r = await withTimeout(run.exited, 15000, 'exit after the drain timeout');
+  await emu.admin('faults', { clear: true });
+  if (r instanceof Error) await run.stop('SIGKILL');
+  assert.ok(!(r instanceof Error), `still running 15 s after a fatal error with --drain-timeout 1s:\n${run.stderr().slice(-1500)}`);
+  assert.equal(r.code, 3, run.stderr().slice(-1500));
+  assert.ok(Date.now() - t0 < 10000, `took ${Date.now() - t0} ms`);
+  assert.match(run.stderr(), /drain timed out/);
+  assert.match(run.stderr(), /lunnel run: .*OTSPermissionDenied.*\(exit 3\)/);
+});

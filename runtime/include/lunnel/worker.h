@@ -90,6 +90,10 @@ void lunnel_worker_on_done(lunnel_worker *w, const lunnel_host_completion *c);
  * code and request id (e.g. "connect: /tunnel/connect failed: OTSTunnelExpired ..."); ""
  * when it did not. Valid until lunnel_worker_free. */
 const char *lunnel_worker_exit_reason(const lunnel_worker *w);
+
+/* 1 when the last stop ended because --drain-timeout passed (a process() call may still be
+ * running and never return: the caller must not wait for the Lua workers). */
+int lunnel_worker_drain_timed_out(const lunnel_worker *w);
 /* Frees the worker; call after on_exit (or with the loop stopped). */
 void lunnel_worker_free(lunnel_worker *w);
 

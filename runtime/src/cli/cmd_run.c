@@ -716,7 +716,7 @@ static int run_parsed(lunnel_opt_values *v)
         fprintf(stderr, "lunnel run: drain not finished within --drain-timeout (exit %d)\n",
                 app.exit_status);
     }
-    if (app.exit_status != 0 && app.signals > 0) {
+    if (app.exit_status != 0 && (app.signals > 0 || lunnel_worker_drain_timed_out(app.worker))) {
         /* A drain that timed out (or failed): a process() call may never return (LuaJIT
          * cannot interrupt it) and lunnel_host_free would wait for it forever. Leave now, as
          * --drain-timeout promises; the checkpoints hold only what succeeded. */

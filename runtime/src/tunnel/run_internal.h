@@ -102,6 +102,7 @@ struct lunnel_worker {
     run_channel *channels;
     ev_timer hb_timer, cp_timer, delay_timer, drain_timer;
     int hb_inflight;
+    int drain_timed_out; /* the drain hit --drain-timeout: a process() call may never return */
     int hb_again; /* a channel ended while a heartbeat was in flight: report it at once */
     ev_tstamp last_hb_ok;
     int describe_inflight;

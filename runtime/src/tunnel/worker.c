@@ -88,7 +88,13 @@ static void drain_timeout_cb(struct ev_loop *loop, ev_timer *t, int revents)
     (void)loop, (void)revents;
     run_worker *w = t->data;
     lunnel_log_kv(LUNNEL_LOG_ERROR, "worker", "drain timed out, exiting", NULL);
+    w->drain_timed_out = 1;
     finish(w, w->exit_status ? w->exit_status : LUNNEL_EXIT_RUNTIME);
+}
+
+int lunnel_worker_drain_timed_out(const lunnel_worker *w)
+{
+    return w->drain_timed_out;
 }
 
 /* ---- connect ------------------------------------------------------------------------- */
