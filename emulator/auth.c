@@ -8,9 +8,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
-
 static const char *find(const lunnel_header *h, size_t n, const char *name)
 {
     for (size_t i = 0; i < n; i++)
@@ -81,36 +78,13 @@ int lunnel_emu_auth_verify(const lunnel_emu_config *cfg, const char *path,
     return 0;
 }
 
-static int cmp_header(const void *a, const void *b)
-{
-    return strcmp(((const lunnel_header *)a)->name, ((const lunnel_header *)b)->name);
-}
-
 int lunnel_emu_auth_sign_response(const lunnel_emu_config *cfg, const char *path,
                                   const lunnel_header *headers, size_t n_headers, char *out,
                                   size_t outlen)
 {
-    if (n_headers > 16) return -1;
-    lunnel_header sorted[16];
-    memcpy(sorted, headers, n_headers * sizeof *headers);
-    qsort(sorted, n_headers, sizeof *sorted, cmp_header);
-    char s[2048];
-    size_t n = 0;
-    for (size_t i = 0; i < n_headers; i++) {
-        int w = snprintf(s + n, sizeof s - n, "%s:%s\n", sorted[i].name, sorted[i].value);
-        if (w < 0 || (size_t)w >= sizeof s - n) return -1;
-        n += (size_t)w;
-    }
-    int w = snprintf(s + n, sizeof s - n, "%s", path);
-    if (w < 0 || (size_t)w >= sizeof s - n) return -1;
-    n += (size_t)w;
-    unsigned char mac[EVP_MAX_MD_SIZE];
-    unsigned int maclen = 0;
-    if (!HMAC(EVP_sha1(), cfg->access_key_secret, (int)strlen(cfg->access_key_secret),
-              (const unsigned char *)s, n, mac, &maclen))
+    char sig[LUNNEL_SIGN_B64_LEN];
+    if (lunnel_sign_response(cfg->access_key_secret, path, headers, n_headers, sig) != 0)
         return -1;
-    char b64[64];
-    EVP_EncodeBlock((unsigned char *)b64, mac, (int)maclen);
-    w = snprintf(out, outlen, "OTS %s:%s", cfg->access_key_id, b64);
+    int w = snprintf(out, outlen, "OTS %s:%s", cfg->access_key_id, sig);
     return (w < 0 || (size_t)w >= outlen) ? -1 : 0;
 }

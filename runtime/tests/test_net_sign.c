@@ -98,6 +98,20 @@ int main(void)
         many[i] = (lunnel_header){"x-ots-a", "b"};
     CHECK_INT(lunnel_sign_request(secret, path, many, 70, sig4), -1);
 
+    /* Response signature: H (x-ots-* headers, sorted, lower-cased) then the path, no "POST"
+     * line; non-x-ots headers ignored. */
+    lunnel_header rh[] = {{"X-Ots-RequestId", "req-1"},
+                          {"x-ots-contentmd5", " 1B2M2Y8AsgTpgAmY7PhCfg== "},
+                          {"Content-Type", "ignored"},
+                          {"x-ots-date", "2026-11-21T10:00:00.000Z"}};
+    const char *rcanon = "x-ots-contentmd5:1B2M2Y8AsgTpgAmY7PhCfg==\n"
+                         "x-ots-date:2026-11-21T10:00:00.000Z\n"
+                         "x-ots-requestid:req-1\n/PutRow";
+    char rsig[LUNNEL_SIGN_B64_LEN];
+    CHECK_INT(lunnel_sign_response(secret, "/PutRow", rh, 4, rsig), 0);
+    openssl_b64("-sha1 -hmac lunnel-secret", rcanon, strlen(rcanon), want, sizeof want);
+    CHECK_STR(rsig, want);
+
     /* Content MD5: empty body and a binary body with NULs, against openssl. */
     char md5[LUNNEL_MD5_B64_LEN];
     lunnel_sign_content_md5("", 0, md5);

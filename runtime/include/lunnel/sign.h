@@ -25,6 +25,12 @@ typedef struct lunnel_header {
 int lunnel_sign_request(const char *secret, const char *path, const lunnel_header *headers,
                         size_t n_headers, char out[LUNNEL_SIGN_B64_LEN]);
 
+/* The service's response signature (what the official SDKs verify in the `authorization`
+ * header, "OTS <access key id>:<signature>"): base64(HMAC-SHA1(secret, H + path)) with H as
+ * above over the response's x-ots-* headers. Returns 0, or -1 as lunnel_sign_request. */
+int lunnel_sign_response(const char *secret, const char *path, const lunnel_header *headers,
+                         size_t n_headers, char out[LUNNEL_SIGN_B64_LEN]);
+
 /* x-ots-contentmd5: base64 of the MD5 of the body. */
 void lunnel_sign_content_md5(const void *body, size_t len, char out[LUNNEL_MD5_B64_LEN]);
 

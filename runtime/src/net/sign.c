@@ -50,8 +50,12 @@ static int sbuf_put(sbuf *b, const char *s, size_t n)
     return 0;
 }
 
-int lunnel_sign_request(const char *secret, const char *path, const lunnel_header *headers,
-                        size_t n_headers, char out[LUNNEL_SIGN_B64_LEN])
+/* HMAC-SHA1 of `before` + H + `after`, base64, where H is every x-ots-* header except
+ * x-ots-signature, names lower-cased, sorted, each "name:trimmed-value\n". Requests and
+ * responses differ only in what stands around H. */
+static int sign_canonical(const char *secret, const char *before, const char *after,
+                          const lunnel_header *headers, size_t n_headers,
+                          char out[LUNNEL_SIGN_B64_LEN])
 {
     ots_header hs[MAX_OTS_HEADERS];
     size_t n = 0;
@@ -78,15 +82,14 @@ int lunnel_sign_request(const char *secret, const char *path, const lunnel_heade
 
     sbuf b = {.len = 0, .cap = sizeof b.stack, .heap = 0};
     b.p = b.stack;
-    int rc = 0;
-    rc |= sbuf_put(&b, path, strlen(path));
-    rc |= sbuf_put(&b, "\nPOST\n\n", 7);
+    int rc = sbuf_put(&b, before, strlen(before));
     for (size_t i = 0; i < n; i++) {
         rc |= sbuf_put(&b, hs[i].name, strlen(hs[i].name));
         rc |= sbuf_put(&b, ":", 1);
         rc |= sbuf_put(&b, hs[i].value, hs[i].value_len);
         rc |= sbuf_put(&b, "\n", 1);
     }
+    rc |= sbuf_put(&b, after, strlen(after));
     if (rc == 0) {
         unsigned char mac[EVP_MAX_MD_SIZE];
         unsigned int mac_len = 0;
@@ -100,6 +103,24 @@ int lunnel_sign_request(const char *secret, const char *path, const lunnel_heade
     }
     if (b.heap) free(b.p);
     return rc ? -1 : 0;
+}
+
+int lunnel_sign_request(const char *secret, const char *path, const lunnel_header *headers,
+                        size_t n_headers, char out[LUNNEL_SIGN_B64_LEN])
+{
+    /* S = path "\n" "POST" "\n" "\n" H; paths are short, so a fixed buffer suffices. */
+    char before[1100];
+    size_t pl = strlen(path);
+    if (pl + 8 > sizeof before) return -1;
+    memcpy(before, path, pl);
+    memcpy(before + pl, "\nPOST\n\n", 8); /* with the NUL */
+    return sign_canonical(secret, before, "", headers, n_headers, out);
+}
+
+int lunnel_sign_response(const char *secret, const char *path, const lunnel_header *headers,
+                         size_t n_headers, char out[LUNNEL_SIGN_B64_LEN])
+{
+    return sign_canonical(secret, "", path, headers, n_headers, out);
 }
 
 void lunnel_sign_content_md5(const void *body, size_t len, char out[LUNNEL_MD5_B64_LEN])
