@@ -529,6 +529,7 @@ static void h_checkpoint(lunnel_emu_tunnels *t, const uint8_t *b, size_t len, lu
                 ch->count = ch->is_base ? (int64_t)off : (int64_t)(off - ch->start);
                 if (!ch->is_base && ts) ch->rpo_ns = ts;
             }
+            ch->access_ns = emu_now_ns(t);
             Lunnel__Tunnel__CheckpointResponse resp = LUNNEL__TUNNEL__CHECKPOINT_RESPONSE__INIT;
             reply_msg(r, &resp.base);
         }
@@ -611,6 +612,7 @@ static void h_readrecords(lunnel_emu_tunnels *t, const uint8_t *b, size_t len, l
                 const uint8_t *start = i > off ? l->buf + emu_reclog_entry_start(l, off) : NULL;
                 rr_reply(r, start, bytes, finished ? "finished" : tok, !finished && i < end);
                 *served += (int64_t)(i - off);
+                ch->access_ns = emu_now_ns(t);
             }
             free(tok);
         }
@@ -625,24 +627,38 @@ static void h_getrpo(lunnel_emu_tunnels *t, const uint8_t *b, size_t len, lunnel
     if (!q) return;
     emu_tunnel *tu = find_tunnel(t, q->tunnel_id, r);
     if (tu) {
-        /* rpo_infos: {"<channel>": {"status":..,"client_id":..,"rpo":ns,"count":n}, ...};
-         * tunnel_rpo_infos: {"tunnel_id":..,"rpo":ns,"stage":..,"expired":bool}. */
-        size_t cap = 256 + (size_t)tu->nch * 200;
-        char *js = malloc(cap), *jt = malloc(256);
+        /* The shape the official Go SDK unmarshals (tunnel/types.go GetRpoResponse):
+         * rpo_infos: {"<tunnel_id>": {"<channel_id>": {"ChannelTyp":"BaseData"|"Stream",
+         *   "Status":..,"TotalCount":n,"AccessTime":ms,"RpoTime":ms}, ...}};
+         * tunnel_rpo_infos: {"<tunnel_id>": {"Status":..,"TotalCount":n,"AccessTime":ms,"RpoTime":ms}}.
+         * The SDK declares the times as bare int64s; milliseconds since the epoch is inferred
+         * (the unit of the service's other RPO timestamps), not documented. RpoTime = commit
+         * time of the newest record consumed per the checkpoint (0 for base data / never),
+         * AccessTime = last ReadRecords/Checkpoint on the channel (0 = never). The tunnel's
+         * Status is its stage; its TotalCount the sum, AccessTime the latest, RpoTime the
+         * oldest live stream channel's (as DescribeTunnel's tunnel_rpo). Owners stay in
+         * DescribeTunnel. */
+        size_t cap = 256 + (size_t)tu->nch * 320;
+        char *js = malloc(cap), *jt = malloc(384);
         if (js && jt) {
-            size_t n = (size_t)snprintf(js, cap, "{");
+            size_t n = (size_t)snprintf(js, cap, "{\"%s\":{", tu->id);
+            int64_t total = 0, access = 0;
             for (int i = 0; i < tu->nch; i++) {
                 emu_channel *ch = tu->ch[i];
+                total += ch->count;
+                if (ch->access_ns > access) access = ch->access_ns;
                 n += (size_t)snprintf(js + n, cap - n,
-                                      "%s\"%s\":{\"type\":\"%s\",\"status\":\"%s\",\"client_id\":\"%s\",\"rpo\":%" PRId64
-                                      ",\"count\":%" PRId64 "}",
+                                      "%s\"%s\":{\"ChannelTyp\":\"%s\",\"Status\":\"%s\",\"TotalCount\":%" PRId64
+                                      ",\"AccessTime\":%" PRId64 ",\"RpoTime\":%" PRId64 "}",
                                       i ? "," : "", ch->id, ch->is_base ? "BaseData" : "Stream",
-                                      emu_status_name(ch->status), ch->owner ? ch->owner->id : "",
-                                      ch->rpo_ns, ch->count);
+                                      emu_status_name(ch->status), ch->count, ch->access_ns / 1000000,
+                                      ch->is_base ? 0 : ch->rpo_ns / 1000000);
             }
-            n += (size_t)snprintf(js + n, cap - n, "}");
-            int m = snprintf(jt, 256, "{\"tunnel_id\":\"%s\",\"rpo\":%" PRId64 ",\"stage\":\"%s\",\"expired\":%s}",
-                             tu->id, tunnel_rpo(tu), emu_stage_name(tu->stage), tu->expired ? "true" : "false");
+            n += (size_t)snprintf(js + n, cap - n, "}}");
+            int m = snprintf(jt, 384,
+                             "{\"%s\":{\"Status\":\"%s\",\"TotalCount\":%" PRId64 ",\"AccessTime\":%" PRId64
+                             ",\"RpoTime\":%" PRId64 "}}",
+                             tu->id, emu_stage_name(tu->stage), total, access / 1000000, tunnel_rpo(tu) / 1000000);
             Lunnel__Tunnel__GetRpoResponse resp = LUNNEL__TUNNEL__GET_RPO_RESPONSE__INIT;
             resp.has_rpo_infos = 1;
             resp.rpo_infos.data = (uint8_t *)js;

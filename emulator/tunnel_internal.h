@@ -94,6 +94,7 @@ typedef struct emu_channel {
     uint64_t ck_offset;     /* logical offset the checkpoint points at */
     int64_t count;          /* records consumed per the checkpoint */
     int64_t rpo_ns;         /* commit time of the last consumed stream record */
+    int64_t access_ns;      /* last ReadRecords/Checkpoint on it (wall clock), 0 = never */
 } emu_channel;
 
 typedef struct emu_tunnel {

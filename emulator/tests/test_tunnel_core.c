@@ -115,6 +115,35 @@ static int round_of(tc_client **cs, int n, int batches) {
 
 /* ---- tests ---- */
 
+/* GetRpo's two JSON documents, parsed (caller cJSON_Deletes both); 0 on success. */
+static int get_rpo(lunnel_emu_tunnels *t, const char *tid, cJSON **rpo, cJSON **tun) {
+    Lunnel__Tunnel__GetRpoRequest gq = LUNNEL__TUNNEL__GET_RPO_REQUEST__INIT;
+    gq.tunnel_id = (char *)tid;
+    lunnel_emu_reply r = tc_call(t, "/tunnel/getrpo", &gq.base);
+    *rpo = *tun = NULL;
+    Lunnel__Tunnel__GetRpoResponse *gp =
+        r.status == 200 ? lunnel__tunnel__get_rpo_response__unpack(NULL, r.len, r.body) : NULL;
+    if (gp && gp->has_rpo_infos && gp->has_tunnel_rpo_infos) {
+        *rpo = cJSON_ParseWithLength((const char *)gp->rpo_infos.data, gp->rpo_infos.len);
+        *tun = cJSON_ParseWithLength((const char *)gp->tunnel_rpo_infos.data, gp->tunnel_rpo_infos.len);
+    }
+    if (gp) lunnel__tunnel__get_rpo_response__free_unpacked(gp, NULL);
+    lunnel_emu_reply_free(&r);
+    return *rpo && *tun ? 0 : -1;
+}
+
+/* A number member of `o` (or -1 when missing / not a number). */
+static int64_t jnum(const cJSON *o, const char *key) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsNumber(v) ? (int64_t)v->valuedouble : -1;
+}
+
+/* A string member of `o` (or "" when missing). */
+static const char *jstr(const cJSON *o, const char *key) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsString(v) ? v->valuestring : "";
+}
+
 static void test_base_and_stream_one_client(void) {
     lunnel_emu_tunnels *t = mk(4, 7);
     for (int k = 0; k < 100; k++) put(t, k); /* before the tunnel: base data only */
@@ -172,6 +201,36 @@ static void test_base_and_stream_one_client(void) {
         }
     }
     CHECK_INT(total, 200);
+    /* GetRpo in the Go SDK's shape: {tunnel: {channel: RpoLatency}} and {tunnel: TunnelRpoLatency},
+     * times in ms; RpoTime is Describe's channel_rpo (ns) in ms, AccessTime the (fake) clock. */
+    cJSON *rpo, *tun;
+    CHECK_INT(get_rpo(t, tid, &rpo, &tun), 0);
+    const cJSON *chans = cJSON_GetObjectItemCaseSensitive(rpo, tid);
+    CHECK_INT(cJSON_GetArraySize(chans), nd);
+    int64_t newest_rpo_ms = 0, oldest_rpo_ms = 0;
+    for (int i = 0; i < nd; i++) {
+        const cJSON *c = cJSON_GetObjectItemCaseSensitive(chans, d[i].id);
+        CHECK(c != NULL);
+        CHECK_STR(jstr(c, "ChannelTyp"), d[i].type);
+        CHECK_STR(jstr(c, "Status"), d[i].status);
+        CHECK_INT(jnum(c, "TotalCount"), d[i].count);
+        CHECK(jnum(c, "AccessTime") > 1700000000000LL && jnum(c, "AccessTime") <= now_ns / 1000000);
+        if (!strcmp(d[i].type, "Stream")) {
+            CHECK_INT(jnum(c, "RpoTime"), d[i].rpo / 1000000);
+            if (d[i].rpo / 1000000 > newest_rpo_ms) newest_rpo_ms = d[i].rpo / 1000000;
+            if (!oldest_rpo_ms || d[i].rpo / 1000000 < oldest_rpo_ms) oldest_rpo_ms = d[i].rpo / 1000000;
+        } else {
+            CHECK_INT(jnum(c, "RpoTime"), 0);
+        }
+    }
+    const cJSON *tr = cJSON_GetObjectItemCaseSensitive(tun, tid);
+    CHECK_STR(jstr(tr, "Status"), "ProcessStream");
+    CHECK_INT(jnum(tr, "TotalCount"), 300); /* 100 base + 200 stream records */
+    CHECK_INT(jnum(tr, "RpoTime"), oldest_rpo_ms);
+    CHECK(jnum(tr, "AccessTime") > 0 && jnum(tr, "AccessTime") <= now_ns / 1000000);
+    CHECK(newest_rpo_ms > 1700000000000LL);
+    cJSON_Delete(rpo);
+    cJSON_Delete(tun);
     /* More changes keep flowing to the open stream channels. */
     for (int k = 0; k < 10; k++) put(t, k);
     round_of(cs, 1, 1000);
@@ -512,22 +571,19 @@ static void test_tokens_sequence_owner(void) {
     tc_heartbeat(&a);
     tc_heartbeat(&b);
     CHECK_INT(a.nch + b.nch, 0);
-    /* GetRpo answers JSON. */
-    Lunnel__Tunnel__GetRpoRequest gq = LUNNEL__TUNNEL__GET_RPO_REQUEST__INIT;
-    gq.tunnel_id = tid;
-    r = tc_call(t, "/tunnel/getrpo", &gq.base);
-    CHECK_INT(r.status, 200);
-    Lunnel__Tunnel__GetRpoResponse *gp = lunnel__tunnel__get_rpo_response__unpack(NULL, r.len, r.body);
-    CHECK(gp && gp->has_rpo_infos);
-    if (gp) {
-        char js[4096];
-        snprintf(js, sizeof js, "%.*s", (int)gp->rpo_infos.len, (const char *)gp->rpo_infos.data);
-        cJSON *j = cJSON_Parse(js);
-        CHECK(j && cJSON_GetObjectItem(j, "BaseData_p0"));
-        CHECK_INT((int)cJSON_GetObjectItem(cJSON_GetObjectItem(j, "BaseData_p0"), "count")->valuedouble, 20);
-        cJSON_Delete(j);
-        lunnel__tunnel__get_rpo_response__free_unpacked(gp, NULL);
-    }
+    /* GetRpo answers JSON in the Go SDK's shape: the terminated base channel, all 20 read. */
+    cJSON *rpo, *tun;
+    CHECK_INT(get_rpo(t, tid, &rpo, &tun), 0);
+    const cJSON *b0 = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(rpo, tid), "BaseData_p0");
+    CHECK(b0 != NULL);
+    CHECK_STR(jstr(b0, "ChannelTyp"), "BaseData");
+    CHECK_STR(jstr(b0, "Status"), "TERMINATED");
+    CHECK_INT(jnum(b0, "TotalCount"), 20);
+    CHECK_INT(jnum(b0, "RpoTime"), 0);
+    CHECK(jnum(b0, "AccessTime") >= 1700000000000LL);
+    CHECK(jnum(cJSON_GetObjectItemCaseSensitive(tun, tid), "TotalCount") >= 20);
+    cJSON_Delete(rpo);
+    cJSON_Delete(tun);
     lunnel_emu_reply_free(&r);
     free(tid);
     free(ida);

@@ -43,11 +43,43 @@ expect 0 "describe --json" -- "$L" tunnel describe --table orders --tunnel cdc -
 contains "$work/out" '"channels":\[{"channel_id"' "describe json"
 
 # rpo and schedule resolve the id by name
+# --json: the raw documents in the Go SDK's shape ({tunnel: {channel: RpoLatency}}, {tunnel: TunnelRpoLatency})
+stage=$(grep -o '"stage":"[^"]*"' <("$L" tunnel describe --table orders --tunnel cdc --json) | cut -d'"' -f4)
 expect 0 "rpo" -- "$L" tunnel rpo --table orders --tunnel cdc --json
 contains "$work/out" "\"tunnel_id\":\"$id\"" "rpo json"
+contains "$work/out" "\"rpo_infos\":{\"$id\":{\"BaseData_[^\"]*\":{\"ChannelTyp\":\"BaseData\",\"Status\":\"WAIT\",\"TotalCount\":0," "rpo json channel shape"
+contains "$work/out" "\"tunnel_rpo_infos\":{\"$id\":{\"Status\":\"$stage\",\"TotalCount\":0," "rpo json tunnel shape"
 chan=$(grep -o '"channel_id":"[^"]*"' <("$L" tunnel describe --table orders --tunnel cdc --json) | head -1 | cut -d'"' -f4)
 expect 0 "schedule" -- "$L" tunnel schedule --tunnel-id "$id" --channel "$chan" --status OPEN
 contains "$work/out" "status OPEN requested" "schedule output"
+# the table: one row per channel with describe's type and status (nothing consumed: count 0,
+# no RPO/access time), then the tunnel line
+desc=$("$L" tunnel describe --table orders --tunnel cdc --json)
+expect 0 "rpo table" -- "$L" tunnel rpo --table orders --tunnel cdc
+contains "$work/out" "^tunnel $id\$" "rpo table tunnel id"
+contains "$work/out" "^CHANNEL  *TYPE  *STATUS  *TOTAL_COUNT  *RPO_TIME  *ACCESS_TIME\$" "rpo table header"
+rows=0
+while read -r c ty st; do
+  rows=$((rows + 1))
+  contains "$work/out" "^$c  *$ty  *$st  *0  *-  *-\$" "rpo table row of $c"
+done < <(grep -oE '"channel_id":"[^"]*","type":"[^"]*","status":"[^"]*"' <<<"$desc" | cut -d'"' -f4,8,12 | tr '"' ' ')
+[[ $rows -ge 2 ]] && ok || bad "describe listed $rows channels"
+[[ $(grep -vc -e '^tunnel ' -e '^CHANNEL ' "$work/out") == "$rows" ]] && ok || bad "rpo table rows != $rows channels: $(cat "$work/out")"
+stage=$(grep -o '"stage":"[^"]*"' <<<"$desc" | cut -d'"' -f4)
+[[ -n $stage ]] && ok || bad "no stage in describe: $desc"
+contains "$work/out" "^tunnel $id: status $stage, total count 0, rpo time -, access time -\$" "rpo table tunnel line"
+
+# a BaseData tunnel consumed to the end: every channel TERMINATED, the 3 rows counted, times set
+expect 0 "create base" -- "$L" tunnel create --table orders --tunnel b1 --type BaseData
+printf 'return { process = function(ctx, batch) end }\n' >"$work/noop.lua"
+expect 0 "run base to the end" -- timeout 60 "$L" run --table orders --tunnel b1 --exit-when-done "$work/noop.lua"
+expect 0 "rpo table consumed" -- "$L" tunnel rpo --table orders --tunnel b1
+contains "$work/out" "^BaseData_[^ ]*  *BaseData  *TERMINATED  *[0-9][0-9]*  *-  *20[0-9-]*T[0-9:.]*Z\$" "consumed row"
+if grep -E '^BaseData_' "$work/out" | grep -vqE ' TERMINATED +[0-9]+ +- +20[0-9-]+T[0-9:.]+Z$'; then bad "a base channel not consumed: $(cat "$work/out")"; else ok; fi
+sum=$(grep -E '^BaseData_' "$work/out" | awk '{s += $4} END {print s + 0}')
+[[ $sum == 3 ]] && ok || bad "base channels counted $sum records, want 3: $(cat "$work/out")"
+contains "$work/out" "^tunnel [0-9a-f-]*: status [A-Za-z]*, total count 3, rpo time -, access time 20[0-9-]*T[0-9:.]*Z\$" "consumed tunnel line"
+expect 0 "delete base" -- "$L" tunnel delete --table orders --tunnel b1
 
 # usage errors: exit 2, before any request
 expect 2 "bad type" -- "$L" tunnel create --table orders --tunnel x --type Nope

@@ -11,6 +11,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
+
 #include "lunnel/api.h"
 #include "lunnel/errors.h"
 #include "lunnel/log.h"
@@ -129,7 +131,9 @@ static const subcommand SUBS[] = {
      do_delete},
     {{"tunnel rpo",
       "lunnel tunnel rpo (--table T --tunnel NAME | --tunnel-id ID) [--limit N] [--by-offset]",
-      "Prints the recovery point (consumption progress) of a tunnel's channels.",
+      "Prints the recovery point (consumption progress) of a tunnel's channels: a table of "
+      "channel, type, status, total count, RPO time and access time (RFC 3339 UTC), then the "
+      "tunnel's line; --json prints the server's two JSON documents as they are.",
       {&rpo_set, COMMON},
       4,
       0,
@@ -484,6 +488,71 @@ static void print_bytes_json(const ProtobufCBinaryData *b, int has)
         printf("null");
 }
 
+/* A number member of a GetRpo JSON entry, 0 when absent (the SDK's int64 zero value). */
+static int64_t rpo_num(const cJSON *o, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItem(o, key); /* case-insensitive, like Go's json */
+    return cJSON_IsNumber(v) ? (int64_t)v->valuedouble : 0;
+}
+
+static const char *rpo_str(const cJSON *o, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItem(o, key);
+    return cJSON_IsString(v) ? or_dash(v->valuestring) : "-";
+}
+
+/* Human view of GetRpo. The documents have the official Go SDK's shape:
+ * rpo_infos {"<tunnel>": {"<channel>": {ChannelTyp, Status, TotalCount, AccessTime, RpoTime}}},
+ * tunnel_rpo_infos {"<tunnel>": {Status, TotalCount, AccessTime, RpoTime}}, times as epoch ms.
+ * A document of another shape is shown raw after a note, never dropped. */
+static void print_rpo_table(const Lunnel__Tunnel__GetRpoResponse *g, const char *id)
+{
+    const char *tid = g->tunnel_id && *g->tunnel_id ? g->tunnel_id : id;
+    cJSON *ri = g->has_rpo_infos ? cJSON_ParseWithLength((const char *)g->rpo_infos.data,
+                                                         g->rpo_infos.len)
+                                 : NULL;
+    cJSON *ti = g->has_tunnel_rpo_infos
+                    ? cJSON_ParseWithLength((const char *)g->tunnel_rpo_infos.data,
+                                            g->tunnel_rpo_infos.len)
+                    : NULL;
+    printf("tunnel %s\n", tid);
+    if (!cJSON_IsObject(ri) || !cJSON_IsObject(ti)) {
+        fprintf(stderr, "lunnel tunnel rpo: the server's RPO documents are not JSON objects; "
+                        "showing them raw\n");
+        printf("channels: ");
+        print_bytes_json(&g->rpo_infos, g->has_rpo_infos);
+        printf("\ntunnel:   ");
+        print_bytes_json(&g->tunnel_rpo_infos, g->has_tunnel_rpo_infos);
+        printf("\n");
+    } else {
+        char rpo[96], acc[96];
+        printf("%-44s %-9s %-11s %12s %-24s %s\n", "CHANNEL", "TYPE", "STATUS", "TOTAL_COUNT",
+               "RPO_TIME", "ACCESS_TIME");
+        const cJSON *tun, *ch;
+        cJSON_ArrayForEach(tun, ri)
+        {
+            cJSON_ArrayForEach(ch, tun)
+            {
+                fmt_time(rpo_num(ch, "RpoTime"), rpo, sizeof rpo);
+                fmt_time(rpo_num(ch, "AccessTime"), acc, sizeof acc);
+                printf("%-44s %-9s %-11s %12" PRId64 " %-24s %s\n", or_dash(ch->string),
+                       rpo_str(ch, "ChannelTyp"), rpo_str(ch, "Status"),
+                       rpo_num(ch, "TotalCount"), rpo, acc);
+            }
+        }
+        cJSON_ArrayForEach(tun, ti)
+        {
+            fmt_time(rpo_num(tun, "RpoTime"), rpo, sizeof rpo);
+            fmt_time(rpo_num(tun, "AccessTime"), acc, sizeof acc);
+            printf("tunnel %s: status %s, total count %" PRId64 ", rpo time %s, access time %s\n",
+                   or_dash(tun->string), rpo_str(tun, "Status"), rpo_num(tun, "TotalCount"), rpo,
+                   acc);
+        }
+    }
+    cJSON_Delete(ri);
+    cJSON_Delete(ti);
+}
+
 static int do_rpo(lunnel_api *api, struct ev_loop *loop, const lunnel_opt_values *v, int json)
 {
     char *id = NULL;
@@ -510,11 +579,7 @@ static int do_rpo(lunnel_api *api, struct ev_loop *loop, const lunnel_opt_values
             print_bytes_json(&g->tunnel_rpo_infos, g->has_tunnel_rpo_infos);
             printf("}\n");
         } else {
-            printf("tunnel %s\nchannels: ", g->tunnel_id ? g->tunnel_id : id);
-            print_bytes_json(&g->rpo_infos, g->has_rpo_infos);
-            printf("\ntunnel:   ");
-            print_bytes_json(&g->tunnel_rpo_infos, g->has_tunnel_rpo_infos);
-            printf("\n");
+            print_rpo_table(g, id);
         }
     }
     lunnel_api_sync_result_free(&r);
