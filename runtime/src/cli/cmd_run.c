@@ -25,6 +25,7 @@
 #include "lunnel/errors.h"
 #include "lunnel/host.h"
 #include "lunnel/http.h"
+#include "lunnel/json.h"
 #include "lunnel/log.h"
 #include "lunnel/options.h"
 #include "lunnel/worker.h"
@@ -142,23 +143,11 @@ static void sb_str(sbuf *b, const char *s)
     sb_add(b, s, strlen(s));
 }
 
+static void sb_add_cb(void *ctx, const char *p, size_t n) { sb_add(ctx, p, n); }
+
 static void json_escape(sbuf *b, const char *s, size_t n)
 {
-    sb_str(b, "\"");
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        char tmp[8];
-        if (c == '"' || c == '\\') {
-            tmp[0] = '\\', tmp[1] = (char)c;
-            sb_add(b, tmp, 2);
-        } else if (c < 0x20) {
-            snprintf(tmp, sizeof tmp, "\\u%04x", c);
-            sb_str(b, tmp);
-        } else {
-            sb_add(b, (const char *)&c, 1);
-        }
-    }
-    sb_str(b, "\"");
+    lunnel_json_write_string(s, n, sb_add_cb, b);
 }
 
 /* Serializes the value at stack index idx as JSON (tables with keys exactly 1..n are

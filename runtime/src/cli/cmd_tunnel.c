@@ -15,6 +15,7 @@
 
 #include "lunnel/api.h"
 #include "lunnel/errors.h"
+#include "lunnel/json.h"
 #include "lunnel/log.h"
 #include "lunnel/options.h"
 
@@ -153,19 +154,12 @@ static const subcommand SUBS[] = {
 
 /* ---- output helpers ---- */
 
+static void fwrite_cb(void *ctx, const char *p, size_t n) { fwrite(p, 1, n, ctx); }
+
+/* NULL prints as "" (the tunnel listings always show a string). */
 static void json_str(FILE *f, const char *s)
 {
-    fputc('"', f);
-    for (; s && *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            fprintf(f, "\\%c", c);
-        else if (c < 0x20)
-            fprintf(f, "\\u%04x", c);
-        else
-            fputc(c, f);
-    }
-    fputc('"', f);
+    lunnel_json_write_string(s ? s : "", s ? strlen(s) : 0, fwrite_cb, f);
 }
 
 static const char *or_dash(const char *s)

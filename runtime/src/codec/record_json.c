@@ -8,6 +8,7 @@
 #include <stdlib.h>
 
 #include "codec/codec_internal.h"
+#include "lunnel/json.h"
 #include "lunnel/record.h"
 
 typedef struct out {
@@ -27,60 +28,11 @@ static void put(out *o, const char *s, size_t len)
 static void puts_(out *o, const char *s) { put(o, s, strlen(s)); }
 static void putc_(out *o, char c) { put(o, &c, 1); }
 
-/* Length of a valid UTF-8 sequence at p (1..4), or 0 when invalid. */
-static size_t utf8_seq(const uint8_t *p, size_t left)
-{
-    uint8_t c = p[0];
-    size_t n;
-    uint32_t cp;
-    if (c < 0x80) return 1;
-    if (c >= 0xC2 && c <= 0xDF) n = 2, cp = c & 0x1F;
-    else if (c >= 0xE0 && c <= 0xEF) n = 3, cp = c & 0x0F;
-    else if (c >= 0xF0 && c <= 0xF4) n = 4, cp = c & 0x07;
-    else return 0;
-    if (left < n) return 0;
-    for (size_t i = 1; i < n; i++) {
-        if ((p[i] & 0xC0) != 0x80) return 0;
-        cp = (cp << 6) | (p[i] & 0x3F);
-    }
-    if ((n == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) || (n == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
-        return 0;
-    return n;
-}
+static void put_cb(void *ctx, const char *p, size_t n) { put(ctx, p, n); }
 
 static void put_jstr(out *o, const uint8_t *s, size_t len)
 {
-    putc_(o, '"');
-    size_t i = 0, run = 0; /* run: start of bytes copied verbatim */
-    while (i < len) {
-        uint8_t c = s[i];
-        const char *esc = NULL;
-        char ubuf[8];
-        size_t adv = 1;
-        if (c == '"') esc = "\\\"";
-        else if (c == '\\') esc = "\\\\";
-        else if (c == '\n') esc = "\\n";
-        else if (c == '\r') esc = "\\r";
-        else if (c == '\t') esc = "\\t";
-        else if (c < 0x20) {
-            snprintf(ubuf, sizeof ubuf, "\\u%04x", c);
-            esc = ubuf;
-        } else if (c >= 0x80) {
-            adv = utf8_seq(s + i, len - i);
-            if (!adv) {
-                esc = "\\ufffd";
-                adv = 1;
-            }
-        }
-        if (esc) {
-            put(o, (const char *)s + run, i - run);
-            puts_(o, esc);
-            run = i + adv;
-        }
-        i += adv;
-    }
-    put(o, (const char *)s + run, len - run);
-    putc_(o, '"');
+    lunnel_json_write_string((const char *)s, len, put_cb, o);
 }
 
 static void put_base64(out *o, const uint8_t *p, size_t n)

@@ -2,6 +2,7 @@
  * buffer (no shared state while formatting), secrets are masked value by value before
  * escaping, and the finished line is handed to the sink under one mutex. */
 #include "lunnel/log.h"
+#include "lunnel/json.h"
 
 #include <pthread.h>
 #include <stdint.h>
@@ -195,27 +196,11 @@ size_t lunnel_log_mask(const char *in, char *out, size_t cap)
     return n;
 }
 
+static void lb_put_cb(void *ctx, const char *p, size_t n) { lb_put(ctx, p, n); }
+
 static void put_json_string(lbuf *b, const char *s)
 {
-    lb_put(b, "\"", 1);
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') {
-            char e[2] = {'\\', (char)c};
-            lb_put(b, e, 2);
-        } else if (c == '\n') {
-            lb_put(b, "\\n", 2);
-        } else if (c == '\t') {
-            lb_put(b, "\\t", 2);
-        } else if (c < 0x20) {
-            char e[8];
-            snprintf(e, sizeof e, "\\u%04x", c);
-            lb_put(b, e, 6);
-        } else {
-            lb_put(b, s, 1);
-        }
-    }
-    lb_put(b, "\"", 1);
+    lunnel_json_write_string(s, strlen(s), lb_put_cb, b);
 }
 
 /* Text values are quoted only when they contain spaces, quotes, '=' or control bytes. */

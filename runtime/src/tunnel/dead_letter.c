@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "lunnel/dead_letter.h"
+#include "lunnel/json.h"
 #include "lunnel/plainbuffer.h"
 #include "lunnel/record.h"
 
@@ -103,31 +104,16 @@ static void db_str(dbuf *b, const char *s)
     db_add(b, s, strlen(s));
 }
 
-/* A JSON string; NULL becomes null. Control characters, quotes and backslashes are escaped;
- * other bytes pass through (error texts are the script's own UTF-8). */
+/* A JSON string (escaping rules in lunnel/json.h); NULL becomes null. */
+static void db_add_cb(void *ctx, const char *p, size_t n) { db_add(ctx, p, n); }
+
 static void db_json(dbuf *b, const char *s)
 {
     if (!s) {
         db_str(b, "null");
         return;
     }
-    db_add(b, "\"", 1);
-    for (const unsigned char *q = (const unsigned char *)s; *q; q++) {
-        char tmp[8];
-        if (*q == '"' || *q == '\\') {
-            tmp[0] = '\\', tmp[1] = (char)*q;
-            db_add(b, tmp, 2);
-        } else if (*q == '\n' || *q == '\t' || *q == '\r') {
-            tmp[0] = '\\', tmp[1] = *q == '\n' ? 'n' : *q == '\t' ? 't' : 'r';
-            db_add(b, tmp, 2);
-        } else if (*q < 0x20) {
-            snprintf(tmp, sizeof tmp, "\\u%04x", *q);
-            db_add(b, tmp, 6);
-        } else {
-            db_add(b, (const char *)q, 1);
-        }
-    }
-    db_add(b, "\"", 1);
+    lunnel_json_write_string(s, strlen(s), db_add_cb, b);
 }
 
 static void db_base64(dbuf *b, const uint8_t *p, size_t n)
