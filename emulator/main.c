@@ -20,7 +20,7 @@
 #define LUNNEL_EMU_HAVE_TUNNEL 1
 #endif
 
-typedef enum opt_kind { OPT_STR, OPT_SIZE, OPT_U32, OPT_I64, OPT_FLAG } opt_kind;
+typedef enum opt_kind { OPT_STR, OPT_SIZE, OPT_U32, OPT_I64, OPT_SECS, OPT_FLAG } opt_kind;
 
 typedef struct opt {
     const char *name;
@@ -38,6 +38,17 @@ static const opt options[] = {
     {"access-key-secret", OPT_STR, F(access_key_secret), "access key secret clients must use"},
     {"sts-token", OPT_STR, F(sts_token), "requests carrying x-ots-ststoken must carry this"},
     {"max-request-bytes", OPT_SIZE, F(max_request_bytes), "largest request body accepted"},
+    {"max-connections", OPT_U32, F(max_connections),
+     "connections open at once; past it the least recently active idle or half-open one is "
+     "closed"},
+    {"idle-timeout", OPT_SECS, F(idle_timeout_s),
+     "close a keep-alive connection idle this many seconds"},
+    {"header-timeout", OPT_SECS, F(header_timeout_s),
+     "a request head not complete within this many seconds gets 408 OTSRequestTimeout"},
+    {"body-timeout", OPT_SECS, F(body_timeout_s),
+     "a body (or a reply) making no progress this many seconds: 408 and close"},
+    {"max-buffered-bytes", OPT_SIZE, F(max_buffered_bytes),
+     "request bytes all connections may hold together; past it 503 and close"},
     {"partitions", OPT_U32, F(partitions), "partitions rows hash to (tunnel channels)"},
     {"batch-records", OPT_U32, F(batch_records), "ReadRecords cap, records"},
     {"batch-bytes", OPT_SIZE, F(batch_bytes), "ReadRecords cap, bytes"},
@@ -75,6 +86,9 @@ static void usage(FILE *f, const lunnel_emu_config *d)
             break;
         case OPT_I64:
             snprintf(def, sizeof def, " (default %lld)", (long long)*(const int64_t *)p);
+            break;
+        case OPT_SECS:
+            snprintf(def, sizeof def, " (default %g)", *(const double *)p);
             break;
         case OPT_FLAG:
             break;
@@ -142,6 +156,16 @@ static int parse_args(int argc, char **argv, lunnel_emu_config *cfg)
                 *(uint32_t *)p = (uint32_t)v;
             else
                 *(int64_t *)p = (int64_t)v;
+            break;
+        }
+        case OPT_SECS: {
+            double v = strtod(val, &end);
+            if (errno || *end || end == val || !(v > 0) || v > 86400) {
+                fprintf(stderr, "lunnel-emulator: --%s: bad number of seconds '%s'\n", o->name,
+                        val);
+                return -1;
+            }
+            *(double *)p = v;
             break;
         }
         case OPT_FLAG:
