@@ -58,7 +58,7 @@ static int parse_rfc1123(const char *s, int64_t *out_ms)
     if (mon < 0 || digits(s + 5, 2, &day) || digits(s + 12, 4, &year) || digits(s + 17, 2, &hh) ||
         digits(s + 20, 2, &mm) || digits(s + 23, 2, &ss))
         return -1;
-    char iso[32];
+    char iso[64];
     snprintf(iso, sizeof iso, "%04d-%02d-%02dT%02d:%02d:%02dZ", year, mon, day, hh, mm, ss);
     return lunnel_time_parse_rfc3339(iso, out_ms);
 }
