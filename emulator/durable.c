@@ -420,7 +420,7 @@ static int on_wal_record(void *ud, const uint8_t *p, size_t n, size_t off, char 
         uint32_t parts = emu_get_u32(&r);
         if (r.err) break;
         if (parts != d->partitions) {
-            snprintf(why, 160, "the data dir was written with --partitions %u, this run has %u",
+            snprintf(why, 160, "data dir was created with --partitions %u, this run has --partitions %u",
                      parts, d->partitions);
             return -1;
         }
@@ -453,7 +453,7 @@ static int on_wal_record(void *ud, const uint8_t *p, size_t n, size_t off, char 
         return 0;
     }
     default:
-        if (p[0] >= 20 && p[0] <= EMU_REC_T_TUNNEL_DEL) {
+        if ((p[0] >= 20 && p[0] <= EMU_REC_T_TUNNEL_DEL) || p[0] == EMU_REC_T_SETTINGS) {
             if (!d->tunnels) return 0;
             char msg[160];
             if (lunnel_emu_tunnel_persist_apply(d->tunnels, &d->trs, p, n, 1, msg, sizeof msg) !=
@@ -487,7 +487,7 @@ static int on_snap_record(void *ud, const uint8_t *p, size_t n, size_t off, char
         int32_t ri = emu_get_i32(&r);
         if (r.err || r.off != r.len || d->snap_next_gen == 0 || us < 0 || us > MAX_SEQ_US) break;
         if (parts != d->partitions) {
-            snprintf(why, 160, "the data dir was written with --partitions %u, this run has %u",
+            snprintf(why, 160, "data dir was created with --partitions %u, this run has --partitions %u",
                      parts, d->partitions);
             return -1;
         }
@@ -576,7 +576,7 @@ static int on_snap_record(void *ud, const uint8_t *p, size_t n, size_t off, char
         d->snap_end_seen = 1;
         return 0;
     default:
-        if (p[0] >= 20 && p[0] <= EMU_REC_T_LOG_REFS) {
+        if (p[0] >= 20 && p[0] <= EMU_REC_T_SETTINGS) {
             if (!d->tunnels) break;
             if (lunnel_emu_tunnel_persist_apply(d->tunnels, &d->trs, p, n, 0, why, 160) != 0)
                 return -1;
@@ -936,6 +936,13 @@ static int restore(lunnel_emu_durable *d, char *err, size_t errlen)
         lunnel_emu_wal_scan(m, len, LUNNEL_EMU_SNAP_MAGIC, on_snap_record, d, &res);
         if (m) munmap((void *)m, len);
         d->stats.snapshot_records = res.records;
+        if (res.status == LUNNEL_EMU_WAL_REJECTED) {
+            /* intact bytes this run cannot apply (a flag mismatch, another version): the
+             * data is fine and nothing was changed */
+            snprintf(err, errlen, "%s: %s; refusing to start (nothing was changed)", path,
+                     res.msg);
+            return -1;
+        }
         if (res.status != LUNNEL_EMU_WAL_OK || !d->snap_end_seen) {
             snprintf(err, errlen,
                      "%s: %s%s; the snapshot is written atomically, so this is damage: refusing "
@@ -1012,6 +1019,53 @@ static int restore(lunnel_emu_durable *d, char *err, size_t errlen)
         if (bad) {
             snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
             return -1;
+        }
+    }
+    return 0;
+}
+
+/* Peek: the first record of the snapshot (its header) or of the first WAL (META) names the
+ * partition count; the scan stops right there. */
+typedef struct peek {
+    uint32_t partitions;
+    int found;
+} peek;
+
+static int on_peek(void *ud, const uint8_t *p, size_t n, size_t off, char *why)
+{
+    (void)off;
+    peek *k = ud;
+    emu_rbuf r = {p, n, 1, 0};
+    if (p[0] == REC_SNAP_HEADER) (void)emu_get_u64(&r);
+    if (p[0] == REC_SNAP_HEADER || p[0] == REC_META) {
+        uint32_t parts = emu_get_u32(&r);
+        if (!r.err) {
+            k->partitions = parts;
+            k->found = 1;
+        }
+    }
+    snprintf(why, 160, "peeked");
+    return -1;
+}
+
+int lunnel_emu_durable_peek_partitions(const char *dir, uint32_t *out)
+{
+    static const struct {
+        const char *name, *magic;
+    } files[] = {{"snapshot", LUNNEL_EMU_SNAP_MAGIC}, {"wal.00000001", LUNNEL_EMU_WAL_MAGIC}};
+    for (size_t i = 0; i < 2; i++) {
+        char path[4200];
+        snprintf(path, sizeof path, "%s/%s", dir, files[i].name);
+        const uint8_t *m;
+        size_t len;
+        if (map_file(path, &m, &len) != 0) continue;
+        peek k = {0, 0};
+        lunnel_emu_wal_scan_result res;
+        lunnel_emu_wal_scan(m, len, files[i].magic, on_peek, &k, &res);
+        if (m) munmap((void *)m, len);
+        if (k.found) {
+            *out = k.partitions;
+            return 1;
         }
     }
     return 0;

@@ -65,6 +65,16 @@ static const opt options[] = {
 };
 #undef F
 
+#define N_OPTIONS (sizeof options / sizeof options[0])
+static unsigned char given[N_OPTIONS]; /* options named on the command line */
+
+static int option_given(const char *name)
+{
+    for (size_t i = 0; i < N_OPTIONS; i++)
+        if (strcmp(options[i].name, name) == 0) return given[i];
+    return 0;
+}
+
 static void usage(FILE *f, const lunnel_emu_config *d)
 {
     fprintf(f, "usage: lunnel-emulator [options]\n"
@@ -123,6 +133,7 @@ static int parse_args(int argc, char **argv, lunnel_emu_config *cfg)
             return -1;
         }
         char *p = (char *)cfg + o->offset;
+        given[o - options] = 1;
         if (o->kind == OPT_FLAG) {
             *(int *)p = 1;
             continue;
@@ -231,6 +242,55 @@ static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
     ev_break(loop, EVBREAK_ALL);
 }
 
+/* A data dir keeps the partition count it was created with (rows are hashed by it): without
+ * --partitions the stored value is used; another value is a flag mismatch, refused before
+ * anything is opened, with the data untouched. */
+static int data_dir_partitions(lunnel_emu_config *cfg)
+{
+    uint32_t stored;
+    if (lunnel_emu_durable_peek_partitions(cfg->data_dir, &stored) != 1 ||
+        stored == cfg->partitions)
+        return 0;
+    if (option_given("partitions")) {
+        fprintf(stderr,
+                "lunnel-emulator: --partitions %u: data dir %s was created with --partitions %u "
+                "(rows are placed by it); start with --partitions %u or without --partitions "
+                "(nothing was changed)\n",
+                cfg->partitions, cfg->data_dir, stored, stored);
+        return -1;
+    }
+    fprintf(stderr, "lunnel-emulator: data dir %s was created with --partitions %u: using it\n",
+            cfg->data_dir, stored);
+    cfg->partitions = stored;
+    return 0;
+}
+
+/* Flags named on the command line win over the admin settings the data dir restored. */
+static void reapply_flags(lunnel_emu_tunnels *tunnels, const lunnel_emu_config *cfg)
+{
+#ifdef LUNNEL_EMU_HAVE_TUNNEL
+    if (!tunnels) return;
+    cJSON *conf = cJSON_CreateObject();
+    if (option_given("batch-records"))
+        cJSON_AddNumberToObject(conf, "batch_records", cfg->batch_records);
+    if (option_given("batch-bytes")) cJSON_AddNumberToObject(conf, "batch_bytes", cfg->batch_bytes);
+    int status;
+    char err[256];
+    if (conf->child) cJSON_Delete(lunnel_emu_tunnels_admin(tunnels, "tunnel_config", conf, &status,
+                                                           err, sizeof err));
+    cJSON_Delete(conf);
+    if (option_given("retention")) {
+        cJSON *ret = cJSON_CreateObject();
+        cJSON_AddNumberToObject(ret, "retention_ms", (double)cfg->retention_s * 1000);
+        cJSON_Delete(lunnel_emu_tunnels_admin(tunnels, "retention", ret, &status, err, sizeof err));
+        cJSON_Delete(ret);
+    }
+#else
+    (void)tunnels;
+    (void)cfg;
+#endif
+}
+
 int main(int argc, char **argv)
 {
     lunnel_emu_config cfg;
@@ -242,6 +302,7 @@ int main(int argc, char **argv)
                 cfg.fsync);
         return 2;
     }
+    if (cfg.data_dir && data_dir_partitions(&cfg) != 0) return 2;
     signal(SIGPIPE, SIG_IGN);
     struct ev_loop *loop = ev_default_loop(EVFLAG_AUTO);
     char err[256];
@@ -280,6 +341,7 @@ int main(int argc, char **argv)
                 cfg.data_dir, lunnel_emu_store_table_count(store), ds->restore_ms,
                 (unsigned long long)ds->snapshot_records, (unsigned long long)ds->wal_records,
                 ds->tail_recovered ? ", damaged tail cut" : "", cfg.fsync);
+        reapply_flags(tunnels, &cfg);
         lunnel_emu_server_set_commit(srv, commit_hook, pending_hook, durable);
         lunnel_emu_server_add_stats(srv, durable_stats, durable);
         if (fsync_policy == LUNNEL_EMU_FSYNC_BATCH) {
