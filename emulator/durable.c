@@ -29,6 +29,7 @@ enum {
     REC_SNAP_TABLE = 11,   /* table definition + u64 changes_begin; selects the table */
     REC_SNAP_ROWS = 12,    /* u32 n, rows of the selected table */
     REC_SNAP_CHANGES = 13, /* u32 n, changes of the selected table */
+    REC_SNAP_CHANGES_ORIGIN = 14, /* the same, each with u8 has_origin + bytes origin */
     REC_SNAP_END = 19,     /* no fields: the snapshot is complete */
 };
 
@@ -230,7 +231,38 @@ typedef struct table_def {
     size_t n_pk;
     lunnel_emu_table_options o;
     int64_t created_ms;
+    char origin[32][256];
+    const char *origin_ptr[32];
 } table_def;
+
+/* The table definition's extension, written after the fields above (and after a snapshot
+ * table's changes_begin): u8 version 1, u8 auto_increment_pk, u8 n, n origin column names.
+ * Records written before it existed end without it. */
+static void put_table_ext(emu_wbuf *b, const lunnel_emu_table *t)
+{
+    const lunnel_emu_table_options *o = lunnel_emu_table_options_of(t);
+    emu_put_u8(b, 1);
+    emu_put_u8(b, o->auto_increment_pk);
+    emu_put_u8(b, (uint8_t)o->n_origin_columns);
+    for (size_t i = 0; i < o->n_origin_columns; i++)
+        emu_put_str(b, o->origin_columns[i]);
+}
+
+static int get_table_ext(emu_rbuf *r, table_def *td)
+{
+    if (r->off == r->len) return 0;
+    if (emu_get_u8(r) != 1) r->err = 1;
+    td->o.auto_increment_pk = emu_get_u8(r);
+    size_t n = emu_get_u8(r);
+    if (n > 32) r->err = 1;
+    for (size_t i = 0; i < n && !r->err; i++) {
+        emu_get_str(r, td->origin[i], sizeof td->origin[i]);
+        td->origin_ptr[i] = td->origin[i];
+    }
+    td->o.origin_columns = td->origin_ptr;
+    td->o.n_origin_columns = r->err ? 0 : n;
+    return r->err ? -1 : 0;
+}
 
 static int get_table_def(emu_rbuf *r, table_def *td)
 {
@@ -270,6 +302,7 @@ static void on_journal(void *ud, lunnel_emu_store_event ev, const lunnel_emu_tab
     if (ev == LUNNEL_EMU_EV_TABLE_CREATED) {
         emu_put_u8(b, REC_TABLE_CREATE);
         put_table_def(b, t);
+        put_table_ext(b, t);
     } else if (ev == LUNNEL_EMU_EV_TABLE_DELETED) {
         emu_put_u8(b, REC_TABLE_DELETE);
         emu_put_str(b, lunnel_emu_table_name(t));
@@ -428,7 +461,7 @@ static int on_wal_record(void *ud, const uint8_t *p, size_t n, size_t off, char 
     }
     case REC_TABLE_CREATE: {
         table_def td;
-        if (get_table_def(&r, &td) != 0 || r.off != r.len) break;
+        if (get_table_def(&r, &td) != 0 || get_table_ext(&r, &td) != 0 || r.off != r.len) break;
         char msg[160];
         if (create_from_def(d, &td, 0, msg) != 0) {
             warn(d, "skipped a table creation: %s", msg);
@@ -498,7 +531,7 @@ static int on_snap_record(void *ud, const uint8_t *p, size_t n, size_t off, char
         table_def td;
         if (get_table_def(&r, &td) != 0) break;
         uint64_t begin = emu_get_u64(&r);
-        if (r.err || r.off != r.len) break;
+        if (r.err || get_table_ext(&r, &td) != 0 || r.off != r.len) break;
         return create_from_def(d, &td, begin, why);
     }
     case REC_SNAP_ROWS: {
@@ -543,7 +576,8 @@ static int on_snap_record(void *ud, const uint8_t *p, size_t n, size_t off, char
         if (r.err || r.off != r.len) break;
         return 0;
     }
-    case REC_SNAP_CHANGES: {
+    case REC_SNAP_CHANGES:
+    case REC_SNAP_CHANGES_ORIGIN: {
         if (!d->cur_table) break;
         uint32_t k = emu_get_u32(&r);
         for (uint32_t i = 0; i < k && !r.err; i++) {
@@ -560,6 +594,11 @@ static int on_snap_record(void *ud, const uint8_t *p, size_t n, size_t off, char
             c.pk = emu_get_bytes(&r, &pl);
             c.pk_len = pl;
             c.partition = emu_get_u32(&r);
+            if (p[0] == REC_SNAP_CHANGES_ORIGIN && emu_get_u8(&r)) {
+                uint32_t ol;
+                c.origin = emu_get_bytes(&r, &ol);
+                c.origin_len = ol;
+            }
             if (c.timestamp_us < 0 || c.timestamp_us > MAX_SEQ_US) r.err = 1;
             if (r.err) break;
             if (lunnel_emu_store_restore_change(d->st, d->cur_table, &c) != LUNNEL_EMU_STORE_OK) {
@@ -712,6 +751,7 @@ static int write_snapshot(lunnel_emu_durable *d, const char *tmp, uint64_t next_
         emu_put_u8(&w.b, REC_SNAP_TABLE);
         put_table_def(&w.b, t);
         emu_put_u64(&w.b, lunnel_emu_table_changes_begin(t));
+        put_table_ext(&w.b, t);
         lunnel_emu_wal_frame_end(&w.b, at);
         sw_rows_open(&w);
         lunnel_emu_table_rows_each(t, sw_row, &w);
@@ -719,7 +759,7 @@ static int write_snapshot(lunnel_emu_durable *d, const char *tmp, uint64_t next_
         uint64_t b = lunnel_emu_table_changes_begin(t), e = lunnel_emu_table_changes_end(t);
         while (b < e && !w.failed && !w.b.oom) {
             at = lunnel_emu_wal_frame_begin(&w.b);
-            emu_put_u8(&w.b, REC_SNAP_CHANGES);
+            emu_put_u8(&w.b, REC_SNAP_CHANGES_ORIGIN);
             size_t cat = w.b.len;
             emu_put_u32(&w.b, 0);
             uint32_t k = 0;
@@ -733,6 +773,8 @@ static int write_snapshot(lunnel_emu_durable *d, const char *tmp, uint64_t next_
                 emu_put_bytes(&w.b, c->row, c->row_len);
                 emu_put_bytes(&w.b, c->pk, c->pk_len);
                 emu_put_u32(&w.b, c->partition);
+                emu_put_u8(&w.b, c->origin != NULL);
+                if (c->origin) emu_put_bytes(&w.b, c->origin, c->origin_len);
                 k++;
             }
             sw_set_count(&w.b, cat, k);

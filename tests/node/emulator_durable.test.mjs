@@ -232,7 +232,7 @@ test('--data-dir: SIGKILL at random moments loses nothing acknowledged', { timeo
     assert.deepEqual(unseen.slice(0, 10), [], `${unseen.length} acknowledged writes never came through the tunnel`);
     assert.ok(st.reconnects >= KILLS - 1, `the reader reconnected ${st.reconnects} times after ${KILLS} restarts`);
     const stats = await emu.admin('stats', {});
-    assert.ok(stats.durable.snapshot_records > 0, 'restored from a snapshot');
+    assert.ok(stats.durable.snapshot_records > 0, `restored from a snapshot: ${JSON.stringify(stats.durable)} ${emu.stderr().slice(-1500)}`);
     const r = await emu.stop();
     assert.equal(r.code, 0, `emulator exit: ${JSON.stringify(r)}; stderr: ${emu.stderr()}`);
     console.log(`# ${KILLS} kills in ${Date.now() - t0} ms: ${st.acked.size} acknowledged writes, ` +
