@@ -59,7 +59,13 @@ static const lunnel_opt run_opts[] = {
     {"checkpoint-interval", LUNNEL_OPT_DURATION, "5s", NULL, NULL, NULL, 0,
      "time between checkpoints (a final one on close and shutdown)"},
     {"commit", LUNNEL_OPT_ENUM, "auto", NULL, "auto|manual", NULL, 0,
-     "auto: a batch is handled when process returns; manual: only ctx:commit() marks"},
+     "auto: a batch is handled when process returns; manual: only ctx:commit() marks (in "
+     "process: that batch and those before; in tick or shutdown: all delivered so far)"},
+    {"tick-interval", LUNNEL_OPT_DURATION, "1s", NULL, NULL, NULL, 0,
+     "run the script's tick(ctx) this often on every open channel, batch or not (0: never)"},
+    {"lua-path", LUNNEL_OPT_STRING, NULL, NULL, NULL, "DIRS", 0,
+     "';'-separated directories of the script's own modules: part of its version, hot-reloaded "
+     "with it (its own directory always is)"},
     {"max-channels", LUNNEL_OPT_INT, "0", NULL, NULL, "N", 0,
      "channels processed at once (0: unlimited)"},
     {"drain-timeout", LUNNEL_OPT_DURATION, "30s", NULL, NULL, NULL, 0,
@@ -670,6 +676,8 @@ static int run_parsed(lunnel_opt_values *v)
         .process_timeout_s = lunnel_opts_num(v, "process-timeout"),
         .memory_limit = (size_t)lunnel_opts_int(v, "memory-limit"),
         .watch = !lunnel_opts_bool(v, "no-watch"),
+        .lua_path = lunnel_opts_str(v, "lua-path"),
+        .tick_interval_s = lunnel_opts_num(v, "tick-interval"),
         .loop = loop,
         .on_done = on_host_done,
         .ud = &app,
