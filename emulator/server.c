@@ -315,6 +315,7 @@ int lunnel_emu_server_adopt(lunnel_emu_server *s, int fd)
     ev_io_init(&c->io, conn_cb, fd, EV_READ);
     c->io.data = c;
     ev_io_start(s->loop, &c->io);
+    ev_now_update(s->loop); /* the loop's cached time may be a whole iteration old */
     c->last_active = ev_now(s->loop);
     conn_link_head(c);
     s->n_conns++;
