@@ -100,7 +100,13 @@ local function find_lib()
   local tried = {}
   local candidates = {}
   local env = os.getenv("LUNNEL_LIB")
-  if env and env ~= "" then candidates[#candidates + 1] = env end
+  if env and env ~= "" then
+    -- named explicitly: use it or fail, never fall back to another build's library (a
+    -- sanitizer run would silently test the uninstrumented one)
+    local ok, lib = pcall(ffi.load, env)
+    if ok then return lib, env end
+    error("lunnel.record: cannot load LUNNEL_LIB=" .. env .. ": " .. tostring(lib), 0)
+  end
   local src = debug.getinfo(1, "S").source
   if src:sub(1, 1) == "@" then
     local path = src:sub(2)
