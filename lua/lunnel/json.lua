@@ -280,11 +280,62 @@ function M.record(x)
 end
 
 -- Every non-empty line of a JSON Lines text -> a list of specs (records and dead-letter
--- lines alike).
+-- lines alike; a dead-letter line of a batch without records is skipped).
 function M.records(text)
   local out = {}
   for line in text:gmatch("[^\n]+") do
-    if line:find("%S") then out[#out + 1] = M.record(line) end
+    if line:find("%S") then
+      local t = M.decode(line, { exact = true })
+      if not (t.count == 0 and t.record == nil and t.record_base64 == nil) then
+        out[#out + 1] = M.record(t)
+      end
+    end
+  end
+  return out
+end
+
+local MAX_BATCH = 1000 -- records per replayed batch when lines carry no batch of their own
+
+-- For `lunnel replay`: JSON Lines (dead-letter files: one batch per channel_id + batch_token
+-- run of lines, as they failed; r:tojson() files: batches of up to 1000 lines) -> a list of
+-- {data = bytes, ranges = {offset, len, action, has_origin, origin_offset, origin_len, ...},
+-- n = records, token = batch_token or nil, line = first line number}. Records are encoded
+-- with lunnel's PlainBuffer writer; a dead-letter line of bytes that did not decode keeps
+-- those bytes (the batch then fails to decode again, as it did).
+function M.encode_lines(text)
+  local groups, cur = {}, nil
+  local lineno = 0
+  for line in (text .. "\n"):gmatch("([^\n]*)\n") do
+    lineno = lineno + 1
+    if line:find("%S") then
+      local ok, t = pcall(M.decode, line, { exact = true })
+      if not ok then error(("line %d: %s"):format(lineno, t), 0) end
+      local key = t.batch_token and ((t.channel_id or "") .. "\0" .. t.batch_token) or nil
+      if not cur or cur.key ~= key or (key == nil and #cur.specs >= MAX_BATCH) then
+        cur = { key = key, specs = {}, token = t.batch_token, line = lineno }
+        groups[#groups + 1] = cur
+      end
+      if t.record_base64 then
+        cur.specs[#cur.specs + 1] = { raw = M.base64_decode(t.record_base64) }
+      elseif not (t.count == 0 and t.record == nil) then
+        local ok2, spec = pcall(M.record, t)
+        if not ok2 then error(("line %d: %s"):format(lineno, spec), 0) end
+        cur.specs[#cur.specs + 1] = spec
+      end
+    end
+  end
+  local out = {}
+  for _, g in ipairs(groups) do
+    local bytes, ranges, n = testing().encode(g.specs)
+    local flat = {}
+    for i = 0, n - 1 do
+      local r = ranges[i]
+      local k = #flat
+      flat[k + 1], flat[k + 2], flat[k + 3] = tonumber(r.offset), tonumber(r.len), tonumber(r.action)
+      flat[k + 4], flat[k + 5], flat[k + 6] = tonumber(r.has_origin), tonumber(r.origin_offset),
+                                              tonumber(r.origin_len)
+    end
+    out[#out + 1] = { data = bytes, ranges = flat, n = n, token = g.token, line = g.line }
   end
   return out
 end
