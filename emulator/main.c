@@ -373,10 +373,16 @@ int main(int argc, char **argv)
     sigint.data = sigterm.data = srv;
     ev_signal_start(loop, &sigint);
     ev_signal_start(loop, &sigterm);
-    fprintf(stderr,
-            "lunnel-emulator: access key id '%s', secret '%s' (for local use only; set "
-            "--access-key-id/--access-key-secret to change)\n",
-            cfg.access_key_id, cfg.access_key_secret);
+    lunnel_emu_config defaults;
+    lunnel_emu_config_defaults(&defaults);
+    if (strcmp(cfg.access_key_secret, defaults.access_key_secret) == 0)
+        fprintf(stderr,
+                "lunnel-emulator: access key id '%s', secret '%s' (for local use only; set "
+                "--access-key-id/--access-key-secret to change)\n",
+                cfg.access_key_id, cfg.access_key_secret);
+    else /* a secret someone chose is not repeated in logs */
+        fprintf(stderr, "lunnel-emulator: access key id '%s', secret as given (not shown)\n",
+                cfg.access_key_id);
     int port = lunnel_emu_server_port(srv);
     if (cfg.port_file) {
         FILE *f = fopen(cfg.port_file, "w");
