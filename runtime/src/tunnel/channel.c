@@ -389,6 +389,8 @@ static void host_done(run_channel *ch, const lunnel_host_completion *c)
         lunnel_log_kv(LUNNEL_LOG_WARN, "channel", "process() is running long", "channel",
                       ch->id, NULL);
         return;
+    case LUNNEL_HOST_EV_STUCK: /* the owner of the host exits (cmd_run) */
+        return;
     case LUNNEL_HOST_EV_BATCH: {
         run_batch *b = c->batch_user;
         ch->submitted--;
