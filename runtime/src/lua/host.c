@@ -173,6 +173,7 @@ static void on_async(struct ev_loop *loop, ev_async *w, int revents)
         d->c.error = d->error ? d->error : "";
         d->c.traceback = d->traceback ? d->traceback : "";
         if (d->c.event == LUNNEL_HOST_EV_TIMEOUT) host_replace_stuck_worker(h, d->c.channel);
+        if (d->c.event == LUNNEL_HOST_EV_TICK) d->c.channel->tick_pending = 0;
         h->cfg.on_done(&d->c, h->cfg.ud);
         if (d->c.event == LUNNEL_HOST_EV_CLOSED) {
             unlink_channel(h, d->c.channel);
@@ -187,15 +188,32 @@ static void on_async(struct ev_loop *loop, ev_async *w, int revents)
 
 /* ---- script versions ---------------------------------------------------------------- */
 
+void script_version_free_mods(script_version *v)
+{
+    for (int i = 0; i < v->n_mods; i++) {
+        free(v->mods[i].name);
+        free(v->mods[i].path);
+        free(v->mods[i].source);
+    }
+    free(v->mods);
+    v->mods = NULL;
+    v->n_mods = 0;
+}
+
+void script_version_free(script_version *v)
+{
+    if (!v) return;
+    script_version_free_mods(v);
+    free(v->source);
+    free(v);
+}
+
 void script_unref(lunnel_host *h, script_version *v)
 {
     pthread_mutex_lock(&h->script_mu);
     int last = --v->refs == 0;
     pthread_mutex_unlock(&h->script_mu);
-    if (last) {
-        free(v->source);
-        free(v);
-    }
+    if (last) script_version_free(v);
 }
 
 static void wake_worker(host_worker *w)
@@ -205,16 +223,8 @@ static void wake_worker(host_worker *w)
     pthread_mutex_unlock(&w->mu);
 }
 
-void host_publish(lunnel_host *h, char *source, size_t len, uint64_t hash)
+void host_publish(lunnel_host *h, script_version *v)
 {
-    script_version *v = calloc(1, sizeof *v);
-    if (!v) {
-        free(source);
-        return;
-    }
-    v->source = source;
-    v->len = len;
-    v->hash = hash;
     v->refs = 1; /* the host's reference (h->current) */
     pthread_mutex_lock(&h->script_mu);
     script_version *old = h->current;
@@ -238,7 +248,7 @@ static void worker_swap(host_worker *w)
     pthread_mutex_unlock(&h->script_mu);
 
     char err[1024];
-    int rc = state_load(&w->st, v->source, v->len, v->gen, 1, err, sizeof err);
+    int rc = state_load(&w->st, v, 1, 0, err, sizeof err);
     if (rc != 0) {
         /* validated elsewhere but failed here (load-time side effects, memory): keep the old
          * handlers; the new version never runs on this worker */
@@ -321,6 +331,22 @@ static void rebuild_state(host_worker *w)
     w->version = 0; /* worker_swap loads the current version before the next job */
 }
 
+/* A failing tick is logged when it starts failing and when it recovers, not every interval
+ * (the interval paces the retries). Worker thread: a channel's jobs all run here. */
+static void log_tick_outcome(lunnel_host *h, lunnel_host_channel *ch, const call_result *r)
+{
+    if (r->status != LUNNEL_HOST_OK && !ch->tick_failing) {
+        ch->tick_failing = 1;
+        host_log(h, LUNNEL_LOG_ERROR, "tick(ctx) failed (retried every --tick-interval)",
+                 "channel", ch->channel_id, "error", r->error ? r->error : "",
+                 "traceback", r->traceback ? r->traceback : "", NULL);
+    } else if (r->status == LUNNEL_HOST_OK && ch->tick_failing) {
+        ch->tick_failing = 0;
+        host_log(h, LUNNEL_LOG_INFO, "tick(ctx) succeeds again", "channel", ch->channel_id,
+                 NULL);
+    }
+}
+
 static void run_job(host_worker *w, host_job *j)
 {
     lunnel_host *h = w->h;
@@ -332,8 +358,10 @@ static void run_job(host_worker *w, host_job *j)
         r.status = LUNNEL_HOST_ESYSTEM;
         r.error = strdup("this worker has no Lua state (its rebuild failed)");
         if (j->kind == JOB_BATCH) user = j->batch.user;
-        ev = j->kind == JOB_OPEN ? LUNNEL_HOST_EV_OPENED
-             : j->kind == JOB_SHUTDOWN ? LUNNEL_HOST_EV_CLOSED : LUNNEL_HOST_EV_BATCH;
+        ev = j->kind == JOB_OPEN       ? LUNNEL_HOST_EV_OPENED
+             : j->kind == JOB_SHUTDOWN ? LUNNEL_HOST_EV_CLOSED
+             : j->kind == JOB_TICK     ? LUNNEL_HOST_EV_TICK
+                                       : LUNNEL_HOST_EV_BATCH;
         post_done(h, ev, j->ch, user, &r, 0, w->version);
         free(r.error);
         return;
@@ -349,6 +377,13 @@ static void run_job(host_worker *w, host_job *j)
         ev = LUNNEL_HOST_EV_CLOSED;
         set_busy(w, j->ch, NULL);
         state_shutdown_channel(&w->st, j->ch, &r);
+        break;
+    case JOB_TICK:
+        ev = LUNNEL_HOST_EV_TICK;
+        set_busy(w, j->ch, NULL);
+        if (j->ch->state_serial != w->st.serial) break; /* no ctx here yet: nothing to tick */
+        state_tick_channel(&w->st, j->ch, &r);
+        log_tick_outcome(h, j->ch, &r);
         break;
     case JOB_BATCH: {
         user = j->batch.user;
@@ -428,7 +463,7 @@ static void push_job(host_worker *w, host_job *j)
 
 /* ---- lifecycle ---------------------------------------------------------------------- */
 
-host_worker *worker_create(lunnel_host *h, int index, char *err, size_t cap)
+host_worker *worker_create(lunnel_host *h, int index, int record, char *err, size_t cap)
 {
     host_worker *w = calloc(1, sizeof *w);
     if (!w) {
@@ -451,7 +486,7 @@ host_worker *worker_create(lunnel_host *h, int index, char *err, size_t cap)
     v->refs++;
     pthread_mutex_unlock(&h->script_mu);
     int rc = state_open(&w->st, h, index, h->memory_limit, err, cap);
-    if (rc == 0) rc = state_load(&w->st, v->source, v->len, v->gen, 1, err, cap);
+    if (rc == 0) rc = state_load(&w->st, v, 1, record, err, cap);
     w->version = v->gen;
     w->hash = v->hash;
     script_unref(h, v);
@@ -502,6 +537,27 @@ void worker_destroy(host_worker *w)
     free(w);
 }
 
+/* ---- ticks -------------------------------------------------------------------------- */
+
+/* Loop thread: one tick job per open channel and interval, queued behind the channel's
+ * batches (so "delivered so far" is exact) and never two at once for one channel. */
+static void on_tick_timer(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)loop, (void)revents;
+    lunnel_host *h = t->data;
+    for (lunnel_host_channel *ch = h->channels; ch; ch = ch->next) {
+        if (ch->shut || ch->tick_pending) continue;
+        host_job *j = calloc(1, sizeof *j);
+        if (!j) return; /* the next interval tries again */
+        j->kind = JOB_TICK;
+        j->ch = ch;
+        ch->tick_pending = 1;
+        push_job(ch->w, j);
+    }
+}
+
+/* ---- lifecycle ---------------------------------------------------------------------- */
+
 static char *dupstr(const char *s)
 {
     return s ? strdup(s) : NULL;
@@ -541,6 +597,11 @@ lunnel_host *lunnel_host_new(const lunnel_host_config *cfg, char *err, size_t ca
                                     (size_t)(slash - h->script_path) + (slash == h->script_path))
                           : strdup(".");
     h->script_base = strdup(slash ? slash + 1 : h->script_path);
+    size_t ud_len = strlen(h->script_dir) + (cfg->lua_path ? strlen(cfg->lua_path) : 0) + 2;
+    h->user_dirs = malloc(ud_len);
+    if (h->user_dirs)
+        snprintf(h->user_dirs, ud_len, "%s;%s", h->script_dir, cfg->lua_path ? cfg->lua_path : "");
+    h->cfg.lua_path = NULL; /* not kept: user_dirs holds it */
     h->cfg.script_path = h->script_path;
     h->cfg.custom_json = h->custom_json;
     h->cfg.lua_dir = h->lua_dir;
@@ -552,6 +613,8 @@ lunnel_host *lunnel_host_new(const lunnel_host_config *cfg, char *err, size_t ca
     ev_async_init(&h->async, on_async);
     h->async.data = h;
     ev_async_start(h->loop, &h->async);
+    ev_timer_init(&h->tick_timer, on_tick_timer, cfg->tick_interval_s, cfg->tick_interval_s);
+    h->tick_timer.data = h;
 
     int n = cfg->workers;
     if (n <= 0) {
@@ -583,7 +646,9 @@ lunnel_host *lunnel_host_new(const lunnel_host_config *cfg, char *err, size_t ca
     /* States are built here, on the caller's thread, so a script that does not load is a
      * plain error return; each is then handed to its worker thread for good. */
     for (int i = 0; i < n; i++)
-        if (!(h->workers[i] = worker_create(h, i, err, cap))) goto fail;
+        /* the first worker's load records the user modules the script requires: they are
+         * part of version 1, and every other worker loads exactly those bytes */
+        if (!(h->workers[i] = worker_create(h, i, i == 0, err, cap))) goto fail;
     for (int i = 0; i < n; i++) {
         if (worker_start(h->workers[i]) != 0) {
             snprintf(err, cap, "cannot start worker thread: %s", strerror(errno));
@@ -598,6 +663,7 @@ lunnel_host *lunnel_host_new(const lunnel_host_config *cfg, char *err, size_t ca
         h->watchdog_started = 1;
     }
     if (reload_start(h, err, cap) != 0) goto fail; /* inotify only when cfg->watch */
+    if (cfg->tick_interval_s > 0) ev_timer_start(h->loop, &h->tick_timer);
     char nbuf[16];
     snprintf(nbuf, sizeof nbuf, "%d", n);
     host_log(h, LUNNEL_LOG_INFO, "lua host started", "script", h->script_path, "workers", nbuf,
@@ -632,6 +698,7 @@ void lunnel_host_free(lunnel_host *h)
         worker_destroy(w);
     }
     ev_async_stop(h->loop, &h->async);
+    ev_timer_stop(h->loop, &h->tick_timer);
     host_done *d = h->done_head;
     while (d) {
         host_done *next = d->next;
@@ -646,16 +713,14 @@ void lunnel_host_free(lunnel_host *h)
         free_channel(ch);
         ch = next;
     }
-    if (h->current) {
-        free(h->current->source);
-        free(h->current);
-    }
+    script_version_free(h->current);
     free(h->workers);
     free(h->script_path);
     free(h->script_dir);
     free(h->script_base);
     free(h->custom_json);
     free(h->lua_dir);
+    free(h->user_dirs);
     pthread_mutex_destroy(&h->done_mu);
     pthread_mutex_destroy(&h->script_mu);
     pthread_mutex_destroy(&h->wd_mu);

@@ -129,7 +129,7 @@ void host_replace_stuck_worker(lunnel_host *h, lunnel_host_channel *stuck)
     host_worker *old = stuck->w;
     if (old->replaced) return; /* retired already: it serves only its stuck channels */
     char err[1024];
-    host_worker *nw = worker_create(h, old->index, err, sizeof err);
+    host_worker *nw = worker_create(h, old->index, 0, err, sizeof err);
     if (!nw) {
         host_log(h, LUNNEL_LOG_ERROR, "cannot start a replacement worker", "error", err, NULL);
         return;
