@@ -6,9 +6,11 @@
  * user callback has returned.
  *
  * Bounds: at most max_connections attempts are in curl at once; further calls wait in one
- * FIFO (fair: each channel has a call or two outstanding, so channels take turns) without an
- * easy handle (created when the call leaves the queue), so ten thousand waiting calls cost
- * a few hundred bytes each and no fd. Control calls (Connect, Heartbeat, Shutdown) skip the
+ * FIFO per class without an easy handle (created when the call leaves the queue), so ten
+ * thousand waiting calls cost a few hundred bytes each and no fd. Fair: each channel has a
+ * call or two outstanding, so channels take turns; and the calls of running channels
+ * (ReadRecords, Checkpoint) get three slots out of four while channel starts
+ * (GetCheckpoint) wait, so fifty thousand starting channels do not stall the running ones. Control calls (Connect, Heartbeat, Shutdown) skip the
  * queue: a flood of GetCheckpoints must not starve the heartbeat. libcurl's own
  * CURLMOPT_MAX_TOTAL_CONNECTIONS caps sockets (cache included) at the same numbers. A body is
  * refused before any byte is read when its declared Content-Length exceeds the per-response
@@ -66,6 +68,7 @@ struct lunnel_http_request {
     size_t resp_len, resp_cap;
     int too_big;
     int priority;  /* a control call: never queued */
+    int qclass;    /* QCLASS_*: which wait FIFO */
     int active;    /* counted in h->active */
     char md5[32];  /* x-ots-contentmd5 of the response, "" when absent */
     lunnel_http_request *qnext; /* h's wait FIFO */
@@ -91,8 +94,11 @@ struct lunnel_http {
     int n_reqs;
     lunnel_http_stats stats;
     int max_active;
-    lunnel_http_request *wait_head, *wait_tail;
+    lunnel_http_request *wait_head[2], *wait_tail[2]; /* by QCLASS_* */
+    unsigned turn; /* round robin between the classes */
 };
+
+enum { QCLASS_DATA = 0, QCLASS_START = 1 };
 
 /* Per-socket watcher handed to curl via curl_multi_assign. */
 typedef struct {
@@ -194,14 +200,14 @@ static void unlink_req(lunnel_http_request *r)
 static void queue_remove(lunnel_http_request *r)
 {
     lunnel_http *h = r->h;
-    lunnel_http_request **p = &h->wait_head, *prev = NULL;
+    lunnel_http_request **p = &h->wait_head[r->qclass], *prev = NULL;
     while (*p && *p != r) {
         prev = *p;
         p = &(*p)->qnext;
     }
     if (!*p) return;
     *p = r->qnext;
-    if (h->wait_tail == r) h->wait_tail = prev;
+    if (h->wait_tail[r->qclass] == r) h->wait_tail[r->qclass] = prev;
     r->qnext = NULL;
     h->stats.queued--;
 }
@@ -382,11 +388,12 @@ static void start_attempt(lunnel_http_request *r)
         /* wait for a slot; the FIFO is pumped when an attempt leaves curl */
         r->state = REQ_QUEUED;
         r->qnext = NULL;
-        if (h->wait_tail)
-            h->wait_tail->qnext = r;
+        int q = r->qclass;
+        if (h->wait_tail[q])
+            h->wait_tail[q]->qnext = r;
         else
-            h->wait_head = r;
-        h->wait_tail = r;
+            h->wait_head[q] = r;
+        h->wait_tail[q] = r;
         h->stats.queued++;
         return;
     }
@@ -423,13 +430,18 @@ static void start_attempt(lunnel_http_request *r)
     if (h->stats.active > h->stats.peak_active) h->stats.peak_active = h->stats.active;
 }
 
-/* Starts waiting calls while slots are free (FIFO order). */
+/* Starts waiting calls while slots are free (FIFO order within a class; starts get every
+ * fourth slot while calls of running channels wait). */
 static void pump_queue(lunnel_http *h)
 {
-    while (h->wait_head && h->stats.active < h->max_active) {
-        lunnel_http_request *r = h->wait_head;
-        h->wait_head = r->qnext;
-        if (!h->wait_head) h->wait_tail = NULL;
+    while ((h->wait_head[0] || h->wait_head[1]) && h->stats.active < h->max_active) {
+        int q = !h->wait_head[QCLASS_DATA] ||
+                        (h->wait_head[QCLASS_START] && (h->turn++ & 3) == 3)
+                    ? QCLASS_START
+                    : QCLASS_DATA;
+        lunnel_http_request *r = h->wait_head[q];
+        h->wait_head[q] = r->qnext;
+        if (!h->wait_head[q]) h->wait_tail[q] = NULL;
         r->qnext = NULL;
         h->stats.queued--;
         start_attempt(r);
@@ -778,6 +790,7 @@ lunnel_http_request *lunnel_http_post(lunnel_http *h, const char *path, const vo
     /* control calls skip the queue (see the top of the file) */
     r->priority = strcmp(r->path, "/tunnel/heartbeat") == 0 ||
                   strcmp(r->path, "/tunnel/connect") == 0 || strcmp(r->path, "/tunnel/shutdown") == 0;
+    r->qclass = strcmp(r->path, "/tunnel/getcheckpoint") == 0 ? QCLASS_START : QCLASS_DATA;
     start_attempt(r);
     return r;
 }

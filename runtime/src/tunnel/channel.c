@@ -97,6 +97,8 @@ run_channel *run_channel_new(run_worker *w, const char *id, int64_t version)
     run_policy_channel_init(ch);
     lunnel_cptrack_init(&ch->cp, 0);
     ch->next = w->channels;
+    if (w->channels)
+        w->channels->prev = ch;
     w->channels = ch;
     return ch;
 }
@@ -126,12 +128,12 @@ void run_channel_maybe_free(run_channel *ch)
     if (ch->state != CH_DONE || ch->calls > 0 || ch->host_ch || ch->submitted > 0)
         return;
     run_worker *w = ch->w;
-    for (run_channel **pp = &w->channels; *pp; pp = &(*pp)->next) {
-        if (*pp == ch) {
-            *pp = ch->next;
-            break;
-        }
-    }
+    if (ch->prev)
+        ch->prev->next = ch->next;
+    else
+        w->channels = ch->next;
+    if (ch->next)
+        ch->next->prev = ch->prev;
     ev_timer_stop(w->cfg.loop, &ch->backoff_timer);
     run_policy_channel_free(ch);
     lunnel_cptrack_free(&ch->cp);
@@ -251,6 +253,7 @@ void run_channel_pump(run_channel *ch)
         return;
     if (w->cfg.max_inflight_bytes > 0 && w->inflight_bytes >= w->cfg.max_inflight_bytes) {
         ch->wants_budget = 1;
+        w->budget_waiters = 1;
         return;
     }
     ch->wants_budget = 0;

@@ -82,6 +82,7 @@ struct run_channel {
     ev_timer retry_timer;
     struct lunnel_metrics_channel *mx; /* metrics.h counters of this id; NULL: metrics off */
     run_channel *next; /* worker's list of live objects */
+    run_channel *prev; /* (doubly linked: unlinking is O(1) with 50,000 channels) */
 };
 
 typedef enum w_state {
@@ -103,7 +104,9 @@ struct lunnel_worker {
     int generation;    /* bumped per Connect: stale callbacks are recognised */
     lunnel_chtable table;
     run_channel *channels;
+    int budget_waiters; /* some channel set wants_budget since the last budget_freed scan */
     ev_timer hb_timer, cp_timer, delay_timer, drain_timer;
+    ev_timer start_timer; /* starts the channels a big heartbeat added, a slice per turn */
     int hb_inflight;
     int drain_timed_out; /* the drain hit --drain-timeout: a process() call may never return */
     int hb_again; /* a channel ended while a heartbeat was in flight: report it at once */
