@@ -19,6 +19,9 @@
 #include "lunnel/metrics.h"
 #include "run_internal.h"
 
+/* What a read reserves of --max-inflight-bytes before any response was seen. */
+#define READ_RESERVE_MIN ((size_t)256 << 10)
+
 static const char *state_name(ch_state s)
 {
     switch (s) {
@@ -251,12 +254,21 @@ void run_channel_pump(run_channel *ch)
     int depth = 1 + (w->cfg.prefetch > 0 ? w->cfg.prefetch : 0);
     if (outstanding(ch) >= depth)
         return;
-    if (w->cfg.max_inflight_bytes > 0 && w->inflight_bytes >= w->cfg.max_inflight_bytes) {
+    /* One budget for held batches and responses being downloaded: a read reserves the
+     * largest response seen so far (at least READ_RESERVE_MIN) until its reply is in. With
+     * nothing held or reserved a read always starts, so a response larger than the whole
+     * budget still gets through, one at a time. */
+    size_t reserve = w->largest_read > READ_RESERVE_MIN ? w->largest_read : READ_RESERVE_MIN;
+    size_t used = w->inflight_bytes + w->read_reserved;
+    if (w->cfg.max_inflight_bytes > 0 && used > 0 &&
+        used + reserve > w->cfg.max_inflight_bytes) {
         ch->wants_budget = 1;
         w->budget_waiters = 1;
         return;
     }
     ch->wants_budget = 0;
+    ch->read_reserved = reserve;
+    w->read_reserved += reserve;
     ch->read_inflight = 1;
     ch->calls++;
     lunnel_metrics_read_start(ch->mx, ev_now(w->cfg.loop));
@@ -271,12 +283,18 @@ static void on_read(void *ud, const lunnel_error *err, uint8_t *body, size_t len
 {
     run_channel *ch = ud;
     ch->read_inflight = 0;
+    run_worker *w = ch->w;
+    w->read_reserved -= ch->read_reserved;
+    ch->read_reserved = 0;
+    if (!err && len > w->largest_read)
+        w->largest_read = len;
     if (ch->state != CH_RUNNING) { /* stopping: the response is not ours to process */
         free(body);
         check_drain(ch);
     } else {
         read_result(ch, err, body, len, trace_id);
     }
+    run_worker_budget_freed(w); /* the reservation became held bytes, or nothing */
     run_channel_release(ch);
 }
 

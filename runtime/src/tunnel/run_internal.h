@@ -66,6 +66,7 @@ struct run_channel {
     int cp_inflight;   /* Checkpoint (or its GetCheckpoint resync) in flight */
     int cp_failed;     /* the final checkpoint failed: give up on it */
     int wants_budget;  /* a read waits for --max-inflight-bytes */
+    size_t read_reserved; /* budget reserved for the response of its ReadRecords in flight */
     int has_slot;      /* counts against --max-channels */
     int cp_resyncs;    /* OTSSequenceNumberNotMatch re-reads in a row */
     int64_t version;   /* the view version this object was started at */
@@ -114,6 +115,8 @@ struct lunnel_worker {
     int describe_inflight;
     int running; /* channels holding a --max-channels slot */
     size_t inflight_bytes;
+    size_t read_reserved; /* bytes reserved by ReadRecords calls in flight (being downloaded) */
+    size_t largest_read;  /* largest ReadRecords response so far: what a new read reserves */
     lunnel_rr_response rr; /* scanner output, reused by every response */
     int exit_status; /* status to report when the drain completes */
     int exit_after_drain;
