@@ -288,13 +288,16 @@ static void on_read(void *ud, const lunnel_error *err, uint8_t *body, size_t len
     ch->read_reserved = 0;
     if (!err && len > w->largest_read)
         w->largest_read = len;
+    /* channels waiting for budget go first (this one pumps again in read_result), so a budget
+     * smaller than one reply still serves every channel in turn; meanwhile this reply is not
+     * counted: the peak is the budget plus this one reply */
+    run_worker_budget_freed(w);
     if (ch->state != CH_RUNNING) { /* stopping: the response is not ours to process */
         free(body);
         check_drain(ch);
     } else {
         read_result(ch, err, body, len, trace_id);
     }
-    run_worker_budget_freed(w); /* the reservation became held bytes, or nothing */
     run_channel_release(ch);
 }
 
