@@ -44,7 +44,7 @@ test('a JIT loop past --memory-limit on every channel: no crash in 5 of 5 runs, 
     const dir = tempDir();
     const r = startRun(emu, { table: 'lim', tunnel: `hog${run}`, create: 'BaseData', dir, script: hogScript,
       custom: { base: idsScript, hog: true },
-      args: ['--exit-when-done', '--memory-limit', String(128 * 1024 * 1024), '--workers', '2'] });
+      args: ['--exit-when-done', '--memory-limit', String(64 * 1024 * 1024), '--workers', '2'] });
     track(r);
     const res = await withTimeout(r.exited, 25000, `run ${run} exits when done`);
     if (res instanceof Error) await r.stop('SIGKILL');
@@ -52,7 +52,7 @@ test('a JIT loop past --memory-limit on every channel: no crash in 5 of 5 runs, 
     assert.equal(res.signal, null, `run ${run}: killed by ${res.signal}\n${err.slice(-3000)}`);
     assert.equal(res.code, 0, `run ${run}\n${err.slice(-3000)}`);
     assert.match(err, /hog: filling memory/, 'the hog ran');
-    assert.match(err, /process\(\) failed .*memory limit of 134217728 bytes reached/, 'the batch failed on the limit');
+    assert.match(err, /process\(\) failed .*memory limit of 67108864 bytes reached/, 'the batch failed on the limit');
     assert.match(err, /worker state rebuilt/, 'the state holding the memory was replaced');
     const { missing } = missingAndDuplicates(allIds([dir]), N);
     assert.deepEqual(missing, [], `run ${run}: every record arrives`);

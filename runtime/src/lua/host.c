@@ -313,8 +313,9 @@ static void set_idle(host_worker *w)
 static void rebuild_state(host_worker *w)
 {
     lunnel_host *h = w->h;
-    char used[32], err[1024];
+    char used[32], peak[32], err[1024];
     snprintf(used, sizeof used, "%zu", w->st.used);
+    snprintf(peak, sizeof peak, "%zu", w->st.peak); /* limit + the overshoot before the check */
     state_close(&w->st);
     if (state_open(&w->st, h, w->index, h->memory_limit, err, sizeof err) != 0) {
         host_log(h, LUNNEL_LOG_ERROR, "cannot rebuild a Lua state", "error", err, NULL);
@@ -327,7 +328,7 @@ static void rebuild_state(host_worker *w)
     host_log(h, LUNNEL_LOG_WARN,
              "the script holds more than 3/4 of --memory-limit after a collection: worker "
              "state rebuilt, its channels' open(ctx) runs again (ctx.state starts empty)",
-             "worker", wk, "used", used, NULL);
+             "worker", wk, "used", used, "peak", peak, NULL);
     w->version = 0; /* worker_swap loads the current version before the next job */
 }
 
