@@ -12,8 +12,11 @@
 static int on_frame(void *ud, const char *channel, size_t channel_len, const uint8_t *body,
                     size_t body_len)
 {
-    size_t *sum = ud; /* touch every channel byte: reads past the input would show */
-    for (size_t i = 0; i < channel_len; i++) *sum += (uint8_t)channel[i];
+    (void)ud;
+    /* touch every byte of the channel name: the sanitizers check its bounds */
+    size_t sum = 0;
+    for (size_t i = 0; i < channel_len; i++) sum += (uint8_t)channel[i];
+    if (sum == (size_t)-1) abort();
     uint8_t *copy = malloc(body_len ? body_len : 1); /* exact bounds for the sanitizers */
     if (!copy) return -1;
     memcpy(copy, body, body_len);
@@ -33,8 +36,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!copy) return 0;
     memcpy(copy, data, size);
     char err[256];
-    size_t sum = 0;
-    (void)lunnel_capture_frames(copy, size, on_frame, &sum, err, sizeof err);
+    (void)lunnel_capture_frames(copy, size, on_frame, NULL, err, sizeof err);
     free(copy);
     return 0;
 }
