@@ -518,6 +518,7 @@ lunnel_worker *lunnel_worker_new(const lunnel_worker_config *cfg)
     lunnel_chtable_init(&w->table);
     lunnel_rr_init(&w->rr);
     lunnel_pace_init(&w->reconnect_pace, LUNNEL_PACE_BASE_MS, LUNNEL_PACE_MAX_MS);
+    w->dead_letter = cfg->dead_letter;
     ev_timer_init(&w->hb_timer, hb_cb, 0., 0.);
     ev_timer_init(&w->cp_timer, cp_cb, 0., 0.);
     ev_timer_init(&w->delay_timer, delay_cb, 0., 0.);
