@@ -85,11 +85,19 @@ void run_pace_failed(run_worker *w, const char *id, double healthy_s, const char
         return;
     }
     double ms = lunnel_pace_fail(&e->pace, healthy_s * 1000.0, lunnel_retry_rand01());
-    if (e->pace.step > 1 && strcmp(e->last_error, line) == 0) {
+    /* "identical" ignores the request and trace ids every reply carries */
+    char same[sizeof line];
+    snprintf(same, sizeof same, "%s", line);
+    char *ids = strstr(same, " [request id ");
+    if (!ids)
+        ids = strstr(same, " [trace id ");
+    if (ids)
+        *ids = '\0';
+    if (e->pace.step > 1 && strcmp(e->last_error, same) == 0) {
         e->repeats++;
     } else {
         e->repeats = 1;
-        snprintf(e->last_error, sizeof e->last_error, "%s", line);
+        snprintf(e->last_error, sizeof e->last_error, "%s", same);
     }
     e->last_fail = now;
     e->not_before = now + ms / 1000.0;
