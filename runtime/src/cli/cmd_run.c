@@ -583,18 +583,21 @@ static int run_parsed(lunnel_opt_values *v);
  * key it came from (the parse of all flags together could not say which source it was). */
 static int check_config(const char *path, const flag_list *all)
 {
-    char perr[512];
+    /* the complaint without any flag (missing --endpoint, a bad environment variable) is
+     * not the config's; a different one with a config flag is */
+    char base_err[512] = "", perr[512];
     lunnel_opt_values *v = NULL;
     char *base[1] = {all->v[0]};
-    if (lunnel_opts_parse(&run_spec, 1, base, 1, &v, perr, sizeof perr) != LUNNEL_OPTS_OK)
-        return 0; /* the environment is at fault: the full parse reports it */
+    if (lunnel_opts_parse(&run_spec, 1, base, 1, &v, base_err, sizeof base_err) == LUNNEL_OPTS_OK)
+        base_err[0] = '\0';
     lunnel_opts_free(v);
     for (int i = 1; i < all->n; i++) {
         char *one[2] = {all->v[0], all->v[i]};
         v = NULL;
+        perr[0] = '\0';
         int prc = lunnel_opts_parse(&run_spec, 2, one, 1, &v, perr, sizeof perr);
         lunnel_opts_free(v);
-        if (prc == LUNNEL_OPTS_OK)
+        if (prc == LUNNEL_OPTS_OK || strcmp(perr, base_err) == 0)
             continue;
         char key[128];
         const char *f = all->v[i] + 2;
