@@ -7,6 +7,9 @@
 --   custom.fail_open / fail_process / fail_shutdown: true = always raise there; a number in
 --   (0, 1) = raise with that probability, drawn from a generator seeded with custom.seed (so
 --   a run is reproducible from the printed seed);
+--   custom.fail_first: besides, per Lua state, the first open(), the first two process() calls
+--   (one batch and its retry: with --max-retries 1 its channel closes) and the first
+--   shutdown() raise, so a short random run still fails in all three places;
 --   custom.poison: a record with a column `poison` makes process() raise (always).
 local M = {}
 
@@ -22,7 +25,13 @@ local function rand01(ctx)
   return state / 2147483648
 end
 
+local firsts = { fail_open = 1, fail_process = 2, fail_shutdown = 1 }
+
 local function fails(ctx, what)
+  if ctx.custom.fail_first and firsts[what] > 0 then
+    firsts[what] = firsts[what] - 1
+    return true
+  end
   local f = ctx.custom[what]
   if f == true then return true end
   if type(f) == "number" then return rand01(ctx) < f end

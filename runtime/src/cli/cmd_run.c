@@ -151,7 +151,7 @@ static void say(int status, const char *fmt, ...)
             fprintf(stderr, ",\"exit_status\":%d", status);
         fputs("}\n", stderr);
     } else {
-        say(-1, "%s", masked);
+        fprintf(stderr, "lunnel run: %s\n", masked);
     }
     fflush(stderr);
 }

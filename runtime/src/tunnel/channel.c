@@ -499,6 +499,10 @@ static void host_done(run_channel *ch, const lunnel_host_completion *c)
             ch->failed = 1;
             double healthy = ch->running_since > 0 ? ev_now(w->cfg.loop) - ch->running_since : 0;
             run_pace_failed(w, ch->id, healthy, "shutdown(ctx)", c->error);
+        } else if (c->status != LUNNEL_HOST_OK) {
+            /* the channel failed already (its backoff counted once): still say so */
+            lunnel_log_kv(LUNNEL_LOG_WARN, "channel", "shutdown(ctx) failed", "channel", ch->id,
+                          "error", c->error, NULL);
         }
         if (w->cfg.manual_commit) {
             /* shutdown(ctx) ran before the final checkpoint: what it committed goes in it */

@@ -10,8 +10,8 @@ export const failScript = path.join(sourceDir, 'tests/node/run_fail.lua');
 // README "Failures and pacing": per failing channel at most REQUESTS_PER_STEP requests and
 // LOG_LINES_PER_STEP log lines (at --log-level info) per backoff step; steps are at least
 // 1 s apart and double up to 60 s.
-export const REQUESTS_PER_STEP = 10;
-export const LOG_LINES_PER_STEP = 12;
+export const REQUESTS_PER_STEP = 12;
+export const LOG_LINES_PER_STEP = 8;
 
 // How many backoff steps can begin within `seconds` of the first failure: at 0, 1, 3, 7, 15,
 // ... s (each wait is at least 1, 2, 4, ... s).
