@@ -133,6 +133,10 @@ test('a non-Tablestore endpoint fails fast with one line saying so', { timeout: 
       assert.equal(r2.code, 1, r2.stderr);
       assert.ok(r2.ms < 10000, `${r2.ms} ms`);
       assert.match(r2.stderr, /does not look like Tablestore/);
+      const r3 = await lunnel(['run', '--endpoint', ep, '--instance', 'i', '--table', 'x', '--tunnel', 't', failScript]);
+      assert.equal(r3.code, 1, r3.stderr);
+      assert.ok(r3.ms < 10000, `${r3.ms} ms`);
+      assert.match(r3.stderr, /does not look like Tablestore/);
     } finally {
       await new Promise((r) => srv.close(r));
     }

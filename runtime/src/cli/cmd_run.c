@@ -467,7 +467,17 @@ static void print_error(const char *what, const lunnel_error *err)
     /* one line, masked like every log line (secrets never reach stderr) */
     char masked[1400];
     lunnel_log_mask(line, masked, sizeof masked);
-    say(-1, "%s: %s", what, masked);
+    if (lunnel_error_not_tablestore(err))
+        say(-1, "%s: the endpoint does not look like Tablestore (a reply without an OTS error "
+                "body): %s", what, masked);
+    else
+        say(-1, "%s: %s", what, masked);
+}
+
+/* The exit status of a failed start-up call: another web server's 404 is not "not found". */
+static int start_status(const lunnel_error *err)
+{
+    return lunnel_error_not_tablestore(err) ? LUNNEL_EXIT_RUNTIME : lunnel_error_exit_status(err);
 }
 
 /* ListTunnel on `table`, looking for the tunnel named `tunnel`. Returns 0 with *id set to a
@@ -486,7 +496,7 @@ static int find_tunnel_by_name(lunnel_api *api, struct ev_loop *loop, const char
     *id = NULL;
     if (lunnel_api_call_sync(api, loop, LUNNEL_API_LIST, &req.base, 0, &r) != 0) {
         print_error("list tunnels failed", &r.err);
-        *status = lunnel_error_exit_status(&r.err);
+        *status = start_status(&r.err);
         lunnel_api_sync_result_free(&r);
         return -1;
     }
@@ -553,7 +563,7 @@ static char *find_or_create_tunnel(lunnel_api *api, struct ev_loop *loop, const 
         return id;
     }
     print_error("create tunnel failed", &r.err);
-    *status = lunnel_error_exit_status(&r.err);
+    *status = start_status(&r.err);
     lunnel_api_sync_result_free(&r);
     return NULL;
 }
@@ -607,7 +617,7 @@ static char *resolve_tunnel(lunnel_api *api, struct ev_loop *loop, const char *t
     memset(&r, 0, sizeof r);
     if (lunnel_api_call_sync(api, loop, LUNNEL_API_DESCRIBE, &req.base, 0, &r) != 0) {
         print_error("describe tunnel failed", &r.err);
-        *status = lunnel_error_exit_status(&r.err);
+        *status = start_status(&r.err);
         lunnel_api_sync_result_free(&r);
         return NULL;
     }
