@@ -56,7 +56,7 @@ static const lunnel_opt run_opts[] = {
      "heartbeat timeout sent in Connect; must exceed the interval"},
     {"prefetch", LUNNEL_OPT_INT, "1", NULL, NULL, "N", 0,
      "batches read ahead of processing, per channel"},
-    {"max-inflight-bytes", LUNNEL_OPT_INT, "67108864", NULL, NULL, "BYTES", 0,
+    {"max-inflight-bytes", LUNNEL_OPT_BYTES, "64MiB", NULL, NULL, "BYTES", 0,
      "response bytes held by unfinished batches, all channels together"},
     {"max-backoff", LUNNEL_OPT_DURATION, "5s", NULL, NULL, NULL, 0,
      "cap of the read backoff of an idle stream channel"},
@@ -70,7 +70,7 @@ static const lunnel_opt run_opts[] = {
     {"capture", LUNNEL_OPT_STRING, NULL, NULL, NULL, "FILE", 0,
      "write every ReadRecords response handed to the script to FILE (truncated at start), for "
      "lunnel replay"},
-    {"capture-max-bytes", LUNNEL_OPT_INT, "67108864", NULL, NULL, "BYTES", 0,
+    {"capture-max-bytes", LUNNEL_OPT_BYTES, "64MiB", NULL, NULL, "BYTES", 0,
      "--capture stops (one log line) before FILE would grow past this"},
     {"lua-path", LUNNEL_OPT_STRING, NULL, NULL, NULL, "DIRS", 0,
      "';'-separated directories of the script's own modules: part of its version, hot-reloaded "
@@ -94,7 +94,7 @@ static const lunnel_opt run_opts[] = {
      "give up (exit 1) after Connect failed this long in a row (0: retry forever)"},
     {"process-timeout", LUNNEL_OPT_DURATION, "0", NULL, NULL, NULL, 0,
      "log when one process() call runs longer (0: off)"},
-    {"memory-limit", LUNNEL_OPT_INT, "0", NULL, NULL, "BYTES", 0,
+    {"memory-limit", LUNNEL_OPT_BYTES, "0", NULL, NULL, "BYTES", 0,
      "memory of each Lua state (one per worker); an allocation past it fails the call "
      "(0: 1 GiB)"},
     {"metrics-listen", LUNNEL_OPT_STRING, NULL, "LUNNEL_METRICS_LISTEN", NULL, "HOST:PORT", 0,
