@@ -12,7 +12,7 @@ import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { after, before, test } from 'node:test';
 
-import { post, startEmulator } from './lib/emulator.mjs';
+import { emulatorBinary, post, startEmulator } from './lib/emulator.mjs';
 
 // Both processes hold every socket: on a machine with a low descriptor limit the flood (and
 // the connection limit, so eviction is still exercised) shrinks to fit.
@@ -114,10 +114,18 @@ test('idle and half-open floods: signed requests answer within 100 ms, memory co
   sockets.length = 0;
   await waitFor('connections to close', async () => (await emu.admin('stats')).connections.open <= 2, 20000);
   let end = 0;
-  await waitFor('resident memory to come back', async () => {
+  // AddressSanitizer's allocator keeps freed memory in quarantine: resident size says nothing
+  // about the emulator there (its leak check still runs at exit)
+  const asan = readFileSync(emulatorBinary()).includes('__asan_init');
+  if (asan) {
     end = rssMiB(pid);
-    return end < base + 24;
-  }, 30000).catch((e) => { throw new Error(`${e.message}: base ${base.toFixed(1)} MiB, peak ${peak.toFixed(1)}, now ${end.toFixed(1)}`); });
+    console.log('# sanitizer build: resident memory after the flood not checked');
+  } else {
+    await waitFor('resident memory to come back', async () => {
+      end = rssMiB(pid);
+      return end < base + 24;
+    }, 30000).catch((e) => { throw new Error(`${e.message}: base ${base.toFixed(1)} MiB, peak ${peak.toFixed(1)}, now ${end.toFixed(1)}`); });
+  }
   for (let i = 0; i < 5; i++) lat.push(await timedRequest());
 
   lat.sort((a, b) => a - b);
