@@ -71,8 +71,10 @@ static cJSON *a_faults(lunnel_emu_tunnels *t, const cJSON *b, int *status, char 
             FAIL(400, "error_rate/drop_rate must be in [0,1] and delay_ms >= 0");
         if (code && (!code[0] || strlen(code) >= sizeof t->faults[0].code))
             FAIL(400, "code must be 1..%zu characters", sizeof t->faults[0].code - 1);
-        if (st != 0 && (st < 400 || st > 599 || st != (int)st))
-            FAIL(400, "status must be an HTTP error status (400..599)");
+        /* 200 injects a success status whose body is not the call's message (another web
+         * server's page): the client must treat it like any unparseable reply */
+        if (st != 0 && st != 200 && (st < 400 || st > 599 || st != (int)st))
+            FAIL(400, "status must be 200 (an unparseable success) or an HTTP error status (400..599)");
         emu_fault *f = realloc(t->faults, (size_t)(t->nfaults + 1) * sizeof *f);
         if (!f) FAIL(500, "out of memory");
         t->faults = f;

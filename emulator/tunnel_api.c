@@ -40,6 +40,19 @@ void emu_reply_error(lunnel_emu_reply *r, const char *code, const char *tunnel_i
     r->error_code = code;
 }
 
+/* A 200 whose body is not the call's message but a web page (an injected fault: a proxy or
+ * another server answering in the service's place). '<' starts an end-group tag that closes
+ * no group, so no protobuf message parses from it. */
+void emu_reply_garbage(lunnel_emu_reply *r) {
+    static const char page[] = "<html><body>injected fault: not a Tablestore reply</body></html>";
+    free(r->body);
+    r->body = malloc(sizeof page - 1);
+    r->len = r->body ? sizeof page - 1 : 0;
+    if (r->body) memcpy(r->body, page, r->len);
+    r->status = 200;
+    r->error_code = NULL;
+}
+
 /* Packs any response message into the reply (200). */
 static void reply_msg(lunnel_emu_reply *r, const ProtobufCMessage *m) {
     size_t n = protobuf_c_message_get_packed_size(m);
@@ -751,9 +764,13 @@ int lunnel_emu_tunnels_handle(lunnel_emu_tunnels *t, const char *path, const uin
     if (emu_now_ns(t) - t->last_tick_ns > 5000000LL) lunnel_emu_tunnels_tick(t);
     emu_fault_hit hit;
     if (emu_fault_roll(t, path, &out->delay_ms, &out->drop, "OTSTunnelServerUnavailable", &hit)) {
-        emu_reply_error(out, hit.code, NULL, "injected fault on %s", path);
-        out->status = hit.status;
-        out->error_code = emu_code_static(hit.code);
+        if (hit.status == 200) {
+            emu_reply_garbage(out);
+        } else {
+            emu_reply_error(out, hit.code, NULL, "injected fault on %s", path);
+            out->status = hit.status;
+            out->error_code = emu_code_static(hit.code);
+        }
     } else if (out->drop) {
         /* the server drops the connection; no reply body needed */
     } else if (!body && len) {

@@ -208,6 +208,8 @@ int emu_token_parse(const emu_channel *ch, const char *token, uint64_t *offset,
 /* ---- replies (tunnel_api.c) ---- */
 void emu_reply_error(lunnel_emu_reply *r, const char *code, const char *tunnel_id,
                      const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* A 200 reply whose body is an HTML page, not protobuf (the faults' status 200). */
+void emu_reply_garbage(lunnel_emu_reply *r);
 
 /* ---- faults and stats (tunnel_faults.c) ---- */
 emu_path_stat *emu_stat_for(lunnel_emu_tunnels *t, const char *path);

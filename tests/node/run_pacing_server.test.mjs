@@ -1,6 +1,7 @@
 // run_pacing_server.test.mjs: a refusing server never becomes a request storm. Persistent
-// refusals (OTSParameterInvalid) of ReadRecords, Checkpoint and GetCheckpoint are injected
-// with the emulator's faults for a window of a few seconds; lunnel's requests, re-deliveries
+// refusals (OTSParameterInvalid) of ReadRecords, Checkpoint and GetCheckpoint, and replies
+// that do not parse (a 200 carrying a web page, the faults' status 200) to ReadRecords and
+// Heartbeat, are injected with the emulator's faults for a window of a few seconds; lunnel's requests, re-deliveries
 // and log lines stay within README's "Failures and pacing" bound, nothing unhandled is
 // checkpointed, and once the fault is cleared every row arrives.
 import assert from 'node:assert/strict';
@@ -24,10 +25,10 @@ after(async () => { await killAll(); await emu?.stop(); });
 // Runs a Stream tunnel with `path` refused for WINDOW_MS while ROWS rows are written; with
 // faultFirst the refusal is in place before lunnel starts (GetCheckpoint: the channels never
 // get to open()).
-async function refused(table, path, { faultFirst = false } = {}) {
+async function refused(table, path, { faultFirst = false, spec = { code: 'OTSParameterInvalid', status: 400 } } = {}) {
   const dir = tempDir();
   await createTable(c, table);
-  const fault = () => emu.admin('faults', { path, code: 'OTSParameterInvalid', status: 400, count: -1 });
+  const fault = () => emu.admin('faults', { path, ...spec, count: -1 });
   if (faultFirst) await fault();
   const run = track(startRun(emu, { table, tunnel: 't', create: 'Stream', dir, script: failScript,
     args: ['--heartbeat-interval', '1', '--heartbeat-timeout', '10'] }));
@@ -46,7 +47,7 @@ async function refused(table, path, { faultFirst = false } = {}) {
   return { run, dir, window, counts, lines, delivered };
 }
 
-function assertPaced({ run, window, counts, lines }, what) {
+function assertPaced({ run, window, counts, lines }, what, logged = /channel failed, reopening after a backoff .*OTSParameterInvalid.* repeats=2/) {
   const steps = maxSteps(window);
   const channelCalls = (counts['/tunnel/getcheckpoint'] || 0) + (counts['/tunnel/readrecords'] || 0) +
     (counts['/tunnel/checkpoint'] || 0);
@@ -56,7 +57,7 @@ function assertPaced({ run, window, counts, lines }, what) {
     `${what}: ${JSON.stringify(counts)} in ${window} s`);
   assert.ok((counts['/tunnel/heartbeat'] || 0) <= window + 2 + CHANNELS * steps, `${what}: ${JSON.stringify(counts)}`);
   assert.ok(lines <= CHANNELS * steps * LOG_LINES_PER_STEP, `${what}: ${lines} log lines in ${window} s`);
-  assert.match(run.stderr(), /channel failed, reopening after a backoff .*OTSParameterInvalid.* repeats=2/);
+  assert.match(run.stderr(), logged);
 }
 
 test('ReadRecords refused: paced re-reads, nothing processed meanwhile, every row after the fault', { timeout: 60000 }, async () => {
@@ -96,4 +97,33 @@ test('GetCheckpoint refused: no open(), no read, paced; the channels start once 
   const r = await m.run.stop();
   assert.equal(r.code, 0, m.run.stderr().slice(-3000));
   assert.deepEqual(missingAndDuplicates(allIds([m.dir]), ROWS).dups, []);
+});
+
+const GARBAGE = { code: 'OTSParameterInvalid', status: 200 }; // status 200: an HTML page, not protobuf
+
+test('ReadRecords answered with an unparseable 200: paced like a refusal, nothing processed, every row after', { timeout: 60000 }, async () => {
+  const m = await refused('pgread', '/tunnel/readrecords', { spec: GARBAGE });
+  assertPaced(m, 'unparseable ReadRecords', /channel failed, reopening after a backoff .* repeats=2/);
+  assert.equal(m.delivered, 0, 'nothing can be processed from replies that do not parse');
+  const reads = m.counts['/tunnel/readrecords'] || 0;
+  assert.ok(reads <= CHANNELS * maxSteps(m.window) * 2, `${reads} ReadRecords in ${m.window} s`);
+  await waitFor(() => missingAndDuplicates(allIds([m.dir]), ROWS).missing.length === 0, 30000, 'every row after the fault');
+  const r = await m.run.stop();
+  assert.equal(r.code, 0, m.run.stderr().slice(-3000));
+  assert.deepEqual(missingAndDuplicates(allIds([m.dir]), ROWS).dups, []);
+});
+
+test('Heartbeat answered with an unparseable 200: the client reconnects at a paced rate and the run goes on', { timeout: 60000 }, async () => {
+  const m = await refused('pghb', '/tunnel/heartbeat', { spec: GARBAGE });
+  assert.equal(m.run.child.exitCode, null, `the run ended: ${m.run.stderr().slice(-2000)}`);
+  const steps = maxSteps(m.window);
+  const connects = m.counts['/tunnel/connect'] || 0;
+  const heartbeats = m.counts['/tunnel/heartbeat'] || 0;
+  // one Connect per reconnect; reconnects after an unhealthy run wait the backoff (1 s doubling)
+  assert.ok(connects >= 1 && connects <= steps + 1, `${connects} Connects in ${m.window} s`);
+  assert.ok(heartbeats <= 2 * (steps + 1) + m.window, `${heartbeats} Heartbeats in ${m.window} s`);
+  assert.ok(m.lines <= (steps + 1) * LOG_LINES_PER_STEP * (CHANNELS + 1), `${m.lines} log lines in ${m.window} s`);
+  await waitFor(() => missingAndDuplicates(allIds([m.dir]), ROWS).missing.length === 0, 30000, 'every row after the fault');
+  const r = await m.run.stop();
+  assert.equal(r.code, 0, m.run.stderr().slice(-3000));
 });
