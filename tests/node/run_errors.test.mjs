@@ -39,7 +39,9 @@ test('faults admin: code and status are validated and reported', async () => {
     assert.equal(f.error_rate, 1, 'a code alone means every request');
     const g = await inject({ path: '/tunnel/list', code: 'OTSWhatever', status: 429, count: 0 });
     assert.equal(g.status, 429);
-    await assert.rejects(emu.admin('faults', { path: '/x', code: 'E', status: 200 }), /status/);
+    await assert.rejects(emu.admin('faults', { path: '/x', code: 'E', status: 302 }), /status/);
+    const h = await inject({ path: '/tunnel/list', status: 200, count: 0 }); // an unparseable 200
+    assert.equal(h.status, 200);
     await assert.rejects(emu.admin('faults', { path: '/x', code: '' }), /code/);
   } finally {
     await emu.admin('faults', { clear: true });
