@@ -1,0 +1,198 @@
+-- lunnel.sinks.postgres: replicate the tunnel's table into a PostgreSQL table (or any
+-- PostgreSQL-protocol service: Hologres, AnalyticDB for PostgreSQL, ...) through libpq, from
+-- process(ctx, batch), on the Lua worker thread.
+--
+--   local postgres = require("lunnel.sinks.postgres")
+--   function M.open(ctx)
+--     ctx.state.pg = ctx.state.pg or postgres.new{
+--       dsn = "postgresql://lunnel@db.example:5432/reporting",  -- libpq URI or key=value string
+--       table = "orders_copy",              -- or "schema.table"
+--       create = true,                      -- create it from the primary key when missing
+--       connect_timeout = 10,               -- seconds
+--     }
+--   end
+--   function M.process(ctx, batch)
+--     ctx.state.pg:write_batch(batch)      -- one transaction; returns after COMMIT
+--   end
+--
+-- Semantics (shared with lunnel.sinks.mysql): see lua/lunnel/sinks/sql.lua. Types: INTEGER ->
+-- bigint, DOUBLE -> double precision, STRING -> text, BOOLEAN -> boolean, BINARY -> bytea.
+-- The primary key columns become the table's PRIMARY KEY (the upsert needs that constraint
+-- on a table you create yourself). Passwords: prefer PGPASSWORD or ~/.pgpass to a password in
+-- the DSN; a DSN in a message is shown with its password replaced by ***.
+--
+-- Connections: one per worker thread and DSN (the sinks of the channels a worker runs share
+-- it; a worker runs one batch at a time). The C half is build/lib/lunnel_sink_postgres.so
+-- (runtime/src/sinks/sink_postgres.c), the only code linking libpq.
+local ffi = require("ffi")
+local module = require("lunnel.sinks.module")
+local sql = require("lunnel.sinks.sql")
+
+local C = module.load{
+  name = "postgres", library = "libpq", runtime_package = "libpq5", dev_package = "libpq-dev",
+  probe = "struct lunnel_pg",
+  cdef = [[
+struct lunnel_pg;
+typedef struct lunnel_pg lunnel_pg;
+lunnel_pg *lunnel_pg_new(void);
+void lunnel_pg_free(lunnel_pg *p);
+int lunnel_pg_connect(lunnel_pg *p, const char *conninfo, int timeout_s);
+int lunnel_pg_connected(const lunnel_pg *p);
+const char *lunnel_pg_error(const lunnel_pg *p);
+void lunnel_pg_sql_reset(lunnel_pg *p);
+size_t lunnel_pg_sql_len(const lunnel_pg *p);
+int lunnel_pg_sql(lunnel_pg *p, const char *s, size_t n);
+int lunnel_pg_ident(lunnel_pg *p, const char *s, size_t n);
+int lunnel_pg_value(lunnel_pg *p, const lunnel_column *c);
+const char *lunnel_pg_sql_error(const lunnel_pg *p);
+const char *lunnel_pg_sql_text(const lunnel_pg *p);
+int lunnel_pg_exec(lunnel_pg *p);
+int lunnel_pg_query(lunnel_pg *p, const char *sql);
+const char *lunnel_pg_result(const lunnel_pg *p, size_t *len);
+]],
+}
+
+local M = {}
+
+-- ---- the connection: statement text built in C, one round trip per batch ----------------
+local Conn = {}
+Conn.__index = Conn
+
+local function new_conn(dsn, opts)
+  local h = C.lunnel_pg_new()
+  if h == nil then error("lunnel.sinks.postgres: out of memory", 0) end
+  return setmetatable({ h = ffi.gc(h, C.lunnel_pg_free), dsn = dsn, generation = 0,
+                        timeout = tonumber(opts.connect_timeout) or 10 }, Conn)
+end
+
+function Conn:connected() return C.lunnel_pg_connected(self.h) ~= 0 end
+
+function Conn:open()
+  self.generation = self.generation + 1
+  if C.lunnel_pg_connect(self.h, self.dsn, self.timeout) ~= 0 then
+    return false, ffi.string(C.lunnel_pg_error(self.h))
+  end
+  return true
+end
+
+function Conn:close()
+  local h = C.lunnel_pg_new()
+  if h ~= nil then
+    C.lunnel_pg_free(ffi.gc(self.h, nil))
+    self.h = ffi.gc(h, C.lunnel_pg_free)
+  end
+end
+
+local function sql_failed(self)
+  error("lunnel.sinks.postgres: " .. ffi.string(C.lunnel_pg_sql_error(self.h)), 0)
+end
+
+function Conn:reset() C.lunnel_pg_sql_reset(self.h) end
+function Conn:sql(s) if C.lunnel_pg_sql(self.h, s, #s) ~= 0 then sql_failed(self) end end
+function Conn:ident(s) if C.lunnel_pg_ident(self.h, s, #s) ~= 0 then sql_failed(self) end end
+function Conn:value(col) if C.lunnel_pg_value(self.h, col) ~= 0 then sql_failed(self) end end
+-- "schema.table" or "table", each part quoted.
+function Conn:table_ident(t)
+  local schema, name = t:match("^([^.]+)%.(.+)$")
+  if schema then self:ident(schema) self:sql(".") self:ident(name) else self:ident(t) end
+end
+-- Ends the statement being written (or adds a whole one); all run at finish().
+function Conn:statement(s)
+  if s then self:sql(s) end
+  self:sql(";\n")
+end
+function Conn:text() return ffi.string(C.lunnel_pg_sql_text(self.h)) end
+function Conn:finish()
+  local rc = C.lunnel_pg_exec(self.h)
+  if rc == 0 then return true end
+  return false, ffi.string(C.lunnel_pg_error(self.h))
+end
+-- Runs one statement on its own.
+function Conn:run(s)
+  self:reset()
+  self:sql(s)
+  return self:finish()
+end
+-- Rows of a query as arrays of strings.
+local len_p = ffi.new("size_t[1]")
+function Conn:query(s)
+  if C.lunnel_pg_query(self.h, s) ~= 0 then return nil, ffi.string(C.lunnel_pg_error(self.h)) end
+  local text = ffi.string(C.lunnel_pg_result(self.h, len_p), len_p[0])
+  local rows = {}
+  for line in text:gmatch("([^\n]*)\n") do
+    local row = {}
+    for field in (line .. "\t"):gmatch("([^\t]*)\t") do row[#row + 1] = field end
+    rows[#rows + 1] = row
+  end
+  return rows
+end
+
+-- ---- the dialect ---------------------------------------------------------------------------
+local TYPES = { INTEGER = "bigint", DOUBLE = "double precision", STRING = "text",
+                BOOLEAN = "boolean", BINARY = "bytea" }
+
+local function literal(s) return "'" .. s:gsub("'", "''") .. "'" end
+
+-- The table's regclass text: quoted parts, as a literal.
+local function regclass(t)
+  local schema, name = t:match("^([^.]+)%.(.+)$")
+  local q = function(x) return '"' .. x:gsub('"', '""') .. '"' end
+  return literal(schema and (q(schema) .. "." .. q(name)) or q(t))
+end
+local function quoted_table(t)
+  local schema, name = t:match("^([^.]+)%.(.+)$")
+  local q = function(x) return '"' .. x:gsub('"', '""') .. '"' end
+  return schema and (q(schema) .. "." .. q(name)) or q(t)
+end
+
+local pools = {} -- dsn -> connection of this worker (this Lua state)
+
+local dialect = {
+  name = "postgres",
+  begin_sql = "BEGIN",
+  commit_sql = "COMMIT",
+  connection = function(dsn, opts)
+    local c = pools[dsn]
+    if not c then c = new_conn(dsn, opts) pools[dsn] = c end
+    return c
+  end,
+  columns_query = function(_, t)
+    return "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(" .. regclass(t)
+           .. ") AND attnum > 0 AND NOT attisdropped"
+  end,
+  exists_query = function(_, t)
+    return "SELECT 1 WHERE to_regclass(" .. regclass(t) .. ") IS NOT NULL"
+  end,
+  create_sql = function(_, t, pk)
+    local cols, names = {}, {}
+    for _, p in ipairs(pk) do
+      local q = '"' .. p[1]:gsub('"', '""') .. '"'
+      cols[#cols + 1] = q .. " " .. TYPES[p[2]] .. " NOT NULL"
+      names[#names + 1] = q
+    end
+    return "CREATE TABLE IF NOT EXISTS " .. quoted_table(t) .. " (" .. table.concat(cols, ", ")
+           .. ", PRIMARY KEY (" .. table.concat(names, ", ") .. "))"
+  end,
+  add_column_sql = function(_, t, name, ty)
+    return "ALTER TABLE " .. quoted_table(t) .. " ADD COLUMN IF NOT EXISTS \""
+           .. name:gsub('"', '""') .. "\" " .. TYPES[ty]
+  end,
+  upsert_tail = function(c, pk, names)
+    c:sql(" ON CONFLICT (")
+    for i, name in ipairs(pk) do if i > 1 then c:sql(",") end c:ident(name) end
+    c:sql(") DO UPDATE SET ")
+    for i, name in ipairs(names) do
+      if i > 1 then c:sql(",") end
+      c:ident(name) c:sql("=EXCLUDED.") c:ident(name)
+    end
+  end,
+}
+
+M.TYPES = TYPES
+
+-- postgres.new{dsn, table, create = false, connect_timeout = 10}: a sink; see above.
+function M.new(opts)
+  return sql.new(dialect, opts, 2)
+end
+
+return M

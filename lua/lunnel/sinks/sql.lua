@@ -1,0 +1,343 @@
+-- lunnel.sinks.sql: the replication logic the two SQL sinks share (lunnel.sinks.postgres,
+-- lunnel.sinks.mysql); each supplies a connection object and its dialect.
+--
+-- The target row follows the source row: PUT replaces the row, UPDATE sets the changed
+-- columns and sets deleted ones (DELETE_ONE_VERSION / DELETE_ALL_VERSIONS) to NULL, DELETE
+-- removes it. A batch is first reduced to one net change per primary key (in stream order:
+-- a PUT or DELETE resets what came before; an UPDATE after a DELETE creates the row with the
+-- updated columns, as UpdateRow does), then applied in ONE transaction with multi-row
+-- statements:
+--   DELETE ... WHERE (pk) IN (...)         keys whose net change is DELETE or PUT
+--   INSERT ... VALUES (...),(...)          PUT rows (columns they lack stay NULL)
+--   INSERT ... upsert ...                  UPDATE rows, one statement per set of columns
+--   UPDATE ... SET c = NULL WHERE ...      UPDATE rows that only delete columns
+-- and write_batch returns only after COMMIT succeeded. Applying the same changes again gives
+-- the same rows (every statement sets values, none adds to them), so a batch re-delivered
+-- after a crash converges: exactly-once in effect.
+--
+-- Columns keep their Tablestore names (quoted identifiers); types map INTEGER->bigint,
+-- DOUBLE->double, STRING->text, BOOLEAN->boolean, BINARY->bytea/blob (the dialect's names).
+-- With create = true a missing table is created from the first record's primary key; a new
+-- attribute column is added (ALTER TABLE ... ADD COLUMN, before the batch's transaction) with
+-- the type of its first value. A value of another type in an existing column is converted
+-- by the server if it can, else the batch fails with the server's message.
+--
+-- Multiple versions: the target holds one value per cell, the newest written: of several
+-- versions of a column in one change the one with the largest timestamp.
+local ffi = require("ffi")
+local native = require("lunnel.sinks.native")
+local module = require("lunnel.sinks.module")
+
+local M = {}
+local Sink = {}
+Sink.__index = Sink
+M.Sink = Sink
+
+local ACTION_PUT, ACTION_UPDATE, ACTION_DELETE = 1, 2, 3
+local OP_PUT = 0
+local TYPE_NAMES = { [1] = "INTEGER", [2] = "DOUBLE", [3] = "BOOLEAN", [4] = "STRING", [5] = "BINARY" }
+
+-- new{...} for a dialect: d = { name, connect(dsn, opts) -> conn, ... } (see postgres.lua).
+function M.new(d, opts, level)
+  level = (level or 1) + 1
+  local who = "lunnel.sinks." .. d.name
+  if type(opts) ~= "table" then error(who .. ".new: needs an options table", level) end
+  if type(opts.dsn) ~= "string" or opts.dsn == "" then error(who .. ".new: option dsn is required", level) end
+  if type(opts.table) ~= "string" or opts.table == "" then error(who .. ".new: option table is required", level) end
+  return setmetatable({
+    d = d, who = who, dsn = opts.dsn, table = opts.table, create = opts.create == true,
+    opts = opts, conn = nil, columns = nil, pk = nil,
+    -- counters (specs, the script's own metrics)
+    rows = 0, batches = 0, statements = 0, columns_added = 0,
+  }, Sink)
+end
+
+function Sink:fail(msg)
+  error(self.who .. ": " .. self.table .. ": " .. msg, 0)
+end
+
+-- The worker's connection for this DSN (shared by the sinks of one worker, made on first use
+-- and made again after it was lost; then the table's columns are read again).
+function Sink:connection()
+  local c = self.d.connection(self.dsn, self.opts)
+  if not c:connected() then
+    local ok, err = c:open()
+    if not ok then self:fail("cannot connect (" .. module.redact(self.dsn) .. "): " .. err) end
+  end
+  if self.conn_gen ~= c.generation then
+    self.conn_gen, self.columns = c.generation, nil
+  end
+  return c
+end
+
+-- Loads the target table's columns (name -> true); false when the table does not exist.
+function Sink:load_columns(c)
+  local rows, err = c:query(self.d.columns_query(c, self.table))
+  if not rows then self:fail("cannot read the table's columns: " .. err) end
+  if #rows == 0 then
+    local exists, err2 = c:query(self.d.exists_query(c, self.table))
+    if not exists then self:fail("cannot check the table: " .. err2) end
+    if #exists == 0 then return false end
+  end
+  local cols = {}
+  for _, r in ipairs(rows) do cols[r[1]] = true end
+  return cols
+end
+
+local function col_name(col)
+  return ffi.string(col.name, col.name_len)
+end
+
+-- Runs one DDL statement (own transaction). ok_codes: error texts that mean "already done".
+function Sink:ddl(c, sql)
+  local ok, err = c:run(sql)
+  if not ok then self:fail(err .. " (in: " .. sql:sub(1, 200) .. ")") end
+end
+
+-- Makes sure the table and the columns the batch writes exist. types: name -> value type.
+function Sink:ensure_schema(c, first, types)
+  if not self.columns then
+    local cols = self:load_columns(c)
+    if not cols then
+      if not self.create then
+        self:fail("the table does not exist (set create = true to create it from the primary key)")
+      end
+      local pk = {}
+      for i = 0, first.pk_count - 1 do
+        local col = first.pk[i]
+        pk[#pk + 1] = { col_name(col), TYPE_NAMES[col.value.type] or "STRING" }
+      end
+      self:ddl(c, self.d.create_sql(c, self.table, pk))
+      cols = self:load_columns(c) or self:fail("the table is still missing after CREATE TABLE")
+    end
+    self.columns = cols
+  end
+  local missing
+  for name in pairs(types) do
+    if not self.columns[name] then missing = true break end
+  end
+  if not missing then return end
+  self.columns = self:load_columns(c) or self:fail("the table disappeared") -- another worker may have added them
+  for name, vt in pairs(types) do
+    if not self.columns[name] and vt ~= 0 then
+      self:ddl(c, self.d.add_column_sql(c, self.table, name, TYPE_NAMES[vt] or "STRING"))
+      self.columns[name] = true
+      self.columns_added = self.columns_added + 1
+    end
+  end
+end
+
+-- Reduces the batch to one net change per key: list of { kind, rec, cols } where cols maps
+-- name -> column cdata (a value) or false (NULL), in first-seen key order.
+local function net_changes(batch, filter, types)
+  local by_key, list = {}, {}
+  for _, r in batch:iter() do
+    if not filter or filter(r) then
+      local rec = native.record_ptr(r)
+      local key = r:key()
+      local e = by_key[key]
+      local action = rec.action
+      if action == ACTION_DELETE then
+        if not e then e = { rec = rec } by_key[key] = e list[#list + 1] = e end
+        e.kind, e.cols = "delete", nil
+      else
+        if not e then
+          e = { rec = rec, kind = action == ACTION_PUT and "put" or "update", cols = {} }
+          by_key[key] = e
+          list[#list + 1] = e
+        elseif action == ACTION_PUT then
+          e.kind, e.cols = "put", {}
+        elseif e.kind == "delete" then
+          e.kind, e.cols = "put", {} -- UpdateRow on a missing row creates it
+        end
+        e.rec = rec
+        local cols = e.cols
+        local seen = {} -- name -> timestamp of the cell chosen in this record
+        for i = 0, rec.col_count - 1 do
+          local col = rec.cols + i
+          local name = col_name(col)
+          if col.op == OP_PUT then
+            local ts = col.has_timestamp ~= 0 and col.timestamp or nil
+            local prev = seen[name]
+            if prev == nil or prev == false or (ts and prev ~= true and ts >= prev) then
+              cols[name] = col
+              seen[name] = ts or true
+              if not types[name] or types[name] == 0 then types[name] = col.value.type end
+            end
+          elseif seen[name] == nil then
+            cols[name] = false
+            seen[name] = false
+            types[name] = types[name] or 0 -- no type known from a delete
+          end
+        end
+      end
+    end
+  end
+  return list
+end
+
+-- Appends "(v1, v2, ...)" of the primary key of rec.
+local function pk_tuple(c, rec)
+  c:sql("(")
+  for i = 0, rec.pk_count - 1 do
+    if i > 0 then c:sql(",") end
+    c:value(rec.pk + i)
+  end
+  c:sql(")")
+end
+
+local function pk_list(c, pk)
+  c:sql("(")
+  for i, name in ipairs(pk) do
+    if i > 1 then c:sql(",") end
+    c:ident(name)
+  end
+  c:sql(")")
+end
+
+-- Applies the batch (every record, or those for which filter(r) is truthy) in one
+-- transaction; returns the number of rows changed once committed. Raises on any failure.
+function Sink:write_batch(batch, filter)
+  local types = {}
+  local list = net_changes(batch, filter, types)
+  if #list == 0 then return 0 end
+  local c = self:connection()
+  local first = list[1].rec
+  if not self.pk then
+    local pk = {}
+    for i = 0, first.pk_count - 1 do pk[#pk + 1] = col_name(first.pk[i]) end
+    self.pk = pk
+  end
+  self:ensure_schema(c, first, types)
+  local known = self.columns
+  local d, pk = self.d, self.pk
+
+  c:reset()
+  c:statement(d.begin_sql)
+  -- 1. DELETE the keys whose net change is DELETE or PUT
+  local n = 0
+  for _, e in ipairs(list) do
+    if e.kind ~= "update" then
+      if n == 0 then
+        c:sql("DELETE FROM ") c:table_ident(self.table) c:sql(" WHERE ") pk_list(c, pk) c:sql(" IN (")
+      else
+        c:sql(",")
+      end
+      pk_tuple(c, e.rec)
+      n = n + 1
+    end
+  end
+  if n > 0 then c:sql(")") c:statement() end
+  -- 2. INSERT the PUT rows, every column any of them has (NULL where a row lacks it)
+  local put_cols, put_rows = {}, {}
+  for _, e in ipairs(list) do
+    if e.kind == "put" then
+      put_rows[#put_rows + 1] = e
+      for name, v in pairs(e.cols) do
+        if known[name] and put_cols[name] == nil then put_cols[name] = true end
+      end
+    end
+  end
+  if #put_rows > 0 then
+    local names = {}
+    for name in pairs(put_cols) do names[#names + 1] = name end
+    table.sort(names)
+    c:sql("INSERT INTO ") c:table_ident(self.table) c:sql(" (")
+    for i, name in ipairs(pk) do if i > 1 then c:sql(",") end c:ident(name) end
+    for _, name in ipairs(names) do c:sql(",") c:ident(name) end
+    c:sql(") VALUES ")
+    for i, e in ipairs(put_rows) do
+      if i > 1 then c:sql(",") end
+      c:sql("(")
+      for j = 0, e.rec.pk_count - 1 do
+        if j > 0 then c:sql(",") end
+        c:value(e.rec.pk + j)
+      end
+      for _, name in ipairs(names) do
+        c:sql(",")
+        local v = e.cols[name]
+        if v then c:value(v) else c:sql("NULL") end
+      end
+      c:sql(")")
+    end
+    c:statement()
+  end
+  -- 3. UPDATE rows, grouped by their set of columns
+  local groups, order = {}, {}
+  for _, e in ipairs(list) do
+    if e.kind == "update" then
+      local names, any_value = {}, false
+      for name, v in pairs(e.cols) do
+        if known[name] then
+          names[#names + 1] = name
+          if v then any_value = true end
+        end
+      end
+      if #names > 0 then
+        table.sort(names)
+        local sig = (any_value and "u:" or "n:") .. table.concat(names, "\0")
+        local g = groups[sig]
+        if not g then
+          g = { names = names, upsert = any_value, rows = {} }
+          groups[sig] = g
+          order[#order + 1] = g
+        end
+        g.rows[#g.rows + 1] = e
+      end
+    end
+  end
+  for _, g in ipairs(order) do
+    if g.upsert then
+      c:sql("INSERT INTO ") c:table_ident(self.table) c:sql(" (")
+      for i, name in ipairs(pk) do if i > 1 then c:sql(",") end c:ident(name) end
+      for _, name in ipairs(g.names) do c:sql(",") c:ident(name) end
+      c:sql(") VALUES ")
+      for i, e in ipairs(g.rows) do
+        if i > 1 then c:sql(",") end
+        c:sql("(")
+        for j = 0, e.rec.pk_count - 1 do
+          if j > 0 then c:sql(",") end
+          c:value(e.rec.pk + j)
+        end
+        for _, name in ipairs(g.names) do
+          c:sql(",")
+          local v = e.cols[name]
+          if v then c:value(v) else c:sql("NULL") end
+        end
+        c:sql(")")
+      end
+      d.upsert_tail(c, pk, g.names)
+      c:statement()
+    else
+      -- only deletes: set NULL where the row exists (UpdateRow deleting cells of a missing
+      -- row creates nothing)
+      c:sql("UPDATE ") c:table_ident(self.table) c:sql(" SET ")
+      for i, name in ipairs(g.names) do
+        if i > 1 then c:sql(",") end
+        c:ident(name) c:sql("=NULL")
+      end
+      c:sql(" WHERE ") pk_list(c, pk) c:sql(" IN (")
+      for i, e in ipairs(g.rows) do
+        if i > 1 then c:sql(",") end
+        pk_tuple(c, e.rec)
+      end
+      c:sql(")")
+      c:statement()
+    end
+  end
+  c:statement(d.commit_sql)
+  local ok, err = c:finish()
+  if not ok then
+    self:fail(err)
+  end
+  self.rows = self.rows + #list
+  self.batches = self.batches + 1
+  return #list
+end
+
+-- Closes the worker's connection for this DSN (the next write connects again).
+function Sink:close()
+  self.d.connection(self.dsn, self.opts):close()
+end
+
+return M

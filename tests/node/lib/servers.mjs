@@ -1,0 +1,86 @@
+// servers.mjs: the destination servers of the sink tests, each started for real from its
+// Debian package on a free 127.0.0.1 port in a scratch directory, and stopped after:
+// PostgreSQL (initdb + pg_ctl, as the unprivileged user `nobody` when run as root, since
+// PostgreSQL refuses to run as root), MariaDB (mariadbd with its own datadir) and Redis
+// (redis-server, persistence off). Results are read back with each server's own client
+// (psql, mariadb, redis-cli). Nothing here waits on time alone: readiness is polled.
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+
+const asRoot = process.getuid && process.getuid() === 0;
+
+// A free TCP port on 127.0.0.1 (bound and released; the server binds it right after).
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.on('error', reject);
+    s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); });
+  });
+}
+
+export async function poll(fn, timeoutMs, what) {
+  const deadline = Date.now() + timeoutMs;
+  let last;
+  for (;;) {
+    try { last = await fn(); if (last) return last; } catch (e) { last = e.message; }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} (last: ${JSON.stringify(last)})`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+function scratch(prefix) {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  if (asRoot) fs.chownSync(d, 65534, 65534);
+  return d;
+}
+
+function pgBin(name) {
+  const base = '/usr/lib/postgresql';
+  const versions = fs.existsSync(base) ? fs.readdirSync(base).sort((a, b) => Number(b) - Number(a)) : [];
+  for (const v of versions) {
+    const p = path.join(base, v, 'bin', name);
+    if (fs.existsSync(p)) return p;
+  }
+  throw new Error(`PostgreSQL's ${name} not found under ${base}: install the Debian package postgresql (scripts/deps)`);
+}
+
+// Runs a PostgreSQL server program as `nobody` when we are root.
+function pgRun(args, opts = {}) {
+  const argv = asRoot ? ['runuser', '-u', 'nobody', '--', ...args] : args;
+  return execFileSync(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], cwd: '/', ...opts }).toString();
+}
+
+// Starts PostgreSQL; resolves {port, dsn, psql(sql) -> rows (arrays of strings), stop(), start()}.
+export async function startPostgres() {
+  const dir = scratch('lunnel-pg-');
+  const data = path.join(dir, 'data');
+  pgRun([pgBin('initdb'), '-D', data, '-U', 'lunnel', '--auth=trust', '-E', 'UTF8', '--locale=C', '--no-sync']);
+  const port = await freePort();
+  const pg = {
+    dir, port,
+    dsn: `postgresql://lunnel@127.0.0.1:${port}/postgres`,
+    async start() {
+      pgRun([pgBin('pg_ctl'), '-D', data, '-l', path.join(dir, 'log'), '-w', '-t', '60', '-o',
+        `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=50`, 'start']);
+      await poll(() => spawnSync(pgBin('pg_isready'), ['-h', '127.0.0.1', '-p', String(port)]).status === 0, 30000, 'pg_isready');
+    },
+    stop(mode = 'fast') {
+      try { pgRun([pgBin('pg_ctl'), '-D', data, '-m', mode, '-w', '-t', '60', 'stop']); } catch (e) { /* already stopped */ }
+    },
+    // Rows of a query, read with psql (unaligned, tab-separated; NULL shown as \N).
+    psql(sql) {
+      const out = execFileSync(pgBin('psql'), ['-h', '127.0.0.1', '-p', String(port), '-U', 'lunnel', '-d', 'postgres',
+        '-X', '-q', '-A', '-t', '-F', '\t', '-P', 'null=\\N', '-v', 'ON_ERROR_STOP=1', '-c', sql], { stdio: ['ignore', 'pipe', 'pipe'] }).toString();
+      return out.split('\n').filter((l) => l !== '').map((l) => l.split('\t'));
+    },
+    destroy() {
+      pg.stop('immediate');
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  await pg.start();
+  return pg;
+}
