@@ -47,6 +47,10 @@ int lunnel_pg_value(lunnel_pg *p, const lunnel_column *c);
 const char *lunnel_pg_sql_error(const lunnel_pg *p);
 const char *lunnel_pg_sql_text(const lunnel_pg *p);
 int lunnel_pg_exec(lunnel_pg *p);
+int lunnel_pg_exec_copy(lunnel_pg *p, size_t split, const char *copy_cmd);
+int lunnel_pg_copy_raw(lunnel_pg *p, const char *s, size_t n);
+int lunnel_pg_copy_value(lunnel_pg *p, const lunnel_column *c);
+const char *lunnel_pg_copy_error(const lunnel_pg *p);
 int lunnel_pg_query(lunnel_pg *p, const char *sql);
 const char *lunnel_pg_result(const lunnel_pg *p, size_t *len);
 ]],
@@ -87,7 +91,10 @@ local function sql_failed(self)
   error("lunnel.sinks.postgres: " .. ffi.string(C.lunnel_pg_sql_error(self.h)), 0)
 end
 
-function Conn:reset() C.lunnel_pg_sql_reset(self.h) end
+function Conn:reset()
+  C.lunnel_pg_sql_reset(self.h)
+  self.copy_cmd, self.copy_split = nil, nil
+end
 function Conn:sql(s) if C.lunnel_pg_sql(self.h, s, #s) ~= 0 then sql_failed(self) end end
 function Conn:ident(s) if C.lunnel_pg_ident(self.h, s, #s) ~= 0 then sql_failed(self) end end
 function Conn:value(col) if C.lunnel_pg_value(self.h, col) ~= 0 then sql_failed(self) end end
@@ -102,8 +109,23 @@ function Conn:statement(s)
   self:sql(";\n")
 end
 function Conn:text() return ffi.string(C.lunnel_pg_sql_text(self.h)) end
+-- COPY data: raw text and cells in COPY text format.
+local function copy_failed(self)
+  error("lunnel.sinks.postgres: " .. ffi.string(C.lunnel_pg_copy_error(self.h)), 0)
+end
+function Conn:copy_raw(s) if C.lunnel_pg_copy_raw(self.h, s, #s) ~= 0 then copy_failed(self) end end
+function Conn:copy_value(col) if C.lunnel_pg_copy_value(self.h, col) ~= 0 then copy_failed(self) end end
+-- The COPY statement runs at this point of the statements (its data: the copy_* calls).
+function Conn:copy_here(cmd)
+  self.copy_cmd, self.copy_split = cmd, C.lunnel_pg_sql_len(self.h)
+end
 function Conn:finish()
-  local rc = C.lunnel_pg_exec(self.h)
+  local rc
+  if self.copy_cmd then
+    rc = C.lunnel_pg_exec_copy(self.h, self.copy_split, self.copy_cmd)
+  else
+    rc = C.lunnel_pg_exec(self.h)
+  end
   if rc == 0 then return true end
   return false, ffi.string(C.lunnel_pg_error(self.h))
 end
@@ -176,6 +198,30 @@ local dialect = {
   add_column_sql = function(_, t, name, ty)
     return "ALTER TABLE " .. quoted_table(t) .. " ADD COLUMN IF NOT EXISTS \""
            .. name:gsub('"', '""') .. "\" " .. TYPES[ty]
+  end,
+  -- PUT rows (after their keys were deleted) by COPY FROM STDIN: far less parsing than a
+  -- multi-row INSERT; small batches keep the INSERT (one round trip instead of three).
+  bulk_insert = function(c, t, pk, names, rows)
+    if #rows < 64 then return false end
+    local q = function(x) return '"' .. x:gsub('"', '""') .. '"' end
+    local list = {}
+    for _, n in ipairs(pk) do list[#list + 1] = q(n) end
+    for _, n in ipairs(names) do list[#list + 1] = q(n) end
+    c:copy_here("COPY " .. quoted_table(t) .. " (" .. table.concat(list, ",") .. ") FROM STDIN")
+    for _, e in ipairs(rows) do
+      local rec = e.rec
+      for j = 0, rec.pk_count - 1 do
+        if j > 0 then c:copy_raw("\t") end
+        c:copy_value(rec.pk + j)
+      end
+      local cols = e.cols
+      for _, name in ipairs(names) do
+        local v = cols[name]
+        if v then c:copy_raw("\t") c:copy_value(v) else c:copy_raw("\t\\N") end
+      end
+      c:copy_raw("\n")
+    end
+    return true
   end,
   upsert_tail = function(c, pk, names)
     c:sql(" ON CONFLICT (")

@@ -152,19 +152,21 @@ local function net_changes(batch, filter, types)
         end
         e.rec = rec
         local cols = e.cols
+        -- cells apply in wire order (as UpdateRow applies them); of several versions put
+        -- in one change the newest timestamp wins
         local seen = {} -- name -> timestamp of the cell chosen in this record
         for i = 0, rec.col_count - 1 do
           local col = rec.cols + i
           local name = col_name(col)
           if col.op == OP_PUT then
-            local ts = col.has_timestamp ~= 0 and col.timestamp or nil
+            local ts = col.has_timestamp ~= 0 and col.timestamp or true
             local prev = seen[name]
-            if prev == nil or prev == false or (ts and prev ~= true and ts >= prev) then
+            if not prev or prev == true or ts == true or ts >= prev then
               cols[name] = col
-              seen[name] = ts or true
+              seen[name] = ts
               if not types[name] or types[name] == 0 then types[name] = col.value.type end
             end
-          elseif seen[name] == nil then
+          else
             cols[name] = false
             seen[name] = false
             types[name] = types[name] or 0 -- no type known from a delete
@@ -242,25 +244,27 @@ function Sink:write_batch(batch, filter)
     local names = {}
     for name in pairs(put_cols) do names[#names + 1] = name end
     table.sort(names)
-    c:sql("INSERT INTO ") c:table_ident(self.table) c:sql(" (")
-    for i, name in ipairs(pk) do if i > 1 then c:sql(",") end c:ident(name) end
-    for _, name in ipairs(names) do c:sql(",") c:ident(name) end
-    c:sql(") VALUES ")
-    for i, e in ipairs(put_rows) do
-      if i > 1 then c:sql(",") end
-      c:sql("(")
-      for j = 0, e.rec.pk_count - 1 do
-        if j > 0 then c:sql(",") end
-        c:value(e.rec.pk + j)
+    if not (d.bulk_insert and d.bulk_insert(c, self.table, pk, names, put_rows)) then
+      c:sql("INSERT INTO ") c:table_ident(self.table) c:sql(" (")
+      for i, name in ipairs(pk) do if i > 1 then c:sql(",") end c:ident(name) end
+      for _, name in ipairs(names) do c:sql(",") c:ident(name) end
+      c:sql(") VALUES ")
+      for i, e in ipairs(put_rows) do
+        if i > 1 then c:sql(",") end
+        c:sql("(")
+        for j = 0, e.rec.pk_count - 1 do
+          if j > 0 then c:sql(",") end
+          c:value(e.rec.pk + j)
+        end
+        for _, name in ipairs(names) do
+          c:sql(",")
+          local v = e.cols[name]
+          if v then c:value(v) else c:sql("NULL") end
+        end
+        c:sql(")")
       end
-      for _, name in ipairs(names) do
-        c:sql(",")
-        local v = e.cols[name]
-        if v then c:value(v) else c:sql("NULL") end
-      end
-      c:sql(")")
+      c:statement()
     end
-    c:statement()
   end
   -- 3. UPDATE rows, grouped by their set of columns
   local groups, order = {}, {}

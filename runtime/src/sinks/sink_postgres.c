@@ -17,6 +17,7 @@ typedef struct lunnel_pg {
     PGconn *conn;
     sql_text sql;
     sql_text result; /* rows of the last query, one per line, columns separated by tabs */
+    sql_text copy;   /* COPY ... FROM STDIN data (text format) run by lunnel_pg_exec_copy */
     char err[1024];
 } lunnel_pg;
 
@@ -26,6 +27,7 @@ lunnel_pg *lunnel_pg_new(void)
     if (!p) return NULL;
     sql_text_init(&p->sql);
     sql_text_init(&p->result);
+    sql_text_init(&p->copy);
     return p;
 }
 
@@ -41,6 +43,7 @@ void lunnel_pg_free(lunnel_pg *p)
     disconnect(p);
     sql_text_free(&p->sql);
     sql_text_free(&p->result);
+    sql_text_free(&p->copy);
     free(p);
 }
 
@@ -87,7 +90,11 @@ int lunnel_pg_connect(lunnel_pg *p, const char *conninfo, int timeout_s)
     return ok ? 0 : -1;
 }
 
-void lunnel_pg_sql_reset(lunnel_pg *p) { sql_text_reset(&p->sql); }
+void lunnel_pg_sql_reset(lunnel_pg *p)
+{
+    sql_text_reset(&p->sql);
+    sql_text_reset(&p->copy);
+}
 size_t lunnel_pg_sql_len(const lunnel_pg *p) { return p->sql.len; }
 int lunnel_pg_sql(lunnel_pg *p, const char *s, size_t n) { return sql_text_append(&p->sql, s, n); }
 int lunnel_pg_ident(lunnel_pg *p, const char *s, size_t n) { return sql_text_ident(&p->sql, s, n, SQL_DIALECT_POSTGRES); }
@@ -123,6 +130,60 @@ int lunnel_pg_value(lunnel_pg *p, const lunnel_column *c)
     return 0;
 }
 
+/* COPY text format: raw separators ("\t", "\n", "\\N" for NULL) for the data of
+ * lunnel_pg_exec_copy. */
+int lunnel_pg_copy_raw(lunnel_pg *p, const char *s, size_t n) { return sql_text_append(&p->copy, s, n); }
+const char *lunnel_pg_copy_error(const lunnel_pg *p) { return p->copy.err; }
+
+/* Appends one cell in COPY text format: backslash, tab, newline and carriage return escaped;
+ * bytea as \\x<hex>; a deleted cell as \N. */
+int lunnel_pg_copy_value(lunnel_pg *p, const lunnel_column *c)
+{
+    sql_text *t = &p->copy;
+    const lunnel_value *v = &c->value;
+    char buf[64];
+    int n;
+    switch (v->type) {
+    case LUNNEL_VT_INTEGER:
+        n = snprintf(buf, sizeof buf, "%lld", (long long)v->u.i);
+        return sql_text_append(t, buf, (size_t)n);
+    case LUNNEL_VT_BOOLEAN:
+        return sql_text_append(t, v->u.i ? "t" : "f", 1);
+    case LUNNEL_VT_DOUBLE:
+        if (v->u.d != v->u.d) n = snprintf(buf, sizeof buf, "NaN");
+        else if (v->u.d > 1.7976931348623157e308) n = snprintf(buf, sizeof buf, "Infinity");
+        else if (v->u.d < -1.7976931348623157e308) n = snprintf(buf, sizeof buf, "-Infinity");
+        else n = snprintf(buf, sizeof buf, "%.17g", v->u.d);
+        return sql_text_append(t, buf, (size_t)n);
+    case LUNNEL_VT_BINARY:
+        if (sql_text_append(t, "\\\\x", 3) != 0) return -1;
+        return sql_text_hex(t, v->u.ptr, v->len);
+    case LUNNEL_VT_STRING: {
+        const uint8_t *s = v->u.ptr;
+        if (memchr(s, 0, v->len)) return sql_text_fail(t, c, "PostgreSQL text cannot hold a NUL byte");
+        if (sql_text_reserve(t, 2 * (size_t)v->len) != 0) return -1;
+        char *o = t->p + t->len;
+        for (uint32_t i = 0; i < v->len; i++) {
+            switch (s[i]) {
+            case '\\': *o++ = '\\'; *o++ = '\\'; break;
+            case '\t': *o++ = '\\'; *o++ = 't'; break;
+            case '\n': *o++ = '\\'; *o++ = 'n'; break;
+            case '\r': *o++ = '\\'; *o++ = 'r'; break;
+            default: *o++ = (char)s[i];
+            }
+        }
+        t->len = (size_t)(o - t->p);
+        t->p[t->len] = 0;
+        return 0;
+    }
+    case LUNNEL_VT_NONE:
+    case LUNNEL_VT_NULL:
+        return sql_text_append(t, "\\N", 2);
+    default:
+        return sql_text_fail(t, c, "a value of this type cannot be stored");
+    }
+}
+
 /* Names the failure: SQLSTATE and the server's primary message (and detail). */
 static void result_error(lunnel_pg *p, PGresult *r)
 {
@@ -137,17 +198,12 @@ static void result_error(lunnel_pg *p, PGresult *r)
     set_error(p, "", buf);
 }
 
-/* Runs the statement buffer (one or more statements, one round trip). Returns 0; -1 when the
- * server refused it (the open transaction, if any, is rolled back); -2 when the connection is
- * gone (the Lua side reconnects before the next batch). */
-int lunnel_pg_exec(lunnel_pg *p)
+/* Sends text (one or more statements) and reads every result. Returns 0; -1 when the
+ * server refused it; -2 when the connection is gone. A COPY FROM STDIN among them gets the
+ * copy buffer as its data. */
+static int run_text(lunnel_pg *p, const char *text)
 {
-    if (!lunnel_pg_connected(p)) {
-        if (!p->err[0]) set_error(p, "", "not connected");
-        return -2;
-    }
-    p->err[0] = 0;
-    if (!PQsendQuery(p->conn, p->sql.p ? p->sql.p : "")) {
+    if (!PQsendQuery(p->conn, text)) {
         set_error(p, "", PQerrorMessage(p->conn));
         return PQstatus(p->conn) == CONNECTION_OK ? -1 : -2;
     }
@@ -155,6 +211,15 @@ int lunnel_pg_exec(lunnel_pg *p)
     PGresult *r;
     while ((r = PQgetResult(p->conn)) != NULL) {
         ExecStatusType st = PQresultStatus(r);
+        if (st == PGRES_COPY_IN) {
+            PQclear(r);
+            int ok = (p->copy.len == 0 || PQputCopyData(p->conn, p->copy.p, (int)p->copy.len) == 1);
+            if (PQputCopyEnd(p->conn, ok ? NULL : "lunnel: cannot send the COPY data") != 1 && !failed) {
+                set_error(p, "", PQerrorMessage(p->conn));
+                failed = 1;
+            }
+            continue;
+        }
         if (!failed && st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && st != PGRES_EMPTY_QUERY) {
             result_error(p, r);
             failed = 1;
@@ -165,12 +230,49 @@ int lunnel_pg_exec(lunnel_pg *p)
         if (!failed) set_error(p, "", PQerrorMessage(p->conn));
         return -2;
     }
-    if (!failed) return 0;
-    if (PQtransactionStatus(p->conn) != PQTRANS_IDLE) {
-        r = PQexec(p->conn, "ROLLBACK");
-        PQclear(r);
+    return failed ? -1 : 0;
+}
+
+/* After a failure: leaves no transaction open on the connection. */
+static int after(lunnel_pg *p, int rc)
+{
+    if (rc == -1 && PQtransactionStatus(p->conn) != PQTRANS_IDLE) PQclear(PQexec(p->conn, "ROLLBACK"));
+    return rc;
+}
+
+static int check_connected(lunnel_pg *p)
+{
+    if (lunnel_pg_connected(p)) {
+        p->err[0] = 0;
+        return 0;
     }
-    return -1;
+    if (!p->err[0]) set_error(p, "", "not connected");
+    return -2;
+}
+
+/* Runs the statement buffer (one or more statements, one round trip). Returns 0; -1 when the
+ * server refused it (the open transaction, if any, is rolled back); -2 when the connection is
+ * gone (the Lua side reconnects before the next batch). */
+int lunnel_pg_exec(lunnel_pg *p)
+{
+    if (check_connected(p) != 0) return -2;
+    return after(p, run_text(p, p->sql.p ? p->sql.p : ""));
+}
+
+/* Runs the statement buffer's first `split` bytes, then `copy_cmd` (a COPY ... FROM STDIN)
+ * with the copy buffer as its data, then the rest of the buffer: three round trips, one
+ * transaction when the buffer opens one before split. Same return codes as lunnel_pg_exec. */
+int lunnel_pg_exec_copy(lunnel_pg *p, size_t split, const char *copy_cmd)
+{
+    if (check_connected(p) != 0) return -2;
+    if (split > p->sql.len) split = p->sql.len;
+    char keep = p->sql.p[split];
+    p->sql.p[split] = 0;
+    int rc = run_text(p, p->sql.p);
+    p->sql.p[split] = keep;
+    if (rc == 0) rc = run_text(p, copy_cmd);
+    if (rc == 0 && split < p->sql.len) rc = run_text(p, p->sql.p + split);
+    return after(p, rc);
 }
 
 /* Runs one query and keeps its rows as text (columns tab-separated, rows newline-ended; NULL
