@@ -84,3 +84,56 @@ export async function startPostgres() {
   await pg.start();
   return pg;
 }
+
+// Starts redis-server with persistence off (no RDB save points, no AOF); stop() saves one
+// RDB snapshot on the way down (SHUTDOWN SAVE) so start() brings the data back, like a
+// restart of a persistent server. Resolves {port, url, cli(...args) -> stdout, stop(), start()}.
+export async function startRedis() {
+  const dir = scratch('lunnel-redis-');
+  const port = await freePort();
+  let child = null;
+  const cli = (...args) => execFileSync('redis-cli', ['-h', '127.0.0.1', '-p', String(port), ...args], { stdio: ['ignore', 'pipe', 'pipe'] }).toString();
+  const rd = {
+    dir, port,
+    url: `redis://127.0.0.1:${port}/0`,
+    cli,
+    async start() {
+      child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
+        '--dir', dir, '--dbfilename', 'dump.rdb', '--daemonize', 'no', '--logfile', path.join(dir, 'log')], { stdio: 'ignore' });
+      await poll(() => { try { return cli('PING').trim() === 'PONG'; } catch { return false; } }, 30000, 'redis-server PING');
+    },
+    async stop() {
+      if (!child) return;
+      const c = child;
+      child = null;
+      const gone = new Promise((res) => c.on('exit', res));
+      try { cli('SHUTDOWN', 'SAVE'); } catch { /* the connection closes as it exits */ }
+      await gone;
+    },
+    // Every key matching pattern: Map key -> Map field -> value (Buffers), read by one
+    // server-side script (hex on the wire so any byte survives redis-cli's output).
+    dump(pattern) {
+      const script = "local out = {} for _, k in ipairs(redis.call('KEYS', ARGV[1])) do "
+        + "local h = redis.call('HGETALL', k) local parts = {} "
+        + "for i = 1, #h do parts[i] = (h[i]:gsub('.', function(c) return string.format('%02x', c:byte()) end)) end "
+        + "out[#out + 1] = (k:gsub('.', function(c) return string.format('%02x', c:byte()) end)) .. '=' .. table.concat(parts, ',') end return out";
+      const text = cli('--raw', 'EVAL', script, '0', pattern);
+      const rows = new Map();
+      for (const line of text.split('\n')) {
+        if (!line) continue;
+        const [k, fields] = line.split('=');
+        const parts = fields ? fields.split(',') : [];
+        const h = new Map();
+        for (let i = 0; i + 1 < parts.length; i += 2) h.set(Buffer.from(parts[i], 'hex').toString('utf8'), Buffer.from(parts[i + 1], 'hex'));
+        rows.set(Buffer.from(k, 'hex'), h);
+      }
+      return rows;
+    },
+    async destroy() {
+      if (child) { child.kill('SIGKILL'); await new Promise((res) => child.on('exit', res)); child = null; }
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  await rd.start();
+  return rd;
+}
