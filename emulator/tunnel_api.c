@@ -683,6 +683,16 @@ static void h_getrpo(lunnel_emu_tunnels *t, const uint8_t *b, size_t len, lunnel
 static void h_schedule(lunnel_emu_tunnels *t, const uint8_t *b, size_t len, lunnel_emu_reply *r) {
     Lunnel__Tunnel__ScheduleRequest *q = unpack_req(&lunnel__tunnel__schedule_request__descriptor, b, len, r);
     if (!q) return;
+    /* Channels travel in field 3. A request carrying field 2 was built from a misread schema
+     * (as lunnel's own once was): refuse it rather than answer a silent success that changed
+     * nothing. */
+    for (size_t i = 0; i < q->base.n_unknown_fields; i++) {
+        if (q->base.unknown_fields[i].tag == 2) {
+            emu_reply_error(r, "OTSParameterInvalid", q->tunnel_id,
+                            "ScheduleRequest field 2 is not part of the schema: channels are field 3");
+            goto done;
+        }
+    }
     emu_tunnel *tu = find_tunnel(t, q->tunnel_id, r);
     if (!tu) goto done;
     for (size_t i = 0; i < q->n_channels; i++) {

@@ -3,9 +3,14 @@
 -- shutdown. C calls every function here inside one lua_pcall with a traceback handler, so an
 -- error raised anywhere below fails that job with the script's traceback.
 --
--- Hot reload: `load(source, chunkname, version, true)` swaps the handler table only; the
--- ctx tables (and so ctx.state) of open channels are untouched. The C side calls it at a
--- batch boundary, never during a process call.
+-- Hot reload: a version is the script plus every module it requires from its own directory
+-- or a --lua-path directory ("user modules"; lunnel.* and system paths are libraries, never
+-- reloaded). `load(source, chunkname, version, install, mods)` runs the script with those
+-- modules served from `mods` (the exact bytes validated by the watcher), so the whole graph
+-- swaps as one unit; the files each load read are left in M.recorded for the C side.
+-- Installing swaps the handler table only; the ctx tables (and so ctx.state) of open
+-- channels are untouched, and each channel's first call under the new version runs the
+-- script's reload(ctx, old_version) hook. The C side calls load at a batch boundary.
 local cjson = require("cjson")
 
 local M = {}
@@ -16,7 +21,11 @@ local custom        -- decoded CustomValue (shared by every channel's ctx)
 local clog          -- C: clog(level, msg, fields, channel_id)
 local worker = -1
 local channels = {} -- key -> ctx
-local committed = {} -- key -> true when ctx:commit() was called in the running process call
+local committed = {} -- key -> true when ctx:commit() was called in the running call
+local user_dirs = {} -- directories whose modules belong to the script's version
+local serving        -- during a load: modname -> {path=, source=} of the version's modules
+local user_loaded = {} -- modname -> true: user modules now in package.loaded
+M.recorded = {}      -- {name=, path=, source=} of each user module the last load required
 
 -- record view module (lunnel.record): loaded once per state, never again on reload (its
 -- ffi.cdef runs only once; it keeps itself in the registry). A state without it cannot
@@ -67,8 +76,47 @@ local function make_log(channel_id)
   return log
 end
 
+-- A user module's file: <dir>/<a/b>.lua or <dir>/<a/b>/init.lua in the first user dir that
+-- has it. Returns path, bytes (nil when none has it).
+local function find_user_module(name)
+  if name == "lunnel" or name:sub(1, 7) == "lunnel." then return nil end
+  local rel = name:gsub("%.", "/")
+  for _, d in ipairs(user_dirs) do
+    for _, path in ipairs({ d .. "/" .. rel .. ".lua", d .. "/" .. rel .. "/init.lua" }) do
+      local f = io.open(path, "rb")
+      if f then
+        local src = f:read("*a")
+        f:close()
+        if src then return path, src end
+      end
+    end
+  end
+  return nil
+end
+
+-- package.loaders entry (before the file searcher): user modules come from the version being
+-- loaded when it has them (the validated bytes, not whatever is on disk now), else from disk.
+local function user_loader(name)
+  local path, src
+  local s = serving and serving[name]
+  if s then
+    path, src = s.path, s.source
+  else
+    path, src = find_user_module(name)
+  end
+  if not path then return nil end
+  local chunk, err = loadstring(src, "@" .. path)
+  if not chunk then error(err, 0) end
+  M.recorded[#M.recorded + 1] = { name = name, path = path, source = src }
+  user_loaded[name] = true
+  return chunk
+end
+
 function M.init(opts)
   clog = opts.log
+  user_dirs = {}
+  for d in (opts.user_dirs or ""):gmatch("[^;]+") do user_dirs[#user_dirs + 1] = d end
+  table.insert(package.loaders, 2, user_loader)
   -- os.exit from a worker would kill the process without draining or checkpointing
   os.exit = function()
     error("os.exit is not allowed in a lunnel script (raise an error to fail the batch)", 2)
@@ -85,10 +133,18 @@ end
 
 -- Compiles and runs a script source; it must return a table with a process function.
 -- install=true makes it the active module. Errors (with chunkname:line) propagate to C.
-function M.load(source, chunkname, ver, install)
+function M.load(source, chunkname, ver, install, mods)
   local chunk, err = loadstring(source, chunkname)
   if not chunk then error(err, 0) end
-  local mod = chunk()
+  -- the new version requires its user modules afresh (the old handlers keep the tables they
+  -- captured); library modules stay loaded
+  for name in pairs(user_loaded) do package.loaded[name] = nil end
+  user_loaded = {}
+  M.recorded = {}
+  serving = mods or {}
+  local ok, mod = pcall(chunk)
+  serving = nil
+  if not ok then error(mod, 0) end
   if type(mod) ~= "table" then
     error(chunkname:sub(2) .. ": the script must return a table of handlers (got "
           .. type(mod) .. ")", 0)
@@ -96,7 +152,7 @@ function M.load(source, chunkname, ver, install)
   if type(mod.process) ~= "function" then
     error(chunkname:sub(2) .. ": the script's table has no process(ctx, batch) function", 0)
   end
-  for _, name in ipairs({ "open", "shutdown" }) do
+  for _, name in ipairs({ "open", "shutdown", "reload", "tick" }) do
     if mod[name] ~= nil and type(mod[name]) ~= "function" then
       error(chunkname:sub(2) .. ": " .. name .. " must be a function", 0)
     end
@@ -124,15 +180,28 @@ function M.open(key, info)
     state = {},
     log = make_log(info.channel_id),
     worker = worker,
+    script_version = version,
   }, Ctx)
   channels[key] = ctx
   if handlers.open then handlers.open(ctx) end
   return false
 end
 
+-- A channel's first call under a version newer than the one its ctx last saw: the script's
+-- reload(ctx, old_version) hook migrates ctx.state. Raising fails that call (the version
+-- stays unacknowledged for this ctx, so the hook runs again on the retry).
+local function enter_version(ctx)
+  local seen = rawget(ctx, "script_version")
+  if seen ~= version then
+    if handlers.reload then handlers.reload(ctx, seen) end
+    ctx.script_version = version
+  end
+end
+
 function M.process(key, ptr, next_token, n, trace_id)
   local ctx = channels[key]
   if not ctx then error("lunnel host: channel has no ctx (its open() ran out of memory?)", 0) end
+  enter_version(ctx)
   ctx.next_token = next_token
   -- the x-ots-trace-id of the ReadRecords call that read this batch (kept when not given)
   if trace_id ~= nil then ctx.trace_id = trace_id end
@@ -145,12 +214,33 @@ function M.process(key, ptr, next_token, n, trace_id)
   return c
 end
 
+-- tick(ctx): every --tick-interval on each open channel, batch or not; ctx:commit() here marks
+-- every batch delivered to the channel so far as handled (--commit manual).
+function M.tick(key)
+  local ctx = channels[key]
+  if not ctx or not handlers.tick then return false end
+  enter_version(ctx)
+  committed[key] = nil
+  handlers.tick(ctx)
+  local c = committed[key] == true
+  committed[key] = nil
+  return c
+end
+
+function M.has_tick()
+  return handlers ~= nil and handlers.tick ~= nil
+end
+
 function M.shutdown(key)
   local ctx = channels[key]
   channels[key] = nil -- dropped even when shutdown raises
   committed[key] = nil
-  if ctx and handlers.shutdown then handlers.shutdown(ctx) end
-  return false
+  if not ctx or not handlers.shutdown then return false end
+  enter_version(ctx)
+  handlers.shutdown(ctx)
+  local c = committed[key] == true
+  committed[key] = nil
+  return c
 end
 
 return M

@@ -261,6 +261,7 @@ function M.ctx(opts)
     state = opts.state or {},
     logs = logs,
     commits = 0,
+    script_version = opts.script_version or 1,
   }
   local log = {}
   for _, level in ipairs({ "trace", "debug", "info", "warn", "error" }) do
@@ -275,18 +276,44 @@ function M.ctx(opts)
   return ctx
 end
 
--- Runs a script file like the host does: open(ctx) at load (unless opts.open == false),
--- script:process(records_or_batch) per batch (views invalidated when it returns, even on
--- error; errors are re-raised), script:shutdown(). script.module is the handler table.
-function M.load(path, opts)
-  opts = opts or {}
+local function load_module(path)
   local chunk, err = loadfile(path)
-  if not chunk then error(err, 2) end
+  if not chunk then error(err, 3) end
   local mod = chunk()
   if type(mod) ~= "table" or type(mod.process) ~= "function" then
-    error(path .. ": a script must return a table with process(ctx, batch)", 2)
+    error(path .. ": a script must return a table with process(ctx, batch)", 3)
   end
+  return mod
+end
+
+-- Runs a script file like the host does: open(ctx) at load (unless opts.open == false),
+-- script:process(records_or_batch) per batch (views invalidated when it returns, even on
+-- error; errors are re-raised), script:tick() (returns true when it called ctx:commit()),
+-- script:reload(new_path) (the new version's reload(ctx, old_version) runs on the same ctx,
+-- as after a hot reload), script:shutdown() (true when it committed). script.module is the
+-- handler table.
+function M.load(path, opts)
+  opts = opts or {}
+  local mod = load_module(path)
   local runner = { module = mod, ctx = M.ctx(opts), batches = 0 }
+  local function committed_by(self, fn)
+    local before = self.ctx.commits
+    fn(self.ctx)
+    return self.ctx.commits > before
+  end
+  function runner.tick(self)
+    if not self.module.tick then return false end
+    return committed_by(self, self.module.tick)
+  end
+  function runner.reload(self, new_path)
+    local new = load_module(new_path or path)
+    local old = self.ctx.script_version
+    self.module = new
+    mod = new
+    if new.reload then new.reload(self.ctx, old) end
+    self.ctx.script_version = old + 1
+    return self
+  end
   function runner.open(self)
     if mod.open then return mod.open(self.ctx) end
   end
@@ -301,7 +328,8 @@ function M.load(path, opts)
     return res
   end
   function runner.shutdown(self)
-    if mod.shutdown then return mod.shutdown(self.ctx) end
+    if not mod.shutdown then return false end
+    return committed_by(self, mod.shutdown)
   end
   if opts.open ~= false then runner:open() end
   return runner

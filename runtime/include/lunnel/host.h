@@ -12,8 +12,11 @@
  * lunnel_host_get_stats() (any thread).
  *
  * Script contract: the script is a module returning a table with `process(ctx, batch)`
- * (required), `open(ctx)` and `shutdown(ctx)` (optional). ctx fields: tunnel_id, client_id,
- * channel_id, is_stream, trace_id, next_token, record_count, custom, state, log, commit().
+ * (required), `open(ctx)`, `reload(ctx, old_version)`, `tick(ctx)` and `shutdown(ctx)`
+ * (optional; docs/scripts.md says when each runs). ctx fields: tunnel_id, client_id,
+ * channel_id, is_stream, trace_id, next_token, record_count, custom, state, log,
+ * script_version, commit(). A version is the script plus the modules it requires from its
+ * own directory and cfg.lua_path: a change to any of them reloads the whole set.
  *
  * Limits: a per-lua_State memory limit (cfg.memory_limit) makes an allocation past it fail
  * inside the script call (the batch fails with LUNNEL_HOST_EMEMORY, garbage is collected and
@@ -67,6 +70,10 @@ typedef enum lunnel_host_event {
                                   restart hook: checkpoint what completed, then _exit() (not
                                   lunnel_host_free, which would wait for the stuck call) and
                                   let the supervisor restart; the batch is read again. */
+    LUNNEL_HOST_EV_TICK,       /* tick(ctx) ran (cfg.tick_interval_s); `committed`: the script
+                                  called ctx:commit() in it, i.e. every batch of this channel
+                                  whose EV_BATCH completion came before this one is handled.
+                                  A failed tick changes nothing (logged by the host). */
 } lunnel_host_event;
 
 /* Delivered to on_done on the loop thread. All pointers are valid only during the call. */
@@ -80,7 +87,9 @@ typedef struct lunnel_host_completion {
     const char *traceback;        /* "" when none; the Lua traceback of a script error */
     int committed;                /* EV_BATCH: ctx:commit() was called during this process
                                      call (manual-commit mode: this batch's token and all
-                                     before it may be checkpointed) */
+                                     before it may be checkpointed); EV_TICK, EV_CLOSED: it was
+                                     called in tick / shutdown (every batch completed before
+                                     may be checkpointed) */
     uint32_t record_count;        /* EV_BATCH: records decoded in the batch */
     double elapsed_s;             /* time spent in the job (EV_TIMEOUT: so far) */
     int script_version;           /* version of the script that ran it (1 = the first) */
@@ -107,6 +116,9 @@ typedef struct lunnel_host_config {
     size_t memory_limit;      /* bytes per lua_State; 0: LUNNEL_HOST_DEFAULT_MEMORY_LIMIT */
     double process_timeout_s; /* watchdog threshold; <= 0: off */
     int watch;                /* 1: watch the script's directory (inotify) and hot reload */
+    const char *lua_path;     /* ';'-separated directories whose modules belong to the script's
+                                 version (besides its own directory); NULL: none */
+    double tick_interval_s;   /* > 0: tick(ctx) on every open channel this often (EV_TICK) */
     struct ev_loop *loop;     /* required; completions are delivered on this loop */
     lunnel_host_done_fn on_done; /* required */
     void *ud;                    /* passed to on_done */

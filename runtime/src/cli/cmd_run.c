@@ -38,7 +38,7 @@ static const lunnel_opt run_opts[] = {
     {"tunnel-id", LUNNEL_OPT_STRING, NULL, NULL, NULL, "ID", 0,
      "tunnel id, instead of --table/--tunnel"},
     {"create", LUNNEL_OPT_ENUM, NULL, NULL, "BaseData|Stream|BaseAndStream", "TYPE", 0,
-     "create the tunnel when it does not exist"},
+     "create the tunnel when ListTunnel does not show it (a lost creation race uses the winner's)"},
     {"custom", LUNNEL_OPT_STRING, NULL, NULL, NULL, "JSON", 0, "CustomValue as JSON: ctx.custom"},
     {"config", LUNNEL_OPT_STRING, NULL, NULL, NULL, "FILE", 0,
      "Lua file returning a table of these options (keys with _ for -; custom may be a "
@@ -59,7 +59,13 @@ static const lunnel_opt run_opts[] = {
     {"checkpoint-interval", LUNNEL_OPT_DURATION, "5s", NULL, NULL, NULL, 0,
      "time between checkpoints (a final one on close and shutdown)"},
     {"commit", LUNNEL_OPT_ENUM, "auto", NULL, "auto|manual", NULL, 0,
-     "auto: a batch is handled when process returns; manual: only ctx:commit() marks"},
+     "auto: a batch is handled when process returns; manual: only ctx:commit() marks (in "
+     "process: that batch and those before; in tick or shutdown: all delivered so far)"},
+    {"tick-interval", LUNNEL_OPT_DURATION, "1s", NULL, NULL, NULL, 0,
+     "run the script's tick(ctx) this often on every open channel, batch or not (0: never)"},
+    {"lua-path", LUNNEL_OPT_STRING, NULL, NULL, NULL, "DIRS", 0,
+     "';'-separated directories of the script's own modules: part of its version, hot-reloaded "
+     "with it (its own directory always is)"},
     {"max-channels", LUNNEL_OPT_INT, "0", NULL, NULL, "N", 0,
      "channels processed at once (0: unlimited)"},
     {"drain-timeout", LUNNEL_OPT_DURATION, "30s", NULL, NULL, NULL, 0,
@@ -416,56 +422,119 @@ static void print_error(const char *what, const lunnel_error *err)
     fprintf(stderr, "lunnel run: %s: %s\n", what, masked);
 }
 
-static int is_not_found(const lunnel_error *err)
+/* ListTunnel on `table`, looking for the tunnel named `tunnel`. Returns 0 with *id set to a
+ * malloc'd tunnel id (NULL when the table has no such tunnel) and *type to its type (static
+ * storage is not possible: copied into type_buf), or -1 with *status set after one line on
+ * stderr. Existence is decided from the listing, as the official quick start does, never from
+ * the wording of an error message. */
+static int find_tunnel_by_name(lunnel_api *api, struct ev_loop *loop, const char *table,
+                               const char *tunnel, char **id, char *type_buf, size_t type_cap,
+                               int *status)
 {
-    return lunnel_error_exit_status(err) == LUNNEL_EXIT_NOT_FOUND;
-}
-
-/* Finds (or creates) the tunnel; returns a malloc'd tunnel id or NULL with *status set. */
-static char *resolve_tunnel(lunnel_api *api, struct ev_loop *loop, const char *table,
-                            const char *tunnel, const char *tunnel_id, const char *create,
-                            int *status)
-{
-    if (tunnel_id)
-        return strdup(tunnel_id);
-    Lunnel__Tunnel__DescribeTunnelRequest req = LUNNEL__TUNNEL__DESCRIBE_TUNNEL_REQUEST__INIT;
+    Lunnel__Tunnel__ListTunnelRequest req = LUNNEL__TUNNEL__LIST_TUNNEL_REQUEST__INIT;
     req.table_name = (char *)table;
-    req.tunnel_name = (char *)tunnel;
     lunnel_api_sync_result r;
     memset(&r, 0, sizeof r);
-    if (lunnel_api_call_sync(api, loop, LUNNEL_API_DESCRIBE, &req.base, 0, &r) == 0) {
-        Lunnel__Tunnel__DescribeTunnelResponse *m = (Lunnel__Tunnel__DescribeTunnelResponse *)r.msg;
-        char *id = m && m->tunnel && m->tunnel->tunnel_id ? strdup(m->tunnel->tunnel_id) : NULL;
-        lunnel_api_sync_result_free(&r);
-        if (!id)
-            *status = LUNNEL_EXIT_RUNTIME;
-        return id;
-    }
-    if (!create || !is_not_found(&r.err)) {
-        print_error("describe tunnel failed", &r.err);
+    *id = NULL;
+    if (lunnel_api_call_sync(api, loop, LUNNEL_API_LIST, &req.base, 0, &r) != 0) {
+        print_error("list tunnels failed", &r.err);
         *status = lunnel_error_exit_status(&r.err);
         lunnel_api_sync_result_free(&r);
-        return NULL;
+        return -1;
+    }
+    Lunnel__Tunnel__ListTunnelResponse *m = (Lunnel__Tunnel__ListTunnelResponse *)r.msg;
+    for (size_t i = 0; m && i < m->n_tunnels; i++) {
+        const Lunnel__Tunnel__TunnelInfo *t = m->tunnels[i];
+        /* the service filters by table; the table check guards against one that does not */
+        if (t->tunnel_name && strcmp(t->tunnel_name, tunnel) == 0 && t->table_name &&
+            strcmp(t->table_name, table) == 0 && t->tunnel_id) {
+            *id = strdup(t->tunnel_id);
+            snprintf(type_buf, type_cap, "%s", t->tunnel_type ? t->tunnel_type : "");
+            break;
+        }
     }
     lunnel_api_sync_result_free(&r);
+    return 0;
+}
+
+/* --create: the tunnel's id from ListTunnel, creating it when the table has none of that
+ * name. A create that fails because another process created the same name meanwhile is
+ * settled by listing again: both processes then consume the one tunnel. */
+static char *find_or_create_tunnel(lunnel_api *api, struct ev_loop *loop, const char *table,
+                                   const char *tunnel, const char *create, int *status)
+{
+    char *id = NULL;
+    char type[64] = "";
+    if (find_tunnel_by_name(api, loop, table, tunnel, &id, type, sizeof type, status) != 0)
+        return NULL;
+    if (id) {
+        if (strcasecmp(type, create) != 0)
+            lunnel_log_kv(LUNNEL_LOG_WARN, "run", "tunnel exists with another type; using it",
+                          "tunnel", tunnel, "type", type, "create", create, NULL);
+        return id;
+    }
     Lunnel__Tunnel__Tunnel t = LUNNEL__TUNNEL__TUNNEL__INIT;
     t.table_name = (char *)table;
     t.tunnel_name = (char *)tunnel;
     tunnel_type_of(create, &t.tunnel_type);
     Lunnel__Tunnel__CreateTunnelRequest creq = LUNNEL__TUNNEL__CREATE_TUNNEL_REQUEST__INIT;
     creq.tunnel = &t;
+    lunnel_api_sync_result r;
     memset(&r, 0, sizeof r);
-    if (lunnel_api_call_sync(api, loop, LUNNEL_API_CREATE, &creq.base, 0, &r) != 0) {
-        print_error("create tunnel failed", &r.err);
+    if (lunnel_api_call_sync(api, loop, LUNNEL_API_CREATE, &creq.base, 0, &r) == 0) {
+        Lunnel__Tunnel__CreateTunnelResponse *m = (Lunnel__Tunnel__CreateTunnelResponse *)r.msg;
+        id = m && m->tunnel_id ? strdup(m->tunnel_id) : NULL;
+        lunnel_api_sync_result_free(&r);
+        if (!id) {
+            fprintf(stderr, "lunnel run: create tunnel: the reply carries no tunnel id\n");
+            *status = LUNNEL_EXIT_RUNTIME;
+            return NULL;
+        }
+        lunnel_log_kv(LUNNEL_LOG_INFO, "run", "tunnel created", "tunnel", tunnel, "type", create,
+                      "tunnel_id", id, NULL);
+        return id;
+    }
+    /* Only a server's refusal can mean "created meanwhile"; a transport failure is reported
+     * as it is. */
+    if (r.err.kind == LUNNEL_NET_SERVER &&
+        find_tunnel_by_name(api, loop, table, tunnel, &id, type, sizeof type, status) == 0 && id) {
+        lunnel_log_kv(LUNNEL_LOG_INFO, "run", "tunnel was created concurrently; using it",
+                      "tunnel", tunnel, "tunnel_id", id, NULL);
+        lunnel_api_sync_result_free(&r);
+        return id;
+    }
+    print_error("create tunnel failed", &r.err);
+    *status = lunnel_error_exit_status(&r.err);
+    lunnel_api_sync_result_free(&r);
+    return NULL;
+}
+
+/* Finds (or, with --create, creates) the tunnel; returns a malloc'd tunnel id or NULL with
+ * *status set. */
+static char *resolve_tunnel(lunnel_api *api, struct ev_loop *loop, const char *table,
+                            const char *tunnel, const char *tunnel_id, const char *create,
+                            int *status)
+{
+    if (tunnel_id)
+        return strdup(tunnel_id);
+    if (create)
+        return find_or_create_tunnel(api, loop, table, tunnel, create, status);
+    Lunnel__Tunnel__DescribeTunnelRequest req = LUNNEL__TUNNEL__DESCRIBE_TUNNEL_REQUEST__INIT;
+    req.table_name = (char *)table;
+    req.tunnel_name = (char *)tunnel;
+    lunnel_api_sync_result r;
+    memset(&r, 0, sizeof r);
+    if (lunnel_api_call_sync(api, loop, LUNNEL_API_DESCRIBE, &req.base, 0, &r) != 0) {
+        print_error("describe tunnel failed", &r.err);
         *status = lunnel_error_exit_status(&r.err);
         lunnel_api_sync_result_free(&r);
         return NULL;
     }
-    Lunnel__Tunnel__CreateTunnelResponse *m = (Lunnel__Tunnel__CreateTunnelResponse *)r.msg;
-    char *id = m && m->tunnel_id ? strdup(m->tunnel_id) : NULL;
+    Lunnel__Tunnel__DescribeTunnelResponse *m = (Lunnel__Tunnel__DescribeTunnelResponse *)r.msg;
+    char *id = m && m->tunnel && m->tunnel->tunnel_id ? strdup(m->tunnel->tunnel_id) : NULL;
     lunnel_api_sync_result_free(&r);
-    lunnel_log_kv(LUNNEL_LOG_INFO, "run", "tunnel created", "tunnel", tunnel, "type", create,
-                  "tunnel_id", id, NULL);
+    if (!id)
+        *status = LUNNEL_EXIT_RUNTIME;
     return id;
 }
 
@@ -607,6 +676,8 @@ static int run_parsed(lunnel_opt_values *v)
         .process_timeout_s = lunnel_opts_num(v, "process-timeout"),
         .memory_limit = (size_t)lunnel_opts_int(v, "memory-limit"),
         .watch = !lunnel_opts_bool(v, "no-watch"),
+        .lua_path = lunnel_opts_str(v, "lua-path"),
+        .tick_interval_s = lunnel_opts_num(v, "tick-interval"),
         .loop = loop,
         .on_done = on_host_done,
         .ud = &app,

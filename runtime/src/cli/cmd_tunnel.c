@@ -52,7 +52,6 @@ static const lunnel_opt rpo_opts[] = {
     {"tunnel", LUNNEL_OPT_STRING, NULL, NULL, NULL, "NAME", 0, "tunnel name (with --table)"},
     {"tunnel-id", LUNNEL_OPT_STRING, NULL, NULL, NULL, "ID", 0,
      "tunnel id (instead of --table/--tunnel)"},
-    {"limit", LUNNEL_OPT_INT, NULL, NULL, NULL, NULL, 0, "at most this many channel entries"},
     {"by-offset", LUNNEL_OPT_BOOL, NULL, NULL, NULL, NULL, 0,
      "ask getrpobyoffset instead of getrpo"},
 };
@@ -131,7 +130,7 @@ static const subcommand SUBS[] = {
       0},
      do_delete},
     {{"tunnel rpo",
-      "lunnel tunnel rpo (--table T --tunnel NAME | --tunnel-id ID) [--limit N] [--by-offset]",
+      "lunnel tunnel rpo (--table T --tunnel NAME | --tunnel-id ID) [--by-offset]",
       "Prints the recovery point (consumption progress) of a tunnel's channels: a table of "
       "channel, type, status, total count, RPO time and access time (RFC 3339 UTC), then the "
       "tunnel's line; --json prints the server's two JSON documents as they are.",
@@ -554,8 +553,6 @@ static int do_rpo(lunnel_api *api, struct ev_loop *loop, const lunnel_opt_values
     if (rc) return rc;
     Lunnel__Tunnel__GetRpoRequest req = LUNNEL__TUNNEL__GET_RPO_REQUEST__INIT;
     req.tunnel_id = id;
-    if (lunnel_opts_has(v, "limit"))
-        req.has_limit = 1, req.limit = (int32_t)lunnel_opts_int(v, "limit");
     lunnel_api_op op =
         lunnel_opts_bool(v, "by-offset") ? LUNNEL_API_GETRPOBYOFFSET : LUNNEL_API_GETRPO;
     lunnel_api_sync_result r;

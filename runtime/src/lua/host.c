@@ -172,6 +172,7 @@ static void on_async(struct ev_loop *loop, ev_async *w, int revents)
         host_done *next = d->next;
         d->c.error = d->error ? d->error : "";
         d->c.traceback = d->traceback ? d->traceback : "";
+        if (d->c.event == LUNNEL_HOST_EV_TICK) d->c.channel->tick_pending = 0;
         h->cfg.on_done(&d->c, h->cfg.ud);
         if (d->c.event == LUNNEL_HOST_EV_CLOSED) {
             unlink_channel(h, d->c.channel);
@@ -186,15 +187,32 @@ static void on_async(struct ev_loop *loop, ev_async *w, int revents)
 
 /* ---- script versions ---------------------------------------------------------------- */
 
+void script_version_free_mods(script_version *v)
+{
+    for (int i = 0; i < v->n_mods; i++) {
+        free(v->mods[i].name);
+        free(v->mods[i].path);
+        free(v->mods[i].source);
+    }
+    free(v->mods);
+    v->mods = NULL;
+    v->n_mods = 0;
+}
+
+void script_version_free(script_version *v)
+{
+    if (!v) return;
+    script_version_free_mods(v);
+    free(v->source);
+    free(v);
+}
+
 void script_unref(lunnel_host *h, script_version *v)
 {
     pthread_mutex_lock(&h->script_mu);
     int last = --v->refs == 0;
     pthread_mutex_unlock(&h->script_mu);
-    if (last) {
-        free(v->source);
-        free(v);
-    }
+    if (last) script_version_free(v);
 }
 
 static void wake_worker(host_worker *w)
@@ -204,16 +222,8 @@ static void wake_worker(host_worker *w)
     pthread_mutex_unlock(&w->mu);
 }
 
-void host_publish(lunnel_host *h, char *source, size_t len, uint64_t hash)
+void host_publish(lunnel_host *h, script_version *v)
 {
-    script_version *v = calloc(1, sizeof *v);
-    if (!v) {
-        free(source);
-        return;
-    }
-    v->source = source;
-    v->len = len;
-    v->hash = hash;
     v->refs = 1; /* the host's reference (h->current) */
     pthread_mutex_lock(&h->script_mu);
     script_version *old = h->current;
@@ -237,7 +247,7 @@ static void worker_swap(host_worker *w)
     pthread_mutex_unlock(&h->script_mu);
 
     char err[1024];
-    int rc = state_load(&w->st, v->source, v->len, v->gen, 1, err, sizeof err);
+    int rc = state_load(&w->st, v, 1, 0, err, sizeof err);
     if (rc != 0) {
         /* validated elsewhere but failed here (load-time side effects, memory): keep the old
          * handlers; the new version never runs on this worker */
@@ -295,6 +305,22 @@ static void set_idle(host_worker *w)
     pthread_mutex_unlock(&w->busy_mu);
 }
 
+/* A failing tick is logged when it starts failing and when it recovers, not every interval
+ * (the interval paces the retries). Worker thread: a channel's jobs all run here. */
+static void log_tick_outcome(lunnel_host *h, lunnel_host_channel *ch, const call_result *r)
+{
+    if (r->status != LUNNEL_HOST_OK && !ch->tick_failing) {
+        ch->tick_failing = 1;
+        host_log(h, LUNNEL_LOG_ERROR, "tick(ctx) failed (retried every --tick-interval)",
+                 "channel", ch->channel_id, "error", r->error ? r->error : "",
+                 "traceback", r->traceback ? r->traceback : "", NULL);
+    } else if (r->status == LUNNEL_HOST_OK && ch->tick_failing) {
+        ch->tick_failing = 0;
+        host_log(h, LUNNEL_LOG_INFO, "tick(ctx) succeeds again", "channel", ch->channel_id,
+                 NULL);
+    }
+}
+
 static void run_job(host_worker *w, host_job *j)
 {
     lunnel_host *h = w->h;
@@ -312,6 +338,12 @@ static void run_job(host_worker *w, host_job *j)
         ev = LUNNEL_HOST_EV_CLOSED;
         set_busy(w, j->ch, NULL);
         state_shutdown_channel(&w->st, j->ch, &r);
+        break;
+    case JOB_TICK:
+        ev = LUNNEL_HOST_EV_TICK;
+        set_busy(w, j->ch, NULL);
+        state_tick_channel(&w->st, j->ch, &r);
+        log_tick_outcome(h, j->ch, &r);
         break;
     case JOB_BATCH: {
         user = j->batch.user;
@@ -431,6 +463,25 @@ static void *watchdog_main(void *arg)
     return NULL;
 }
 
+/* ---- ticks -------------------------------------------------------------------------- */
+
+/* Loop thread: one tick job per open channel and interval, queued behind the channel's
+ * batches (so "delivered so far" is exact) and never two at once for one channel. */
+static void on_tick_timer(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)loop, (void)revents;
+    lunnel_host *h = t->data;
+    for (lunnel_host_channel *ch = h->channels; ch; ch = ch->next) {
+        if (ch->shut || ch->tick_pending) continue;
+        host_job *j = calloc(1, sizeof *j);
+        if (!j) return; /* the next interval tries again */
+        j->kind = JOB_TICK;
+        j->ch = ch;
+        ch->tick_pending = 1;
+        push_job(ch->w, j);
+    }
+}
+
 /* ---- lifecycle ---------------------------------------------------------------------- */
 
 static char *dupstr(const char *s)
@@ -472,6 +523,11 @@ lunnel_host *lunnel_host_new(const lunnel_host_config *cfg, char *err, size_t ca
                                     (size_t)(slash - h->script_path) + (slash == h->script_path))
                           : strdup(".");
     h->script_base = strdup(slash ? slash + 1 : h->script_path);
+    size_t ud_len = strlen(h->script_dir) + (cfg->lua_path ? strlen(cfg->lua_path) : 0) + 2;
+    h->user_dirs = malloc(ud_len);
+    if (h->user_dirs)
+        snprintf(h->user_dirs, ud_len, "%s;%s", h->script_dir, cfg->lua_path ? cfg->lua_path : "");
+    h->cfg.lua_path = NULL; /* not kept: user_dirs holds it */
     h->cfg.script_path = h->script_path;
     h->cfg.custom_json = h->custom_json;
     h->cfg.lua_dir = h->lua_dir;
@@ -483,6 +539,8 @@ lunnel_host *lunnel_host_new(const lunnel_host_config *cfg, char *err, size_t ca
     ev_async_init(&h->async, on_async);
     h->async.data = h;
     ev_async_start(h->loop, &h->async);
+    ev_timer_init(&h->tick_timer, on_tick_timer, cfg->tick_interval_s, cfg->tick_interval_s);
+    h->tick_timer.data = h;
 
     int n = cfg->workers;
     if (n <= 0) {
@@ -526,7 +584,9 @@ lunnel_host *lunnel_host_new(const lunnel_host_config *cfg, char *err, size_t ca
             goto fail;
         }
         if (state_open(&w->st, h, i, limit, err, cap) != 0) goto fail;
-        if (state_load(&w->st, v->source, v->len, 1, 1, err, cap) != 0) goto fail;
+        /* the first worker's load records the user modules the script requires: they are
+         * part of version 1, and every other worker loads exactly those bytes */
+        if (state_load(&w->st, v, 1, i == 0, err, cap) != 0) goto fail;
         w->version = 1;
         w->hash = v->hash;
     }
@@ -545,6 +605,7 @@ lunnel_host *lunnel_host_new(const lunnel_host_config *cfg, char *err, size_t ca
         h->watchdog_started = 1;
     }
     if (reload_start(h, err, cap) != 0) goto fail; /* inotify only when cfg->watch */
+    if (cfg->tick_interval_s > 0) ev_timer_start(h->loop, &h->tick_timer);
     char nbuf[16];
     snprintf(nbuf, sizeof nbuf, "%d", n);
     host_log(h, LUNNEL_LOG_INFO, "lua host started", "script", h->script_path, "workers", nbuf,
@@ -595,6 +656,7 @@ void lunnel_host_free(lunnel_host *h)
         }
     }
     ev_async_stop(h->loop, &h->async);
+    ev_timer_stop(h->loop, &h->tick_timer);
     host_done *d = h->done_head;
     while (d) {
         host_done *next = d->next;
@@ -609,16 +671,14 @@ void lunnel_host_free(lunnel_host *h)
         free_channel(ch);
         ch = next;
     }
-    if (h->current) {
-        free(h->current->source);
-        free(h->current);
-    }
+    script_version_free(h->current);
     free(h->workers);
     free(h->script_path);
     free(h->script_dir);
     free(h->script_base);
     free(h->custom_json);
     free(h->lua_dir);
+    free(h->user_dirs);
     pthread_mutex_destroy(&h->done_mu);
     pthread_mutex_destroy(&h->script_mu);
     pthread_mutex_destroy(&h->wd_mu);

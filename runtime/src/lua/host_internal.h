@@ -14,7 +14,7 @@ typedef struct lua_State lua_State;
 typedef struct lunnel_arena lunnel_arena;
 typedef struct lunnel_batch lunnel_batch;
 
-enum { JOB_OPEN = 1, JOB_BATCH, JOB_SHUTDOWN };
+enum { JOB_OPEN = 1, JOB_BATCH, JOB_SHUTDOWN, JOB_TICK };
 
 /* One queued unit of work for a worker. */
 typedef struct host_job {
@@ -24,12 +24,25 @@ typedef struct host_job {
     struct host_job *next;
 } host_job;
 
-/* A validated script source, shared by the workers (refcounted under h->script_mu). */
+/* One user module of a version: a file the script required from its own directory or a
+ * --lua-path directory, with the exact bytes that were validated. */
+typedef struct script_module {
+    char *name; /* require() name, e.g. "helpers.fmt" */
+    char *path; /* the file it came from */
+    char *source;
+    size_t len;
+    uint64_t hash;
+} script_module;
+
+/* A validated version: the script's source plus its user modules, swapped in as one unit;
+ * shared by the workers (refcounted under h->script_mu). */
 typedef struct script_version {
     int gen; /* 1 = the source loaded at start, +1 per validated reload */
     char *source;
     size_t len;
-    uint64_t hash;
+    uint64_t hash; /* of the script's own bytes */
+    script_module *mods;
+    int n_mods;
     int refs;
 } script_version;
 
@@ -88,6 +101,8 @@ struct lunnel_host_channel {
     char *tunnel_id, *client_id, *channel_id, *trace_id;
     int is_stream;
     int shut;                                /* shutdown queued (loop thread) */
+    int tick_pending;                        /* a tick job is queued or running (loop thread) */
+    int tick_failing;                        /* the last tick raised (worker thread: log pacing) */
     struct lunnel_host_channel *prev, *next; /* h->channels list (loop thread) */
 };
 
@@ -101,6 +116,8 @@ typedef struct host_done {
 struct lunnel_host {
     lunnel_host_config cfg; /* strings below are owned copies */
     char *script_path, *script_dir, *script_base, *custom_json, *lua_dir;
+    char *user_dirs; /* "script_dir;--lua-path dirs": where the version's modules come from */
+    ev_timer tick_timer; /* cfg.tick_interval_s > 0: queues tick jobs (loop thread) */
     int n_workers;
     host_worker *workers;
     struct ev_loop *loop;
@@ -126,6 +143,7 @@ struct lunnel_host {
     int inotify_fd, wake_fd; /* wake_fd: eventfd, written by lunnel_host_reload / free */
     int watcher_stop;
     int watch_any; /* the script is a symlink: any event in its directory triggers a check */
+    uint64_t missing_sig; /* which version files were missing at the last check (log once) */
 
     /* watchdog (host.c) */
     pthread_t watchdog;
@@ -142,23 +160,28 @@ void host_log_fields(struct lunnel_host *h, lunnel_log_level level, const char *
 int host_log_enabled(struct lunnel_host *h, lunnel_log_level level);
 int64_t host_now_ns(void);
 void script_unref(struct lunnel_host *h, script_version *v);
-/* Called by the watcher after a successful validation: publishes and wakes the workers. */
-void host_publish(struct lunnel_host *h, char *source, size_t len, uint64_t hash);
+void script_version_free(script_version *v);      /* source, modules and v */
+void script_version_free_mods(script_version *v); /* modules only (v->mods = NULL) */
+/* Called by the watcher after a successful validation: publishes v (source and modules set,
+ * ownership moves) and wakes the workers. */
+void host_publish(struct lunnel_host *h, script_version *v);
 
 /* state.c */
 int state_open(host_state *st, struct lunnel_host *h, int worker, size_t limit, char *err,
                size_t cap);
 void state_close(host_state *st);
-/* Compiles and runs `source`, checks it returns process(); on success installs the handlers
- * as the state's active ones (install=1) or just validates (install=0). 0 or ELOAD (+err). */
-int state_load(host_state *st, const char *source, size_t len, int version, int install, char *err,
-               size_t cap);
+/* Compiles and runs v's source with v's modules served to require() (files on disk for
+ * modules v does not hold), checks it returns process(); on success installs the handlers as
+ * the state's active ones (install=1) or just validates (install=0). With record=1 the user
+ * modules the load required (path and exact bytes) replace v->mods. 0 or ELOAD (+err). */
+int state_load(host_state *st, script_version *v, int install, int record, char *err, size_t cap);
 void state_open_channel(host_state *st, lunnel_host_channel *ch, call_result *r);
 /* process(ctx, batch) with ctx.next_token / ctx.trace_id of this batch (NULL trace_id:
  * ctx.trace_id keeps its value). */
 void state_process(host_state *st, lunnel_host_channel *ch, const lunnel_batch *b,
                    const char *next_token, const char *trace_id, call_result *r);
 void state_shutdown_channel(host_state *st, lunnel_host_channel *ch, call_result *r);
+void state_tick_channel(host_state *st, lunnel_host_channel *ch, call_result *r);
 
 /* decode.c: the batch bytes -> a record view in the worker's arena. 0 or EDECODE + err. */
 int host_decode(lunnel_arena *arena, const lunnel_host_batch *b, const lunnel_batch **out,
@@ -166,6 +189,8 @@ int host_decode(lunnel_arena *arena, const lunnel_host_batch *b, const lunnel_ba
 
 /* reload.c */
 int reload_start(struct lunnel_host *h, char *err, size_t cap);
+/* Watches the directories of v's module files too (watcher thread, or before it starts). */
+void reload_watch_modules(struct lunnel_host *h, const script_version *v);
 void reload_stop(struct lunnel_host *h);
 /* Reads a whole file; NULL + err on failure. */
 char *host_read_file(const char *path, size_t *len, char *err, size_t cap);

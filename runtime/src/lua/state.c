@@ -231,6 +231,8 @@ int state_open(host_state *st, lunnel_host *h, int worker, size_t limit, char *e
     lua_setfield(L, -2, "worker");
     lua_pushstring(L, h->script_path);
     lua_setfield(L, -2, "script_path");
+    lua_pushstring(L, h->user_dirs);
+    lua_setfield(L, -2, "user_dirs");
     if (lua_pcall(L, 1, 0, msgh) != 0) {
         snprintf(err, cap, "%s", lua_tostring(L, -1));
         return -1;
@@ -245,20 +247,72 @@ void state_close(host_state *st)
     st->L = NULL;
 }
 
-int state_load(host_state *st, const char *source, size_t len, int version, int install, char *err,
-               size_t cap)
+/* runner.recorded -> v->mods (replacing them). -1 when out of memory. */
+static int take_recorded(host_state *st, script_version *v)
+{
+    lua_State *L = st->L;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, st->runner_ref);
+    lua_getfield(L, -1, "recorded");
+    int n = lua_istable(L, -1) ? (int)lua_objlen(L, -1) : 0;
+    script_module *mods = n ? calloc((size_t)n, sizeof *mods) : NULL;
+    int got = 0, rc = 0;
+    for (int i = 1; i <= n && mods; i++) {
+        lua_rawgeti(L, -1, i);
+        lua_getfield(L, -1, "name");
+        lua_getfield(L, -2, "path");
+        lua_getfield(L, -3, "source");
+        size_t len = 0;
+        const char *name = lua_tostring(L, -3), *path = lua_tostring(L, -2);
+        const char *src = lua_tolstring(L, -1, &len);
+        if (name && path && src) {
+            script_module *m = &mods[got];
+            m->name = strdup(name);
+            m->path = strdup(path);
+            m->source = malloc(len ? len : 1);
+            if (m->source) memcpy(m->source, src, len);
+            m->len = len;
+            m->hash = lunnel_host_hash(src, len);
+            got++;
+            if (!m->name || !m->path || !m->source) rc = -1;
+        }
+        lua_pop(L, 4);
+    }
+    lua_pop(L, 2);
+    if (n && !mods) rc = -1;
+    script_version tmp = {.mods = v->mods, .n_mods = v->n_mods};
+    v->mods = mods;
+    v->n_mods = got;
+    tmp.source = NULL;
+    script_version_free_mods(&tmp);
+    return rc;
+}
+
+int state_load(host_state *st, script_version *v, int install, int record, char *err, size_t cap)
 {
     lua_State *L = st->L;
     int msgh = push_runner_fn(st, "load");
-    lua_pushlstring(L, source, len);
+    lua_pushlstring(L, v->source, v->len);
     lua_pushfstring(L, "@%s", st->h->script_path);
-    lua_pushinteger(L, version);
+    lua_pushinteger(L, v->gen);
     lua_pushboolean(L, install);
+    /* mods: name -> {path=, source=} */
+    lua_createtable(L, 0, v->n_mods);
+    for (int i = 0; i < v->n_mods; i++) {
+        lua_createtable(L, 0, 2);
+        lua_pushstring(L, v->mods[i].path);
+        lua_setfield(L, -2, "path");
+        lua_pushlstring(L, v->mods[i].source, v->mods[i].len);
+        lua_setfield(L, -2, "source");
+        lua_setfield(L, -2, v->mods[i].name);
+    }
     call_result r = {0};
-    protected_call(st, msgh, 4, &r);
+    protected_call(st, msgh, 5, &r);
     int rc = 0;
     if (r.status != LUNNEL_HOST_OK) {
         snprintf(err, cap, "%s", r.error ? r.error : "script does not load");
+        rc = LUNNEL_HOST_ELOAD;
+    } else if (record && take_recorded(st, v) != 0) {
+        snprintf(err, cap, "out of memory recording the script's modules");
         rc = LUNNEL_HOST_ELOAD;
     }
     free(r.error);
@@ -315,11 +369,19 @@ void state_process(host_state *st, lunnel_host_channel *ch, const lunnel_batch *
     protected_call(st, msgh, 5, r);
 }
 
+/* shutdown(ctx) and tick(ctx): the result's `committed` is ctx:commit() called there. */
 void state_shutdown_channel(host_state *st, lunnel_host_channel *ch, call_result *r)
 {
     lua_State *L = st->L;
     int msgh = push_runner_fn(st, "shutdown");
     lua_pushnumber(L, (lua_Number)ch->key);
     protected_call(st, msgh, 1, r);
-    r->committed = 0;
+}
+
+void state_tick_channel(host_state *st, lunnel_host_channel *ch, call_result *r)
+{
+    lua_State *L = st->L;
+    int msgh = push_runner_fn(st, "tick");
+    lua_pushnumber(L, (lua_Number)ch->key);
+    protected_call(st, msgh, 1, r);
 }

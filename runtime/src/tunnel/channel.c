@@ -374,6 +374,16 @@ void run_channel_on_done(run_channel *ch, const lunnel_host_completion *c)
     run_channel_release(ch);
 }
 
+/* ctx:commit() in tick(ctx) or shutdown(ctx) (--commit manual): every batch delivered to the
+ * channel so far is handled. Completions arrive in job order, so delivered_no is exactly the
+ * last batch processed before that call. */
+static void apply_outside_commit(run_channel *ch, const lunnel_host_completion *c)
+{
+    if (ch->w->cfg.manual_commit && c->committed && c->status == LUNNEL_HOST_OK &&
+        ch->delivered_no)
+        lunnel_cptrack_mark_through(&ch->cp, ch->delivered_no);
+}
+
 static void host_done(run_channel *ch, const lunnel_host_completion *c)
 {
     run_worker *w = ch->w;
@@ -402,6 +412,7 @@ static void host_done(run_channel *ch, const lunnel_host_completion *c)
         }
         w->inflight_bytes -= b->len;
         if (c->status == LUNNEL_HOST_OK) {
+            ch->delivered_no = b->no;
             if (!w->cfg.manual_commit)
                 lunnel_cptrack_mark(&ch->cp, b->no);
             else if (c->committed)
@@ -429,8 +440,18 @@ static void host_done(run_channel *ch, const lunnel_host_completion *c)
         run_worker_budget_freed(w);
         return;
     }
+    case LUNNEL_HOST_EV_TICK:
+        apply_outside_commit(ch, c);
+        return;
     case LUNNEL_HOST_EV_CLOSED: {
         ch->host_ch = NULL;
+        if (w->cfg.manual_commit) {
+            /* shutdown(ctx) ran before the final checkpoint: what it committed goes in it */
+            apply_outside_commit(ch, c);
+            ch->script_closed = 1;
+            check_drain(ch);
+            return;
+        }
         ch_end end = ch->end;
         if (end == END_TERMINATED &&
             !(ch->cp.checkpointed && strcmp(ch->cp.checkpointed, FINISH_TOKEN) == 0))
@@ -442,12 +463,39 @@ static void host_done(run_channel *ch, const lunnel_host_completion *c)
     }
 }
 
-/* DRAINING -> (no read, no batch in flight) -> final checkpoint -> shutdown(ctx). */
+/* DRAINING -> (no read, no batch in flight) -> final checkpoint -> shutdown(ctx).
+ * With --commit manual the script commits what it buffered in shutdown(ctx), so there it is
+ * DRAINING -> shutdown(ctx) (CLOSING) -> final checkpoint -> DONE. */
 static void check_drain(run_channel *ch)
 {
     run_worker *w = ch->w;
+    if (w->cfg.manual_commit && ch->state == CH_CLOSING && ch->script_closed) {
+        if (ch->end != END_SILENT && !ch->cp_failed && !run_checkpoint_settled(ch)) {
+            run_checkpoint_flush(ch);
+            if (ch->cp_inflight)
+                return; /* calls check_drain again when it completes */
+        }
+        if (ch->cp_inflight)
+            return;
+        if (ch->end == END_TERMINATED &&
+            !(ch->cp.checkpointed && strcmp(ch->cp.checkpointed, FINISH_TOKEN) == 0))
+            ch->end = END_CLOSE; /* `finished` not stored: re-read */
+        set_state(ch, CH_DONE);
+        run_worker_channel_ended(w, ch);
+        run_channel_maybe_free(ch);
+        return;
+    }
     if (ch->state != CH_DRAINING || ch->read_inflight || ch->submitted > 0)
         return;
+    if (w->cfg.manual_commit && ch->host_ch) {
+        set_state(ch, CH_CLOSING);
+        if (w->cfg.proc.shutdown(ch->host_ch) == 0)
+            return; /* EV_CLOSED continues */
+        ch->host_ch = NULL;
+        ch->script_closed = 1;
+        check_drain(ch);
+        return;
+    }
     if (ch->end != END_SILENT && !ch->cp_failed && !run_checkpoint_settled(ch)) {
         run_checkpoint_flush(ch); /* calls check_drain again when it completes */
         return;

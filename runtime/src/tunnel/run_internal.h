@@ -72,6 +72,9 @@ struct run_channel {
     lunnel_backoff backoff;
     ev_timer backoff_timer;
     lunnel_cptrack cp;
+    uint64_t delivered_no; /* newest batch whose process() returned: what ctx:commit() in
+                              tick/shutdown covers (--commit manual) */
+    int script_closed;     /* shutdown(ctx) has run (manual commit: before the final checkpoint) */
     /* error_policy.c: read batches not on the host yet, submitted one at a time so a retried
      * batch is never overtaken by the one after it; the head may wait on retry_timer */
     run_batch *held_head, *held_tail;
