@@ -36,16 +36,12 @@ struct lunnel_pg;
 typedef struct lunnel_pg lunnel_pg;
 lunnel_pg *lunnel_pg_new(void);
 void lunnel_pg_free(lunnel_pg *p);
+sql_text *lunnel_pg_buf(lunnel_pg *p);
 int lunnel_pg_connect(lunnel_pg *p, const char *conninfo, int timeout_s);
 int lunnel_pg_connected(const lunnel_pg *p);
 const char *lunnel_pg_error(const lunnel_pg *p);
 void lunnel_pg_sql_reset(lunnel_pg *p);
-size_t lunnel_pg_sql_len(const lunnel_pg *p);
-int lunnel_pg_sql(lunnel_pg *p, const char *s, size_t n);
-int lunnel_pg_ident(lunnel_pg *p, const char *s, size_t n);
 int lunnel_pg_value(lunnel_pg *p, const lunnel_column *c);
-const char *lunnel_pg_sql_error(const lunnel_pg *p);
-const char *lunnel_pg_sql_text(const lunnel_pg *p);
 int lunnel_pg_exec(lunnel_pg *p);
 int lunnel_pg_exec_copy(lunnel_pg *p, size_t split, const char *copy_cmd);
 int lunnel_pg_copy_raw(lunnel_pg *p, const char *s, size_t n);
@@ -58,68 +54,25 @@ const char *lunnel_pg_result(const lunnel_pg *p, size_t *len);
 
 local M = {}
 
--- ---- the connection: statement text built in C, one round trip per batch ----------------
-local Conn = {}
-Conn.__index = Conn
+-- ---- the connection: sql.Conn plus COPY ----------------------------------------------------
+local PgConn = setmetatable({}, { __index = sql.Conn })
+PgConn.__index = PgConn
 
-local function new_conn(dsn, opts)
-  local h = C.lunnel_pg_new()
-  if h == nil then error("lunnel.sinks.postgres: out of memory", 0) end
-  return setmetatable({ h = ffi.gc(h, C.lunnel_pg_free), dsn = dsn, generation = 0,
-                        timeout = tonumber(opts.connect_timeout) or 10 }, Conn)
-end
-
-function Conn:connected() return C.lunnel_pg_connected(self.h) ~= 0 end
-
-function Conn:open()
-  self.generation = self.generation + 1
-  if C.lunnel_pg_connect(self.h, self.dsn, self.timeout) ~= 0 then
-    return false, ffi.string(C.lunnel_pg_error(self.h))
-  end
-  return true
-end
-
-function Conn:close()
-  local h = C.lunnel_pg_new()
-  if h ~= nil then
-    C.lunnel_pg_free(ffi.gc(self.h, nil))
-    self.h = ffi.gc(h, C.lunnel_pg_free)
-  end
-end
-
-local function sql_failed(self)
-  error("lunnel.sinks.postgres: " .. ffi.string(C.lunnel_pg_sql_error(self.h)), 0)
-end
-
-function Conn:reset()
-  C.lunnel_pg_sql_reset(self.h)
-  self.copy_cmd, self.copy_split = nil, nil
-end
-function Conn:sql(s) if C.lunnel_pg_sql(self.h, s, #s) ~= 0 then sql_failed(self) end end
-function Conn:ident(s) if C.lunnel_pg_ident(self.h, s, #s) ~= 0 then sql_failed(self) end end
-function Conn:value(col) if C.lunnel_pg_value(self.h, col) ~= 0 then sql_failed(self) end end
--- "schema.table" or "table", each part quoted.
-function Conn:table_ident(t)
-  local schema, name = t:match("^([^.]+)%.(.+)$")
-  if schema then self:ident(schema) self:sql(".") self:ident(name) else self:ident(t) end
-end
--- Ends the statement being written (or adds a whole one); all run at finish().
-function Conn:statement(s)
-  if s then self:sql(s) end
-  self:sql(";\n")
-end
-function Conn:text() return ffi.string(C.lunnel_pg_sql_text(self.h)) end
--- COPY data: raw text and cells in COPY text format.
 local function copy_failed(self)
   error("lunnel.sinks.postgres: " .. ffi.string(C.lunnel_pg_copy_error(self.h)), 0)
 end
-function Conn:copy_raw(s) if C.lunnel_pg_copy_raw(self.h, s, #s) ~= 0 then copy_failed(self) end end
-function Conn:copy_value(col) if C.lunnel_pg_copy_value(self.h, col) ~= 0 then copy_failed(self) end end
--- The COPY statement runs at this point of the statements (its data: the copy_* calls).
-function Conn:copy_here(cmd)
-  self.copy_cmd, self.copy_split = cmd, C.lunnel_pg_sql_len(self.h)
+function PgConn:reset()
+  C.lunnel_pg_sql_reset(self.h)
+  self.copy_cmd, self.copy_split = nil, nil
 end
-function Conn:finish()
+-- COPY data: raw text and cells in COPY text format.
+function PgConn:copy_raw(s) if C.lunnel_pg_copy_raw(self.h, s, #s) ~= 0 then copy_failed(self) end end
+function PgConn:copy_value(col) if C.lunnel_pg_copy_value(self.h, col) ~= 0 then copy_failed(self) end end
+-- The COPY statement runs at this point of the statements (its data: the copy_* calls).
+function PgConn:copy_here(cmd)
+  self.copy_cmd, self.copy_split = cmd, self:sql_len()
+end
+function PgConn:finish()
   local rc
   if self.copy_cmd then
     rc = C.lunnel_pg_exec_copy(self.h, self.copy_split, self.copy_cmd)
@@ -127,27 +80,15 @@ function Conn:finish()
     rc = C.lunnel_pg_exec(self.h)
   end
   if rc == 0 then return true end
-  return false, ffi.string(C.lunnel_pg_error(self.h))
+  return false, self:error_text()
 end
--- Runs one statement on its own.
-function Conn:run(s)
-  self:reset()
-  self:sql(s)
-  return self:finish()
-end
--- Rows of a query as arrays of strings.
-local len_p = ffi.new("size_t[1]")
-function Conn:query(s)
-  if C.lunnel_pg_query(self.h, s) ~= 0 then return nil, ffi.string(C.lunnel_pg_error(self.h)) end
-  local text = ffi.string(C.lunnel_pg_result(self.h, len_p), len_p[0])
-  local rows = {}
-  for line in text:gmatch("([^\n]*)\n") do
-    local row = {}
-    for field in (line .. "\t"):gmatch("([^\t]*)\t") do row[#row + 1] = field end
-    rows[#rows + 1] = row
-  end
-  return rows
-end
+
+local connection = sql.pool{
+  who = "lunnel.sinks.postgres", C = C, prefix = "lunnel_pg", dialect = 0, class = PgConn,
+  connect = function(c)
+    return C.lunnel_pg_connect(c.h, c.dsn, tonumber(c.opts.connect_timeout) or 10)
+  end,
+}
 
 -- ---- the dialect ---------------------------------------------------------------------------
 local TYPES = { INTEGER = "bigint", DOUBLE = "double precision", STRING = "text",
@@ -167,17 +108,11 @@ local function quoted_table(t)
   return schema and (q(schema) .. "." .. q(name)) or q(t)
 end
 
-local pools = {} -- dsn -> connection of this worker (this Lua state)
-
 local dialect = {
   name = "postgres",
   begin_sql = "BEGIN",
   commit_sql = "COMMIT",
-  connection = function(dsn, opts)
-    local c = pools[dsn]
-    if not c then c = new_conn(dsn, opts) pools[dsn] = c end
-    return c
-  end,
+  connection = connection,
   columns_query = function(_, t)
     return "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(" .. regclass(t)
            .. ") AND attnum > 0 AND NOT attisdropped"

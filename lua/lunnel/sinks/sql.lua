@@ -29,6 +29,118 @@ local native = require("lunnel.sinks.native")
 local module = require("lunnel.sinks.module")
 
 local M = {}
+
+-- ---- the connection object both SQL modules share ------------------------------------------
+-- The statement text is built in C (sql_text.c, compiled into each module); each module
+-- exports <prefix>_new/_free/_buf/_connected/_error/_sql_reset/_value/_exec/_query/_result.
+if not pcall(ffi.typeof, "struct sql_text") then
+  ffi.cdef [[
+struct sql_text;
+typedef struct sql_text sql_text;
+void lunnel_sql_reset(sql_text *t);
+size_t lunnel_sql_len(const sql_text *t);
+int lunnel_sql_append(sql_text *t, const char *s, size_t n);
+int lunnel_sql_ident(sql_text *t, const char *s, size_t n, int dialect);
+const char *lunnel_sql_error(const sql_text *t);
+const char *lunnel_sql_text(const sql_text *t);
+]]
+end
+
+local Conn = {}
+Conn.__index = Conn
+M.Conn = Conn
+
+-- spec = { who, C (the module), prefix ("lunnel_pg"), dialect (0 PostgreSQL, 1 MySQL),
+-- class (a subclass of Conn), connect = function(conn) -> 0 or non-zero }
+function M.new_conn(spec, dsn, opts)
+  local c = setmetatable({ spec = spec, C = spec.C, p = spec.prefix, dsn = dsn, opts = opts,
+                           generation = 0 }, spec.class or Conn)
+  c:make_handle()
+  return c
+end
+
+function Conn:make_handle()
+  local C, p = self.C, self.p
+  local h = C[p .. "_new"]()
+  if h == nil then error(self.spec.who .. ": out of memory", 0) end
+  self.h = ffi.gc(h, C[p .. "_free"])
+  self.buf = C[p .. "_buf"](h)
+end
+
+function Conn:connected() return self.C[self.p .. "_connected"](self.h) ~= 0 end
+function Conn:error_text() return ffi.string(self.C[self.p .. "_error"](self.h)) end
+
+-- Connects (again); the generation tells sinks to re-read their table's columns.
+function Conn:open()
+  self.generation = self.generation + 1
+  if self.spec.connect(self) ~= 0 then return false, self:error_text() end
+  return true
+end
+
+-- Drops the connection (the next write connects again).
+function Conn:close()
+  local old = self.h
+  self:make_handle()
+  self.C[self.p .. "_free"](ffi.gc(old, nil))
+end
+
+local function sql_failed(self)
+  error(self.spec.who .. ": " .. ffi.string(self.C.lunnel_sql_error(self.buf)), 0)
+end
+
+function Conn:reset() self.C[self.p .. "_sql_reset"](self.h) end
+function Conn:sql(s) if self.C.lunnel_sql_append(self.buf, s, #s) ~= 0 then sql_failed(self) end end
+function Conn:ident(s)
+  if self.C.lunnel_sql_ident(self.buf, s, #s, self.spec.dialect) ~= 0 then sql_failed(self) end
+end
+function Conn:value(col) if self.C[self.p .. "_value"](self.h, col) ~= 0 then sql_failed(self) end end
+-- "schema.table" or "table", each part quoted.
+function Conn:table_ident(t)
+  local schema, name = t:match("^([^.]+)%.(.+)$")
+  if schema then self:ident(schema) self:sql(".") self:ident(name) else self:ident(t) end
+end
+-- Ends the statement being written (or adds a whole one); all run at finish().
+function Conn:statement(s)
+  if s then self:sql(s) end
+  self:sql(";\n")
+end
+function Conn:text() return ffi.string(self.C.lunnel_sql_text(self.buf)) end
+function Conn:sql_len() return self.C.lunnel_sql_len(self.buf) end
+-- Runs the statements written since reset(); true, or false and the server's message.
+function Conn:finish()
+  if self.C[self.p .. "_exec"](self.h) == 0 then return true end
+  return false, self:error_text()
+end
+-- Runs one statement on its own.
+function Conn:run(s)
+  self:reset()
+  self:sql(s)
+  return self:finish()
+end
+-- Rows of a query as arrays of strings.
+local len_p = ffi.new("size_t[1]")
+function Conn:query(s)
+  if self.C[self.p .. "_query"](self.h, s) ~= 0 then return nil, self:error_text() end
+  local text = ffi.string(self.C[self.p .. "_result"](self.h, len_p), len_p[0])
+  local rows = {}
+  for line in text:gmatch("([^\n]*)\n") do
+    local row = {}
+    for field in (line .. "\t"):gmatch("([^\t]*)\t") do row[#row + 1] = field end
+    rows[#rows + 1] = row
+  end
+  return rows
+end
+
+-- A per-worker pool: one connection per DSN in this Lua state (= this worker thread).
+function M.pool(spec)
+  local conns = {}
+  return function(dsn, opts)
+    local c = conns[dsn]
+    if not c then c = M.new_conn(spec, dsn, opts) conns[dsn] = c end
+    return c
+  end
+end
+
 local Sink = {}
 Sink.__index = Sink
 M.Sink = Sink
@@ -91,7 +203,9 @@ end
 -- Runs one DDL statement (own transaction). ok_codes: error texts that mean "already done".
 function Sink:ddl(c, sql)
   local ok, err = c:run(sql)
-  if not ok then self:fail(err .. " (in: " .. sql:sub(1, 200) .. ")") end
+  if not ok and not (self.d.ddl_done and self.d.ddl_done(err)) then
+    self:fail(err .. " (in: " .. sql:sub(1, 200) .. ")")
+  end
 end
 
 -- Makes sure the table and the columns the batch writes exist. types: name -> value type.

@@ -90,17 +90,13 @@ int lunnel_pg_connect(lunnel_pg *p, const char *conninfo, int timeout_s)
     return ok ? 0 : -1;
 }
 
+/* The statement text (lunnel_sql_* in sql_text.c); a reset also empties the COPY data. */
+sql_text *lunnel_pg_buf(lunnel_pg *p) { return &p->sql; }
 void lunnel_pg_sql_reset(lunnel_pg *p)
 {
     sql_text_reset(&p->sql);
     sql_text_reset(&p->copy);
 }
-size_t lunnel_pg_sql_len(const lunnel_pg *p) { return p->sql.len; }
-int lunnel_pg_sql(lunnel_pg *p, const char *s, size_t n) { return sql_text_append(&p->sql, s, n); }
-int lunnel_pg_ident(lunnel_pg *p, const char *s, size_t n) { return sql_text_ident(&p->sql, s, n, SQL_DIALECT_POSTGRES); }
-const char *lunnel_pg_sql_error(const lunnel_pg *p) { return p->sql.err; }
-/* The statement text so far (specs, debugging). */
-const char *lunnel_pg_sql_text(const lunnel_pg *p) { return p->sql.p ? p->sql.p : ""; }
 
 /* Appends the literal of one cell: text in standard quotes, bytea as '\x..', NULL for a
  * deleted cell. -1 (lunnel_pg_sql_error) for text PostgreSQL cannot hold. */

@@ -120,3 +120,10 @@ int sql_text_hex(sql_text *t, const uint8_t *p, size_t n)
     t->p[t->len] = 0;
     return 0;
 }
+
+void lunnel_sql_reset(sql_text *t) { sql_text_reset(t); }
+size_t lunnel_sql_len(const sql_text *t) { return t->len; }
+int lunnel_sql_append(sql_text *t, const char *s, size_t n) { return sql_text_append(t, s, n); }
+int lunnel_sql_ident(sql_text *t, const char *s, size_t n, int dialect) { return sql_text_ident(t, s, n, dialect); }
+const char *lunnel_sql_error(const sql_text *t) { return t->err; }
+const char *lunnel_sql_text(const sql_text *t) { return t->p ? t->p : ""; }

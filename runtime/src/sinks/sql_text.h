@@ -31,6 +31,14 @@ int sql_text_ident(sql_text *t, const char *s, size_t n, int dialect);
 int sql_text_scalar(sql_text *t, const lunnel_column *c, int dialect);
 /* Lower-case hex of n bytes. */
 int sql_text_hex(sql_text *t, const uint8_t *p, size_t n);
+/* Exported for the Lua side (the same in each module that compiles this file): the
+ * statement text of a module's connection, reached through its lunnel_<x>_buf(). */
+void lunnel_sql_reset(sql_text *t);
+size_t lunnel_sql_len(const sql_text *t);
+int lunnel_sql_append(sql_text *t, const char *s, size_t n);
+int lunnel_sql_ident(sql_text *t, const char *s, size_t n, int dialect);
+const char *lunnel_sql_error(const sql_text *t);
+const char *lunnel_sql_text(const sql_text *t);
 /* Names the column in err: "column 'name': what". Returns -1. */
 int sql_text_fail(sql_text *t, const lunnel_column *c, const char *what);
 #endif

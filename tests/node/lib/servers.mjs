@@ -87,19 +87,22 @@ export async function startPostgres() {
 
 // Starts redis-server with persistence off (no RDB save points, no AOF); stop() saves one
 // RDB snapshot on the way down (SHUTDOWN SAVE) so start() brings the data back, like a
-// restart of a persistent server. Resolves {port, url, cli(...args) -> stdout, stop(), start()}.
-export async function startRedis() {
+// restart of a persistent server. With password, clients must AUTH (requirepass).
+// Resolves {port, url, cli(...args) -> stdout, stop(), start()}.
+export async function startRedis({ password } = {}) {
   const dir = scratch('lunnel-redis-');
   const port = await freePort();
   let child = null;
-  const cli = (...args) => execFileSync('redis-cli', ['-h', '127.0.0.1', '-p', String(port), ...args], { stdio: ['ignore', 'pipe', 'pipe'] }).toString();
+  const auth = password ? ['--no-auth-warning', '-a', password] : [];
+  const cli = (...args) => execFileSync('redis-cli', ['-h', '127.0.0.1', '-p', String(port), ...auth, ...args], { stdio: ['ignore', 'pipe', 'pipe'] }).toString();
   const rd = {
     dir, port,
-    url: `redis://127.0.0.1:${port}/0`,
+    url: `redis://${password ? `:${password}@` : ''}127.0.0.1:${port}/0`,
     cli,
     async start() {
       child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
-        '--dir', dir, '--dbfilename', 'dump.rdb', '--daemonize', 'no', '--logfile', path.join(dir, 'log')], { stdio: 'ignore' });
+        '--dir', dir, '--dbfilename', 'dump.rdb', '--daemonize', 'no', '--logfile', path.join(dir, 'log'),
+        ...(password ? ['--requirepass', password] : [])], { stdio: 'ignore' });
       await poll(() => { try { return cli('PING').trim() === 'PONG'; } catch { return false; } }, 30000, 'redis-server PING');
     },
     async stop() {
@@ -136,4 +139,50 @@ export async function startRedis() {
   };
   await rd.start();
   return rd;
+}
+
+// Starts MariaDB (mariadbd, its own datadir made by mariadb-install-db, grant tables skipped:
+// any user connects, passwords are not checked) as `nobody` when root. Resolves {port, dsn,
+// sql(query) -> rows (arrays of strings), stop(), start(), destroy()}; database `lunnel`.
+export async function startMariadb() {
+  const dir = scratch('lunnel-my-');
+  const data = path.join(dir, 'data');
+  // as `nobody` through spawn's uid/gid (not runuser), so the server is our direct child
+  const ids = asRoot ? { uid: 65534, gid: 65534 } : {};
+  execFileSync('mariadb-install-db', ['--no-defaults', `--datadir=${data}`, '--auth-root-authentication-method=normal', '--skip-test-db'],
+    { stdio: ['ignore', 'pipe', 'pipe'], cwd: '/', ...ids });
+  const port = await freePort();
+  let child = null;
+  const client = (args) => execFileSync('mariadb', ['-h', '127.0.0.1', '-P', String(port), '-u', 'root', '--protocol=TCP', ...args], { stdio: ['ignore', 'pipe', 'pipe'] }).toString();
+  const my = {
+    dir, port,
+    dsn: `mysql://lunnel@127.0.0.1:${port}/lunnel`,
+    async start() {
+      const argv = (['mariadbd', '--no-defaults', `--datadir=${data}`, `--port=${port}`, '--bind-address=127.0.0.1',
+        `--socket=${path.join(dir, 'sock')}`, `--pid-file=${path.join(dir, 'pid')}`, '--skip-grant-tables', '--skip-name-resolve',
+        '--innodb-buffer-pool-size=64M', '--innodb-log-file-size=16M', '--innodb-flush-log-at-trx-commit=2', '--skip-log-bin',
+        `--log-error=${path.join(dir, 'err.log')}`]);
+      child = spawn(argv[0], argv.slice(1), { stdio: 'ignore', cwd: '/', ...ids });
+      await poll(() => { try { client(['-e', 'SELECT 1']); return true; } catch { return false; } }, 60000, 'mariadbd ready');
+      client(['-e', 'CREATE DATABASE IF NOT EXISTS lunnel']);
+    },
+    async stop() {
+      if (!child) return;
+      const c = child;
+      child = null;
+      const gone = new Promise((res) => c.on('exit', res));
+      c.kill('SIGTERM');
+      await gone;
+    },
+    // Rows of a query (tab-separated, raw: no escaping of the values; NULL as "NULL").
+    sql(query) {
+      return client(['-N', '-B', '-r', '-D', 'lunnel', '-e', query]).split('\n').filter((l) => l !== '').map((l) => l.split('\t'));
+    },
+    async destroy() {
+      if (child) { child.kill('SIGKILL'); await new Promise((res) => child.on('exit', res)); child = null; }
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  await my.start();
+  return my;
 }
