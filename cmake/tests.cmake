@@ -6,6 +6,15 @@ set(LUNNEL_TEST_ENV
     "LUNNEL_BUILD_DIR=${CMAKE_BINARY_DIR}"
     "LUNNEL_SOURCE_DIR=${CMAKE_SOURCE_DIR}"
     "LUNNEL_LIB=${CMAKE_BINARY_DIR}/liblunnel.so")
+# Processes that load the instrumented liblunnel.so into an uninstrumented LuaJIT need the
+# sanitizer runtime first in the process: busted specs get it as LD_PRELOAD; shell tests get
+# LUNNEL_LUA_PRELOAD and put it on their luajit/busted command lines only (preloaded into bash
+# and coreutils, LeakSanitizer would report those tools' own leaks).
+set(LUNNEL_LUA_TEST_ENV ${LUNNEL_TEST_ENV})
+if(LUNNEL_ASAN_RUNTIME)
+  list(APPEND LUNNEL_LUA_TEST_ENV "LD_PRELOAD=${LUNNEL_ASAN_RUNTIME}")
+  list(APPEND LUNNEL_TEST_ENV "LUNNEL_LUA_PRELOAD=${LUNNEL_ASAN_RUNTIME}")
+endif()
 
 if(BUSTED)
   file(GLOB_RECURSE specs CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/spec/*_spec.lua)
@@ -16,7 +25,7 @@ if(BUSTED)
     add_test(NAME lua.${tname} COMMAND ${BUSTED} --lua=luajit -o utfTerminal ${rel}
              WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
     set_tests_properties(lua.${tname} PROPERTIES LABELS "lua" TIMEOUT 600
-                         ENVIRONMENT "${LUNNEL_TEST_ENV}")
+                         ENVIRONMENT "${LUNNEL_LUA_TEST_ENV}")
   endforeach()
 endif()
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench/codec/run.sh: codec + record-view benchmarks (issue 3). Builds bench_codec.c against
+# bench/codec/run.sh: codec + record-view benchmarks. Builds bench_codec.c against
 # BUILD_DIR/liblunnel.so, runs it and the LuaJIT view benchmark, prints their RESULT lines.
 # Usage: bench/codec/run.sh [BUILD_DIR] (default: build). Env: RECORDS (1000), SECONDS (1).
 set -euo pipefail

@@ -11,13 +11,19 @@ rows=${ROWS:-1000000}
 vb=${VALUE_BYTES:-138}
 work=$(mktemp -d)
 trap 'kill $emu_pid 2>/dev/null || true; rm -rf "$work"' EXIT
-proto_lib=$(find "$build" -name liblunnel_proto.a | head -1)
-cc -O2 -std=gnu11 -Wall -Wextra -D_GNU_SOURCE \
-  -I "$root/runtime/include" -I "$root/emulator/tests" -I "$build/proto" \
-  "$root/bench/emulator/readrecords_bench.c" "$root/runtime/src/net/sign.c" "$proto_lib" \
-  -lprotobuf-c -lcurl -lcrypto -o "$work/readrecords_bench"
+# Built by CMake with the build's own compiler and flags (cmake/bench.cmake); compiled here
+# only for a build tree that predates that target.
+bench_bin="$build/bench/readrecords_bench"
+if [ ! -x "$bench_bin" ]; then
+  proto_lib=$(find "$build" -name liblunnel_proto.a | head -1)
+  cc -O2 -std=gnu11 -Wall -Wextra -D_GNU_SOURCE \
+    -I "$root/runtime/include" -I "$root/emulator/tests" -I "$build/proto" \
+    "$root/bench/emulator/readrecords_bench.c" "$root/runtime/src/net/sign.c" "$proto_lib" \
+    -lprotobuf-c -lcurl -lcrypto -o "$work/readrecords_bench"
+  bench_bin="$work/readrecords_bench"
+fi
 "$build/lunnel-emulator" --listen 127.0.0.1:0 --port-file "$work/port" >"$work/out" 2>"$work/err" &
 emu_pid=$!
 for _ in $(seq 1 100); do [ -s "$work/port" ] && break; sleep 0.05; done
 [ -s "$work/port" ] || { echo "emulator did not start" >&2; cat "$work/err" >&2; exit 1; }
-"$work/readrecords_bench" "$(cat "$work/port")" "$emu_pid" "$rows" "$vb" "${REPEAT:-3}"
+"$bench_bin" "$(cat "$work/port")" "$emu_pid" "$rows" "$vb" "${REPEAT:-3}"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench/metrics/run.sh [BUILD_DIR]: the cost of `lunnel run --metrics-listen` (issue 10: the
+# bench/metrics/run.sh [BUILD_DIR]: the cost of `lunnel run --metrics-listen` (the
 # metrics must not slow the hot path). One emulator with --partitions 16 holds 1,000,000
 # pre-loaded rows; each run consumes a fresh BaseData tunnel of that table end to end
 # (`lunnel run --create BaseData --exit-when-done`, script count.lua, 2 Lua workers) and

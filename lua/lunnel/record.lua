@@ -100,7 +100,13 @@ local function find_lib()
   local tried = {}
   local candidates = {}
   local env = os.getenv("LUNNEL_LIB")
-  if env and env ~= "" then candidates[#candidates + 1] = env end
+  if env and env ~= "" then
+    -- named explicitly: use it or fail, never fall back to another build's library (a
+    -- sanitizer run would silently test the uninstrumented one)
+    local ok, lib = pcall(ffi.load, env)
+    if ok then return lib, env end
+    error("lunnel.record: cannot load LUNNEL_LIB=" .. env .. ": " .. tostring(lib), 0)
+  end
   local src = debug.getinfo(1, "S").source
   if src:sub(1, 1) == "@" then
     local path = src:sub(2)
@@ -399,9 +405,54 @@ end
 function RF.delete_marker(ref) return recf(ref).delete_marker ~= 0 end
 function RF.index(ref) return ref.index end
 
-local function quote(v)
-  if type(v) == "string" then return ("%q"):format(v):gsub("\\\n", "\\n") end
-  return tostring(v)
+-- tostring(r) is for terminals and logs: it never writes raw control or binary bytes.
+-- Strings: printable ASCII and valid UTF-8 as they are, '"' '\\' and every other byte as an
+-- escape (\n, \t, \r, \xHH). BINARY: b"..." with every byte outside printable ASCII as \xHH.
+local SHORT_ESC = { [10] = "\\n", [13] = "\\r", [9] = "\\t", [34] = '\\"', [92] = "\\\\" }
+
+local function utf8_len(s, i)
+  local c = s:byte(i)
+  local n = (c >= 0xC2 and c <= 0xDF) and 2 or (c >= 0xE0 and c <= 0xEF) and 3
+            or (c >= 0xF0 and c <= 0xF4) and 4 or 0
+  if n == 0 or i + n - 1 > #s then return 0 end
+  for k = i + 1, i + n - 1 do
+    local b = s:byte(k)
+    if b < 0x80 or b > 0xBF then return 0 end
+  end
+  local c2 = s:byte(i + 1)
+  if (c == 0xE0 and c2 < 0xA0) or (c == 0xED and c2 > 0x9F) or (c == 0xF0 and c2 < 0x90)
+     or (c == 0xF4 and c2 > 0x8F) then
+    return 0
+  end
+  return n
+end
+
+local function escape(s, binary)
+  if not s:find('[%z\1-\31"\\\127-\255]') then return '"' .. s .. '"' end
+  local out, i, n = {}, 1, #s
+  while i <= n do
+    local c = s:byte(i)
+    local adv = 1
+    if c >= 32 and c < 127 and c ~= 34 and c ~= 92 then
+      out[#out + 1] = string.char(c)
+    elseif SHORT_ESC[c] then
+      out[#out + 1] = SHORT_ESC[c]
+    elseif c >= 0x80 and not binary and utf8_len(s, i) > 0 then
+      adv = utf8_len(s, i)
+      out[#out + 1] = s:sub(i, i + adv - 1)
+    else
+      out[#out + 1] = ("\\x%02X"):format(c)
+    end
+    i = i + adv
+  end
+  return '"' .. table.concat(out) .. '"'
+end
+
+local function quote_value(v)
+  local t = v.type
+  if t == VT_STRING then return escape(ffi_string(v.u.ptr, v.len), false) end
+  if t == VT_BINARY then return "b" .. escape(ffi_string(v.u.ptr, v.len), true) end
+  return tostring(value(v))
 end
 
 local function record_tostring(ref)
@@ -411,13 +462,13 @@ local function record_tostring(ref)
   local pk = {}
   for i = 0, r.pk_count - 1 do
     local c = r.pk[i]
-    pk[#pk + 1] = ffi_string(c.name, c.name_len) .. "=" .. quote(value(c.value))
+    pk[#pk + 1] = ffi_string(c.name, c.name_len) .. "=" .. quote_value(c.value)
   end
   parts[#parts + 1] = "pk(" .. table.concat(pk, ", ") .. ")"
   for i = 0, r.col_count - 1 do
     local c = r.cols[i]
     local s = ffi_string(c.name, c.name_len)
-    if c.value.type ~= VT_NONE then s = s .. "=" .. quote(value(c.value)) end
+    if c.value.type ~= VT_NONE then s = s .. "=" .. quote_value(c.value) end
     if c.op ~= 0 then s = s .. ":" .. OP_NAMES[c.op] end
     if c.has_timestamp ~= 0 then s = s .. "@" .. tostring(tonumber(c.timestamp)) end
     parts[#parts + 1] = s

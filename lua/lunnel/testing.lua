@@ -177,33 +177,78 @@ local function make_spec(action, t)
   return s
 end
 
--- Encodes specs into one buffer laid out like a ReadRecords response and decodes it.
-local function build_batch(list)
+-- Encodes specs into one buffer laid out like a ReadRecords response: the bytes (a Lua
+-- string) and one lunnel_record_range per spec. A spec with `raw` (bytes that did not decode,
+-- from a dead-letter line) is copied as it is, as a PUT.
+local function encode(list)
   local w = ffi.gc(ffi.new("lunnel_pb_writer"), C.lunnel_pb_writer_free)
   C.lunnel_pb_writer_init(w)
   local n = #list
   local ranges = ffi.new("lunnel_record_range[?]", math.max(n, 1))
+  local raw_parts = {} -- offset -> raw bytes spliced in after encoding
   for i, s in ipairs(list) do
-    local seq = s.seq
-    if seq == nil then
-      row_counter = row_counter + 1
-      seq = { epoch = 0, timestamp = 1700000000000000 + row_counter, row_index = row_counter }
-    end
     local rg = ranges[i - 1]
     rg.offset = w.len
-    write_row(w, s, s.cols, s.action == "DELETE", seq or nil)
-    rg.len = w.len - rg.offset
-    rg.action = ACTIONS[s.action]
-    if s.old then
-      rg.has_origin = 1
-      rg.origin_offset = w.len
-      write_row(w, s, col_list(s.old), false, nil)
-      rg.origin_len = w.len - rg.origin_offset
+    if s.raw then
+      -- reserve the room with a placeholder row-less header, then splice the raw bytes in
+      raw_parts[#raw_parts + 1] = { off = tonumber(w.len), bytes = s.raw }
+      rg.len = #s.raw
+      rg.action = ACTIONS.PUT
+    else
+      local seq = s.seq
+      if seq == nil then
+        row_counter = row_counter + 1
+        seq = { epoch = 0, timestamp = 1700000000000000 + row_counter, row_index = row_counter }
+      end
+      write_row(w, s, s.cols, s.action == "DELETE", seq or nil)
+      rg.len = w.len - rg.offset
+      rg.action = ACTIONS[s.action]
+      if s.old then
+        rg.has_origin = 1
+        rg.origin_offset = w.len
+        write_row(w, s, col_list(s.old), false, nil)
+        rg.origin_len = w.len - rg.origin_offset
+      end
     end
   end
-  local size = tonumber(w.len)
+  local bytes = ffi.string(w.buf, w.len)
+  if #raw_parts > 0 then -- shift every range by the raw bytes inserted before it
+    local out, at, shift = {}, 0, 0
+    local k = 1
+    for i = 0, n - 1 do
+      local rg = ranges[i]
+      local rp = raw_parts[k]
+      if rp and list[i + 1].raw then
+        out[#out + 1] = bytes:sub(at + 1, rp.off)
+        at = rp.off
+        rg.offset = rp.off + shift
+        out[#out + 1] = rp.bytes
+        shift = shift + #rp.bytes
+        k = k + 1
+      else
+        rg.offset = rg.offset + shift
+        if rg.has_origin ~= 0 then rg.origin_offset = rg.origin_offset + shift end
+      end
+    end
+    out[#out + 1] = bytes:sub(at + 1)
+    bytes = table.concat(out)
+  end
+  return bytes, ranges, n
+end
+-- The bytes and ranges of records given as specs ({action=, pk=, cols=, ...} like put/
+-- update/delete take, or {raw = bytes}); what `lunnel replay` feeds for JSON Lines files.
+function M.encode(list)
+  local ss = {}
+  for i, x in ipairs(list) do ss[i] = x.raw and x or make_spec(x.action, x) end
+  return encode(ss)
+end
+
+-- Encodes specs and decodes them like the host decodes a batch.
+local function build_batch(list)
+  local bytes, ranges, n = encode(list)
+  local size = #bytes
   local data = ffi.new("uint8_t[?]", math.max(size, 1))
-  ffi.copy(data, w.buf, size)
+  ffi.copy(data, bytes, size)
   local arena = ffi.gc(C.lunnel_arena_new(), C.lunnel_arena_free)
   local out = ffi.new("const lunnel_batch *[1]")
   local err = ffi.new("lunnel_codec_error")

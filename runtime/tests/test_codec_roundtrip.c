@@ -251,7 +251,8 @@ static void test_batch_and_json(void)
     char js[512];
     size_t need = lunnel_record_tojson(&b->records[0], js, sizeof js);
     CHECK_STR(js, "{\"action\":\"UPDATE\",\"pk\":{\"id\":9007199254740993},"
-                  "\"cols\":{\"name\":\"caf\xc3\xa9 \\u0001\\ufffd\",\"d\":0.1,\"b\":\"+/8=\"},"
+                  "\"cols\":{\"name\":{\"string_base64\":\"Y2Fmw6kgAf8=\"},\"d\":0.1,"
+                  "\"b\":{\"binary\":\"+/8=\"}},"
                   "\"deleted\":[\"gone\"],\"old\":{\"name\":\"old\"},"
                   "\"seq\":{\"epoch\":1,\"timestamp\":1700000000000001,\"row_index\":2}}");
     CHECK_INT(need, strlen(js));

@@ -121,4 +121,40 @@ describe("lunnel replay", function()
     assert.equals(2, rc, out)
     assert.matches("broken%.lua:2:", out)
   end)
+
+  it("replays dead-letter lines and r:tojson() lines, one batch per failed batch", function()
+    local T = require("lunnel.testing")
+    local r1 = T.put{ pk = {{"id", 1}}, cols = {{"bin", T.binary("\0\1")}, {"d", T.double(2)}} }
+    local r2 = T.update{ pk = {{"id", 2}}, cols = {{"x", nil, op = "DELETE_ONE_VERSION", ts = 5}} }
+    local r3 = T.delete{ pk = {{"id", 3}} }
+    local function dl(token, i, n, r)
+      return ('{"time":"t","channel_id":"c","batch_token":"%s","index":%d,"count":%d,"error":"e","record":%s}')
+             :format(token, i, n, r:tojson())
+    end
+    local file = write("dead.jsonl", table.concat({
+      dl("tokA", 0, 2, r1), dl("tokA", 1, 2, r2), dl("tokB", 0, 1, r3),
+      '{"time":"t","channel_id":"c","batch_token":"tokC","index":0,"count":1,"error":"e",'
+        .. '"record_base64":"AAEC","decode_error":"bad bytes"}',
+    }, "\n") .. "\n")
+    local script = write("echo.lua", [[
+      local M = {}
+      function M.process(ctx, batch)
+        for _, r in batch:iter() do print("REC " .. ctx.next_token .. " " .. r:tojson()) end
+      end
+      return M
+    ]])
+    local rc, out = sh(("%s replay --log-level warn --script %s %s"):format(bin, script, file))
+    -- the raw line does not decode (as when it was dead-lettered): that batch fails
+    assert.equals(1, rc, out)
+    assert.matches("replay: batches=3 records=3 failed=1", out, 1, true)
+    assert.matches("bad batch bytes", out, 1, true)
+    assert.truthy(out:find("REC tokA " .. r1:tojson(), 1, true))
+    assert.truthy(out:find("REC tokA " .. r2:tojson(), 1, true))
+    assert.truthy(out:find("REC tokB " .. r3:tojson(), 1, true))
+    -- plain r:tojson() lines (a lunnel.sinks.jsonl file) replay too
+    local plain = write("plain.jsonl", r1:tojson() .. "\n" .. r3:tojson() .. "\n")
+    rc, out = sh(("%s replay --log-level warn --script %s %s"):format(bin, script, plain))
+    assert.equals(0, rc, out)
+    assert.matches("replay: batches=1 records=2 failed=0", out, 1, true)
+  end)
 end)

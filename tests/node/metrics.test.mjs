@@ -1,4 +1,4 @@
-// metrics.test.mjs: `lunnel run --metrics-listen` end to end (issue 10, Observability).
+// metrics.test.mjs: `lunnel run --metrics-listen` end to end (/metrics, /healthz, /readyz).
 // A Stream tunnel gets puts, updates and deletes written with the official SDK; /metrics is
 // scraped during the run and its per-action record counters must equal what was written,
 // batches / bytes / latency histograms / checkpoints / Lua memory must be there; /healthz and

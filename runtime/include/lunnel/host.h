@@ -150,6 +150,9 @@ typedef struct lunnel_host_channel_info {
  * lunnel_host_free). NULL on bad argument or out of memory. */
 lunnel_host_channel *lunnel_host_channel_open(lunnel_host *h, const lunnel_host_channel_info *info);
 
+/* The channel id given at open (NULL when none). */
+const char *lunnel_host_channel_id(const lunnel_host_channel *ch);
+
 /* The worker (0-based) a channel is pinned to. */
 int lunnel_host_channel_worker(const lunnel_host_channel *ch);
 

@@ -22,4 +22,7 @@ void lunnel_json_write_string(const char *s, size_t n, lunnel_json_write_fn writ
  * length the full result needs, excluding the NUL. out may be NULL when cap == 0. */
 size_t lunnel_json_escape(char *out, size_t cap, const char *s, size_t n);
 
+/* 1 when s[0..n) is entirely valid UTF-8 (what lunnel_json_write_string passes unchanged). */
+int lunnel_json_is_utf8(const char *s, size_t n);
+
 #endif

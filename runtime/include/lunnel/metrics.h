@@ -1,4 +1,4 @@
-/* metrics.h: the counters of `lunnel run` (issue 10, Observability), kept by the tunnel side
+/* metrics.h: the counters of `lunnel run` (README "Metrics and health"), kept by the tunnel side
  * on the libev loop thread and rendered in the Prometheus text format by the CLI's /metrics
  * endpoint (src/cli/metrics_http.c) and read by the live status line (src/cli/status_tty.c).
  *

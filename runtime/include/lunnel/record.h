@@ -169,12 +169,20 @@ const char *lunnel_record_op_name(int op);
 const char *lunnel_record_action_name(int action);
 
 /* Writes the record as one exact JSON object, NUL-terminated, into buf (cap bytes):
- *   {"action":"PUT","pk":{"id":1,"k":"a"},"cols":{"name":"x","n":-3},
- *    "deleted":["gone"],"old":{...},"seq":{"epoch":0,"timestamp":1700,"row_index":2}}
- * "deleted" lists delete-op cells (omitted when none), "old" only when an origin row was
- * present, "seq" only when has_seq, "delete_marker":true only when set. INTEGER exact
- * (all 64 bits), DOUBLE with 17 significant digits (non-finite as null), BINARY as base64,
- * INF_MIN/INF_MAX as the strings "INF_MIN"/"INF_MAX", invalid UTF-8 bytes as U+FFFD.
+ *   {"action":"UPDATE","pk":{"id":1,"k":"a"},"cols":{"name":"x","n":-3},
+ *    "deleted":["gone"],"cells":[["name","PUT","x",1700000000000],...],
+ *    "old":{...},"old_cells":[...],"seq":{"epoch":0,"timestamp":1700,"row_index":2},
+ *    "delete_marker":true}
+ * "cols": cells carrying a value, name -> value, wire order; "deleted": names of
+ * DELETE_ALL_VERSIONS cells (omitted when none); "cells" (only when cols + deleted do not say
+ * everything: a cell timestamp, a DELETE_ONE_VERSION or INCREMENT cell, a repeated name, a
+ * value after a delete): every cell [name, op, value or null, timestamp ms or null] in wire
+ * order, authoritative; "old"/"old_cells" the same for the origin row, only when present;
+ * "seq" only when has_seq; "delete_marker" only when set. Values: INTEGER a JSON integer
+ * (all 64 bits), DOUBLE the shortest exact form always with '.' or an exponent (non-finite:
+ * {"double":"NaN"|"Infinity"|"-Infinity"}), STRING a JSON string ({"string_base64":...} when
+ * not valid UTF-8), BOOLEAN true/false, BINARY {"binary":"<base64>"}, INF_MIN/INF_MAX
+ * {"inf":"MIN"}/{"inf":"MAX"}. lunnel.json reads it back (docs/scripts.md).
  * Returns the full length the JSON needs (excluding NUL); if >= cap the output was truncated:
  * call again with a larger buffer. */
 size_t lunnel_record_tojson(const lunnel_record *r, char *buf, size_t cap);

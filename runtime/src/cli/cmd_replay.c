@@ -1,9 +1,12 @@
-/* cmd_replay.c: `lunnel replay --script S [options] FILE...`: feeds recorded ReadRecords
- * response bodies (or bare PlainBuffer files) to a script through the very same Lua host
- * `lunnel run` uses, without any network: for debugging a transform on captured traffic and
- * for benchmarking the host (--workers, --channels, --repeat). Each channel gets every FILE
- * in order, --repeat times, one batch per file, a window of batches in flight; failures print
- * their error and Lua traceback. The last line on stdout is a summary:
+/* cmd_replay.c: `lunnel replay --script S [options] FILE...`: feeds recorded batches to a
+ * script through the very same Lua host `lunnel run` uses, without any network: for
+ * debugging a transform on captured traffic and for benchmarking the host (--workers,
+ * --channels, --repeat). FILEs are what lunnel writes or receives: `lunnel run --capture`
+ * files (every ReadRecords response of a run, capture.h), dead-letter files of
+ * `--on-error skip` and r:tojson() JSON Lines (re-encoded as PlainBuffer by lunnel.json),
+ * ReadRecordsResponse bodies, or bare PlainBuffer files. Each channel gets every batch in
+ * order, --repeat times, a window of batches in flight; failures print their error and Lua
+ * traceback. The last line on stdout is a summary:
  *   replay: batches=N records=N failed=N seconds=S records_per_s=R cpu_seconds=S
  *           records_per_cpu_s=R workers=W channels=C
  * Exit status 0 when every batch succeeded, 1 when any failed, 2 on usage errors. */
@@ -16,6 +19,11 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+
+#include "cli/capture.h"
 #include "cli/lua_dir.h"
 #include "lunnel/host.h"
 #include "lunnel/log.h"
@@ -29,8 +37,9 @@ static const lunnel_opt replay_opts_table[] = {
     {"script", LUNNEL_OPT_STRING, NULL, NULL, NULL, "FILE", 1,
      "the Lua script (a module returning process, open?, shutdown?)"},
     {"custom", LUNNEL_OPT_STRING, NULL, NULL, NULL, "JSON", 0, "CustomValue as JSON (ctx.custom)"},
-    {"format", LUNNEL_OPT_ENUM, "auto", NULL, "auto|response|plainbuffer", NULL, 0,
-     "what FILEs hold: ReadRecordsResponse bodies or bare PlainBuffer (auto: by the header)"},
+    {"format", LUNNEL_OPT_ENUM, "auto", NULL, "auto|capture|jsonl|response|plainbuffer", NULL, 0,
+     "what FILEs hold: lunnel run --capture files, dead-letter or r:tojson() JSON Lines, "
+     "ReadRecordsResponse bodies or bare PlainBuffer (auto: by the first bytes)"},
     {"workers", LUNNEL_OPT_INT, "0", NULL, NULL, "N", 0, "Lua worker threads (0: one per CPU)"},
     {"channels", LUNNEL_OPT_INT, "1", NULL, NULL, "N", 0,
      "channels replaying the files in parallel"},
@@ -72,13 +81,16 @@ typedef struct replay_opts {
 
 /* ---- the replay itself ---- */
 
+/* One batch to replay (a file, a capture frame, or a group of JSON lines). */
 typedef struct rfile {
-    const char *path;
+    char *path; /* for messages: "file", "file#frame" or "file:line" */
     uint8_t *data;
     size_t len;
     lunnel_host_payload kind;
     lunnel_rr_response rr; /* response: scanned once here, like the loop thread does */
-    char *token;           /* next_token of the response, or "path#" for PlainBuffer */
+    lunnel_record_range *ranges; /* JSON lines: the ranges of the re-encoded records */
+    size_t n_ranges;
+    char *token; /* next_token of the response, the dead-letter batch token, or "path#" */
 } rfile;
 
 typedef struct rchan {
@@ -90,7 +102,7 @@ typedef struct rchan {
 typedef struct replay {
     replay_opts o;
     rfile *files;
-    int nfiles;
+    int nfiles, cap_files;
     rchan *chans;
     int nchans;
     lunnel_host *host;
@@ -116,47 +128,203 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static int load_file(rfile *f, const char *format)
+static rfile *add_batch(replay *r)
 {
-    FILE *fp = fopen(f->path, "rb");
-    if (!fp) {
-        fprintf(stderr, "lunnel replay: cannot open %s\n", f->path);
-        return -1;
+    if (r->nfiles == r->cap_files) {
+        int n = r->cap_files ? r->cap_files * 2 : 16;
+        rfile *p = realloc(r->files, (size_t)n * sizeof *p);
+        if (!p) return NULL;
+        r->files = p;
+        r->cap_files = n;
     }
-    fseek(fp, 0, SEEK_END);
-    long n = ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    f->data = malloc(n > 0 ? (size_t)n : 1);
-    f->len = n > 0 ? (size_t)n : 0;
-    if (!f->data || fread(f->data, 1, f->len, fp) != f->len) {
-        fclose(fp);
-        fprintf(stderr, "lunnel replay: cannot read %s\n", f->path);
-        return -1;
-    }
-    fclose(fp);
-    int pb = f->len >= 4 && f->data[0] == 0x75 && !f->data[1] && !f->data[2] && !f->data[3];
-    if (strcasecmp(format, "plainbuffer") == 0)
-        pb = 1;
-    else if (strcasecmp(format, "response") == 0)
-        pb = 0;
+    rfile *f = &r->files[r->nfiles++];
+    memset(f, 0, sizeof *f);
     lunnel_rr_init(&f->rr);
-    if (pb) {
-        f->kind = LUNNEL_HOST_PAYLOAD_PLAINBUFFER;
-        size_t tl = strlen(f->path) + 2;
-        f->token = malloc(tl);
-        snprintf(f->token, tl, "%s#", f->path);
-        return 0;
-    }
+    return f;
+}
+
+static char *fmt_label(const char *path, const char *sep, long n)
+{
+    size_t l = strlen(path) + 32;
+    char *s = malloc(l);
+    if (s) snprintf(s, l, "%s%s%ld", path, sep, n);
+    return s;
+}
+
+/* A ReadRecordsResponse body -> a RANGES batch (scanned here, like the loop thread does). */
+static int add_response(replay *r, const char *label, uint8_t *body, size_t len)
+{
+    rfile *f = add_batch(r);
+    if (!f) return -1;
+    f->path = strdup(label);
+    f->data = body;
+    f->len = len;
     lunnel_codec_error e;
     memset(&e, 0, sizeof e);
     if (lunnel_rr_scan(&f->rr, f->data, f->len, &e) != LUNNEL_CODEC_OK) {
-        fprintf(stderr, "lunnel replay: %s is not a ReadRecordsResponse: %s\n", f->path,
+        fprintf(stderr, "lunnel replay: %s is not a ReadRecordsResponse: %s\n", label,
                 e.message[0] ? e.message : lunnel_codec_strerror(e.code));
         return -1;
     }
     f->kind = LUNNEL_HOST_PAYLOAD_RANGES;
     f->token = strndup((const char *)f->rr.next_token, f->rr.next_token_len);
     return 0;
+}
+
+typedef struct frame_ctx {
+    replay *r;
+    const char *path;
+    long n;
+} frame_ctx;
+
+static int on_frame(void *ud, const char *channel, size_t channel_len, const uint8_t *body,
+                    size_t body_len)
+{
+    frame_ctx *fc = ud;
+    (void)channel, (void)channel_len;
+    uint8_t *copy = malloc(body_len ? body_len : 1);
+    if (!copy) return -1;
+    memcpy(copy, body, body_len);
+    char *label = fmt_label(fc->path, "#", fc->n++);
+    int rc = add_response(fc->r, label ? label : fc->path, copy, body_len);
+    free(label);
+    return rc;
+}
+
+/* JSON Lines (dead-letter files, r:tojson() files) -> batches, through lunnel.json in a
+ * throwaway Lua state: the records are re-encoded by lunnel's own PlainBuffer writer. */
+static int add_jsonl(replay *r, const char *path, const uint8_t *text, size_t len)
+{
+    lua_State *L = luaL_newstate();
+    if (!L) return -1;
+    luaL_openlibs(L);
+    const char *dir = lunnel_cli_lua_dir();
+    if (!dir) dir = getenv("LUNNEL_LUA_DIR");
+    if (dir && *dir) {
+        lua_getglobal(L, "package");
+        lua_pushfstring(L, "%s/?.lua;%s/?/init.lua;", dir, dir);
+        lua_getfield(L, -2, "path");
+        lua_concat(L, 2);
+        lua_setfield(L, -2, "path");
+        lua_pop(L, 1);
+    }
+    int rc = -1;
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "lunnel.json");
+    if (lua_pcall(L, 1, 1, 0) != 0) goto fail;
+    lua_getfield(L, -1, "encode_lines");
+    lua_pushlstring(L, (const char *)text, len);
+    if (lua_pcall(L, 1, 1, 0) != 0) goto fail;
+    int n = (int)lua_objlen(L, -1);
+    for (int i = 1; i <= n; i++) {
+        lua_rawgeti(L, -1, i);
+        rfile *f = add_batch(r);
+        if (!f) goto fail;
+        lua_getfield(L, -1, "line");
+        f->path = fmt_label(path, ":", (long)lua_tointeger(L, -1));
+        lua_pop(L, 1);
+        lua_getfield(L, -1, "data");
+        size_t dl = 0;
+        const char *d = lua_tolstring(L, -1, &dl);
+        f->data = malloc(dl ? dl : 1);
+        if (!f->data) goto fail;
+        if (dl) memcpy(f->data, d, dl);
+        f->len = dl;
+        lua_pop(L, 1);
+        lua_getfield(L, -1, "n");
+        f->n_ranges = (size_t)lua_tointeger(L, -1);
+        lua_pop(L, 1);
+        f->ranges = calloc(f->n_ranges ? f->n_ranges : 1, sizeof *f->ranges);
+        if (!f->ranges) goto fail;
+        lua_getfield(L, -1, "ranges");
+        for (size_t k = 0; k < f->n_ranges; k++) {
+            uint32_t v[6];
+            for (int m = 0; m < 6; m++) {
+                lua_rawgeti(L, -1, (int)(k * 6) + m + 1);
+                v[m] = (uint32_t)lua_tonumber(L, -1);
+                lua_pop(L, 1);
+            }
+            f->ranges[k] = (lunnel_record_range){.offset = v[0], .len = v[1], .action = (uint8_t)v[2],
+                                                 .has_origin = (uint8_t)v[3],
+                                                 .origin_offset = v[4], .origin_len = v[5]};
+        }
+        lua_pop(L, 1);
+        lua_getfield(L, -1, "token");
+        f->token = strdup(lua_isstring(L, -1) ? lua_tostring(L, -1) : f->path ? f->path : path);
+        lua_pop(L, 2);
+        f->kind = LUNNEL_HOST_PAYLOAD_RANGES;
+    }
+    rc = 0;
+    lua_close(L);
+    return rc;
+fail:
+    fprintf(stderr, "lunnel replay: %s: %s\n", path,
+            lua_isstring(L, -1) ? lua_tostring(L, -1) : "out of memory");
+    lua_close(L);
+    return -1;
+}
+
+static int load_file(replay *r, const char *path, const char *format)
+{
+    FILE *fp = fopen(path, "rb");
+    if (!fp) {
+        fprintf(stderr, "lunnel replay: cannot open %s\n", path);
+        return -1;
+    }
+    fseek(fp, 0, SEEK_END);
+    long n = ftell(fp);
+    fseek(fp, 0, SEEK_SET);
+    size_t len = n > 0 ? (size_t)n : 0;
+    uint8_t *data = malloc(len ? len : 1);
+    if (!data || fread(data, 1, len, fp) != len) {
+        fclose(fp);
+        free(data);
+        fprintf(stderr, "lunnel replay: cannot read %s\n", path);
+        return -1;
+    }
+    fclose(fp);
+    size_t first = 0;
+    while (first < len && (data[first] == ' ' || data[first] == '\n' || data[first] == '\t' ||
+                           data[first] == '\r'))
+        first++;
+    const char *kind = format;
+    if (strcasecmp(format, "auto") == 0) {
+        if (lunnel_capture_is(data, len))
+            kind = "capture";
+        else if (first < len && data[first] == '{')
+            kind = "jsonl";
+        else if (len >= 4 && data[0] == 0x75 && !data[1] && !data[2] && !data[3])
+            kind = "plainbuffer";
+        else
+            kind = "response";
+    }
+    if (strcasecmp(kind, "capture") == 0) {
+        frame_ctx fc = {r, path, 0};
+        char err[256];
+        int rc = lunnel_capture_frames(data, len, on_frame, &fc, err, sizeof err);
+        free(data);
+        if (rc != 0) fprintf(stderr, "lunnel replay: %s: %s\n", path, err);
+        return rc;
+    }
+    if (strcasecmp(kind, "jsonl") == 0) {
+        int rc = add_jsonl(r, path, data, len);
+        free(data);
+        return rc;
+    }
+    if (strcasecmp(kind, "plainbuffer") == 0) {
+        rfile *f = add_batch(r);
+        if (!f) {
+            free(data);
+            return -1;
+        }
+        f->path = strdup(path);
+        f->data = data;
+        f->len = len;
+        f->kind = LUNNEL_HOST_PAYLOAD_PLAINBUFFER;
+        f->token = fmt_label(path, "#", 0);
+        return 0;
+    }
+    return add_response(r, path, data, len);
 }
 
 static void submit_more(replay *r, int c)
@@ -172,7 +340,10 @@ static void submit_more(replay *r, int c)
                                f->token,
                                (void *)(intptr_t)rc->next,
                                NULL};
-        if (f->kind != LUNNEL_HOST_PAYLOAD_RANGES) {
+        if (f->ranges) {
+            b.ranges = f->ranges;
+            b.n_ranges = f->n_ranges;
+        } else if (f->kind != LUNNEL_HOST_PAYLOAD_RANGES) {
             b.ranges = NULL;
             b.n_ranges = 0;
         }
@@ -269,14 +440,16 @@ int lunnel_cmd_replay(int argc, char **argv)
         files[i] = lunnel_opts_arg(v, i);
 
     int status = 1;
-    r.nfiles = nfiles;
-    r.files = calloc((size_t)nfiles, sizeof *r.files);
     for (int i = 0; i < nfiles; i++) {
-        r.files[i].path = files[i];
-        if (load_file(&r.files[i], r.o.format) != 0) {
+        if (load_file(&r, files[i], r.o.format) != 0) {
             status = 2;
             goto out;
         }
+    }
+    if (r.nfiles == 0) {
+        fprintf(stderr, "lunnel replay: no batch in the given files\n");
+        status = 2;
+        goto out;
     }
 
     r.loop = ev_loop_new(EVFLAG_AUTO);
@@ -309,7 +482,7 @@ int lunnel_cmd_replay(int argc, char **argv)
         snprintf(id, sizeof id, "replay-%d", c);
         lunnel_host_channel_info info = {"replay", "replay",   id,
                                          NULL,     r.o.stream, (void *)(intptr_t)c};
-        r.chans[c].total = (long)r.o.repeat * nfiles;
+        r.chans[c].total = (long)r.o.repeat * r.nfiles;
         r.chans[c].ch = lunnel_host_channel_open(r.host, &info);
         if (!r.chans[c].ch) {
             fprintf(stderr, "lunnel replay: cannot open a channel\n");
@@ -329,9 +502,11 @@ int lunnel_cmd_replay(int argc, char **argv)
 out:
     if (r.host) lunnel_host_free(r.host);
     if (r.loop) ev_loop_destroy(r.loop);
-    for (int i = 0; r.files && i < nfiles; i++) {
+    for (int i = 0; r.files && i < r.nfiles; i++) {
+        free(r.files[i].path);
         free(r.files[i].data);
         free(r.files[i].token);
+        free(r.files[i].ranges);
         lunnel_rr_free(&r.files[i].rr);
     }
     free(r.files);

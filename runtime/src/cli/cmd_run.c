@@ -18,6 +18,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "cli/capture.h"
 #include "cli/lua_dir.h"
 #include "cli/run_observe.h"
 #include "lunnel/api.h"
@@ -63,6 +64,11 @@ static const lunnel_opt run_opts[] = {
      "process: that batch and those before; in tick or shutdown: all delivered so far)"},
     {"tick-interval", LUNNEL_OPT_DURATION, "1s", NULL, NULL, NULL, 0,
      "run the script's tick(ctx) this often on every open channel, batch or not (0: never)"},
+    {"capture", LUNNEL_OPT_STRING, NULL, NULL, NULL, "FILE", 0,
+     "write every ReadRecords response handed to the script to FILE (truncated at start), for "
+     "lunnel replay"},
+    {"capture-max-bytes", LUNNEL_OPT_INT, "67108864", NULL, NULL, "BYTES", 0,
+     "--capture stops (one log line) before FILE would grow past this"},
     {"lua-path", LUNNEL_OPT_STRING, NULL, NULL, NULL, "DIRS", 0,
      "';'-separated directories of the script's own modules: part of its version, hot-reloaded "
      "with it (its own directory always is)"},
@@ -352,8 +358,14 @@ static void *proc_open(void *ud, const lunnel_host_channel_info *info)
 {
     return lunnel_host_channel_open(ud, info);
 }
+/* --capture: every batch as the script gets it (capture.h); NULL when off. */
+static lunnel_capture *run_capture;
+
 static int proc_submit(void *ch, const lunnel_host_batch *b)
 {
+    if (run_capture && b->kind != LUNNEL_HOST_PAYLOAD_PLAINBUFFER)
+        lunnel_capture_batch(run_capture, lunnel_host_channel_id(ch), b->next_token, b->data,
+                             b->len);
     return lunnel_host_submit(ch, b);
 }
 static int proc_shutdown(void *ch)
@@ -690,6 +702,20 @@ static int run_parsed(lunnel_opt_values *v)
         return LUNNEL_EXIT_USAGE;
     }
 
+    const char *capture_path = lunnel_opts_str(v, "capture");
+    if (capture_path) {
+        char cerr2[600];
+        run_capture = lunnel_capture_open(capture_path,
+                                          (uint64_t)lunnel_opts_int(v, "capture-max-bytes"), cerr2,
+                                          sizeof cerr2);
+        if (!run_capture) {
+            fprintf(stderr, "lunnel run: %s\n", cerr2);
+            lunnel_host_free(app.host);
+            lunnel_opts_close_client(&cl);
+            return LUNNEL_EXIT_USAGE;
+        }
+    }
+
     int status = LUNNEL_EXIT_RUNTIME;
     char *tunnel_id = resolve_tunnel(api, loop, table, tunnel, tunnel_id_opt, create, &status);
     if (!tunnel_id) {
@@ -784,6 +810,8 @@ static int run_parsed(lunnel_opt_values *v)
         _exit(app.exit_status);
     }
     lunnel_host_free(app.host);
+    lunnel_capture_close(run_capture);
+    run_capture = NULL;
     /* With no call in flight nothing can call back any more: free the worker, then the
      * api, http and credentials (leak-checker clean). A call still in flight (a stop in the
      * middle of one) would be answered by lunnel_http_free with a cancellation reaching the

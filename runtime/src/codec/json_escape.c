@@ -26,6 +26,17 @@ static size_t utf8_seq(const uint8_t *p, size_t left)
     return n;
 }
 
+int lunnel_json_is_utf8(const char *s, size_t n)
+{
+    const uint8_t *p = (const uint8_t *)s;
+    for (size_t i = 0; i < n;) {
+        size_t adv = utf8_seq(p + i, n - i);
+        if (!adv) return 0;
+        i += adv;
+    }
+    return 1;
+}
+
 void lunnel_json_write_string(const char *str, size_t len, lunnel_json_write_fn write, void *ctx)
 {
     static const char hex[] = "0123456789abcdef";

@@ -720,6 +720,11 @@ lunnel_host_channel *lunnel_host_channel_open(lunnel_host *h, const lunnel_host_
     return ch;
 }
 
+const char *lunnel_host_channel_id(const lunnel_host_channel *ch)
+{
+    return ch ? ch->channel_id : NULL;
+}
+
 int lunnel_host_channel_worker(const lunnel_host_channel *ch)
 {
     return ch ? ch->w->index : -1;
