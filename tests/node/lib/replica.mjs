@@ -42,15 +42,15 @@ const ALL_COLS = [...BASE_COLS, 'e1', 'e2', 'e3'];
 
 export async function createSource(c, table) { await createTable(c, table); }
 
-// `rows` base rows (ids 1..rows), written 10 at a time.
-export async function writeBase(c, table, rows, seed = 1) {
+// `rows` base rows (ids 1..rows), written 10 at a time; model (run.mjs Model) records them.
+export async function writeBase(c, table, rows, seed = 1, model = null) {
   const r = rng(seed);
   for (let id = 1; id <= rows; id += 10) {
     const ps = [];
     for (let j = id; j < id + 10 && j <= rows; j++) {
       const cols = {};
       for (const name of BASE_COLS) if (name === 's' || r() < 0.85) cols[name] = value(name, j, r);
-      ps.push(putRow(c, table, j, keyK(j), cols));
+      ps.push(putRow(c, table, j, keyK(j), cols, model));
     }
     await Promise.all(ps);
   }
@@ -58,8 +58,8 @@ export async function writeBase(c, table, rows, seed = 1) {
 
 // `ops` stream changes over ids 1..idMax: 40% puts, 40% partial updates (some columns put,
 // some deleted), 20% deletes. Written in groups of 8 changes of distinct keys (so each key's
-// changes keep their order). stop() (optional) ends it early.
-export async function writeStream(c, table, { ops, idMax, seed = 2, stop = () => false }) {
+// changes keep their order). stop() (optional) ends it early; model records every change.
+export async function writeStream(c, table, { ops, idMax, seed = 2, stop = () => false, model = null }) {
   const r = rng(seed);
   let n = 0;
   while (n < ops && !stop()) {
@@ -76,7 +76,7 @@ export async function writeStream(c, table, { ops, idMax, seed = 2, stop = () =>
         const cols = {};
         for (const name of ALL_COLS) if (r() < 0.5) cols[name] = value(name, step, r);
         if (Object.keys(cols).length === 0) cols.s = value('s', step, r); // a row holds a cell
-        ps.push(putRow(c, table, id, keyK(id), cols));
+        ps.push(putRow(c, table, id, keyK(id), cols, model));
       } else if (p < 0.8) {
         const put = {}, del = [];
         for (const name of ALL_COLS) {
@@ -87,9 +87,9 @@ export async function writeStream(c, table, { ops, idMax, seed = 2, stop = () =>
         // a put column is never also deleted in the same change: the result of that on a
         // missing row (an empty row or none) is not something the test should depend on
         if (Object.keys(put).length === 0) put.s = value('s', step, r);
-        ps.push(updateRow(c, table, id, keyK(id), { put, deleteAll: del.filter((n) => !(n in put)) }));
+        ps.push(updateRow(c, table, id, keyK(id), { put, deleteAll: del.filter((n) => !(n in put)) }, model));
       } else {
-        ps.push(deleteRow(c, table, id, keyK(id)));
+        ps.push(deleteRow(c, table, id, keyK(id), model));
       }
     }
     await Promise.all(ps);
