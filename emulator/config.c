@@ -12,6 +12,10 @@ void lunnel_emu_config_defaults(lunnel_emu_config *cfg)
     cfg->access_key_secret = "lunnel-secret";
     cfg->max_request_bytes = 64u << 20;
     cfg->max_connections = 4096;
+    cfg->idle_timeout_s = 60;
+    cfg->header_timeout_s = 10;
+    cfg->body_timeout_s = 30;
+    cfg->max_buffered_bytes = 256u << 20;
     cfg->partitions = 4;
     cfg->batch_records = 1000;
     cfg->batch_bytes = 1u << 20;

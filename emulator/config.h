@@ -15,7 +15,13 @@ typedef struct lunnel_emu_config {
     const char *access_key_secret; /* "lunnel-secret" */
     const char *sts_token;         /* when set, x-ots-ststoken must equal it (NULL: any absent) */
     size_t max_request_bytes;      /* body limit; beyond: 413 OTSParameterInvalid. 64 MiB */
-    int max_connections;           /* accepted at once; more wait in the backlog. 4096 */
+    uint32_t max_connections;      /* open at once; past it the least recently active idle or
+                                    * half-open connection is closed for the new one. 4096 */
+    double idle_timeout_s;         /* keep-alive connection with nothing in flight. 60 */
+    double header_timeout_s;       /* a request's head must arrive within this. 10 */
+    double body_timeout_s;         /* a body (or a reply being written) making no progress. 30 */
+    size_t max_buffered_bytes;     /* request bytes held by all connections together; past it
+                                    * 503 and close. 256 MiB */
     int verbose;                   /* log every request to stderr */
     int sign_tunnel_responses;     /* also sign tunnel API responses (MD5 of big ReadRecords
                                     * bodies costs CPU); data API responses are always signed */

@@ -145,6 +145,9 @@ int data_api_decode_row(data_api *api, const uint8_t *bytes, size_t len, const c
         case LUNNEL_OP_DELETE_ALL_VERSIONS:
             o->op = LUNNEL_EMU_OP_DELETE_ALL_VERSIONS;
             break;
+        case LUNNEL_OP_INCREMENT:
+            o->op = LUNNEL_EMU_OP_INCREMENT;
+            break;
         default:
             lunnel_emu_respond_error(resp, 400, "OTSParameterInvalid",
                                      "Invalid %s: column '%.*s' uses operation %s, which "
@@ -153,7 +156,8 @@ int data_api_decode_row(data_api *api, const uint8_t *bytes, size_t len, const c
                                      lunnel_record_op_name(c->op));
             return -1;
         }
-        if (o->op == LUNNEL_EMU_OP_PUT && conv_value(&c->value, &o->value) != 0) {
+        if ((o->op == LUNNEL_EMU_OP_PUT || o->op == LUNNEL_EMU_OP_INCREMENT) &&
+            conv_value(&c->value, &o->value) != 0) {
             lunnel_emu_respond_error(resp, 400, "OTSParameterInvalid",
                                      "Invalid %s: column '%.*s' has no value.", what,
                                      (int)c->name_len, (const char *)c->name);
@@ -174,23 +178,24 @@ static void create_table(void *ud, const lunnel_emu_request *req, lunnel_emu_res
         data_api_unpack(&lunnel__table__create_table_request__descriptor, req, resp);
     if (!m) return;
     lunnel_emu_pk_schema pk[LUNNEL_EMU_MAX_PK];
+    lunnel_emu_table_options o = {.max_versions = 1, .time_to_live = -1};
     size_t n = m->table_meta->n_primary_key;
     if (n > LUNNEL_EMU_MAX_PK) n = LUNNEL_EMU_MAX_PK + 1; /* rejected by the store */
     memset(pk, 0, sizeof pk);
     for (size_t i = 0; i < n && i < LUNNEL_EMU_MAX_PK; i++) {
         const Lunnel__Table__PrimaryKeySchema *s = m->table_meta->primary_key[i];
-        if (s->has_option) {
-            lunnel_emu_respond_error(resp, 400, "OTSParameterInvalid",
-                                     "Primary key option (AUTO_INCREMENT) on '%s' is not "
-                                     "supported by lunnel-emulator.",
-                                     s->name);
-            lunnel__table__create_table_request__free_unpacked(m, NULL);
-            return;
+        if (s->has_option && s->option == LUNNEL__TABLE__PRIMARY_KEY_OPTION__AUTO_INCREMENT) {
+            if (o.auto_increment_pk) {
+                lunnel_emu_respond_error(resp, 400, "OTSParameterInvalid",
+                                         "AUTO_INCREMENT primary key count must <= 1.");
+                lunnel__table__create_table_request__free_unpacked(m, NULL);
+                return;
+            }
+            o.auto_increment_pk = (uint8_t)(i + 1);
         }
         snprintf(pk[i].name, sizeof pk[i].name, "%s", s->name);
         pk[i].type = (lunnel_emu_pktype)s->type;
     }
-    lunnel_emu_table_options o = {.max_versions = 1, .time_to_live = -1};
     if (m->table_options) {
         if (m->table_options->has_max_versions) o.max_versions = m->table_options->max_versions;
         if (m->table_options->has_time_to_live) o.time_to_live = m->table_options->time_to_live;
@@ -199,6 +204,21 @@ static void create_table(void *ud, const lunnel_emu_request *req, lunnel_emu_res
         o.stream_enabled = m->stream_spec->enable_stream;
         o.stream_expiration_hours =
             m->stream_spec->has_expiration_time ? m->stream_spec->expiration_time : 168;
+        o.origin_columns = (const char *const *)m->stream_spec->columns_to_get;
+        o.n_origin_columns = m->stream_spec->n_columns_to_get;
+    }
+    if (m->table_options && m->table_options->has_time_to_live &&
+        (o.time_to_live == 0 || o.time_to_live < -1)) {
+        lunnel_emu_respond_error(resp, 400, "OTSParameterInvalid",
+                                 "TimeToLive cannot be 0 or less than -1.");
+        lunnel__table__create_table_request__free_unpacked(m, NULL);
+        return;
+    }
+    if (m->table_options && m->table_options->has_max_versions && o.max_versions <= 0) {
+        lunnel_emu_respond_error(resp, 400, "OTSParameterInvalid",
+                                 "The maximum versions cannot be less than or equal to 0.");
+        lunnel__table__create_table_request__free_unpacked(m, NULL);
+        return;
     }
     char msg[512];
     lunnel_emu_store_err e = lunnel_emu_store_create_table(api->store, m->table_meta->table_name,
@@ -250,6 +270,11 @@ static void describe_table(void *ud, const lunnel_emu_request *req, lunnel_emu_r
         ps[i].type = (Lunnel__Table__PrimaryKeyType)pk[i].type;
         pps[i] = &ps[i];
     }
+    const lunnel_emu_table_options *o = lunnel_emu_table_options_of(t);
+    if (o->auto_increment_pk && o->auto_increment_pk <= n) {
+        ps[o->auto_increment_pk - 1].has_option = 1;
+        ps[o->auto_increment_pk - 1].option = LUNNEL__TABLE__PRIMARY_KEY_OPTION__AUTO_INCREMENT;
+    }
     Lunnel__Table__TableMeta meta = LUNNEL__TABLE__TABLE_META__INIT;
     meta.table_name = (char *)lunnel_emu_table_name(t);
     meta.n_primary_key = n;
@@ -259,7 +284,6 @@ static void describe_table(void *ud, const lunnel_emu_request *req, lunnel_emu_r
     Lunnel__Table__ReservedThroughputDetails rtd = LUNNEL__TABLE__RESERVED_THROUGHPUT_DETAILS__INIT;
     rtd.capacity_unit = &cu;
     rtd.last_increase_time = lunnel_emu_table_created_ms(t) / 1000;
-    const lunnel_emu_table_options *o = lunnel_emu_table_options_of(t);
     Lunnel__Table__TableOptions to = LUNNEL__TABLE__TABLE_OPTIONS__INIT;
     to.has_max_versions = to.has_time_to_live = 1;
     to.max_versions = o->max_versions;
@@ -277,6 +301,8 @@ static void describe_table(void *ud, const lunnel_emu_request *req, lunnel_emu_r
         sd.expiration_time = o->stream_expiration_hours;
         sd.has_last_enable_time = 1;
         sd.last_enable_time = lunnel_emu_table_created_ms(t);
+        sd.n_columns_to_get = o->n_origin_columns;
+        sd.columns_to_get = (char **)o->origin_columns;
     }
     Lunnel__Table__DescribeTableResponse r = LUNNEL__TABLE__DESCRIBE_TABLE_RESPONSE__INIT;
     r.table_meta = &meta;

@@ -1,11 +1,14 @@
 /* data_api_rows.c: the row operations of lunnel-emulator's data API: PutRow, UpdateRow,
- * DeleteRow, BatchWriteRow (writes, each appending a change record through the store) and
- * GetRow, GetRange (reads, encoding stored rows back to PlainBuffer with timestamps). */
+ * DeleteRow, BatchWriteRow (writes, each appending a change record through the store; column
+ * conditions, atomic increments, AUTO_INCREMENT keys, RT_PK / RT_AFTER_MODIFY returns) and
+ * GetRow, GetRange, BatchGetRow (reads, encoding stored rows back to PlainBuffer with
+ * timestamps; column filters, the table's time to live). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "data_api_internal.h"
+#include "filter.h"
 
 #define GETRANGE_MAX_ROWS 5000
 #define GETRANGE_MAX_BYTES (4u << 20)
@@ -29,45 +32,107 @@ typedef struct write_result {
     size_t pk_row_len;
 } write_result;
 
+/* Oldest cell timestamp (ms) a read or filter of `t` sees: the time to live. */
+static int64_t visible_from(const lunnel_emu_table *t)
+{
+    const lunnel_emu_table_options *o = lunnel_emu_table_options_of(t);
+    return o->time_to_live > 0 ? data_api_now_ms() - (int64_t)o->time_to_live * 1000 : INT64_MIN;
+}
+
+typedef struct cond_check {
+    const emu_filter *f;
+    int64_t min_ts;
+} cond_check;
+
+static int check_condition(void *ud, const lunnel_emu_row *old)
+{
+    const cond_check *c = ud;
+    return emu_filter_match(c->f, old, c->min_ts);
+}
+
+/* RT_AFTER_MODIFY: the primary key and the latest version of each named column. */
+static void encode_after_modify(lunnel_pb_writer *w, const lunnel_emu_table *t,
+                                const lunnel_emu_value *pk, size_t n_pk, char **names,
+                                size_t n_names)
+{
+    const lunnel_emu_pk_schema *schema;
+    lunnel_emu_table_pk(t, &schema);
+    const lunnel_emu_row *r = lunnel_emu_table_get(t, pk, n_pk);
+    lunnel_pb_writer_reset(w);
+    lunnel_pb_write_header(w);
+    lunnel_pb_begin_row(w);
+    lunnel_emu_encode_pk(w, schema, pk, n_pk);
+    const lunnel_emu_cell *cells = NULL;
+    size_t n = r ? lunnel_emu_row_cells(r, &cells) : 0;
+    for (size_t k = 0; k < n_names; k++) {
+        size_t nl = strlen(names[k]);
+        for (size_t i = 0; i < n; i++)
+            if (cells[i].name_len == nl && memcmp(cells[i].name, names[k], nl) == 0) {
+                lunnel_emu_encode_cell(w, &cells[i]); /* newest first */
+                break;
+            }
+    }
+    lunnel_pb_end_row(w);
+}
+
 /* Applies one write described by its (decoded) row and condition; fills res. Returns 0 on
- * success, -1 on a store error (res->err, res->msg), -2 when the condition carries a column
- * condition (unsupported). */
+ * success, -1 on an error (res->err, res->msg). */
 static int apply_write(data_api *api, lunnel_emu_table *t, lunnel_emu_action action,
                        const req_row *row, const Lunnel__Table__Condition *cond,
                        const Lunnel__Table__ReturnContent *rc, write_result *res)
 {
     memset(res, 0, sizeof *res);
+    emu_filter *colcond = NULL;
     if (cond && cond->has_column_condition && cond->column_condition.len > 0) {
-        res->err = LUNNEL_EMU_STORE_BAD_ARGUMENT;
-        snprintf(res->msg, sizeof res->msg,
-                 "Column conditions are not supported by lunnel-emulator.");
-        return -1;
+        if (emu_filter_parse(cond->column_condition.data, cond->column_condition.len, &colcond,
+                             res->msg, sizeof res->msg) != 0) {
+            res->err = LUNNEL_EMU_STORE_BAD_ARGUMENT;
+            return -1;
+        }
+        if (emu_filter_is_pagination(colcond)) {
+            emu_filter_free(colcond);
+            res->err = LUNNEL_EMU_STORE_BAD_ARGUMENT;
+            snprintf(res->msg, sizeof res->msg,
+                     "Invalid condition: a column pagination filter is not a condition.");
+            return -1;
+        }
     }
+    int rv = 0;
     lunnel_emu_condition c =
         cond ? (lunnel_emu_condition)cond->row_existence : LUNNEL_EMU_COND_IGNORE;
     if (c > LUNNEL_EMU_COND_EXPECT_NOT_EXIST) {
         res->err = LUNNEL_EMU_STORE_BAD_ARGUMENT;
         snprintf(res->msg, sizeof res->msg, "Invalid row existence expectation %d.", (int)c);
-        return -1;
+        rv = -1;
+        goto done;
     }
     if (action == LUNNEL_EMU_ACTION_UPDATE && c == LUNNEL_EMU_COND_EXPECT_NOT_EXIST) {
         res->err = LUNNEL_EMU_STORE_BAD_ARGUMENT;
         snprintf(res->msg, sizeof res->msg,
                  "Invalid condition: EXPECT_NOT_EXIST while updating row.");
-        return -1;
+        rv = -1;
+        goto done;
     }
-    res->err = lunnel_emu_store_write(api->store, t, action, c, row->pk, row->n_pk, row->cells,
-                                      row->n_cells, data_api_now_ms(), res->msg, sizeof res->msg);
-    if (res->err) return -1;
-    if (rc && rc->has_return_type && rc->return_type == LUNNEL__TABLE__RETURN_TYPE__RT_PK) {
-        const lunnel_emu_pk_schema *schema;
-        lunnel_emu_table_pk(t, &schema);
+    lunnel_emu_value pk[LUNNEL_EMU_MAX_PK];
+    cond_check cc = {colcond, visible_from(t)};
+    lunnel_emu_write_ext ext = {colcond ? check_condition : NULL, &cc, pk};
+    res->err = lunnel_emu_store_write_ex(api->store, t, action, c, row->pk, row->n_pk, row->cells,
+                                         row->n_cells, data_api_now_ms(), &ext, res->msg,
+                                         sizeof res->msg);
+    if (res->err) {
+        rv = -1;
+        goto done;
+    }
+    int rt = rc && rc->has_return_type ? (int)rc->return_type : 0;
+    if (rt == LUNNEL__TABLE__RETURN_TYPE__RT_PK || rt == LUNNEL__TABLE__RETURN_TYPE__RT_AFTER_MODIFY) {
         lunnel_pb_writer *w = &api->w;
-        lunnel_pb_writer_reset(w);
-        lunnel_pb_write_header(w);
-        lunnel_pb_begin_row(w);
-        lunnel_emu_encode_pk(w, schema, row->pk, row->n_pk);
-        lunnel_pb_end_row(w);
+        encode_after_modify(w, t, pk, row->n_pk,
+                            rt == LUNNEL__TABLE__RETURN_TYPE__RT_AFTER_MODIFY
+                                ? rc->return_column_names
+                                : NULL,
+                            rt == LUNNEL__TABLE__RETURN_TYPE__RT_AFTER_MODIFY
+                                ? rc->n_return_column_names
+                                : 0);
         if (!w->error) {
             res->pk_row = malloc(w->len);
             if (res->pk_row) {
@@ -76,7 +141,9 @@ static int apply_write(data_api *api, lunnel_emu_table *t, lunnel_emu_action act
             }
         }
     }
-    return 0;
+done:
+    emu_filter_free(colcond);
+    return rv;
 }
 
 /* Where write_one_row puts its answer: the fields of a PutRowResponse, UpdateRowResponse or
@@ -181,7 +248,8 @@ static void batch_write_row(void *ud, const lunnel_emu_request *req, lunnel_emu_
     Lunnel__Table__RowInBatchWriteRowResponse **rrp = calloc(total + 1, sizeof *rrp);
     Lunnel__Table__Error *errs = calloc(total + 1, sizeof *errs);
     char(*msgs)[512] = calloc(total + 1, sizeof *msgs);
-    if (!tr || !trp || !rr || !rrp || !errs || !msgs) {
+    uint8_t **rowbufs = calloc(total + 1, sizeof *rowbufs); /* RT_PK / RT_AFTER_MODIFY rows */
+    if (!tr || !trp || !rr || !rrp || !errs || !msgs || !rowbufs) {
         lunnel_emu_respond_error(resp, 500, "OTSInternalServerError", "out of memory");
         goto done;
     }
@@ -230,9 +298,14 @@ static void batch_write_row(void *ud, const lunnel_emu_request *req, lunnel_emu_
                                               ? LUNNEL_EMU_ACTION_UPDATE
                                               : LUNNEL_EMU_ACTION_DELETE;
                     write_result res;
-                    if (apply_write(api, t, a, &row, rq->condition, NULL, &res) != 0) {
+                    if (apply_write(api, t, a, &row, rq->condition, rq->return_content, &res) != 0) {
                         code = lunnel_emu_store_strerror(res.err);
                         snprintf(msgs[k], sizeof msgs[k], "%s", res.msg);
+                    } else if (res.pk_row) {
+                        rowbufs[k] = res.pk_row;
+                        rr[k].has_row = 1;
+                        rr[k].row.data = res.pk_row;
+                        rr[k].row.len = res.pk_row_len;
                     }
                 }
             }
@@ -251,6 +324,9 @@ static void batch_write_row(void *ud, const lunnel_emu_request *req, lunnel_emu_
     r.tables = trp;
     lunnel_emu_respond_pb(resp, &r.base);
 done:
+    for (size_t i = 0; rowbufs && i < total; i++)
+        free(rowbufs[i]);
+    free(rowbufs);
     free(tr);
     free(trp);
     free(rr);
@@ -268,10 +344,15 @@ typedef struct read_opts {
     int32_t max_versions;
     bool has_range;
     int64_t start_ts, end_ts; /* [start, end) */
+    int64_t min_ts;           /* time to live: older cells are gone */
+    emu_filter *filter;       /* NULL: none */
+    bool paginate;
+    int32_t page_offset, page_limit;
 } read_opts;
 
 static bool wanted(const read_opts *o, const lunnel_emu_cell *c)
 {
+    if (c->ts < o->min_ts) return false;
     if (o->has_range && (c->ts < o->start_ts || c->ts >= o->end_ts)) return false;
     if (!o->n_columns) return true;
     for (size_t i = 0; i < o->n_columns; i++)
@@ -281,7 +362,20 @@ static bool wanted(const read_opts *o, const lunnel_emu_cell *c)
     return false;
 }
 
-/* Writes one stored row (no header) with the versions the read asks for. */
+/* Is the row there for a read: it passes the filter, and the time to live did not take all
+ * of its cells (a row that never had attribute columns stays). */
+static bool row_visible(const lunnel_emu_row *r, const read_opts *o)
+{
+    const lunnel_emu_cell *cells;
+    size_t n = lunnel_emu_row_cells(r, &cells);
+    bool live = n == 0;
+    for (size_t i = 0; i < n && !live; i++)
+        live = cells[i].ts >= o->min_ts;
+    return live && (!o->filter || emu_filter_match(o->filter, r, o->min_ts));
+}
+
+/* Writes one stored row (no header) with the versions the read asks for; with a column
+ * pagination filter, only columns [offset, offset + limit) of the ones read. */
 static void encode_read_row(lunnel_pb_writer *w, const lunnel_emu_table *t, const lunnel_emu_row *r,
                             const read_opts *o)
 {
@@ -294,22 +388,40 @@ static void encode_read_row(lunnel_pb_writer *w, const lunnel_emu_table *t, cons
     lunnel_pb_begin_row(w);
     lunnel_emu_encode_pk(w, schema, pk, n_pk);
     int32_t run = 0;
+    int64_t column = -1; /* index of the current column among the ones read */
     for (size_t i = 0; i < n; i++) {
         bool same = i > 0 && cells[i].name_len == cells[i - 1].name_len &&
                     memcmp(cells[i].name, cells[i - 1].name, cells[i].name_len) == 0;
         if (!same) run = 0;
         if (!wanted(o, &cells[i])) continue;
         if (run >= o->max_versions) continue;
+        if (run == 0) column++;
         run++;
+        if (o->paginate &&
+            (column < o->page_offset || column >= (int64_t)o->page_offset + o->page_limit))
+            continue;
         lunnel_emu_encode_cell(w, &cells[i]);
     }
     lunnel_pb_end_row(w);
 }
 
-static int read_opts_from(read_opts *o, char **cols, size_t n_cols, protobuf_c_boolean has_mv,
-                          int32_t mv, const Lunnel__Table__TimeRange *tr, lunnel_emu_response *resp)
+/* Fills `o` from a read request's fields (the filter parsed: free with read_opts_done).
+ * Answers 400 and returns -1 on a bad request. */
+static int read_opts_from(read_opts *o, const lunnel_emu_table *t, char **cols, size_t n_cols,
+                          protobuf_c_boolean has_mv, int32_t mv, const Lunnel__Table__TimeRange *tr,
+                          protobuf_c_boolean has_filter, ProtobufCBinaryData filter,
+                          lunnel_emu_response *resp)
 {
     memset(o, 0, sizeof *o);
+    o->min_ts = visible_from(t);
+    if (has_filter && filter.len) {
+        char err[256];
+        if (emu_filter_parse(filter.data, filter.len, &o->filter, err, sizeof err) != 0) {
+            lunnel_emu_respond_error(resp, 400, "OTSParameterInvalid", "%s", err);
+            return -1;
+        }
+        o->paginate = emu_filter_pagination(o->filter, &o->page_offset, &o->page_limit);
+    }
     o->columns = cols;
     o->n_columns = n_cols;
     o->max_versions = has_mv ? mv : 0;
@@ -324,11 +436,13 @@ static int read_opts_from(read_opts *o, char **cols, size_t n_cols, protobuf_c_b
         }
     }
     if (!has_mv && !tr) {
+        emu_filter_free(o->filter);
         lunnel_emu_respond_error(resp, 400, "OTSParameterInvalid",
                                  "Neither max_versions nor time_range is specified.");
         return -1;
     }
     if (has_mv && mv <= 0) {
+        emu_filter_free(o->filter);
         lunnel_emu_respond_error(resp, 400, "OTSParameterInvalid",
                                  "max_versions must be positive, got %d.", mv);
         return -1;
@@ -345,13 +459,13 @@ static void get_row(void *ud, const lunnel_emu_request *req, lunnel_emu_response
         data_api_unpack(&lunnel__table__get_row_request__descriptor, req, resp);
     if (!m) return;
     req_row row;
-    read_opts o;
+    read_opts o = {0};
     lunnel_emu_table *t = data_api_table(api, m->table_name, resp);
     if (t &&
         data_api_decode_row(api, m->primary_key.data, m->primary_key.len, "GetRow primary key",
                             &row, resp) == 0 &&
-        read_opts_from(&o, m->columns_to_get, m->n_columns_to_get, m->has_max_versions,
-                       m->max_versions, m->time_range, resp) == 0) {
+        read_opts_from(&o, t, m->columns_to_get, m->n_columns_to_get, m->has_max_versions,
+                       m->max_versions, m->time_range, m->has_filter, m->filter, resp) == 0) {
         const lunnel_emu_pk_schema *schema;
         size_t n_schema = lunnel_emu_table_pk(t, &schema);
         if (row.n_pk != n_schema) {
@@ -360,6 +474,7 @@ static void get_row(void *ud, const lunnel_emu_request *req, lunnel_emu_response
                                      n_schema);
         } else {
             const lunnel_emu_row *r = lunnel_emu_table_get(t, row.pk, row.n_pk);
+            if (r && !row_visible(r, &o)) r = NULL;
             lunnel_pb_writer *w = &api->w;
             lunnel_pb_writer_reset(w);
             if (r) {
@@ -377,6 +492,7 @@ static void get_row(void *ud, const lunnel_emu_request *req, lunnel_emu_response
                 lunnel_emu_respond_pb(resp, &resp_m.base);
         }
     }
+    emu_filter_free(o.filter);
     lunnel__table__get_row_request__free_unpacked(m, NULL);
 }
 
@@ -396,6 +512,7 @@ static int range_row(void *ud, const lunnel_emu_row *r)
         s->next = r;
         return 1;
     }
+    if (!row_visible(r, s->o)) return 0;
     encode_read_row(s->w, s->t, r, s->o);
     s->rows++;
     return 0;
@@ -409,7 +526,7 @@ static void get_range(void *ud, const lunnel_emu_request *req, lunnel_emu_respon
         data_api_unpack(&lunnel__table__get_range_request__descriptor, req, resp);
     if (!m) return;
     req_row start, end;
-    read_opts o;
+    read_opts o = {0};
     lunnel_emu_table *t = data_api_table(api, m->table_name, resp);
     if (t &&
         data_api_decode_row(api, m->inclusive_start_primary_key.data,
@@ -418,8 +535,8 @@ static void get_range(void *ud, const lunnel_emu_request *req, lunnel_emu_respon
         data_api_decode_row(api, m->exclusive_end_primary_key.data,
                             m->exclusive_end_primary_key.len, "GetRange end primary key", &end,
                             resp) == 0 &&
-        read_opts_from(&o, m->columns_to_get, m->n_columns_to_get, m->has_max_versions,
-                       m->max_versions, m->time_range, resp) == 0) {
+        read_opts_from(&o, t, m->columns_to_get, m->n_columns_to_get, m->has_max_versions,
+                       m->max_versions, m->time_range, m->has_filter, m->filter, resp) == 0) {
         const lunnel_emu_pk_schema *schema;
         size_t n_schema = lunnel_emu_table_pk(t, &schema);
         if (start.n_pk != n_schema || end.n_pk != n_schema) {
@@ -469,7 +586,133 @@ static void get_range(void *ud, const lunnel_emu_request *req, lunnel_emu_respon
             free(next_pk);
         }
     }
+    emu_filter_free(o.filter);
     lunnel__table__get_range_request__free_unpacked(m, NULL);
+}
+
+/* BatchGetRow: each row is answered on its own (is_ok + Error); a missing table fails that
+ * table's rows; the table's columns, versions, time range and filter apply to its rows. */
+static void batch_get_row(void *ud, const lunnel_emu_request *req, lunnel_emu_response *resp)
+{
+    data_api *api = ud;
+    lunnel_arena_reset(api->arena);
+    Lunnel__Table__BatchGetRowRequest *m =
+        data_api_unpack(&lunnel__table__batch_get_row_request__descriptor, req, resp);
+    if (!m) return;
+    size_t total = 0;
+    for (size_t i = 0; i < m->n_tables; i++)
+        total += m->tables[i]->n_primary_key;
+    if (total == 0 || total > 100) {
+        lunnel_emu_respond_error(resp, 400, "OTSParameterInvalid",
+                                 total ? "Rows count exceeds the upper limit: %zu > 100."
+                                       : "No row specified in the request of BatchGetRow.%.0zu",
+                                 total);
+        lunnel__table__batch_get_row_request__free_unpacked(m, NULL);
+        return;
+    }
+    Lunnel__Table__TableInBatchGetRowResponse *tr = calloc(m->n_tables, sizeof *tr);
+    Lunnel__Table__TableInBatchGetRowResponse **trp = calloc(m->n_tables, sizeof *trp);
+    Lunnel__Table__RowInBatchGetRowResponse *rr = calloc(total, sizeof *rr);
+    Lunnel__Table__RowInBatchGetRowResponse **rrp = calloc(total, sizeof *rrp);
+    Lunnel__Table__Error *errs = calloc(total, sizeof *errs);
+    char(*msgs)[256] = calloc(total, sizeof *msgs);
+    uint8_t **bufs = calloc(total, sizeof *bufs);
+    if (!tr || !trp || !rr || !rrp || !errs || !msgs || !bufs) {
+        lunnel_emu_respond_error(resp, 500, "OTSInternalServerError", "out of memory");
+        goto done;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < m->n_tables; i++) {
+        const Lunnel__Table__TableInBatchGetRowRequest *tq = m->tables[i];
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(m->tables[j]->table_name, tq->table_name) == 0) {
+                lunnel_emu_respond_error(resp, 400, "OTSParameterInvalid",
+                                         "Duplicated table name: %s.", tq->table_name);
+                goto done;
+            }
+        lunnel__table__table_in_batch_get_row_response__init(&tr[i]);
+        trp[i] = &tr[i];
+        tr[i].table_name = tq->table_name;
+        tr[i].n_rows = tq->n_primary_key;
+        tr[i].rows = &rrp[k];
+        lunnel_emu_table *t = lunnel_emu_store_table(api->store, tq->table_name);
+        read_opts o = {0};
+        if (t && read_opts_from(&o, t, tq->columns_to_get, tq->n_columns_to_get,
+                                tq->has_max_versions, tq->max_versions, tq->time_range,
+                                tq->has_filter, tq->filter, resp) != 0)
+            goto done; /* a bad table request fails the whole request, as the service does */
+        const lunnel_emu_pk_schema *schema = NULL;
+        size_t n_schema = t ? lunnel_emu_table_pk(t, &schema) : 0;
+        for (size_t j = 0; j < tq->n_primary_key; j++, k++) {
+            lunnel__table__row_in_batch_get_row_response__init(&rr[k]);
+            lunnel__table__error__init(&errs[k]);
+            rrp[k] = &rr[k];
+            const char *code = NULL;
+            req_row row;
+            const lunnel_record *recs;
+            uint32_t nr;
+            lunnel_codec_error cerr;
+            if (!t) {
+                code = "OTSObjectNotExist";
+                snprintf(msgs[k], sizeof msgs[k], "Requested table does not exist: '%s'.",
+                         tq->table_name);
+            } else if (lunnel_pb_decode_rows(api->arena, tq->primary_key[j].data,
+                                             tq->primary_key[j].len, LUNNEL_PB_LENIENT, &recs, &nr,
+                                             &cerr) != LUNNEL_CODEC_OK ||
+                       nr != 1) {
+                code = "OTSParameterInvalid";
+                snprintf(msgs[k], sizeof msgs[k], "Invalid primary key %zu of table '%s'.", j,
+                         tq->table_name);
+            } else if (data_api_decode_row(api, tq->primary_key[j].data, tq->primary_key[j].len,
+                                           "BatchGetRow primary key", &row, resp) != 0) {
+                emu_filter_free(o.filter);
+                goto done;
+            } else if (row.n_pk != n_schema) {
+                code = "OTSParameterInvalid";
+                snprintf(msgs[k], sizeof msgs[k], "Validate PK size fail. Input: %zu, Meta: %zu.",
+                         row.n_pk, n_schema);
+            } else {
+                const lunnel_emu_row *r = lunnel_emu_table_get(t, row.pk, row.n_pk);
+                if (r && row_visible(r, &o)) {
+                    lunnel_pb_writer *w = &api->w;
+                    lunnel_pb_writer_reset(w);
+                    lunnel_pb_write_header(w);
+                    encode_read_row(w, t, r, &o);
+                    bufs[k] = w->error ? NULL : malloc(w->len);
+                    if (bufs[k]) {
+                        memcpy(bufs[k], w->buf, w->len);
+                        rr[k].has_row = 1;
+                        rr[k].row.data = bufs[k];
+                        rr[k].row.len = w->len;
+                    }
+                }
+            }
+            rr[k].is_ok = code == NULL;
+            if (code) {
+                errs[k].code = (char *)code;
+                errs[k].message = msgs[k];
+                rr[k].error = &errs[k];
+            } else {
+                rr[k].consumed = &consumed_read;
+            }
+        }
+        emu_filter_free(o.filter);
+    }
+    Lunnel__Table__BatchGetRowResponse r = LUNNEL__TABLE__BATCH_GET_ROW_RESPONSE__INIT;
+    r.n_tables = m->n_tables;
+    r.tables = trp;
+    lunnel_emu_respond_pb(resp, &r.base);
+done:
+    for (size_t i = 0; bufs && i < total; i++)
+        free(bufs[i]);
+    free(bufs);
+    free(tr);
+    free(trp);
+    free(rr);
+    free(rrp);
+    free(errs);
+    free(msgs);
+    lunnel__table__batch_get_row_request__free_unpacked(m, NULL);
 }
 
 void data_api_register_rows(data_api *api)
@@ -480,4 +723,5 @@ void data_api_register_rows(data_api *api)
     lunnel_emu_route_add(api->srv, "/BatchWriteRow", batch_write_row, api);
     lunnel_emu_route_add(api->srv, "/GetRow", get_row, api);
     lunnel_emu_route_add(api->srv, "/GetRange", get_range, api);
+    lunnel_emu_route_add(api->srv, "/BatchGetRow", batch_get_row, api);
 }

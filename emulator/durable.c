@@ -29,6 +29,7 @@ enum {
     REC_SNAP_TABLE = 11,   /* table definition + u64 changes_begin; selects the table */
     REC_SNAP_ROWS = 12,    /* u32 n, rows of the selected table */
     REC_SNAP_CHANGES = 13, /* u32 n, changes of the selected table */
+    REC_SNAP_CHANGES_ORIGIN = 14, /* the same, each with u8 has_origin + bytes origin */
     REC_SNAP_END = 19,     /* no fields: the snapshot is complete */
 };
 
@@ -230,7 +231,38 @@ typedef struct table_def {
     size_t n_pk;
     lunnel_emu_table_options o;
     int64_t created_ms;
+    char origin[32][256];
+    const char *origin_ptr[32];
 } table_def;
+
+/* The table definition's extension, written after the fields above (and after a snapshot
+ * table's changes_begin): u8 version 1, u8 auto_increment_pk, u8 n, n origin column names.
+ * Records written before it existed end without it. */
+static void put_table_ext(emu_wbuf *b, const lunnel_emu_table *t)
+{
+    const lunnel_emu_table_options *o = lunnel_emu_table_options_of(t);
+    emu_put_u8(b, 1);
+    emu_put_u8(b, o->auto_increment_pk);
+    emu_put_u8(b, (uint8_t)o->n_origin_columns);
+    for (size_t i = 0; i < o->n_origin_columns; i++)
+        emu_put_str(b, o->origin_columns[i]);
+}
+
+static int get_table_ext(emu_rbuf *r, table_def *td)
+{
+    if (r->off == r->len) return 0;
+    if (emu_get_u8(r) != 1) r->err = 1;
+    td->o.auto_increment_pk = emu_get_u8(r);
+    size_t n = emu_get_u8(r);
+    if (n > 32) r->err = 1;
+    for (size_t i = 0; i < n && !r->err; i++) {
+        emu_get_str(r, td->origin[i], sizeof td->origin[i]);
+        td->origin_ptr[i] = td->origin[i];
+    }
+    td->o.origin_columns = td->origin_ptr;
+    td->o.n_origin_columns = r->err ? 0 : n;
+    return r->err ? -1 : 0;
+}
 
 static int get_table_def(emu_rbuf *r, table_def *td)
 {
@@ -270,6 +302,7 @@ static void on_journal(void *ud, lunnel_emu_store_event ev, const lunnel_emu_tab
     if (ev == LUNNEL_EMU_EV_TABLE_CREATED) {
         emu_put_u8(b, REC_TABLE_CREATE);
         put_table_def(b, t);
+        put_table_ext(b, t);
     } else if (ev == LUNNEL_EMU_EV_TABLE_DELETED) {
         emu_put_u8(b, REC_TABLE_DELETE);
         emu_put_str(b, lunnel_emu_table_name(t));
@@ -420,7 +453,7 @@ static int on_wal_record(void *ud, const uint8_t *p, size_t n, size_t off, char 
         uint32_t parts = emu_get_u32(&r);
         if (r.err) break;
         if (parts != d->partitions) {
-            snprintf(why, 160, "the data dir was written with --partitions %u, this run has %u",
+            snprintf(why, 160, "data dir was created with --partitions %u, this run has --partitions %u",
                      parts, d->partitions);
             return -1;
         }
@@ -428,7 +461,7 @@ static int on_wal_record(void *ud, const uint8_t *p, size_t n, size_t off, char 
     }
     case REC_TABLE_CREATE: {
         table_def td;
-        if (get_table_def(&r, &td) != 0 || r.off != r.len) break;
+        if (get_table_def(&r, &td) != 0 || get_table_ext(&r, &td) != 0 || r.off != r.len) break;
         char msg[160];
         if (create_from_def(d, &td, 0, msg) != 0) {
             warn(d, "skipped a table creation: %s", msg);
@@ -453,7 +486,7 @@ static int on_wal_record(void *ud, const uint8_t *p, size_t n, size_t off, char 
         return 0;
     }
     default:
-        if (p[0] >= 20 && p[0] <= EMU_REC_T_TUNNEL_DEL) {
+        if ((p[0] >= 20 && p[0] <= EMU_REC_T_TUNNEL_DEL) || p[0] == EMU_REC_T_SETTINGS) {
             if (!d->tunnels) return 0;
             char msg[160];
             if (lunnel_emu_tunnel_persist_apply(d->tunnels, &d->trs, p, n, 1, msg, sizeof msg) !=
@@ -487,7 +520,7 @@ static int on_snap_record(void *ud, const uint8_t *p, size_t n, size_t off, char
         int32_t ri = emu_get_i32(&r);
         if (r.err || r.off != r.len || d->snap_next_gen == 0 || us < 0 || us > MAX_SEQ_US) break;
         if (parts != d->partitions) {
-            snprintf(why, 160, "the data dir was written with --partitions %u, this run has %u",
+            snprintf(why, 160, "data dir was created with --partitions %u, this run has --partitions %u",
                      parts, d->partitions);
             return -1;
         }
@@ -498,7 +531,7 @@ static int on_snap_record(void *ud, const uint8_t *p, size_t n, size_t off, char
         table_def td;
         if (get_table_def(&r, &td) != 0) break;
         uint64_t begin = emu_get_u64(&r);
-        if (r.err || r.off != r.len) break;
+        if (r.err || get_table_ext(&r, &td) != 0 || r.off != r.len) break;
         return create_from_def(d, &td, begin, why);
     }
     case REC_SNAP_ROWS: {
@@ -543,7 +576,8 @@ static int on_snap_record(void *ud, const uint8_t *p, size_t n, size_t off, char
         if (r.err || r.off != r.len) break;
         return 0;
     }
-    case REC_SNAP_CHANGES: {
+    case REC_SNAP_CHANGES:
+    case REC_SNAP_CHANGES_ORIGIN: {
         if (!d->cur_table) break;
         uint32_t k = emu_get_u32(&r);
         for (uint32_t i = 0; i < k && !r.err; i++) {
@@ -560,6 +594,11 @@ static int on_snap_record(void *ud, const uint8_t *p, size_t n, size_t off, char
             c.pk = emu_get_bytes(&r, &pl);
             c.pk_len = pl;
             c.partition = emu_get_u32(&r);
+            if (p[0] == REC_SNAP_CHANGES_ORIGIN && emu_get_u8(&r)) {
+                uint32_t ol;
+                c.origin = emu_get_bytes(&r, &ol);
+                c.origin_len = ol;
+            }
             if (c.timestamp_us < 0 || c.timestamp_us > MAX_SEQ_US) r.err = 1;
             if (r.err) break;
             if (lunnel_emu_store_restore_change(d->st, d->cur_table, &c) != LUNNEL_EMU_STORE_OK) {
@@ -576,7 +615,7 @@ static int on_snap_record(void *ud, const uint8_t *p, size_t n, size_t off, char
         d->snap_end_seen = 1;
         return 0;
     default:
-        if (p[0] >= 20 && p[0] <= EMU_REC_T_LOG_REFS) {
+        if (p[0] >= 20 && p[0] <= EMU_REC_T_SETTINGS) {
             if (!d->tunnels) break;
             if (lunnel_emu_tunnel_persist_apply(d->tunnels, &d->trs, p, n, 0, why, 160) != 0)
                 return -1;
@@ -712,6 +751,7 @@ static int write_snapshot(lunnel_emu_durable *d, const char *tmp, uint64_t next_
         emu_put_u8(&w.b, REC_SNAP_TABLE);
         put_table_def(&w.b, t);
         emu_put_u64(&w.b, lunnel_emu_table_changes_begin(t));
+        put_table_ext(&w.b, t);
         lunnel_emu_wal_frame_end(&w.b, at);
         sw_rows_open(&w);
         lunnel_emu_table_rows_each(t, sw_row, &w);
@@ -719,7 +759,7 @@ static int write_snapshot(lunnel_emu_durable *d, const char *tmp, uint64_t next_
         uint64_t b = lunnel_emu_table_changes_begin(t), e = lunnel_emu_table_changes_end(t);
         while (b < e && !w.failed && !w.b.oom) {
             at = lunnel_emu_wal_frame_begin(&w.b);
-            emu_put_u8(&w.b, REC_SNAP_CHANGES);
+            emu_put_u8(&w.b, REC_SNAP_CHANGES_ORIGIN);
             size_t cat = w.b.len;
             emu_put_u32(&w.b, 0);
             uint32_t k = 0;
@@ -733,6 +773,8 @@ static int write_snapshot(lunnel_emu_durable *d, const char *tmp, uint64_t next_
                 emu_put_bytes(&w.b, c->row, c->row_len);
                 emu_put_bytes(&w.b, c->pk, c->pk_len);
                 emu_put_u32(&w.b, c->partition);
+                emu_put_u8(&w.b, c->origin != NULL);
+                if (c->origin) emu_put_bytes(&w.b, c->origin, c->origin_len);
                 k++;
             }
             sw_set_count(&w.b, cat, k);
@@ -936,6 +978,13 @@ static int restore(lunnel_emu_durable *d, char *err, size_t errlen)
         lunnel_emu_wal_scan(m, len, LUNNEL_EMU_SNAP_MAGIC, on_snap_record, d, &res);
         if (m) munmap((void *)m, len);
         d->stats.snapshot_records = res.records;
+        if (res.status == LUNNEL_EMU_WAL_REJECTED) {
+            /* intact bytes this run cannot apply (a flag mismatch, another version): the
+             * data is fine and nothing was changed */
+            snprintf(err, errlen, "%s: %s; refusing to start (nothing was changed)", path,
+                     res.msg);
+            return -1;
+        }
         if (res.status != LUNNEL_EMU_WAL_OK || !d->snap_end_seen) {
             snprintf(err, errlen,
                      "%s: %s%s; the snapshot is written atomically, so this is damage: refusing "
@@ -1012,6 +1061,53 @@ static int restore(lunnel_emu_durable *d, char *err, size_t errlen)
         if (bad) {
             snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
             return -1;
+        }
+    }
+    return 0;
+}
+
+/* Peek: the first record of the snapshot (its header) or of the first WAL (META) names the
+ * partition count; the scan stops right there. */
+typedef struct peek {
+    uint32_t partitions;
+    int found;
+} peek;
+
+static int on_peek(void *ud, const uint8_t *p, size_t n, size_t off, char *why)
+{
+    (void)off;
+    peek *k = ud;
+    emu_rbuf r = {p, n, 1, 0};
+    if (p[0] == REC_SNAP_HEADER) (void)emu_get_u64(&r);
+    if (p[0] == REC_SNAP_HEADER || p[0] == REC_META) {
+        uint32_t parts = emu_get_u32(&r);
+        if (!r.err) {
+            k->partitions = parts;
+            k->found = 1;
+        }
+    }
+    snprintf(why, 160, "peeked");
+    return -1;
+}
+
+int lunnel_emu_durable_peek_partitions(const char *dir, uint32_t *out)
+{
+    static const struct {
+        const char *name, *magic;
+    } files[] = {{"snapshot", LUNNEL_EMU_SNAP_MAGIC}, {"wal.00000001", LUNNEL_EMU_WAL_MAGIC}};
+    for (size_t i = 0; i < 2; i++) {
+        char path[4200];
+        snprintf(path, sizeof path, "%s/%s", dir, files[i].name);
+        const uint8_t *m;
+        size_t len;
+        if (map_file(path, &m, &len) != 0) continue;
+        peek k = {0, 0};
+        lunnel_emu_wal_scan_result res;
+        lunnel_emu_wal_scan(m, len, files[i].magic, on_peek, &k, &res);
+        if (m) munmap((void *)m, len);
+        if (k.found) {
+            *out = k.partitions;
+            return 1;
         }
     }
     return 0;

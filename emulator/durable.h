@@ -76,6 +76,12 @@ typedef struct lunnel_emu_durable lunnel_emu_durable;
 lunnel_emu_durable *lunnel_emu_durable_open(const lunnel_emu_durable_opts *o, lunnel_emu_store *st,
                                             lunnel_emu_tunnels *tunnels, char *err, size_t errlen);
 
+/* The partition count a data dir was created with (read from its snapshot header or first
+ * log record, nothing changed): 1 and *out, or 0 when DIR holds no data yet. main.c uses it
+ * so a restart without --partitions keeps the stored value and one with another value is
+ * refused as a flag mismatch before anything is opened. */
+int lunnel_emu_durable_peek_partitions(const char *dir, uint32_t *out);
+
 /* Writes (and fsyncs per policy) what changed since the last commit; compacts when due.
  * Cheap when nothing changed. 0, or -1 with a message: the state can no longer be made
  * durable, and the caller must not acknowledge anything (lunnel-emulator exits). */

@@ -20,7 +20,7 @@
 #define LUNNEL_EMU_HAVE_TUNNEL 1
 #endif
 
-typedef enum opt_kind { OPT_STR, OPT_SIZE, OPT_U32, OPT_I64, OPT_FLAG } opt_kind;
+typedef enum opt_kind { OPT_STR, OPT_SIZE, OPT_U32, OPT_I64, OPT_SECS, OPT_FLAG } opt_kind;
 
 typedef struct opt {
     const char *name;
@@ -38,6 +38,17 @@ static const opt options[] = {
     {"access-key-secret", OPT_STR, F(access_key_secret), "access key secret clients must use"},
     {"sts-token", OPT_STR, F(sts_token), "requests carrying x-ots-ststoken must carry this"},
     {"max-request-bytes", OPT_SIZE, F(max_request_bytes), "largest request body accepted"},
+    {"max-connections", OPT_U32, F(max_connections),
+     "connections open at once; past it the least recently active idle or half-open one is "
+     "closed"},
+    {"idle-timeout", OPT_SECS, F(idle_timeout_s),
+     "close a keep-alive connection idle this many seconds"},
+    {"header-timeout", OPT_SECS, F(header_timeout_s),
+     "a request head not complete within this many seconds gets 408 OTSRequestTimeout"},
+    {"body-timeout", OPT_SECS, F(body_timeout_s),
+     "a body (or a reply) making no progress this many seconds: 408 and close"},
+    {"max-buffered-bytes", OPT_SIZE, F(max_buffered_bytes),
+     "request bytes all connections may hold together; past it 503 and close"},
     {"partitions", OPT_U32, F(partitions), "partitions rows hash to (tunnel channels)"},
     {"batch-records", OPT_U32, F(batch_records), "ReadRecords cap, records"},
     {"batch-bytes", OPT_SIZE, F(batch_bytes), "ReadRecords cap, bytes"},
@@ -53,6 +64,16 @@ static const opt options[] = {
      "also sign /tunnel/* responses (x-ots-contentmd5 + authorization, as the Java SDK checks)"},
 };
 #undef F
+
+#define N_OPTIONS (sizeof options / sizeof options[0])
+static unsigned char given[N_OPTIONS]; /* options named on the command line */
+
+static int option_given(const char *name)
+{
+    for (size_t i = 0; i < N_OPTIONS; i++)
+        if (strcmp(options[i].name, name) == 0) return given[i];
+    return 0;
+}
 
 static void usage(FILE *f, const lunnel_emu_config *d)
 {
@@ -75,6 +96,9 @@ static void usage(FILE *f, const lunnel_emu_config *d)
             break;
         case OPT_I64:
             snprintf(def, sizeof def, " (default %lld)", (long long)*(const int64_t *)p);
+            break;
+        case OPT_SECS:
+            snprintf(def, sizeof def, " (default %g)", *(const double *)p);
             break;
         case OPT_FLAG:
             break;
@@ -109,6 +133,7 @@ static int parse_args(int argc, char **argv, lunnel_emu_config *cfg)
             return -1;
         }
         char *p = (char *)cfg + o->offset;
+        given[o - options] = 1;
         if (o->kind == OPT_FLAG) {
             *(int *)p = 1;
             continue;
@@ -142,6 +167,16 @@ static int parse_args(int argc, char **argv, lunnel_emu_config *cfg)
                 *(uint32_t *)p = (uint32_t)v;
             else
                 *(int64_t *)p = (int64_t)v;
+            break;
+        }
+        case OPT_SECS: {
+            double v = strtod(val, &end);
+            if (errno || *end || end == val || !(v > 0) || v > 86400) {
+                fprintf(stderr, "lunnel-emulator: --%s: bad number of seconds '%s'\n", o->name,
+                        val);
+                return -1;
+            }
+            *(double *)p = v;
             break;
         }
         case OPT_FLAG:
@@ -207,6 +242,55 @@ static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
     ev_break(loop, EVBREAK_ALL);
 }
 
+/* A data dir keeps the partition count it was created with (rows are hashed by it): without
+ * --partitions the stored value is used; another value is a flag mismatch, refused before
+ * anything is opened, with the data untouched. */
+static int data_dir_partitions(lunnel_emu_config *cfg)
+{
+    uint32_t stored;
+    if (lunnel_emu_durable_peek_partitions(cfg->data_dir, &stored) != 1 ||
+        stored == cfg->partitions)
+        return 0;
+    if (option_given("partitions")) {
+        fprintf(stderr,
+                "lunnel-emulator: --partitions %u: data dir %s was created with --partitions %u "
+                "(rows are placed by it); start with --partitions %u or without --partitions "
+                "(nothing was changed)\n",
+                cfg->partitions, cfg->data_dir, stored, stored);
+        return -1;
+    }
+    fprintf(stderr, "lunnel-emulator: data dir %s was created with --partitions %u: using it\n",
+            cfg->data_dir, stored);
+    cfg->partitions = stored;
+    return 0;
+}
+
+/* Flags named on the command line win over the admin settings the data dir restored. */
+static void reapply_flags(lunnel_emu_tunnels *tunnels, const lunnel_emu_config *cfg)
+{
+#ifdef LUNNEL_EMU_HAVE_TUNNEL
+    if (!tunnels) return;
+    cJSON *conf = cJSON_CreateObject();
+    if (option_given("batch-records"))
+        cJSON_AddNumberToObject(conf, "batch_records", cfg->batch_records);
+    if (option_given("batch-bytes")) cJSON_AddNumberToObject(conf, "batch_bytes", cfg->batch_bytes);
+    int status;
+    char err[256];
+    if (conf->child) cJSON_Delete(lunnel_emu_tunnels_admin(tunnels, "tunnel_config", conf, &status,
+                                                           err, sizeof err));
+    cJSON_Delete(conf);
+    if (option_given("retention")) {
+        cJSON *ret = cJSON_CreateObject();
+        cJSON_AddNumberToObject(ret, "retention_ms", (double)cfg->retention_s * 1000);
+        cJSON_Delete(lunnel_emu_tunnels_admin(tunnels, "retention", ret, &status, err, sizeof err));
+        cJSON_Delete(ret);
+    }
+#else
+    (void)tunnels;
+    (void)cfg;
+#endif
+}
+
 int main(int argc, char **argv)
 {
     lunnel_emu_config cfg;
@@ -218,6 +302,7 @@ int main(int argc, char **argv)
                 cfg.fsync);
         return 2;
     }
+    if (cfg.data_dir && data_dir_partitions(&cfg) != 0) return 2;
     signal(SIGPIPE, SIG_IGN);
     struct ev_loop *loop = ev_default_loop(EVFLAG_AUTO);
     char err[256];
@@ -256,6 +341,7 @@ int main(int argc, char **argv)
                 cfg.data_dir, lunnel_emu_store_table_count(store), ds->restore_ms,
                 (unsigned long long)ds->snapshot_records, (unsigned long long)ds->wal_records,
                 ds->tail_recovered ? ", damaged tail cut" : "", cfg.fsync);
+        reapply_flags(tunnels, &cfg);
         lunnel_emu_server_set_commit(srv, commit_hook, pending_hook, durable);
         lunnel_emu_server_add_stats(srv, durable_stats, durable);
         if (fsync_policy == LUNNEL_EMU_FSYNC_BATCH) {

@@ -3,7 +3,14 @@
  * One connection = one non-blocking socket with an input buffer and an output buffer.
  * Requests are parsed by http_parse.c, authenticated by auth.c and dispatched to the handler
  * of their path, one at a time per connection (a deferred response holds the connection's
- * later requests back, as HTTP/1.1 requires). All on the loop thread. */
+ * later requests back, as HTTP/1.1 requires). All on the loop thread.
+ *
+ * Bounds: at most max_connections are open; a new one past that closes the least recently
+ * active connection that waits on its client (idle or half-open), so a flood of idle sockets
+ * never locks real clients out. A sweep timer closes connections idle past idle_timeout, and
+ * answers 408 OTSRequestTimeout to heads slower than header_timeout and bodies (or replies
+ * being written) stalled past body_timeout. Input buffers hold what arrived, no more, and are
+ * freed when empty; all of them together stay under max_buffered_bytes. */
 #include "server.h"
 
 #include <arpa/inet.h>
@@ -18,6 +25,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <malloc.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -26,6 +34,7 @@
 
 #include "auth.h"
 #include "http_parse.h"
+#include "lunnel/timeutil.h"
 
 #define MAX_ROUTES 64
 #define MAX_ADMIN 64
@@ -76,7 +85,10 @@ struct conn {
     bool sent_continue; /* 100 Continue already sent for the request being received */
     lunnel_emu_response *pending;
     bool awaiting_commit; /* output held until the loop iteration's commit */
-    conn *prev, *next;
+    bool in_body;         /* the head of the request being received is complete */
+    ev_tstamp last_active; /* last byte in or out */
+    ev_tstamp req_started; /* first byte of the request being received */
+    conn *prev, *next;     /* most recently active first */
 };
 
 struct lunnel_emu_server {
@@ -85,8 +97,15 @@ struct lunnel_emu_server {
     int fd;
     int port;
     ev_io accept_io;
-    conn *conns;
+    conn *conns, *conns_tail;
     int n_conns;
+    ev_timer sweep;
+    size_t in_bytes; /* input buffer capacity of all connections */
+    struct {
+        uint64_t accepted, evicted, idle_closed, header_timeouts, body_timeouts, over_budget;
+    } cstats;
+    ev_tstamp last_trim;
+    size_t freed_since_trim;
     uint64_t next_conn_id;
     uint64_t next_request;
     uint32_t boot_id;
@@ -160,6 +179,43 @@ static lunnel_emu_path_stat *stat_for(lunnel_emu_server *s, const char *path)
 
 static void conn_cb(struct ev_loop *loop, ev_io *w, int revents);
 static void conn_process(conn *c);
+static void reject_busy(conn *c);
+
+static void conn_unlink(conn *c)
+{
+    lunnel_emu_server *s = c->srv;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        s->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    else
+        s->conns_tail = c->prev;
+    c->prev = c->next = NULL;
+}
+
+static void conn_link_head(conn *c)
+{
+    lunnel_emu_server *s = c->srv;
+    c->prev = NULL;
+    c->next = s->conns;
+    if (s->conns)
+        s->conns->prev = c;
+    else
+        s->conns_tail = c;
+    s->conns = c;
+}
+
+/* Marks activity: the connection moves to the front (eviction takes from the back). */
+static void conn_touch(conn *c)
+{
+    c->last_active = ev_now(c->srv->loop);
+    if (c->srv->conns != c) {
+        conn_unlink(c);
+        conn_link_head(c);
+    }
+}
 
 static void conn_close(conn *c)
 {
@@ -168,16 +224,15 @@ static void conn_close(conn *c)
     if (c->awaiting_commit) s->n_awaiting--;
     ev_io_stop(s->loop, &c->io);
     close(c->fd);
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        s->conns = c->next;
-    if (c->next) c->next->prev = c->prev;
+    conn_unlink(c);
     s->n_conns--;
+    s->in_bytes -= c->in_cap;
+    s->freed_since_trim += c->in_cap + c->out_cap + sizeof *c;
     free(c->in);
     free(c->out);
     free(c);
-    if (!s->stopped && s->n_conns < s->cfg->max_connections) ev_io_start(s->loop, &s->accept_io);
+    if (!s->stopped && (uint32_t)s->n_conns < s->cfg->max_connections)
+        ev_io_start(s->loop, &s->accept_io);
 }
 
 /* Re-arms the watcher for what the connection waits for now. */
@@ -219,8 +274,17 @@ static int conn_flush(conn *c)
             return -1;
         }
         c->out_off += (size_t)n;
+        c->last_active = ev_now(srv->loop);
     }
-    if (c->out_off == c->out_len) c->out_off = c->out_len = 0;
+    if (c->out_off == c->out_len) {
+        c->out_off = c->out_len = 0;
+        if (c->out_cap > 65536) { /* a big reply was sent: give its buffer back */
+            srv->freed_since_trim += c->out_cap;
+            free(c->out);
+            c->out = NULL;
+            c->out_cap = 0;
+        }
+    }
     if (c->close_after && c->out_len == 0) {
         conn_close(c);
         return -1;
@@ -251,11 +315,21 @@ int lunnel_emu_server_adopt(lunnel_emu_server *s, int fd)
     ev_io_init(&c->io, conn_cb, fd, EV_READ);
     c->io.data = c;
     ev_io_start(s->loop, &c->io);
-    c->next = s->conns;
-    if (s->conns) s->conns->prev = c;
-    s->conns = c;
+    ev_now_update(s->loop); /* the loop's cached time may be a whole iteration old */
+    c->last_active = ev_now(s->loop);
+    conn_link_head(c);
     s->n_conns++;
+    s->cstats.accepted++;
     return 0;
+}
+
+/* The least recently active connection that waits on its client (nothing in flight here:
+ * no handler answer pending, no reply waiting for the commit), or NULL. */
+static conn *evictable(lunnel_emu_server *s)
+{
+    for (conn *c = s->conns_tail; c; c = c->prev)
+        if (!c->pending && !c->awaiting_commit) return c;
+    return NULL;
 }
 
 static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
@@ -263,15 +337,32 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
     (void)revents;
     lunnel_emu_server *s = w->data;
     for (int k = 0; k < 64; k++) {
-        int fd = accept(s->fd, NULL, NULL);
+        int fd = accept4(s->fd, NULL, NULL, SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EINTR) continue;
-            return; /* EAGAIN, or EMFILE etc.: retry on the next readiness */
+            if ((errno == EMFILE || errno == ENFILE) && s->n_conns > 0) {
+                /* out of descriptors: close one waiting connection for the next accept, or
+                 * stop accepting until one closes (no busy loop on a ready listen socket) */
+                conn *victim = evictable(s);
+                if (victim) {
+                    s->cstats.evicted++;
+                    conn_close(victim);
+                    continue;
+                }
+                ev_io_stop(loop, &s->accept_io);
+            }
+            return; /* EAGAIN etc.: retry on the next readiness */
         }
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         if (lunnel_emu_server_adopt(s, fd) != 0) continue;
-        if (s->n_conns >= s->cfg->max_connections) {
+        if ((uint32_t)s->n_conns <= s->cfg->max_connections) continue;
+        /* past the limit: the least recently active waiting connection makes room (the new
+         * one is the most recent, so it goes only when every other one is busy) */
+        conn *newest = s->conns, *victim = evictable(s);
+        s->cstats.evicted++;
+        conn_close(victim);
+        if (victim == newest) { /* every other connection busy: new ones wait in the backlog */
             ev_io_stop(loop, &s->accept_io);
             return;
         }
@@ -286,12 +377,10 @@ static void conn_cb(struct ev_loop *loop, ev_io *w, int revents)
         if (conn_flush(c) != 0) return;
     }
     if ((revents & EV_READ) && !c->pending && !c->close_after) {
+        lunnel_emu_server *s = c->srv;
+        static char chunk[READ_CHUNK]; /* the loop thread's; copied out at once */
         for (int k = 0; k < 16; k++) {
-            if (!buf_reserve(&c->in, &c->in_cap, c->in_len + READ_CHUNK)) {
-                conn_close(c);
-                return;
-            }
-            ssize_t n = recv(c->fd, c->in + c->in_len, READ_CHUNK, 0);
+            ssize_t n = recv(c->fd, chunk, sizeof chunk, 0);
             if (n == 0) { /* peer closed: answer nothing more */
                 conn_close(c);
                 return;
@@ -302,9 +391,21 @@ static void conn_cb(struct ev_loop *loop, ev_io *w, int revents)
                 conn_close(c);
                 return;
             }
+            size_t cap0 = c->in_cap;
+            if (c->in_len == 0) c->req_started = ev_now(s->loop);
+            if (s->in_bytes + (c->in_len + (size_t)n > cap0 ? c->in_len + (size_t)n : 0) >
+                    s->cfg->max_buffered_bytes ||
+                !buf_reserve(&c->in, &c->in_cap, c->in_len + (size_t)n)) {
+                s->cstats.over_budget++;
+                reject_busy(c);
+                return;
+            }
+            s->in_bytes += c->in_cap - cap0;
+            memcpy(c->in + c->in_len, chunk, (size_t)n);
             c->in_len += (size_t)n;
-            if ((size_t)n < READ_CHUNK) break;
+            if ((size_t)n < sizeof chunk) break;
         }
+        conn_touch(c);
         conn_process(c);
         return; /* conn_process flushes and re-arms (or closed c) */
     }
@@ -583,22 +684,83 @@ static lunnel_emu_response *response_new(conn *c, bool keep_alive)
     return r;
 }
 
-/* Answers a request that could not be parsed, then closes. */
-static void reject_unparsed(conn *c, int status, const char *msg)
+/* Answers a request the server refuses before any handler (unparsable, too slow, over the
+ * buffer budget) under the pseudo-path `what`, then closes once the answer is written. */
+static void reject_conn(conn *c, const char *what, int status, const char *code,
+                        const char *msg)
 {
     lunnel_emu_response *r = response_new(c, false);
     if (!r) {
         conn_close(c);
         return;
     }
-    snprintf(r->path, sizeof r->path, "(malformed)");
+    snprintf(r->path, sizeof r->path, "%s", what);
     stat_for(c->srv, r->path)->requests++;
-    const char *code = status == 413   ? "OTSParameterInvalid"
-                       : status == 501 ? "OTSParameterInvalid"
-                                       : "OTSParameterInvalid";
     lunnel_emu_respond_error(r, status, code, "%s", msg);
     response_release(r);
     c->close_after = true;
+    c->in_len = 0;
+}
+
+/* Answers a request that could not be parsed, then closes. */
+static void reject_unparsed(conn *c, int status, const char *msg)
+{
+    reject_conn(c, "(malformed)", status, "OTSParameterInvalid", msg);
+}
+
+/* The buffered request bytes of all connections passed the budget: this one gives up. */
+static void reject_busy(conn *c)
+{
+    char msg[160];
+    snprintf(msg, sizeof msg,
+             "Server busy: connections hold more than %zu request bytes "
+             "(--max-buffered-bytes); retry.",
+             c->srv->cfg->max_buffered_bytes);
+    reject_conn(c, "(busy)", 503, "OTSServerBusy", msg);
+    if (conn_flush(c) == 0) conn_update(c);
+}
+
+/* Closes connections past their idle, head or body time (see the top of this file) and hands
+ * freed memory back to the system after a flood (at most every 10 s). */
+static void sweep_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)revents;
+    lunnel_emu_server *s = w->data;
+    const lunnel_emu_config *cfg = s->cfg;
+    ev_tstamp now = ev_now(loop);
+    for (conn *c = s->conns_tail, *prev; c; c = prev) {
+        prev = c->prev;
+        if (c->pending || c->awaiting_commit) continue;
+        if (c->out_len > c->out_off || c->close_after) { /* a reply the client does not read */
+            if (now - c->last_active > cfg->body_timeout_s) {
+                s->cstats.body_timeouts++;
+                conn_close(c);
+            }
+        } else if (c->in_len == 0) {
+            if (now - c->last_active > cfg->idle_timeout_s) {
+                s->cstats.idle_closed++;
+                conn_close(c);
+            }
+        } else if (!c->in_body) {
+            if (now - c->req_started > cfg->header_timeout_s) {
+                s->cstats.header_timeouts++;
+                reject_conn(c, "(timeout)", 408, "OTSRequestTimeout",
+                            "Request timeout: the request head did not arrive in time "
+                            "(--header-timeout).");
+                if (conn_flush(c) == 0) conn_update(c);
+            }
+        } else if (now - c->last_active > cfg->body_timeout_s) {
+            s->cstats.body_timeouts++;
+            reject_conn(c, "(timeout)", 408, "OTSRequestTimeout",
+                        "Request timeout: the request body stopped arriving (--body-timeout).");
+            if (conn_flush(c) == 0) conn_update(c);
+        }
+    }
+    if (s->freed_since_trim > (8u << 20) && now - s->last_trim > 10) {
+        malloc_trim(0);
+        s->freed_since_trim = 0;
+        s->last_trim = now;
+    }
 }
 
 /* Handles every complete request in the input buffer, in order, until one is deferred. */
@@ -613,13 +775,17 @@ static void conn_process(conn *c)
         lunnel_emu_http_result pr =
             lunnel_emu_http_parse(c->in + consumed, c->in_len - consumed, s->cfg->max_request_bytes,
                                   &h, &status, err, sizeof err);
-        if (pr == LUNNEL_EMU_HTTP_INCOMPLETE) break;
+        if (pr == LUNNEL_EMU_HTTP_INCOMPLETE) {
+            c->in_body = false;
+            break;
+        }
         if (pr == LUNNEL_EMU_HTTP_ERROR) {
             reject_unparsed(c, status, err);
             break;
         }
         size_t total = h.head_len + h.content_length;
         if (c->in_len - consumed < total) {
+            c->in_body = true;
             if (h.expect_continue && !c->sent_continue) {
                 static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
                 conn_append(c, cont, sizeof cont - 1);
@@ -680,19 +846,18 @@ static void conn_process(conn *c)
                 req.access_key_id = hdrs[i].value;
         }
 
-        char msg[512];
+        lunnel_emu_auth_error aerr;
         if (h.method.len != 4 || memcmp(h.method.p, "POST", 4) != 0) {
             lunnel_emu_respond_error(resp, 405, "OTSMethodNotAllowed",
                                      "Only POST is supported, got '%.*s'.", (int)h.method.len,
                                      h.method.p);
         } else if (!s->cfg->skip_auth &&
                    lunnel_emu_auth_verify(s->cfg, path, hdrs, h.n_headers, req.body, req.body_len,
-                                          msg, sizeof msg) != 0) {
-            lunnel_emu_respond_error(resp, 403, "OTSAuthFailed", "%s", msg);
+                                          lunnel_time_now_ms(), &aerr) != 0) {
+            lunnel_emu_respond_error(resp, aerr.status, aerr.code, "%s", aerr.msg);
         } else if (*req.instance && strcmp(req.instance, s->cfg->instance) != 0) {
-            lunnel_emu_respond_error(resp, 403, "OTSAuthFailed",
-                                     "Instance '%s' does not exist (this emulator serves '%s').",
-                                     req.instance, s->cfg->instance);
+            lunnel_emu_respond_error(resp, 403, "OTSAuthFailed", "The instance is not found: '%s'.",
+                                     req.instance);
         } else {
             dispatch(s, &req, resp);
         }
@@ -713,6 +878,15 @@ static void conn_process(conn *c)
     if (consumed) {
         memmove(c->in, c->in + consumed, c->in_len - consumed);
         c->in_len -= consumed;
+        c->req_started = ev_now(s->loop); /* a pipelined request's clock starts now */
+        if (c->in_len == 0) c->in_body = false;
+    }
+    if (c->in_len == 0 && c->in) { /* nothing held for idle connections */
+        s->in_bytes -= c->in_cap;
+        s->freed_since_trim += c->in_cap;
+        free(c->in);
+        c->in = NULL;
+        c->in_cap = 0;
     }
     if (c->close_after && c->out_len == 0) {
         conn_close(c);
@@ -854,6 +1028,14 @@ lunnel_emu_server *lunnel_emu_server_new(struct ev_loop *loop, const lunnel_emu_
     ev_io_init(&s->accept_io, accept_cb, fd, EV_READ);
     s->accept_io.data = s;
     ev_io_start(loop, &s->accept_io);
+    double tick = cfg->idle_timeout_s;
+    if (cfg->header_timeout_s < tick) tick = cfg->header_timeout_s;
+    if (cfg->body_timeout_s < tick) tick = cfg->body_timeout_s;
+    tick = tick / 4 > 1.0 ? 1.0 : tick / 4 < 0.01 ? 0.01 : tick / 4;
+    ev_timer_init(&s->sweep, sweep_cb, tick, tick);
+    s->sweep.data = s;
+    ev_timer_start(loop, &s->sweep);
+    ev_unref(loop); /* the sweep alone does not keep ev_run going */
     return s;
 }
 
@@ -875,6 +1057,8 @@ void lunnel_emu_server_stop(lunnel_emu_server *s)
     if (s->stopped) return;
     s->stopped = true;
     ev_io_stop(s->loop, &s->accept_io);
+    ev_ref(s->loop);
+    ev_timer_stop(s->loop, &s->sweep);
     /* Graceful: replies already produced get one last non-blocking send before closing
      * (committed first: they may acknowledge changes). */
     if (s->commit_fn) {
@@ -925,6 +1109,17 @@ int lunnel_emu_server_add_stats(lunnel_emu_server *s, lunnel_emu_stats_fn fn, vo
 
 void lunnel_emu_server_fill_stats(lunnel_emu_server *s, cJSON *stats)
 {
+    cJSON *c = cJSON_CreateObject();
+    cJSON_AddNumberToObject(c, "open", s->n_conns);
+    cJSON_AddNumberToObject(c, "max", s->cfg->max_connections);
+    cJSON_AddNumberToObject(c, "accepted", (double)s->cstats.accepted);
+    cJSON_AddNumberToObject(c, "evicted", (double)s->cstats.evicted);
+    cJSON_AddNumberToObject(c, "idle_closed", (double)s->cstats.idle_closed);
+    cJSON_AddNumberToObject(c, "header_timeouts", (double)s->cstats.header_timeouts);
+    cJSON_AddNumberToObject(c, "body_timeouts", (double)s->cstats.body_timeouts);
+    cJSON_AddNumberToObject(c, "over_budget", (double)s->cstats.over_budget);
+    cJSON_AddNumberToObject(c, "buffered_bytes", (double)s->in_bytes);
+    cJSON_AddItemToObject(stats, "connections", c);
     for (size_t i = 0; i < s->n_stats_fns; i++)
         s->stats_fns[i].fn(s->stats_fns[i].ud, stats);
 }

@@ -42,6 +42,8 @@ struct lunnel_emu_table {
     lunnel_emu_change *changes; /* changes[0] has index changes_begin */
     size_t n_changes, cap_changes;
     uint64_t changes_begin;
+    char **origin; /* opts.origin_columns points here */
+    int64_t auto_incr_last; /* largest value of the AUTO_INCREMENT column seen */
 };
 
 struct lunnel_emu_store {
@@ -164,6 +166,9 @@ static void table_free(lunnel_emu_table *t)
     for (size_t i = 0; i < t->n_changes; i++)
         free((void *)t->changes[i].row);
     free(t->changes);
+    for (size_t i = 0; i < t->opts.n_origin_columns; i++)
+        free(t->origin[i]);
+    free(t->origin);
     free(t);
 }
 
@@ -230,6 +235,22 @@ lunnel_emu_store_err lunnel_emu_store_create_table(lunnel_emu_store *st, const c
                 return LUNNEL_EMU_STORE_BAD_ARGUMENT;
             }
     }
+    if (opts->auto_increment_pk) {
+        size_t k = opts->auto_increment_pk - 1u;
+        if (k >= n_pk || pk[k].type != LUNNEL_EMU_PK_INTEGER) {
+            snprintf(msg, msglen, "AUTO_INCREMENT primary key must be integer.");
+            return LUNNEL_EMU_STORE_BAD_ARGUMENT;
+        }
+        if (k == 0) {
+            snprintf(msg, msglen, "First primary key can't be auto increment, table: %s.", name);
+            return LUNNEL_EMU_STORE_BAD_ARGUMENT;
+        }
+    }
+    if (opts->n_origin_columns > 32) {
+        snprintf(msg, msglen, "The stream specification names %zu columns (at most 32).",
+                 opts->n_origin_columns);
+        return LUNNEL_EMU_STORE_BAD_ARGUMENT;
+    }
     if (lunnel_emu_store_table(st, name)) {
         snprintf(msg, msglen, "Requested table already exists.");
         return LUNNEL_EMU_STORE_TABLE_EXISTS;
@@ -245,6 +266,21 @@ lunnel_emu_store_err lunnel_emu_store_create_table(lunnel_emu_store *st, const c
     t->n_pk = n_pk;
     t->opts = *opts;
     if (t->opts.max_versions < 1) t->opts.max_versions = 1;
+    t->opts.origin_columns = NULL;
+    t->opts.n_origin_columns = 0;
+    if (opts->n_origin_columns) {
+        t->origin = calloc(opts->n_origin_columns, sizeof *t->origin);
+        for (size_t i = 0; t->origin && i < opts->n_origin_columns; i++) {
+            t->origin[i] = strdup(opts->origin_columns[i] ? opts->origin_columns[i] : "");
+            if (!t->origin[i]) break;
+            t->opts.n_origin_columns++;
+        }
+        if (t->opts.n_origin_columns != opts->n_origin_columns) {
+            table_free(t);
+            return LUNNEL_EMU_STORE_NO_MEMORY;
+        }
+        t->opts.origin_columns = (const char *const *)t->origin;
+    }
     t->created_ms = now_us() / 1000;
     st->tables[st->n_tables++] = t;
     if (st->journal) st->journal(st->journal_ud, LUNNEL_EMU_EV_TABLE_CREATED, t, NULL);
@@ -648,21 +684,55 @@ static lunnel_emu_change *push_change(lunnel_emu_table *t, const lunnel_emu_chan
         t->changes = p;
         t->cap_changes = cap;
     }
-    uint8_t *blk = malloc(c->row_len + c->pk_len);
+    size_t olen = c->origin ? c->origin_len : 0;
+    uint8_t *blk = malloc(c->row_len + c->pk_len + olen);
     if (!blk) return NULL;
     memcpy(blk, c->row, c->row_len);
     memcpy(blk + c->row_len, c->pk, c->pk_len);
+    if (olen) memcpy(blk + c->row_len + c->pk_len, c->origin, olen);
     lunnel_emu_change *out = &t->changes[t->n_changes++];
     *out = *c;
     out->row = blk;
     out->pk = blk + c->row_len;
+    out->origin = c->origin ? blk + c->row_len + c->pk_len : NULL;
     return out;
+}
+
+/* The origin row of an UPDATE or DELETE: the primary key and the latest version of each
+ * column the stream specification names, as the row was before the write. Returns a malloc'd
+ * PlainBuffer (or NULL: nothing to carry, or out of memory). */
+static uint8_t *origin_of(const lunnel_emu_table *t, const lunnel_emu_row *old, size_t *len)
+{
+    lunnel_pb_writer w;
+    lunnel_pb_writer_init(&w);
+    lunnel_pb_write_header(&w);
+    lunnel_pb_begin_row(&w);
+    lunnel_emu_encode_pk(&w, t->pk, old->pk, old->n_pk);
+    for (size_t k = 0; k < t->opts.n_origin_columns; k++) {
+        const char *name = t->opts.origin_columns[k];
+        uint32_t nl = (uint32_t)strlen(name);
+        for (size_t i = 0; i < old->n_cells; i++) {
+            const lunnel_emu_cell *c = &old->cells[i];
+            if (c->name_len == nl && memcmp(c->name, name, nl) == 0) { /* newest first */
+                lunnel_emu_encode_cell(&w, c);
+                break;
+            }
+        }
+    }
+    lunnel_pb_end_row(&w);
+    if (w.error) {
+        lunnel_pb_writer_free(&w);
+        return NULL;
+    }
+    *len = w.len;
+    return w.buf; /* taken over from the writer */
 }
 
 /* Appends the change for a successful write. */
 static lunnel_emu_store_err append_change(lunnel_emu_store *st, lunnel_emu_table *t,
                                           lunnel_emu_action action, const lunnel_emu_row *r,
-                                          const lunnel_emu_cell *cells, size_t n_cells, char *msg,
+                                          const lunnel_emu_cell *cells, size_t n_cells,
+                                          const uint8_t *origin, size_t origin_len, char *msg,
                                           size_t msglen)
 {
     int64_t us;
@@ -712,6 +782,8 @@ static lunnel_emu_store_err append_change(lunnel_emu_store *st, lunnel_emu_table
         .pk = r->pk_pb,
         .pk_len = r->pk_pb_len,
         .partition = r->partition,
+        .origin = origin,
+        .origin_len = origin ? origin_len : 0,
     };
     lunnel_emu_change *c = push_change(t, &change);
     if (!c) return LUNNEL_EMU_STORE_NO_MEMORY;
@@ -729,7 +801,77 @@ lunnel_emu_store_err lunnel_emu_store_write(lunnel_emu_store *st, lunnel_emu_tab
                                             const lunnel_emu_cell *cells, size_t n_cells,
                                             int64_t now_ms, char *msg, size_t msglen)
 {
-    lunnel_emu_store_err e = check_pk(t, pk, n_pk, false, msg, msglen);
+    return lunnel_emu_store_write_ex(st, t, action, cond, pk, n_pk, cells, n_cells, now_ms, NULL,
+                                     msg, msglen);
+}
+
+/* The latest version of column `name` in `r`, or NULL. */
+static const lunnel_emu_cell *latest_cell(const lunnel_emu_row *r, const uint8_t *name,
+                                          uint32_t len)
+{
+    for (size_t i = 0; r && i < r->n_cells; i++)
+        if (name_cmp(r->cells[i].name, r->cells[i].name_len, name, len) == 0) return &r->cells[i];
+    return NULL;
+}
+
+/* Resolves an AUTO_INCREMENT placeholder in the primary key into `out` (a copy of pk). */
+static lunnel_emu_store_err resolve_auto_increment(lunnel_emu_table *t, lunnel_emu_action action,
+                                                   lunnel_emu_condition cond, bool has_check,
+                                                   const lunnel_emu_value *pk, size_t n_pk,
+                                                   lunnel_emu_value *out, char *msg, size_t msglen)
+{
+    memcpy(out, pk, n_pk * sizeof *pk);
+    size_t k = t->opts.auto_increment_pk;
+    int n_auto = 0;
+    for (size_t i = 0; i < n_pk; i++)
+        n_auto += pk[i].type == LUNNEL_EMU_V_AUTO_INCREMENT;
+    if (n_auto == 0) {
+        if (k && k <= n_pk && pk[k - 1].type == LUNNEL_EMU_V_INTEGER &&
+            pk[k - 1].i > t->auto_incr_last)
+            t->auto_incr_last = pk[k - 1].i;
+        return LUNNEL_EMU_STORE_OK;
+    }
+    if (!k || k > n_pk || pk[k - 1].type != LUNNEL_EMU_V_AUTO_INCREMENT || n_auto > 1) {
+        snprintf(msg, msglen, "%d pk auto increment exist in row; the table's is %s.", n_auto,
+                 k ? t->pk[k - 1].name : "(none)");
+        return LUNNEL_EMU_STORE_BAD_PK;
+    }
+    if (action == LUNNEL_EMU_ACTION_DELETE) {
+        snprintf(msg, msglen, "Invalid row to delete which with pk auto increment.");
+        return LUNNEL_EMU_STORE_BAD_ARGUMENT;
+    }
+    if (cond != LUNNEL_EMU_COND_IGNORE) {
+        snprintf(msg, msglen, "Invalid expect: %s when modify row with pk auto increment.",
+                 cond == LUNNEL_EMU_COND_EXPECT_EXIST ? "EXPECT_EXIST" : "EXPECT_NOT_EXIST");
+        return LUNNEL_EMU_STORE_BAD_ARGUMENT;
+    }
+    if (has_check) {
+        snprintf(msg, msglen, "Can't set condition when modify row with pk auto increment.");
+        return LUNNEL_EMU_STORE_BAD_ARGUMENT;
+    }
+    int64_t v = now_us();
+    if (v <= t->auto_incr_last) v = t->auto_incr_last + 1;
+    t->auto_incr_last = v;
+    out[k - 1].type = LUNNEL_EMU_V_INTEGER;
+    out[k - 1].i = v;
+    return LUNNEL_EMU_STORE_OK;
+}
+
+lunnel_emu_store_err lunnel_emu_store_write_ex(lunnel_emu_store *st, lunnel_emu_table *t,
+                                               lunnel_emu_action action,
+                                               lunnel_emu_condition cond,
+                                               const lunnel_emu_value *pk_in, size_t n_pk,
+                                               const lunnel_emu_cell *cells, size_t n_cells,
+                                               int64_t now_ms, const lunnel_emu_write_ext *ext,
+                                               char *msg, size_t msglen)
+{
+    if (n_pk > LUNNEL_EMU_MAX_PK) return check_pk(t, pk_in, n_pk, false, msg, msglen);
+    lunnel_emu_value pk[LUNNEL_EMU_MAX_PK];
+    lunnel_emu_store_err e = resolve_auto_increment(t, action, cond, ext && ext->check, pk_in,
+                                                    n_pk, pk, msg, msglen);
+    if (e) return e;
+    if (ext && ext->pk_out) memcpy(ext->pk_out, pk, n_pk * sizeof *pk);
+    e = check_pk(t, pk, n_pk, false, msg, msglen);
     if (e) return e;
     for (size_t i = 0; i < n_cells && action != LUNNEL_EMU_ACTION_DELETE; i++) {
         const lunnel_emu_cell *c = &cells[i];
@@ -746,6 +888,14 @@ lunnel_emu_store_err lunnel_emu_store_write(lunnel_emu_store *st, lunnel_emu_tab
             (c->value.type == LUNNEL_EMU_V_INF_MIN || c->value.type == LUNNEL_EMU_V_INF_MAX ||
              c->value.type == LUNNEL_EMU_V_NULL || c->value.type == LUNNEL_EMU_V_AUTO_INCREMENT)) {
             snprintf(msg, msglen, "Column '%.*s' has a value type not allowed for attributes.",
+                     (int)c->name_len, (const char *)c->name);
+            return LUNNEL_EMU_STORE_BAD_ARGUMENT;
+        }
+        if (c->op == LUNNEL_EMU_OP_INCREMENT &&
+            (action != LUNNEL_EMU_ACTION_UPDATE || c->value.type != LUNNEL_EMU_V_INTEGER ||
+             c->has_ts)) {
+            snprintf(msg, msglen,
+                     "INCREMENT of column '%.*s' needs UpdateRow, an INTEGER and no timestamp.",
                      (int)c->name_len, (const char *)c->name);
             return LUNNEL_EMU_STORE_BAD_ARGUMENT;
         }
@@ -769,6 +919,11 @@ lunnel_emu_store_err lunnel_emu_store_write(lunnel_emu_store *st, lunnel_emu_tab
         snprintf(msg, msglen, "Condition check failed.");
         return LUNNEL_EMU_STORE_CONDITION_FAILED;
     }
+    if (ext && ext->check && !ext->check(ext->check_ud, exists ? t->rows[pos] : NULL)) {
+        free(k.p);
+        snprintf(msg, msglen, "Condition check failed.");
+        return LUNNEL_EMU_STORE_CONDITION_FAILED;
+    }
 
     /* Cells as stored and streamed: PUTs get the write's time when they carry none. */
     lunnel_emu_cell stackc[64];
@@ -777,15 +932,39 @@ lunnel_emu_store_err lunnel_emu_store_write(lunnel_emu_store *st, lunnel_emu_tab
         free(k.p);
         return LUNNEL_EMU_STORE_NO_MEMORY;
     }
+    lunnel_emu_row *r = exists ? t->rows[pos] : NULL;
     for (size_t i = 0; i < n_cells; i++) {
         fixed[i] = cells[i];
+        if (fixed[i].op == LUNNEL_EMU_OP_INCREMENT) { /* becomes the PUT of the sum */
+            const lunnel_emu_cell *cur = latest_cell(r, cells[i].name, cells[i].name_len);
+            if (cur && cur->value.type != LUNNEL_EMU_V_INTEGER) {
+                snprintf(msg, msglen, "INCREMENT of column '%.*s', which is not an INTEGER.",
+                         (int)cells[i].name_len, (const char *)cells[i].name);
+                if (fixed != stackc) free(fixed);
+                free(k.p);
+                return LUNNEL_EMU_STORE_BAD_ARGUMENT;
+            }
+            fixed[i].op = LUNNEL_EMU_OP_PUT;
+            fixed[i].value.i = (int64_t)((uint64_t)(cur ? cur->value.i : 0) +
+                                         (uint64_t)cells[i].value.i);
+        }
         if (fixed[i].op == LUNNEL_EMU_OP_PUT && !fixed[i].has_ts) {
             fixed[i].has_ts = true;
             fixed[i].ts = now_ms;
         }
     }
+    uint8_t *origin = NULL;
+    size_t origin_len = 0;
+    if (r && t->opts.stream_enabled && t->opts.n_origin_columns &&
+        action != LUNNEL_EMU_ACTION_PUT) {
+        origin = origin_of(t, r, &origin_len);
+        if (!origin) {
+            if (fixed != stackc) free(fixed);
+            free(k.p);
+            return LUNNEL_EMU_STORE_NO_MEMORY;
+        }
+    }
 
-    lunnel_emu_row *r = exists ? t->rows[pos] : NULL;
     lunnel_emu_row *tmp_deleted = NULL; /* keeps pk alive for the change record */
     e = LUNNEL_EMU_STORE_OK;
     if (action == LUNNEL_EMU_ACTION_DELETE) {
@@ -836,8 +1015,10 @@ lunnel_emu_store_err lunnel_emu_store_write(lunnel_emu_store *st, lunnel_emu_tab
         }
         row_trim_versions(r, t->opts.max_versions);
     }
-    if (e == LUNNEL_EMU_STORE_OK) e = append_change(st, t, action, r, fixed, n_cells, msg, msglen);
+    if (e == LUNNEL_EMU_STORE_OK)
+        e = append_change(st, t, action, r, fixed, n_cells, origin, origin_len, msg, msglen);
 out:
+    free(origin);
     row_free(tmp_deleted);
     if (fixed != stackc) free(fixed);
     free(k.p);
@@ -1023,6 +1204,10 @@ lunnel_emu_store_err lunnel_emu_store_restore_row(lunnel_emu_store *st, lunnel_e
         snprintf(msg, msglen, "row stored twice in the snapshot");
         return LUNNEL_EMU_STORE_BAD_ARGUMENT;
     }
+    size_t ak = t->opts.auto_increment_pk;
+    if (ak && ak <= n_pk && pk[ak - 1].type == LUNNEL_EMU_V_INTEGER &&
+        pk[ak - 1].i > t->auto_incr_last)
+        t->auto_incr_last = pk[ak - 1].i;
     lunnel_emu_row *r = row_new(st, t, pk, n_pk, &k);
     free(k.p);
     if (!r) return LUNNEL_EMU_STORE_NO_MEMORY;
@@ -1057,8 +1242,6 @@ lunnel_emu_store_err lunnel_emu_store_restore_change(lunnel_emu_store *st, lunne
     if (src->index != t->changes_begin + t->n_changes || !src->row || !src->pk)
         return LUNNEL_EMU_STORE_BAD_ARGUMENT;
     lunnel_emu_change copy = *src;
-    copy.origin = NULL;
-    copy.origin_len = 0;
     return push_change(t, &copy) ? LUNNEL_EMU_STORE_OK : LUNNEL_EMU_STORE_NO_MEMORY;
 }
 

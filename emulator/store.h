@@ -19,6 +19,7 @@
 
 typedef struct lunnel_emu_store lunnel_emu_store;
 typedef struct lunnel_emu_table lunnel_emu_table;
+typedef struct lunnel_emu_row lunnel_emu_row;
 
 /* Value types, numbered as PlainBuffer's vtype byte (PROTOCOL.md section 4). */
 typedef enum lunnel_emu_vtype {
@@ -58,10 +59,17 @@ typedef struct lunnel_emu_pk_schema {
 } lunnel_emu_pk_schema;
 
 typedef struct lunnel_emu_table_options {
-    int32_t max_versions; /* versions kept per cell, >= 1 */
-    int32_t time_to_live; /* seconds, -1 forever (reported, not enforced) */
+    int32_t max_versions; /* versions kept per cell, >= 1 (older ones dropped on write) */
+    int32_t time_to_live; /* seconds, -1 forever; reads skip cells older than this */
     bool stream_enabled;
     int32_t stream_expiration_hours;
+    /* The stream specification's columns_to_get: every UPDATE and DELETE change carries the
+     * previous (latest) values of these columns as its origin row. Borrowed when creating a
+     * table (copied); owned by the table in lunnel_emu_table_options_of. */
+    const char *const *origin_columns;
+    size_t n_origin_columns;
+    /* 1-based index of the AUTO_INCREMENT primary-key column, 0 when none */
+    uint8_t auto_increment_pk;
 } lunnel_emu_table_options;
 
 /* Cell operations, as PlainBuffer CELL_TYPE (0 = put). */
@@ -69,6 +77,8 @@ typedef enum lunnel_emu_cell_op {
     LUNNEL_EMU_OP_PUT = 0,
     LUNNEL_EMU_OP_DELETE_ALL_VERSIONS = 1,
     LUNNEL_EMU_OP_DELETE_ONE_VERSION = 3,
+    LUNNEL_EMU_OP_INCREMENT = 4, /* atomic add of an INTEGER; stored and streamed as the PUT of
+                                  * the sum */
 } lunnel_emu_cell_op;
 
 /* One cell of a write; `has_ts` false: the store stamps the server time in ms (for PUT);
@@ -107,7 +117,9 @@ typedef struct lunnel_emu_change {
     int32_t row_index;    /* sequence info: index among changes with the same timestamp */
     const uint8_t *row;   /* PlainBuffer (header + one row + seq-info extension) */
     size_t row_len;
-    const uint8_t *origin; /* old values (PlainBuffer) or NULL: this emulator sends none */
+    const uint8_t *origin; /* UPDATE/DELETE of a row that existed, on a table whose stream
+                            * names origin columns: PlainBuffer row of the primary key and
+                            * those columns' previous values; else NULL */
     size_t origin_len;
     const uint8_t *pk; /* PlainBuffer of the primary key alone (header + ROW_PK cells +
                         * checksum): the row's identity, hashed for partitions */
@@ -222,9 +234,26 @@ lunnel_emu_store_err lunnel_emu_store_write(lunnel_emu_store *st, lunnel_emu_tab
                                             const lunnel_emu_cell *cells, size_t n_cells,
                                             int64_t now_ms, char *msg, size_t msglen);
 
+/* The rest of a write the data API may ask for: a column condition checked against the row
+ * as it is (NULL when absent) after the existence check (`check` returns 1 to go on, 0 for
+ * OTSConditionCheckFail), and the primary key as written (an AUTO_INCREMENT column gets its
+ * generated value: unique and increasing per table, microseconds-based like the service's).
+ * Any field may be NULL. */
+typedef struct lunnel_emu_write_ext {
+    int (*check)(void *ud, const lunnel_emu_row *old);
+    void *check_ud;
+    lunnel_emu_value *pk_out; /* LUNNEL_EMU_MAX_PK values; bytes borrowed from the request */
+} lunnel_emu_write_ext;
+lunnel_emu_store_err lunnel_emu_store_write_ex(lunnel_emu_store *st, lunnel_emu_table *t,
+                                               lunnel_emu_action action,
+                                               lunnel_emu_condition cond,
+                                               const lunnel_emu_value *pk, size_t n_pk,
+                                               const lunnel_emu_cell *cells, size_t n_cells,
+                                               int64_t now_ms, const lunnel_emu_write_ext *ext,
+                                               char *msg, size_t msglen);
+
 /* A stored row, for reads. Cells sorted by name, then timestamp newest first; every cell
  * version is a PUT value. Borrowed: valid until the next write to the table. */
-typedef struct lunnel_emu_row lunnel_emu_row;
 size_t lunnel_emu_row_pk(const lunnel_emu_row *r, const lunnel_emu_value **out);
 size_t lunnel_emu_row_cells(const lunnel_emu_row *r, const lunnel_emu_cell **out);
 

@@ -25,6 +25,7 @@ typedef struct jlist {
 
 struct lunnel_emu_tunnel_journal {
     jlist tunnels, tables;
+    jentry settings;
     uint8_t reg[32];
     size_t reg_len;
     emu_wbuf scratch;
@@ -48,6 +49,7 @@ void lunnel_emu_tunnel_journal_free(lunnel_emu_tunnel_journal *j)
     if (!j) return;
     jlist_free(&j->tunnels);
     jlist_free(&j->tables);
+    free(j->settings.bytes);
     lunnel_emu_wbuf_free(&j->scratch);
     free(j);
 }
@@ -59,6 +61,88 @@ static void ser_registry(emu_wbuf *b, const lunnel_emu_tunnels *t)
     emu_put_u8(b, EMU_REC_T_REGISTRY);
     emu_put_u64(b, t->rng);
     emu_put_u64(b, t->next_client);
+}
+
+static uint64_t dbits(double v)
+{
+    uint64_t u;
+    memcpy(&u, &v, sizeof u);
+    return u;
+}
+
+static double bitsd(uint64_t u)
+{
+    double v;
+    memcpy(&v, &u, sizeof v);
+    return v;
+}
+
+static void ser_settings(emu_wbuf *b, const lunnel_emu_tunnels *t)
+{
+    emu_put_u8(b, EMU_REC_T_SETTINGS);
+    emu_put_i64(b, t->o.retention_ms);
+    emu_put_u64(b, dbits(t->o.heartbeat_scale));
+    emu_put_i64(b, t->o.default_timeout_ms);
+    emu_put_i32(b, t->o.batch_records);
+    emu_put_u64(b, t->o.batch_bytes);
+    emu_put_u32(b, (uint32_t)t->nfaults);
+    for (int i = 0; i < t->nfaults; i++) {
+        const emu_fault *f = &t->faults[i];
+        emu_put_str(b, f->path);
+        emu_put_u64(b, dbits(f->error_rate));
+        emu_put_u64(b, dbits(f->drop_rate));
+        emu_put_i64(b, f->delay_ms);
+        emu_put_i64(b, f->remaining);
+        emu_put_str(b, f->code);
+        emu_put_i32(b, f->status);
+    }
+}
+
+static int apply_settings(lunnel_emu_tunnels *t, emu_rbuf *r, char *err, size_t errlen)
+{
+    int64_t retention = emu_get_i64(r);
+    double scale = bitsd(emu_get_u64(r));
+    int64_t timeout = emu_get_i64(r);
+    int32_t records = emu_get_i32(r);
+    uint64_t bytes = emu_get_u64(r);
+    uint32_t n = emu_get_u32(r);
+    if (r->err || retention < 0 || !(scale > 0) || timeout < 1 || records < 1 || bytes < 1 ||
+        n > 4096 || n > r->len) {
+        snprintf(err, errlen, "bad settings record");
+        return -1;
+    }
+    emu_fault *fs = n ? calloc(n, sizeof *fs) : NULL;
+    if (n && !fs) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    for (uint32_t i = 0; i < n && !r->err; i++) {
+        emu_fault *f = &fs[i];
+        emu_get_str(r, f->path, sizeof f->path);
+        f->error_rate = bitsd(emu_get_u64(r));
+        f->drop_rate = bitsd(emu_get_u64(r));
+        f->delay_ms = emu_get_i64(r);
+        f->remaining = emu_get_i64(r);
+        emu_get_str(r, f->code, sizeof f->code);
+        f->status = emu_get_i32(r);
+        if (!(f->error_rate >= 0 && f->error_rate <= 1) ||
+            !(f->drop_rate >= 0 && f->drop_rate <= 1) || f->delay_ms < 0)
+            r->err = 1;
+    }
+    if (r->err || r->off != r->len) {
+        free(fs);
+        snprintf(err, errlen, "bad settings record");
+        return -1;
+    }
+    t->o.retention_ms = retention;
+    t->o.heartbeat_scale = scale;
+    t->o.default_timeout_ms = timeout;
+    t->o.batch_records = records;
+    t->o.batch_bytes = (size_t)bytes;
+    free(t->faults);
+    t->faults = fs;
+    t->nfaults = (int)n;
+    return 0;
 }
 
 static void ser_shards(emu_wbuf *b, const emu_table *tb)
@@ -159,6 +243,10 @@ int lunnel_emu_tunnel_journal_sync(lunnel_emu_tunnel_journal *j, lunnel_emu_tunn
         lunnel_emu_wal_frame_end(out, at);
         n++;
     }
+    s->len = 0;
+    ser_settings(s, t);
+    if (s->oom || (rc = diff_emit(&j->settings, s, out)) < 0) return -1;
+    n += rc;
     for (size_t i = 0; i < j->tables.n; i++)
         j->tables.e[i].seen = 0;
     for (size_t i = 0; i < j->tunnels.n; i++)
@@ -329,6 +417,9 @@ int lunnel_emu_tunnel_persist_snapshot_refs(lunnel_emu_tunnels *t, emu_wbuf *b,
 {
     size_t at = lunnel_emu_wal_frame_begin(b);
     ser_registry(b, t);
+    lunnel_emu_wal_frame_end(b, at);
+    at = lunnel_emu_wal_frame_begin(b);
+    ser_settings(b, t);
     lunnel_emu_wal_frame_end(b, at);
     for (int i = 0; i < t->ntables; i++) {
         emu_table *tb = t->tables[i];
@@ -729,6 +820,8 @@ int lunnel_emu_tunnel_persist_apply(lunnel_emu_tunnels *t, lunnel_emu_tunnel_res
         return apply_entries(rs, &r, err, errlen);
     case EMU_REC_T_LOG_REFS:
         return apply_refs(t, rs, &r, err, errlen);
+    case EMU_REC_T_SETTINGS:
+        return apply_settings(t, &r, err, errlen);
     }
     FAIL("unknown tunnel record type %u", (unsigned)p[0]);
 }

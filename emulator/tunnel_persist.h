@@ -9,6 +9,9 @@
  * went away. No mutation site in the tunnel code has to know about durability, and a record
  * always holds a whole, consistent tunnel.
  *
+ * Admin settings (retention, tunnel_config, faults with what remains of their counts) are one
+ * record, journaled the same way, so test controls survive a restart like the data.
+ *
  * Not persisted: clients. After a restart every channel that was OPEN or CLOSING goes back
  * to the pool as CLOSE at version + 1 (as when a client times out), and the old clients'
  * next Heartbeat gets OTSResourceGone, so they reconnect -- what the real service does to a
@@ -32,6 +35,7 @@ enum {
     EMU_REC_T_LOG = 24,         /* snapshot: selects a record log (shard or base channel) */
     EMU_REC_T_LOG_ENTRIES = 25, /* snapshot: entries appended to the selected log */
     EMU_REC_T_LOG_REFS = 26,    /* snapshot: a partition log as indexes of store changes */
+    EMU_REC_T_SETTINGS = 27,    /* admin settings: retention, tunnel_config, faults */
 };
 
 /* The store's change streams as the tunnel side received them (lunnel_emu_tunnels_on_change

@@ -103,6 +103,8 @@ static int filter(void *ud, const lunnel_emu_request *req, lunnel_emu_response *
     int fail = lunnel_emu_tunnels_fault(g->tunnels, req->path, &delay, &drop, code, sizeof code,
                                         &status);
     if (!fail && !drop && delay <= 0) return 0;
+    /* a fault was used up by one: journal its remaining count before the reply leaves */
+    if (g->tunnels->sync_fn) g->tunnels->sync_fn(g->tunnels->sync_ud);
     if (drop && delay <= 0) {
         lunnel_emu_response_drop(resp);
         return 1;

@@ -1,5 +1,5 @@
 /* test_server.c: the emulator's HTTP server over a socketpair (lunnel_emu_server_adopt):
- * signed requests reach routes, unsigned / wrongly signed ones get 403 OTSAuthFailed,
+ * signed requests reach routes, wrongly signed ones get 403 OTSAuthFailed, unsigned 400,
  * pipelined requests are answered in order even when the first is deferred, dropped
  * connections close without a reply, oversized bodies get 413, admin actions get JSON, and
  * every reply carries x-ots-requestid. */
@@ -13,6 +13,7 @@
 
 #include <ev.h>
 
+#include "lunnel/timeutil.h"
 #include "server.h"
 #include "testutil.h"
 
@@ -81,8 +82,10 @@ static size_t build(char *out, size_t cap, const char *path, const char *body, c
 {
     size_t blen = strlen(body);
     char md5[LUNNEL_MD5_B64_LEN], sig[LUNNEL_SIGN_B64_LEN];
+    char date[LUNNEL_DATE_LEN];
     lunnel_sign_content_md5(body, blen, md5);
-    lunnel_header h[5] = {{"x-ots-date", "2026-11-21T10:00:00.000Z"},
+    lunnel_sign_format_date(lunnel_time_now_ms(), date); /* inside the 15-minute window */
+    lunnel_header h[5] = {{"x-ots-date", date},
                           {"x-ots-apiversion", "2015-12-31"},
                           {"x-ots-accesskeyid", "lunnel-ak"},
                           {"x-ots-instancename", "lunnel"},
@@ -192,7 +195,8 @@ int main(void)
     CHECK(strstr(r, "x-ots-requestid: ") != NULL);
     n = build(req, sizeof req, "/echo", "hello", NULL);
     r = exchange(srv, req, n, 1, &closed);
-    CHECK(strstr(r, "Missing header x-ots-accesskeyid") != NULL);
+    CHECK(strncmp(r, "HTTP/1.1 400 ", 13) == 0);
+    CHECK(strstr(r, "Missing header: x-ots-date.") != NULL);
 
     /* pipelined: deferred first, then echo; replies in request order, connection kept */
     n = build(req, sizeof req, "/defer", "a", "lunnel-secret");
@@ -252,6 +256,31 @@ int main(void)
     for (size_t i = 0; i < np; i++)
         if (strcmp(ps[i].path, "/echo") == 0) echo_reqs = (int)ps[i].requests;
     CHECK_INT(echo_reqs, 4); /* hello, wrong secret, unsigned, second (413 is "(malformed)") */
+    lunnel_emu_server_free(srv);
+
+    /* timeouts: an idle connection is closed silently, a slow head or a stalled body gets
+     * 408 OTSRequestTimeout and is closed; all well inside exchange()'s 2 s */
+    lunnel_emu_config cfg2 = cfg;
+    cfg2.idle_timeout_s = cfg2.header_timeout_s = cfg2.body_timeout_s = 0.3;
+    srv = lunnel_emu_server_new(loop, &cfg2, err, sizeof err);
+    CHECK(srv != NULL);
+    if (!srv) TEST_DONE();
+    CHECK_INT(lunnel_emu_route_add(srv, "/echo", echo, NULL), 0);
+    ev_tstamp t0 = ev_time();
+    r = exchange(srv, "", 0, 0, &closed);
+    CHECK(closed);
+    CHECK_INT(count(r, "HTTP/1.1"), 0);
+    CHECK(ev_time() - t0 >= 0.3);
+    static const char slow_head[] = "POST /echo HTTP/1.1\r\nHost: x\r\nx-ots-da";
+    r = exchange(srv, slow_head, sizeof slow_head - 1, 0, &closed);
+    CHECK(closed);
+    CHECK(strncmp(r, "HTTP/1.1 408 ", 13) == 0);
+    CHECK(strstr(r, "OTSRequestTimeout") != NULL);
+    static const char stalled[] = "POST /echo HTTP/1.1\r\nContent-Length: 100\r\n\r\nabc";
+    r = exchange(srv, stalled, sizeof stalled - 1, 0, &closed);
+    CHECK(closed);
+    CHECK(strncmp(r, "HTTP/1.1 408 ", 13) == 0);
+    CHECK(strstr(r, "body stopped arriving") != NULL);
     lunnel_emu_server_free(srv);
     ev_loop_destroy(loop);
     TEST_DONE();

@@ -1,6 +1,7 @@
 -- r:tojson() is exact: every record survives r:tojson() -> lunnel.json -> lunnel.testing
 -- unchanged (same JSON, same tostring), for every golden PlainBuffer vector (encoded by the
--- official Node.js SDK: ../shared/vectors, copied into fuzz/corpus/plainbuffer/) and for
+-- official Node.js SDK: the bytes in fuzz/corpus/plainbuffer/, their expected decoding in
+-- tests/fixtures/plainbuffer_vectors_manifest.json, both copied from the team's shared vectors) and for
 -- generated records of every value type and every cell op.
 local ffi = require("ffi")
 local T = require("lunnel.testing")
@@ -48,7 +49,8 @@ end
 
 describe("r:tojson() round trip through lunnel.json", function()
   local dir = "fuzz/corpus/plainbuffer"
-  local manifest = J.decode(read((os.getenv("LUNNEL_VECTORS") or "../shared/vectors") .. "/manifest.json"))
+  local manifest = J.decode(read(os.getenv("LUNNEL_VECTORS_MANIFEST")
+                                 or "tests/fixtures/plainbuffer_vectors_manifest.json"))
   for _, v in ipairs(manifest.vectors) do
     if not v.error then
       it("keeps every fact of vector " .. v.file, function()

@@ -66,12 +66,14 @@ export function startRun(emu, { table, tunnel, create, dir, custom = {}, args = 
     env: { ...process.env, TABLESTORE_ACCESS_KEY_ID: emu.accessKeyId, TABLESTORE_ACCESS_KEY_SECRET: emu.accessKeySecret },
   });
   let stderr = '';
+  let stdout = ''; // what the script printed (bounded: the first MiB)
   child.stderr.on('data', (d) => { stderr += d; });
-  child.stdout.on('data', () => {});
+  child.stdout.on('data', (d) => { if (stdout.length < 1 << 20) stdout += d; });
   const exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
   return {
     child, exited,
     stderr: () => stderr,
+    stdout: () => stdout,
     // resolves once a stderr line matches re
     waitLog: (re, timeoutMs = 20000) => waitFor(() => re.test(stderr), timeoutMs, `log line ${re}`),
     async stop(signal = 'SIGTERM', timeoutMs = 20000) {
