@@ -25,7 +25,7 @@
 -- Multiple versions: the target holds one value per cell, the newest written: of several
 -- versions of a column in one change the one with the largest timestamp.
 local ffi = require("ffi")
-local native = require("lunnel.sinks.native")
+require("lunnel.record") -- declares lunnel_column (the record view ABI)
 local module = require("lunnel.sinks.module")
 
 local M = {}
@@ -196,8 +196,19 @@ function Sink:load_columns(c)
   return cols
 end
 
+-- Column names as Lua strings, without making a string per cell: a name of up to 8 bytes is
+-- identified exactly by (name_len, name_prefix) (record.h), cached under its hash.
+local name_cache = {} -- name_hash -> { len, prefix, name }
 local function col_name(col)
-  return ffi.string(col.name, col.name_len)
+  local len = col.name_len
+  if len <= 8 then
+    local e = name_cache[col.name_hash]
+    if e and e[1] == len and e[2] == col.name_prefix then return e[3] end
+    local name = ffi.string(col.name, len)
+    name_cache[col.name_hash] = { len, col.name_prefix, name }
+    return name
+  end
+  return ffi.string(col.name, len)
 end
 
 -- Runs one DDL statement (own transaction). ok_codes: error texts that mean "already done".
@@ -247,8 +258,8 @@ local function net_changes(batch, filter, types)
   local by_key, list = {}, {}
   for _, r in batch:iter() do
     if not filter or filter(r) then
-      local rec = native.record_ptr(r)
-      local key = r:key()
+      local key = r:key() -- also checks that the view is live
+      local rec = r.r
       local e = by_key[key]
       local action = rec.action
       if action == ACTION_DELETE then

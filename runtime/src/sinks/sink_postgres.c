@@ -98,87 +98,14 @@ void lunnel_pg_sql_reset(lunnel_pg *p)
     sql_text_reset(&p->copy);
 }
 
-/* Appends the literal of one cell: text in standard quotes, bytea as '\x..', NULL for a
- * deleted cell. -1 (lunnel_pg_sql_error) for text PostgreSQL cannot hold. */
-int lunnel_pg_value(lunnel_pg *p, const lunnel_column *c)
-{
-    sql_text *t = &p->sql;
-    int rc = sql_text_scalar(t, c, SQL_DIALECT_POSTGRES);
-    if (rc <= 0) return rc;
-    const uint8_t *s = c->value.u.ptr;
-    size_t n = c->value.len;
-    if (c->value.type == LUNNEL_VT_BINARY) {
-        if (sql_text_append(t, "'\\x", 3) != 0 || sql_text_hex(t, s, n) != 0) return -1;
-        return sql_text_append(t, "'", 1);
-    }
-    if (c->value.type != LUNNEL_VT_STRING) return sql_text_fail(t, c, "a value of this type cannot be stored");
-    if (memchr(s, 0, n)) return sql_text_fail(t, c, "PostgreSQL text cannot hold a NUL byte");
-    if (sql_text_reserve(t, 2 * n + 2) != 0) return -1;
-    char *o = t->p + t->len;
-    *o++ = '\'';
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] == '\'') *o++ = '\'';
-        *o++ = (char)s[i];
-    }
-    *o++ = '\'';
-    t->len = (size_t)(o - t->p);
-    t->p[t->len] = 0;
-    return 0;
-}
+/* Appends the literal of one cell (sql_text_pg_literal). */
+int lunnel_pg_value(lunnel_pg *p, const lunnel_column *c) { return sql_text_pg_literal(&p->sql, c); }
 
-/* COPY text format: raw separators ("\t", "\n", "\\N" for NULL) for the data of
- * lunnel_pg_exec_copy. */
+/* COPY text format: raw separators ("\t", "\n", "\\N" for NULL) and cells
+ * (sql_text_pg_copy_value) for the data of lunnel_pg_exec_copy. */
 int lunnel_pg_copy_raw(lunnel_pg *p, const char *s, size_t n) { return sql_text_append(&p->copy, s, n); }
+int lunnel_pg_copy_value(lunnel_pg *p, const lunnel_column *c) { return sql_text_pg_copy_value(&p->copy, c); }
 const char *lunnel_pg_copy_error(const lunnel_pg *p) { return p->copy.err; }
-
-/* Appends one cell in COPY text format: backslash, tab, newline and carriage return escaped;
- * bytea as \\x<hex>; a deleted cell as \N. */
-int lunnel_pg_copy_value(lunnel_pg *p, const lunnel_column *c)
-{
-    sql_text *t = &p->copy;
-    const lunnel_value *v = &c->value;
-    char buf[64];
-    int n;
-    switch (v->type) {
-    case LUNNEL_VT_INTEGER:
-        n = snprintf(buf, sizeof buf, "%lld", (long long)v->u.i);
-        return sql_text_append(t, buf, (size_t)n);
-    case LUNNEL_VT_BOOLEAN:
-        return sql_text_append(t, v->u.i ? "t" : "f", 1);
-    case LUNNEL_VT_DOUBLE:
-        if (v->u.d != v->u.d) n = snprintf(buf, sizeof buf, "NaN");
-        else if (v->u.d > 1.7976931348623157e308) n = snprintf(buf, sizeof buf, "Infinity");
-        else if (v->u.d < -1.7976931348623157e308) n = snprintf(buf, sizeof buf, "-Infinity");
-        else n = snprintf(buf, sizeof buf, "%.17g", v->u.d);
-        return sql_text_append(t, buf, (size_t)n);
-    case LUNNEL_VT_BINARY:
-        if (sql_text_append(t, "\\\\x", 3) != 0) return -1;
-        return sql_text_hex(t, v->u.ptr, v->len);
-    case LUNNEL_VT_STRING: {
-        const uint8_t *s = v->u.ptr;
-        if (memchr(s, 0, v->len)) return sql_text_fail(t, c, "PostgreSQL text cannot hold a NUL byte");
-        if (sql_text_reserve(t, 2 * (size_t)v->len) != 0) return -1;
-        char *o = t->p + t->len;
-        for (uint32_t i = 0; i < v->len; i++) {
-            switch (s[i]) {
-            case '\\': *o++ = '\\'; *o++ = '\\'; break;
-            case '\t': *o++ = '\\'; *o++ = 't'; break;
-            case '\n': *o++ = '\\'; *o++ = 'n'; break;
-            case '\r': *o++ = '\\'; *o++ = 'r'; break;
-            default: *o++ = (char)s[i];
-            }
-        }
-        t->len = (size_t)(o - t->p);
-        t->p[t->len] = 0;
-        return 0;
-    }
-    case LUNNEL_VT_NONE:
-    case LUNNEL_VT_NULL:
-        return sql_text_append(t, "\\N", 2);
-    default:
-        return sql_text_fail(t, c, "a value of this type cannot be stored");
-    }
-}
 
 /* Names the failure: SQLSTATE and the server's primary message (and detail). */
 static void result_error(lunnel_pg *p, PGresult *r)

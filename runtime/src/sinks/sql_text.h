@@ -31,6 +31,11 @@ int sql_text_ident(sql_text *t, const char *s, size_t n, int dialect);
 int sql_text_scalar(sql_text *t, const lunnel_column *c, int dialect);
 /* Lower-case hex of n bytes. */
 int sql_text_hex(sql_text *t, const uint8_t *p, size_t n);
+/* PostgreSQL: the SQL literal of a cell (standard-conforming strings, bytea as '\x..',
+ * NULL for a deleted cell), and the cell in COPY text format (backslash, tab, newline, CR
+ * escaped; bytea as \\x..; \N for a deleted cell). -1 with err for a NUL byte in text. */
+int sql_text_pg_literal(sql_text *t, const lunnel_column *c);
+int sql_text_pg_copy_value(sql_text *t, const lunnel_column *c);
 /* Exported for the Lua side (the same in each module that compiles this file): the
  * statement text of a module's connection, reached through its lunnel_<x>_buf(). */
 void lunnel_sql_reset(sql_text *t);
