@@ -9,6 +9,7 @@
 
 #include <ev.h>
 
+#include "lunnel/bytesize.h"
 #include "admin.h"
 #include "config.h"
 #include "data_api.h"
@@ -152,7 +153,16 @@ static int parse_args(int argc, char **argv, lunnel_emu_config *cfg)
         case OPT_STR:
             *(const char **)p = val;
             break;
-        case OPT_SIZE:
+        case OPT_SIZE: { /* byte sizes: 1048576, 1MiB, 64MiB (lunnel/bytesize.h) */
+            uint64_t b;
+            if (lunnel_bytes_parse(val, &b) != 0 || b > SIZE_MAX) {
+                fprintf(stderr, "lunnel-emulator: --%s: bad byte size '%s' (e.g. 1048576, 1MiB)\n",
+                        o->name, val);
+                return -1;
+            }
+            *(size_t *)p = (size_t)b;
+            break;
+        }
         case OPT_U32:
         case OPT_I64: {
             long long v = strtoll(val, &end, 10);
@@ -161,9 +171,7 @@ static int parse_args(int argc, char **argv, lunnel_emu_config *cfg)
                 fprintf(stderr, "lunnel-emulator: --%s: bad number '%s'\n", o->name, val);
                 return -1;
             }
-            if (o->kind == OPT_SIZE)
-                *(size_t *)p = (size_t)v;
-            else if (o->kind == OPT_U32)
+            if (o->kind == OPT_U32)
                 *(uint32_t *)p = (uint32_t)v;
             else
                 *(int64_t *)p = (int64_t)v;

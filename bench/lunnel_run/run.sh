@@ -7,6 +7,9 @@
 # (user + sys) per million records, peak RSS. Prints one RESULT line per run and the medians.
 # Options are lunnel's defaults except --heartbeat-interval 0.2 (so the end of the tunnel is
 # noticed promptly; the default 30 s would only add idle time) and extra flags in LUNNEL_ARGS.
+# SCRIPTS="count columns" (default: count) runs each script per repeat, alternating, so their
+# figures are side by side on the same load (columns.lua reads every column of every record);
+# LUA_DIR_<script>=DIR runs that script with another copy of lua/ (a before/after comparison).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=$(cd "${1:-$root/build}" && pwd)
@@ -24,24 +27,31 @@ export TABLESTORE_ENDPOINT="http://127.0.0.1:$(cat "$work/port")"
 export TABLESTORE_ACCESS_KEY_ID=lunnel-ak TABLESTORE_ACCESS_KEY_SECRET=lunnel-secret TABLESTORE_INSTANCE=lunnel
 "$root/scripts/emulator-admin" load "{\"table\":\"bench\",\"rows\":$rows,\"columns\":1,\"value_bytes\":$vb}" >"$work/load.json"
 echo "loaded: $(cat "$work/load.json")"
-results=()
+scripts=${SCRIPTS:-count}
+declare -A results
 for i in $(seq 1 "$repeat"); do
-  /usr/bin/time -f "%e %U %S %M" -o "$work/time.$i" \
-    "$build/lunnel" run --endpoint "$TABLESTORE_ENDPOINT" --instance lunnel --table bench \
-    --tunnel "bench$i" --create BaseData --exit-when-done --heartbeat-interval 0.2 --no-watch \
-    ${LUNNEL_ARGS:-} "$root/bench/lunnel_run/count.lua" 2>"$work/run.$i.err" || {
-      echo "run $i failed:" >&2; tail -20 "$work/run.$i.err" >&2; exit 1; }
-  counted=$(grep 'channel counted' "$work/run.$i.err" | grep -o 'records=[0-9]*' | awk -F= '{s+=$2} END {print s+0}' || true)
-  read -r wall user sys rss_kb <"$work/time.$i"
-  line=$(awk -v n="$counted" -v w="$wall" -v u="$user" -v s="$sys" -v r="$rss_kb" 'BEGIN {
-    printf "records=%d wall_s=%.2f records_per_s=%.0f cpu_s_per_million=%.3f peak_rss_mb=%.1f",
-      n, w, n / w, (u + s) / (n / 1e6), r / 1024 }')
-  echo "RESULT run=$i $line"
-  results+=("$line")
-  [ "$counted" -eq "$rows" ] || { echo "run $i counted $counted records, want $rows" >&2; exit 1; }
+  for s in $scripts; do
+    tag="$s.$i"
+    lua_dir_var="LUA_DIR_$s"
+    env ${!lua_dir_var:+LUNNEL_LUA_DIR=${!lua_dir_var}} /usr/bin/time -f "%e %U %S %M" -o "$work/time.$tag" \
+      "$build/lunnel" run --endpoint "$TABLESTORE_ENDPOINT" --instance lunnel --table bench \
+      --tunnel "bench$s$i" --create BaseData --exit-when-done --heartbeat-interval 0.2 --no-watch \
+      ${LUNNEL_ARGS:-} "$root/bench/lunnel_run/${s%%_*}.lua" 2>"$work/run.$tag.err" || {
+        echo "run $tag failed:" >&2; tail -20 "$work/run.$tag.err" >&2; exit 1; }
+    counted=$(grep 'channel counted' "$work/run.$tag.err" | grep -o 'records=[0-9]*' | awk -F= '{s+=$2} END {print s+0}' || true)
+    read -r wall user sys rss_kb <"$work/time.$tag"
+    line=$(awk -v n="$counted" -v w="$wall" -v u="$user" -v s="$sys" -v r="$rss_kb" 'BEGIN {
+      printf "records=%d wall_s=%.2f records_per_s=%.0f cpu_s_per_million=%.3f peak_rss_mb=%.1f",
+        n, w, n / w, (u + s) / (n / 1e6), r / 1024 }')
+    echo "RESULT script=$s run=$i $line"
+    results[$s]+="$line"$'\n'
+    [ "$counted" -eq "$rows" ] || { echo "run $tag counted $counted records, want $rows" >&2; exit 1; }
+  done
 done
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-for key in records_per_s cpu_s_per_million peak_rss_mb wall_s; do
-  m=$(printf '%s\n' "${results[@]}" | grep -o "$key=[0-9.]*" | cut -d= -f2 | median)
-  echo "MEDIAN $key=$m"
+for s in $scripts; do
+  for key in records_per_s cpu_s_per_million peak_rss_mb wall_s; do
+    m=$(printf '%s' "${results[$s]}" | grep -o "$key=[0-9.]*" | cut -d= -f2 | median)
+    echo "MEDIAN script=$s $key=$m"
+  done
 done

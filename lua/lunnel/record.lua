@@ -77,6 +77,11 @@ typedef struct lunnel_record_ref {
 typedef struct lunnel_pk_ref {
   const lunnel_record *r; const volatile uint32_t *live; uint32_t gen; uint32_t index;
 } lunnel_pk_ref;
+/* Lua-only: the state of one r:columns() loop (a cdata, not a closure: LuaJIT compiles its
+ * allocation, while creating a closure per record would abort the trace). */
+typedef struct lunnel_column_cursor {
+  const lunnel_record *r; const volatile uint32_t *live; uint32_t gen; int32_t pos;
+} lunnel_column_cursor;
 typedef struct lunnel_arena lunnel_arena;
 lunnel_arena *lunnel_arena_new(void);
 void lunnel_arena_free(lunnel_arena *a);
@@ -153,6 +158,7 @@ local SENTINELS = { [VT_INF_MIN] = M.INF_MIN, [VT_INF_MAX] = M.INF_MAX, [VT_NULL
 local batch_ref_t = ffi.typeof("lunnel_batch_ref")
 local record_ref_t = ffi.typeof("lunnel_record_ref")
 local pk_ref_t = ffi.typeof("lunnel_pk_ref")
+local cursor_t = ffi.typeof("lunnel_column_cursor")
 local batch_ptr_t = ffi.typeof("const lunnel_batch *")
 local int64_t = ffi.typeof("int64_t")
 local ffi_string, memcmp, tonumber, error, type = ffi.string, ffi.C.memcmp, tonumber, error, type
@@ -331,17 +337,36 @@ function R.old(ref, name, as)
   return value(v)
 end
 
+-- r:columns(): name, value, op, timestamp of each cell in wire order. Shaped for the JIT like
+-- R.get: a cdata cursor instead of a closure, values read by type inline.
+local function columns_next(cur)
+  if cur.live[0] ~= cur.gen then stale("record", 3) end
+  local r = cur.r
+  local i = cur.pos + 1
+  if i >= r.col_count then return nil end
+  cur.pos = i
+  local c = r.cols[i]
+  local v = c.value
+  local t = v.type
+  local val
+  if t == VT_STRING then
+    val = ffi_string(v.u.ptr, v.len)
+  elseif t == VT_INTEGER then
+    local n = v.u.i
+    if n <= MAX_EXACT and n >= -MAX_EXACT then val = tonumber(n) else val = int64_t(n) end
+  elseif t == VT_DOUBLE then
+    val = v.u.d
+  else
+    val = value(v)
+  end
+  local ts = nil
+  if c.has_timestamp ~= 0 then ts = tonumber(c.timestamp) end
+  return ffi_string(c.name, c.name_len), val, OP_NAMES[c.op], ts
+end
+
 function R.columns(ref)
   local r = rec(ref)
-  local i = -1
-  return function()
-    local rr = rec(ref)
-    i = i + 1
-    if i >= rr.col_count then return nil end
-    local c = rr.cols[i]
-    return ffi_string(c.name, c.name_len), value(c.value), OP_NAMES[c.op],
-           c.has_timestamp ~= 0 and tonumber(c.timestamp) or nil
-  end, r, nil
+  return columns_next, cursor_t(r, ref.live, ref.gen, -1), nil
 end
 
 -- Reusable output buffer for C writers (one per lua_State: this module is per state).

@@ -30,6 +30,9 @@ typedef struct {
     const char *request_id; /* NULL: no x-ots-requestid header */
     int delay_ms;           /* wait before answering (timeouts) */
     int close;              /* close the connection without answering (EOF) */
+    const char *md5;        /* x-ots-contentmd5 header value; NULL: none */
+    size_t declared_len;    /* > 0: Content-Length sent instead of body_len (the body is cut;
+                               the connection is closed after it) */
 } resp_reply;
 
 typedef struct {
@@ -144,14 +147,17 @@ static inline void resp_serve(responder *r, int fd)
 
         if (rep.delay_ms) usleep((useconds_t)rep.delay_ms * 1000);
         if (rep.close) return;
-        char head[512];
-        int hl =
-            snprintf(head, sizeof head,
-                     "HTTP/1.1 %d X\r\nContent-Length: %zu\r\n%s%s%sConnection: keep-alive\r\n\r\n",
-                     rep.status, rep.body_len, rep.request_id ? "x-ots-requestid: " : "",
-                     rep.request_id ? rep.request_id : "", rep.request_id ? "\r\n" : "");
+        char head[640];
+        int hl = snprintf(
+            head, sizeof head,
+            "HTTP/1.1 %d X\r\nContent-Length: %zu\r\n%s%s%s%s%s%sConnection: keep-alive\r\n\r\n",
+            rep.status, rep.declared_len ? rep.declared_len : rep.body_len,
+            rep.request_id ? "x-ots-requestid: " : "", rep.request_id ? rep.request_id : "",
+            rep.request_id ? "\r\n" : "", rep.md5 ? "x-ots-contentmd5: " : "",
+            rep.md5 ? rep.md5 : "", rep.md5 ? "\r\n" : "");
         if (write(fd, head, (size_t)hl) != hl) return;
         if (rep.body_len && write(fd, rep.body, rep.body_len) != (ssize_t)rep.body_len) return;
+        if (rep.declared_len) return; /* a cut body: the connection ends here */
     }
 }
 

@@ -2,7 +2,9 @@
  * signed headers (with STS token, trace id, no Expect), keep-alive reuse, two 503s then
  * success (retried), a 403 reported once with code and request id (no retry), 5xx without
  * body retried, EOF retried, timeouts, the retry window giving up, OTSAuthFailed with
- * command credentials refreshing once, cancellation on free. */
+ * command credentials refreshing once, cancellation on free; a declared Content-Length over
+ * the per-response cap refused before the body is read; a 2xx body not matching its
+ * x-ots-contentmd5 (cut at a field boundary) retried, not used. */
 #include <ev.h>
 #include <proto/tunnel_service_api.pb-c.h>
 #include <signal.h>
@@ -113,7 +115,8 @@ int main(void)
     /* 3. Two 503s then success: retried, same trace id on each attempt. */
     uint8_t eb[256];
     size_t el = error_body("OTSTunnelServerUnavailable", "busy", eb);
-    resp_reply two503[] = {{503, eb, el, "req-503-a", 0, 0}, {503, eb, el, "req-503-b", 0, 0}, ok};
+    resp_reply two503[] = {
+        {503, eb, el, "req-503-a", 0, 0, NULL, 0}, {503, eb, el, "req-503-b", 0, 0, NULL, 0}, ok};
     resp_script(&rs, two503, 3);
     o = post(loop, h, "/tunnel/describe", &fast);
     CHECK(o.ok);
@@ -126,7 +129,7 @@ int main(void)
 
     /* 4. 403 OTSPermissionDenied: once, with code, message and request id, no retry. */
     el = error_body("OTSPermissionDenied", "no access to tunnel", eb);
-    resp_reply r403[] = {{403, eb, el, "req-403", 0, 0}, ok};
+    resp_reply r403[] = {{403, eb, el, "req-403", 0, 0, NULL, 0}, ok};
     resp_script(&rs, r403, 2);
     o = post(loop, h, "/tunnel/create", &fast);
     CHECK(!o.ok);
@@ -145,7 +148,7 @@ int main(void)
 
     /* 5. OTSAuthFailed with static credentials: no refresh possible, no retry. */
     el = error_body("OTSAuthFailed", "signature mismatch", eb);
-    resp_reply r403a[] = {{403, eb, el, "req-auth", 0, 0}, ok};
+    resp_reply r403a[] = {{403, eb, el, "req-auth", 0, 0, NULL, 0}, ok};
     resp_script(&rs, r403a, 2);
     o = post(loop, h, "/tunnel/connect", &fast);
     CHECK(!o.ok);
@@ -153,7 +156,7 @@ int main(void)
     CHECK_INT(o.attempts, 1);
 
     /* 6. 500 without a parseable body, then EOF, then success: both retried. */
-    resp_reply mixed[] = {{500, "junk\xff", 5, NULL, 0, 0}, {.close = 1}, ok};
+    resp_reply mixed[] = {{500, "junk\xff", 5, NULL, 0, 0, NULL, 0}, {.close = 1}, ok};
     resp_script(&rs, mixed, 3);
     o = post(loop, h, "/tunnel/heartbeat", &fast);
     CHECK(o.ok);
@@ -163,7 +166,7 @@ int main(void)
     CHECK_INT(rs.n_reqs, 3);
 
     /* 7. 400 without a parseable body: client error, not retried. */
-    resp_reply bad400[] = {{400, "junk", 4, "req-400", 0, 0}, ok};
+    resp_reply bad400[] = {{400, "junk", 4, "req-400", 0, 0, NULL, 0}, ok};
     resp_script(&rs, bad400, 2);
     o = post(loop, h, "/tunnel/list", &fast);
     CHECK(!o.ok);
@@ -173,7 +176,7 @@ int main(void)
 
     /* 8. Always 503 within a 150 ms window: gives up with the last error, bounded attempts. */
     el = error_body("OTSTunnelServerUnavailable", "busy", eb);
-    resp_reply all503 = {503, eb, el, "req-503-last", 0, 0};
+    resp_reply all503 = {503, eb, el, "req-503-last", 0, 0, NULL, 0};
     resp_script(&rs, &all503, 1);
     lunnel_retry_policy tiny = {10, 40, 150, 0.33};
     double t_start = ev_time();
@@ -186,7 +189,7 @@ int main(void)
     CHECK(took < 1.0);
 
     /* 9. Timeout (server slower than the 1 s per-attempt timeout), single attempt. */
-    resp_reply slow[] = {{200, "late", 4, NULL, 1500, 0}, ok};
+    resp_reply slow[] = {{200, "late", 4, NULL, 1500, 0, NULL, 0}, ok};
     resp_script(&rs, slow, 2);
     o = post(loop, h, "/tunnel/list", NULL);
     CHECK(!o.ok);
@@ -199,7 +202,7 @@ int main(void)
     CHECK_INT(o.err.kind, LUNNEL_NET_INVALID);
 
     /* 11. Free with a call in flight: callback once, CANCELLED. */
-    resp_reply slow2 = {200, "x", 1, NULL, 300, 0};
+    resp_reply slow2 = {200, "x", 1, NULL, 300, 0, NULL, 0};
     resp_script(&rs, &slow2, 1);
     outcome oc;
     memset(&oc, 0, sizeof oc);
@@ -229,7 +232,7 @@ int main(void)
     lunnel_credentials_start(creds, loop);
     h = lunnel_http_new(loop, &cfg, creds, &err);
     resp_reply authfail[] = {
-        {403, eb, error_body("OTSAuthFailed", "expired token", eb), "req-af", 0, 0}, ok};
+        {403, eb, error_body("OTSAuthFailed", "expired token", eb), "req-af", 0, 0, NULL, 0}, ok};
     resp_script(&rs, authfail, 2);
     o = post(loop, h, "/tunnel/connect", &fast);
     CHECK(o.ok);
@@ -244,7 +247,8 @@ int main(void)
     lunnel_http_get_stats(h, &st1);
     CHECK_INT(st1.auth_refreshes, 1);
     /* Twice in a row: refreshed once, then fatal. */
-    resp_reply authfail2 = {403, eb, error_body("OTSAuthFailed", "bad key", eb), "req-af2", 0, 0};
+    resp_reply authfail2 = {403,  eb, error_body("OTSAuthFailed", "bad key", eb), "req-af2", 0, 0,
+                            NULL, 0};
     resp_script(&rs, &authfail2, 1);
     o = post(loop, h, "/tunnel/connect", &fast);
     CHECK(!o.ok);
@@ -256,6 +260,47 @@ int main(void)
     char rm[300];
     snprintf(rm, sizeof rm, "rm -rf %s", dir);
     CHECK_INT(system(rm), 0);
+
+    /* 15. A declared Content-Length over the cap: refused at the header, not after reading
+     * (the responder sends 10 of the 1 GiB declared bytes and waits; reading on would end
+     * in the 1 s timeout instead). */
+    creds = lunnel_credentials_new_static("lunnel-ak", "lunnel-secret", NULL, &err);
+    lunnel_http_config capcfg = cfg;
+    capcfg.max_response_bytes = 1000;
+    h = lunnel_http_new(loop, &capcfg, creds, &err);
+    resp_reply huge = {
+        .status = 200, .body = "0123456789", .body_len = 10, .declared_len = (size_t)1 << 30};
+    resp_script(&rs, &huge, 1);
+    o = post(loop, h, "/tunnel/readrecords", NULL);
+    CHECK(!o.ok);
+    CHECK_INT(o.err.kind, LUNNEL_NET_BAD_RESPONSE);
+    CHECK(strstr(o.err.message, "larger than 1000 bytes") != NULL);
+    lunnel_http_stats st2;
+    lunnel_http_get_stats(h, &st2);
+    CHECK_INT((int)st2.downloading, 0);
+    CHECK_INT(st2.active, 0);
+
+    /* 16. A body cut at a field boundary still parses; its x-ots-contentmd5 does not match:
+     * a transport error, retried; the whole body is what the caller gets. */
+    char md5_full[LUNNEL_MD5_B64_LEN];
+    lunnel_sign_content_md5("hello", 5, md5_full);
+    resp_reply cut[] = {{.status = 200, .body = "hel", .body_len = 3, .md5 = md5_full},
+                        {.status = 200, .body = "hello", .body_len = 5, .md5 = md5_full}};
+    resp_script(&rs, cut, 2);
+    o = post(loop, h, "/tunnel/heartbeat", &fast);
+    CHECK(o.ok);
+    CHECK_STR(o.body, "hello");
+    CHECK_INT(o.attempts, 2);
+    lunnel_http_get_stats(h, &st2);
+    CHECK_INT((int)st2.md5_mismatches, 1);
+    /* without retries the mismatch is reported as a transport error naming the digest */
+    resp_script(&rs, cut, 1);
+    o = post(loop, h, "/tunnel/heartbeat", NULL);
+    CHECK(!o.ok);
+    CHECK_INT(o.err.kind, LUNNEL_NET_TRANSPORT);
+    CHECK(strstr(o.err.message, "x-ots-contentmd5") != NULL);
+    lunnel_http_free(h);
+    lunnel_credentials_free(creds);
 
     /* 13. Connection refused: transport error, retried within the window, then reported. */
     resp_stop(&rs);

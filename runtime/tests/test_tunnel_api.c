@@ -70,7 +70,7 @@ int main(void)
     cresp.client_id = "client-42";
     uint8_t cbuf[64];
     size_t cl = protobuf_c_message_pack(&cresp.base, cbuf);
-    resp_reply r1 = {200, cbuf, cl, "rid-c", 0, 0};
+    resp_reply r1 = {200, cbuf, cl, "rid-c", 0, 0, NULL, 0};
     resp_script(&rs, &r1, 1);
     Lunnel__Tunnel__ConnectRequest creq = LUNNEL__TUNNEL__CONNECT_REQUEST__INIT;
     Lunnel__Tunnel__ClientConfig ccfg = LUNNEL__TUNNEL__CLIENT_CONFIG__INIT;
@@ -98,7 +98,7 @@ int main(void)
     uint8_t raw[300];
     for (int i = 0; i < 300; i++)
         raw[i] = (uint8_t)(i * 31);
-    resp_reply r2 = {200, raw, sizeof raw, "rid-r", 0, 0};
+    resp_reply r2 = {200, raw, sizeof raw, "rid-r", 0, 0, NULL, 0};
     resp_script(&rs, &r2, 1);
     Lunnel__Tunnel__ReadRecordsRequest rreq = LUNNEL__TUNNEL__READ_RECORDS_REQUEST__INIT;
     rreq.tunnel_id = "tid-1";
@@ -115,7 +115,7 @@ int main(void)
     reset(&o);
 
     /* A 2xx body that is not the response message: BAD_RESPONSE, request id kept. */
-    resp_reply r3 = {200, "\xff\xff\xff", 3, "rid-bad", 0, 0};
+    resp_reply r3 = {200, "\xff\xff\xff", 3, "rid-bad", 0, 0, NULL, 0};
     resp_script(&rs, &r3, 1);
     Lunnel__Tunnel__GetCheckpointRequest gq = LUNNEL__TUNNEL__GET_CHECKPOINT_REQUEST__INIT;
     gq.tunnel_id = "t";
@@ -135,7 +135,7 @@ int main(void)
     pe.message = "not the owner of channel p0";
     uint8_t ebuf[128];
     size_t el = protobuf_c_message_pack(&pe.base, ebuf);
-    resp_reply r4 = {400, ebuf, el, "rid-400", 0, 0};
+    resp_reply r4 = {400, ebuf, el, "rid-400", 0, 0, NULL, 0};
     resp_script(&rs, &r4, 1);
     lunnel_api_read_records(api, &rreq, on_res, &o);
     CHECK_INT(lunnel_http_run_until(loop, &o.done, 10), 0);
@@ -152,7 +152,7 @@ int main(void)
     reset(&o);
     pe.code = "OTSResourceGone";
     el = protobuf_c_message_pack(&pe.base, ebuf);
-    resp_reply r5 = {410, ebuf, el, "rid-410", 0, 0};
+    resp_reply r5 = {410, ebuf, el, "rid-410", 0, 0, NULL, 0};
     resp_script(&rs, &r5, 1);
     lunnel_api_heartbeat(api, &hq, on_res, &o);
     CHECK_INT(lunnel_http_run_until(loop, &o.done, 10), 0);
@@ -175,7 +175,7 @@ int main(void)
     reset(&o);
 
     /* Sync helper: empty response message (Checkpoint) decodes to an empty struct. */
-    resp_reply r6 = {200, NULL, 0, "rid-cp", 0, 0};
+    resp_reply r6 = {200, NULL, 0, "rid-cp", 0, 0, NULL, 0};
     resp_script(&rs, &r6, 1);
     Lunnel__Tunnel__CheckpointRequest cq = LUNNEL__TUNNEL__CHECKPOINT_REQUEST__INIT;
     cq.tunnel_id = "t";
@@ -190,7 +190,7 @@ int main(void)
     lunnel_api_sync_result_free(&sr);
 
     /* Cancel: the callback never runs, the loop stays usable. */
-    resp_reply slow = {200, cbuf, cl, "rid-slow", 200, 0};
+    resp_reply slow = {200, cbuf, cl, "rid-slow", 200, 0, NULL, 0};
     resp_script(&rs, &slow, 1);
     lunnel_api_call *call = lunnel_api_connect(api, &creq, on_res, &o);
     lunnel_api_cancel(call);

@@ -1,6 +1,8 @@
 /* test_tunnel_channel_merge.c: the heartbeat contract as pure table logic (channel.h):
  * higher version wins (server on a tie), missing channels stop, CLOSING drains, CLOSE and
- * TERMINATED stop, new OPEN starts, new CLOSING is declined, re-offers restart. */
+ * TERMINATED stop, new OPEN starts, new CLOSING is declined, re-offers restart; at scale
+ * (200,000 channels, the table sorted for O(n log n) merges) every decision is counted
+ * exactly and duplicate listings are decided once. */
 #include <stdlib.h>
 
 #include "lunnel/channel.h"
@@ -18,8 +20,7 @@ static void on_merge(void *ud, lunnel_merge_action a, lunnel_chtable_entry *e,
                      const lunnel_channel_view *s)
 {
     rec *r = ud;
-    if (r->n >= 16)
-        return;
+    if (r->n >= 16) return;
     r->action[r->n] = a;
     snprintf(r->id[r->n], sizeof r->id[0], "%s", e ? e->view.id : s->id);
     r->n++;
@@ -28,8 +29,7 @@ static void on_merge(void *ud, lunnel_merge_action a, lunnel_chtable_entry *e,
 static lunnel_merge_action find(const rec *r, const char *id)
 {
     for (int i = 0; i < r->n; i++)
-        if (strcmp(r->id[i], id) == 0)
-            return r->action[i];
+        if (strcmp(r->id[i], id) == 0) return r->action[i];
     return (lunnel_merge_action)-1;
 }
 
@@ -91,8 +91,8 @@ static void test_table_merge(void)
     CHECK(lunnel_chtable_find(&t, "c") == NULL);
 
     /* a finishes locally: reports TERMINATED at version 2; server still says OPEN 1 */
-    lunnel_chtable_find(&t, "a")->view = (lunnel_channel_view){lunnel_chtable_find(&t, "a")->view.id,
-                                                               2, LUNNEL_CHANNEL_TERMINATED};
+    lunnel_chtable_find(&t, "a")->view =
+        (lunnel_channel_view){lunnel_chtable_find(&t, "a")->view.id, 2, LUNNEL_CHANNEL_TERMINATED};
     memset(&r, 0, sizeof r);
     lunnel_channel_view s2[] = {V("a", 1, OPEN), V("b", 2, CLOSING)};
     CHECK_INT(lunnel_chtable_merge(&t, s2, 2, on_merge, &r), 0);
@@ -145,9 +145,84 @@ static void test_strings(void)
     CHECK_STR(lunnel_merge_action_str(LUNNEL_MERGE_DRAIN), "drain");
 }
 
+typedef struct counts {
+    size_t by_action[8];
+    size_t null_entry;
+} counts;
+
+static void count_merge(void *ud, lunnel_merge_action a, lunnel_chtable_entry *e,
+                        const lunnel_channel_view *s)
+{
+    (void)s;
+    counts *c = ud;
+    c->by_action[a]++;
+    if (!e) c->null_entry++;
+}
+
+static int sorted(const lunnel_chtable *t)
+{
+    for (size_t i = 1; i < t->n; i++)
+        if (strcmp(t->entries[i - 1].view.id, t->entries[i].view.id) >= 0) return 0;
+    return 1;
+}
+
+static void test_scale(void)
+{
+    enum { N = 200000 };
+    lunnel_channel_view *v = calloc(N + 10, sizeof *v);
+    char(*ids)[24] = calloc(N + 10, sizeof *ids);
+    CHECK(v && ids);
+    /* ids in a scrambled order: the response is not sorted */
+    for (size_t k = 0; k < N; k++) {
+        size_t i = (k * 7919) % N;
+        snprintf(ids[k], sizeof ids[k], "ch-%06zu", i);
+        v[k] = (lunnel_channel_view){ids[k], 1, LUNNEL_CHANNEL_OPEN};
+    }
+    lunnel_chtable t;
+    lunnel_chtable_init(&t);
+    counts c = {{0}, 0};
+    CHECK_INT(lunnel_chtable_merge(&t, v, N, count_merge, &c), 0);
+    CHECK_INT((int)c.by_action[LUNNEL_MERGE_START], N);
+    CHECK_INT((int)t.n, N);
+    CHECK(sorted(&t));
+    CHECK(lunnel_chtable_find(&t, "ch-123456") != NULL);
+    CHECK(lunnel_chtable_find(&t, "ch-999999") == NULL);
+
+    /* the second heartbeat: the first half listed again (same version: nothing to do), a
+     * quarter of them CLOSING, the second half missing (stopped), 5 new, one id twice */
+    size_t m = 0;
+    for (size_t k = 0; k < N; k++) {
+        if (strcmp(ids[k], "ch-100000") >= 0) continue;
+        v[m] = (lunnel_channel_view){ids[k], 1, LUNNEL_CHANNEL_OPEN};
+        if (strcmp(ids[k], "ch-025000") < 0)
+            v[m] = (lunnel_channel_view){ids[k], 2, LUNNEL_CHANNEL_CLOSING};
+        m++;
+    }
+    CHECK_INT((int)m, N / 2);
+    for (int i = 0; i < 5; i++) {
+        snprintf(ids[N + i], sizeof ids[0], "new-%d", i);
+        v[m++] = (lunnel_channel_view){ids[N + i], 1, LUNNEL_CHANNEL_OPEN};
+    }
+    v[m++] = (lunnel_channel_view){"new-0", 1, LUNNEL_CHANNEL_OPEN}; /* a duplicate listing */
+    memset(&c, 0, sizeof c);
+    CHECK_INT(lunnel_chtable_merge(&t, v, m, count_merge, &c), 0);
+    CHECK_INT((int)c.by_action[LUNNEL_MERGE_START], 5);
+    CHECK_INT((int)c.by_action[LUNNEL_MERGE_DRAIN], N / 8);
+    CHECK_INT((int)c.by_action[LUNNEL_MERGE_STOP], N / 2);
+    CHECK_INT((int)c.by_action[LUNNEL_MERGE_NONE], 0); /* NONE is never reported */
+    CHECK_INT((int)t.n, N / 2 + 5);
+    CHECK(sorted(&t));
+    lunnel_chtable_entry *e = lunnel_chtable_find(&t, "ch-000001");
+    CHECK(e && e->view.status == LUNNEL_CHANNEL_CLOSING && e->view.version == 2);
+    lunnel_chtable_free(&t);
+    free(v);
+    free(ids);
+}
+
 int main(void)
 {
     test_merge_one();
+    test_scale();
     test_table_merge();
     test_strings();
     TEST_DONE();

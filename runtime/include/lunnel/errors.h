@@ -45,6 +45,7 @@ enum {
     LUNNEL_EXIT_AUTH = 3,
     LUNNEL_EXIT_EXPIRED = 4,
     LUNNEL_EXIT_NOT_FOUND = 5,
+    LUNNEL_EXIT_STUCK = 6, /* a script call ran past --stuck-exit-timeout (restart me) */
 };
 
 typedef struct lunnel_error {

@@ -69,7 +69,13 @@ typedef enum lunnel_host_event {
                                   follows if it ever returns). Reported once per call. The
                                   restart hook: checkpoint what completed, then _exit() (not
                                   lunnel_host_free, which would wait for the stuck call) and
-                                  let the supervisor restart; the batch is read again. */
+                                  let the supervisor restart; the batch is read again.
+                                  On delivery the host has already moved the stuck worker's
+                                  other channels to a replacement worker (their next batch
+                                  runs open(ctx) first, in a fresh state). */
+    LUNNEL_HOST_EV_STUCK,      /* watchdog: the call has been running longer than
+                                  stuck_exit_s (once per call): exit and let the supervisor
+                                  restart (nothing past the stuck batch was handled). */
     LUNNEL_HOST_EV_TICK,       /* tick(ctx) ran (cfg.tick_interval_s); `committed`: the script
                                   called ctx:commit() in it, i.e. every batch of this channel
                                   whose EV_BATCH completion came before this one is handled.
@@ -115,6 +121,7 @@ typedef struct lunnel_host_config {
                                  (an installed lunnel's share/lua/5.1) */
     size_t memory_limit;      /* bytes per lua_State; 0: LUNNEL_HOST_DEFAULT_MEMORY_LIMIT */
     double process_timeout_s; /* watchdog threshold; <= 0: off */
+    double stuck_exit_s;      /* EV_STUCK threshold (with the watchdog on); <= 0: never */
     int watch;                /* 1: watch the script's directory (inotify) and hot reload */
     const char *lua_path;     /* ';'-separated directories whose modules belong to the script's
                                  version (besides its own directory); NULL: none */
@@ -203,11 +210,16 @@ typedef struct lunnel_host_stats {
     uint64_t batches_failed;
     uint64_t timeouts;      /* watchdog reports */
     uint64_t memory_errors; /* calls failed on the memory limit */
+    uint64_t state_rebuilds;      /* states rebuilt after the script kept its memory */
+    uint64_t worker_replacements; /* workers replaced because of a stuck call */
+    int stuck_calls;              /* calls running past process_timeout_s now */
+    double oldest_stuck_s;        /* the longest of them, seconds */
+    char stuck_channel[128];      /* its channel id */
 } lunnel_host_stats;
 
 void lunnel_host_get_stats(lunnel_host *h, lunnel_host_stats *out);
 
-/* Bytes currently allocated by worker `worker`'s lua_State (0-based; 0 when out of range).
+/* Bytes currently allocated by the lua_State in worker slot `worker` (0-based; 0 when out of range).
  * Any thread; a relaxed read of a counter the worker updates (metrics, not accounting). */
 size_t lunnel_host_worker_memory(lunnel_host *h, int worker);
 

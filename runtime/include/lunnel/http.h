@@ -33,7 +33,11 @@ typedef struct lunnel_http_config {
     const char *ca_file;       /* PEM bundle to trust instead of the system's; NULL = system */
     double timeout_s;          /* per attempt, whole request; 0 = 60 s */
     double connect_timeout_s;  /* 0 = 10 s */
-    size_t max_response_bytes; /* larger bodies fail the attempt; 0 = 64 MiB */
+    size_t max_response_bytes; /* larger bodies fail the attempt (a larger declared
+                                  Content-Length fails it before any byte is read); 0 = 64 MiB */
+    int max_connections;       /* attempts in flight at once (each holds at most one
+                                  connection); more wait in a FIFO; 0 = 32. Heartbeat, Connect
+                                  and Shutdown never wait (up to 4 more connections) */
 } lunnel_http_config;
 
 /* What a finished call hands to its callback. Valid only during the callback. */
@@ -86,6 +90,11 @@ typedef struct lunnel_http_stats {
     uint64_t retries;
     uint64_t connections;
     uint64_t auth_refreshes;
+    uint64_t md5_mismatches; /* 2xx bodies not matching their x-ots-contentmd5 (retried) */
+    int active;              /* attempts in curl now */
+    int queued;              /* calls waiting for a free slot now */
+    int peak_active;         /* most attempts in curl at once */
+    size_t downloading;      /* response bytes buffered by attempts in curl now */
 } lunnel_http_stats;
 void lunnel_http_get_stats(const lunnel_http *h, lunnel_http_stats *out);
 

@@ -24,6 +24,7 @@ typedef enum lunnel_opt_type {
     LUNNEL_OPT_TIME,     /* int64 ms since the epoch */
     LUNNEL_OPT_BOOL,     /* flag; env var accepts 1/0/true/false/yes/no */
     LUNNEL_OPT_ENUM,     /* string, one of `choices` ("a|b|c"), compared case-insensitively */
+    LUNNEL_OPT_BYTES,    /* int64 bytes: "67108864", "64MiB", "512KiB", "1GB" (bytesize.h) */
 } lunnel_opt_type;
 
 typedef struct lunnel_opt {

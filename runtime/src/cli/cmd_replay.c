@@ -45,7 +45,7 @@ static const lunnel_opt replay_opts_table[] = {
      "channels replaying the files in parallel"},
     {"repeat", LUNNEL_OPT_INT, "1", NULL, NULL, "N", 0, "times each channel replays the file list"},
     {"window", LUNNEL_OPT_INT, "4", NULL, NULL, "N", 0, "batches in flight per channel"},
-    {"memory-limit", LUNNEL_OPT_INT, "0", NULL, NULL, "BYTES", 0, "per Lua state (0: 1 GiB)"},
+    {"memory-limit", LUNNEL_OPT_BYTES, "0", NULL, NULL, "BYTES", 0, "per Lua state (0: 1 GiB)"},
     {"lua-path", LUNNEL_OPT_STRING, NULL, NULL, NULL, "DIRS", 0,
      "';'-separated directories of the script's own modules (as for lunnel run)"},
     {"process-timeout", LUNNEL_OPT_DURATION, "0", NULL, NULL, NULL, 0,

@@ -53,7 +53,7 @@ static const lunnel_opt run_opts[] = {
      "heartbeat timeout sent in Connect; must exceed the interval"},
     {"prefetch", LUNNEL_OPT_INT, "1", NULL, NULL, "N", 0,
      "batches read ahead of processing, per channel"},
-    {"max-inflight-bytes", LUNNEL_OPT_INT, "67108864", NULL, NULL, "BYTES", 0,
+    {"max-inflight-bytes", LUNNEL_OPT_BYTES, "64MiB", NULL, NULL, "BYTES", 0,
      "response bytes held by unfinished batches, all channels together"},
     {"max-backoff", LUNNEL_OPT_DURATION, "5s", NULL, NULL, NULL, 0,
      "cap of the read backoff of an idle stream channel"},
@@ -67,7 +67,7 @@ static const lunnel_opt run_opts[] = {
     {"capture", LUNNEL_OPT_STRING, NULL, NULL, NULL, "FILE", 0,
      "write every ReadRecords response handed to the script to FILE (truncated at start), for "
      "lunnel replay"},
-    {"capture-max-bytes", LUNNEL_OPT_INT, "67108864", NULL, NULL, "BYTES", 0,
+    {"capture-max-bytes", LUNNEL_OPT_BYTES, "64MiB", NULL, NULL, "BYTES", 0,
      "--capture stops (one log line) before FILE would grow past this"},
     {"lua-path", LUNNEL_OPT_STRING, NULL, NULL, NULL, "DIRS", 0,
      "';'-separated directories of the script's own modules: part of its version, hot-reloaded "
@@ -89,9 +89,13 @@ static const lunnel_opt run_opts[] = {
      "--on-error skip: JSON Lines file receiving failed batches (fsync'd)"},
     {"connect-retry-window", LUNNEL_OPT_DURATION, "10m", NULL, NULL, NULL, 0,
      "give up (exit 1) after Connect failed this long in a row (0: retry forever)"},
-    {"process-timeout", LUNNEL_OPT_DURATION, "0", NULL, NULL, NULL, 0,
-     "log when one process() call runs longer (0: off)"},
-    {"memory-limit", LUNNEL_OPT_INT, "0", NULL, NULL, "BYTES", 0,
+    {"process-timeout", LUNNEL_OPT_DURATION, "300s", NULL, NULL, NULL, 0,
+     "a script call running longer is reported stuck (log, metric, /readyz unready) and the "
+     "other channels of its worker move to a replacement worker (0: off)"},
+    {"stuck-exit-timeout", LUNNEL_OPT_DURATION, "15m", NULL, NULL, NULL, 0,
+     "a script call running longer makes lunnel exit with status 6 for its supervisor to "
+     "restart it (0: never)"},
+    {"memory-limit", LUNNEL_OPT_BYTES, "0", NULL, NULL, "BYTES", 0,
      "memory of each Lua state (one per worker); an allocation past it fails the call "
      "(0: 1 GiB)"},
     {"metrics-listen", LUNNEL_OPT_STRING, NULL, "LUNNEL_METRICS_LISTEN", NULL, "HOST:PORT", 0,
@@ -376,6 +380,17 @@ static int proc_shutdown(void *ch)
 static void on_host_done(const lunnel_host_completion *c, void *ud)
 {
     run_app *app = ud;
+    if (c->event == LUNNEL_HOST_EV_STUCK) {
+        /* Past the second limit: the stuck call cannot be interrupted and a drain would wait
+         * for it. The checkpoints already written hold only handled batches (the stuck one
+         * and the channel's later ones were never handled), so exit for the supervisor. */
+        lunnel_log_kv(LUNNEL_LOG_ERROR, "run", "exiting: a script call is stuck", "error",
+                      c->error, NULL);
+        fprintf(stderr, "lunnel run: %s, past --stuck-exit-timeout (exit %d)\n", c->error,
+                LUNNEL_EXIT_STUCK);
+        fflush(NULL);
+        _exit(LUNNEL_EXIT_STUCK);
+    }
     if (app->worker)
         lunnel_worker_on_done(app->worker, c);
 }
@@ -686,6 +701,7 @@ static int run_parsed(lunnel_opt_values *v)
         .custom_json = lunnel_opts_str(v, "custom"),
         .lua_dir = lunnel_cli_lua_dir(),
         .process_timeout_s = lunnel_opts_num(v, "process-timeout"),
+        .stuck_exit_s = lunnel_opts_num(v, "stuck-exit-timeout"),
         .memory_limit = (size_t)lunnel_opts_int(v, "memory-limit"),
         .watch = !lunnel_opts_bool(v, "no-watch"),
         .lua_path = lunnel_opts_str(v, "lua-path"),

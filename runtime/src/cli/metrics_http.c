@@ -1,7 +1,11 @@
 /* metrics_http.c: GET /metrics, /healthz, /readyz for `lunnel run --metrics-listen`
  * (metrics_http.h). A deliberately small HTTP/1.1 server on the run's libev loop: one request
  * per connection (Connection: close), request head at most 8 KiB, a 10 s deadline per
- * connection, non-blocking sockets throughout, so a slow scraper never stalls the loop. */
+ * connection, non-blocking sockets throughout, so a slow scraper never stalls the loop.
+ * Bounded: at most MAX_CONNS connections at once (past it the listener is paused and the
+ * kernel's backlog of 64 holds the rest); an accept() failure such as EMFILE pauses the
+ * listener with a backoff (0.1 s doubling to 5 s, one log line per step) instead of spinning
+ * on a socket that stays readable. */
 #include <errno.h>
 #include <ev.h>
 #include <fcntl.h>
@@ -24,6 +28,9 @@
 #define CONN_TIMEOUT_S 10.0
 #define TICK_S 1.0
 #define TICK_STALE_S 5.0 /* /healthz fails when the loop's tick is older than this */
+#define MAX_CONNS 32
+#define ACCEPT_BACKOFF_MIN_S 0.1
+#define ACCEPT_BACKOFF_MAX_S 5.0
 
 typedef struct conn conn;
 
@@ -34,7 +41,25 @@ struct metrics_http {
     ev_timer tick;
     ev_tstamp last_tick;
     conn *conns;
+    int n_conns;
+    ev_timer accept_retry; /* the listener paused after an accept() error */
+    double accept_backoff_s;
+    int accepting;
 };
+
+static void accept_resume(metrics_http *s)
+{
+    if (s->accepting || ev_is_active(&s->accept_retry)) return;
+    s->accepting = 1;
+    ev_io_start(s->cfg.loop, &s->accept_io);
+}
+
+static void accept_pause(metrics_http *s)
+{
+    if (!s->accepting) return;
+    s->accepting = 0;
+    ev_io_stop(s->cfg.loop, &s->accept_io);
+}
 
 struct conn {
     metrics_http *s;
@@ -62,6 +87,8 @@ static void conn_close(conn *c)
         c->next->prev = c->prev;
     free(c->out.p);
     free(c);
+    s->n_conns--;
+    accept_resume(s); /* below the cap again */
 }
 
 static void respond(conn *c, int status, const char *ctype, const char *body, size_t len)
@@ -112,11 +139,20 @@ static void render_metrics(metrics_http *s, lunnel_metrics_buf *b)
             "# TYPE lunnel_process_timeouts_total counter\nlunnel_process_timeouts_total %llu\n"
             "# HELP lunnel_lua_memory_errors_total calls failed on the Lua memory limit\n"
             "# TYPE lunnel_lua_memory_errors_total counter\nlunnel_lua_memory_errors_total %llu\n"
+            "# HELP lunnel_process_stuck_calls script calls running past --process-timeout now\n"
+            "# TYPE lunnel_process_stuck_calls gauge\nlunnel_process_stuck_calls %d\n"
+            "# HELP lunnel_lua_worker_replacements_total workers replaced after a stuck call\n"
+            "# TYPE lunnel_lua_worker_replacements_total counter\n"
+            "lunnel_lua_worker_replacements_total %llu\n"
+            "# HELP lunnel_lua_state_rebuilds_total Lua states rebuilt after the script kept "
+            "its memory past the limit\n"
+            "# TYPE lunnel_lua_state_rebuilds_total counter\nlunnel_lua_state_rebuilds_total %llu\n"
             "# HELP lunnel_lua_memory_bytes bytes allocated by each Lua worker's state\n"
             "# TYPE lunnel_lua_memory_bytes gauge\n",
             (unsigned long long)hs.reloads_ok, (unsigned long long)hs.reloads_failed,
             hs.script_version, (unsigned long long)hs.timeouts,
-            (unsigned long long)hs.memory_errors);
+            (unsigned long long)hs.memory_errors, hs.stuck_calls,
+            (unsigned long long)hs.worker_replacements, (unsigned long long)hs.state_rebuilds);
         for (int i = 0; i < hs.workers; i++)
             lunnel_metrics_buf_printf(b, "lunnel_lua_memory_bytes{worker=\"%d\"} %zu\n", i,
                                       lunnel_host_worker_memory(s->cfg.host, i));
@@ -185,8 +221,18 @@ static void handle(conn *c)
                    : snprintf(body, sizeof body, "loop stalled: tick %.1fs old\n", age);
         respond(c, ok ? 200 : 503, "text/plain; charset=utf-8", body, head_only ? 0 : (size_t)k);
     } else if (strcmp(target, "/readyz") == 0) {
-        char why[128];
+        char why[256];
         int ok = lunnel_metrics_ready(s->cfg.worker, ev_time(), why, sizeof why);
+        lunnel_host_stats hs;
+        if (ok && s->cfg.host) {
+            lunnel_host_get_stats(s->cfg.host, &hs);
+            if (hs.stuck_calls > 0) {
+                /* a stuck call holds its channel: this process is not doing its job */
+                ok = 0;
+                snprintf(why, sizeof why, "script call stuck on channel %s for %.0fs",
+                         hs.stuck_channel, hs.oldest_stuck_s);
+            }
+        }
         int k = ok ? snprintf(body, sizeof body, "ready\n")
                    : snprintf(body, sizeof body, "not ready: %s\n", why);
         respond(c, ok ? 200 : 503, "text/plain; charset=utf-8", body, head_only ? 0 : (size_t)k);
@@ -250,12 +296,38 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
     (void)revents;
     metrics_http *s = w->data;
     for (int i = 0; i < 16; i++) { /* bounded: other watchers get their turn */
-        int fd = accept4(s->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0)
+        if (s->n_conns >= MAX_CONNS) {
+            accept_pause(s); /* resumed by conn_close */
             return;
+        }
+        int fd = accept4(s->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                s->accept_backoff_s = 0; /* a clean drain resets the backoff */
+                return;
+            }
+            if (errno == EINTR || errno == ECONNABORTED) continue;
+            /* EMFILE, ENFILE, ENOBUFS, ENOMEM...: the pending connection stays queued and the
+             * socket readable, so retrying at once would spin. Pause, then try again. */
+            double d = s->accept_backoff_s <= 0 ? ACCEPT_BACKOFF_MIN_S : s->accept_backoff_s * 2;
+            if (d > ACCEPT_BACKOFF_MAX_S) d = ACCEPT_BACKOFF_MAX_S;
+            if (d != s->accept_backoff_s) {
+                char dbuf[32];
+                snprintf(dbuf, sizeof dbuf, "%.1f", d);
+                lunnel_log_kv(LUNNEL_LOG_WARN, "metrics", "accept failed, pausing the listener",
+                              "error", strerror(errno), "retry_s", dbuf, NULL);
+            }
+            s->accept_backoff_s = d;
+            accept_pause(s);
+            ev_timer_set(&s->accept_retry, d, 0.);
+            ev_timer_start(loop, &s->accept_retry);
+            return;
+        }
+        s->n_conns++;
         conn *c = calloc(1, sizeof *c);
         if (!c) {
             close(fd);
+            s->n_conns--;
             return;
         }
         c->s = s;
@@ -271,6 +343,13 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
         ev_io_start(loop, &c->io);
         ev_timer_start(loop, &c->deadline);
     }
+}
+
+static void accept_retry_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)loop, (void)revents;
+    metrics_http *s = t->data;
+    if (s->n_conns < MAX_CONNS) accept_resume(s);
 }
 
 static void tick_cb(struct ev_loop *loop, ev_timer *t, int revents)
@@ -339,7 +418,9 @@ metrics_http *metrics_http_start(const metrics_http_config *cfg, char *err, size
     s->port = port;
     ev_io_init(&s->accept_io, accept_cb, fd, EV_READ);
     s->accept_io.data = s;
-    ev_io_start(cfg->loop, &s->accept_io);
+    ev_timer_init(&s->accept_retry, accept_retry_cb, 0., 0.);
+    s->accept_retry.data = s;
+    accept_resume(s);
     ev_timer_init(&s->tick, tick_cb, TICK_S, TICK_S);
     s->tick.data = s;
     ev_timer_start(cfg->loop, &s->tick);
@@ -365,6 +446,7 @@ void metrics_http_stop(metrics_http *s)
     while (s->conns)
         conn_close(s->conns);
     ev_io_stop(s->cfg.loop, &s->accept_io);
+    ev_timer_stop(s->cfg.loop, &s->accept_retry);
     ev_timer_stop(s->cfg.loop, &s->tick);
     close(s->fd);
     free(s);

@@ -1,6 +1,7 @@
 /* options.c: the option descriptor machinery of options.h (parse, help, Markdown reference,
  * printed config) and the shared connection/logging sets, plus building the protocol client
  * from them. Commands declare tables; nothing else lists options. */
+#include "lunnel/bytesize.h"
 #include "lunnel/options.h"
 
 #include <ctype.h>
@@ -85,6 +86,8 @@ static const char *type_metavar(const lunnel_opt *o)
         return "DURATION";
     case LUNNEL_OPT_TIME:
         return "TIME";
+    case LUNNEL_OPT_BYTES:
+        return "BYTES";
     case LUNNEL_OPT_ENUM:
         return o->choices;
     case LUNNEL_OPT_BOOL:
@@ -131,6 +134,17 @@ static int convert(slot *s, char *err, size_t cap)
         }
         s->i64 = v;
         s->num = (double)v;
+        return 0;
+    }
+    case LUNNEL_OPT_BYTES: {
+        uint64_t b;
+        if (lunnel_bytes_parse(t, &b) != 0) {
+            errf(err, cap, "%s expects a byte size like 67108864, 64MiB or 512KiB, got \"%.60s\"",
+                 where, t);
+            return -1;
+        }
+        s->i64 = (int64_t)b;
+        s->num = (double)b;
         return 0;
     }
     case LUNNEL_OPT_NUMBER:

@@ -107,6 +107,7 @@ int run_observe_start(run_observe *o, const run_observe_target *t, char *err, si
             .table_name = t->table_name,
             .tunnel_name = t->tunnel_name,
             .tunnel_id = t->tunnel_id,
+            .host = t->host,
             .fd = 2,
             .interval_s = 0.5,
         };

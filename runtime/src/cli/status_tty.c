@@ -13,6 +13,7 @@
 
 #include "cli/status_tty.h"
 #include "lunnel/api.h"
+#include "lunnel/host.h"
 #include "lunnel/log.h"
 #include "lunnel/metrics.h"
 
@@ -177,7 +178,23 @@ static void redraw(status_tty *s)
     s->last_t = now;
     s->last_records = sum.records;
     char text[512];
-    status_tty_format(&sum, s->rate, s->base_records, term_width(s->cfg.fd), text, sizeof text);
+    int width = term_width(s->cfg.fd);
+    status_tty_format(&sum, s->rate, s->base_records, width, text, sizeof text);
+    if (s->cfg.host) {
+        lunnel_host_stats hs;
+        lunnel_host_get_stats(s->cfg.host, &hs);
+        if (hs.stuck_calls > 0) { /* the most urgent news goes first */
+            char with[700];
+            int k = snprintf(with, sizeof with, "STUCK: %s for %.0fs (%d call%s) | %s",
+                             hs.stuck_channel, hs.oldest_stuck_s, hs.stuck_calls,
+                             hs.stuck_calls > 1 ? "s" : "", text);
+            if (k > width - 1 && width > 1) k = width - 1;
+            if (k >= (int)sizeof text) k = (int)sizeof text - 1;
+            if (k < 0) k = 0;
+            memcpy(text, with, (size_t)k);
+            text[k] = 0;
+        }
+    }
     pthread_mutex_lock(&s->mu);
     s->line_len = (size_t)snprintf(s->line, sizeof s->line, "%s", text);
     write_all(s->cfg.fd, "\r\033[K", 4);

@@ -12,6 +12,7 @@ struct ev_loop;
 struct lunnel_worker;
 struct lunnel_metrics;
 struct lunnel_api;
+struct lunnel_host;
 
 typedef struct status_tty status_tty;
 
@@ -21,6 +22,7 @@ typedef struct status_tty_config {
     struct lunnel_worker *worker;   /* borrowed */
     struct lunnel_api *api;         /* borrowed: DescribeTunnel for BaseData progress; NULL off */
     const char *table_name, *tunnel_name, *tunnel_id; /* copied */
+    struct lunnel_host *host; /* borrowed: stuck script calls lead the line; NULL off */
     int fd;             /* where to draw (2) */
     double interval_s;  /* redraw period (0.5) */
 } status_tty_config;

@@ -110,8 +110,8 @@ void host_log(lunnel_host *h, lunnel_log_level level, const char *msg, ...)
 
 /* ---- completions -------------------------------------------------------------------- */
 
-static void post_done(lunnel_host *h, lunnel_host_event ev, lunnel_host_channel *ch,
-                      void *batch_user, call_result *r, double elapsed, int version)
+void post_done(lunnel_host *h, lunnel_host_event ev, lunnel_host_channel *ch, void *batch_user,
+               call_result *r, double elapsed, int version)
 {
     host_done *d = calloc(1, sizeof *d);
     if (!d) abort(); /* a lost completion would wedge the channel forever */
@@ -172,6 +172,7 @@ static void on_async(struct ev_loop *loop, ev_async *w, int revents)
         host_done *next = d->next;
         d->c.error = d->error ? d->error : "";
         d->c.traceback = d->traceback ? d->traceback : "";
+        if (d->c.event == LUNNEL_HOST_EV_TIMEOUT) host_replace_stuck_worker(h, d->c.channel);
         if (d->c.event == LUNNEL_HOST_EV_TICK) d->c.channel->tick_pending = 0;
         h->cfg.on_done(&d->c, h->cfg.ud);
         if (d->c.event == LUNNEL_HOST_EV_CLOSED) {
@@ -233,7 +234,7 @@ void host_publish(lunnel_host *h, script_version *v)
     pthread_mutex_unlock(&h->script_mu);
     script_unref(h, old);
     for (int i = 0; i < h->n_workers; i++)
-        wake_worker(&h->workers[i]);
+        wake_worker(h->workers[i]);
 }
 
 /* Worker side of a reload: load the newest version at a batch boundary, then acknowledge
@@ -263,9 +264,9 @@ static void worker_swap(host_worker *w)
     int m = w->version;
     uint64_t mhash = w->hash;
     for (int i = 0; i < h->n_workers; i++) {
-        if (h->workers[i].version < m) {
-            m = h->workers[i].version;
-            mhash = h->workers[i].hash;
+        if (h->workers[i]->version < m) {
+            m = h->workers[i]->version;
+            mhash = h->workers[i]->hash;
         }
     }
     if (m > h->acked_gen) {
@@ -305,6 +306,32 @@ static void set_idle(host_worker *w)
     pthread_mutex_unlock(&w->busy_mu);
 }
 
+/* After a memory error whose collection freed too little: the script keeps the data alive
+ * (module-level tables), so every later call would fail too. A fresh state runs the current
+ * version; the worker's channels get open(ctx) again before their next batch (ctx.state
+ * starts empty: the old one is what filled the memory). */
+static void rebuild_state(host_worker *w)
+{
+    lunnel_host *h = w->h;
+    char used[32], peak[32], err[1024];
+    snprintf(used, sizeof used, "%zu", w->st.used);
+    snprintf(peak, sizeof peak, "%zu", w->st.peak); /* limit + the overshoot before the check */
+    state_close(&w->st);
+    if (state_open(&w->st, h, w->index, h->memory_limit, err, sizeof err) != 0) {
+        host_log(h, LUNNEL_LOG_ERROR, "cannot rebuild a Lua state", "error", err, NULL);
+        return; /* w->st.L is NULL: the calls of this worker fail with ESYSTEM */
+    }
+    w->st.serial = __atomic_add_fetch(&h->state_serials, 1, __ATOMIC_RELAXED);
+    ATOMIC_INC(&h->state_rebuilds);
+    char wk[16];
+    snprintf(wk, sizeof wk, "%d", w->index);
+    host_log(h, LUNNEL_LOG_WARN,
+             "the script holds more than 3/4 of --memory-limit after a collection: worker "
+             "state rebuilt, its channels' open(ctx) runs again (ctx.state starts empty)",
+             "worker", wk, "used", used, "peak", peak, NULL);
+    w->version = 0; /* worker_swap loads the current version before the next job */
+}
+
 /* A failing tick is logged when it starts failing and when it recovers, not every interval
  * (the interval paces the retries). Worker thread: a channel's jobs all run here. */
 static void log_tick_outcome(lunnel_host *h, lunnel_host_channel *ch, const call_result *r)
@@ -328,11 +355,24 @@ static void run_job(host_worker *w, host_job *j)
     int64_t t0 = host_now_ns();
     lunnel_host_event ev = LUNNEL_HOST_EV_BATCH;
     void *user = NULL;
+    if (!w->st.L) { /* a rebuild failed (logged): fail every call rather than crash */
+        r.status = LUNNEL_HOST_ESYSTEM;
+        r.error = strdup("this worker has no Lua state (its rebuild failed)");
+        if (j->kind == JOB_BATCH) user = j->batch.user;
+        ev = j->kind == JOB_OPEN       ? LUNNEL_HOST_EV_OPENED
+             : j->kind == JOB_SHUTDOWN ? LUNNEL_HOST_EV_CLOSED
+             : j->kind == JOB_TICK     ? LUNNEL_HOST_EV_TICK
+                                       : LUNNEL_HOST_EV_BATCH;
+        post_done(h, ev, j->ch, user, &r, 0, w->version);
+        free(r.error);
+        return;
+    }
     switch (j->kind) {
     case JOB_OPEN:
         ev = LUNNEL_HOST_EV_OPENED;
         set_busy(w, j->ch, NULL);
         state_open_channel(&w->st, j->ch, &r);
+        j->ch->state_serial = w->st.serial;
         break;
     case JOB_SHUTDOWN:
         ev = LUNNEL_HOST_EV_CLOSED;
@@ -342,6 +382,7 @@ static void run_job(host_worker *w, host_job *j)
     case JOB_TICK:
         ev = LUNNEL_HOST_EV_TICK;
         set_busy(w, j->ch, NULL);
+        if (j->ch->state_serial != w->st.serial) break; /* no ctx here yet: nothing to tick */
         state_tick_channel(&w->st, j->ch, &r);
         log_tick_outcome(h, j->ch, &r);
         break;
@@ -354,7 +395,13 @@ static void run_job(host_worker *w, host_job *j)
             r.error = strdup(err);
         } else {
             set_busy(w, j->ch, user);
-            state_process(&w->st, j->ch, view, j->batch.next_token, j->batch.trace_id, &r);
+            if (j->ch->state_serial != w->st.serial) {
+                /* the channel's ctx lived in a state since replaced: open() it here first */
+                state_open_channel(&w->st, j->ch, &r);
+                j->ch->state_serial = w->st.serial;
+            }
+            if (r.status == LUNNEL_HOST_OK)
+                state_process(&w->st, j->ch, view, j->batch.next_token, j->batch.trace_id, &r);
         }
         lunnel_arena_reset(w->arena); /* every view of this batch is stale from here on */
         if (r.status == LUNNEL_HOST_OK)
@@ -368,6 +415,7 @@ static void run_job(host_worker *w, host_job *j)
     set_idle(w);
     double elapsed = (double)(host_now_ns() - t0) / 1e9;
     post_done(h, ev, j->ch, user, &r, elapsed, w->version);
+    if (r.status == LUNNEL_HOST_EMEMORY && w->st.used > w->st.limit / 4 * 3) rebuild_state(w);
     free(r.error);
     free(r.traceback);
 }
@@ -414,53 +462,80 @@ static void push_job(host_worker *w, host_job *j)
     pthread_mutex_unlock(&w->mu);
 }
 
-/* ---- watchdog ----------------------------------------------------------------------- */
+/* ---- lifecycle ---------------------------------------------------------------------- */
 
-static void *watchdog_main(void *arg)
+host_worker *worker_create(lunnel_host *h, int index, int record, char *err, size_t cap)
 {
-    lunnel_host *h = arg;
-    double t = h->cfg.process_timeout_s;
-    int64_t limit_ns = (int64_t)(t * 1e9);
-    double period = t / 4;
-    if (period < 0.01) period = 0.01;
-    if (period > 0.25) period = 0.25;
-    pthread_mutex_lock(&h->wd_mu);
-    while (!h->wd_stop) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        int64_t ns = ts.tv_nsec + (int64_t)(period * 1e9);
-        ts.tv_sec += ns / 1000000000;
-        ts.tv_nsec = ns % 1000000000;
-        pthread_cond_timedwait(&h->wd_cv, &h->wd_mu, &ts);
-        if (h->wd_stop) break;
-        int64_t now = host_now_ns();
-        for (int i = 0; i < h->n_workers; i++) {
-            host_worker *w = &h->workers[i];
-            /* report under busy_mu: the channel cannot be closed and freed meanwhile
-             * (the worker posts EV_CLOSED only after set_idle) */
-            pthread_mutex_lock(&w->busy_mu);
-            if (!w->busy_since_ns || now - w->busy_since_ns <= limit_ns ||
-                w->reported_seq == w->busy_seq) {
-                pthread_mutex_unlock(&w->busy_mu);
-                continue;
-            }
-            w->reported_seq = w->busy_seq;
-            lunnel_host_channel *ch = w->busy_ch;
-            double running = (double)(now - w->busy_since_ns) / 1e9;
-            ATOMIC_INC(&h->timeouts);
-            char sec[32], wk[16];
-            snprintf(sec, sizeof sec, "%.3f", running);
-            snprintf(wk, sizeof wk, "%d", i);
-            host_log(h, LUNNEL_LOG_WARN,
-                     "script call runs past --process-timeout (LuaJIT cannot interrupt it; "
-                     "checkpoint and restart)",
-                     "channel", ch->channel_id, "worker", wk, "running_s", sec, NULL);
-            post_done(h, LUNNEL_HOST_EV_TIMEOUT, ch, w->busy_user, NULL, running, w->version);
-            pthread_mutex_unlock(&w->busy_mu);
-        }
+    host_worker *w = calloc(1, sizeof *w);
+    if (!w) {
+        snprintf(err, cap, "out of memory");
+        return NULL;
     }
-    pthread_mutex_unlock(&h->wd_mu);
-    return NULL;
+    w->h = h;
+    w->index = index;
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->cv, NULL);
+    pthread_mutex_init(&w->busy_mu, NULL);
+    w->arena = lunnel_arena_new();
+    if (!w->arena) {
+        snprintf(err, cap, "out of memory");
+        worker_destroy(w);
+        return NULL;
+    }
+    pthread_mutex_lock(&h->script_mu);
+    script_version *v = h->current;
+    v->refs++;
+    pthread_mutex_unlock(&h->script_mu);
+    int rc = state_open(&w->st, h, index, h->memory_limit, err, cap);
+    if (rc == 0) rc = state_load(&w->st, v, 1, record, err, cap);
+    w->version = v->gen;
+    w->hash = v->hash;
+    script_unref(h, v);
+    if (rc != 0) {
+        worker_destroy(w);
+        return NULL;
+    }
+    w->st.serial = __atomic_add_fetch(&h->state_serials, 1, __ATOMIC_RELAXED);
+    return w;
+}
+
+int worker_start(host_worker *w)
+{
+    if (pthread_create(&w->thread, NULL, worker_main, w) != 0) return -1;
+    w->started = 1;
+    return 0;
+}
+
+/* Stops the worker thread (after its running job) and joins it. */
+static void worker_stop(host_worker *w)
+{
+    if (!w->started) return;
+    pthread_mutex_lock(&w->mu);
+    w->stop = 1;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    pthread_join(w->thread, NULL);
+    w->started = 0;
+}
+
+/* Stops the worker and frees it with its queued jobs. */
+void worker_destroy(host_worker *w)
+{
+    worker_stop(w);
+    host_job *j = w->head;
+    while (j) {
+        host_job *next = j->next;
+        free((char *)j->batch.next_token);
+        free((char *)j->batch.trace_id);
+        free(j);
+        j = next;
+    }
+    state_close(&w->st);
+    if (w->arena) lunnel_arena_free(w->arena);
+    pthread_mutex_destroy(&w->mu);
+    pthread_cond_destroy(&w->cv);
+    pthread_mutex_destroy(&w->busy_mu);
+    free(w);
 }
 
 /* ---- ticks -------------------------------------------------------------------------- */
@@ -550,7 +625,7 @@ lunnel_host *lunnel_host_new(const lunnel_host_config *cfg, char *err, size_t ca
     if (n > LUNNEL_HOST_MAX_WORKERS) n = LUNNEL_HOST_MAX_WORKERS;
     h->n_workers = n;
     h->workers = calloc((size_t)n, sizeof *h->workers);
-    size_t limit = cfg->memory_limit ? cfg->memory_limit : LUNNEL_HOST_DEFAULT_MEMORY_LIMIT;
+    h->memory_limit = cfg->memory_limit ? cfg->memory_limit : LUNNEL_HOST_DEFAULT_MEMORY_LIMIT;
 
     size_t len = 0;
     char *src = host_read_file(h->script_path, &len, err, cap);
@@ -571,31 +646,15 @@ lunnel_host *lunnel_host_new(const lunnel_host_config *cfg, char *err, size_t ca
 
     /* States are built here, on the caller's thread, so a script that does not load is a
      * plain error return; each is then handed to its worker thread for good. */
-    for (int i = 0; i < n; i++) {
-        host_worker *w = &h->workers[i];
-        w->h = h;
-        w->index = i;
-        pthread_mutex_init(&w->mu, NULL);
-        pthread_cond_init(&w->cv, NULL);
-        pthread_mutex_init(&w->busy_mu, NULL);
-        w->arena = lunnel_arena_new();
-        if (!w->arena) {
-            snprintf(err, cap, "out of memory");
-            goto fail;
-        }
-        if (state_open(&w->st, h, i, limit, err, cap) != 0) goto fail;
+    for (int i = 0; i < n; i++)
         /* the first worker's load records the user modules the script requires: they are
          * part of version 1, and every other worker loads exactly those bytes */
-        if (state_load(&w->st, v, 1, i == 0, err, cap) != 0) goto fail;
-        w->version = 1;
-        w->hash = v->hash;
-    }
+        if (!(h->workers[i] = worker_create(h, i, i == 0, err, cap))) goto fail;
     for (int i = 0; i < n; i++) {
-        if (pthread_create(&h->workers[i].thread, NULL, worker_main, &h->workers[i]) != 0) {
+        if (worker_start(h->workers[i]) != 0) {
             snprintf(err, cap, "cannot start worker thread: %s", strerror(errno));
             goto fail;
         }
-        h->workers[i].started = 1;
     }
     if (cfg->process_timeout_s > 0) {
         if (pthread_create(&h->watchdog, NULL, watchdog_main, h) != 0) {
@@ -627,33 +686,17 @@ void lunnel_host_free(lunnel_host *h)
         pthread_mutex_unlock(&h->wd_mu);
         pthread_join(h->watchdog, NULL);
     }
-    for (int i = 0; h->workers && i < h->n_workers; i++) {
-        host_worker *w = &h->workers[i];
-        if (w->started) {
-            pthread_mutex_lock(&w->mu);
-            w->stop = 1;
-            pthread_cond_signal(&w->cv);
-            pthread_mutex_unlock(&w->mu);
-            pthread_join(w->thread, NULL);
-        }
-    }
-    for (int i = 0; h->workers && i < h->n_workers; i++) {
-        host_worker *w = &h->workers[i];
-        host_job *j = w->head;
-        while (j) {
-            host_job *next = j->next;
-            free((char *)j->batch.next_token);
-            free((char *)j->batch.trace_id);
-            free(j);
-            j = next;
-        }
-        state_close(&w->st);
-        if (w->arena) lunnel_arena_free(w->arena);
-        if (w->h) {
-            pthread_mutex_destroy(&w->mu);
-            pthread_cond_destroy(&w->cv);
-            pthread_mutex_destroy(&w->busy_mu);
-        }
+    /* all threads first: a worker's reload acknowledgement reads the other slots */
+    for (int i = 0; h->workers && i < h->n_workers; i++)
+        if (h->workers[i]) worker_stop(h->workers[i]);
+    for (host_worker *w = h->retired; w; w = w->retired_next)
+        worker_stop(w);
+    for (int i = 0; h->workers && i < h->n_workers; i++)
+        if (h->workers[i]) worker_destroy(h->workers[i]);
+    while (h->retired) {
+        host_worker *w = h->retired;
+        h->retired = w->retired_next;
+        worker_destroy(w);
     }
     ev_async_stop(h->loop, &h->async);
     ev_timer_stop(h->loop, &h->tick_timer);
@@ -698,9 +741,9 @@ lunnel_host_channel *lunnel_host_channel_open(lunnel_host *h, const lunnel_host_
         free(j);
         return NULL;
     }
-    host_worker *best = &h->workers[0];
+    host_worker *best = h->workers[0];
     for (int i = 1; i < h->n_workers; i++)
-        if (h->workers[i].n_channels < best->n_channels) best = &h->workers[i];
+        if (h->workers[i]->n_channels < best->n_channels) best = h->workers[i];
     ch->h = h;
     ch->w = best;
     ch->key = ++h->next_key;
@@ -780,11 +823,18 @@ void lunnel_host_get_stats(lunnel_host *h, lunnel_host_stats *out)
     out->batches_failed = ATOMIC_LOAD(&h->batches_failed);
     out->timeouts = ATOMIC_LOAD(&h->timeouts);
     out->memory_errors = ATOMIC_LOAD(&h->memory_errors);
+    out->state_rebuilds = ATOMIC_LOAD(&h->state_rebuilds);
+    out->worker_replacements = ATOMIC_LOAD(&h->worker_replacements);
+    out->stuck_calls = host_stuck_calls(h, &out->oldest_stuck_s, out->stuck_channel,
+                                        sizeof out->stuck_channel);
 }
 
 size_t lunnel_host_worker_memory(lunnel_host *h, int worker)
 {
     if (!h || worker < 0 || worker >= h->n_workers)
         return 0;
-    return __atomic_load_n(&h->workers[worker].st.used, __ATOMIC_RELAXED);
+    pthread_mutex_lock(&h->script_mu);
+    size_t used = __atomic_load_n(&h->workers[worker]->st.used, __ATOMIC_RELAXED);
+    pthread_mutex_unlock(&h->script_mu);
+    return used;
 }

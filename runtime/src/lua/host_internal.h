@@ -52,10 +52,13 @@ typedef struct host_state {
     size_t used;      /* bytes currently allocated by this state */
     size_t limit;     /* refuse growth past this while armed */
     int armed;        /* 1 only while user code runs (C-side bookkeeping never fails) */
-    int hit_limit;    /* an allocation was refused since the last clear */
+    int hit_limit;    /* the memory hook raised "not enough memory" since the last clear */
+    int hook_set;     /* the memory hook is installed (crossed the limit while armed) */
+    size_t peak;      /* largest `used` seen (diagnostics, tests) */
     void *orig_alloc; /* LuaJIT's own allocator, wrapped */
     void *orig_ud;
     int runner_ref; /* registry ref of the lunnel.host runner table */
+    uint64_t serial; /* unique per state ever opened (channels remember where open() ran) */
     struct lunnel_host *h;
     int worker; /* worker index, -1 for the validation scratch state */
 } host_state;
@@ -84,11 +87,14 @@ typedef struct host_worker {
     uint64_t hash;  /* hash of that version (under script_mu) */
     int version;    /* script generation loaded in st (worker thread; read under script_mu) */
     int n_channels; /* loop thread only: channels pinned here */
+    int replaced;   /* loop thread: a replacement took this worker's slot (stuck call) */
+    struct host_worker *retired_next; /* h->retired list (under script_mu) */
     /* watchdog view of the running call, guarded by busy_mu */
     pthread_mutex_t busy_mu;
     int64_t busy_since_ns; /* 0: idle */
     uint64_t busy_seq;     /* increments per call */
     uint64_t reported_seq; /* last call reported by the watchdog */
+    uint64_t exit_reported_seq; /* last call reported past cfg.stuck_exit_s */
     lunnel_host_channel *busy_ch;
     void *busy_user;
 } host_worker;
@@ -100,6 +106,7 @@ struct lunnel_host_channel {
     void *user;
     char *tunnel_id, *client_id, *channel_id, *trace_id;
     int is_stream;
+    uint64_t state_serial; /* worker thread: serial of the state where open() last ran */
     int shut;                                /* shutdown queued (loop thread) */
     int tick_pending;                        /* a tick job is queued or running (loop thread) */
     int tick_failing;                        /* the last tick raised (worker thread: log pacing) */
@@ -119,7 +126,10 @@ struct lunnel_host {
     char *user_dirs; /* "script_dir;--lua-path dirs": where the version's modules come from */
     ev_timer tick_timer; /* cfg.tick_interval_s > 0: queues tick jobs (loop thread) */
     int n_workers;
-    host_worker *workers;
+    host_worker **workers;  /* slots; a stuck worker's slot gets a replacement (watchdog.c) */
+    host_worker *retired;   /* replaced workers, freed with the host (under script_mu) */
+    uint64_t state_serials; /* last host_state.serial handed out (atomic) */
+    size_t memory_limit;    /* per state */
     struct ev_loop *loop;
     ev_async async;
     pthread_mutex_t done_mu;
@@ -136,6 +146,7 @@ struct lunnel_host {
 
     /* counters (atomics) */
     uint64_t reloads_ok, reloads_failed, batches_ok, batches_failed, timeouts, memory_errors;
+    uint64_t state_rebuilds, worker_replacements;
 
     /* watcher (reload.c) */
     pthread_t watcher;
@@ -153,7 +164,23 @@ struct lunnel_host {
     int wd_stop;
 };
 
+/* watchdog.c: the thread reporting calls past cfg.process_timeout_s (and past
+ * cfg.stuck_exit_s), the stuck-call view for stats, and the replacement of a stuck worker. */
+void *watchdog_main(void *arg);
+/* Loop thread, on a stuck call's EV_TIMEOUT: gives the worker's other channels and queued
+ * jobs to a fresh worker (new state) in the same slot; the stuck channel stays behind. */
+void host_replace_stuck_worker(struct lunnel_host *h, lunnel_host_channel *stuck);
+/* Counts calls running past the timeout now; fills the oldest one's channel and seconds. */
+int host_stuck_calls(struct lunnel_host *h, double *oldest_s, char *channel, size_t cap);
+
 /* host.c */
+/* A worker with its state (running the current script version), queue and arena, not yet
+ * started; NULL + err. worker_start runs its thread. */
+host_worker *worker_create(struct lunnel_host *h, int index, int record, char *err, size_t cap);
+int worker_start(host_worker *w);
+void worker_destroy(host_worker *w);
+void post_done(struct lunnel_host *h, lunnel_host_event ev, lunnel_host_channel *ch,
+               void *batch_user, call_result *r, double elapsed, int version);
 void host_log(struct lunnel_host *h, lunnel_log_level level, const char *msg, ...);
 void host_log_fields(struct lunnel_host *h, lunnel_log_level level, const char *component,
                      const char *msg, const lunnel_log_field *f, size_t n);

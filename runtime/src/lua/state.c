@@ -2,14 +2,22 @@
  * allocator, the lunnel.host runner (lua/lunnel/host.lua) it drives, one protected call per
  * job with a traceback handler, and the ctx.log binding to the C logger.
  *
- * Memory limit (documented in host.h): LuaJIT 2.1 (this GC64 build included) lets us read
- * its allocator with lua_getallocf and install a wrapper with lua_setallocf. The wrapper
- * counts the state's bytes and, only while user code runs (armed), refuses growth past the
- * limit. LuaJIT turns the refusal into a "not enough memory" error (LUA_ERRMEM) that unwinds
- * to our lua_pcall; we then disarm, run a full GC and report LUNNEL_HOST_EMEMORY. Outside
- * user code the limiter never refuses, so the host's own bookkeeping (and the GC, which
- * may allocate while freeing) cannot fail unprotected. Memory obtained outside the Lua
- * allocator (ffi.C.malloc, C libraries) is not counted. */
+ * Memory limit (documented in host.h): the wrapper installed with lua_setallocf counts the
+ * state's bytes but never refuses an allocation. Refusing was unsafe: the LuaJIT we link
+ * (2.1, 2023-01) cannot unwind an out-of-memory error raised inside a helper called from
+ * compiled code (string interning, table growth, buffer growth on a trace): it reads a
+ * stale frame and dies with SIGSEGV (LuaJIT only learnt to unwind such errors later in 2023).
+ * The GC and the trace compiler allocate too, at points where an error cannot be raised.
+ * Instead, while user code runs (armed), crossing the limit installs a count hook of one
+ * instruction. Hooks run only in the interpreter, at an instruction boundary, where raising
+ * is always safe; compiled code reaches the interpreter at its next trace exit, which the GC
+ * forces at every cycle's atomic phase (lj_gc_step_jit), so a runaway loop on a trace is
+ * stopped within one GC cycle. The hook runs a full collection first (the count includes
+ * garbage) and raises "not enough memory" only when the live data still exceeds the limit;
+ * the call fails with LUNNEL_HOST_EMEMORY, the state is collected and stays usable.
+ * Overshoot: the bytes allocated between the crossing and the next safe point (at most one GC
+ * cycle on a trace, typically a few MiB). Memory obtained outside the Lua allocator
+ * (ffi.C.malloc, C libraries) is not counted. */
 #include <lauxlib.h>
 #include <lua.h>
 #include <lualib.h>
@@ -27,6 +35,8 @@
 
 static const char TB_KEY[] = "lunnel.host.traceback";
 
+static void memory_hook(lua_State *L, lua_Debug *ar);
+
 static void *limited_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 {
     host_state *st = ud;
@@ -37,13 +47,39 @@ static void *limited_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
         return r;
     }
     size_t old = ptr ? osize : 0;
-    if (nsize > old && st->armed && st->used + (nsize - old) > st->limit) {
-        st->hit_limit = 1;
-        return NULL;
-    }
     void *r = orig(st->orig_ud, ptr, osize, nsize);
-    if (r) st->used = st->used - old + nsize;
+    if (!r) return NULL;
+    st->used = st->used - old + nsize;
+    if (st->used > st->peak) st->peak = st->used;
+    /* Past the limit: ask for a check at the next safe point (lua_sethook is async-safe:
+     * it only sets flags and the dispatch table, and aborts a trace being recorded). */
+    if (st->armed && !st->hook_set && st->used > st->limit && st->L) {
+        st->hook_set = 1;
+        lua_sethook(st->L, memory_hook, LUA_MASKCOUNT, 1);
+    }
     return r;
+}
+
+/* The state of the hook's lua_State: one per worker, found through the registry. */
+static const char ST_KEY[] = "lunnel.host.state";
+
+static void memory_hook(lua_State *L, lua_Debug *ar)
+{
+    (void)ar;
+    lua_getfield(L, LUA_REGISTRYINDEX, ST_KEY);
+    host_state *st = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    if (!st) return;
+    lua_sethook(L, NULL, 0, 0);
+    st->hook_set = 0;
+    if (!st->armed || st->used <= st->limit) return;
+    st->armed = 0; /* the collection and the message must not re-arm the hook */
+    lua_gc(L, LUA_GCCOLLECT, 0);
+    st->armed = 1;
+    if (st->used <= st->limit) return; /* it was garbage */
+    st->hit_limit = 1;
+    lua_pushliteral(L, "not enough memory");
+    lua_error(L);
 }
 
 static char *dup_trunc(const char *s, size_t len, size_t max)
@@ -149,6 +185,10 @@ static void protected_call(host_state *st, int msgh, int nargs, call_result *r)
     st->armed = 1;
     int rc = lua_pcall(L, nargs, 1, msgh);
     st->armed = 0;
+    if (st->hook_set) { /* crossed the limit but returned before any safe point */
+        lua_sethook(L, NULL, 0, 0);
+        st->hook_set = 0;
+    }
     if (rc == 0) {
         r->status = LUNNEL_HOST_OK;
         r->committed = lua_toboolean(L, -1);
@@ -195,6 +235,8 @@ int state_open(host_state *st, lunnel_host *h, int worker, size_t limit, char *e
     st->used = (size_t)lua_gc(L, LUA_GCCOUNT, 0) * 1024 + (size_t)lua_gc(L, LUA_GCCOUNTB, 0);
     lua_setallocf(L, limited_alloc, st);
     luaL_openlibs(L);
+    lua_pushlightuserdata(L, st);
+    lua_setfield(L, LUA_REGISTRYINDEX, ST_KEY);
 
     char buf[8192];
     if (h->lua_dir[0])

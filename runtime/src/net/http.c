@@ -3,7 +3,19 @@
  * calls back into curl (on_io, on_timeout) and we then collect finished transfers
  * (check_done). Never call curl from inside timer_cb; a timeout of -1 stops our timer.
  * Each call owns its easy handle, header list, body copy and response buffer until its
- * user callback has returned. */
+ * user callback has returned.
+ *
+ * Bounds: at most max_connections attempts are in curl at once; further calls wait in one
+ * FIFO per class without an easy handle (created when the call leaves the queue), so ten
+ * thousand waiting calls cost a few hundred bytes each and no fd. Fair: each channel has a
+ * call or two outstanding, so channels take turns; and the calls of running channels
+ * (ReadRecords, Checkpoint) get three slots out of four while channel starts
+ * (GetCheckpoint) wait, so fifty thousand starting channels do not stall the running ones. Control calls (Connect, Heartbeat, Shutdown) skip the
+ * queue: a flood of GetCheckpoints must not starve the heartbeat. libcurl's own
+ * CURLMOPT_MAX_TOTAL_CONNECTIONS caps sockets (cache included) at the same numbers. A body is
+ * refused before any byte is read when its declared Content-Length exceeds the per-response
+ * cap, and a 2xx body is checked against the response's x-ots-contentmd5 when present (a
+ * mismatch is a transport error: retried like a cut connection). */
 #include "lunnel/http.h"
 
 #include <curl/curl.h>
@@ -24,8 +36,11 @@
 #define DEFAULT_TIMEOUT_S 60.0
 #define DEFAULT_CONNECT_TIMEOUT_S 10.0
 #define DEFAULT_MAX_RESPONSE (64u << 20)
+#define DEFAULT_MAX_CONNECTIONS 32
+#define PRIORITY_EXTRA_CONNECTIONS 4
 
 enum req_state {
+    REQ_QUEUED,     /* waiting for a free slot (no easy handle yet) */
     REQ_IN_CURL,    /* easy handle added to the multi */
     REQ_WAIT_RETRY, /* backoff timer running */
     REQ_WAIT_CREDS, /* credentials refresh running (after OTSAuthFailed) */
@@ -52,6 +67,11 @@ struct lunnel_http_request {
     uint8_t *resp;
     size_t resp_len, resp_cap;
     int too_big;
+    int priority;  /* a control call: never queued */
+    int qclass;    /* QCLASS_*: which wait FIFO */
+    int active;    /* counted in h->active */
+    char md5[32];  /* x-ots-contentmd5 of the response, "" when absent */
+    lunnel_http_request *qnext; /* h's wait FIFO */
     char request_id[96];
     char trace_id[64];
     lunnel_error err;
@@ -73,7 +93,12 @@ struct lunnel_http {
     lunnel_http_request *reqs;
     int n_reqs;
     lunnel_http_stats stats;
+    int max_active;
+    lunnel_http_request *wait_head[2], *wait_tail[2]; /* by QCLASS_* */
+    unsigned turn; /* round robin between the classes */
 };
+
+enum { QCLASS_DATA = 0, QCLASS_START = 1 };
 
 /* Per-socket watcher handed to curl via curl_multi_assign. */
 typedef struct {
@@ -172,9 +197,36 @@ static void unlink_req(lunnel_http_request *r)
     h->n_reqs--;
 }
 
+static void queue_remove(lunnel_http_request *r)
+{
+    lunnel_http *h = r->h;
+    lunnel_http_request **p = &h->wait_head[r->qclass], *prev = NULL;
+    while (*p && *p != r) {
+        prev = *p;
+        p = &(*p)->qnext;
+    }
+    if (!*p) return;
+    *p = r->qnext;
+    if (h->wait_tail[r->qclass] == r) h->wait_tail[r->qclass] = prev;
+    r->qnext = NULL;
+    h->stats.queued--;
+}
+
+/* Leaves the slot count and the download accounting (idempotent). */
+static void release_slot(lunnel_http_request *r)
+{
+    lunnel_http *h = r->h;
+    if (!r->active) return;
+    r->active = 0;
+    h->stats.active--;
+    h->stats.downloading -= r->resp_len;
+}
+
 static void end_attempt(lunnel_http_request *r)
 {
     if (r->state == REQ_IN_CURL && r->easy) curl_multi_remove_handle(r->h->multi, r->easy);
+    if (r->state == REQ_QUEUED) queue_remove(r);
+    release_slot(r);
     curl_slist_free_all(r->headers);
     r->headers = NULL;
 }
@@ -248,6 +300,7 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud)
     if (lunnel_net_capture_reserve(&r->resp, &r->resp_cap, r->resp_len + n) != 0) return 0;
     memcpy(r->resp + r->resp_len, ptr, n);
     r->resp_len += n;
+    if (r->active) r->h->stats.downloading += n;
     return n;
 }
 
@@ -256,6 +309,18 @@ static size_t on_header(char *ptr, size_t size, size_t nmemb, void *ud)
     lunnel_http_request *r = ud;
     size_t n = size * nmemb;
     lunnel_net_capture_header(ptr, n, "x-ots-requestid:", r->request_id, sizeof r->request_id);
+    lunnel_net_capture_header(ptr, n, "x-ots-contentmd5:", r->md5, sizeof r->md5);
+    char cl[32] = "";
+    lunnel_net_capture_header(ptr, n, "content-length:", cl, sizeof cl);
+    if (cl[0]) {
+        /* refuse an oversized body before reading any of it */
+        char *end = NULL;
+        unsigned long long v = strtoull(cl, &end, 10);
+        if (end != cl && v > r->h->max_response) {
+            r->too_big = 1;
+            return 0; /* aborts the transfer: CURLE_WRITE_ERROR */
+        }
+    }
     return n;
 }
 
@@ -313,14 +378,36 @@ static int build_headers(lunnel_http_request *r)
     return 0;
 }
 
+static int setup_easy(lunnel_http_request *r);
+static void pump_queue(lunnel_http *h);
+
 static void start_attempt(lunnel_http_request *r)
 {
     lunnel_http *h = r->h;
+    if (!r->priority && h->stats.active >= h->max_active) {
+        /* wait for a slot; the FIFO is pumped when an attempt leaves curl */
+        r->state = REQ_QUEUED;
+        r->qnext = NULL;
+        int q = r->qclass;
+        if (h->wait_tail[q])
+            h->wait_tail[q]->qnext = r;
+        else
+            h->wait_head[q] = r;
+        h->wait_tail[q] = r;
+        h->stats.queued++;
+        return;
+    }
+    if (!r->easy && setup_easy(r) != 0) {
+        lunnel_error_set(&r->err, LUNNEL_NET_NOMEM, "curl_easy_init failed");
+        deliver_later(r);
+        return;
+    }
     r->attempts++;
     h->stats.attempts++;
     if (r->attempts > 1) h->stats.retries++;
     r->resp_len = 0;
     r->too_big = 0;
+    r->md5[0] = '\0';
     r->request_id[0] = '\0';
     r->errbuf[0] = '\0';
     lunnel_error_clear(&r->err);
@@ -336,6 +423,28 @@ static void start_attempt(lunnel_http_request *r)
         r->state = REQ_DELIVER;
         lunnel_error_set(&r->err, LUNNEL_NET_NOMEM, "curl_multi_add_handle failed");
         deliver_later(r);
+        return;
+    }
+    r->active = 1;
+    h->stats.active++;
+    if (h->stats.active > h->stats.peak_active) h->stats.peak_active = h->stats.active;
+}
+
+/* Starts waiting calls while slots are free (FIFO order within a class; starts get every
+ * fourth slot while calls of running channels wait). */
+static void pump_queue(lunnel_http *h)
+{
+    while ((h->wait_head[0] || h->wait_head[1]) && h->stats.active < h->max_active) {
+        int q = !h->wait_head[QCLASS_DATA] ||
+                        (h->wait_head[QCLASS_START] && (h->turn++ & 3) == 3)
+                    ? QCLASS_START
+                    : QCLASS_DATA;
+        lunnel_http_request *r = h->wait_head[q];
+        h->wait_head[q] = r->qnext;
+        if (!h->wait_head[q]) h->wait_tail[q] = NULL;
+        r->qnext = NULL;
+        h->stats.queued--;
+        start_attempt(r);
     }
 }
 
@@ -397,7 +506,22 @@ static int classify_attempt(lunnel_http_request *r, CURLcode cc)
         e->http_status = 0;
         return 0;
     }
-    if (status >= 200 && status < 300) return 1;
+    if (status >= 200 && status < 300) {
+        if (r->md5[0]) {
+            /* a body cut at a field boundary still parses: only the digest tells */
+            char got[LUNNEL_MD5_B64_LEN];
+            lunnel_sign_content_md5(r->resp, r->resp_len, got);
+            if (strcmp(got, r->md5) != 0) {
+                r->h->stats.md5_mismatches++;
+                lunnel_error_set(e, LUNNEL_NET_TRANSPORT,
+                                 "response body (%zu bytes) does not match its x-ots-contentmd5",
+                                 r->resp_len);
+                e->http_status = 0;
+                return 0;
+            }
+        }
+        return 1;
+    }
     e->kind = LUNNEL_NET_SERVER;
     Lunnel__Tunnel__Error *pe =
         r->resp_len ? lunnel__tunnel__error__unpack(NULL, r->resp_len, r->resp) : NULL;
@@ -417,6 +541,7 @@ static void finish_attempt(lunnel_http_request *r, CURLcode cc)
     lunnel_http *h = r->h;
     int ok = classify_attempt(r, cc);
     curl_multi_remove_handle(h->multi, r->easy);
+    release_slot(r);
     curl_slist_free_all(r->headers);
     r->headers = NULL;
     r->state = REQ_DELIVER; /* out of the multi now */
@@ -467,6 +592,7 @@ static void check_done(lunnel_http *h)
         CURLcode cc = m->data.result;
         if (r) finish_attempt(r, cc);
     }
+    pump_queue(h);
 }
 
 /* ---- public ---- */
@@ -518,6 +644,7 @@ lunnel_http *lunnel_http_new(struct ev_loop *loop, const lunnel_http_config *cfg
     h->connect_timeout_s =
         cfg->connect_timeout_s > 0 ? cfg->connect_timeout_s : DEFAULT_CONNECT_TIMEOUT_S;
     h->max_response = cfg->max_response_bytes ? cfg->max_response_bytes : DEFAULT_MAX_RESPONSE;
+    h->max_active = cfg->max_connections > 0 ? cfg->max_connections : DEFAULT_MAX_CONNECTIONS;
     h->multi = curl_multi_init();
     if (!h->base || !h->instance || (cfg->ca_file && !h->ca_file) || !h->multi) {
         lunnel_error_set(err, LUNNEL_NET_NOMEM, "out of memory");
@@ -531,6 +658,10 @@ lunnel_http *lunnel_http_new(struct ev_loop *loop, const lunnel_http_config *cfg
     curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h);
     curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
     curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, h);
+    long maxconn = h->max_active + PRIORITY_EXTRA_CONNECTIONS;
+    curl_multi_setopt(h->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, maxconn);
+    curl_multi_setopt(h->multi, CURLMOPT_MAX_HOST_CONNECTIONS, maxconn);
+    curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS, maxconn);
     ev_timer_init(&h->timer, on_timeout, 0., 0.);
     h->timer.data = h;
     return h;
@@ -586,6 +717,41 @@ static void make_trace_id(char out[64])
              b[14], b[15]);
 }
 
+/* The call's easy handle, made when it first leaves the queue (kept across retries). */
+static int setup_easy(lunnel_http_request *r)
+{
+    lunnel_http *h = r->h;
+    r->easy = curl_easy_init();
+    if (!r->easy) return -1;
+    char url[1024];
+    snprintf(url, sizeof url, "%s%s", h->base, r->path);
+    CURL *e = r->easy;
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_POST, 1L);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->body ? (char *)r->body : "");
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body_len);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, r);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(h->timeout_s * 1000));
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)(h->connect_timeout_s * 1000));
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+    if (h->ca_file) {
+        /* Trust that bundle only: drop the distribution's CA directory too. */
+        curl_easy_setopt(e, CURLOPT_CAINFO, h->ca_file);
+        curl_easy_setopt(e, CURLOPT_CAPATH, NULL);
+    }
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(e, CURLOPT_USERAGENT, "lunnel/0.1");
+    curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, NULL);
+    return 0;
+}
+
 lunnel_http_request *lunnel_http_post(lunnel_http *h, const char *path, const void *body,
                                       size_t len, const char *api_version,
                                       const lunnel_retry_policy *retry, lunnel_http_cb cb, void *ud)
@@ -621,38 +787,10 @@ lunnel_http_request *lunnel_http_post(lunnel_http *h, const char *path, const vo
         memcpy(r->body, body, len);
     }
     r->body_len = len;
-    r->easy = curl_easy_init();
-    if (!r->easy) {
-        lunnel_error_set(&r->err, LUNNEL_NET_NOMEM, "curl_easy_init failed");
-        deliver_later(r);
-        return r;
-    }
-    char url[1024];
-    snprintf(url, sizeof url, "%s%s", h->base, r->path);
-    CURL *e = r->easy;
-    curl_easy_setopt(e, CURLOPT_URL, url);
-    curl_easy_setopt(e, CURLOPT_POST, 1L);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->body ? (char *)r->body : "");
-    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body_len);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
-    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
-    curl_easy_setopt(e, CURLOPT_PRIVATE, r);
-    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(h->timeout_s * 1000));
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)(h->connect_timeout_s * 1000));
-    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
-    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
-    if (h->ca_file) {
-        /* Trust that bundle only: drop the distribution's CA directory too. */
-        curl_easy_setopt(e, CURLOPT_CAINFO, h->ca_file);
-        curl_easy_setopt(e, CURLOPT_CAPATH, NULL);
-    }
-    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_easy_setopt(e, CURLOPT_USERAGENT, "lunnel/0.1");
-    curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, NULL);
+    /* control calls skip the queue (see the top of the file) */
+    r->priority = strcmp(r->path, "/tunnel/heartbeat") == 0 ||
+                  strcmp(r->path, "/tunnel/connect") == 0 || strcmp(r->path, "/tunnel/shutdown") == 0;
+    r->qclass = strcmp(r->path, "/tunnel/getcheckpoint") == 0 ? QCLASS_START : QCLASS_DATA;
     start_attempt(r);
     return r;
 }
@@ -665,8 +803,10 @@ void lunnel_http_cancel(lunnel_http_request *r)
         r->cancelled_waiting = 1;
         return;
     }
+    lunnel_http *h = r->h;
     unlink_req(r);
     free_req(r);
+    pump_queue(h); /* its slot may be free now */
 }
 
 int lunnel_http_pending(const lunnel_http *h)

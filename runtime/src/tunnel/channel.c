@@ -19,6 +19,9 @@
 #include "lunnel/metrics.h"
 #include "run_internal.h"
 
+/* What a read reserves of --max-inflight-bytes before any response was seen. */
+#define READ_RESERVE_MIN ((size_t)256 << 10)
+
 static const char *state_name(ch_state s)
 {
     switch (s) {
@@ -97,6 +100,8 @@ run_channel *run_channel_new(run_worker *w, const char *id, int64_t version)
     run_policy_channel_init(ch);
     lunnel_cptrack_init(&ch->cp, 0);
     ch->next = w->channels;
+    if (w->channels)
+        w->channels->prev = ch;
     w->channels = ch;
     return ch;
 }
@@ -126,12 +131,12 @@ void run_channel_maybe_free(run_channel *ch)
     if (ch->state != CH_DONE || ch->calls > 0 || ch->host_ch || ch->submitted > 0)
         return;
     run_worker *w = ch->w;
-    for (run_channel **pp = &w->channels; *pp; pp = &(*pp)->next) {
-        if (*pp == ch) {
-            *pp = ch->next;
-            break;
-        }
-    }
+    if (ch->prev)
+        ch->prev->next = ch->next;
+    else
+        w->channels = ch->next;
+    if (ch->next)
+        ch->next->prev = ch->prev;
     ev_timer_stop(w->cfg.loop, &ch->backoff_timer);
     run_policy_channel_free(ch);
     lunnel_cptrack_free(&ch->cp);
@@ -249,11 +254,21 @@ void run_channel_pump(run_channel *ch)
     int depth = 1 + (w->cfg.prefetch > 0 ? w->cfg.prefetch : 0);
     if (outstanding(ch) >= depth)
         return;
-    if (w->cfg.max_inflight_bytes > 0 && w->inflight_bytes >= w->cfg.max_inflight_bytes) {
+    /* One budget for held batches and responses being downloaded: a read reserves the
+     * largest response seen so far (at least READ_RESERVE_MIN) until its reply is in. With
+     * nothing held or reserved a read always starts, so a response larger than the whole
+     * budget still gets through, one at a time. */
+    size_t reserve = w->largest_read > READ_RESERVE_MIN ? w->largest_read : READ_RESERVE_MIN;
+    size_t used = w->inflight_bytes + w->read_reserved;
+    if (w->cfg.max_inflight_bytes > 0 && used > 0 &&
+        used + reserve > w->cfg.max_inflight_bytes) {
         ch->wants_budget = 1;
+        w->budget_waiters = 1;
         return;
     }
     ch->wants_budget = 0;
+    ch->read_reserved = reserve;
+    w->read_reserved += reserve;
     ch->read_inflight = 1;
     ch->calls++;
     lunnel_metrics_read_start(ch->mx, ev_now(w->cfg.loop));
@@ -268,6 +283,15 @@ static void on_read(void *ud, const lunnel_error *err, uint8_t *body, size_t len
 {
     run_channel *ch = ud;
     ch->read_inflight = 0;
+    run_worker *w = ch->w;
+    w->read_reserved -= ch->read_reserved;
+    ch->read_reserved = 0;
+    if (!err && len > w->largest_read)
+        w->largest_read = len;
+    /* channels waiting for budget go first (this one pumps again in read_result), so a budget
+     * smaller than one reply still serves every channel in turn; meanwhile this reply is not
+     * counted: the peak is the budget plus this one reply */
+    run_worker_budget_freed(w);
     if (ch->state != CH_RUNNING) { /* stopping: the response is not ours to process */
         free(body);
         check_drain(ch);
@@ -398,6 +422,8 @@ static void host_done(run_channel *ch, const lunnel_host_completion *c)
     case LUNNEL_HOST_EV_TIMEOUT:
         lunnel_log_kv(LUNNEL_LOG_WARN, "channel", "process() is running long", "channel",
                       ch->id, NULL);
+        return;
+    case LUNNEL_HOST_EV_STUCK: /* the owner of the host exits (cmd_run) */
         return;
     case LUNNEL_HOST_EV_BATCH: {
         run_batch *b = c->batch_user;

@@ -66,6 +66,7 @@ struct run_channel {
     int cp_inflight;   /* Checkpoint (or its GetCheckpoint resync) in flight */
     int cp_failed;     /* the final checkpoint failed: give up on it */
     int wants_budget;  /* a read waits for --max-inflight-bytes */
+    size_t read_reserved; /* budget reserved for the response of its ReadRecords in flight */
     int has_slot;      /* counts against --max-channels */
     int cp_resyncs;    /* OTSSequenceNumberNotMatch re-reads in a row */
     int64_t version;   /* the view version this object was started at */
@@ -82,6 +83,7 @@ struct run_channel {
     ev_timer retry_timer;
     struct lunnel_metrics_channel *mx; /* metrics.h counters of this id; NULL: metrics off */
     run_channel *next; /* worker's list of live objects */
+    run_channel *prev; /* (doubly linked: unlinking is O(1) with 50,000 channels) */
 };
 
 typedef enum w_state {
@@ -103,7 +105,9 @@ struct lunnel_worker {
     int generation;    /* bumped per Connect: stale callbacks are recognised */
     lunnel_chtable table;
     run_channel *channels;
+    int budget_waiters; /* some channel set wants_budget since the last budget_freed scan */
     ev_timer hb_timer, cp_timer, delay_timer, drain_timer;
+    ev_timer start_timer; /* starts the channels a big heartbeat added, a slice per turn */
     int hb_inflight;
     int drain_timed_out; /* the drain hit --drain-timeout: a process() call may never return */
     int hb_again; /* a channel ended while a heartbeat was in flight: report it at once */
@@ -111,6 +115,8 @@ struct lunnel_worker {
     int describe_inflight;
     int running; /* channels holding a --max-channels slot */
     size_t inflight_bytes;
+    size_t read_reserved; /* bytes reserved by ReadRecords calls in flight (being downloaded) */
+    size_t largest_read;  /* largest ReadRecords response so far: what a new read reserves */
     lunnel_rr_response rr; /* scanner output, reused by every response */
     int exit_status; /* status to report when the drain completes */
     int exit_after_drain;

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "lunnel/log.h"
+#include "lunnel/timeutil.h"
 #include "lunnel/metrics.h"
 #include "run_internal.h"
 
@@ -27,6 +28,7 @@ static void finish(run_worker *w, int status)
     ev_timer_stop(w->cfg.loop, &w->cp_timer);
     ev_timer_stop(w->cfg.loop, &w->delay_timer);
     ev_timer_stop(w->cfg.loop, &w->drain_timer);
+    ev_timer_stop(w->cfg.loop, &w->start_timer);
     char st[16], b[24], r[24], cp[24], hb[24], rc[24];
     snprintf(st, sizeof st, "%d", status);
     snprintf(b, sizeof b, "%llu", (unsigned long long)w->stats.batches);
@@ -40,13 +42,14 @@ static void finish(run_worker *w, int status)
         w->cfg.on_exit(w->cfg.ud, status);
 }
 
-static int live_channels(const run_worker *w)
+/* Whether any channel is not done; stops at the first (check_drained runs per channel end:
+ * a count would make a drain of n channels cost n^2). */
+static int any_live_channel(const run_worker *w)
 {
-    int n = 0;
     for (run_channel *ch = w->channels; ch; ch = ch->next)
         if (ch->state != CH_DONE)
-            n++;
-    return n;
+            return 1;
+    return 0;
 }
 
 /* ---- timers ------------------------------------------------------------------------- */
@@ -182,9 +185,20 @@ typedef struct decline_list {
     size_t n;
 } decline_list;
 
+/* One line per channel decision for the first MERGE_LOG_LINES of a heartbeat, then one
+ * summary: a heartbeat of 50,000 new channels must not write 50,000 lines (log volume is
+ * bounded, and writing them blocked the loop for seconds). */
+#define MERGE_LOG_LINES 32
+/* Channels started per loop turn: a heartbeat adding 50,000 channels is started in slices
+ * (start_timer), so signals and heartbeats are served between them. */
+#define STARTS_PER_TURN 512
+
 typedef struct merge_ctx {
     run_worker *w;
     decline_list declines;
+    size_t decisions;
+    size_t by_action[8];
+    size_t starts;
 } merge_ctx;
 
 static void on_merge(void *ud, lunnel_merge_action a, lunnel_chtable_entry *e,
@@ -192,11 +206,15 @@ static void on_merge(void *ud, lunnel_merge_action a, lunnel_chtable_entry *e,
 {
     merge_ctx *m = ud;
     run_worker *w = m->w;
-    char ver[24];
-    snprintf(ver, sizeof ver, "%lld", (long long)(s ? s->version : e->view.version));
-    lunnel_log_kv(LUNNEL_LOG_INFO, "worker", "channel update", "channel", e ? e->view.id : s->id,
-                  "action", lunnel_merge_action_str(a), "status",
-                  s ? lunnel_channel_status_str(s->status) : "missing", "version", ver, NULL);
+    if (m->decisions++ < MERGE_LOG_LINES) {
+        char ver[24];
+        snprintf(ver, sizeof ver, "%lld", (long long)(s ? s->version : e->view.version));
+        lunnel_log_kv(LUNNEL_LOG_INFO, "worker", "channel update", "channel",
+                      e ? e->view.id : s->id, "action", lunnel_merge_action_str(a), "status",
+                      s ? lunnel_channel_status_str(s->status) : "missing", "version", ver, NULL);
+    } else if ((unsigned)a < sizeof m->by_action / sizeof m->by_action[0]) {
+        m->by_action[a]++;
+    }
     run_channel *owner = e ? e->owner : NULL;
     switch (a) {
     case LUNNEL_MERGE_START: {
@@ -211,7 +229,10 @@ static void on_merge(void *ud, lunnel_merge_action a, lunnel_chtable_entry *e,
             return;
         }
         e->owner = ch;
-        run_channel_start(ch);
+        if (m->starts++ < STARTS_PER_TURN)
+            run_channel_start(ch);
+        else if (!ev_is_active(&w->start_timer)) /* the rest: later turns (CH_QUEUED) */
+            ev_timer_start(w->cfg.loop, &w->start_timer);
         return;
     }
     case LUNNEL_MERGE_DECLINE:
@@ -237,6 +258,32 @@ static void on_merge(void *ud, lunnel_merge_action a, lunnel_chtable_entry *e,
     case LUNNEL_MERGE_NONE:
         return;
     }
+}
+
+/* The next slice of channels a merge left queued (see STARTS_PER_TURN). */
+static void start_more_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)revents;
+    run_worker *w = t->data;
+    if (w->state != W_RUNNING)
+        return; /* queued channels are ended by the drain */
+    int started = 0, more = 0;
+    run_channel *next;
+    for (run_channel *ch = w->channels; ch; ch = next) {
+        next = ch->next;
+        if (ch->state != CH_QUEUED)
+            continue;
+        if (started >= STARTS_PER_TURN) {
+            more = 1;
+            break;
+        }
+        if (w->cfg.max_channels > 0 && w->running >= w->cfg.max_channels)
+            break; /* the rest start as slots free (run_worker_slot_freed) */
+        run_channel_start(ch);
+        started++;
+    }
+    if (more)
+        ev_timer_start(loop, t);
 }
 
 static void exit_when_done_check(run_worker *w);
@@ -271,8 +318,27 @@ static void on_heartbeat(void *ud, const lunnel_error *err, const lunnel_channel
     w->last_hb_ok = ev_now(w->cfg.loop);
     w->stats.heartbeats++;
     merge_ctx m = {.w = w};
+    double t0 = lunnel_time_mono_ms();
     if (lunnel_chtable_merge(&w->table, v, n, on_merge, &m) != 0)
         lunnel_log_kv(LUNNEL_LOG_ERROR, "worker", "out of memory merging channels", NULL);
+    double merge_ms = lunnel_time_mono_ms() - t0;
+    if (m.decisions > MERGE_LOG_LINES) {
+        char st[24], sp[24], dr[24], de[24], ad[24];
+        snprintf(st, sizeof st, "%zu", m.by_action[LUNNEL_MERGE_START]);
+        snprintf(sp, sizeof sp, "%zu", m.by_action[LUNNEL_MERGE_STOP]);
+        snprintf(dr, sizeof dr, "%zu", m.by_action[LUNNEL_MERGE_DRAIN]);
+        snprintf(de, sizeof de, "%zu", m.by_action[LUNNEL_MERGE_DECLINE]);
+        snprintf(ad, sizeof ad, "%zu", m.by_action[LUNNEL_MERGE_ADOPT]);
+        lunnel_log_kv(LUNNEL_LOG_INFO, "worker", "channel updates not logged one by one", "start",
+                      st, "stop", sp, "drain", dr, "decline", de, "adopt", ad, NULL);
+    }
+    if (n >= 1000 || merge_ms >= 50) { /* big tables: the merge's cost, visible */
+        char cn[24], ms[32];
+        snprintf(cn, sizeof cn, "%zu", n);
+        snprintf(ms, sizeof ms, "%.1f", merge_ms);
+        lunnel_log_kv(LUNNEL_LOG_INFO, "worker", "heartbeat merged", "channels", cn, "ms", ms,
+                      NULL);
+    }
     for (size_t i = 0; i < m.declines.n; i++) {
         lunnel_chtable_entry *e = lunnel_chtable_add(&w->table, &m.declines.v[i]);
         (void)e;
@@ -333,7 +399,7 @@ static void exit_when_done_check(run_worker *w)
 {
     if (!w->cfg.exit_when_done || w->describe_inflight || w->state != W_RUNNING)
         return;
-    if (live_channels(w) > 0)
+    if (any_live_channel(w))
         return;
     w->describe_inflight = 1;
     rc_describe(w->cfg.api, w->table_name, w->tunnel_name, w->tunnel_id, on_describe, w);
@@ -367,7 +433,7 @@ static void stop_all_channels(run_worker *w, ch_end end)
 /* All channel objects are done: the next step of a drain or a reconnect. */
 static void check_drained(run_worker *w)
 {
-    if (live_channels(w) > 0)
+    if (any_live_channel(w))
         return;
     if (w->state == W_DRAINING) {
         w->state = W_SHUTDOWN;
@@ -451,7 +517,8 @@ void run_worker_channel_ended(run_worker *w, run_channel *ch)
 
 void run_worker_slot_freed(run_worker *w)
 {
-    if (w->state != W_RUNNING)
+    /* channels wait (CH_QUEUED) only under --max-channels: without it, no scan per end */
+    if (w->state != W_RUNNING || w->cfg.max_channels <= 0)
         return;
     run_channel *next;
     for (run_channel *ch = w->channels; ch; ch = next) {
@@ -463,6 +530,9 @@ void run_worker_slot_freed(run_worker *w)
 
 void run_worker_budget_freed(run_worker *w)
 {
+    if (!w->budget_waiters) /* nobody waits: no scan per finished batch */
+        return;
+    w->budget_waiters = 0; /* set again by the pumps that still wait */
     run_channel *next;
     for (run_channel *ch = w->channels; ch; ch = next) {
         next = ch->next;
@@ -494,6 +564,8 @@ lunnel_worker *lunnel_worker_new(const lunnel_worker_config *cfg)
     ev_timer_init(&w->delay_timer, delay_cb, 0., 0.);
     ev_timer_init(&w->drain_timer, drain_timeout_cb, 0., 0.);
     w->hb_timer.data = w->cp_timer.data = w->delay_timer.data = w->drain_timer.data = w;
+    ev_timer_init(&w->start_timer, start_more_cb, 0., 0.);
+    w->start_timer.data = w;
     return w;
 }
 
@@ -558,6 +630,7 @@ void lunnel_worker_free(lunnel_worker *lw)
     ev_timer_stop(loop, &w->cp_timer);
     ev_timer_stop(loop, &w->delay_timer);
     ev_timer_stop(loop, &w->drain_timer);
+    ev_timer_stop(loop, &w->start_timer);
     /* Channel objects with calls in flight are left to the process exit: their callbacks
      * would need them (the CLI frees the worker only when exiting). */
     run_channel *next;
