@@ -182,8 +182,10 @@ function M.open(key, info)
     worker = worker,
     script_version = version,
   }, Ctx)
-  channels[key] = ctx
+  -- registered only once open() returned: a channel whose open() raised gets no process()
+  -- and no shutdown() (the runtime fails it and reopens it after a backoff)
   if handlers.open then handlers.open(ctx) end
+  channels[key] = ctx
   return false
 end
 
@@ -200,7 +202,7 @@ end
 
 function M.process(key, ptr, next_token, n, trace_id)
   local ctx = channels[key]
-  if not ctx then error("lunnel host: channel has no ctx (its open() ran out of memory?)", 0) end
+  if not ctx then error("lunnel host: channel has no ctx (its open() failed)", 0) end
   enter_version(ctx)
   ctx.next_token = next_token
   -- the x-ots-trace-id of the ReadRecords call that read this batch (kept when not given)

@@ -93,7 +93,16 @@ int main(void)
     lunnel_log_field f[] = {{"a", "SuperSecret-123"}, {"b", "1"}};
     reset();
     lunnel_log_fields(LUNNEL_LOG_INFO, "lua", "m", f, 2);
-    CHECK(strstr(captured, "\"a\":\"***\",\"b\":\"1\"}") != NULL);
+    CHECK(strstr(captured, "\"a\":\"***\",\"b\":1}") != NULL);
+    /* numbers are JSON numbers; ids, tokens and near-numbers stay strings */
+    reset();
+    lunnel_log_kv(LUNNEL_LOG_INFO, "w", "m", "records", "1000", "delay_s", "0.250", "neg", "-3e2",
+                  "client_id", "12", "token", "5", "lead", "007", "half", "1.", "big",
+                  "123456789012345678901234567890123", NULL);
+    CHECK(strstr(captured, "\"records\":1000,\"delay_s\":0.250,\"neg\":-3e2,"
+                           "\"client_id\":\"12\",\"token\":\"5\",\"lead\":\"007\","
+                           "\"half\":\"1.\",\"big\":\"1234") != NULL);
+    CHECK_INT(lunnel_log_get_format(), LUNNEL_LOG_FORMAT_JSON);
     lunnel_log_set_format(LUNNEL_LOG_FORMAT_TEXT);
 
     char out[64];

@@ -10,6 +10,7 @@
 #include <ev.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <proto/tunnel_service_api.pb-c.h>
@@ -257,6 +258,8 @@ typedef struct fake_ch {
     char id[64];
     void *user;
     int shutdown;
+    int open_fails; /* EV_OPENED reports a script error */
+    ev_timer opened_timer; /* EV_OPENED comes back on a later loop turn, as from the host */
 } fake_ch;
 
 typedef struct fake_batch {
@@ -273,6 +276,22 @@ static int n_chans;
 static fake_batch batches[256];
 static int n_batches;
 static int opens;
+static int fail_opens; /* the next n open(ctx) calls fail */
+static lunnel_worker *W;
+
+static void opened_cb(struct ev_loop *l, ev_timer *t, int revents)
+{
+    (void)l, (void)revents;
+    fake_ch *ch = t->data;
+    lunnel_host_completion c = {0};
+    c.event = LUNNEL_HOST_EV_OPENED;
+    c.channel = (lunnel_host_channel *)ch;
+    c.channel_user = ch->user;
+    c.status = ch->open_fails ? LUNNEL_HOST_ESCRIPT : LUNNEL_HOST_OK;
+    c.error = ch->open_fails ? "database is down" : "";
+    c.traceback = "";
+    lunnel_worker_on_done(W, &c);
+}
 
 static void *fake_open(void *ud, const lunnel_host_channel_info *info)
 {
@@ -281,7 +300,14 @@ static void *fake_open(void *ud, const lunnel_host_channel_info *info)
     memset(c, 0, sizeof *c);
     snprintf(c->id, sizeof c->id, "%s", info->channel_id);
     c->user = info->user;
+    if (fail_opens > 0) {
+        fail_opens--;
+        c->open_fails = 1;
+    }
     opens++;
+    ev_timer_init(&c->opened_timer, opened_cb, 0.001, 0.);
+    c->opened_timer.data = c;
+    ev_timer_start(loop, &c->opened_timer);
     return c;
 }
 static int fake_submit(void *ch, const lunnel_host_batch *b)
@@ -300,8 +326,6 @@ static int fake_shutdown(void *ch)
     ((fake_ch *)ch)->shutdown = 1;
     return 0;
 }
-
-static lunnel_worker *W;
 
 static fake_batch *batch_of(const char *channel, const char *token)
 {
@@ -810,6 +834,95 @@ static void test_error_policies(void)
     on_error = LUNNEL_ON_ERROR_RETRY;
 }
 
+static void answer_read_error(call *c, const lunnel_error *e)
+{
+    c->answered = 1;
+    ((rc_read_cb)c->cb)(c->ud, e, NULL, 0, NULL);
+}
+
+/* Counts unanswered calls of a kind for a channel while the loop runs `ms`. */
+static int calls_within(int kind, const char *channel, int ms)
+{
+    int before = 0;
+    for (int i = 0; i < n_calls; i++)
+        if (calls[i].kind == kind && strcmp(calls[i].channel, channel) == 0)
+            before++;
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    do {
+        ev_run(loop, EVRUN_NOWAIT);
+        usleep(1000);
+        clock_gettime(CLOCK_MONOTONIC, &t);
+    } while ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 < ms);
+    int after = 0;
+    for (int i = 0; i < n_calls; i++)
+        if (calls[i].kind == kind && strcmp(calls[i].channel, channel) == 0)
+            after++;
+    return after - before;
+}
+
+/* The channel state machine under persistent failures: a failed open(ctx) reads, processes
+ * and checkpoints nothing and reports CLOSE; the channel handed straight back waits its
+ * failure backoff (>= 1 s) before its GetCheckpoint; a refused ReadRecords fails it the same
+ * way, with the next wait doubled. */
+static void test_failure_pacing(void)
+{
+    exit_status = -1;
+    W = new_worker(0, 0);
+    lunnel_worker_start(W);
+    answer_connect(wait_call(C_CONNECT, NULL), "client-f");
+    lunnel_channel_view one[] = {V("f0", 1, OPEN)};
+    answer_heartbeat(wait_call(C_HEARTBEAT, NULL), one, 1);
+    fail_opens = 1;
+    int batches_before = n_batches;
+    answer_getcp(wait_call(C_GETCP, "f0"), "f-start", 3);
+    fake_ch *f = chan("f0");
+    CHECK(f != NULL && f->open_fails);
+    /* open(ctx) fails: no read, no batch, no checkpoint; shutdown only releases the host */
+    CHECK(f->shutdown || calls_within(C_READ, "f0", 30) == 0);
+    CHECK(!pending(C_READ, "f0", 30));
+    CHECK(!pending(C_CHECKPOINT, "f0", 1));
+    CHECK_INT(n_batches, batches_before);
+    CHECK(f->shutdown);
+    closed(f);
+    /* reported CLOSE */
+    call *hb = fresh_heartbeat(one, 1);
+    CHECK(hb != NULL);
+    const lunnel_channel_view *v = view_in(hb, "f0");
+    CHECK(v && v->version == 2 && v->status == LUNNEL_CHANNEL_CLOSE);
+    /* the server hands it straight back: no GetCheckpoint before the backoff */
+    lunnel_channel_view again[] = {V("f0", 3, OPEN)};
+    answer_heartbeat(hb, again, 1);
+    CHECK_INT(calls_within(C_GETCP, "f0", 800), 0);
+    call *g = wait_call(C_GETCP, "f0");
+    CHECK(g != NULL);
+    answer_getcp(g, "f-start", 3);
+    call *r = wait_call(C_READ, "f0"); /* open succeeded this time: reading starts */
+    CHECK(r != NULL);
+    /* a refused ReadRecords: failed, CLOSE, and a doubled wait (>= 2 s) before the next try */
+    lunnel_error refused = server_error("OTSParameterInvalid", 400);
+    answer_read_error(r, &refused);
+    f = chan("f0");
+    CHECK(f && f->shutdown);
+    closed(f);
+    hb = fresh_heartbeat(again, 1);
+    CHECK(hb != NULL);
+    v = view_in(hb, "f0");
+    CHECK(v && v->version == 4 && v->status == LUNNEL_CHANNEL_CLOSE);
+    lunnel_channel_view back[] = {V("f0", 5, OPEN)};
+    answer_heartbeat(hb, back, 1);
+    CHECK_INT(calls_within(C_GETCP, "f0", 1500), 0);
+    /* a stop during the backoff ends the object at once (nothing in flight) */
+    lunnel_worker_stop(W);
+    call *sd = wait_call(C_SHUTDOWN, NULL);
+    CHECK(sd != NULL);
+    if (sd)
+        answer_status(sd, NULL);
+    CHECK_INT(exit_status, 0);
+    cancel_all();
+    lunnel_worker_free(W);
+}
+
 int main(void)
 {
     loop = ev_loop_new(EVFLAG_AUTO);
@@ -818,6 +931,7 @@ int main(void)
     test_manual_and_max_channels();
     test_inflight_budget();
     test_error_policies();
+    test_failure_pacing();
     ev_loop_destroy(loop);
     TEST_DONE();
 }

@@ -131,6 +131,38 @@ describe("r:tojson() round trip through lunnel.json", function()
   end)
 end)
 
+describe("lunnel.json on damaged input", function()
+  it("raises a clear error or returns, never anything else (seeded mutations)", function()
+    local r = T.update{ pk = {{"id", 1}}, cols = {{"b", T.binary("\0\1")}, {"d", T.double(2)},
+                                                  {"x", nil, op = "DELETE_ONE_VERSION", ts = 5}},
+                        old = {{"s", "o"}} }
+    local line = r:tojson()
+    math.randomseed(1234)
+    local odd = 0
+    for _ = 1, 2000 do
+      local s = line
+      for _ = 1, math.random(1, 4) do
+        local at = math.random(1, #s)
+        local kind = math.random(1, 3)
+        if kind == 1 then
+          s = s:sub(1, at - 1) .. s:sub(at + 1)
+        elseif kind == 2 then
+          s = s:sub(1, at - 1) .. string.char(math.random(0, 255)) .. s:sub(at + 1)
+        else
+          s = s:sub(1, at)
+        end
+      end
+      local ok, err = pcall(J.record, s)
+      if not ok and not (type(err) == "string" and err:find("lunnel.json", 1, true)) then
+        odd = odd + 1
+        if odd < 4 then print("unclear error for " .. s .. ": " .. tostring(err)) end
+      end
+    end
+    assert.equal(0, odd)
+    assert.has_error(function() J.decode(("["):rep(300) .. ("]"):rep(300)) end, nil)
+  end)
+end)
+
 describe("tostring(r)", function()
   it("escapes bytes a terminal would act on", function()
     local r = T.put{ pk = {{"id", 1}}, cols = {{"s", "a\27[2J\0\255é"}, {"b", T.binary("\0\1A")}} }

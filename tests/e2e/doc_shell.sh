@@ -4,7 +4,8 @@
 # scripts/ linked; a spec/ and a records.jsonl to work on), with these substitutions, each
 # printed: `make` lines are skipped (the tree is built); the emulator's 127.0.0.1:8866 becomes
 # a free port; PREFIX=/opt/lunnel becomes a fresh `cmake --install` prefix; `lunnel run` lines
-# (they run until stopped) run for 10 s and must print; after an emulator started in the
+# (they run until stopped) run for 10 s and must print; busted lines get the sanitizer
+# runtime preloaded in ASan builds (LUNNEL_LUA_PRELOAD, as tests/e2e/docs.sh does); after an emulator started in the
 # background the block waits for its port (a person types the next line later). Lua blocks run in
 # spec/docs/doc_blocks_spec.lua; ```text blocks are not run.
 set -uo pipefail
@@ -59,6 +60,10 @@ for f in $(ls "$work"/block.* 2>/dev/null | grep -v '\.where$' | grep -v '\.sh$'
       esac
       line=${line//127.0.0.1:8866/127.0.0.1:$port}
       line=${line//PREFIX=\/opt\/lunnel/PREFIX=$prefix}
+      if [[ $line =~ ^busted\  ]]; then
+        # sanitizer builds: LuaJIT loads an ASan liblunnel only with the runtime preloaded
+        line="LD_PRELOAD=\"\${LUNNEL_LUA_PRELOAD:-}\" $line"
+      fi
       if [[ $line =~ ^(build/)?lunnel\ run\  ]]; then
         line="timeout 10 $line >>\"$f.out\" || [ \$? -eq 124 ]; test -s \"$f.out\""
       fi

@@ -117,7 +117,7 @@ test('--log-format json: every stderr line is a JSON object; one per channel sta
   for (const ch of ['BaseData_p0', 'BaseData_p1', 'BaseData_p2', 'BaseData_p3']) {
     assert.deepEqual(changes.filter((l) => l.channel === ch).map((l) => l.to), ['running', 'draining', 'done'], ch);
   }
-  assert.ok(lines.some((l) => l.msg === 'worker stopped' && l.status === '0' && l.records === '10'));
+  assert.ok(lines.some((l) => l.msg === 'worker stopped' && l.status === 0 && l.records === 10));
 });
 
 test('bad options are refused with one clear line and status 2', { timeout: 30000 }, async () => {

@@ -64,7 +64,7 @@ test('3 processes share 8 channels; a killed one hands over; a new one takes cha
   }, 30000, 'the killed client\'s channels moved to the others');
   await waitFor(() => {
     const log = [a, c].map((p, i) => p.run.stderr().slice(killMark[i])).join('');
-    return bChannels.every((ch) => log.includes(`channel=${ch} from=getcheckpoint to=running`));
+    return bChannels.every((ch) => log.includes(`channel=${ch} from=opening to=running`));
   }, 30000, `the others run ${bChannels}`);
 
   // a new one joins: old owners give channels back through CLOSING

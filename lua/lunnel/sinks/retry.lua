@@ -20,6 +20,8 @@ function M.run(self, attempt)
     last = msg
     if not again then break end
     if n <= self.retries then
+      -- math.random is seeded from the kernel in every Lua state (runtime/src/lua/state.c):
+      -- two processes never pause in lockstep
       native.sleep(pause * (0.75 + 0.5 * math.random()))
       pause = math.min(pause * 2, self.max_backoff)
     end

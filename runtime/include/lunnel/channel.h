@@ -48,6 +48,27 @@ void lunnel_backoff_reset(lunnel_backoff *b);
  * can pin it. Advances the backoff. */
 double lunnel_backoff_next(lunnel_backoff *b, double rand01);
 
+/* ---- failure pacing ------------------------------------------------------------------ */
+
+/* The one pacing rule of persistent failures (a failed open, retries exhausted, a refused or
+ * unparseable reply to a channel call, ...): the next attempt waits base_ms doubling per
+ * failure in a row up to max_ms, plus up to 25% jitter (never less than the step), so a
+ * failure repeats at most once per second at first and once per max_ms in the long run. A
+ * run of `max_ms` without failure before the next failure counts as healthy: it starts over. */
+typedef struct lunnel_pace {
+    double base_ms, max_ms;
+    int step; /* failures in a row so far (0: none) */
+} lunnel_pace;
+
+#define LUNNEL_PACE_BASE_MS 1000.0
+#define LUNNEL_PACE_MAX_MS 60000.0
+#define LUNNEL_PACE_JITTER 0.25
+
+void lunnel_pace_init(lunnel_pace *p, double base_ms, double max_ms);
+/* A failure after `healthy_ms` of uninterrupted work since the previous attempt began:
+ * returns the wait in ms before the next attempt (rand01 uniform in [0,1)) and advances. */
+double lunnel_pace_fail(lunnel_pace *p, double healthy_ms, double rand01);
+
 /* "More is waiting, read again now": may_more_record when the server sent it, otherwise
  * the official rule (> 500 records or > 900 KB). has_may_more = 0 when the field was absent. */
 int lunnel_batch_is_full(int has_may_more, int may_more, size_t n_records, size_t n_bytes);

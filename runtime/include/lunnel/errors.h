@@ -82,6 +82,19 @@ int lunnel_error_is_retriable(const lunnel_error *err);
  * code), FATAL on client/admin calls, except 5xx with a code -> RECONNECT on client calls. */
 lunnel_error_class lunnel_error_classify(const lunnel_error *err, lunnel_call_scope scope);
 
+/* 1 for a reply that cannot be understood: a 2xx whose body does not parse, or a 3xx/4xx
+ * without an OTS error body (a redirect, another server's 404 page; 401/403 excepted: those
+ * are refusals). Treated alike on every call: it fails the call, never the whole run; on a
+ * channel call the channel is failed and reopened after its backoff (CHANNEL_ONLY), on a
+ * client call the client is re-established after its backoff (RECONNECT), on an admin call
+ * the command fails (FATAL). */
+int lunnel_error_is_unparseable(const lunnel_error *err);
+
+/* 1 when the reply says the endpoint is not Tablestore at all: unparseable, or a 5xx without
+ * an OTS error body other than 502/503/504 (a proxy's or an overloaded front end's). Only
+ * meaningful for the first call a process makes (a later one may be a passing proxy). */
+int lunnel_error_not_tablestore(const lunnel_error *err);
+
 /* Exit status for a command that failed with `err`: 3 for OTSAuthFailed /
  * OTSPermissionDenied / credentials failures, 4 for OTSTunnelExpired, 5 for a missing table
  * or tunnel (OTSObjectNotExist, OTSTunnelNotExist, or OTSParameterInvalid whose message says

@@ -31,6 +31,7 @@ typedef enum lunnel_log_format {
 void lunnel_log_set_level(lunnel_log_level level);
 lunnel_log_level lunnel_log_get_level(void);
 void lunnel_log_set_format(lunnel_log_format format);
+lunnel_log_format lunnel_log_get_format(void);
 /* "trace"|"debug"|"info"|"warn"|"error"|"off" (case-insensitive); 0 ok, -1 unknown. */
 int lunnel_log_parse_level(const char *s, lunnel_log_level *out);
 /* "text"|"json"; 0 ok, -1 unknown. */

@@ -4,6 +4,8 @@
 #ifndef LUNNEL_RETRY_H
 #define LUNNEL_RETRY_H
 
+#include <stdint.h>
+
 typedef struct lunnel_retry_policy {
     double initial_ms; /* delay before the first retry (before jitter) */
     double max_ms;     /* cap of the doubling delay (before jitter) */
@@ -25,7 +27,10 @@ double lunnel_retry_delay_ms(const lunnel_retry_policy *p, int retry, double ran
 /* 1 when a retry waiting `delay_ms` may still start: elapsed_ms + delay_ms <= window_ms. */
 int lunnel_retry_allowed(const lunnel_retry_policy *p, double elapsed_ms, double delay_ms);
 
-/* A uniform double in [0, 1) from a thread-safe source (for jitter). */
+/* A uniform double in [0, 1) for jitter: thread-safe, seeded per process from the kernel
+ * (never the same sequence in two processes). */
 double lunnel_retry_rand01(void);
+/* 64 random bits from the same source (seeds of the Lua states' math.random). */
+uint64_t lunnel_random_u64(void);
 
 #endif

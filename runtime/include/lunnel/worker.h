@@ -70,6 +70,8 @@ typedef struct lunnel_worker_config {
     int max_retries;              /* --on-error retry: re-submissions before closing */
     double retry_backoff_max_s;   /* cap of the delay between re-submissions (> 0) */
     const char *dead_letter_path; /* --on-error skip: the JSON Lines file (dead_letter.h) */
+    struct lunnel_dead_letter *dead_letter; /* opened at start-up (exit 2 when it cannot be);
+                                             * the worker owns it; NULL: opened at first use */
     lunnel_worker_processor proc; /* required */
     lunnel_worker_exit_fn on_exit;
     void *ud;

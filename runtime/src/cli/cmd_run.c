@@ -11,11 +11,13 @@
 #include <lua.h>
 #include <lualib.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli/capture.h"
@@ -23,6 +25,7 @@
 #include "cli/run_observe.h"
 #include "lunnel/api.h"
 #include "lunnel/credentials.h"
+#include "lunnel/dead_letter.h"
 #include "lunnel/errors.h"
 #include "lunnel/host.h"
 #include "lunnel/http.h"
@@ -124,6 +127,43 @@ void lunnel_cmd_run_markdown(FILE *f);
 void lunnel_cmd_run_markdown(FILE *f)
 {
     lunnel_opts_print_markdown(&run_spec, f);
+}
+
+/* ---- the command's own lines on stderr ---------------------------------------------------- */
+
+static void put_stderr(void *ctx, const char *p, size_t n)
+{
+    (void)ctx;
+    fwrite(p, 1, n, stderr);
+}
+
+/* One line of the command itself (usage problems, the final fatal line), masked like every
+ * log line; with --log-format json a JSON object like the log's, so a machine reading stderr
+ * never meets a line it cannot parse. `status` >= 0 adds "exit_status". */
+static void say(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void say(int status, const char *fmt, ...)
+{
+    char line[1600], masked[1800];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    lunnel_log_mask(line, masked, sizeof masked);
+    if (lunnel_log_get_format() == LUNNEL_LOG_FORMAT_JSON) {
+        char ts[40];
+        time_t now = time(NULL);
+        struct tm tm;
+        gmtime_r(&now, &tm);
+        strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        fprintf(stderr, "{\"ts\":\"%s\",\"level\":\"error\",\"component\":\"run\",\"msg\":", ts);
+        lunnel_json_write_string(masked, strlen(masked), put_stderr, NULL);
+        if (status >= 0)
+            fprintf(stderr, ",\"exit_status\":%d", status);
+        fputs("}\n", stderr);
+    } else {
+        fprintf(stderr, "lunnel run: %s\n", masked);
+    }
+    fflush(stderr);
 }
 
 /* ---- --config FILE: a Lua chunk returning a table ---------------------------------------- */
@@ -274,12 +314,19 @@ static int load_config(const char *path, flag_list *flags)
         return -1;
     luaL_openlibs(L);
     if (luaL_dofile(L, path)) {
-        fprintf(stderr, "lunnel run: --config %s: %s\n", path, lua_tostring(L, -1));
+        /* Lua quotes the source near a syntax error: it may be a secret's value, so the
+         * line names the file and line only */
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s", lua_tostring(L, -1) ? lua_tostring(L, -1) : "?");
+        char *near = strstr(msg, " near ");
+        if (near)
+            *near = '\0';
+        say(-1, "--config %s: %s", path, msg);
         lua_close(L);
         return -1;
     }
     if (!lua_istable(L, -1)) {
-        fprintf(stderr, "lunnel run: --config %s: must return a table of options\n", path);
+        say(-1, "--config %s: must return a table of options", path);
         lua_close(L);
         return -1;
     }
@@ -287,7 +334,7 @@ static int load_config(const char *path, flag_list *flags)
     lua_pushnil(L);
     while (rc == 0 && lua_next(L, t)) {
         if (lua_type(L, -2) != LUA_TSTRING) {
-            fprintf(stderr, "lunnel run: --config %s: keys must be option names\n", path);
+            say(-1, "--config %s: keys must be option names", path);
             rc = -1;
             lua_pop(L, 2);
             break;
@@ -298,12 +345,12 @@ static int load_config(const char *path, flag_list *flags)
             if (*q == '_')
                 *q = '-';
         if (strcmp(name, "config") == 0) {
-            fprintf(stderr, "lunnel run: --config %s: a config cannot name another config\n", path);
+            say(-1, "--config %s: a config cannot name another config", path);
             rc = -1;
         } else if (lua_type(L, -1) == LUA_TTABLE && strcmp(name, "custom") == 0) {
             sbuf b = {0};
             if (to_json(L, -1, &b, 0) != 0 || b.oom) {
-                fprintf(stderr, "lunnel run: --config %s: custom holds a value JSON cannot carry\n",
+                say(-1, "--config %s: custom holds a value JSON cannot carry",
                         path);
                 rc = -1;
             } else {
@@ -337,7 +384,7 @@ static int load_config(const char *path, flag_list *flags)
                 snprintf(f, n, "--%s=%s", name, val);
             rc = flag_add(flags, f);
         } else {
-            fprintf(stderr, "lunnel run: --config %s: %s must be a string, number or boolean\n",
+            say(-1, "--config %s: %s must be a string, number or boolean",
                     path, lua_tostring(L, -2));
             rc = -1;
         }
@@ -408,9 +455,10 @@ static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
     (void)loop, (void)revents;
     run_app *app = w->data;
     if (++app->signals > 1) {
-        static const char msg[] = "lunnel run: second signal, exiting now\n";
-        if (write(2, msg, sizeof msg - 1) < 0) {
-        }
+        /* a watcher on the loop thread, not a signal handler: stdio is safe here, and what
+         * the script printed must not be lost */
+        fflush(stdout);
+        say(130, "second signal, exiting now");
         _exit(130);
     }
     lunnel_log_kv(LUNNEL_LOG_INFO, "run", "signal received, draining", "signal",
@@ -446,7 +494,17 @@ static void print_error(const char *what, const lunnel_error *err)
     /* one line, masked like every log line (secrets never reach stderr) */
     char masked[1400];
     lunnel_log_mask(line, masked, sizeof masked);
-    fprintf(stderr, "lunnel run: %s: %s\n", what, masked);
+    if (lunnel_error_not_tablestore(err))
+        say(-1, "%s: the endpoint does not look like Tablestore (a reply without an OTS error "
+                "body): %s", what, masked);
+    else
+        say(-1, "%s: %s", what, masked);
+}
+
+/* The exit status of a failed start-up call: another web server's 404 is not "not found". */
+static int start_status(const lunnel_error *err)
+{
+    return lunnel_error_not_tablestore(err) ? LUNNEL_EXIT_RUNTIME : lunnel_error_exit_status(err);
 }
 
 /* ListTunnel on `table`, looking for the tunnel named `tunnel`. Returns 0 with *id set to a
@@ -465,7 +523,7 @@ static int find_tunnel_by_name(lunnel_api *api, struct ev_loop *loop, const char
     *id = NULL;
     if (lunnel_api_call_sync(api, loop, LUNNEL_API_LIST, &req.base, 0, &r) != 0) {
         print_error("list tunnels failed", &r.err);
-        *status = lunnel_error_exit_status(&r.err);
+        *status = start_status(&r.err);
         lunnel_api_sync_result_free(&r);
         return -1;
     }
@@ -488,11 +546,11 @@ static int find_tunnel_by_name(lunnel_api *api, struct ev_loop *loop, const char
  * name. A create that fails because another process created the same name meanwhile is
  * settled by listing again: both processes then consume the one tunnel. */
 static char *find_or_create_tunnel(lunnel_api *api, struct ev_loop *loop, const char *table,
-                                   const char *tunnel, const char *create, int *status)
+                                   const char *tunnel, const char *create, int *status,
+                                   char *type, size_t type_cap)
 {
     char *id = NULL;
-    char type[64] = "";
-    if (find_tunnel_by_name(api, loop, table, tunnel, &id, type, sizeof type, status) != 0)
+    if (find_tunnel_by_name(api, loop, table, tunnel, &id, type, type_cap, status) != 0)
         return NULL;
     if (id) {
         if (strcasecmp(type, create) != 0)
@@ -513,39 +571,72 @@ static char *find_or_create_tunnel(lunnel_api *api, struct ev_loop *loop, const 
         id = m && m->tunnel_id ? strdup(m->tunnel_id) : NULL;
         lunnel_api_sync_result_free(&r);
         if (!id) {
-            fprintf(stderr, "lunnel run: create tunnel: the reply carries no tunnel id\n");
+            say(-1, "create tunnel: the reply carries no tunnel id");
             *status = LUNNEL_EXIT_RUNTIME;
             return NULL;
         }
         lunnel_log_kv(LUNNEL_LOG_INFO, "run", "tunnel created", "tunnel", tunnel, "type", create,
                       "tunnel_id", id, NULL);
+        snprintf(type, type_cap, "%s", create);
         return id;
     }
     /* Only a server's refusal can mean "created meanwhile"; a transport failure is reported
      * as it is. */
     if (r.err.kind == LUNNEL_NET_SERVER &&
-        find_tunnel_by_name(api, loop, table, tunnel, &id, type, sizeof type, status) == 0 && id) {
+        find_tunnel_by_name(api, loop, table, tunnel, &id, type, type_cap, status) == 0 && id) {
         lunnel_log_kv(LUNNEL_LOG_INFO, "run", "tunnel was created concurrently; using it",
                       "tunnel", tunnel, "tunnel_id", id, NULL);
         lunnel_api_sync_result_free(&r);
         return id;
     }
     print_error("create tunnel failed", &r.err);
-    *status = lunnel_error_exit_status(&r.err);
+    *status = start_status(&r.err);
     lunnel_api_sync_result_free(&r);
     return NULL;
+}
+
+/* --tunnel-id given: the tunnel must be one of --table (when given), and its type is needed
+ * for --exit-when-done. ListTunnel answers both; when it fails, Connect will say more. 0, or
+ * -1 after one line naming the flags (a usage error). */
+static int check_tunnel_id(lunnel_api *api, struct ev_loop *loop, const char *table,
+                           const char *tunnel_id, char *type, size_t type_cap)
+{
+    Lunnel__Tunnel__ListTunnelRequest req = LUNNEL__TUNNEL__LIST_TUNNEL_REQUEST__INIT;
+    lunnel_api_sync_result r;
+    memset(&r, 0, sizeof r);
+    if (lunnel_api_call_sync(api, loop, LUNNEL_API_LIST, &req.base, 0, &r) != 0) {
+        lunnel_api_sync_result_free(&r);
+        return 0;
+    }
+    Lunnel__Tunnel__ListTunnelResponse *m = (Lunnel__Tunnel__ListTunnelResponse *)r.msg;
+    int rc = 0;
+    for (size_t i = 0; m && i < m->n_tunnels; i++) {
+        const Lunnel__Tunnel__TunnelInfo *t = m->tunnels[i];
+        if (!t->tunnel_id || strcmp(t->tunnel_id, tunnel_id) != 0)
+            continue;
+        if (table && t->table_name && strcmp(t->table_name, table) != 0) {
+            say(-1, "--tunnel-id %s is a tunnel of table %s, not of --table %s",
+                    tunnel_id, t->table_name, table);
+            rc = -1;
+        }
+        if (t->tunnel_type)
+            snprintf(type, type_cap, "%s", t->tunnel_type);
+        break;
+    }
+    lunnel_api_sync_result_free(&r);
+    return rc;
 }
 
 /* Finds (or, with --create, creates) the tunnel; returns a malloc'd tunnel id or NULL with
  * *status set. */
 static char *resolve_tunnel(lunnel_api *api, struct ev_loop *loop, const char *table,
                             const char *tunnel, const char *tunnel_id, const char *create,
-                            int *status)
+                            int *status, char *type, size_t type_cap)
 {
     if (tunnel_id)
         return strdup(tunnel_id);
     if (create)
-        return find_or_create_tunnel(api, loop, table, tunnel, create, status);
+        return find_or_create_tunnel(api, loop, table, tunnel, create, status, type, type_cap);
     Lunnel__Tunnel__DescribeTunnelRequest req = LUNNEL__TUNNEL__DESCRIBE_TUNNEL_REQUEST__INIT;
     req.table_name = (char *)table;
     req.tunnel_name = (char *)tunnel;
@@ -553,12 +644,14 @@ static char *resolve_tunnel(lunnel_api *api, struct ev_loop *loop, const char *t
     memset(&r, 0, sizeof r);
     if (lunnel_api_call_sync(api, loop, LUNNEL_API_DESCRIBE, &req.base, 0, &r) != 0) {
         print_error("describe tunnel failed", &r.err);
-        *status = lunnel_error_exit_status(&r.err);
+        *status = start_status(&r.err);
         lunnel_api_sync_result_free(&r);
         return NULL;
     }
     Lunnel__Tunnel__DescribeTunnelResponse *m = (Lunnel__Tunnel__DescribeTunnelResponse *)r.msg;
     char *id = m && m->tunnel && m->tunnel->tunnel_id ? strdup(m->tunnel->tunnel_id) : NULL;
+    if (m && m->tunnel && m->tunnel->tunnel_type)
+        snprintf(type, type_cap, "%s", m->tunnel->tunnel_type);
     lunnel_api_sync_result_free(&r);
     if (!id)
         *status = LUNNEL_EXIT_RUNTIME;
@@ -592,6 +685,39 @@ static void flag_list_free(flag_list *l)
 
 static int run_parsed(lunnel_opt_values *v);
 
+/* Each flag the config file gave, parsed alone: a bad one is reported with the file and the
+ * key it came from (the parse of all flags together could not say which source it was). */
+static int check_config(const char *path, const flag_list *all)
+{
+    /* the complaint without any flag (missing --endpoint, a bad environment variable) is
+     * not the config's; a different one with a config flag is */
+    char base_err[512] = "", perr[512];
+    lunnel_opt_values *v = NULL;
+    char *base[1] = {all->v[0]};
+    if (lunnel_opts_parse(&run_spec, 1, base, 1, &v, base_err, sizeof base_err) == LUNNEL_OPTS_OK)
+        base_err[0] = '\0';
+    lunnel_opts_free(v);
+    for (int i = 1; i < all->n; i++) {
+        char *one[2] = {all->v[0], all->v[i]};
+        v = NULL;
+        perr[0] = '\0';
+        int prc = lunnel_opts_parse(&run_spec, 2, one, 1, &v, perr, sizeof perr);
+        lunnel_opts_free(v);
+        if (prc == LUNNEL_OPTS_OK || strcmp(perr, base_err) == 0)
+            continue;
+        char key[128];
+        const char *f = all->v[i] + 2;
+        size_t n = strcspn(f, "=");
+        snprintf(key, sizeof key, "%.*s", (int)(n < sizeof key ? n : sizeof key - 1), f);
+        for (char *q = key; *q; q++)
+            if (*q == '-')
+                *q = '_';
+        say(-1, "--config %s: key %s: %s", path, key, perr);
+        return -1;
+    }
+    return 0;
+}
+
 int lunnel_cmd_run(int argc, char **argv)
 {
     flag_list all = {0};
@@ -599,7 +725,7 @@ int lunnel_cmd_run(int argc, char **argv)
     int rc = LUNNEL_EXIT_RUNTIME;
     if (flag_add(&all, strdup(argc > 0 ? argv[0] : "run")) != 0)
         goto out;
-    if (config && load_config(config, &all) != 0) {
+    if (config && (load_config(config, &all) != 0 || check_config(config, &all) != 0)) {
         rc = LUNNEL_EXIT_USAGE;
         goto out;
     }
@@ -614,7 +740,7 @@ int lunnel_cmd_run(int argc, char **argv)
         lunnel_opts_print_help(&run_spec, stdout);
         rc = LUNNEL_EXIT_OK;
     } else if (prc != LUNNEL_OPTS_OK) {
-        fprintf(stderr, "lunnel run: %s\n", perr);
+        say(-1, "%s", perr);
         rc = LUNNEL_EXIT_USAGE;
     } else {
         rc = run_parsed(v);
@@ -635,6 +761,11 @@ static int run_parsed(lunnel_opt_values *v)
     double hb_interval = lunnel_opts_num(v, "heartbeat-interval");
     double hb_timeout = lunnel_opts_num(v, "heartbeat-timeout");
 
+    /* logging first: with --log-format json a usage problem is a JSON line too */
+    if (lunnel_opts_apply_logging(v) != 0) {
+        say(-1, "bad --log-level or --log-format");
+        return LUNNEL_EXIT_USAGE;
+    }
     /* validation: one clear line per problem */
     const char *problem = NULL;
     if (!script)
@@ -661,16 +792,15 @@ static int run_parsed(lunnel_opt_values *v)
     else if (strcasecmp(lunnel_opts_str(v, "on-error"), "skip") == 0 &&
              !lunnel_opts_str(v, "dead-letter"))
         problem = "--on-error skip needs --dead-letter FILE";
+    else if (lunnel_opts_str(v, "dead-letter") &&
+             strcasecmp(lunnel_opts_str(v, "on-error"), "skip") != 0)
+        problem = "--dead-letter is used only with --on-error skip (add it, or drop --dead-letter)";
     else if (!lunnel_opts_str(v, "credentials-command") &&
              (!lunnel_opts_str(v, "access-key-id") || !lunnel_opts_str(v, "access-key-secret")))
         problem = "no credentials: set TABLESTORE_ACCESS_KEY_ID / TABLESTORE_ACCESS_KEY_SECRET, "
                   "--access-key-id / --access-key-secret, or --credentials-command";
     if (problem) {
-        fprintf(stderr, "lunnel run: %s\n", problem);
-        return LUNNEL_EXIT_USAGE;
-    }
-    if (lunnel_opts_apply_logging(v) != 0) {
-        fprintf(stderr, "lunnel run: bad --log-level or --log-format\n");
+        say(-1, "%s", problem);
         return LUNNEL_EXIT_USAGE;
     }
     char host[256];
@@ -683,12 +813,25 @@ static int run_parsed(lunnel_opt_values *v)
     }
     signal(SIGPIPE, SIG_IGN);
 
+    /* The dead-letter file is opened (created) now: a path that cannot be written is a
+     * usage error before any call, not a channel re-read in a loop at the first bad batch. */
+    lunnel_dead_letter *dl = NULL;
+    if (lunnel_opts_str(v, "dead-letter")) {
+        char derr[512];
+        dl = lunnel_dead_letter_open(lunnel_opts_str(v, "dead-letter"), derr, sizeof derr);
+        if (!dl) {
+            say(-1, "%s", derr);
+            return LUNNEL_EXIT_USAGE;
+        }
+    }
+
     struct ev_loop *loop = ev_default_loop(EVFLAG_AUTO);
     lunnel_client cl;
     char cerr[512];
     int crc = lunnel_opts_open_client(v, loop, &cl, cerr, sizeof cerr);
     if (crc != 0) {
-        fprintf(stderr, "lunnel run: %s\n", cerr);
+        say(-1, "%s", cerr);
+        lunnel_dead_letter_close(dl);
         return crc;
     }
     lunnel_api *api = cl.api;
@@ -713,8 +856,9 @@ static int run_parsed(lunnel_opt_values *v)
     char herr[1024] = "";
     app.host = lunnel_host_new(&hcfg, herr, sizeof herr);
     if (!app.host) {
-        fprintf(stderr, "lunnel run: %s: %s\n", script, herr);
+        say(-1, "%s: %s", script, herr);
         lunnel_opts_close_client(&cl); /* no call in flight yet */
+        lunnel_dead_letter_close(dl);
         return LUNNEL_EXIT_USAGE;
     }
 
@@ -733,8 +877,24 @@ static int run_parsed(lunnel_opt_values *v)
     }
 
     int status = LUNNEL_EXIT_RUNTIME;
-    char *tunnel_id = resolve_tunnel(api, loop, table, tunnel, tunnel_id_opt, create, &status);
+    char tunnel_type[32] = "";
+    char *tunnel_id = resolve_tunnel(api, loop, table, tunnel, tunnel_id_opt, create, &status,
+                                     tunnel_type, sizeof tunnel_type);
+    if (tunnel_id && tunnel_id_opt &&
+        check_tunnel_id(api, loop, table, tunnel_id, tunnel_type, sizeof tunnel_type) != 0) {
+        free(tunnel_id);
+        tunnel_id = NULL;
+        status = LUNNEL_EXIT_USAGE;
+    }
+    if (tunnel_id && lunnel_opts_bool(v, "exit-when-done") && strcasecmp(tunnel_type, "Stream") == 0) {
+        say(-1, "--exit-when-done: tunnel %s is a Stream tunnel, which never "
+                        "finishes (use it with BaseData tunnels)", tunnel_id);
+        free(tunnel_id);
+        tunnel_id = NULL;
+        status = LUNNEL_EXIT_USAGE;
+    }
     if (!tunnel_id) {
+        lunnel_dead_letter_close(dl);
         lunnel_host_free(app.host);
         lunnel_opts_close_client(&cl); /* resolve_tunnel's calls are synchronous: all done */
         return status ? status : LUNNEL_EXIT_RUNTIME;
@@ -762,6 +922,7 @@ static int run_parsed(lunnel_opt_values *v)
         .max_retries = (int)lunnel_opts_int(v, "max-retries"),
         .retry_backoff_max_s = lunnel_opts_num(v, "max-backoff"),
         .dead_letter_path = lunnel_opts_str(v, "dead-letter"),
+        .dead_letter = dl,
         .proc = {.open = proc_open, .submit = proc_submit, .shutdown = proc_shutdown,
                  .ud = app.host},
         .on_exit = on_worker_exit,
@@ -772,6 +933,7 @@ static int run_parsed(lunnel_opt_values *v)
     lunnel_on_error_parse(lunnel_opts_str(v, "on-error"), &wc.on_error);
     app.worker = lunnel_worker_new(&wc);
     if (!app.worker) {
+        lunnel_dead_letter_close(dl);
         run_observe_free(obs);
         lunnel_host_free(app.host);
         free(tunnel_id);
@@ -792,7 +954,7 @@ static int run_parsed(lunnel_opt_values *v)
                              .table_name = table, .tunnel_name = tunnel, .tunnel_id = tunnel_id};
     char oerr[512];
     if (run_observe_start(obs, &ot, oerr, sizeof oerr) != 0) {
-        fprintf(stderr, "lunnel run: %s\n", oerr);
+        say(-1, "%s", oerr);
         run_observe_free(obs);
         lunnel_worker_free(app.worker); /* never started: no call in flight */
         lunnel_host_free(app.host);
@@ -813,10 +975,9 @@ static int run_parsed(lunnel_opt_values *v)
     if (app.exit_status != 0 && lunnel_worker_exit_reason(app.worker)[0]) {
         char masked[1400];
         lunnel_log_mask(lunnel_worker_exit_reason(app.worker), masked, sizeof masked);
-        fprintf(stderr, "lunnel run: %s (exit %d)\n", masked, app.exit_status);
+        say(app.exit_status, "%s (exit %d)", masked, app.exit_status);
     } else if (app.exit_status != 0 && app.signals > 0) {
-        fprintf(stderr, "lunnel run: drain not finished within --drain-timeout (exit %d)\n",
-                app.exit_status);
+        say(app.exit_status, "drain not finished within --drain-timeout (exit %d)", app.exit_status);
     }
     if (app.exit_status != 0 && (app.signals > 0 || lunnel_worker_drain_timed_out(app.worker))) {
         /* A drain that timed out (or failed): a process() call may never return (LuaJIT

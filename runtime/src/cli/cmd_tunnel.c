@@ -181,10 +181,19 @@ static void fmt_time(int64_t t, char *out, size_t cap)
              tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
 }
 
+static const char *endpoint_in_use; /* --endpoint of this command, for the line below */
+
 static int report(const char *sub, const lunnel_api_sync_result *r)
 {
     char line[1200];
     lunnel_error_format(&r->err, line, sizeof line);
+    if (lunnel_error_not_tablestore(&r->err)) {
+        /* another web server, a proxy's error page: say so instead of a bare HTTP status */
+        fprintf(stderr, "lunnel %s: %s does not look like a Tablestore endpoint (a reply without "
+                        "an OTS error body): %s\n",
+                sub, endpoint_in_use ? endpoint_in_use : "the endpoint", line);
+        return LUNNEL_EXIT_RUNTIME;
+    }
     fprintf(stderr, "lunnel %s: %s\n", sub, line);
     return lunnel_error_exit_status(&r->err);
 }
@@ -658,6 +667,7 @@ int lunnel_cmd_tunnel(int argc, char **argv)
         return LUNNEL_EXIT_USAGE;
     }
     lunnel_opts_apply_logging(v);
+    endpoint_in_use = lunnel_opts_str(v, "endpoint");
     struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
     lunnel_client client;
     int rc = lunnel_opts_open_client(v, loop, &client, err, sizeof err);

@@ -23,7 +23,11 @@
 #include <lualib.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "lua/host_internal.h"
 #include "lunnel/record.h"
@@ -217,6 +221,20 @@ static void protected_call(host_state *st, int msgh, int nargs, call_result *r)
     if (r->status == LUNNEL_HOST_EMEMORY) lua_gc(L, LUA_GCCOLLECT, 0); /* recover */
 }
 
+/* math.random (the jitter of lunnel/sinks/retry.lua, scripts' own) starts from a kernel
+ * seed in every state: two processes, or two workers, never draw the same delays. */
+static void seed_math_random(lua_State *L)
+{
+    uint64_t v = 0;
+    if (getrandom(&v, sizeof v, 0) != (ssize_t)sizeof v)
+        v = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 20) ^ (uint64_t)(uintptr_t)L;
+    lua_getglobal(L, "math");
+    lua_getfield(L, -1, "randomseed");
+    lua_pushnumber(L, (lua_Number)(v >> 11)); /* 53 bits: exact in a double */
+    lua_call(L, 1, 0);
+    lua_pop(L, 1);
+}
+
 int state_open(host_state *st, lunnel_host *h, int worker, size_t limit, char *err, size_t cap)
 {
     memset(st, 0, sizeof *st);
@@ -235,6 +253,7 @@ int state_open(host_state *st, lunnel_host *h, int worker, size_t limit, char *e
     st->used = (size_t)lua_gc(L, LUA_GCCOUNT, 0) * 1024 + (size_t)lua_gc(L, LUA_GCCOUNTB, 0);
     lua_setallocf(L, limited_alloc, st);
     luaL_openlibs(L);
+    seed_math_random(L);
     lua_pushlightuserdata(L, st);
     lua_setfield(L, LUA_REGISTRYINDEX, ST_KEY);
 

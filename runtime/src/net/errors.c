@@ -80,23 +80,42 @@ int lunnel_error_is_retriable(const lunnel_error *e)
     case LUNNEL_NET_SERVER:
         if (code_is(e, "OTSTunnelServerUnavailable")) return 1;
         if (e->http_status == 503 && e->code[0] == '\0') return 1;
-        /* 5xx whose body did not parse: a proxy or overloaded front end. */
+        /* 5xx whose body did not parse: a proxy or overloaded front end; but 501 (not
+         * implemented) and 505 never change on a retry: another server answered. */
+        if (e->http_status == 501 || e->http_status == 505) return 0;
         return e->http_status >= 500 && e->code[0] == '\0';
     default:
         return 0;
     }
 }
 
+int lunnel_error_is_unparseable(const lunnel_error *e)
+{
+    if (e->kind == LUNNEL_NET_BAD_RESPONSE) return 1;
+    return e->kind == LUNNEL_NET_SERVER && e->code[0] == '\0' && e->http_status >= 300 &&
+           e->http_status < 500 && e->http_status != 401 && e->http_status != 403;
+}
+
+int lunnel_error_not_tablestore(const lunnel_error *e)
+{
+    if (lunnel_error_is_unparseable(e)) return 1;
+    return e->kind == LUNNEL_NET_SERVER && e->code[0] == '\0' && e->http_status >= 500 &&
+           e->http_status != 502 && e->http_status != 503 && e->http_status != 504;
+}
+
 lunnel_error_class lunnel_error_classify(const lunnel_error *e, lunnel_call_scope scope)
 {
     if (e->kind == LUNNEL_NET_OK) return LUNNEL_ERRCLASS_NONE;
     if (lunnel_error_is_retriable(e)) return LUNNEL_ERRCLASS_RETRY;
-    if (e->kind != LUNNEL_NET_SERVER) {
-        /* A 2xx that does not parse concerns only what was read (a channel's batch). */
-        if (e->kind == LUNNEL_NET_BAD_RESPONSE && scope == LUNNEL_SCOPE_CHANNEL)
-            return LUNNEL_ERRCLASS_CHANNEL_ONLY;
-        return LUNNEL_ERRCLASS_FATAL;
+    if (lunnel_error_is_unparseable(e)) {
+        /* the same rule on every call: the call failed, not the run (errors.h) */
+        switch (scope) {
+        case LUNNEL_SCOPE_CHANNEL: return LUNNEL_ERRCLASS_CHANNEL_ONLY;
+        case LUNNEL_SCOPE_CLIENT: return LUNNEL_ERRCLASS_RECONNECT;
+        default: return LUNNEL_ERRCLASS_FATAL;
+        }
     }
+    if (e->kind != LUNNEL_NET_SERVER) return LUNNEL_ERRCLASS_FATAL;
     if (code_is(e, "OTSResourceGone")) return LUNNEL_ERRCLASS_RECONNECT;
     if (code_is(e, "OTSTunnelExpired") || code_is(e, "OTSPermissionDenied") ||
         code_is(e, "OTSAuthFailed"))

@@ -565,12 +565,16 @@ static void finish_attempt(lunnel_http_request *r, CURLcode cc)
         double elapsed = lunnel_time_mono_ms() - r->start_ms;
         if (lunnel_retry_allowed(&r->policy, elapsed, delay)) {
             char a[16], d[32];
-            snprintf(a, sizeof a, "%d", r->attempts);
+            snprintf(a, sizeof a, "%d", r->attempts + 1); /* the attempt about to be made */
             snprintf(d, sizeof d, "%.0f", delay);
-            lunnel_log_kv(LUNNEL_LOG_DEBUG, "http", "retrying", "path", r->path, "attempt", a,
-                          "delay_ms", d, "error",
-                          e->code[0] ? e->code : lunnel_net_code_str(e->kind), "request_id",
-                          r->request_id, NULL);
+            /* from the third attempt on a long retry window shows progress (an interactive
+             * command must not sit silent for half a minute); one line per backoff step */
+            char last[600];
+            snprintf(last, sizeof last, "%s%s%s", e->code[0] ? e->code : lunnel_net_code_str(e->kind),
+                     e->message[0] ? ": " : "", e->message);
+            lunnel_log_kv(r->attempts + 1 >= 3 ? LUNNEL_LOG_WARN : LUNNEL_LOG_DEBUG, "http",
+                          "retrying", "path", r->path, "attempt", a, "delay_ms", d, "error",
+                          last, "request_id", r->request_id, NULL);
             r->state = REQ_WAIT_RETRY;
             ev_timer_set(&r->timer, delay / 1000.0, 0.);
             ev_timer_start(h->loop, &r->timer);

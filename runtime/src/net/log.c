@@ -39,6 +39,10 @@ void lunnel_log_set_format(lunnel_log_format f)
 {
     __atomic_store_n(&log_format, (int)f, __ATOMIC_RELAXED);
 }
+lunnel_log_format lunnel_log_get_format(void)
+{
+    return (lunnel_log_format)__atomic_load_n(&log_format, __ATOMIC_RELAXED);
+}
 int lunnel_log_enabled(lunnel_log_level level)
 {
     return level < LUNNEL_LOG_OFF && (int)level >= __atomic_load_n(&log_level, __ATOMIC_RELAXED);
@@ -203,6 +207,42 @@ static void put_json_string(lbuf *b, const char *s)
     lunnel_json_write_string(s, strlen(s), lb_put_cb, b);
 }
 
+/* JSON lines carry numbers as JSON numbers: a value that is exactly a JSON number is written
+ * bare, unless its key names an identifier or text (ids, tokens, names may look numeric). */
+static int is_json_number(const char *s)
+{
+    const char *p = s;
+    if (*p == '-') p++;
+    if (*p == '0') p++;
+    else if (*p >= '1' && *p <= '9')
+        while (*p >= '0' && *p <= '9') p++;
+    else return 0;
+    if (*p == '.') {
+        p++;
+        if (!(*p >= '0' && *p <= '9')) return 0;
+        while (*p >= '0' && *p <= '9') p++;
+    }
+    if (*p == 'e' || *p == 'E') {
+        p++;
+        if (*p == '+' || *p == '-') p++;
+        if (!(*p >= '0' && *p <= '9')) return 0;
+        while (*p >= '0' && *p <= '9') p++;
+    }
+    return *p == '\0' && p - s < 32;
+}
+
+static int key_is_text(const char *k)
+{
+    static const char *const text_keys[] = {"channel", "tunnel", "table", "token", "error",
+                                            "path", "file", "script", "tag", "name", "msg",
+                                            "code", "message", "reason", "endpoint", NULL};
+    size_t n = strlen(k);
+    if (n >= 2 && strcmp(k + n - 2, "id") == 0) return 1; /* tunnel_id, client_id, ... */
+    for (int i = 0; text_keys[i]; i++)
+        if (strcmp(k, text_keys[i]) == 0) return 1;
+    return 0;
+}
+
 /* Text values are quoted only when they contain spaces, quotes, '=' or control bytes. */
 static void put_text_value(lbuf *b, const char *s)
 {
@@ -286,7 +326,9 @@ static void emit(lunnel_log_level level, const char *component, const char *msg,
             lb_puts(&b, ",");
             put_json_string(&b, k);
             lb_puts(&b, ":");
-            if (v)
+            if (v && is_json_number(mv) && !key_is_text(k))
+                lb_puts(&b, mv);
+            else if (v)
                 put_json_string(&b, mv);
             else
                 lb_puts(&b, "null");

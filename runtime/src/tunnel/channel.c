@@ -5,6 +5,14 @@
  *   processing at once, and only while the global --max-inflight-bytes budget has room) ->
  *   stream channels back off after a non-full batch (backoff.c), base channels never do.
  *
+ * The object is an explicit state machine: a lifecycle (ch_state: queued, getcheckpoint,
+ * opening, running, draining, closing, done), a read side (ch_read: idle, reading, backoff,
+ * waiting for budget, finished) and a checkpoint side (ch_cp, checkpointer.c: idle, in
+ * flight, resync, failed). Nothing is read, so no batch reaches process(), before open(ctx)
+ * succeeded on the host (EV_OPENED ok moves opening -> running). Every persistent failure
+ * goes through run_channel_fail() (a paced reopen, channel_pace.c) and every stop through
+ * run_channel_stop() -> check_drain(): the one teardown path.
+ *
  * A read returning `finished` ends the channel: once its batches are handled and the token
  * `finished` is checkpointed, shutdown(ctx) runs and the next heartbeat reports TERMINATED.
  * A stop (server CLOSING, a channel-scoped error, graceful drain) stops reading, lets
@@ -17,6 +25,7 @@
 
 #include "lunnel/log.h"
 #include "lunnel/metrics.h"
+#include "lunnel/retry.h"
 #include "run_internal.h"
 
 /* What a read reserves of --max-inflight-bytes before any response was seen. */
@@ -62,20 +71,41 @@ static void set_state(run_channel *ch, ch_state s)
     ch->state = s;
 }
 
-static void log_error(run_channel *ch, lunnel_log_level lvl, const char *what,
-                      const lunnel_error *err)
+static const char *read_name(ch_read r)
 {
-    char line[1024];
-    lunnel_error_format(err, line, sizeof line);
-    lunnel_log_kv(lvl, "channel", what, "channel", ch->id, "error", line, NULL);
-    lunnel_metrics_channel_api_error(ch->mx, err);
+    switch (r) {
+    case RD_IDLE: return "idle";
+    case RD_READING: return "reading";
+    case RD_BACKOFF: return "backoff";
+    case RD_BUDGET: return "waiting-for-budget";
+    case RD_FINISHED: return "finished";
+    }
+    return "?";
 }
 
+static void set_read(run_channel *ch, ch_read r)
+{
+    if (ch->rd == r || (ch->rd == RD_FINISHED && r != RD_FINISHED))
+        return; /* finished is final for the object */
+    if (r == RD_FINISHED || r == RD_BACKOFF || ch->rd == RD_BACKOFF) {
+        lunnel_log_kv(LUNNEL_LOG_DEBUG, "channel", "channel read state", "channel", ch->id,
+                      "from", read_name(ch->rd), "to", read_name(r), NULL);
+    }
+    ch->rd = r;
+}
+
+/* The one timer of the read side: a stream channel's idle wait while running, or the
+ * failure backoff before the first GetCheckpoint while queued. */
 static void backoff_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
     (void)loop, (void)revents;
     run_channel *ch = t->data;
-    run_channel_pump(ch);
+    if (ch->rd == RD_BACKOFF)
+        set_read(ch, RD_IDLE);
+    if (ch->state == CH_QUEUED)
+        run_channel_start(ch);
+    else
+        run_channel_pump(ch);
 }
 
 run_channel *run_channel_new(run_worker *w, const char *id, int64_t version)
@@ -165,15 +195,15 @@ static void getcheckpoint_result(run_channel *ch, const lunnel_error *err, const
     run_worker *w = ch->w;
     if (err) {
         lunnel_error_class cls = lunnel_error_classify(err, LUNNEL_SCOPE_CHANNEL);
-        log_error(ch, LUNNEL_LOG_WARN, "get checkpoint failed", err);
+        lunnel_metrics_channel_api_error(ch->mx, err);
         if (cls == LUNNEL_ERRCLASS_FATAL) {
             run_worker_fatal(w, err, "get checkpoint");
             return;
         }
-        ch->cp_failed = 1;
-        ch->end = END_CLOSE;
-        set_state(ch, CH_DRAINING);
-        check_drain(ch);
+        char line[1024];
+        lunnel_error_format(err, line, sizeof line);
+        ch->cps = CP_FAILED; /* nothing read, nothing to checkpoint */
+        run_channel_fail(ch, "get checkpoint", line);
         return;
     }
     lunnel_cptrack_free(&ch->cp);
@@ -182,12 +212,12 @@ static void getcheckpoint_result(run_channel *ch, const lunnel_error *err, const
     free(ch->token);
     ch->token = strdup(token);
     if (!ch->token || !ch->cp.checkpointed) {
-        ch->end = END_CLOSE;
-        set_state(ch, CH_DRAINING);
-        check_drain(ch);
+        ch->cps = CP_FAILED;
+        run_channel_fail(ch, "get checkpoint", "out of memory");
         return;
     }
-    ch->finished = strcmp(token, FINISH_TOKEN) == 0;
+    if (strcmp(token, FINISH_TOKEN) == 0)
+        set_read(ch, RD_FINISHED);
     lunnel_host_channel_info info = {
         .tunnel_id = w->tunnel_id,
         .client_id = w->client_id,
@@ -196,17 +226,21 @@ static void getcheckpoint_result(run_channel *ch, const lunnel_error *err, const
         .is_stream = ch->is_stream,
         .user = ch,
     };
+    set_state(ch, CH_OPENING);
     ch->host_ch = w->cfg.proc.open(w->cfg.proc.ud, &info);
     if (!ch->host_ch) {
-        lunnel_log_kv(LUNNEL_LOG_ERROR, "channel", "processor refused the channel", "channel",
-                      ch->id, NULL);
-        ch->end = END_CLOSE;
-        set_state(ch, CH_DRAINING);
-        check_drain(ch);
+        run_channel_fail(ch, "open(ctx)", "the processor refused the channel");
         return;
     }
+    /* reading starts when open(ctx) succeeded: host_done(EV_OPENED) -> opened() */
+}
+
+/* open(ctx) succeeded on the host: the channel may read and process. */
+static void opened(run_channel *ch)
+{
     set_state(ch, CH_RUNNING);
-    if (ch->finished) { /* consumed earlier: open + shutdown, then TERMINATED */
+    ch->running_since = ev_now(ch->w->cfg.loop);
+    if (ch->rd == RD_FINISHED) { /* consumed earlier: open + shutdown, then TERMINATED */
         run_channel_stop(ch, END_TERMINATED);
         return;
     }
@@ -218,6 +252,15 @@ void run_channel_start(run_channel *ch)
     run_worker *w = ch->w;
     if (ch->state != CH_QUEUED)
         return;
+    if (ev_is_active(&ch->backoff_timer))
+        return; /* its failure backoff runs: backoff_cb starts it */
+    double wait = run_pace_wait(w, ch->id);
+    if (wait > 0) { /* failed lately: GetCheckpoint, open, reads wait for the backoff */
+        set_read(ch, RD_BACKOFF);
+        ev_timer_set(&ch->backoff_timer, wait, 0.);
+        ev_timer_start(w->cfg.loop, &ch->backoff_timer);
+        return;
+    }
     if (w->cfg.max_channels > 0 && w->running >= w->cfg.max_channels)
         return; /* stays queued until a slot frees */
     ch->has_slot = 1;
@@ -229,13 +272,12 @@ void run_channel_start(run_channel *ch)
 
 static int outstanding(const run_channel *ch)
 {
-    return ch->submitted + ch->read_inflight + ch->held;
+    return ch->submitted + (ch->rd == RD_READING) + ch->held;
 }
 
 static void maybe_finish(run_channel *ch)
 {
-    if (ch->state == CH_RUNNING && ch->finished && !ch->read_inflight && ch->submitted == 0 &&
-        ch->held == 0)
+    if (ch->state == CH_RUNNING && ch->rd == RD_FINISHED && ch->submitted == 0 && ch->held == 0)
         run_channel_stop(ch, END_TERMINATED);
 }
 
@@ -245,11 +287,10 @@ static void on_read(void *ud, const lunnel_error *err, uint8_t *body, size_t len
 void run_channel_pump(run_channel *ch)
 {
     run_worker *w = ch->w;
-    if (ch->state != CH_RUNNING || ch->finished || ch->read_inflight)
+    if (ch->state != CH_RUNNING || ch->rd == RD_FINISHED || ch->rd == RD_READING ||
+        ch->rd == RD_BACKOFF)
         return;
     if (w->state != W_RUNNING)
-        return;
-    if (ev_is_active(&ch->backoff_timer))
         return;
     int depth = 1 + (w->cfg.prefetch > 0 ? w->cfg.prefetch : 0);
     if (outstanding(ch) >= depth)
@@ -262,14 +303,13 @@ void run_channel_pump(run_channel *ch)
     size_t used = w->inflight_bytes + w->read_reserved;
     if (w->cfg.max_inflight_bytes > 0 && used > 0 &&
         used + reserve > w->cfg.max_inflight_bytes) {
-        ch->wants_budget = 1;
+        set_read(ch, RD_BUDGET);
         w->budget_waiters = 1;
         return;
     }
-    ch->wants_budget = 0;
     ch->read_reserved = reserve;
     w->read_reserved += reserve;
-    ch->read_inflight = 1;
+    set_read(ch, RD_READING);
     ch->calls++;
     lunnel_metrics_read_start(ch->mx, ev_now(w->cfg.loop));
     rc_readrecords(w->cfg.api, w->tunnel_id, w->client_id, ch->id, ch->token, on_read, ch);
@@ -282,7 +322,7 @@ static void on_read(void *ud, const lunnel_error *err, uint8_t *body, size_t len
                     const char *trace_id)
 {
     run_channel *ch = ud;
-    ch->read_inflight = 0;
+    set_read(ch, RD_IDLE);
     run_worker *w = ch->w;
     w->read_reserved -= ch->read_reserved;
     ch->read_reserved = 0;
@@ -309,27 +349,27 @@ static void read_result(run_channel *ch, const lunnel_error *err, uint8_t *body,
         free(body);
         lunnel_metrics_read_done(ch->mx, ev_now(w->cfg.loop), 0, 0, 0);
         lunnel_error_class cls = lunnel_error_classify(err, LUNNEL_SCOPE_CHANNEL);
-        log_error(ch, LUNNEL_LOG_WARN, "read records failed", err);
+        lunnel_metrics_channel_api_error(ch->mx, err);
         if (cls == LUNNEL_ERRCLASS_FATAL) {
             run_worker_fatal(w, err, "read records");
             return;
         }
-        run_channel_stop(ch, END_CLOSE);
+        char line[1024];
+        lunnel_error_format(err, line, sizeof line);
+        run_channel_fail(ch, "read records", line);
         return;
     }
     lunnel_codec_error cerr;
     memset(&cerr, 0, sizeof cerr);
     if (lunnel_rr_scan(&w->rr, body, len, &cerr) != LUNNEL_CODEC_OK) {
         free(body);
-        lunnel_log_kv(LUNNEL_LOG_ERROR, "channel", "bad ReadRecords response", "channel", ch->id,
-                      "error", cerr.message, NULL);
-        run_channel_stop(ch, END_CLOSE);
+        run_channel_fail(ch, "read records: unparseable response", cerr.message);
         return;
     }
     char *next = strndup((const char *)w->rr.next_token, w->rr.next_token_len);
     if (!next) {
         free(body);
-        run_channel_stop(ch, END_CLOSE);
+        run_channel_fail(ch, "read records", "out of memory");
         return;
     }
     size_t n = w->rr.count;
@@ -339,13 +379,13 @@ static void read_result(run_channel *ch, const lunnel_error *err, uint8_t *body,
     if (no == UINT64_MAX) {
         free(body);
         free(next);
-        run_channel_stop(ch, END_CLOSE);
+        run_channel_fail(ch, "read records", "out of memory");
         return;
     }
     free(ch->token);
     ch->token = strdup(next);
     if (strcmp(next, FINISH_TOKEN) == 0)
-        ch->finished = 1;
+        set_read(ch, RD_FINISHED);
     if (n == 0) { /* nothing to process: handled as soon as it is read */
         free(body);
         free(next);
@@ -358,7 +398,7 @@ static void read_result(run_channel *ch, const lunnel_error *err, uint8_t *body,
             free(ranges);
             free(body);
             free(next);
-            run_channel_stop(ch, END_CLOSE);
+            run_channel_fail(ch, "read records", "out of memory");
             return;
         }
         memcpy(ranges, w->rr.records, n * sizeof *ranges);
@@ -369,18 +409,19 @@ static void read_result(run_channel *ch, const lunnel_error *err, uint8_t *body,
         w->inflight_bytes += len;
         /* error_policy.c submits it when the previous batch is done (order under retries) */
         if (run_policy_enqueue(ch, b) != 0) {
-            run_channel_stop(ch, END_CLOSE);
+            run_channel_fail(ch, "submit", "the processor refused a batch");
             return;
         }
         w->stats.batches++;
         w->stats.records += n;
     }
-    if (ch->finished) {
+    if (ch->rd == RD_FINISHED) {
         maybe_finish(ch);
         return;
     }
     if (ch->is_stream && !full) {
-        double ms = lunnel_backoff_next(&ch->backoff, (double)rand() / ((double)RAND_MAX + 1.0));
+        double ms = lunnel_backoff_next(&ch->backoff, lunnel_retry_rand01());
+        set_read(ch, RD_BACKOFF);
         ev_timer_set(&ch->backoff_timer, ms / 1000.0, 0.);
         ev_timer_start(w->cfg.loop, &ch->backoff_timer);
     } else {
@@ -413,11 +454,15 @@ static void host_done(run_channel *ch, const lunnel_host_completion *c)
     run_worker *w = ch->w;
     switch (c->event) {
     case LUNNEL_HOST_EV_OPENED:
+        if (ch->state != CH_OPENING)
+            return; /* stopped while open(ctx) ran: the teardown goes on */
         if (c->status != LUNNEL_HOST_OK) {
-            lunnel_log_kv(LUNNEL_LOG_ERROR, "channel", "open(ctx) failed", "channel", ch->id,
-                          "error", c->error, NULL);
-            run_channel_stop(ch, END_CLOSE);
+            /* nothing was read: nothing is processed or checkpointed on this object */
+            ch->cps = CP_FAILED;
+            run_channel_fail(ch, "open(ctx)", c->error);
+            return;
         }
+        opened(ch);
         return;
     case LUNNEL_HOST_EV_TIMEOUT:
         lunnel_log_kv(LUNNEL_LOG_WARN, "channel", "process() is running long", "channel",
@@ -446,9 +491,12 @@ static void host_done(run_channel *ch, const lunnel_host_completion *c)
         } else if (verdict == POLICY_HANDLED) {
             lunnel_cptrack_mark(&ch->cp, b->no);
         } else {
-            /* Not handled: stop here; the channel is re-read from its checkpoint. */
-            if (ch->state == CH_RUNNING)
+            /* Not handled: stop here; the channel is re-read from its checkpoint after its
+             * failure backoff (--on-error stop drains the worker instead). */
+            if (verdict == POLICY_STOP)
                 run_channel_stop(ch, END_CLOSE);
+            else if (ch->state == CH_RUNNING)
+                run_channel_fail(ch, "process()", c->error);
             if (verdict == POLICY_STOP)
                 lunnel_worker_stop(w);
         }
@@ -456,7 +504,7 @@ static void host_done(run_channel *ch, const lunnel_host_completion *c)
         if (ch->state == CH_RUNNING) {
             maybe_finish(ch);
             if (run_policy_pump(ch) != 0) {
-                run_channel_stop(ch, END_CLOSE);
+                run_channel_fail(ch, "submit", "the processor refused a batch");
             } else {
                 run_channel_pump(ch);
             }
@@ -471,6 +519,17 @@ static void host_done(run_channel *ch, const lunnel_host_completion *c)
         return;
     case LUNNEL_HOST_EV_CLOSED: {
         ch->host_ch = NULL;
+        if (c->status != LUNNEL_HOST_OK && !ch->failed) {
+            /* what was handled is checkpointed (or, --commit manual, is about to be); a
+             * reopen still waits its backoff */
+            ch->failed = 1;
+            double healthy = ch->running_since > 0 ? ev_now(w->cfg.loop) - ch->running_since : 0;
+            run_pace_failed(w, ch->id, healthy, "shutdown(ctx)", c->error);
+        } else if (c->status != LUNNEL_HOST_OK) {
+            /* the channel failed already (its backoff counted once): still say so */
+            lunnel_log_kv(LUNNEL_LOG_WARN, "channel", "shutdown(ctx) failed", "channel", ch->id,
+                          "error", c->error, NULL);
+        }
         if (w->cfg.manual_commit) {
             /* shutdown(ctx) ran before the final checkpoint: what it committed goes in it */
             apply_outside_commit(ch, c);
@@ -496,12 +555,12 @@ static void check_drain(run_channel *ch)
 {
     run_worker *w = ch->w;
     if (w->cfg.manual_commit && ch->state == CH_CLOSING && ch->script_closed) {
-        if (ch->end != END_SILENT && !ch->cp_failed && !run_checkpoint_settled(ch)) {
+        if (ch->end != END_SILENT && ch->cps != CP_FAILED && !run_checkpoint_settled(ch)) {
             run_checkpoint_flush(ch);
-            if (ch->cp_inflight)
+            if (ch->cps == CP_INFLIGHT || ch->cps == CP_RESYNC)
                 return; /* calls check_drain again when it completes */
         }
-        if (ch->cp_inflight)
+        if (ch->cps == CP_INFLIGHT || ch->cps == CP_RESYNC)
             return;
         if (ch->end == END_TERMINATED &&
             !(ch->cp.checkpointed && strcmp(ch->cp.checkpointed, FINISH_TOKEN) == 0))
@@ -511,7 +570,7 @@ static void check_drain(run_channel *ch)
         run_channel_maybe_free(ch);
         return;
     }
-    if (ch->state != CH_DRAINING || ch->read_inflight || ch->submitted > 0)
+    if (ch->state != CH_DRAINING || ch->rd == RD_READING || ch->submitted > 0)
         return;
     if (w->cfg.manual_commit && ch->host_ch) {
         set_state(ch, CH_CLOSING);
@@ -522,11 +581,11 @@ static void check_drain(run_channel *ch)
         check_drain(ch);
         return;
     }
-    if (ch->end != END_SILENT && !ch->cp_failed && !run_checkpoint_settled(ch)) {
+    if (ch->end != END_SILENT && ch->cps != CP_FAILED && !run_checkpoint_settled(ch)) {
         run_checkpoint_flush(ch); /* calls check_drain again when it completes */
         return;
     }
-    if (ch->cp_inflight)
+    if (ch->cps == CP_INFLIGHT || ch->cps == CP_RESYNC)
         return;
     if (ch->host_ch) {
         set_state(ch, CH_CLOSING);
@@ -551,7 +610,8 @@ void run_channel_stop(run_channel *ch, ch_end end)
     if (ch->end == END_NONE || end == END_SILENT)
         ch->end = end;
     ev_timer_stop(w->cfg.loop, &ch->backoff_timer);
-    ch->wants_budget = 0;
+    if (ch->rd == RD_BACKOFF || ch->rd == RD_BUDGET)
+        set_read(ch, RD_IDLE);
     if (ch->held_head) { /* read but never submitted: not handled, re-read later */
         run_policy_drop_held(ch);
         run_worker_budget_freed(w);
@@ -575,4 +635,20 @@ void run_channel_stop(run_channel *ch, ch_end end)
     case CH_DONE:
         return;
     }
+}
+
+void run_channel_fail(run_channel *ch, const char *what, const char *error)
+{
+    run_worker *w = ch->w;
+    if (!ch->failed && ch->end != END_SILENT && ch->state != CH_DONE) {
+        ch->failed = 1; /* one failure per object, however many calls it had refused */
+        double healthy = ch->running_since > 0 ? ev_now(w->cfg.loop) - ch->running_since : 0;
+        run_pace_failed(w, ch->id, healthy, what, error);
+    } else {
+        char line[512];
+        snprintf(line, sizeof line, "%s: %s", what, error ? error : "");
+        lunnel_log_kv(LUNNEL_LOG_DEBUG, "channel", "channel failed while stopping", "channel",
+                      ch->id, "error", line, NULL);
+    }
+    run_channel_stop(ch, END_CLOSE);
 }

@@ -3,8 +3,10 @@
  * (checkpoint_track.c: newest token whose batch and all before it were handled) is sent with
  * the channel's sequence number. On OTSSequenceNumberNotMatch the sequence is re-read with
  * GetCheckpoint and the checkpoint retried (a few times in a row at most). Other failures
- * concern this channel only (PROTOCOL.md 1, error scope): it is closed and re-read later
- * from the last accepted checkpoint, except fatal ones (expired tunnel, no permission). */
+ * concern this channel only (PROTOCOL.md 1, error scope): it is failed (run_channel_fail:
+ * reopened after its backoff) and re-read from the last accepted checkpoint, except fatal
+ * ones (expired tunnel, no permission). The side's states are ch_cp: idle -> in flight ->
+ * (resync -> in flight)* -> idle, or failed (no more checkpoints on this object). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +24,7 @@ typedef struct cp_call {
 
 int run_checkpoint_settled(const run_channel *ch)
 {
-    return !ch->cp_inflight && lunnel_cptrack_pending(&ch->cp) == NULL;
+    return (ch->cps == CP_IDLE || ch->cps == CP_FAILED) && lunnel_cptrack_pending(&ch->cp) == NULL;
 }
 
 static void log_cp_error(run_channel *ch, const char *what, const lunnel_error *err)
@@ -33,18 +35,28 @@ static void log_cp_error(run_channel *ch, const char *what, const lunnel_error *
     lunnel_metrics_channel_api_error(ch->mx, err);
 }
 
+/* Refused for good on this object: no more checkpoints; a running channel fails (paced). */
+static void cp_fail(run_channel *ch, const char *what, const lunnel_error *err)
+{
+    char line[1024];
+    lunnel_error_format(err, line, sizeof line);
+    lunnel_metrics_channel_api_error(ch->mx, err);
+    ch->cps = CP_FAILED;
+    if (ch->state == CH_RUNNING)
+        run_channel_fail(ch, what, line);
+    else
+        lunnel_log_kv(LUNNEL_LOG_WARN, "checkpoint", "final checkpoint failed", "channel",
+                      ch->id, "error", line, NULL);
+}
+
 static void on_resync(void *ud, const lunnel_error *err, const char *token, int64_t seq)
 {
     (void)token;
     run_channel *ch = ud;
-    ch->cp_inflight = 0;
+    ch->cps = CP_IDLE;
     if (err) {
-        log_cp_error(ch, "checkpoint sequence re-read failed", err);
-        ch->cp_failed = 1;
-        if (ch->state == CH_RUNNING)
-            run_channel_stop(ch, END_CLOSE);
-        else
-            run_checkpoint_done_hook(ch);
+        cp_fail(ch, "checkpoint sequence re-read", err);
+        run_checkpoint_done_hook(ch);
         run_channel_release(ch);
         return;
     }
@@ -54,7 +66,7 @@ static void on_resync(void *ud, const lunnel_error *err, const char *token, int6
     lunnel_log_kv(LUNNEL_LOG_INFO, "checkpoint", "sequence re-read, retrying", "channel", ch->id,
                   "sequence", s, NULL);
     run_checkpoint_flush(ch);
-    if (!ch->cp_inflight)
+    if (ch->cps == CP_IDLE)
         run_checkpoint_done_hook(ch);
     run_channel_release(ch);
 }
@@ -64,7 +76,7 @@ static void on_checkpoint(void *ud, const lunnel_error *err)
     cp_call *call = ud;
     run_channel *ch = call->ch;
     run_worker *w = ch->w;
-    ch->cp_inflight = 0;
+    ch->cps = CP_IDLE;
     lunnel_metrics_checkpoint(ch->mx, ev_now(w->cfg.loop), err == NULL);
     if (!err) {
         lunnel_cptrack_accepted(&ch->cp, call->token);
@@ -85,21 +97,20 @@ static void on_checkpoint(void *ud, const lunnel_error *err)
         ch->state != CH_DONE) {
         ch->cp_resyncs++;
         log_cp_error(ch, "checkpoint sequence mismatch, re-reading", err);
-        ch->cp_inflight = 1; /* the call's hold on the object passes to the re-read */
+        ch->cps = CP_RESYNC; /* the call's hold on the object passes to the re-read */
         rc_getcheckpoint(w->cfg.api, w->tunnel_id, w->client_id, ch->id, on_resync, ch);
         return;
     }
-    log_cp_error(ch, "checkpoint failed", err);
     lunnel_error_class cls = lunnel_error_classify(err, LUNNEL_SCOPE_CHANNEL);
     if (cls == LUNNEL_ERRCLASS_FATAL) {
-        ch->cp_failed = 1;
+        log_cp_error(ch, "checkpoint failed", err);
+        ch->cps = CP_FAILED;
         run_worker_fatal(w, err, "checkpoint");
     } else if (cls == LUNNEL_ERRCLASS_RETRY && ch->state == CH_RUNNING) {
         /* transient past the call's retry window: try again at the next interval */
+        log_cp_error(ch, "checkpoint failed, will retry at the next interval", err);
     } else {
-        ch->cp_failed = 1;
-        if (ch->state == CH_RUNNING)
-            run_channel_stop(ch, END_CLOSE);
+        cp_fail(ch, "checkpoint", err);
     }
     run_checkpoint_done_hook(ch);
     run_channel_release(ch);
@@ -108,7 +119,7 @@ static void on_checkpoint(void *ud, const lunnel_error *err)
 void run_checkpoint_flush(run_channel *ch)
 {
     run_worker *w = ch->w;
-    if (ch->cp_inflight || ch->cp_failed || ch->state == CH_DONE)
+    if (ch->cps != CP_IDLE || ch->state == CH_DONE)
         return;
     const char *tok = lunnel_cptrack_pending(&ch->cp);
     if (!tok)
@@ -122,7 +133,7 @@ void run_checkpoint_flush(run_channel *ch)
         free(call);
         return;
     }
-    ch->cp_inflight = 1;
+    ch->cps = CP_INFLIGHT;
     ch->calls++;
     rc_checkpoint(w->cfg.api, w->tunnel_id, w->client_id, ch->id, call->token, ch->cp.sequence,
                   on_checkpoint, call);

@@ -55,7 +55,7 @@ static void retry_cb(struct ev_loop *loop, ev_timer *t, int revents)
         return;
     }
     if (run_policy_pump(ch) != 0)
-        run_channel_stop(ch, END_CLOSE);
+        run_channel_fail(ch, "submit", "the processor refused a batch");
 }
 
 void run_policy_channel_init(run_channel *ch)
@@ -90,8 +90,8 @@ int run_policy_pump(run_channel *ch)
     run_worker *w = ch->w;
     if (ch->submitted > 0 || !ch->held_head || ev_is_active(&ch->retry_timer))
         return 0;
-    if (ch->state != CH_RUNNING && ch->state != CH_OPENING)
-        return 0;
+    if (ch->state != CH_RUNNING)
+        return 0; /* batches reach process() only after open(ctx) succeeded */
     run_batch *b = ch->held_head;
     lunnel_host_batch hb = {
         .kind = LUNNEL_HOST_PAYLOAD_RANGES,

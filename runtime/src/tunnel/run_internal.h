@@ -15,14 +15,31 @@
 
 /* Life of one channel object on this client. */
 typedef enum ch_state {
-    CH_QUEUED = 0, /* OPEN here, waiting for a --max-channels slot */
+    CH_QUEUED = 0, /* OPEN here, waiting for a --max-channels slot or its failure backoff */
     CH_GETCP,      /* GetCheckpoint in flight */
-    CH_OPENING,    /* open(ctx) queued on the host */
-    CH_RUNNING,    /* reading and processing */
+    CH_OPENING,    /* open(ctx) queued on the host: nothing is read before it succeeded */
+    CH_RUNNING,    /* open(ctx) succeeded: reading and processing */
     CH_DRAINING,   /* no new reads; waiting for in-flight batches, then final checkpoint */
     CH_CLOSING,    /* shutdown(ctx) queued on the host */
     CH_DONE,       /* stopped; freed once no call is in flight */
 } ch_state;
+
+/* The read side of a channel (one ReadRecords at a time). */
+typedef enum ch_read {
+    RD_IDLE = 0, /* may read when the pipeline has room */
+    RD_READING,  /* a ReadRecords is in flight */
+    RD_BACKOFF,  /* timer armed: a stream channel's idle wait, or (QUEUED) the failure pacing */
+    RD_BUDGET,   /* waiting for --max-inflight-bytes room */
+    RD_FINISHED, /* `finished` was read: no more reads */
+} ch_read;
+
+/* The checkpoint side of a channel. */
+typedef enum ch_cp {
+    CP_IDLE = 0, /* no call in flight */
+    CP_INFLIGHT, /* a Checkpoint call is in flight */
+    CP_RESYNC,   /* OTSSequenceNumberNotMatch: the GetCheckpoint re-read is in flight */
+    CP_FAILED,   /* refused for good on this object: no more checkpoints (re-read later) */
+} ch_cp;
 
 /* How a stop ends: what the next heartbeat reports (version + 1), and whether the final
  * checkpoint is attempted (not when we are no longer the owner). */
@@ -56,19 +73,18 @@ struct run_channel {
     char *id;
     ch_state state;
     ch_end end;
+    ch_read rd;
+    ch_cp cps;
     int is_stream;
     void *host_ch;     /* processor channel handle (after open) */
     char *token;       /* token of the next ReadRecords */
-    int finished;      /* read returned `finished`: no more reads */
-    int read_inflight; /* 0/1 */
     int submitted;     /* batches handed to the host, not completed */
     int calls;         /* API calls in flight referencing this object */
-    int cp_inflight;   /* Checkpoint (or its GetCheckpoint resync) in flight */
-    int cp_failed;     /* the final checkpoint failed: give up on it */
-    int wants_budget;  /* a read waits for --max-inflight-bytes */
     size_t read_reserved; /* budget reserved for the response of its ReadRecords in flight */
     int has_slot;      /* counts against --max-channels */
     int cp_resyncs;    /* OTSSequenceNumberNotMatch re-reads in a row */
+    int failed;        /* run_channel_fail() ran: this object counted its failure */
+    ev_tstamp running_since; /* open(ctx) succeeded at (0: never): the healthy time */
     int64_t version;   /* the view version this object was started at */
     lunnel_backoff backoff;
     ev_timer backoff_timer;
@@ -105,7 +121,7 @@ struct lunnel_worker {
     int generation;    /* bumped per Connect: stale callbacks are recognised */
     lunnel_chtable table;
     run_channel *channels;
-    int budget_waiters; /* some channel set wants_budget since the last budget_freed scan */
+    int budget_waiters; /* some channel went waiting-for-budget (RD_BUDGET) since the last budget_freed scan */
     ev_timer hb_timer, cp_timer, delay_timer, drain_timer;
     ev_timer start_timer; /* starts the channels a big heartbeat added, a slice per turn */
     int hb_inflight;
@@ -123,6 +139,11 @@ struct lunnel_worker {
     lunnel_worker_stats stats;
     struct lunnel_dead_letter *dead_letter; /* --on-error skip, opened at the first use */
     ev_tstamp connect_failing_since;        /* first Connect failure of a row; 0: none */
+    ev_tstamp connected_at;                 /* last successful Connect; 0: none yet */
+    int ever_connected;                     /* a Connect succeeded in this process */
+    lunnel_pace reconnect_pace;             /* reconnects in a row without a healthy run */
+    struct run_pace_entry *pace;            /* channel_pace.c: failure backoff per channel id */
+    size_t n_pace, cap_pace;
     char exit_reason[1200];                 /* why a non-zero exit (one line); "" */
 };
 
@@ -135,6 +156,11 @@ void run_channel_on_done(run_channel *ch, const lunnel_host_completion *c);
 void run_channel_maybe_free(run_channel *ch);
 void run_channel_release(run_channel *ch); /* calls--, then maybe free */
 int run_channel_active(const run_channel *ch); /* holds a slot (not queued, not done) */
+/* The one path of a persistent failure (failed open, refused or unparseable reply, retries
+ * exhausted, dead letter not writable, undecodable batch): counts one failure for the
+ * channel id (channel_pace.c: the next start waits its backoff; one log line) and stops the
+ * object with END_CLOSE (drain, checkpoint of what was handled, shutdown). */
+void run_channel_fail(run_channel *ch, const char *what, const char *error);
 void run_checkpoint_done_hook(run_channel *ch); /* a checkpoint call finished: drain goes on */
 
 /* error_policy.c: the --on-error policies and the one-at-a-time submission of batches */
@@ -159,6 +185,20 @@ void run_worker_finish(run_worker *w, int status); /* worker.c: stop for good no
 /* daemon.c: remembers the first fatal cause for lunnel_worker_exit_reason() */
 void run_set_exit_reason(run_worker *w, const char *what, const lunnel_error *err);
 void run_batch_free(run_batch *b);                 /* channel.c */
+
+/* channel_pace.c: failure backoff per channel id, kept across channel objects */
+typedef struct run_pace_entry {
+    char *id;
+    lunnel_pace pace;
+    ev_tstamp not_before; /* the next start of this channel waits until then */
+    ev_tstamp last_fail;
+    char last_error[256]; /* the previous failure's text: identical ones are counted */
+    unsigned repeats;     /* the same failure again, in a row */
+} run_pace_entry;
+double run_pace_wait(run_worker *w, const char *id); /* seconds before it may start; 0: now */
+void run_pace_failed(run_worker *w, const char *id, double healthy_s, const char *what,
+                     const char *error);
+void run_pace_free(run_worker *w);
 
 /* checkpointer.c */
 void run_checkpoint_flush(run_channel *ch);    /* send the pending token if any */

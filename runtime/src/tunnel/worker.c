@@ -12,6 +12,7 @@
 #include "lunnel/log.h"
 #include "lunnel/timeutil.h"
 #include "lunnel/metrics.h"
+#include "lunnel/retry.h"
 #include "run_internal.h"
 
 static void heartbeat_now(run_worker *w);
@@ -111,12 +112,28 @@ static void reset_client(run_worker *w)
     w->hb_inflight = 0;
 }
 
+/* The delay before the next Connect: random in [0, --reconnect-delay-max) like the official
+ * daemon (a fleet must not reconnect in lockstep), and when the client fails again without a
+ * healthy run in between (Connect refused, a Heartbeat unparseable every time), at least the
+ * failure pacing's 1 s doubling to 60 s. */
+static double reconnect_delay(run_worker *w)
+{
+    double max = w->cfg.reconnect_delay_max_s;
+    double d = max > 0 ? max * lunnel_retry_rand01() : 0;
+    ev_tstamp now = ev_now(w->cfg.loop);
+    double healthy_ms = w->connected_at > 0 ? (now - w->connected_at) * 1000.0 : 0;
+    double paced = lunnel_pace_fail(&w->reconnect_pace, healthy_ms, lunnel_retry_rand01());
+    w->connected_at = 0;
+    if (w->reconnect_pace.step > 1 && paced / 1000.0 > d)
+        d = paced / 1000.0;
+    return d;
+}
+
 static void schedule_reconnect(run_worker *w)
 {
     reset_client(w);
     w->state = W_RECONNECT_WAIT;
-    double max = w->cfg.reconnect_delay_max_s;
-    double d = max > 0 ? max * ((double)rand() / ((double)RAND_MAX + 1.0)) : 0;
+    double d = reconnect_delay(w);
     char s[32];
     snprintf(s, sizeof s, "%.3f", d);
     lunnel_log_kv(LUNNEL_LOG_INFO, "worker", "reconnecting", "delay_s", s, NULL);
@@ -143,6 +160,15 @@ static void on_connect(void *ud, const lunnel_error *err, const char *client_id)
             finish(w, lunnel_error_exit_status(err));
             return;
         }
+        if (!w->ever_connected && lunnel_error_not_tablestore(err)) {
+            /* the very first answer is not Tablestore's: a wrong endpoint, not an outage */
+            lunnel_log_kv(LUNNEL_LOG_ERROR, "worker", "the endpoint does not look like Tablestore",
+                          "error", line, NULL);
+            snprintf(w->exit_reason, sizeof w->exit_reason,
+                     "the endpoint does not look like Tablestore (no OTS error body): %s", line);
+            finish(w, LUNNEL_EXIT_RUNTIME);
+            return;
+        }
         if (run_connect_give_up(w, line))
             return;
         lunnel_log_kv(LUNNEL_LOG_WARN, "worker", "connect failed, will retry", "error", line,
@@ -151,6 +177,8 @@ static void on_connect(void *ud, const lunnel_error *err, const char *client_id)
         return;
     }
     w->connect_failing_since = 0;
+    w->ever_connected = 1;
+    w->connected_at = ev_now(w->cfg.loop);
     w->client_id = strdup(client_id);
     w->state = W_RUNNING;
     w->last_hb_ok = ev_now(w->cfg.loop);
@@ -536,7 +564,7 @@ void run_worker_budget_freed(run_worker *w)
     run_channel *next;
     for (run_channel *ch = w->channels; ch; ch = next) {
         next = ch->next;
-        if (ch->wants_budget)
+        if (ch->rd == RD_BUDGET)
             run_channel_pump(ch);
     }
 }
@@ -559,6 +587,8 @@ lunnel_worker *lunnel_worker_new(const lunnel_worker_config *cfg)
     }
     lunnel_chtable_init(&w->table);
     lunnel_rr_init(&w->rr);
+    lunnel_pace_init(&w->reconnect_pace, LUNNEL_PACE_BASE_MS, LUNNEL_PACE_MAX_MS);
+    w->dead_letter = cfg->dead_letter;
     ev_timer_init(&w->hb_timer, hb_cb, 0., 0.);
     ev_timer_init(&w->cp_timer, cp_cb, 0., 0.);
     ev_timer_init(&w->delay_timer, delay_cb, 0., 0.);
@@ -648,6 +678,7 @@ void lunnel_worker_free(lunnel_worker *lw)
     lunnel_chtable_free(&w->table);
     lunnel_rr_free(&w->rr);
     run_policy_worker_free(w);
+    run_pace_free(w);
     free(w->client_id);
     free(w->tunnel_id);
     free(w->table_name);
