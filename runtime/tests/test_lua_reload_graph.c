@@ -295,6 +295,55 @@ static void test_graph_reload(void)
     host = NULL;
 }
 
+/* A module from a --lua-path directory (outside the script's own) is part of the version. */
+static lunnel_host *lp_host;
+static int cond_lp_reloaded(void *arg)
+{
+    (void)arg;
+    lunnel_host_stats st;
+    lunnel_host_get_stats(lp_host, &st);
+    return st.reloads_ok == 1;
+}
+
+static void test_lua_path_module(void)
+{
+    char libdir[600], scriptdir[600];
+    snprintf(libdir, sizeof libdir, "%s/lib", tl_dir);
+    snprintf(scriptdir, sizeof scriptdir, "%s/app", tl_dir);
+    CHECK(mkdir(libdir, 0755) == 0);
+    CHECK(mkdir(scriptdir, 0755) == 0);
+    tl_write("lib/extra.lua", "return {tag = 'e1'}\n", 0);
+    char path[512];
+    snprintf(path, sizeof path, "%s",
+             tl_write("app/uses_extra.lua",
+                      "local e = require('extra')\n"
+                      "return {process = function(ctx) ctx.log.info('lp', {e = e.tag}) end}\n",
+                      0));
+    lunnel_host_config c = tl_config(loop, path, 1);
+    c.watch = 1;
+    c.lua_path = libdir;
+    char err[512] = "";
+    lp_host = lunnel_host_new(&c, err, sizeof err);
+    CHECK(lp_host != NULL);
+    if (!lp_host) {
+        fprintf(stderr, "host: %s\n", err);
+        return;
+    }
+    tl_write("lib/extra.lua", "return {tag = 'e2'}\n", 1);
+    CHECK(tl_run_until(loop, cond_lp_reloaded, NULL, 20));
+    CHECK(tl_log_count("host|script files changed", "lib/extra.lua") == 1);
+    lunnel_host_channel_info info = {"t", "c", "lp", NULL, 1, NULL};
+    lunnel_host_channel *ch = lunnel_host_channel_open(lp_host, &info);
+    lunnel_host_batch b = {LUNNEL_HOST_PAYLOAD_PLAINBUFFER, rows, rows_len, NULL, 0, "x", NULL, NULL};
+    int before = tl_ndone;
+    CHECK_INT(lunnel_host_submit(ch, &b), 0);
+    int want = before + 2; /* opened + batch */
+    CHECK(tl_run_until(loop, tl_cond_ndone, &want, 20));
+    CHECK_INT(tl_log_count("script|lp", "e=e2"), 1);
+    CHECK_INT(tl_log_count("script|lp", "e=e1"), 0);
+    lunnel_host_free(lp_host);
+}
+
 int main(void)
 {
     tl_setup_env();
@@ -302,6 +351,7 @@ int main(void)
     tl_mkdir();
     rows = tl_make_rows(1, 2, &rows_len);
     test_graph_reload();
+    test_lua_path_module();
     free(rows);
     tl_log_clear();
     tl_rmdir();
