@@ -923,6 +923,46 @@ static void test_failure_pacing(void)
     lunnel_worker_free(W);
 }
 
+/* Unparseable replies are treated alike on every call: an unparseable ReadRecords fails its
+ * channel (paced, reported CLOSE), an unparseable Heartbeat loses the client (Shutdown, then
+ * a new Connect) instead of ending the run. */
+static void test_unparseable_alike(void)
+{
+    exit_status = -1;
+    W = new_worker(0, 0);
+    lunnel_worker_start(W);
+    answer_connect(wait_call(C_CONNECT, NULL), "client-u");
+    lunnel_channel_view one[] = {V("u0", 1, OPEN)};
+    answer_heartbeat(wait_call(C_HEARTBEAT, NULL), one, 1);
+    answer_getcp(wait_call(C_GETCP, "u0"), "u-start", 1);
+    call *r = wait_call(C_READ, "u0");
+    CHECK(r != NULL);
+    lunnel_error garbled;
+    lunnel_error_clear(&garbled);
+    lunnel_error_set(&garbled, LUNNEL_NET_BAD_RESPONSE, "not a ReadRecordsResponse");
+    answer_read_error(r, &garbled);
+    fake_ch *u = chan("u0");
+    CHECK(u && u->shutdown);
+    closed(u);
+    call *hb = fresh_heartbeat(one, 1);
+    CHECK(hb != NULL);
+    const lunnel_channel_view *v = view_in(hb, "u0");
+    CHECK(v && v->version == 2 && v->status == LUNNEL_CHANNEL_CLOSE);
+    /* the same kind of reply to a Heartbeat: the client is re-established, the run goes on */
+    lunnel_error_set(&garbled, LUNNEL_NET_BAD_RESPONSE, "not a HeartbeatResponse");
+    answer_heartbeat_error(hb, &garbled);
+    call *sd = wait_call(C_SHUTDOWN, NULL);
+    CHECK(sd != NULL);
+    if (sd)
+        answer_status(sd, NULL);
+    CHECK(wait_call(C_CONNECT, NULL) != NULL);
+    CHECK_INT(exit_status, -1);
+    lunnel_worker_stop(W);
+    CHECK_INT(exit_status, 0);
+    cancel_all();
+    lunnel_worker_free(W);
+}
+
 int main(void)
 {
     loop = ev_loop_new(EVFLAG_AUTO);
@@ -932,6 +972,7 @@ int main(void)
     test_inflight_budget();
     test_error_policies();
     test_failure_pacing();
+    test_unparseable_alike();
     ev_loop_destroy(loop);
     TEST_DONE();
 }

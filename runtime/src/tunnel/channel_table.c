@@ -185,7 +185,8 @@ int lunnel_chtable_merge(lunnel_chtable *t, const lunnel_channel_view *server, s
     }
     for (size_t k = 0; k < n; k++)
         refs[k] = (server_ref){server[k].id, k};
-    qsort(refs, n, sizeof *refs, cmp_ref);
+    if (n > 1) /* qsort(NULL, 0, ...) is undefined (UBSan) */
+        qsort(refs, n, sizeof *refs, cmp_ref);
 
     /* 1. New OPEN channels, added first (one sorted merge) so entry pointers stay stable for
      * the callbacks. */
