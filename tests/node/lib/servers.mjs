@@ -62,9 +62,12 @@ export async function startPostgres() {
   const pg = {
     dir, port,
     dsn: `postgresql://lunnel@127.0.0.1:${port}/postgres`,
+    // fsync=off only skips flushes to the disk (a server crash keeps what the OS has);
+    // synchronous_commit stays on: the stop-mid-run case kills the server (immediate mode)
+    // and a COMMIT it acknowledged must survive that, as lunnel checkpoints past it
     async start() {
       pgRun([pgBin('pg_ctl'), '-D', data, '-l', path.join(dir, 'log'), '-w', '-t', '60', '-o',
-        `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=50`, 'start']);
+        `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=50`, 'start']);
       await poll(() => spawnSync(pgBin('pg_isready'), ['-h', '127.0.0.1', '-p', String(port)]).status === 0, 30000, 'pg_isready');
     },
     stop(mode = 'fast') {
