@@ -224,6 +224,42 @@ static void delete_row(void *ud, const lunnel_emu_request *req, lunnel_emu_respo
     lunnel__table__delete_row_request__free_unpacked(m, NULL);
 }
 
+/* What the batch operations answer per row besides the row message itself: an Error with
+ * its message, and the row bytes returned (RT_PK / RT_AFTER_MODIFY, or the row read). */
+typedef struct batch_rows {
+    Lunnel__Table__Error *errs;
+    char (*msgs)[512];
+    uint8_t **bufs;
+    size_t n;
+} batch_rows;
+
+static int batch_rows_init(batch_rows *b, size_t n)
+{
+    b->n = n;
+    b->errs = calloc(n + 1, sizeof *b->errs);
+    b->msgs = calloc(n + 1, sizeof *b->msgs);
+    b->bufs = calloc(n + 1, sizeof *b->bufs);
+    return b->errs && b->msgs && b->bufs ? 0 : -1;
+}
+
+static void batch_rows_free(batch_rows *b)
+{
+    for (size_t i = 0; b->bufs && i < b->n; i++)
+        free(b->bufs[i]);
+    free(b->bufs);
+    free(b->errs);
+    free(b->msgs);
+}
+
+/* Row k failed with `code` (its message in b->msgs[k]): the Error to attach. */
+static Lunnel__Table__Error *batch_rows_error(batch_rows *b, size_t k, const char *code)
+{
+    lunnel__table__error__init(&b->errs[k]);
+    b->errs[k].code = (char *)code;
+    b->errs[k].message = b->msgs[k];
+    return &b->errs[k];
+}
+
 /* BatchWriteRow: each row succeeds or fails on its own (is_ok + Error), as the service does;
  * a missing table fails that table's rows. */
 static void batch_write_row(void *ud, const lunnel_emu_request *req, lunnel_emu_response *resp)
@@ -246,10 +282,10 @@ static void batch_write_row(void *ud, const lunnel_emu_request *req, lunnel_emu_
     Lunnel__Table__TableInBatchWriteRowResponse **trp = calloc(m->n_tables + 1, sizeof *trp);
     Lunnel__Table__RowInBatchWriteRowResponse *rr = calloc(total + 1, sizeof *rr);
     Lunnel__Table__RowInBatchWriteRowResponse **rrp = calloc(total + 1, sizeof *rrp);
-    Lunnel__Table__Error *errs = calloc(total + 1, sizeof *errs);
-    char(*msgs)[512] = calloc(total + 1, sizeof *msgs);
-    uint8_t **rowbufs = calloc(total + 1, sizeof *rowbufs); /* RT_PK / RT_AFTER_MODIFY rows */
-    if (!tr || !trp || !rr || !rrp || !errs || !msgs || !rowbufs) {
+    batch_rows b;
+    int bad = batch_rows_init(&b, total);
+    char(*msgs)[512] = b.msgs;
+    if (!tr || !trp || !rr || !rrp || bad) {
         lunnel_emu_respond_error(resp, 500, "OTSInternalServerError", "out of memory");
         goto done;
     }
@@ -265,7 +301,6 @@ static void batch_write_row(void *ud, const lunnel_emu_request *req, lunnel_emu_
         for (size_t j = 0; j < tq->n_rows; j++, k++) {
             const Lunnel__Table__RowInBatchWriteRowRequest *rq = tq->rows[j];
             lunnel__table__row_in_batch_write_row_response__init(&rr[k]);
-            lunnel__table__error__init(&errs[k]);
             rrp[k] = &rr[k];
             const char *code = NULL;
             if (!t) {
@@ -302,7 +337,7 @@ static void batch_write_row(void *ud, const lunnel_emu_request *req, lunnel_emu_
                         code = lunnel_emu_store_strerror(res.err);
                         snprintf(msgs[k], sizeof msgs[k], "%s", res.msg);
                     } else if (res.pk_row) {
-                        rowbufs[k] = res.pk_row;
+                        b.bufs[k] = res.pk_row;
                         rr[k].has_row = 1;
                         rr[k].row.data = res.pk_row;
                         rr[k].row.len = res.pk_row_len;
@@ -310,13 +345,10 @@ static void batch_write_row(void *ud, const lunnel_emu_request *req, lunnel_emu_
                 }
             }
             rr[k].is_ok = code == NULL;
-            if (code) {
-                errs[k].code = (char *)code;
-                errs[k].message = msgs[k];
-                rr[k].error = &errs[k];
-            } else {
+            if (code)
+                rr[k].error = batch_rows_error(&b, k, code);
+            else
                 rr[k].consumed = &consumed_write;
-            }
         }
     }
     Lunnel__Table__BatchWriteRowResponse r = LUNNEL__TABLE__BATCH_WRITE_ROW_RESPONSE__INIT;
@@ -324,15 +356,11 @@ static void batch_write_row(void *ud, const lunnel_emu_request *req, lunnel_emu_
     r.tables = trp;
     lunnel_emu_respond_pb(resp, &r.base);
 done:
-    for (size_t i = 0; rowbufs && i < total; i++)
-        free(rowbufs[i]);
-    free(rowbufs);
+    batch_rows_free(&b);
     free(tr);
     free(trp);
     free(rr);
     free(rrp);
-    free(errs);
-    free(msgs);
     lunnel__table__batch_write_row_request__free_unpacked(m, NULL);
 }
 
@@ -614,10 +642,11 @@ static void batch_get_row(void *ud, const lunnel_emu_request *req, lunnel_emu_re
     Lunnel__Table__TableInBatchGetRowResponse **trp = calloc(m->n_tables, sizeof *trp);
     Lunnel__Table__RowInBatchGetRowResponse *rr = calloc(total, sizeof *rr);
     Lunnel__Table__RowInBatchGetRowResponse **rrp = calloc(total, sizeof *rrp);
-    Lunnel__Table__Error *errs = calloc(total, sizeof *errs);
-    char(*msgs)[256] = calloc(total, sizeof *msgs);
-    uint8_t **bufs = calloc(total, sizeof *bufs);
-    if (!tr || !trp || !rr || !rrp || !errs || !msgs || !bufs) {
+    batch_rows b;
+    int bad = batch_rows_init(&b, total);
+    char(*msgs)[512] = b.msgs;
+    uint8_t **bufs = b.bufs;
+    if (!tr || !trp || !rr || !rrp || bad) {
         lunnel_emu_respond_error(resp, 500, "OTSInternalServerError", "out of memory");
         goto done;
     }
@@ -645,7 +674,6 @@ static void batch_get_row(void *ud, const lunnel_emu_request *req, lunnel_emu_re
         size_t n_schema = t ? lunnel_emu_table_pk(t, &schema) : 0;
         for (size_t j = 0; j < tq->n_primary_key; j++, k++) {
             lunnel__table__row_in_batch_get_row_response__init(&rr[k]);
-            lunnel__table__error__init(&errs[k]);
             rrp[k] = &rr[k];
             const char *code = NULL;
             req_row row;
@@ -688,13 +716,10 @@ static void batch_get_row(void *ud, const lunnel_emu_request *req, lunnel_emu_re
                 }
             }
             rr[k].is_ok = code == NULL;
-            if (code) {
-                errs[k].code = (char *)code;
-                errs[k].message = msgs[k];
-                rr[k].error = &errs[k];
-            } else {
+            if (code)
+                rr[k].error = batch_rows_error(&b, k, code);
+            else
                 rr[k].consumed = &consumed_read;
-            }
         }
         emu_filter_free(o.filter);
     }
@@ -703,15 +728,11 @@ static void batch_get_row(void *ud, const lunnel_emu_request *req, lunnel_emu_re
     r.tables = trp;
     lunnel_emu_respond_pb(resp, &r.base);
 done:
-    for (size_t i = 0; bufs && i < total; i++)
-        free(bufs[i]);
-    free(bufs);
+    batch_rows_free(&b);
     free(tr);
     free(trp);
     free(rr);
     free(rrp);
-    free(errs);
-    free(msgs);
     lunnel__table__batch_get_row_request__free_unpacked(m, NULL);
 }
 

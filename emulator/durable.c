@@ -10,9 +10,12 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/file.h>
 #include <sys/mman.h>
+#include <stdio.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -60,6 +63,15 @@ struct lunnel_emu_durable {
     int snap_end_seen;
     uint64_t snap_next_gen;
     uint64_t warned;
+    /* the oldest WAL generation still needed: the one the snapshot names (older ones go) */
+    uint64_t snap_gen;
+    /* a background compaction: a forked child writing the snapshot of the state at the
+     * fork, which names compact_gen (the WAL started at the fork) */
+    pid_t child;
+    int child_status_fd; /* read end: the child writes one byte (0 ok) before it exits */
+    uint64_t compact_gen;
+    double compact_t0;
+    uint64_t retry_at_bytes; /* after a failed one: the WAL size that allows the next */
 };
 
 int lunnel_emu_fsync_parse(const char *s, lunnel_emu_fsync *out)
@@ -84,6 +96,13 @@ const char *lunnel_emu_fsync_name(lunnel_emu_fsync f)
 const lunnel_emu_durable_stats *lunnel_emu_durable_stats_of(const lunnel_emu_durable *d)
 {
     return &d->stats;
+}
+
+static double cpu_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
 static double mono_ms(void)
@@ -841,7 +860,7 @@ static int create_wal(lunnel_emu_durable *d, uint64_t gen, char *err, size_t err
     return 0;
 }
 
-/* Removes WAL generations other than the current one (older ones are in the snapshot). */
+/* Removes WAL generations older than the one the snapshot names (they are in it). */
 static void remove_old_wals(lunnel_emu_durable *d)
 {
     DIR *dir = opendir(d->dir);
@@ -851,7 +870,7 @@ static void remove_old_wals(lunnel_emu_durable *d)
         unsigned long long g;
         char tail;
         if (sscanf(e->d_name, "wal.%llu%c", &g, &tail) != 1) continue;
-        if (g >= d->gen) continue;
+        if (g >= d->snap_gen) continue;
         char path[4200];
         path_of(d, path, sizeof path, e->d_name);
         unlink(path);
@@ -873,6 +892,9 @@ static int wal_fsync(lunnel_emu_durable *d, char *err, size_t errlen)
     d->stats.fsyncs++;
     return 0;
 }
+
+static void compaction_reap(lunnel_emu_durable *d, int block);
+static int compaction_start(lunnel_emu_durable *d, int block, char *err, size_t errlen);
 
 int lunnel_emu_durable_commit(lunnel_emu_durable *d, char *err, size_t errlen)
 {
@@ -901,7 +923,10 @@ int lunnel_emu_durable_commit(lunnel_emu_durable *d, char *err, size_t errlen)
     } else {
         d->dirty = 1;
     }
-    if (d->stats.wal_bytes > d->o.compact_bytes) return lunnel_emu_durable_compact(d, err, errlen);
+    compaction_reap(d, 0);
+    if (d->stats.wal_bytes > d->o.compact_bytes && d->stats.wal_bytes >= d->retry_at_bytes &&
+        d->child <= 0)
+        return compaction_start(d, 0, err, errlen);
     return 0;
 }
 
@@ -918,17 +943,143 @@ int lunnel_emu_durable_tick(lunnel_emu_durable *d, char *err, size_t errlen)
     return 0;
 }
 
-int lunnel_emu_durable_compact(lunnel_emu_durable *d, char *err, size_t errlen)
+/* The end of a compaction: its snapshot now names compact_gen; older logs go. */
+static void compaction_done(lunnel_emu_durable *d)
 {
-    double t0 = mono_ms();
-    /* Everything in memory goes into the snapshot, so what is pending needs no WAL write,
-     * but the tunnel journal must see the current state first (its diff basis). */
-    on_tunnel_sync(d);
-    d->pending.len = 0;
+    d->snap_gen = d->compact_gen;
+    remove_old_wals(d);
+    d->stats.compactions++;
+    d->stats.last_compact_ms = mono_ms() - d->compact_t0;
+}
+
+/* Reaps a finished background compaction (`block`: wait for it). The child's status byte
+ * on a pipe says how it went (the process itself may be reaped by libev's SIGCHLD handler in
+ * the default loop, so waitpid cannot be relied on). A failed one keeps every log (the
+ * previous snapshot and the logs since still hold everything) and is retried once the log
+ * has grown by another --compact-bytes; it is reported once. */
+static void compaction_reap(lunnel_emu_durable *d, int block)
+{
+    if (d->child <= 0) return;
+    uint8_t byte = 1;
+    ssize_t n;
+    for (;;) {
+        n = read(d->child_status_fd, &byte, 1);
+        if (n >= 0 || errno == EINTR) {
+            if (n >= 0) break;
+            continue;
+        }
+        if (errno != EAGAIN || !block) return; /* still writing */
+        struct pollfd pfd = {d->child_status_fd, POLLIN, 0};
+        (void)poll(&pfd, 1, -1);
+    }
+    close(d->child_status_fd);
+    d->child_status_fd = -1;
+    int status = 0;
+    pid_t r;
+    do
+        r = waitpid(d->child, &status, 0); /* it is exiting; ECHILD: libev reaped it */
+    while (r < 0 && errno == EINTR);
+    d->child = 0;
+    if (n == 1 && byte == 0) {
+        compaction_done(d);
+        return;
+    }
+    d->retry_at_bytes = d->stats.wal_bytes + d->o.compact_bytes;
+    char why[64];
+    if (r > 0 && WIFSIGNALED(status))
+        snprintf(why, sizeof why, "signal %d", WTERMSIG(status));
+    else if (n == 1)
+        snprintf(why, sizeof why, "it could not write the snapshot");
+    else
+        snprintf(why, sizeof why, "its process ended early");
+    FILE *log = d->o.log ? d->o.log : stderr;
+    fprintf(log,
+            "lunnel-emulator: data dir %s: the background snapshot did not finish (%s); the "
+            "logs are kept and it is retried after another %zu log bytes\n",
+            d->dir, why, d->o.compact_bytes);
+}
+
+void lunnel_emu_durable_poll(lunnel_emu_durable *d)
+{
+    compaction_reap(d, 0);
+}
+
+int lunnel_emu_durable_compacting(const lunnel_emu_durable *d)
+{
+    return d->child > 0;
+}
+
+/* Starts a compaction: what is pending goes to the current log, a new log generation starts
+ * (later writes go there), and a forked child writes the snapshot of the state as it is at
+ * the fork (copy-on-write pages: a consistent picture while the loop goes on serving), named
+ * after the new generation. Until it has renamed its snapshot into place, a restart restores
+ * the previous snapshot and replays every log since, the older one included. Without fork
+ * (it failed), the snapshot is written here, blocking. */
+static int compaction_start(lunnel_emu_durable *d, int block, char *err, size_t errlen)
+{
+    if (d->child > 0) {
+        if (!block) return 0; /* one at a time */
+        compaction_reap(d, 1);
+    }
+    d->compact_t0 = mono_ms();
+    on_tunnel_sync(d); /* the tunnel journal's diff basis is the state being snapshotted */
+    if (d->pending.len) {
+        if (write_all(d->wal_fd, d->pending.p, d->pending.len) != 0) {
+            d->failed = 1;
+            snprintf(err, errlen, "data dir %s: cannot write wal.%08" PRIu64 ": %s", d->dir,
+                     d->gen, strerror(errno));
+            return -1;
+        }
+        d->pending.len = 0;
+    }
+    if (d->dirty && wal_fsync(d, err, errlen) != 0) return -1;
+    d->dirty = 0;
+    d->compact_gen = d->gen + 1;
+    if (create_wal(d, d->compact_gen, err, errlen) != 0) {
+        d->failed = 1;
+        return -1;
+    }
     char tmp[4200], snap[4200];
     path_of(d, tmp, sizeof tmp, "snapshot.tmp");
     path_of(d, snap, sizeof snap, "snapshot");
-    if (write_snapshot(d, tmp, d->gen + 1, err, errlen) != 0) {
+    fflush(NULL);
+    int sp[2];
+    int have_pipe = pipe2(sp, O_CLOEXEC) == 0;
+    pid_t pid = have_pipe ? fork() : -1;
+    if (pid < 0 && have_pipe) {
+        close(sp[0]);
+        close(sp[1]);
+    }
+    if (pid == 0) { /* the child: write, sync, rename; nothing else of this process runs */
+        close(sp[0]);
+        char cerr[512];
+        int rc = write_snapshot(d, tmp, d->compact_gen, cerr, sizeof cerr);
+        if (rc == 0 && (rename(tmp, snap) != 0 || fsync_dir(d) != 0)) rc = -1;
+        if (rc != 0) {
+            unlink(tmp);
+            dprintf(2, "lunnel-emulator: background snapshot: %s\n", cerr);
+        }
+        uint8_t byte = rc == 0 ? 0 : 1;
+        (void)!write(sp[1], &byte, 1);
+        _exit(rc == 0 ? 0 : 1);
+    }
+    if (pid > 0) {
+        close(sp[1]);
+        fcntl(sp[0], F_SETFL, O_NONBLOCK);
+        d->child_status_fd = sp[0];
+        d->child = pid;
+        d->stats.last_compact_block_ms = mono_ms() - d->compact_t0;
+        if (block) {
+            compaction_reap(d, 1);
+            if (d->snap_gen != d->compact_gen) {
+                snprintf(err, errlen, "data dir %s: the snapshot could not be written", d->dir);
+                return -1;
+            }
+        }
+        return 0;
+    }
+    /* no fork: write it here */
+    if (write_snapshot(d, tmp, d->compact_gen, err, errlen) != 0) {
         d->failed = 1;
         return -1;
     }
@@ -937,25 +1088,24 @@ int lunnel_emu_durable_compact(lunnel_emu_durable *d, char *err, size_t errlen)
         snprintf(err, errlen, "cannot rename %s to %s: %s", tmp, snap, strerror(errno));
         return -1;
     }
-    /* From here the snapshot is the truth; the old WAL is obsolete. */
-    if (create_wal(d, d->gen + 1, err, errlen) != 0) {
-        d->failed = 1;
-        return -1;
-    }
-    remove_old_wals(d);
-    d->dirty = 0;
-    d->stats.compactions++;
-    d->stats.last_compact_ms = mono_ms() - t0;
+    compaction_done(d);
+    d->stats.last_compact_block_ms = d->stats.last_compact_ms;
     if (d->tunnels && !d->replaying)
         lunnel_emu_tunnel_persist_pause_credit(d->tunnels,
                                                (int64_t)(d->stats.last_compact_ms * 1e6));
     return 0;
 }
 
+int lunnel_emu_durable_compact(lunnel_emu_durable *d, char *err, size_t errlen)
+{
+    return compaction_start(d, 1, err, errlen);
+}
+
 /* ---- open / close ---- */
 
 static void durable_free(lunnel_emu_durable *d)
 {
+    if (d->child_status_fd >= 0) close(d->child_status_fd);
     if (d->wal_fd >= 0) close(d->wal_fd);
     if (d->dir_fd >= 0) close(d->dir_fd);
     if (d->lock_fd >= 0) close(d->lock_fd);
@@ -987,8 +1137,9 @@ static int restore(lunnel_emu_durable *d, char *err, size_t errlen)
         }
         if (res.status != LUNNEL_EMU_WAL_OK || !d->snap_end_seen) {
             snprintf(err, errlen,
-                     "%s: %s%s; the snapshot is written atomically, so this is damage: refusing "
-                     "to start (move the data dir away to start empty)",
+                     "%s: %s%s; the snapshot is written atomically, so this is damage (disk or "
+                     "a copy): refusing to start, nothing was changed (keep a copy of the data "
+                     "dir; a backup of it restores everything)",
                      path, res.status != LUNNEL_EMU_WAL_OK ? res.msg : "no end record",
                      res.status != LUNNEL_EMU_WAL_OK ? "" : " (incomplete)");
             return -1;
@@ -1000,36 +1151,62 @@ static int restore(lunnel_emu_durable *d, char *err, size_t errlen)
         snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
         return -1;
     }
+    d->snap_gen = d->gen;
+    /* Every log from the one the snapshot names on: more than one when a background
+     * compaction had started a new log but not finished its snapshot. Only the last one may
+     * end in a torn record (the others were complete before the next was created). */
     char name[32];
-    wal_name(d->gen, name, sizeof name);
-    path_of(d, path, sizeof path, name);
-    if (map_file(path, &m, &len) != 0) {
-        if (errno != ENOENT) {
-            snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+    for (;;) {
+        char next[32], npath[4200];
+        wal_name(d->gen + 1, next, sizeof next);
+        path_of(d, npath, sizeof npath, next);
+        struct stat nst;
+        int is_last = stat(npath, &nst) != 0;
+        wal_name(d->gen, name, sizeof name);
+        path_of(d, path, sizeof path, name);
+        if (map_file(path, &m, &len) != 0) {
+            if (errno != ENOENT || !is_last) {
+                snprintf(err, errlen, "cannot read %s: %s", path,
+                         errno == ENOENT ? "missing while a later log exists" : strerror(errno));
+                return -1;
+            }
+            return create_wal(d, d->gen, err, errlen);
+        }
+        if (len < LUNNEL_EMU_WAL_MAGIC_LEN &&
+            (len == 0 || memcmp(m, LUNNEL_EMU_WAL_MAGIC, len) == 0)) {
+            /* cut short while being created: nothing was ever acknowledged from it */
+            if (m) munmap((void *)m, len);
+            if (!is_last) {
+                d->gen++;
+                continue;
+            }
+            return create_wal(d, d->gen, err, errlen);
+        }
+        lunnel_emu_wal_scan(m, len, LUNNEL_EMU_WAL_MAGIC, on_wal_record, d, &res);
+        if (m) munmap((void *)m, len);
+        d->stats.wal_records += res.records;
+        if (res.status == LUNNEL_EMU_WAL_BAD_MAGIC) {
+            snprintf(err, errlen, "%s: %s", path, res.msg);
             return -1;
         }
-        return create_wal(d, d->gen, err, errlen);
-    }
-    if (len < LUNNEL_EMU_WAL_MAGIC_LEN && (len == 0 || memcmp(m, LUNNEL_EMU_WAL_MAGIC, len) == 0)) {
-        /* cut short while being created: nothing was ever acknowledged from it */
-        if (m) munmap((void *)m, len);
-        return create_wal(d, d->gen, err, errlen);
-    }
-    lunnel_emu_wal_scan(m, len, LUNNEL_EMU_WAL_MAGIC, on_wal_record, d, &res);
-    if (m) munmap((void *)m, len);
-    d->stats.wal_records = res.records;
-    if (res.status == LUNNEL_EMU_WAL_BAD_MAGIC) {
-        snprintf(err, errlen, "%s: %s", path, res.msg);
-        return -1;
-    }
-    if (res.status == LUNNEL_EMU_WAL_REJECTED) {
-        /* The CRC says the bytes are as written, but they cannot be applied (another
-         * version, or a different --partitions): cutting them off would destroy them. */
-        snprintf(err, errlen,
-                 "%s: %s; the file is intact up to there but cannot be replayed: refusing to "
-                 "start (nothing was changed)",
-                 path, res.msg);
-        return -1;
+        if (res.status == LUNNEL_EMU_WAL_REJECTED) {
+            /* The CRC says the bytes are as written, but they cannot be applied (another
+             * version, or a different --partitions): cutting them off would destroy them. */
+            snprintf(err, errlen,
+                     "%s: %s; the file is intact up to there but cannot be replayed: refusing "
+                     "to start (nothing was changed)",
+                     path, res.msg);
+            return -1;
+        }
+        if (res.status != LUNNEL_EMU_WAL_OK && !is_last) {
+            snprintf(err, errlen,
+                     "%s: %s at offset %zu, but a later log exists: refusing to start (nothing "
+                     "was changed)",
+                     path, res.msg, res.good_end);
+            return -1;
+        }
+        if (is_last) break;
+        d->gen++;
     }
     if (res.status != LUNNEL_EMU_WAL_OK) {
         fprintf(log,
@@ -1116,7 +1293,7 @@ int lunnel_emu_durable_peek_partitions(const char *dir, uint32_t *out)
 lunnel_emu_durable *lunnel_emu_durable_open(const lunnel_emu_durable_opts *o, lunnel_emu_store *st,
                                             lunnel_emu_tunnels *tunnels, char *err, size_t errlen)
 {
-    double t0 = mono_ms();
+    double t0 = mono_ms(), c0 = cpu_ms();
     lunnel_emu_durable *d = calloc(1, sizeof *d);
     if (!d) {
         snprintf(err, errlen, "out of memory");
@@ -1124,7 +1301,7 @@ lunnel_emu_durable *lunnel_emu_durable_open(const lunnel_emu_durable_opts *o, lu
     }
     d->o = *o;
     if (!d->o.compact_bytes) d->o.compact_bytes = DEFAULT_COMPACT;
-    d->lock_fd = d->wal_fd = d->dir_fd = -1;
+    d->lock_fd = d->wal_fd = d->dir_fd = d->child_status_fd = -1;
     d->st = st;
     d->tunnels = tunnels;
     d->partitions = lunnel_emu_store_partitions(st);
@@ -1175,14 +1352,14 @@ lunnel_emu_durable *lunnel_emu_durable_open(const lunnel_emu_durable_opts *o, lu
     }
     lunnel_emu_store_set_journal(st, on_journal, d);
     d->stats.restore_ms = mono_ms() - t0;
+    d->stats.restore_cpu_ms = cpu_ms() - c0;
     if (lunnel_emu_durable_commit(d, err, errlen) != 0) {
         lunnel_emu_store_set_journal(st, NULL, NULL);
         if (tunnels) lunnel_emu_tunnels_set_sync(tunnels, NULL, NULL);
         durable_free(d);
         return NULL;
     }
-    if (d->stats.wal_bytes > d->o.compact_bytes &&
-        lunnel_emu_durable_compact(d, err, errlen) != 0) {
+    if (d->stats.wal_bytes > d->o.compact_bytes && compaction_start(d, 0, err, errlen) != 0) {
         lunnel_emu_store_set_journal(st, NULL, NULL);
         if (tunnels) lunnel_emu_tunnels_set_sync(tunnels, NULL, NULL);
         durable_free(d);
@@ -1214,6 +1391,7 @@ int lunnel_emu_durable_close(lunnel_emu_durable *d, char *err, size_t errlen)
             rc = -1;
         }
     }
+    compaction_reap(d, 1); /* a snapshot being written finishes (and the old logs go) */
     durable_free(d);
     return rc;
 }

@@ -19,9 +19,11 @@
  *
  * Files in DIR: "wal.<gen>" (8-digit generation), "snapshot" (covers everything before
  * wal.<gen>, and names that gen), "lock" (flock: one emulator per DIR). Format: wal.h.
- * Compaction (when the WAL passes --compact-bytes, and at start-up when it already has):
- * snapshot.tmp written + fsync'd, renamed over snapshot, then a new WAL generation starts
- * and the old one is removed; a crash at any step leaves a consistent pair.
+ * Compaction (when the WAL passes --compact-bytes, and at start-up when it already has): a
+ * new WAL generation starts, then a forked child writes snapshot.tmp from the state at the
+ * fork (copy-on-write), fsyncs it and renames it over snapshot, while the loop goes on
+ * serving; once it has, the older WALs are removed. A crash at any step leaves a consistent
+ * set: the old snapshot plus every WAL since, which start-up replays in order.
  *
  * Recovery: the snapshot must be intact (written atomically; a damaged one stops start-up
  * with the reason). A WAL whose tail is truncated or corrupt (length or CRC) is cut back to
@@ -57,6 +59,7 @@ typedef struct lunnel_emu_durable_opts {
 
 typedef struct lunnel_emu_durable_stats {
     double restore_ms;         /* snapshot + WAL replay at open */
+    double restore_cpu_ms;     /* the same in CPU time of this process (load-independent) */
     uint64_t snapshot_records; /* records read from the snapshot at open */
     uint64_t wal_records;      /* records replayed from the WAL at open */
     uint64_t skipped_records;  /* replayed records that could not be applied (reported) */
@@ -64,7 +67,8 @@ typedef struct lunnel_emu_durable_stats {
     uint64_t generation;       /* current WAL generation */
     uint64_t wal_bytes;        /* current WAL size */
     uint64_t commits, fsyncs, compactions;
-    double last_compact_ms;
+    double last_compact_ms;    /* start to snapshot in place (in the background) */
+    double last_compact_block_ms; /* of which the loop was held: log rotation and fork */
 } lunnel_emu_durable_stats;
 
 typedef struct lunnel_emu_durable lunnel_emu_durable;
@@ -81,6 +85,11 @@ lunnel_emu_durable *lunnel_emu_durable_open(const lunnel_emu_durable_opts *o, lu
  * so a restart without --partitions keeps the stored value and one with another value is
  * refused as a flag mismatch before anything is opened. */
 int lunnel_emu_durable_peek_partitions(const char *dir, uint32_t *out);
+
+/* Background compaction (a forked child writes the snapshot while the loop serves): reaps
+ * a finished one (call it from a timer), and tells whether one is running. */
+void lunnel_emu_durable_poll(lunnel_emu_durable *d);
+int lunnel_emu_durable_compacting(const lunnel_emu_durable *d);
 
 /* Writes (and fsyncs per policy) what changed since the last commit; compacts when due.
  * Cheap when nothing changed. 0, or -1 with a message: the state can no longer be made

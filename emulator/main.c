@@ -223,11 +223,20 @@ static void on_fsync_timer(struct ev_loop *loop, ev_timer *w, int revents)
     }
 }
 
+/* Reaps a background compaction once its child is done. */
+static void on_poll_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    lunnel_emu_durable_poll(w->data);
+}
+
 static void durable_stats(void *ud, cJSON *stats)
 {
     const lunnel_emu_durable_stats *s = lunnel_emu_durable_stats_of(ud);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "restore_ms", s->restore_ms);
+    cJSON_AddNumberToObject(o, "restore_cpu_ms", s->restore_cpu_ms);
     cJSON_AddNumberToObject(o, "snapshot_records", (double)s->snapshot_records);
     cJSON_AddNumberToObject(o, "wal_records", (double)s->wal_records);
     cJSON_AddNumberToObject(o, "skipped_records", (double)s->skipped_records);
@@ -238,6 +247,8 @@ static void durable_stats(void *ud, cJSON *stats)
     cJSON_AddNumberToObject(o, "fsyncs", (double)s->fsyncs);
     cJSON_AddNumberToObject(o, "compactions", (double)s->compactions);
     cJSON_AddNumberToObject(o, "last_compact_ms", s->last_compact_ms);
+    cJSON_AddNumberToObject(o, "last_compact_block_ms", s->last_compact_block_ms);
+    cJSON_AddBoolToObject(o, "compacting", lunnel_emu_durable_compacting(ud));
     cJSON_AddItemToObject(stats, "durable", o);
 }
 
@@ -333,7 +344,7 @@ int main(int argc, char **argv)
     }
 #endif
     lunnel_emu_durable *durable = NULL;
-    ev_timer fsync_timer;
+    ev_timer fsync_timer, poll_timer;
     if (cfg.data_dir) {
         lunnel_emu_durable_opts dopts = {cfg.data_dir, fsync_policy, cfg.compact_bytes, stderr};
         char derr[1024];
@@ -352,6 +363,10 @@ int main(int argc, char **argv)
         reapply_flags(tunnels, &cfg);
         lunnel_emu_server_set_commit(srv, commit_hook, pending_hook, durable);
         lunnel_emu_server_add_stats(srv, durable_stats, durable);
+        ev_timer_init(&poll_timer, on_poll_timer, 0.05, 0.05);
+        poll_timer.data = durable;
+        ev_timer_start(loop, &poll_timer);
+        ev_unref(loop);
         if (fsync_policy == LUNNEL_EMU_FSYNC_BATCH) {
             ev_timer_init(&fsync_timer, on_fsync_timer, 0.1, 0.1);
             fsync_timer.data = durable;
@@ -366,10 +381,16 @@ int main(int argc, char **argv)
     sigint.data = sigterm.data = srv;
     ev_signal_start(loop, &sigint);
     ev_signal_start(loop, &sigterm);
-    fprintf(stderr,
-            "lunnel-emulator: access key id '%s', secret '%s' (for local use only; set "
-            "--access-key-id/--access-key-secret to change)\n",
-            cfg.access_key_id, cfg.access_key_secret);
+    lunnel_emu_config defaults;
+    lunnel_emu_config_defaults(&defaults);
+    if (strcmp(cfg.access_key_secret, defaults.access_key_secret) == 0)
+        fprintf(stderr,
+                "lunnel-emulator: access key id '%s', secret '%s' (for local use only; set "
+                "--access-key-id/--access-key-secret to change)\n",
+                cfg.access_key_id, cfg.access_key_secret);
+    else /* a secret someone chose is not repeated in logs */
+        fprintf(stderr, "lunnel-emulator: access key id '%s', secret as given (not shown)\n",
+                cfg.access_key_id);
     int port = lunnel_emu_server_port(srv);
     if (cfg.port_file) {
         FILE *f = fopen(cfg.port_file, "w");
@@ -390,6 +411,8 @@ int main(int argc, char **argv)
         /* the registry goes with the server; replies flushed while it closes still commit */
         lunnel_emu_durable_detach_tunnels(durable);
         if (fsync_policy == LUNNEL_EMU_FSYNC_BATCH) ev_timer_stop(loop, &fsync_timer);
+        ev_ref(loop);
+        ev_timer_stop(loop, &poll_timer);
     }
     lunnel_emu_server_free(srv);
     int rc = 0;

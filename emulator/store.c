@@ -1058,6 +1058,44 @@ uint64_t lunnel_emu_store_trim_changes(lunnel_emu_store *st, lunnel_emu_table *t
 
 /* ---- snapshot and ranges ---------------------------------------------------------------- */
 
+/* Encodes row `r` as a base-data row (newest version of each column) into `w`. */
+static void encode_snapshot_row(lunnel_pb_writer *w, const lunnel_emu_table *t,
+                                const lunnel_emu_row *r)
+{
+    lunnel_pb_writer_reset(w);
+    lunnel_pb_write_header(w);
+    lunnel_pb_begin_row(w);
+    lunnel_emu_encode_pk(w, t->pk, r->pk, r->n_pk);
+    for (size_t j = 0; j < r->n_cells; j++) {
+        if (j > 0 && name_cmp(r->cells[j].name, r->cells[j].name_len, r->cells[j - 1].name,
+                              r->cells[j - 1].name_len) == 0)
+            continue; /* newest version only */
+        lunnel_emu_encode_cell(w, &r->cells[j]);
+    }
+    lunnel_pb_end_row(w);
+}
+
+int lunnel_emu_table_snapshot_each(const lunnel_emu_table *t,
+                                   int (*fn)(void *arg, const lunnel_emu_snapshot_row *row),
+                                   void *arg)
+{
+    lunnel_pb_writer w;
+    lunnel_pb_writer_init(&w);
+    int rc = 0;
+    for (size_t i = 0; i < t->n_rows && rc == 0; i++) {
+        const lunnel_emu_row *r = t->rows[i];
+        encode_snapshot_row(&w, t, r);
+        if (w.error) {
+            rc = -1;
+            break;
+        }
+        lunnel_emu_snapshot_row row = {w.buf, w.len, r->pk_pb, r->pk_pb_len, r->partition};
+        rc = fn(arg, &row);
+    }
+    lunnel_pb_writer_free(&w);
+    return rc;
+}
+
 lunnel_emu_snapshot *lunnel_emu_table_snapshot(const lunnel_emu_table *t)
 {
     lunnel_emu_snapshot *s = calloc(1, sizeof *s);
@@ -1072,17 +1110,7 @@ lunnel_emu_snapshot *lunnel_emu_table_snapshot(const lunnel_emu_table *t)
     lunnel_pb_writer_init(&w);
     for (size_t i = 0; i < t->n_rows; i++) {
         const lunnel_emu_row *r = t->rows[i];
-        lunnel_pb_writer_reset(&w);
-        lunnel_pb_write_header(&w);
-        lunnel_pb_begin_row(&w);
-        lunnel_emu_encode_pk(&w, t->pk, r->pk, r->n_pk);
-        for (size_t j = 0; j < r->n_cells; j++) {
-            if (j > 0 && name_cmp(r->cells[j].name, r->cells[j].name_len, r->cells[j - 1].name,
-                                  r->cells[j - 1].name_len) == 0)
-                continue; /* newest version only */
-            lunnel_emu_encode_cell(&w, &r->cells[j]);
-        }
-        lunnel_pb_end_row(&w);
+        encode_snapshot_row(&w, t, r);
         uint8_t *blk = w.error ? NULL : malloc(w.len + r->pk_pb_len);
         if (!blk) {
             s->n_rows = i;

@@ -213,6 +213,11 @@ uint64_t lunnel_emu_store_trim_changes(lunnel_emu_store *st, lunnel_emu_table *t
 /* A snapshot of the current rows (see lunnel_emu_snapshot). NULL when out of memory. */
 lunnel_emu_snapshot *lunnel_emu_table_snapshot(const lunnel_emu_table *t);
 void lunnel_emu_snapshot_free(lunnel_emu_snapshot *s);
+/* The same rows, one at a time in key order, encoded into a reused buffer (valid during the
+ * call): no copy of the whole table. Stops at fn's first nonzero return, which it returns. */
+int lunnel_emu_table_snapshot_each(const lunnel_emu_table *t,
+                                   int (*fn)(void *arg, const lunnel_emu_snapshot_row *row),
+                                   void *arg);
 
 /* ---- partitions --------------------------------------------------------------------- */
 

@@ -7,19 +7,27 @@ static int feed_table_exists(void *ctx, const char *table)
     return lunnel_emu_store_table(f->store, table) != NULL;
 }
 
+typedef struct feed_each {
+    emu_tunnel_row_fn fn;
+    void *arg;
+} feed_each;
+
+static int feed_row(void *arg, const lunnel_emu_snapshot_row *r)
+{
+    feed_each *e = arg;
+    emu_tunnel_row row = {r->row, r->row_len, r->pk, r->pk_len};
+    return e->fn(e->arg, &row);
+}
+
+/* Base data for a new tunnel: the table's rows streamed straight into its channels' logs
+ * (which copy them), without an intermediate copy of the whole table. */
 static int feed_snapshot(void *ctx, const char *table, emu_tunnel_row_fn fn, void *arg)
 {
     lunnel_emu_tunnel_feed *f = ctx;
     lunnel_emu_table *t = lunnel_emu_store_table(f->store, table);
-    lunnel_emu_snapshot *s = t ? lunnel_emu_table_snapshot(t) : NULL;
-    if (!s) return -1;
-    int rc = 0;
-    for (size_t i = 0; i < s->n_rows && rc == 0; i++) {
-        emu_tunnel_row row = {s->rows[i].row, s->rows[i].row_len, s->rows[i].pk, s->rows[i].pk_len};
-        rc = fn(arg, &row);
-    }
-    lunnel_emu_snapshot_free(s);
-    return rc;
+    if (!t) return -1;
+    feed_each e = {fn, arg};
+    return lunnel_emu_table_snapshot_each(t, feed_row, &e);
 }
 
 void lunnel_emu_tunnel_feed_init(lunnel_emu_tunnel_feed *f, lunnel_emu_store *store)

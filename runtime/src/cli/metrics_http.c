@@ -167,9 +167,18 @@ static void render_metrics(metrics_http *s, lunnel_metrics_buf *b)
             "# HELP lunnel_http_retries_total retried attempts of service calls\n"
             "# TYPE lunnel_http_retries_total counter\nlunnel_http_retries_total %llu\n"
             "# HELP lunnel_http_connections_total connections opened to the service\n"
-            "# TYPE lunnel_http_connections_total counter\nlunnel_http_connections_total %llu\n",
+            "# TYPE lunnel_http_connections_total counter\nlunnel_http_connections_total %llu\n"
+            "# HELP lunnel_http_active_calls service calls in flight (bounded by the pool)\n"
+            "# TYPE lunnel_http_active_calls gauge\nlunnel_http_active_calls %d\n"
+            "# HELP lunnel_http_queued_calls service calls waiting for a pool slot\n"
+            "# TYPE lunnel_http_queued_calls gauge\nlunnel_http_queued_calls %d\n"
+            "# HELP lunnel_http_downloading_bytes reply bytes being downloaded\n"
+            "# TYPE lunnel_http_downloading_bytes gauge\nlunnel_http_downloading_bytes %zu\n"
+            "# HELP lunnel_http_md5_mismatches_total replies not matching x-ots-contentmd5\n"
+            "# TYPE lunnel_http_md5_mismatches_total counter\nlunnel_http_md5_mismatches_total %llu\n",
             (unsigned long long)st.attempts, (unsigned long long)st.retries,
-            (unsigned long long)st.connections);
+            (unsigned long long)st.connections, st.active, st.queued, st.downloading,
+            (unsigned long long)st.md5_mismatches);
     }
     struct rusage ru;
     if (getrusage(RUSAGE_SELF, &ru) == 0) {

@@ -38,6 +38,9 @@ static const lunnel_opt connection_opts[] = {
      "retries of a call (other than ReadRecords) stop after this long (0 = no retries)"},
     {"read-retry-window", LUNNEL_OPT_DURATION, "75s", NULL, NULL, NULL, 0,
      "retries of ReadRecords stop after this long"},
+    {"max-connections", LUNNEL_OPT_INT, "32", NULL, NULL, "N", 0,
+     "service calls in flight at once (one connection each; more wait in a queue); Connect, "
+     "Heartbeat and Shutdown never wait (up to 4 more)"},
 };
 static const lunnel_opt logging_opts[] = {
     {"log-level", LUNNEL_OPT_ENUM, "info", "LUNNEL_LOG_LEVEL", "trace|debug|info|warn|error|off",
@@ -488,7 +491,13 @@ int lunnel_opts_open_client(const lunnel_opt_values *v, struct ev_loop *loop, lu
         .instance = lunnel_opts_str(v, "instance"),
         .ca_file = ca,
         .timeout_s = lunnel_opts_num(v, "request-timeout"),
+        .max_connections = (int)lunnel_opts_int(v, "max-connections"),
     };
+    if (hc.max_connections < 1) {
+        errf(err, cap, "--max-connections must be at least 1");
+        lunnel_opts_close_client(out);
+        return 2;
+    }
     out->http = lunnel_http_new(loop, &hc, out->creds, &e);
     if (!out->http) {
         errf(err, cap, "%s", e.message);
