@@ -2,7 +2,8 @@
 # install.sh: `cmake --install` (what `make install PREFIX=...` runs) into a temporary prefix,
 # then the INSTALLED lunnel runs an installed example (lunnel replay of real PlainBuffer rows
 # through examples/to_jsonl.lua and the lunnel.sinks.jsonl module). Checks: the file layout
-# (programs, liblunnel, Lua modules under share/lua/5.1, examples, man pages, contrib),
+# (programs, liblunnel, Lua modules under share/lua/5.1, examples, man pages, contrib, the
+# destination sinks' modules in lib/lunnel/, loadable, and linked by nothing of lunnel),
 # liblunnel resolved from the prefix ($ORIGIN RUNPATH), the man pages render without
 # warnings, and -- with the source and build trees hidden in a private mount namespace (root
 # only; skipped otherwise) -- the installed lunnel still finds its Lua modules and library.
@@ -30,6 +31,22 @@ for f in bin/lunnel bin/lunnel-emulator lib/liblunnel.so include/lunnel/record.h
   has "$f"
 done
 [[ -e $P/include/lunnel/api.h ]] && bad "api.h installed (needs the uninstalled protobuf-c headers)" || ok
+
+# destination sinks: each C half is its own module in lib/lunnel/, found by the installed Lua
+# sink from its own location; lunnel and liblunnel link none of their client libraries
+for n in postgres mysql redis kafka; do
+  has "lib/lunnel/lunnel_sink_$n.so"
+  has "share/lua/5.1/lunnel/sinks/$n.lua"
+  has "share/lunnel/examples/to_$n.lua"
+done
+linked=$(ldd "$P/bin/lunnel" "$P/lib/liblunnel.so" | grep -E 'libpq|mariadb|rdkafka|hiredis')
+[[ -z $linked ]] && ok || bad "lunnel links a sink's client library: $linked"
+for n in postgres mysql redis kafka; do
+  got=$(cd "$work" && env -u LUNNEL_SINK_DIR LUNNEL_LIB="$P/lib/liblunnel.so" luajit -e "
+    package.path = '$P/share/lua/5.1/?.lua;' .. package.path
+    require('lunnel.sinks.$n') print('loaded')" 2>&1)
+  [[ $got == loaded ]] && ok || bad "installed lunnel.sinks.$n: $got"
+done
 
 # the installed programs use the installed library, not the build tree's
 lib=$(ldd "$P/bin/lunnel" | awk '/liblunnel\.so/ {print $3}')
