@@ -22,7 +22,9 @@ pg_bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
 cleanup() {
   kill "${emu_pid:-}" 2>/dev/null || true
   [ -d "$work/pg" ] && asroot "$pg_bin/pg_ctl" -D "$work/pg" -m immediate stop >/dev/null 2>&1 || true
-  [ -n "${my_pid:-}" ] && kill "$my_pid" 2>/dev/null && wait "$my_pid" 2>/dev/null || true
+  # the server itself (runuser, its parent when root, does not pass a TERM on)
+  if [ -s "$work/my.pid" ]; then kill "$(cat "$work/my.pid")" 2>/dev/null || true; fi
+  [ -n "${my_pid:-}" ] && wait "$my_pid" 2>/dev/null || true
   [ -n "${KEEP:-}" ] || rm -rf "$work"
 }
 trap cleanup EXIT
@@ -50,11 +52,12 @@ count_postgres() { "$pg_bin/psql" "$dsn" -X -A -t -c "SELECT count(*) FROM $1"; 
 
 start_mysql() {
   mkdir -p "$work/my"
-  [ "$(id -u)" -eq 0 ] && chown -R nobody "$work/my"
+  # the server writes its pid, socket and log next to its datadir
+  if [ "$(id -u)" -eq 0 ]; then chown nobody "$work"; chown -R nobody "$work/my"; fi
   my_port=$(free_port)
   asroot mariadb-install-db --no-defaults --datadir="$work/my" --auth-root-authentication-method=normal >/dev/null 2>&1
   asroot mariadbd --no-defaults --datadir="$work/my" --port="$my_port" --bind-address=127.0.0.1 \
-    --socket="$work/my.sock" --skip-grant-tables --innodb-flush-log-at-trx-commit=2 \
+    --socket="$work/my.sock" --pid-file="$work/my.pid" --skip-grant-tables --innodb-flush-log-at-trx-commit=2 \
     --innodb-buffer-pool-size=512M --log-error="$work/my.err" &
   my_pid=$!
   for _ in $(seq 1 200); do mariadb -h 127.0.0.1 -P "$my_port" -u root -e 'select 1' >/dev/null 2>&1 && break; sleep 0.1; done

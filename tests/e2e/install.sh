@@ -42,7 +42,7 @@ done
 linked=$(ldd "$P/bin/lunnel" "$P/lib/liblunnel.so" | grep -E 'libpq|mariadb|rdkafka|hiredis')
 [[ -z $linked ]] && ok || bad "lunnel links a sink's client library: $linked"
 for n in postgres mysql redis kafka; do
-  got=$(cd "$work" && env -u LUNNEL_SINK_DIR LUNNEL_LIB="$P/lib/liblunnel.so" luajit -e "
+  got=$(cd "$work" && env -u LUNNEL_SINK_DIR LD_PRELOAD="${LUNNEL_LUA_PRELOAD:-}" LUNNEL_LIB="$P/lib/liblunnel.so" luajit -e "
     package.path = '$P/share/lua/5.1/?.lua;' .. package.path
     require('lunnel.sinks.$n') print('loaded')" 2>&1)
   [[ $got == loaded ]] && ok || bad "installed lunnel.sinks.$n: $got"
