@@ -38,10 +38,10 @@ test('dead-letter and --capture files replay through a script', { timeout: 60000
     if (id === 5 || id === 21) cols.poison = B(true);
     await putRow(c, table, id, 'p', cols);
   }
-  await waitFor(() => fs.existsSync(dl) && countIds(dir) + fs.readFileSync(dl, 'utf8').trim().split('\n').length >= 30,
+  await waitFor(() => fs.existsSync(dl) && countIds(dir) + fs.readFileSync(dl, 'utf8').split('\n').filter(Boolean).length >= 30,
     30000, 'rows + dead letters = 30');
   assert.equal((await run.stop()).code, 0, run.stderr().slice(-3000));
-  const dead = fs.readFileSync(dl, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const dead = fs.readFileSync(dl, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
   const deadIds = dead.map((d) => Number(d.record.pk.id));
   assert.ok(deadIds.includes(5) && deadIds.includes(21), JSON.stringify(deadIds));
 
