@@ -29,33 +29,37 @@
 #include "tunnel_internal.h"
 
 const char *const lunnel_emu_tunnels_admin_actions[] = {
-    "faults", "split", "expire_client", "expire_tunnel", "rebalance",
-    "retention", "tunnel_config", "tunnel_stats", "tunnels", NULL};
+    "faults",    "split",         "expire_client", "expire_tunnel", "rebalance",
+    "retention", "tunnel_config", "tunnel_stats",  "tunnels",       NULL};
 
-static const char *jstr(const cJSON *b, const char *k) {
+static const char *jstr(const cJSON *b, const char *k)
+{
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(b, k);
     return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
-static int jnum(const cJSON *b, const char *k, double *out) {
+static int jnum(const cJSON *b, const char *k, double *out)
+{
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(b, k);
     if (!cJSON_IsNumber(v)) return 0;
     *out = v->valuedouble;
     return 1;
 }
 
-static int jbool(const cJSON *b, const char *k) {
+static int jbool(const cJSON *b, const char *k)
+{
     return cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(b, k));
 }
 
-#define FAIL(code, ...)                                                                    \
-    do {                                                                                   \
-        *status = code;                                                                    \
-        snprintf(err, errlen, __VA_ARGS__);                                                \
-        return NULL;                                                                       \
+#define FAIL(code, ...)                                                                            \
+    do {                                                                                           \
+        *status = code;                                                                            \
+        snprintf(err, errlen, __VA_ARGS__);                                                        \
+        return NULL;                                                                               \
     } while (0)
 
-static cJSON *a_faults(lunnel_emu_tunnels *t, const cJSON *b, int *status, char *err, size_t errlen) {
+static cJSON *a_faults(lunnel_emu_tunnels *t, const cJSON *b, int *status, char *err, size_t errlen)
+{
     if (jbool(b, "clear")) t->nfaults = 0;
     const char *path = jstr(b, "path");
     if (path) {
@@ -74,7 +78,8 @@ static cJSON *a_faults(lunnel_emu_tunnels *t, const cJSON *b, int *status, char 
         /* 200 injects a success status whose body is not the call's message (another web
          * server's page): the client must treat it like any unparseable reply */
         if (st != 0 && st != 200 && (st < 400 || st > 599 || st != (int)st))
-            FAIL(400, "status must be 200 (an unparseable success) or an HTTP error status (400..599)");
+            FAIL(400,
+                 "status must be 200 (an unparseable success) or an HTTP error status (400..599)");
         emu_fault *f = realloc(t->faults, (size_t)(t->nfaults + 1) * sizeof *f);
         if (!f) FAIL(500, "out of memory");
         t->faults = f;
@@ -99,13 +104,16 @@ static cJSON *a_faults(lunnel_emu_tunnels *t, const cJSON *b, int *status, char 
         const emu_fault *f = &t->faults[i];
         cJSON_AddStringToObject(o, "code", f->code[0] ? f->code : "default");
         cJSON_AddNumberToObject(o, "status",
-                                f->status ? f->status : f->code[0] ? emu_code_status(f->code) : 503);
+                                f->status    ? f->status
+                                : f->code[0] ? emu_code_status(f->code)
+                                             : 503);
         cJSON_AddItemToArray(arr, o);
     }
     return r;
 }
 
-static cJSON *a_split(lunnel_emu_tunnels *t, const cJSON *b, int *status, char *err, size_t errlen) {
+static cJSON *a_split(lunnel_emu_tunnels *t, const cJSON *b, int *status, char *err, size_t errlen)
+{
     const char *table = jstr(b, "table");
     if (!table) FAIL(400, "split needs \"table\"");
     emu_table *tb = emu_table_get(t, table, 0);
@@ -125,7 +133,8 @@ static cJSON *a_split(lunnel_emu_tunnels *t, const cJSON *b, int *status, char *
         idx = (int)d;
     } else {
         idx = 0;
-        while (idx < tb->nshards && tb->shards[idx]->closed) idx++;
+        while (idx < tb->nshards && tb->shards[idx]->closed)
+            idx++;
     }
     if (idx < 0 || idx >= tb->nshards) FAIL(404, "partition not found in table %s", table);
     if (tb->shards[idx]->closed) FAIL(400, "partition %s is already split", tb->shards[idx]->id);
@@ -143,7 +152,8 @@ static cJSON *a_split(lunnel_emu_tunnels *t, const cJSON *b, int *status, char *
 }
 
 static cJSON *a_expire_client(lunnel_emu_tunnels *t, const cJSON *b, int *status, char *err,
-                              size_t errlen) {
+                              size_t errlen)
+{
     const char *cid = jstr(b, "client_id"), *tid = jstr(b, "tunnel_id");
     int n = 0;
     if (cid) {
@@ -168,14 +178,16 @@ static cJSON *a_expire_client(lunnel_emu_tunnels *t, const cJSON *b, int *status
     return r;
 }
 
-static emu_tunnel *tunnel_arg(lunnel_emu_tunnels *t, const cJSON *b) {
+static emu_tunnel *tunnel_arg(lunnel_emu_tunnels *t, const cJSON *b)
+{
     const char *tid = jstr(b, "tunnel_id");
     if (tid) return emu_tunnel_find(t, tid);
     return emu_tunnel_find_name(t, jstr(b, "table"), jstr(b, "tunnel_name"));
 }
 
 static cJSON *a_expire_tunnel(lunnel_emu_tunnels *t, const cJSON *b, int *status, char *err,
-                              size_t errlen) {
+                              size_t errlen)
+{
     emu_tunnel *tu = tunnel_arg(t, b);
     if (!tu) FAIL(404, "tunnel not found (give \"tunnel_id\" or \"table\"+\"tunnel_name\")");
     const cJSON *e = cJSON_GetObjectItemCaseSensitive(b, "expired");
@@ -187,7 +199,8 @@ static cJSON *a_expire_tunnel(lunnel_emu_tunnels *t, const cJSON *b, int *status
 }
 
 static cJSON *a_rebalance(lunnel_emu_tunnels *t, const cJSON *b, int *status, char *err,
-                          size_t errlen) {
+                          size_t errlen)
+{
     int n = 0;
     emu_tunnel *only = NULL;
     if (jstr(b, "tunnel_id") && !(only = emu_tunnel_find(t, jstr(b, "tunnel_id"))))
@@ -212,7 +225,8 @@ static cJSON *a_rebalance(lunnel_emu_tunnels *t, const cJSON *b, int *status, ch
 }
 
 static cJSON *a_retention(lunnel_emu_tunnels *t, const cJSON *b, int *status, char *err,
-                          size_t errlen) {
+                          size_t errlen)
+{
     double ms;
     if (jnum(b, "retention_ms", &ms)) {
         if (ms < 0) FAIL(400, "retention_ms must be >= 0");
@@ -220,17 +234,20 @@ static cJSON *a_retention(lunnel_emu_tunnels *t, const cJSON *b, int *status, ch
     }
     uint64_t before = 0, after = 0;
     for (int i = 0; i < t->ntables; i++)
-        for (int s = 0; s < t->tables[i]->nshards; s++) before += emu_reclog_first(&t->tables[i]->shards[s]->log);
+        for (int s = 0; s < t->tables[i]->nshards; s++)
+            before += emu_reclog_first(&t->tables[i]->shards[s]->log);
     lunnel_emu_tunnels_tick(t);
     for (int i = 0; i < t->ntables; i++)
-        for (int s = 0; s < t->tables[i]->nshards; s++) after += emu_reclog_first(&t->tables[i]->shards[s]->log);
+        for (int s = 0; s < t->tables[i]->nshards; s++)
+            after += emu_reclog_first(&t->tables[i]->shards[s]->log);
     cJSON *r = cJSON_CreateObject();
     cJSON_AddNumberToObject(r, "retention_ms", (double)t->o.retention_ms);
     cJSON_AddNumberToObject(r, "trimmed", (double)(after - before));
     return r;
 }
 
-static cJSON *a_config(lunnel_emu_tunnels *t, const cJSON *b, int *status, char *err, size_t errlen) {
+static cJSON *a_config(lunnel_emu_tunnels *t, const cJSON *b, int *status, char *err, size_t errlen)
+{
     double v;
     if (jnum(b, "heartbeat_scale", &v)) {
         if (v <= 0) FAIL(400, "heartbeat_scale must be > 0");
@@ -249,7 +266,8 @@ static cJSON *a_config(lunnel_emu_tunnels *t, const cJSON *b, int *status, char 
     return r;
 }
 
-static cJSON *a_stats(lunnel_emu_tunnels *t, const cJSON *b) {
+static cJSON *a_stats(lunnel_emu_tunnels *t, const cJSON *b)
+{
     cJSON *r = cJSON_CreateObject(), *paths = cJSON_AddObjectToObject(r, "paths");
     for (int i = 0; i < t->nstats; i++) {
         emu_path_stat *s = &t->stats[i];
@@ -270,7 +288,8 @@ static cJSON *a_stats(lunnel_emu_tunnels *t, const cJSON *b) {
     return r;
 }
 
-static cJSON *a_dump(lunnel_emu_tunnels *t) {
+static cJSON *a_dump(lunnel_emu_tunnels *t)
+{
     cJSON *r = cJSON_CreateObject(), *tus = cJSON_AddArrayToObject(r, "tunnels");
     for (int i = 0; i < t->ntunnels; i++) {
         emu_tunnel *tu = t->tunnels[i];
@@ -285,7 +304,8 @@ static cJSON *a_dump(lunnel_emu_tunnels *t) {
             if (t->clients[c]->tunnel != tu) continue;
             cJSON *co = cJSON_CreateObject();
             cJSON_AddStringToObject(co, "client_id", t->clients[c]->id);
-            cJSON_AddNumberToObject(co, "timeout_ms", (double)(t->clients[c]->timeout_ns / 1000000));
+            cJSON_AddNumberToObject(co, "timeout_ms",
+                                    (double)(t->clients[c]->timeout_ns / 1000000));
             cJSON_AddItemToArray(cls, co);
         }
         cJSON *chs = cJSON_AddArrayToObject(o, "channels");
@@ -316,7 +336,8 @@ static cJSON *a_dump(lunnel_emu_tunnels *t) {
             cJSON_AddStringToObject(so, "id", sh->id);
             cJSON_AddNumberToObject(so, "hash_lo", (double)sh->lo);
             cJSON_AddNumberToObject(so, "hash_hi", (double)sh->hi);
-            cJSON_AddStringToObject(so, "parent", sh->parent >= 0 ? tb->shards[sh->parent]->id : "");
+            cJSON_AddStringToObject(so, "parent",
+                                    sh->parent >= 0 ? tb->shards[sh->parent]->id : "");
             cJSON_AddBoolToObject(so, "closed", sh->closed);
             cJSON_AddNumberToObject(so, "first", (double)emu_reclog_first(&sh->log));
             cJSON_AddNumberToObject(so, "end", (double)emu_reclog_end(&sh->log));
@@ -329,22 +350,33 @@ static cJSON *a_dump(lunnel_emu_tunnels *t) {
 
 struct cJSON *lunnel_emu_tunnels_admin(lunnel_emu_tunnels *t, const char *action,
                                        const struct cJSON *body, int *status, char *err,
-                                       size_t errlen) {
+                                       size_t errlen)
+{
     *status = 0;
     err[0] = 0;
     static const cJSON empty_obj = {.type = cJSON_Object};
     const cJSON *b = cJSON_IsObject(body) ? body : &empty_obj;
     cJSON *r = NULL;
-    if (!strcmp(action, "faults")) r = a_faults(t, b, status, err, errlen);
-    else if (!strcmp(action, "split")) r = a_split(t, b, status, err, errlen);
-    else if (!strcmp(action, "expire_client")) r = a_expire_client(t, b, status, err, errlen);
-    else if (!strcmp(action, "expire_tunnel")) r = a_expire_tunnel(t, b, status, err, errlen);
-    else if (!strcmp(action, "rebalance")) r = a_rebalance(t, b, status, err, errlen);
-    else if (!strcmp(action, "retention")) r = a_retention(t, b, status, err, errlen);
-    else if (!strcmp(action, "tunnel_config")) r = a_config(t, b, status, err, errlen);
-    else if (!strcmp(action, "tunnel_stats")) r = a_stats(t, b);
-    else if (!strcmp(action, "tunnels")) r = a_dump(t);
-    else return NULL;
+    if (!strcmp(action, "faults"))
+        r = a_faults(t, b, status, err, errlen);
+    else if (!strcmp(action, "split"))
+        r = a_split(t, b, status, err, errlen);
+    else if (!strcmp(action, "expire_client"))
+        r = a_expire_client(t, b, status, err, errlen);
+    else if (!strcmp(action, "expire_tunnel"))
+        r = a_expire_tunnel(t, b, status, err, errlen);
+    else if (!strcmp(action, "rebalance"))
+        r = a_rebalance(t, b, status, err, errlen);
+    else if (!strcmp(action, "retention"))
+        r = a_retention(t, b, status, err, errlen);
+    else if (!strcmp(action, "tunnel_config"))
+        r = a_config(t, b, status, err, errlen);
+    else if (!strcmp(action, "tunnel_stats"))
+        r = a_stats(t, b);
+    else if (!strcmp(action, "tunnels"))
+        r = a_dump(t);
+    else
+        return NULL;
     if (r) *status = 200;
     return r;
 }

@@ -73,9 +73,8 @@ int lunnel_emu_auth_verify(const lunnel_emu_config *cfg, const char *path,
                            const lunnel_header *headers, size_t n_headers, const uint8_t *body,
                            size_t body_len, int64_t now_ms, lunnel_emu_auth_error *err)
 {
-    static const char *const required[] = {"x-ots-date", "x-ots-accesskeyid",
-                                           "x-ots-instancename", "x-ots-contentmd5",
-                                           "x-ots-signature"};
+    static const char *const required[] = {"x-ots-date", "x-ots-accesskeyid", "x-ots-instancename",
+                                           "x-ots-contentmd5", "x-ots-signature"};
     for (size_t i = 0; i < sizeof required / sizeof required[0]; i++) {
         const char *v = find(headers, n_headers, required[i]);
         if (!v || !*v)
@@ -125,8 +124,7 @@ int lunnel_emu_auth_sign_response(const lunnel_emu_config *cfg, const char *path
                                   size_t outlen)
 {
     char sig[LUNNEL_SIGN_B64_LEN];
-    if (lunnel_sign_response(cfg->access_key_secret, path, headers, n_headers, sig) != 0)
-        return -1;
+    if (lunnel_sign_response(cfg->access_key_secret, path, headers, n_headers, sig) != 0) return -1;
     int w = snprintf(out, outlen, "OTS %s:%s", cfg->access_key_id, sig);
     return (w < 0 || (size_t)w >= outlen) ? -1 : 0;
 }

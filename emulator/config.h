@@ -33,9 +33,9 @@ typedef struct lunnel_emu_config {
     size_t batch_bytes;     /* ReadRecords cap, bytes. 1 MiB */
     int64_t retention_s;    /* stream retention, seconds. 7 days */
     /* Durable state (issue 9) */
-    const char *data_dir;  /* NULL: in memory only */
-    const char *fsync;     /* "always" | "batch" | "never" (durable.h). "always" */
-    size_t compact_bytes;  /* snapshot + new WAL when the WAL passes this. 64 MiB */
+    const char *data_dir; /* NULL: in memory only */
+    const char *fsync;    /* "always" | "batch" | "never" (durable.h). "always" */
+    size_t compact_bytes; /* snapshot + new WAL when the WAL passes this. 64 MiB */
 } lunnel_emu_config;
 
 /* Fills `cfg` with the defaults above. */

@@ -116,23 +116,21 @@ static int apply_write(data_api *api, lunnel_emu_table *t, lunnel_emu_action act
     lunnel_emu_value pk[LUNNEL_EMU_MAX_PK];
     cond_check cc = {colcond, visible_from(t)};
     lunnel_emu_write_ext ext = {colcond ? check_condition : NULL, &cc, pk};
-    res->err = lunnel_emu_store_write_ex(api->store, t, action, c, row->pk, row->n_pk, row->cells,
-                                         row->n_cells, data_api_now_ms(), &ext, res->msg,
-                                         sizeof res->msg);
+    res->err =
+        lunnel_emu_store_write_ex(api->store, t, action, c, row->pk, row->n_pk, row->cells,
+                                  row->n_cells, data_api_now_ms(), &ext, res->msg, sizeof res->msg);
     if (res->err) {
         rv = -1;
         goto done;
     }
     int rt = rc && rc->has_return_type ? (int)rc->return_type : 0;
-    if (rt == LUNNEL__TABLE__RETURN_TYPE__RT_PK || rt == LUNNEL__TABLE__RETURN_TYPE__RT_AFTER_MODIFY) {
+    if (rt == LUNNEL__TABLE__RETURN_TYPE__RT_PK ||
+        rt == LUNNEL__TABLE__RETURN_TYPE__RT_AFTER_MODIFY) {
         lunnel_pb_writer *w = &api->w;
-        encode_after_modify(w, t, pk, row->n_pk,
-                            rt == LUNNEL__TABLE__RETURN_TYPE__RT_AFTER_MODIFY
-                                ? rc->return_column_names
-                                : NULL,
-                            rt == LUNNEL__TABLE__RETURN_TYPE__RT_AFTER_MODIFY
-                                ? rc->n_return_column_names
-                                : 0);
+        encode_after_modify(
+            w, t, pk, row->n_pk,
+            rt == LUNNEL__TABLE__RETURN_TYPE__RT_AFTER_MODIFY ? rc->return_column_names : NULL,
+            rt == LUNNEL__TABLE__RETURN_TYPE__RT_AFTER_MODIFY ? rc->n_return_column_names : 0);
         if (!w->error) {
             res->pk_row = malloc(w->len);
             if (res->pk_row) {
@@ -333,7 +331,8 @@ static void batch_write_row(void *ud, const lunnel_emu_request *req, lunnel_emu_
                                               ? LUNNEL_EMU_ACTION_UPDATE
                                               : LUNNEL_EMU_ACTION_DELETE;
                     write_result res;
-                    if (apply_write(api, t, a, &row, rq->condition, rq->return_content, &res) != 0) {
+                    if (apply_write(api, t, a, &row, rq->condition, rq->return_content, &res) !=
+                        0) {
                         code = lunnel_emu_store_strerror(res.err);
                         snprintf(msgs[k], sizeof msgs[k], "%s", res.msg);
                     } else if (res.pk_row) {
@@ -666,9 +665,9 @@ static void batch_get_row(void *ud, const lunnel_emu_request *req, lunnel_emu_re
         tr[i].rows = &rrp[k];
         lunnel_emu_table *t = lunnel_emu_store_table(api->store, tq->table_name);
         read_opts o = {0};
-        if (t && read_opts_from(&o, t, tq->columns_to_get, tq->n_columns_to_get,
-                                tq->has_max_versions, tq->max_versions, tq->time_range,
-                                tq->has_filter, tq->filter, resp) != 0)
+        if (t &&
+            read_opts_from(&o, t, tq->columns_to_get, tq->n_columns_to_get, tq->has_max_versions,
+                           tq->max_versions, tq->time_range, tq->has_filter, tq->filter, resp) != 0)
             goto done; /* a bad table request fails the whole request, as the service does */
         const lunnel_emu_pk_schema *schema = NULL;
         size_t n_schema = t ? lunnel_emu_table_pk(t, &schema) : 0;

@@ -7,13 +7,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <poll.h>
 #include <sys/file.h>
 #include <sys/mman.h>
-#include <stdio.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -24,16 +24,16 @@
 
 /* Record types of the store part (the tunnel part uses 20..29). */
 enum {
-    REC_META = 1,          /* u32 partitions: first record of every WAL */
-    REC_TABLE_CREATE = 2,  /* table definition */
-    REC_TABLE_DELETE = 3,  /* str name */
-    REC_WRITE = 4,         /* one committed row write */
-    REC_SNAP_HEADER = 10,  /* u64 next_gen, u32 partitions, i64 seq_us, i32 row_index */
-    REC_SNAP_TABLE = 11,   /* table definition + u64 changes_begin; selects the table */
-    REC_SNAP_ROWS = 12,    /* u32 n, rows of the selected table */
-    REC_SNAP_CHANGES = 13, /* u32 n, changes of the selected table */
+    REC_META = 1,                 /* u32 partitions: first record of every WAL */
+    REC_TABLE_CREATE = 2,         /* table definition */
+    REC_TABLE_DELETE = 3,         /* str name */
+    REC_WRITE = 4,                /* one committed row write */
+    REC_SNAP_HEADER = 10,         /* u64 next_gen, u32 partitions, i64 seq_us, i32 row_index */
+    REC_SNAP_TABLE = 11,          /* table definition + u64 changes_begin; selects the table */
+    REC_SNAP_ROWS = 12,           /* u32 n, rows of the selected table */
+    REC_SNAP_CHANGES = 13,        /* u32 n, changes of the selected table */
     REC_SNAP_CHANGES_ORIGIN = 14, /* the same, each with u8 has_origin + bytes origin */
-    REC_SNAP_END = 19,     /* no fields: the snapshot is complete */
+    REC_SNAP_END = 19,            /* no fields: the snapshot is complete */
 };
 
 #define CHUNK (1u << 20)
@@ -472,7 +472,8 @@ static int on_wal_record(void *ud, const uint8_t *p, size_t n, size_t off, char 
         uint32_t parts = emu_get_u32(&r);
         if (r.err) break;
         if (parts != d->partitions) {
-            snprintf(why, 160, "data dir was created with --partitions %u, this run has --partitions %u",
+            snprintf(why, 160,
+                     "data dir was created with --partitions %u, this run has --partitions %u",
                      parts, d->partitions);
             return -1;
         }
@@ -539,7 +540,8 @@ static int on_snap_record(void *ud, const uint8_t *p, size_t n, size_t off, char
         int32_t ri = emu_get_i32(&r);
         if (r.err || r.off != r.len || d->snap_next_gen == 0 || us < 0 || us > MAX_SEQ_US) break;
         if (parts != d->partitions) {
-            snprintf(why, 160, "data dir was created with --partitions %u, this run has --partitions %u",
+            snprintf(why, 160,
+                     "data dir was created with --partitions %u, this run has --partitions %u",
                      parts, d->partitions);
             return -1;
         }
@@ -1026,8 +1028,8 @@ static int compaction_start(lunnel_emu_durable *d, int block, char *err, size_t 
     if (d->pending.len) {
         if (write_all(d->wal_fd, d->pending.p, d->pending.len) != 0) {
             d->failed = 1;
-            snprintf(err, errlen, "data dir %s: cannot write wal.%08" PRIu64 ": %s", d->dir,
-                     d->gen, strerror(errno));
+            snprintf(err, errlen, "data dir %s: cannot write wal.%08" PRIu64 ": %s", d->dir, d->gen,
+                     strerror(errno));
             return -1;
         }
         d->pending.len = 0;
@@ -1131,8 +1133,7 @@ static int restore(lunnel_emu_durable *d, char *err, size_t errlen)
         if (res.status == LUNNEL_EMU_WAL_REJECTED) {
             /* intact bytes this run cannot apply (a flag mismatch, another version): the
              * data is fine and nothing was changed */
-            snprintf(err, errlen, "%s: %s; refusing to start (nothing was changed)", path,
-                     res.msg);
+            snprintf(err, errlen, "%s: %s; refusing to start (nothing was changed)", path, res.msg);
             return -1;
         }
         if (res.status != LUNNEL_EMU_WAL_OK || !d->snap_end_seen) {

@@ -67,7 +67,7 @@ typedef struct lunnel_emu_durable_stats {
     uint64_t generation;       /* current WAL generation */
     uint64_t wal_bytes;        /* current WAL size */
     uint64_t commits, fsyncs, compactions;
-    double last_compact_ms;    /* start to snapshot in place (in the background) */
+    double last_compact_ms;       /* start to snapshot in place (in the background) */
     double last_compact_block_ms; /* of which the loop was held: log rotation and fork */
 } lunnel_emu_durable_stats;
 

@@ -75,8 +75,8 @@ static int parse_value(const uint8_t *p, size_t n, lunnel_emu_value *v, uint8_t 
     case LUNNEL_EMU_V_STRING:
     case LUNNEL_EMU_V_BINARY: {
         if (n < 4) return -1;
-        uint32_t len = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-                       (uint32_t)p[3] << 24;
+        uint32_t len =
+            (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
         if (len != n - 4) return -1;
         *owned = malloc(len ? len : 1);
         if (!*owned) return -1;
@@ -97,8 +97,8 @@ static int parse_value(const uint8_t *p, size_t n, lunnel_emu_value *v, uint8_t 
         goto fail;                                                                                 \
     } while (0)
 
-static emu_filter *parse_node(const uint8_t *bytes, size_t len, int depth, int *budget,
-                              char *err, size_t errlen)
+static emu_filter *parse_node(const uint8_t *bytes, size_t len, int depth, int *budget, char *err,
+                              size_t errlen)
 {
     Lunnel__Table__Filter__Filter *m = NULL;
     Lunnel__Table__Filter__SingleColumnValueFilter *sm = NULL;
@@ -114,7 +114,7 @@ static emu_filter *parse_node(const uint8_t *bytes, size_t len, int depth, int *
     switch (m->type) {
     case LUNNEL__TABLE__FILTER__FILTER_TYPE__FT_SINGLE_COLUMN_VALUE:
         sm = lunnel__table__filter__single_column_value_filter__unpack(NULL, m->filter.len,
-                                                                      m->filter.data);
+                                                                       m->filter.data);
         if (!sm) FAIL("Deserialize relation filter failed.");
         if (sm->comparator < 1 || sm->comparator > 6)
             FAIL("Invalid relation operator: %d.", (int)sm->comparator);
@@ -123,8 +123,8 @@ static emu_filter *parse_node(const uint8_t *bytes, size_t len, int depth, int *
         f->column = strdup(sm->column_name);
         if (!f->column) FAIL("out of memory");
         f->column_len = strlen(f->column);
-        if (parse_value(sm->column_value.data, sm->column_value.len, &f->value,
-                        &f->value_bytes) != 0)
+        if (parse_value(sm->column_value.data, sm->column_value.len, &f->value, &f->value_bytes) !=
+            0)
             FAIL("Deserialize relation filter failed: column_value of '%.64s' is not a value.",
                  sm->column_name);
         f->filter_if_missing = sm->filter_if_missing;
@@ -132,7 +132,7 @@ static emu_filter *parse_node(const uint8_t *bytes, size_t len, int depth, int *
         break;
     case LUNNEL__TABLE__FILTER__FILTER_TYPE__FT_COMPOSITE_COLUMN_VALUE:
         cm = lunnel__table__filter__composite_column_value_filter__unpack(NULL, m->filter.len,
-                                                                         m->filter.data);
+                                                                          m->filter.data);
         if (!cm) FAIL("Deserialize composite filter failed.");
         f->combinator = cm->combinator;
         if (cm->combinator == LUNNEL__TABLE__FILTER__LOGICAL_OPERATOR__LO_NOT) {
@@ -164,7 +164,7 @@ static emu_filter *parse_node(const uint8_t *bytes, size_t len, int depth, int *
         break;
     case LUNNEL__TABLE__FILTER__FILTER_TYPE__FT_COLUMN_PAGINATION:
         pm = lunnel__table__filter__column_pagination_filter__unpack(NULL, m->filter.len,
-                                                                    m->filter.data);
+                                                                     m->filter.data);
         if (!pm) FAIL("Deserialize column pagination filter failed.");
         if (pm->offset < 0)
             FAIL("Offset in ColumnPaginationFilter must be greater than or equal to 0.");
@@ -190,8 +190,7 @@ fail_quiet:
     return NULL;
 }
 
-int emu_filter_parse(const uint8_t *bytes, size_t len, emu_filter **out, char *err,
-                     size_t errlen)
+int emu_filter_parse(const uint8_t *bytes, size_t len, emu_filter **out, char *err, size_t errlen)
 {
     int budget = EMU_FILTER_MAX_NODES;
     *out = parse_node(bytes, len, 0, &budget, err, errlen);

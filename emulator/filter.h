@@ -24,8 +24,7 @@ typedef struct emu_filter emu_filter;
 
 /* Parses `bytes`; 0 and *out (free with emu_filter_free), or -1 with the service's message
  * ("Deserialize filter failed.", "Invalid NOT operator: ...") in err. */
-int emu_filter_parse(const uint8_t *bytes, size_t len, emu_filter **out, char *err,
-                     size_t errlen);
+int emu_filter_parse(const uint8_t *bytes, size_t len, emu_filter **out, char *err, size_t errlen);
 void emu_filter_free(emu_filter *f);
 
 /* 1 when `row` (NULL: no such row) passes; cells with ts < min_ts are ignored. */

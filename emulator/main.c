@@ -9,11 +9,11 @@
 
 #include <ev.h>
 
-#include "lunnel/bytesize.h"
 #include "admin.h"
 #include "config.h"
 #include "data_api.h"
 #include "durable.h"
+#include "lunnel/bytesize.h"
 #include "server.h"
 #include "store.h"
 #if __has_include("tunnel.h")
@@ -295,8 +295,9 @@ static void reapply_flags(lunnel_emu_tunnels *tunnels, const lunnel_emu_config *
     if (option_given("batch-bytes")) cJSON_AddNumberToObject(conf, "batch_bytes", cfg->batch_bytes);
     int status;
     char err[256];
-    if (conf->child) cJSON_Delete(lunnel_emu_tunnels_admin(tunnels, "tunnel_config", conf, &status,
-                                                           err, sizeof err));
+    if (conf->child)
+        cJSON_Delete(
+            lunnel_emu_tunnels_admin(tunnels, "tunnel_config", conf, &status, err, sizeof err));
     cJSON_Delete(conf);
     if (option_given("retention")) {
         cJSON *ret = cJSON_CreateObject();

@@ -16,6 +16,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdarg.h>
@@ -25,7 +26,6 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
-#include <malloc.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -84,8 +84,8 @@ struct conn {
     bool close_after;   /* close once the output is written */
     bool sent_continue; /* 100 Continue already sent for the request being received */
     lunnel_emu_response *pending;
-    bool awaiting_commit; /* output held until the loop iteration's commit */
-    bool in_body;         /* the head of the request being received is complete */
+    bool awaiting_commit;  /* output held until the loop iteration's commit */
+    bool in_body;          /* the head of the request being received is complete */
     ev_tstamp last_active; /* last byte in or out */
     ev_tstamp req_started; /* first byte of the request being received */
     conn *prev, *next;     /* most recently active first */
@@ -686,8 +686,7 @@ static lunnel_emu_response *response_new(conn *c, bool keep_alive)
 
 /* Answers a request the server refuses before any handler (unparsable, too slow, over the
  * buffer budget) under the pseudo-path `what`, then closes once the answer is written. */
-static void reject_conn(conn *c, const char *what, int status, const char *code,
-                        const char *msg)
+static void reject_conn(conn *c, const char *what, int status, const char *code, const char *msg)
 {
     lunnel_emu_response *r = response_new(c, false);
     if (!r) {
@@ -841,8 +840,7 @@ static void conn_process(conn *c)
             else if (strcasecmp(hdrs[i].name, "x-ots-trace-id") == 0) {
                 req.trace_id = hdrs[i].value;
                 snprintf(resp->trace_id, sizeof resp->trace_id, "%s", req.trace_id);
-            }
-            else if (strcasecmp(hdrs[i].name, "x-ots-accesskeyid") == 0)
+            } else if (strcasecmp(hdrs[i].name, "x-ots-accesskeyid") == 0)
                 req.access_key_id = hdrs[i].value;
         }
 

@@ -42,7 +42,7 @@ struct lunnel_emu_table {
     lunnel_emu_change *changes; /* changes[0] has index changes_begin */
     size_t n_changes, cap_changes;
     uint64_t changes_begin;
-    char **origin; /* opts.origin_columns points here */
+    char **origin;          /* opts.origin_columns points here */
     int64_t auto_incr_last; /* largest value of the AUTO_INCREMENT column seen */
 };
 
@@ -738,7 +738,8 @@ static lunnel_emu_store_err append_change(lunnel_emu_store *st, lunnel_emu_table
     int64_t us;
     if (st->forced_seq) { /* replay: the sequence info the write had the first time */
         us = st->forced_us;
-        if (us > st->last_seq_us || (us == st->last_seq_us && st->forced_row_index > st->last_row_index)) {
+        if (us > st->last_seq_us ||
+            (us == st->last_seq_us && st->forced_row_index > st->last_row_index)) {
             st->last_seq_us = us;
             st->last_row_index = st->forced_row_index;
         }
@@ -858,8 +859,7 @@ static lunnel_emu_store_err resolve_auto_increment(lunnel_emu_table *t, lunnel_e
 }
 
 lunnel_emu_store_err lunnel_emu_store_write_ex(lunnel_emu_store *st, lunnel_emu_table *t,
-                                               lunnel_emu_action action,
-                                               lunnel_emu_condition cond,
+                                               lunnel_emu_action action, lunnel_emu_condition cond,
                                                const lunnel_emu_value *pk_in, size_t n_pk,
                                                const lunnel_emu_cell *cells, size_t n_cells,
                                                int64_t now_ms, const lunnel_emu_write_ext *ext,
@@ -867,8 +867,8 @@ lunnel_emu_store_err lunnel_emu_store_write_ex(lunnel_emu_store *st, lunnel_emu_
 {
     if (n_pk > LUNNEL_EMU_MAX_PK) return check_pk(t, pk_in, n_pk, false, msg, msglen);
     lunnel_emu_value pk[LUNNEL_EMU_MAX_PK];
-    lunnel_emu_store_err e = resolve_auto_increment(t, action, cond, ext && ext->check, pk_in,
-                                                    n_pk, pk, msg, msglen);
+    lunnel_emu_store_err e =
+        resolve_auto_increment(t, action, cond, ext && ext->check, pk_in, n_pk, pk, msg, msglen);
     if (e) return e;
     if (ext && ext->pk_out) memcpy(ext->pk_out, pk, n_pk * sizeof *pk);
     e = check_pk(t, pk, n_pk, false, msg, msglen);
@@ -945,8 +945,8 @@ lunnel_emu_store_err lunnel_emu_store_write_ex(lunnel_emu_store *st, lunnel_emu_
                 return LUNNEL_EMU_STORE_BAD_ARGUMENT;
             }
             fixed[i].op = LUNNEL_EMU_OP_PUT;
-            fixed[i].value.i = (int64_t)((uint64_t)(cur ? cur->value.i : 0) +
-                                         (uint64_t)cells[i].value.i);
+            fixed[i].value.i =
+                (int64_t)((uint64_t)(cur ? cur->value.i : 0) + (uint64_t)cells[i].value.i);
         }
         if (fixed[i].op == LUNNEL_EMU_OP_PUT && !fixed[i].has_ts) {
             fixed[i].has_ts = true;
@@ -1207,8 +1207,7 @@ lunnel_emu_store_err lunnel_emu_store_replay_write(lunnel_emu_store *st, lunnel_
     return e;
 }
 
-void lunnel_emu_table_restore_meta(lunnel_emu_table *t, int64_t created_ms,
-                                   uint64_t changes_begin)
+void lunnel_emu_table_restore_meta(lunnel_emu_table *t, int64_t created_ms, uint64_t changes_begin)
 {
     t->created_ms = created_ms;
     if (t->n_changes == 0) t->changes_begin = changes_begin;

@@ -250,8 +250,7 @@ typedef struct lunnel_emu_write_ext {
     lunnel_emu_value *pk_out; /* LUNNEL_EMU_MAX_PK values; bytes borrowed from the request */
 } lunnel_emu_write_ext;
 lunnel_emu_store_err lunnel_emu_store_write_ex(lunnel_emu_store *st, lunnel_emu_table *t,
-                                               lunnel_emu_action action,
-                                               lunnel_emu_condition cond,
+                                               lunnel_emu_action action, lunnel_emu_condition cond,
                                                const lunnel_emu_value *pk, size_t n_pk,
                                                const lunnel_emu_cell *cells, size_t n_cells,
                                                int64_t now_ms, const lunnel_emu_write_ext *ext,

@@ -91,8 +91,8 @@ void lunnel_emu_tunnels_tick(lunnel_emu_tunnels *t);
  * Returns 1 when the request should fail, with the error code in code[codelen] (default
  * OTSServerUnavailable) and its HTTP status in *status (either may be NULL), else 0;
  * sets *delay_ms, *drop. */
-int lunnel_emu_tunnels_fault(lunnel_emu_tunnels *t, const char *path, int64_t *delay_ms,
-                             int *drop, char *code, size_t codelen, int *status);
+int lunnel_emu_tunnels_fault(lunnel_emu_tunnels *t, const char *path, int64_t *delay_ms, int *drop,
+                             char *code, size_t codelen, int *status);
 
 /* The emulator's glue (tunnel_server.c): builds a registry over the store (changes via the
  * store's listener, snapshots for base data), registers the 13 /tunnel/... routes, the admin

@@ -14,14 +14,16 @@
 
 #include "tunnel_internal.h"
 
-void lunnel_emu_reply_free(lunnel_emu_reply *r) {
+void lunnel_emu_reply_free(lunnel_emu_reply *r)
+{
     free(r->body);
     r->body = NULL;
     r->len = 0;
 }
 
-void emu_reply_error(lunnel_emu_reply *r, const char *code, const char *tunnel_id,
-                     const char *fmt, ...) {
+void emu_reply_error(lunnel_emu_reply *r, const char *code, const char *tunnel_id, const char *fmt,
+                     ...)
+{
     char msg[512];
     va_list ap;
     va_start(ap, fmt);
@@ -34,8 +36,10 @@ void emu_reply_error(lunnel_emu_reply *r, const char *code, const char *tunnel_i
     free(r->body);
     r->len = lunnel__tunnel__error__get_packed_size(&e);
     r->body = malloc(r->len ? r->len : 1);
-    if (r->body) lunnel__tunnel__error__pack(&e, r->body);
-    else r->len = 0;
+    if (r->body)
+        lunnel__tunnel__error__pack(&e, r->body);
+    else
+        r->len = 0;
     r->status = emu_code_status(code);
     r->error_code = code;
 }
@@ -43,7 +47,8 @@ void emu_reply_error(lunnel_emu_reply *r, const char *code, const char *tunnel_i
 /* A 200 whose body is not the call's message but a web page (an injected fault: a proxy or
  * another server answering in the service's place). '<' starts an end-group tag that closes
  * no group, so no protobuf message parses from it. */
-void emu_reply_garbage(lunnel_emu_reply *r) {
+void emu_reply_garbage(lunnel_emu_reply *r)
+{
     static const char page[] = "<html><body>injected fault: not a Tablestore reply</body></html>";
     free(r->body);
     r->body = malloc(sizeof page - 1);
@@ -54,7 +59,8 @@ void emu_reply_garbage(lunnel_emu_reply *r) {
 }
 
 /* Packs any response message into the reply (200). */
-static void reply_msg(lunnel_emu_reply *r, const ProtobufCMessage *m) {
+static void reply_msg(lunnel_emu_reply *r, const ProtobufCMessage *m)
+{
     size_t n = protobuf_c_message_get_packed_size(m);
     r->body = malloc(n ? n : 1);
     if (!r->body) {
@@ -65,13 +71,14 @@ static void reply_msg(lunnel_emu_reply *r, const ProtobufCMessage *m) {
     r->status = 200;
 }
 
-#define BAD_BODY(r, what) \
+#define BAD_BODY(r, what)                                                                          \
     emu_reply_error(r, "OTSParameterInvalid", NULL, "malformed %s body (protobuf)", what)
 
 /* Unpacks a request body as message `d`, or answers "malformed <Message> body" and returns
  * NULL. The caller frees the message (its typed free_unpacked). */
 static void *unpack_req(const ProtobufCMessageDescriptor *d, const uint8_t *b, size_t len,
-                        lunnel_emu_reply *r) {
+                        lunnel_emu_reply *r)
+{
     ProtobufCMessage *m = protobuf_c_message_unpack(d, NULL, len, b);
     if (!m) BAD_BODY(r, d->short_name);
     return m;
@@ -79,15 +86,18 @@ static void *unpack_req(const ProtobufCMessageDescriptor *d, const uint8_t *b, s
 
 /* The tunnel `id` (may be NULL: an optional field) names, or NULL after answering that it
  * does not exist. */
-static emu_tunnel *find_tunnel(lunnel_emu_tunnels *t, const char *id, lunnel_emu_reply *r) {
+static emu_tunnel *find_tunnel(lunnel_emu_tunnels *t, const char *id, lunnel_emu_reply *r)
+{
     emu_tunnel *tu = emu_tunnel_find(t, id);
     if (!tu)
-        emu_reply_error(r, "OTSParameterInvalid", id, "tunnel %s does not exist", id ? id : "(none)");
+        emu_reply_error(r, "OTSParameterInvalid", id, "tunnel %s does not exist",
+                        id ? id : "(none)");
     return tu;
 }
 
 /* find_tunnel, and the tunnel is not expired. */
-static emu_tunnel *live_tunnel(lunnel_emu_tunnels *t, const char *id, lunnel_emu_reply *r) {
+static emu_tunnel *live_tunnel(lunnel_emu_tunnels *t, const char *id, lunnel_emu_reply *r)
+{
     emu_tunnel *tu = find_tunnel(t, id, r);
     if (tu && tu->expired) {
         emu_reply_error(r, "OTSTunnelExpired", id,
@@ -99,11 +109,12 @@ static emu_tunnel *live_tunnel(lunnel_emu_tunnels *t, const char *id, lunnel_emu
 
 /* The client `id` connected to tunnel `tu`, or NULL after answering OTSResourceGone. */
 static emu_client *tunnel_client(lunnel_emu_tunnels *t, emu_tunnel *tu, const char *id,
-                                 lunnel_emu_reply *r) {
+                                 lunnel_emu_reply *r)
+{
     emu_client *c = emu_client_find(t, id);
     if (!c || c->tunnel != tu) {
-        emu_reply_error(r, "OTSResourceGone", tu->id, "client %s is unknown or timed out on tunnel %s",
-                        id, tu->id);
+        emu_reply_error(r, "OTSResourceGone", tu->id,
+                        "client %s is unknown or timed out on tunnel %s", id, tu->id);
         return NULL;
     }
     return c;
@@ -112,22 +123,24 @@ static emu_client *tunnel_client(lunnel_emu_tunnels *t, emu_tunnel *tu, const ch
 /* The shared prologue of channel calls: tunnel exists and is alive, client is connected to
  * it, channel exists and this client owns it. Returns the channel or NULL (reply set). */
 static emu_channel *channel_call(lunnel_emu_tunnels *t, const char *tunnel_id,
-                                 const char *client_id, const char *channel_id,
-                                 lunnel_emu_reply *r, emu_tunnel **tu_out) {
+                                 const char *client_id, const char *channel_id, lunnel_emu_reply *r,
+                                 emu_tunnel **tu_out)
+{
     emu_tunnel *tu = live_tunnel(t, tunnel_id, r);
     emu_client *c = tu ? tunnel_client(t, tu, client_id, r) : NULL;
     if (!c) return NULL;
     int idx = emu_tunnel_channel_index(tu, channel_id);
     if (idx < 0) {
-        emu_reply_error(r, "OTSParameterInvalid", tunnel_id, "channel %s does not exist in tunnel %s",
-                        channel_id, tunnel_id);
+        emu_reply_error(r, "OTSParameterInvalid", tunnel_id,
+                        "channel %s does not exist in tunnel %s", channel_id, tunnel_id);
         return NULL;
     }
     emu_channel *ch = tu->ch[idx];
     if (ch->owner != c) {
         emu_reply_error(r, "OTSParameterInvalid", tunnel_id,
                         "client %s does not own channel %s (owner %s, status %s)", client_id,
-                        channel_id, ch->owner ? ch->owner->id : "none", emu_status_name(ch->status));
+                        channel_id, ch->owner ? ch->owner->id : "none",
+                        emu_status_name(ch->status));
         return NULL;
     }
     if (tu_out) *tu_out = tu;
@@ -137,10 +150,13 @@ static emu_channel *channel_call(lunnel_emu_tunnels *t, const char *tunnel_id,
 /* ---- tunnel management ---- */
 
 static void fill_info(lunnel_emu_tunnels *t, emu_tunnel *tu, Lunnel__Tunnel__TunnelInfo *info,
-                      Lunnel__Tunnel__StreamTunnelConfig *cfg) {
+                      Lunnel__Tunnel__StreamTunnelConfig *cfg)
+{
     lunnel__tunnel__tunnel_info__init(info);
     info->tunnel_id = tu->id;
-    info->tunnel_type = tu->type == TT_BASE ? "BaseData" : tu->type == TT_STREAM ? "Stream" : "BaseAndStream";
+    info->tunnel_type = tu->type == TT_BASE     ? "BaseData"
+                        : tu->type == TT_STREAM ? "Stream"
+                                                : "BaseAndStream";
     info->table_name = tu->table->name;
     info->instance_name = t->instance;
     info->stream_id = tu->table->name; /* one stream per table in the emulator */
@@ -173,7 +189,8 @@ typedef struct snap_ctx {
     int first_base;
 } snap_ctx;
 
-static int snap_row(void *arg, const emu_tunnel_row *row) {
+static int snap_row(void *arg, const emu_tunnel_row *row)
+{
     snap_ctx *s = arg;
     emu_shard *sh = emu_table_route(s->tb, emu_key_hash(row->pk, row->pk_len));
     if (!sh) return 0;
@@ -181,24 +198,29 @@ static int snap_row(void *arg, const emu_tunnel_row *row) {
         emu_channel *ch = s->tu->ch[i];
         if (ch->is_base && strcmp(ch->id + 9, sh->id) == 0)
             return emu_reclog_append(ch->base, EMU_TUNNEL_PUT, row->row, row->row_len, NULL, 0, 0)
-                       ? 1 : 0;
+                       ? 1
+                       : 0;
     }
     return 0;
 }
 
-void emu_tunnel_fill_base(lunnel_emu_tunnels *t, emu_tunnel *tu) {
+void emu_tunnel_fill_base(lunnel_emu_tunnels *t, emu_tunnel *tu)
+{
     snap_ctx sc = {tu, tu->table, 0};
     if (t->src && t->src->snapshot) t->src->snapshot(t->src->ctx, tu->table->name, snap_row, &sc);
 }
 
-static uint64_t first_at_or_after(const emu_reclog *l, uint64_t ts) {
+static uint64_t first_at_or_after(const emu_reclog *l, uint64_t ts)
+{
     for (size_t i = l->dead; i < l->n; i++)
         if ((uint64_t)l->ts[i] >= ts) return l->base + i;
     return emu_reclog_end(l);
 }
 
-static void h_create(lunnel_emu_tunnels *t, const uint8_t *b, size_t len, lunnel_emu_reply *r) {
-    Lunnel__Tunnel__CreateTunnelRequest *q = unpack_req(&lunnel__tunnel__create_tunnel_request__descriptor, b, len, r);
+static void h_create(lunnel_emu_tunnels *t, const uint8_t *b, size_t len, lunnel_emu_reply *r)
+{
+    Lunnel__Tunnel__CreateTunnelRequest *q =
+        unpack_req(&lunnel__tunnel__create_tunnel_request__descriptor, b, len, r);
     if (!q) return;
     Lunnel__Tunnel__Tunnel *in = q->tunnel;
     int type = (int)in->tunnel_type;
@@ -214,9 +236,10 @@ static void h_create(lunnel_emu_tunnels *t, const uint8_t *b, size_t len, lunnel
     } else {
         emu_table *tb = emu_table_get(t, in->table_name, 1);
         emu_tunnel *tu = calloc(1, sizeof *tu);
-        emu_tunnel **arr = t->ntunnels == t->tucap
-                               ? realloc(t->tunnels, (size_t)(t->tucap ? t->tucap * 2 : 8) * sizeof *arr)
-                               : t->tunnels;
+        emu_tunnel **arr =
+            t->ntunnels == t->tucap
+                ? realloc(t->tunnels, (size_t)(t->tucap ? t->tucap * 2 : 8) * sizeof *arr)
+                : t->tunnels;
         if (!tb || !tu || !arr || !(tu->name = strdup(in->tunnel_name))) {
             free(tu);
             emu_reply_error(r, "OTSInternalServerError", NULL, "out of memory");
@@ -237,7 +260,8 @@ static void h_create(lunnel_emu_tunnels *t, const uint8_t *b, size_t len, lunnel
         Lunnel__Tunnel__StreamTunnelConfig *cfg = in->stream_tunnel_config;
         if (cfg) {
             tu->has_config = 1;
-            tu->start_flag = cfg->has_flag && cfg->flag == LUNNEL__TUNNEL__START_OFFSET_FLAG__EARLIEST;
+            tu->start_flag =
+                cfg->has_flag && cfg->flag == LUNNEL__TUNNEL__START_OFFSET_FLAG__EARLIEST;
             tu->start_ns = cfg->has_start_offset ? cfg->start_offset : 0;
             tu->end_ns = cfg->has_end_offset ? cfg->end_offset : 0;
         }
@@ -255,10 +279,14 @@ static void h_create(lunnel_emu_tunnels *t, const uint8_t *b, size_t len, lunnel
             for (int s = 0; s < tb->nshards; s++) {
                 emu_shard *sh = tb->shards[s];
                 uint64_t start;
-                if (type == TT_BOTH) start = emu_reclog_end(&sh->log);
-                else if (tu->start_ns) start = first_at_or_after(&sh->log, tu->start_ns);
-                else if (tu->start_flag) start = emu_reclog_first(&sh->log);
-                else start = emu_reclog_end(&sh->log);
+                if (type == TT_BOTH)
+                    start = emu_reclog_end(&sh->log);
+                else if (tu->start_ns)
+                    start = first_at_or_after(&sh->log, tu->start_ns);
+                else if (tu->start_flag)
+                    start = emu_reclog_first(&sh->log);
+                else
+                    start = emu_reclog_end(&sh->log);
                 /* A closed partition with nothing left to deliver gets no channel; its
                  * children then have no parent to wait for. */
                 if (sh->closed && start == emu_reclog_end(&sh->log)) continue;
@@ -282,7 +310,8 @@ done:
 }
 
 static emu_tunnel *find_named(lunnel_emu_tunnels *t, const char *table, const char *name,
-                              const char *id, lunnel_emu_reply *r) {
+                              const char *id, lunnel_emu_reply *r)
+{
     emu_tunnel *tu = id && id[0] ? emu_tunnel_find(t, id) : emu_tunnel_find_name(t, table, name);
     if (!tu || (id && id[0] && (strcmp(tu->table->name, table) || strcmp(tu->name, name))))
         tu = NULL;
@@ -292,8 +321,10 @@ static emu_tunnel *find_named(lunnel_emu_tunnels *t, const char *table, const ch
     return tu;
 }
 
-static void h_delete(lunnel_emu_tunnels *t, const uint8_t *b, size_t len, lunnel_emu_reply *r) {
-    Lunnel__Tunnel__DeleteTunnelRequest *q = unpack_req(&lunnel__tunnel__delete_tunnel_request__descriptor, b, len, r);
+static void h_delete(lunnel_emu_tunnels *t, const uint8_t *b, size_t len, lunnel_emu_reply *r)
+{
+    Lunnel__Tunnel__DeleteTunnelRequest *q =
+        unpack_req(&lunnel__tunnel__delete_tunnel_request__descriptor, b, len, r);
     if (!q) return;
     emu_tunnel *tu = find_named(t, q->table_name, q->tunnel_name, q->tunnel_id, r);
     if (tu) {
@@ -304,8 +335,10 @@ static void h_delete(lunnel_emu_tunnels *t, const uint8_t *b, size_t len, lunnel
     lunnel__tunnel__delete_tunnel_request__free_unpacked(q, NULL);
 }
 
-static void h_list(lunnel_emu_tunnels *t, const uint8_t *b, size_t len, lunnel_emu_reply *r) {
-    Lunnel__Tunnel__ListTunnelRequest *q = unpack_req(&lunnel__tunnel__list_tunnel_request__descriptor, b, len, r);
+static void h_list(lunnel_emu_tunnels *t, const uint8_t *b, size_t len, lunnel_emu_reply *r)
+{
+    Lunnel__Tunnel__ListTunnelRequest *q =
+        unpack_req(&lunnel__tunnel__list_tunnel_request__descriptor, b, len, r);
     if (!q) return;
     int n = t->ntunnels;
     Lunnel__Tunnel__TunnelInfo *infos = calloc((size_t)n + 1, sizeof *infos);
@@ -315,7 +348,8 @@ static void h_list(lunnel_emu_tunnels *t, const uint8_t *b, size_t len, lunnel_e
     if (infos && cfgs && ptrs) {
         for (int i = 0; i < n; i++) {
             emu_tunnel *tu = t->tunnels[i];
-            if (q->table_name && q->table_name[0] && strcmp(q->table_name, tu->table->name)) continue;
+            if (q->table_name && q->table_name[0] && strcmp(q->table_name, tu->table->name))
+                continue;
             fill_info(t, tu, &infos[resp.n_tunnels], &cfgs[resp.n_tunnels]);
             ptrs[resp.n_tunnels] = &infos[resp.n_tunnels];
             resp.n_tunnels++;
@@ -332,7 +366,8 @@ static void h_list(lunnel_emu_tunnels *t, const uint8_t *b, size_t len, lunnel_e
 }
 
 /* RPO of a stream channel: commit time of the last record it consumed (checkpoint). */
-static int64_t tunnel_rpo(emu_tunnel *tu) {
+static int64_t tunnel_rpo(emu_tunnel *tu)
+{
     int64_t min = 0;
     for (int i = 0; i < tu->nch; i++) {
         emu_channel *ch = tu->ch[i];
@@ -342,8 +377,10 @@ static int64_t tunnel_rpo(emu_tunnel *tu) {
     return min;
 }
 
-static void h_describe(lunnel_emu_tunnels *t, const uint8_t *b, size_t len, lunnel_emu_reply *r) {
-    Lunnel__Tunnel__DescribeTunnelRequest *q = unpack_req(&lunnel__tunnel__describe_tunnel_request__descriptor, b, len, r);
+static void h_describe(lunnel_emu_tunnels *t, const uint8_t *b, size_t len, lunnel_emu_reply *r)
+{
+    Lunnel__Tunnel__DescribeTunnelRequest *q =
+        unpack_req(&lunnel__tunnel__describe_tunnel_request__descriptor, b, len, r);
     if (!q) return;
     emu_tunnel *tu = find_named(t, q->table_name, q->tunnel_name, q->tunnel_id, r);
     if (tu) {
@@ -366,7 +403,8 @@ static void h_describe(lunnel_emu_tunnels *t, const uint8_t *b, size_t len, lunn
                 ci[i].channel_count = ch->count;
                 cp[i] = &ci[i];
             }
-            Lunnel__Tunnel__DescribeTunnelResponse resp = LUNNEL__TUNNEL__DESCRIBE_TUNNEL_RESPONSE__INIT;
+            Lunnel__Tunnel__DescribeTunnelResponse resp =
+                LUNNEL__TUNNEL__DESCRIBE_TUNNEL_RESPONSE__INIT;
             resp.tunnel = &info;
             resp.n_channels = (size_t)tu->nch;
             resp.channels = cp;
@@ -384,8 +422,10 @@ static void h_describe(lunnel_emu_tunnels *t, const uint8_t *b, size_t len, lunn
 
 /* ---- clients ---- */
 
-static void h_connect(lunnel_emu_tunnels *t, const uint8_t *b, size_t len, lunnel_emu_reply *r) {
-    Lunnel__Tunnel__ConnectRequest *q = unpack_req(&lunnel__tunnel__connect_request__descriptor, b, len, r);
+static void h_connect(lunnel_emu_tunnels *t, const uint8_t *b, size_t len, lunnel_emu_reply *r)
+{
+    Lunnel__Tunnel__ConnectRequest *q =
+        unpack_req(&lunnel__tunnel__connect_request__descriptor, b, len, r);
     if (!q) return;
     emu_tunnel *tu = live_tunnel(t, q->tunnel_id, r);
     emu_client *c = NULL;
@@ -415,8 +455,9 @@ static void h_connect(lunnel_emu_tunnels *t, const uint8_t *b, size_t len, lunne
         c->tunnel = tu;
         c->last_ns = emu_now_ns(t);
         c->tag = strdup(tag);
-        snprintf(c->id, sizeof c->id, "%s-%" PRIu64 "-%06x", tag[0] && strlen(tag) < 16 && !ms ? tag : "client",
-                 ++t->next_client, (unsigned)(emu_rand(t) & 0xffffff));
+        snprintf(c->id, sizeof c->id, "%s-%" PRIu64 "-%06x",
+                 tag[0] && strlen(tag) < 16 && !ms ? tag : "client", ++t->next_client,
+                 (unsigned)(emu_rand(t) & 0xffffff));
         t->clients[t->nclients++] = c;
         emu_tunnel_schedule(t, tu);
         Lunnel__Tunnel__ConnectResponse resp = LUNNEL__TUNNEL__CONNECT_RESPONSE__INIT;
@@ -426,8 +467,10 @@ static void h_connect(lunnel_emu_tunnels *t, const uint8_t *b, size_t len, lunne
     lunnel__tunnel__connect_request__free_unpacked(q, NULL);
 }
 
-static void h_heartbeat(lunnel_emu_tunnels *t, const uint8_t *b, size_t len, lunnel_emu_reply *r) {
-    Lunnel__Tunnel__HeartbeatRequest *q = unpack_req(&lunnel__tunnel__heartbeat_request__descriptor, b, len, r);
+static void h_heartbeat(lunnel_emu_tunnels *t, const uint8_t *b, size_t len, lunnel_emu_reply *r)
+{
+    Lunnel__Tunnel__HeartbeatRequest *q =
+        unpack_req(&lunnel__tunnel__heartbeat_request__descriptor, b, len, r);
     if (!q) return;
     emu_tunnel *tu = live_tunnel(t, q->tunnel_id, r);
     emu_client *c = tu ? tunnel_client(t, tu, q->client_id, r) : NULL;
@@ -477,8 +520,10 @@ static void h_heartbeat(lunnel_emu_tunnels *t, const uint8_t *b, size_t len, lun
     lunnel__tunnel__heartbeat_request__free_unpacked(q, NULL);
 }
 
-static void h_shutdown(lunnel_emu_tunnels *t, const uint8_t *b, size_t len, lunnel_emu_reply *r) {
-    Lunnel__Tunnel__ShutdownRequest *q = unpack_req(&lunnel__tunnel__shutdown_request__descriptor, b, len, r);
+static void h_shutdown(lunnel_emu_tunnels *t, const uint8_t *b, size_t len, lunnel_emu_reply *r)
+{
+    Lunnel__Tunnel__ShutdownRequest *q =
+        unpack_req(&lunnel__tunnel__shutdown_request__descriptor, b, len, r);
     if (!q) return;
     emu_tunnel *tu = find_tunnel(t, q->tunnel_id, r);
     emu_client *c = tu ? tunnel_client(t, tu, q->client_id, r) : NULL;
@@ -492,12 +537,16 @@ static void h_shutdown(lunnel_emu_tunnels *t, const uint8_t *b, size_t len, lunn
 
 /* ---- channel calls ---- */
 
-static char *start_token(emu_channel *ch) {
+static char *start_token(emu_channel *ch)
+{
     return emu_token_make(ch, ch->is_base ? 0 : ch->start, 0);
 }
 
-static void h_getcheckpoint(lunnel_emu_tunnels *t, const uint8_t *b, size_t len, lunnel_emu_reply *r) {
-    Lunnel__Tunnel__GetCheckpointRequest *q = unpack_req(&lunnel__tunnel__get_checkpoint_request__descriptor, b, len, r);
+static void h_getcheckpoint(lunnel_emu_tunnels *t, const uint8_t *b, size_t len,
+                            lunnel_emu_reply *r)
+{
+    Lunnel__Tunnel__GetCheckpointRequest *q =
+        unpack_req(&lunnel__tunnel__get_checkpoint_request__descriptor, b, len, r);
     if (!q) return;
     emu_channel *ch = channel_call(t, q->tunnel_id, q->client_id, q->channel_id, r, NULL);
     if (ch) {
@@ -511,8 +560,10 @@ static void h_getcheckpoint(lunnel_emu_tunnels *t, const uint8_t *b, size_t len,
     lunnel__tunnel__get_checkpoint_request__free_unpacked(q, NULL);
 }
 
-static void h_checkpoint(lunnel_emu_tunnels *t, const uint8_t *b, size_t len, lunnel_emu_reply *r) {
-    Lunnel__Tunnel__CheckpointRequest *q = unpack_req(&lunnel__tunnel__checkpoint_request__descriptor, b, len, r);
+static void h_checkpoint(lunnel_emu_tunnels *t, const uint8_t *b, size_t len, lunnel_emu_reply *r)
+{
+    Lunnel__Tunnel__CheckpointRequest *q =
+        unpack_req(&lunnel__tunnel__checkpoint_request__descriptor, b, len, r);
     if (!q) return;
     emu_tunnel *tu = NULL;
     emu_channel *ch = channel_call(t, q->tunnel_id, q->client_id, q->channel_id, r, &tu);
@@ -526,7 +577,8 @@ static void h_checkpoint(lunnel_emu_tunnels *t, const uint8_t *b, size_t len, lu
                         "checkpoint sequence %" PRId64 " of channel %s is not after %" PRId64,
                         q->sequence_number, ch->id, ch->seq);
     } else if (!finished && emu_token_parse(ch, q->checkpoint, &off, &ts, err, sizeof err) != 0) {
-        emu_reply_error(r, "OTSParameterInvalid", tu->id, "checkpoint of channel %s: %s", ch->id, err);
+        emu_reply_error(r, "OTSParameterInvalid", tu->id, "checkpoint of channel %s: %s", ch->id,
+                        err);
     } else {
         char *dup = strdup(q->checkpoint);
         if (!dup) {
@@ -552,7 +604,8 @@ static void h_checkpoint(lunnel_emu_tunnels *t, const uint8_t *b, size_t len, lu
 
 /* Writes "finished"/token + may_more after `rec` bytes of records. */
 static void rr_reply(lunnel_emu_reply *r, const uint8_t *rec, size_t reclen, const char *token,
-                     int may_more) {
+                     int may_more)
+{
     size_t tl = strlen(token);
     uint8_t *p = malloc(reclen + tl + 16);
     if (!p) {
@@ -573,8 +626,10 @@ static void rr_reply(lunnel_emu_reply *r, const uint8_t *rec, size_t reclen, con
 }
 
 static void h_readrecords(lunnel_emu_tunnels *t, const uint8_t *b, size_t len, lunnel_emu_reply *r,
-                          int64_t *served) {
-    Lunnel__Tunnel__ReadRecordsRequest *q = unpack_req(&lunnel__tunnel__read_records_request__descriptor, b, len, r);
+                          int64_t *served)
+{
+    Lunnel__Tunnel__ReadRecordsRequest *q =
+        unpack_req(&lunnel__tunnel__read_records_request__descriptor, b, len, r);
     if (!q) return;
     emu_tunnel *tu = NULL;
     emu_channel *ch = channel_call(t, q->tunnel_id, q->client_id, q->channel_id, r, &tu);
@@ -585,18 +640,21 @@ static void h_readrecords(lunnel_emu_tunnels *t, const uint8_t *b, size_t len, l
     } else if (strcmp(q->token, "finished") == 0) {
         rr_reply(r, NULL, 0, "finished", 0);
     } else if (emu_token_parse(ch, q->token, &off, &ts, err, sizeof err) != 0) {
-        emu_reply_error(r, "OTSParameterInvalid", tu->id, "ReadRecords on channel %s: %s", ch->id, err);
+        emu_reply_error(r, "OTSParameterInvalid", tu->id, "ReadRecords on channel %s: %s", ch->id,
+                        err);
     } else {
         const emu_reclog *l = ch->is_base ? ch->base : &ch->shard->log;
         uint64_t end = emu_reclog_end(l);
         if (off < emu_reclog_first(l)) {
             tu->expired = 1;
             emu_reply_error(r, "OTSTunnelExpired", tu->id,
-                            "channel %s position %" PRIu64 " was trimmed by retention (first kept %" PRIu64 ")",
+                            "channel %s position %" PRIu64
+                            " was trimmed by retention (first kept %" PRIu64 ")",
                             ch->id, off, emu_reclog_first(l));
         } else if (off > end) {
             emu_reply_error(r, "OTSParameterInvalid", tu->id,
-                            "token position %" PRIu64 " of channel %s is past its end %" PRIu64, off, ch->id, end);
+                            "token position %" PRIu64 " of channel %s is past its end %" PRIu64,
+                            off, ch->id, end);
         } else {
             uint64_t i = off;
             size_t bytes = 0, maxb = t->o.batch_bytes;
@@ -613,7 +671,8 @@ static void h_readrecords(lunnel_emu_tunnels *t, const uint8_t *b, size_t len, l
                 i++;
             }
             int finished;
-            if (ch->is_base) finished = i == end;
+            if (ch->is_base)
+                finished = i == end;
             else
                 finished = past_end_time || (i == end && ch->shard->closed) ||
                            (i == end && tu->end_ns && (uint64_t)emu_now_ns(t) > tu->end_ns);
@@ -635,22 +694,24 @@ static void h_readrecords(lunnel_emu_tunnels *t, const uint8_t *b, size_t len, l
 
 /* ---- RPO and scheduling ---- */
 
-static void h_getrpo(lunnel_emu_tunnels *t, const uint8_t *b, size_t len, lunnel_emu_reply *r) {
-    Lunnel__Tunnel__GetRpoRequest *q = unpack_req(&lunnel__tunnel__get_rpo_request__descriptor, b, len, r);
+static void h_getrpo(lunnel_emu_tunnels *t, const uint8_t *b, size_t len, lunnel_emu_reply *r)
+{
+    Lunnel__Tunnel__GetRpoRequest *q =
+        unpack_req(&lunnel__tunnel__get_rpo_request__descriptor, b, len, r);
     if (!q) return;
     emu_tunnel *tu = find_tunnel(t, q->tunnel_id, r);
     if (tu) {
         /* The shape the official Go SDK unmarshals (tunnel/types.go GetRpoResponse):
          * rpo_infos: {"<tunnel_id>": {"<channel_id>": {"ChannelTyp":"BaseData"|"Stream",
          *   "Status":..,"TotalCount":n,"AccessTime":ms,"RpoTime":ms}, ...}};
-         * tunnel_rpo_infos: {"<tunnel_id>": {"Status":..,"TotalCount":n,"AccessTime":ms,"RpoTime":ms}}.
-         * The SDK declares the times as bare int64s; milliseconds since the epoch is inferred
-         * (the unit of the service's other RPO timestamps), not documented. RpoTime = commit
-         * time of the newest record consumed per the checkpoint (0 for base data / never),
-         * AccessTime = last ReadRecords/Checkpoint on the channel (0 = never). The tunnel's
-         * Status is its stage; its TotalCount the sum, AccessTime the latest, RpoTime the
-         * oldest live stream channel's (as DescribeTunnel's tunnel_rpo). Owners stay in
-         * DescribeTunnel. */
+         * tunnel_rpo_infos: {"<tunnel_id>":
+         * {"Status":..,"TotalCount":n,"AccessTime":ms,"RpoTime":ms}}. The SDK declares the times as
+         * bare int64s; milliseconds since the epoch is inferred (the unit of the service's other
+         * RPO timestamps), not documented. RpoTime = commit time of the newest record consumed per
+         * the checkpoint (0 for base data / never), AccessTime = last ReadRecords/Checkpoint on the
+         * channel (0 = never). The tunnel's Status is its stage; its TotalCount the sum, AccessTime
+         * the latest, RpoTime the oldest live stream channel's (as DescribeTunnel's tunnel_rpo).
+         * Owners stay in DescribeTunnel. */
         size_t cap = 256 + (size_t)tu->nch * 320;
         char *js = malloc(cap), *jt = malloc(384);
         if (js && jt) {
@@ -660,18 +721,20 @@ static void h_getrpo(lunnel_emu_tunnels *t, const uint8_t *b, size_t len, lunnel
                 emu_channel *ch = tu->ch[i];
                 total += ch->count;
                 if (ch->access_ns > access) access = ch->access_ns;
-                n += (size_t)snprintf(js + n, cap - n,
-                                      "%s\"%s\":{\"ChannelTyp\":\"%s\",\"Status\":\"%s\",\"TotalCount\":%" PRId64
-                                      ",\"AccessTime\":%" PRId64 ",\"RpoTime\":%" PRId64 "}",
-                                      i ? "," : "", ch->id, ch->is_base ? "BaseData" : "Stream",
-                                      emu_status_name(ch->status), ch->count, ch->access_ns / 1000000,
-                                      ch->is_base ? 0 : ch->rpo_ns / 1000000);
+                n += (size_t)snprintf(
+                    js + n, cap - n,
+                    "%s\"%s\":{\"ChannelTyp\":\"%s\",\"Status\":\"%s\",\"TotalCount\":%" PRId64
+                    ",\"AccessTime\":%" PRId64 ",\"RpoTime\":%" PRId64 "}",
+                    i ? "," : "", ch->id, ch->is_base ? "BaseData" : "Stream",
+                    emu_status_name(ch->status), ch->count, ch->access_ns / 1000000,
+                    ch->is_base ? 0 : ch->rpo_ns / 1000000);
             }
             n += (size_t)snprintf(js + n, cap - n, "}}");
             int m = snprintf(jt, 384,
-                             "{\"%s\":{\"Status\":\"%s\",\"TotalCount\":%" PRId64 ",\"AccessTime\":%" PRId64
-                             ",\"RpoTime\":%" PRId64 "}}",
-                             tu->id, emu_stage_name(tu->stage), total, access / 1000000, tunnel_rpo(tu) / 1000000);
+                             "{\"%s\":{\"Status\":\"%s\",\"TotalCount\":%" PRId64
+                             ",\"AccessTime\":%" PRId64 ",\"RpoTime\":%" PRId64 "}}",
+                             tu->id, emu_stage_name(tu->stage), total, access / 1000000,
+                             tunnel_rpo(tu) / 1000000);
             Lunnel__Tunnel__GetRpoResponse resp = LUNNEL__TUNNEL__GET_RPO_RESPONSE__INIT;
             resp.has_rpo_infos = 1;
             resp.rpo_infos.data = (uint8_t *)js;
@@ -693,16 +756,19 @@ static void h_getrpo(lunnel_emu_tunnels *t, const uint8_t *b, size_t len, lunnel
 /* Schedule: an operator's override of channel statuses. OPEN re-opens a channel for the
  * scheduler (even a TERMINATED one), CLOSING asks its owner to release it, CLOSE takes it
  * from its owner at once (back to the pool), TERMINATED ends it. */
-static void h_schedule(lunnel_emu_tunnels *t, const uint8_t *b, size_t len, lunnel_emu_reply *r) {
-    Lunnel__Tunnel__ScheduleRequest *q = unpack_req(&lunnel__tunnel__schedule_request__descriptor, b, len, r);
+static void h_schedule(lunnel_emu_tunnels *t, const uint8_t *b, size_t len, lunnel_emu_reply *r)
+{
+    Lunnel__Tunnel__ScheduleRequest *q =
+        unpack_req(&lunnel__tunnel__schedule_request__descriptor, b, len, r);
     if (!q) return;
     /* Channels travel in field 3. A request carrying field 2 was built from a misread schema
      * (as lunnel's own once was): refuse it rather than answer a silent success that changed
      * nothing. */
     for (size_t i = 0; i < q->base.n_unknown_fields; i++) {
         if (q->base.unknown_fields[i].tag == 2) {
-            emu_reply_error(r, "OTSParameterInvalid", q->tunnel_id,
-                            "ScheduleRequest field 2 is not part of the schema: channels are field 3");
+            emu_reply_error(
+                r, "OTSParameterInvalid", q->tunnel_id,
+                "ScheduleRequest field 2 is not part of the schema: channels are field 3");
             goto done;
         }
     }
@@ -754,7 +820,8 @@ done:
 }
 
 int lunnel_emu_tunnels_handle(lunnel_emu_tunnels *t, const char *path, const uint8_t *body,
-                              size_t len, lunnel_emu_reply *out) {
+                              size_t len, lunnel_emu_reply *out)
+{
     memset(out, 0, sizeof *out);
     if (strncmp(path, "/tunnel/", 8) != 0) return -1;
     const char *name = path + 8;
@@ -779,19 +846,32 @@ int lunnel_emu_tunnels_handle(lunnel_emu_tunnels *t, const char *path, const uin
         static const uint8_t empty[1];
         const uint8_t *b = body ? body : empty;
         int64_t served = 0;
-        if (!strcmp(name, "readrecords")) h_readrecords(t, b, len, out, &served);
-        else if (!strcmp(name, "heartbeat")) h_heartbeat(t, b, len, out);
-        else if (!strcmp(name, "checkpoint")) h_checkpoint(t, b, len, out);
-        else if (!strcmp(name, "getcheckpoint")) h_getcheckpoint(t, b, len, out);
-        else if (!strcmp(name, "connect")) h_connect(t, b, len, out);
-        else if (!strcmp(name, "shutdown")) h_shutdown(t, b, len, out);
-        else if (!strcmp(name, "create")) h_create(t, b, len, out);
-        else if (!strcmp(name, "delete")) h_delete(t, b, len, out);
-        else if (!strcmp(name, "list")) h_list(t, b, len, out);
-        else if (!strcmp(name, "describe")) h_describe(t, b, len, out);
-        else if (!strcmp(name, "getrpo") || !strcmp(name, "getrpobyoffset")) h_getrpo(t, b, len, out);
-        else if (!strcmp(name, "schedule")) h_schedule(t, b, len, out);
-        else emu_reply_error(out, "OTSParameterInvalid", NULL, "unknown tunnel API path %s", path);
+        if (!strcmp(name, "readrecords"))
+            h_readrecords(t, b, len, out, &served);
+        else if (!strcmp(name, "heartbeat"))
+            h_heartbeat(t, b, len, out);
+        else if (!strcmp(name, "checkpoint"))
+            h_checkpoint(t, b, len, out);
+        else if (!strcmp(name, "getcheckpoint"))
+            h_getcheckpoint(t, b, len, out);
+        else if (!strcmp(name, "connect"))
+            h_connect(t, b, len, out);
+        else if (!strcmp(name, "shutdown"))
+            h_shutdown(t, b, len, out);
+        else if (!strcmp(name, "create"))
+            h_create(t, b, len, out);
+        else if (!strcmp(name, "delete"))
+            h_delete(t, b, len, out);
+        else if (!strcmp(name, "list"))
+            h_list(t, b, len, out);
+        else if (!strcmp(name, "describe"))
+            h_describe(t, b, len, out);
+        else if (!strcmp(name, "getrpo") || !strcmp(name, "getrpobyoffset"))
+            h_getrpo(t, b, len, out);
+        else if (!strcmp(name, "schedule"))
+            h_schedule(t, b, len, out);
+        else
+            emu_reply_error(out, "OTSParameterInvalid", NULL, "unknown tunnel API path %s", path);
         if (st) {
             st->records += served;
             if (out->status == 200) st->bytes += (int64_t)out->len;

@@ -12,7 +12,8 @@
 
 #include "tunnel_internal.h"
 
-void lunnel_emu_tunnel_opts_default(lunnel_emu_tunnel_opts *o) {
+void lunnel_emu_tunnel_opts_default(lunnel_emu_tunnel_opts *o)
+{
     memset(o, 0, sizeof *o);
     o->partitions = 4;
     o->batch_records = 1000;
@@ -24,7 +25,8 @@ void lunnel_emu_tunnel_opts_default(lunnel_emu_tunnel_opts *o) {
     o->seed = 1;
 }
 
-int64_t emu_now_ns(lunnel_emu_tunnels *t) {
+int64_t emu_now_ns(lunnel_emu_tunnels *t)
+{
     if (t->o.clock_ns) return t->o.clock_ns(t->o.clock_arg);
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -32,7 +34,8 @@ int64_t emu_now_ns(lunnel_emu_tunnels *t) {
 }
 
 /* xorshift64*: reproducible fault injection and ids for a given --seed. */
-uint64_t emu_rand(lunnel_emu_tunnels *t) {
+uint64_t emu_rand(lunnel_emu_tunnels *t)
+{
     uint64_t x = t->rng;
     x ^= x >> 12;
     x ^= x << 25;
@@ -42,7 +45,8 @@ uint64_t emu_rand(lunnel_emu_tunnels *t) {
 }
 
 lunnel_emu_tunnels *lunnel_emu_tunnels_new(const lunnel_emu_tunnel_opts *opts,
-                                           const emu_tunnel_source *src) {
+                                           const emu_tunnel_source *src)
+{
     lunnel_emu_tunnels *t = calloc(1, sizeof *t);
     if (!t) return NULL;
     t->o = *opts;
@@ -57,7 +61,8 @@ lunnel_emu_tunnels *lunnel_emu_tunnels_new(const lunnel_emu_tunnel_opts *opts,
     return t;
 }
 
-static void channel_free(emu_channel *ch) {
+static void channel_free(emu_channel *ch)
+{
     if (ch->base) {
         emu_reclog_free(ch->base);
         free(ch->base);
@@ -66,15 +71,18 @@ static void channel_free(emu_channel *ch) {
     free(ch);
 }
 
-static void tunnel_free(emu_tunnel *tu) {
-    for (int i = 0; i < tu->nch; i++) channel_free(tu->ch[i]);
+static void tunnel_free(emu_tunnel *tu)
+{
+    for (int i = 0; i < tu->nch; i++)
+        channel_free(tu->ch[i]);
     free(tu->ch);
     free(tu->name);
     free(tu);
 }
 
 /* A table's partitions and their logs (its tunnels are freed separately). */
-static void table_free(emu_table *tb) {
+static void table_free(emu_table *tb)
+{
     for (int s = 0; s < tb->nshards; s++) {
         emu_reclog_free(&tb->shards[s]->log);
         free(tb->shards[s]);
@@ -84,23 +92,27 @@ static void table_free(emu_table *tb) {
     free(tb);
 }
 
-void lunnel_emu_tunnels_free(lunnel_emu_tunnels *t) {
+void lunnel_emu_tunnels_free(lunnel_emu_tunnels *t)
+{
     if (!t) return;
     for (int i = 0; i < t->nclients; i++) {
         free(t->clients[i]->tag);
         free(t->clients[i]);
     }
     free(t->clients);
-    for (int i = 0; i < t->ntunnels; i++) tunnel_free(t->tunnels[i]);
+    for (int i = 0; i < t->ntunnels; i++)
+        tunnel_free(t->tunnels[i]);
     free(t->tunnels);
-    for (int i = 0; i < t->ntables; i++) table_free(t->tables[i]);
+    for (int i = 0; i < t->ntables; i++)
+        table_free(t->tables[i]);
     free(t->tables);
     free(t->faults);
     free(t->instance);
     free(t);
 }
 
-void lunnel_emu_tunnels_on_change(lunnel_emu_tunnels *t, const emu_tunnel_change *c) {
+void lunnel_emu_tunnels_on_change(lunnel_emu_tunnels *t, const emu_tunnel_change *c)
+{
     emu_table *tb = emu_table_get(t, c->table, 1);
     if (!tb) return;
     emu_shard *s = emu_table_route(tb, emu_key_hash(c->pk, c->pk_len));
@@ -109,7 +121,8 @@ void lunnel_emu_tunnels_on_change(lunnel_emu_tunnels *t, const emu_tunnel_change
                       c->timestamp_ns);
 }
 
-void lunnel_emu_tunnels_drop_table(lunnel_emu_tunnels *t, const char *table) {
+void lunnel_emu_tunnels_drop_table(lunnel_emu_tunnels *t, const char *table)
+{
     for (int i = t->ntunnels - 1; i >= 0; i--)
         if (strcmp(t->tunnels[i]->table->name, table) == 0) emu_tunnel_delete(t, t->tunnels[i]);
     for (int i = 0; i < t->ntables; i++) {
@@ -121,34 +134,46 @@ void lunnel_emu_tunnels_drop_table(lunnel_emu_tunnels *t, const char *table) {
     }
 }
 
-const char *emu_status_name(int status) {
+const char *emu_status_name(int status)
+{
     switch (status) {
-    case CH_WAIT: return "WAIT";
-    case CH_OPEN: return "OPEN";
-    case CH_CLOSING: return "CLOSING";
-    case CH_CLOSE: return "CLOSE";
-    case CH_TERMINATED: return "TERMINATED";
+    case CH_WAIT:
+        return "WAIT";
+    case CH_OPEN:
+        return "OPEN";
+    case CH_CLOSING:
+        return "CLOSING";
+    case CH_CLOSE:
+        return "CLOSE";
+    case CH_TERMINATED:
+        return "TERMINATED";
     }
     return "UNKNOWN";
 }
 
-const char *emu_stage_name(int stage) {
+const char *emu_stage_name(int stage)
+{
     switch (stage) {
-    case STAGE_INIT: return "InitBaseDataAndStreamShard";
-    case STAGE_BASE: return "ProcessBaseData";
-    case STAGE_STREAM: return "ProcessStream";
+    case STAGE_INIT:
+        return "InitBaseDataAndStreamShard";
+    case STAGE_BASE:
+        return "ProcessBaseData";
+    case STAGE_STREAM:
+        return "ProcessStream";
     }
     return "Unknown";
 }
 
-emu_tunnel *emu_tunnel_find(lunnel_emu_tunnels *t, const char *id) {
+emu_tunnel *emu_tunnel_find(lunnel_emu_tunnels *t, const char *id)
+{
     if (!id) return NULL;
     for (int i = 0; i < t->ntunnels; i++)
         if (strcmp(t->tunnels[i]->id, id) == 0) return t->tunnels[i];
     return NULL;
 }
 
-emu_tunnel *emu_tunnel_find_name(lunnel_emu_tunnels *t, const char *table, const char *name) {
+emu_tunnel *emu_tunnel_find_name(lunnel_emu_tunnels *t, const char *table, const char *name)
+{
     if (!table || !name) return NULL;
     for (int i = 0; i < t->ntunnels; i++) {
         emu_tunnel *tu = t->tunnels[i];
@@ -157,20 +182,23 @@ emu_tunnel *emu_tunnel_find_name(lunnel_emu_tunnels *t, const char *table, const
     return NULL;
 }
 
-emu_client *emu_client_find(lunnel_emu_tunnels *t, const char *id) {
+emu_client *emu_client_find(lunnel_emu_tunnels *t, const char *id)
+{
     if (!id) return NULL;
     for (int i = 0; i < t->nclients; i++)
         if (strcmp(t->clients[i]->id, id) == 0) return t->clients[i];
     return NULL;
 }
 
-int emu_tunnel_channel_index(emu_tunnel *tu, const char *id) {
+int emu_tunnel_channel_index(emu_tunnel *tu, const char *id)
+{
     for (int i = 0; i < tu->nch; i++)
         if (strcmp(tu->ch[i]->id, id) == 0) return i;
     return -1;
 }
 
-emu_channel *emu_tunnel_add_channel(emu_tunnel *tu, const char *id, int is_base) {
+emu_channel *emu_tunnel_add_channel(emu_tunnel *tu, const char *id, int is_base)
+{
     if (tu->nch == tu->chcap) {
         int cap = tu->chcap ? tu->chcap * 2 : 8;
         emu_channel **a = realloc(tu->ch, (size_t)cap * sizeof *a);
@@ -188,15 +216,18 @@ emu_channel *emu_tunnel_add_channel(emu_tunnel *tu, const char *id, int is_base)
     return ch;
 }
 
-int emu_tunnel_client_count(lunnel_emu_tunnels *t, emu_tunnel *tu) {
+int emu_tunnel_client_count(lunnel_emu_tunnels *t, emu_tunnel *tu)
+{
     int n = 0;
-    for (int i = 0; i < t->nclients; i++) n += t->clients[i]->tunnel == tu;
+    for (int i = 0; i < t->nclients; i++)
+        n += t->clients[i]->tunnel == tu;
     return n;
 }
 
 /* Releases every channel a client holds (back to the pool as CLOSE, version bumped so any
  * late report of the old owner loses) and forgets the client. */
-void emu_client_drop(lunnel_emu_tunnels *t, emu_client *c) {
+void emu_client_drop(lunnel_emu_tunnels *t, emu_client *c)
+{
     emu_tunnel *tu = c->tunnel;
     if (tu) {
         for (int i = 0; i < tu->nch; i++) {
@@ -219,7 +250,8 @@ void emu_client_drop(lunnel_emu_tunnels *t, emu_client *c) {
     if (tu) emu_tunnel_schedule(t, tu);
 }
 
-void emu_tunnel_delete(lunnel_emu_tunnels *t, emu_tunnel *tu) {
+void emu_tunnel_delete(lunnel_emu_tunnels *t, emu_tunnel *tu)
+{
     for (int i = t->nclients - 1; i >= 0; i--) {
         emu_client *c = t->clients[i];
         if (c->tunnel == tu) {
@@ -240,7 +272,8 @@ void emu_tunnel_delete(lunnel_emu_tunnels *t, emu_tunnel *tu) {
     tunnel_free(tu);
 }
 
-static int base_all_terminated(emu_tunnel *tu) {
+static int base_all_terminated(emu_tunnel *tu)
+{
     for (int i = 0; i < tu->nch; i++)
         if (tu->ch[i]->is_base && tu->ch[i]->status != CH_TERMINATED) return 0;
     return 1;
@@ -248,7 +281,8 @@ static int base_all_terminated(emu_tunnel *tu) {
 
 /* May this channel be handed to a client now? (Base channels always; stream channels after
  * the base phase of a BaseAndStream tunnel, and after their parent partition's channel.) */
-static int eligible(emu_tunnel *tu, emu_channel *ch, int base_done) {
+static int eligible(emu_tunnel *tu, emu_channel *ch, int base_done)
+{
     if (ch->status == CH_TERMINATED) return 0;
     if (ch->is_base) return 1;
     if (tu->type == TT_BOTH && !base_done) return 0;
@@ -256,12 +290,14 @@ static int eligible(emu_tunnel *tu, emu_channel *ch, int base_done) {
     return 1;
 }
 
-int emu_tunnel_schedule(lunnel_emu_tunnels *t, emu_tunnel *tu) {
+int emu_tunnel_schedule(lunnel_emu_tunnels *t, emu_tunnel *tu)
+{
     int changed = 0;
     int base_done = base_all_terminated(tu);
-    tu->stage = tu->type == TT_BASE ? STAGE_BASE
+    tu->stage = tu->type == TT_BASE     ? STAGE_BASE
                 : tu->type == TT_STREAM ? STAGE_STREAM
-                : base_done ? STAGE_STREAM : STAGE_BASE;
+                : base_done             ? STAGE_STREAM
+                                        : STAGE_BASE;
     if (tu->expired) return 0;
 
     /* Live clients of this tunnel, in connect order. */
@@ -295,7 +331,8 @@ int emu_tunnel_schedule(lunnel_emu_tunnels *t, emu_tunnel *tu) {
     }
     /* Capacities: n/k each, the remainder to the clients already holding the most, so a
      * balanced tunnel never moves a channel. */
-    for (int j = 0; j < k; j++) rank[j] = j;
+    for (int j = 0; j < k; j++)
+        rank[j] = j;
     for (int a = 1; a < k; a++) { /* insertion sort by open desc, stable */
         int r = rank[a], b = a;
         while (b > 0 && open[rank[b - 1]] < open[r]) {
@@ -304,7 +341,8 @@ int emu_tunnel_schedule(lunnel_emu_tunnels *t, emu_tunnel *tu) {
         }
         rank[b] = r;
     }
-    for (int j = 0; j < k; j++) cap[rank[j]] = n / k + (j < n % k ? 1 : 0);
+    for (int j = 0; j < k; j++)
+        cap[rank[j]] = n / k + (j < n % k ? 1 : 0);
 
     /* Over-loaded clients give channels back: CLOSING, the owner answers CLOSE. */
     for (int i = tu->nch - 1; i >= 0; i--) {
@@ -340,7 +378,8 @@ int emu_tunnel_schedule(lunnel_emu_tunnels *t, emu_tunnel *tu) {
     return changed;
 }
 
-void lunnel_emu_tunnels_tick(lunnel_emu_tunnels *t) {
+void lunnel_emu_tunnels_tick(lunnel_emu_tunnels *t)
+{
     int64_t now = emu_now_ns(t);
     /* Heartbeat timeouts. */
     for (int i = t->nclients - 1; i >= 0; i--) {

@@ -11,7 +11,8 @@
 
 #include "tunnel_internal.h"
 
-emu_path_stat *emu_stat_for(lunnel_emu_tunnels *t, const char *path) {
+emu_path_stat *emu_stat_for(lunnel_emu_tunnels *t, const char *path)
+{
     for (int i = 0; i < t->nstats; i++)
         if (strcmp(t->stats[i].path, path) == 0) return &t->stats[i];
     if (t->nstats == (int)(sizeof t->stats / sizeof t->stats[0])) return NULL;
@@ -45,24 +46,28 @@ static const struct {
     {"OTSTimeout", 503},
 };
 
-int emu_code_status(const char *code) {
+int emu_code_status(const char *code)
+{
     for (size_t i = 0; i < sizeof code_tab / sizeof code_tab[0]; i++)
         if (strcmp(code_tab[i].code, code) == 0) return code_tab[i].status;
     return 500;
 }
 
-const char *emu_code_static(const char *code) {
+const char *emu_code_static(const char *code)
+{
     for (size_t i = 0; i < sizeof code_tab / sizeof code_tab[0]; i++)
         if (strcmp(code_tab[i].code, code) == 0) return code_tab[i].code;
     return "OTSInjectedError";
 }
 
-static double unit(lunnel_emu_tunnels *t) {
+static double unit(lunnel_emu_tunnels *t)
+{
     return (double)(emu_rand(t) >> 11) / (double)(1ULL << 53);
 }
 
 int emu_fault_roll(lunnel_emu_tunnels *t, const char *path, int64_t *delay_ms, int *drop,
-                   const char *default_code, emu_fault_hit *hit_out) {
+                   const char *default_code, emu_fault_hit *hit_out)
+{
     int fail = 0;
     const emu_fault *failed = NULL; /* the first rule that injected an error */
     *delay_ms = 0;
@@ -95,7 +100,8 @@ int emu_fault_roll(lunnel_emu_tunnels *t, const char *path, int64_t *delay_ms, i
 }
 
 int lunnel_emu_tunnels_fault(lunnel_emu_tunnels *t, const char *path, int64_t *delay_ms, int *drop,
-                             char *code, size_t codelen, int *status) {
+                             char *code, size_t codelen, int *status)
+{
     emu_path_stat *st = emu_stat_for(t, path);
     if (st) st->requests++;
     emu_fault_hit hit;

@@ -19,27 +19,35 @@
 /* Append-only log of pre-encoded ReadRecordsResponse.records fields, trimmable from the
  * front. Entries have logical indexes base .. base+n-1 that never change. */
 typedef struct emu_reclog {
-    uint8_t *buf;     /* encoded fields, back to back */
+    uint8_t *buf; /* encoded fields, back to back */
     size_t len, cap;
-    size_t *off;      /* off[i]: start of physical entry i in buf */
-    int64_t *ts;      /* commit timestamp (ns) of each entry; 0 for base data */
+    size_t *off; /* off[i]: start of physical entry i in buf */
+    int64_t *ts; /* commit timestamp (ns) of each entry; 0 for base data */
     size_t n, ncap;
-    uint64_t base;    /* logical index of physical entry 0 */
-    size_t dead;      /* physical entries 0..dead-1 are trimmed, awaiting compaction */
+    uint64_t base; /* logical index of physical entry 0 */
+    size_t dead;   /* physical entries 0..dead-1 are trimmed, awaiting compaction */
 } emu_reclog;
 
 void emu_reclog_free(emu_reclog *l);
 /* Encodes Record{action, row, origin?} as a field and appends it; 0, or -1 on ENOMEM. */
 int emu_reclog_append(emu_reclog *l, int action, const uint8_t *row, size_t row_len,
                       const uint8_t *origin, size_t origin_len, int64_t ts);
-static inline uint64_t emu_reclog_end(const emu_reclog *l) { return l->base + l->n; }
+static inline uint64_t emu_reclog_end(const emu_reclog *l)
+{
+    return l->base + l->n;
+}
 /* Logical index of the oldest entry still kept (positions before it were trimmed). */
-static inline uint64_t emu_reclog_first(const emu_reclog *l) { return l->base + l->dead; }
+static inline uint64_t emu_reclog_first(const emu_reclog *l)
+{
+    return l->base + l->dead;
+}
 /* Byte range of logical entry i (base <= i < end). */
-static inline size_t emu_reclog_entry_start(const emu_reclog *l, uint64_t i) {
+static inline size_t emu_reclog_entry_start(const emu_reclog *l, uint64_t i)
+{
     return l->off[i - l->base];
 }
-static inline size_t emu_reclog_entry_end(const emu_reclog *l, uint64_t i) {
+static inline size_t emu_reclog_entry_end(const emu_reclog *l, uint64_t i)
+{
     size_t p = (size_t)(i - l->base);
     return p + 1 < l->n ? l->off[p + 1] : l->len;
 }
@@ -56,10 +64,10 @@ size_t emu_pb_varint(uint8_t *p, uint64_t v);
 /* ---- table streams and partitions ---- */
 
 typedef struct emu_shard {
-    char id[24];          /* "p0", "p1", ... unique within the table */
-    uint64_t lo, hi;      /* partition = hash range [lo, hi) of the 32-bit key hash */
-    int parent;           /* index of the parent shard in the table, or -1 */
-    int closed;           /* split: no more appends, readers get "finished" at the end */
+    char id[24];     /* "p0", "p1", ... unique within the table */
+    uint64_t lo, hi; /* partition = hash range [lo, hi) of the 32-bit key hash */
+    int parent;      /* index of the parent shard in the table, or -1 */
+    int closed;      /* split: no more appends, readers get "finished" at the end */
     emu_reclog log;
 } emu_shard;
 
@@ -82,30 +90,30 @@ typedef struct emu_client emu_client;
 typedef struct emu_channel {
     char id[48];
     int is_base;
-    emu_shard *shard;       /* stream channels: the partition they read */
-    emu_reclog *base;       /* base channels: the snapshot of one partition (owned) */
-    int parent;             /* index of the parent shard's channel in the tunnel, or -1 */
-    uint64_t start;         /* logical start offset (stream) */
-    int status;             /* CH_* */
+    emu_shard *shard; /* stream channels: the partition they read */
+    emu_reclog *base; /* base channels: the snapshot of one partition (owned) */
+    int parent;       /* index of the parent shard's channel in the tunnel, or -1 */
+    uint64_t start;   /* logical start offset (stream) */
+    int status;       /* CH_* */
     int64_t version;
-    emu_client *owner;      /* holder of an OPEN/CLOSING channel, else NULL */
-    char *checkpoint;       /* last checkpointed token; NULL = never (start token) */
-    int64_t seq;            /* checkpoint sequence number */
-    uint64_t ck_offset;     /* logical offset the checkpoint points at */
-    int64_t count;          /* records consumed per the checkpoint */
-    int64_t rpo_ns;         /* commit time of the last consumed stream record */
-    int64_t access_ns;      /* last ReadRecords/Checkpoint on it (wall clock), 0 = never */
+    emu_client *owner;  /* holder of an OPEN/CLOSING channel, else NULL */
+    char *checkpoint;   /* last checkpointed token; NULL = never (start token) */
+    int64_t seq;        /* checkpoint sequence number */
+    uint64_t ck_offset; /* logical offset the checkpoint points at */
+    int64_t count;      /* records consumed per the checkpoint */
+    int64_t rpo_ns;     /* commit time of the last consumed stream record */
+    int64_t access_ns;  /* last ReadRecords/Checkpoint on it (wall clock), 0 = never */
 } emu_channel;
 
 typedef struct emu_tunnel {
     char id[40];
     char *name;
     emu_table *table;
-    int type;               /* TT_* */
-    int stage;              /* STAGE_* */
+    int type;  /* TT_* */
+    int stage; /* STAGE_* */
     int expired;
     int has_config;
-    int start_flag;         /* 0 LATEST, 1 EARLIEST */
+    int start_flag; /* 0 LATEST, 1 EARLIEST */
     uint64_t start_ns, end_ns;
     int64_t create_ns;
     emu_channel **ch;
@@ -116,7 +124,7 @@ struct emu_client {
     char id[48];
     emu_tunnel *tunnel;
     int64_t timeout_ns;
-    int64_t last_ns;        /* last Connect/Heartbeat */
+    int64_t last_ns; /* last Connect/Heartbeat */
     char *tag;
 };
 
@@ -125,9 +133,9 @@ typedef struct emu_fault {
     char path[64];
     double error_rate, drop_rate;
     int64_t delay_ms;
-    int64_t remaining;      /* requests left to affect; -1 = unlimited */
-    char code[64];          /* error code of an injected error ("" = the default 503) */
-    int status;             /* its HTTP status (0 = from the code, see emu_code_status) */
+    int64_t remaining; /* requests left to affect; -1 = unlimited */
+    char code[64];     /* error code of an injected error ("" = the default 503) */
+    int status;        /* its HTTP status (0 = from the code, see emu_code_status) */
 } emu_fault;
 
 /* What an injected error answers: code (never empty) and HTTP status. */
@@ -202,12 +210,12 @@ const char *emu_stage_name(int stage);
 char *emu_token_make(const emu_channel *ch, uint64_t offset, int64_t ts_ns);
 /* Parses a token of channel `ch` into *offset (and *ts_ns); 0, or -1 with a message in
  * err (malformed, or a token of another channel). */
-int emu_token_parse(const emu_channel *ch, const char *token, uint64_t *offset,
-                    int64_t *ts_ns, char *err, size_t errlen);
+int emu_token_parse(const emu_channel *ch, const char *token, uint64_t *offset, int64_t *ts_ns,
+                    char *err, size_t errlen);
 
 /* ---- replies (tunnel_api.c) ---- */
-void emu_reply_error(lunnel_emu_reply *r, const char *code, const char *tunnel_id,
-                     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+void emu_reply_error(lunnel_emu_reply *r, const char *code, const char *tunnel_id, const char *fmt,
+                     ...) __attribute__((format(printf, 4, 5)));
 /* A 200 reply whose body is an HTML page, not protobuf (the faults' status 200). */
 void emu_reply_garbage(lunnel_emu_reply *r);
 

@@ -8,7 +8,8 @@
 
 #include "tunnel_internal.h"
 
-size_t emu_pb_varint(uint8_t *p, uint64_t v) {
+size_t emu_pb_varint(uint8_t *p, uint64_t v)
+{
     size_t n = 0;
     while (v >= 0x80) {
         p[n++] = (uint8_t)(v | 0x80);
@@ -18,17 +19,20 @@ size_t emu_pb_varint(uint8_t *p, uint64_t v) {
     return n;
 }
 
-void emu_reclog_free(emu_reclog *l) {
+void emu_reclog_free(emu_reclog *l)
+{
     free(l->buf);
     free(l->off);
     free(l->ts);
     memset(l, 0, sizeof *l);
 }
 
-static int reserve(emu_reclog *l, size_t more) {
+static int reserve(emu_reclog *l, size_t more)
+{
     if (l->len + more > l->cap) {
         size_t cap = l->cap ? l->cap : 4096;
-        while (cap < l->len + more) cap *= 2;
+        while (cap < l->len + more)
+            cap *= 2;
         uint8_t *b = realloc(l->buf, cap);
         if (!b) return -1;
         l->buf = b;
@@ -48,7 +52,8 @@ static int reserve(emu_reclog *l, size_t more) {
 }
 
 int emu_reclog_append(emu_reclog *l, int action, const uint8_t *row, size_t row_len,
-                      const uint8_t *origin, size_t origin_len, int64_t ts) {
+                      const uint8_t *origin, size_t origin_len, int64_t ts)
+{
     uint8_t hdr[16];
     /* Record message: field 1 varint action, field 2 bytes row, field 3 bytes origin. */
     size_t msg = 2 + 1 + emu_pb_varint(hdr, row_len) + row_len;
@@ -77,7 +82,8 @@ int emu_reclog_append(emu_reclog *l, int action, const uint8_t *row, size_t row_
     return 0;
 }
 
-int emu_reclog_append_raw(emu_reclog *l, const uint8_t *field, size_t len, int64_t ts) {
+int emu_reclog_append_raw(emu_reclog *l, const uint8_t *field, size_t len, int64_t ts)
+{
     if (reserve(l, len) != 0) return -1;
     l->off[l->n] = l->len;
     l->ts[l->n] = ts;
@@ -87,9 +93,11 @@ int emu_reclog_append_raw(emu_reclog *l, const uint8_t *field, size_t len, int64
     return 0;
 }
 
-size_t emu_reclog_trim(emu_reclog *l, int64_t cutoff_ns) {
+size_t emu_reclog_trim(emu_reclog *l, int64_t cutoff_ns)
+{
     size_t k = l->dead;
-    while (k < l->n && l->ts[k] < cutoff_ns) k++;
+    while (k < l->n && l->ts[k] < cutoff_ns)
+        k++;
     size_t dropped = k - l->dead;
     l->dead = k;
     if (l->dead == 0 || l->dead * 2 < l->n) return dropped;
@@ -108,7 +116,8 @@ size_t emu_reclog_trim(emu_reclog *l, int64_t cutoff_ns) {
 }
 
 /* FNV-1a: stable, cheap, spreads short keys well enough for partitioning. */
-uint32_t emu_key_hash(const uint8_t *pk, size_t len) {
+uint32_t emu_key_hash(const uint8_t *pk, size_t len)
+{
     uint32_t h = 2166136261u;
     for (size_t i = 0; i < len; i++) {
         h ^= pk[i];

@@ -18,11 +18,13 @@
 #include "tunnel_feed.h"
 #include "tunnel_internal.h"
 
-static const char *const tunnel_paths[] = {
-    "/tunnel/create",     "/tunnel/delete",     "/tunnel/list",          "/tunnel/describe",
-    "/tunnel/connect",    "/tunnel/heartbeat",  "/tunnel/shutdown",      "/tunnel/getcheckpoint",
-    "/tunnel/checkpoint", "/tunnel/readrecords", "/tunnel/getrpo",       "/tunnel/getrpobyoffset",
-    "/tunnel/schedule",   NULL};
+static const char *const tunnel_paths[] = {"/tunnel/create",     "/tunnel/delete",
+                                           "/tunnel/list",       "/tunnel/describe",
+                                           "/tunnel/connect",    "/tunnel/heartbeat",
+                                           "/tunnel/shutdown",   "/tunnel/getcheckpoint",
+                                           "/tunnel/checkpoint", "/tunnel/readrecords",
+                                           "/tunnel/getrpo",     "/tunnel/getrpobyoffset",
+                                           "/tunnel/schedule",   NULL};
 
 typedef struct glue {
     lunnel_emu_server *srv;
@@ -40,13 +42,17 @@ typedef struct delayed {
     int data_path; /* a data-API request passed through after the delay: answered 503 */
 } delayed;
 
-static void send_reply(lunnel_emu_response *resp, lunnel_emu_reply *r) {
-    if (r->drop) lunnel_emu_response_drop(resp);
-    else lunnel_emu_respond_raw(resp, r->status, r->body, r->len, "application/x-protobuf");
+static void send_reply(lunnel_emu_response *resp, lunnel_emu_reply *r)
+{
+    if (r->drop)
+        lunnel_emu_response_drop(resp);
+    else
+        lunnel_emu_respond_raw(resp, r->status, r->body, r->len, "application/x-protobuf");
     lunnel_emu_reply_free(r);
 }
 
-static void on_delayed(struct ev_loop *loop, ev_timer *w, int revents) {
+static void on_delayed(struct ev_loop *loop, ev_timer *w, int revents)
+{
     (void)revents;
     delayed *d = (delayed *)w;
     ev_timer_stop(loop, w);
@@ -54,7 +60,8 @@ static void on_delayed(struct ev_loop *loop, ev_timer *w, int revents) {
     free(d);
 }
 
-static int defer_reply(glue *g, lunnel_emu_response *resp, lunnel_emu_reply *r) {
+static int defer_reply(glue *g, lunnel_emu_response *resp, lunnel_emu_reply *r)
+{
     delayed *d = calloc(1, sizeof *d);
     if (!d) return -1;
     d->resp = resp;
@@ -65,7 +72,8 @@ static int defer_reply(glue *g, lunnel_emu_response *resp, lunnel_emu_reply *r) 
     return 0;
 }
 
-static void h_tunnel(void *ud, const lunnel_emu_request *req, lunnel_emu_response *resp) {
+static void h_tunnel(void *ud, const lunnel_emu_request *req, lunnel_emu_response *resp)
+{
     glue *g = ud;
     lunnel_emu_reply r;
     lunnel_emu_tunnels_handle(g->tunnels, req->path, req->body, req->body_len, &r);
@@ -75,7 +83,8 @@ static void h_tunnel(void *ud, const lunnel_emu_request *req, lunnel_emu_respons
 }
 
 static void h_admin(void *ud, const cJSON *body, const lunnel_emu_request *req,
-                    lunnel_emu_response *resp) {
+                    lunnel_emu_response *resp)
+{
     glue *g = ud;
     const char *action = strrchr(req->path, '/');
     action = action ? action + 1 : req->path;
@@ -83,7 +92,8 @@ static void h_admin(void *ud, const cJSON *body, const lunnel_emu_request *req,
     char err[256];
     cJSON *r = lunnel_emu_tunnels_admin(g->tunnels, action, body, &status, err, sizeof err);
     if (g->tunnels->sync_fn) g->tunnels->sync_fn(g->tunnels->sync_ud);
-    if (r) lunnel_emu_respond_json(resp, r);
+    if (r)
+        lunnel_emu_respond_json(resp, r);
     else
         lunnel_emu_respond_error(resp, status ? status : 404,
                                  status == 404 ? "OTSObjectNotExist" : "OTSParameterInvalid", "%s",
@@ -92,7 +102,8 @@ static void h_admin(void *ud, const cJSON *body, const lunnel_emu_request *req,
 
 /* Fault injection for every non-tunnel, non-admin path (the tunnel paths roll their own
  * inside lunnel_emu_tunnels_handle, which also counts them). */
-static int filter(void *ud, const lunnel_emu_request *req, lunnel_emu_response *resp) {
+static int filter(void *ud, const lunnel_emu_request *req, lunnel_emu_response *resp)
+{
     glue *g = ud;
     if (strncmp(req->path, "/tunnel/", 8) == 0 || strncmp(req->path, "/_emulator/", 11) == 0)
         return 0;
@@ -100,8 +111,8 @@ static int filter(void *ud, const lunnel_emu_request *req, lunnel_emu_response *
     int drop = 0;
     char code[64];
     int status = 503;
-    int fail = lunnel_emu_tunnels_fault(g->tunnels, req->path, &delay, &drop, code, sizeof code,
-                                        &status);
+    int fail =
+        lunnel_emu_tunnels_fault(g->tunnels, req->path, &delay, &drop, code, sizeof code, &status);
     if (!fail && !drop && delay <= 0) return 0;
     /* a fault was used up by one: journal its remaining count before the reply leaves */
     if (g->tunnels->sync_fn) g->tunnels->sync_fn(g->tunnels->sync_ud);
@@ -144,7 +155,8 @@ static int filter(void *ud, const lunnel_emu_request *req, lunnel_emu_response *
     return 0;
 }
 
-static void trim_store(glue *g) {
+static void trim_store(glue *g)
+{
     /* Keep the store's own change stream within retention too (memory). */
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -153,7 +165,8 @@ static void trim_store(glue *g) {
     size_t n = lunnel_emu_store_table_count(g->store);
     for (size_t i = 0; i < n; i++) {
         lunnel_emu_table *tb = lunnel_emu_store_table_at(g->store, i);
-        uint64_t b = lunnel_emu_table_changes_begin(tb), e = lunnel_emu_table_changes_end(tb), k = b;
+        uint64_t b = lunnel_emu_table_changes_begin(tb), e = lunnel_emu_table_changes_end(tb),
+                 k = b;
         while (k < e) {
             const lunnel_emu_change *c = lunnel_emu_table_change_at(tb, k);
             if (!c || c->timestamp_us >= now_us - keep_us) break;
@@ -163,7 +176,8 @@ static void trim_store(glue *g) {
     }
 }
 
-static void on_tick(struct ev_loop *loop, ev_timer *w, int revents) {
+static void on_tick(struct ev_loop *loop, ev_timer *w, int revents)
+{
     (void)loop;
     (void)revents;
     glue *g = w->data;
@@ -173,7 +187,8 @@ static void on_tick(struct ev_loop *loop, ev_timer *w, int revents) {
 }
 
 /* Adds "tunnel": {...tunnel_stats...} to /_emulator/stats. */
-static void add_stats(void *ud, cJSON *stats) {
+static void add_stats(void *ud, cJSON *stats)
+{
     glue *g = ud;
     int status;
     char err[64];
@@ -181,7 +196,8 @@ static void add_stats(void *ud, cJSON *stats) {
     if (r) cJSON_AddItemToObject(stats, "tunnel", r);
 }
 
-static void on_free(void *ud) {
+static void on_free(void *ud)
+{
     glue *g = ud;
     ev_timer_stop(lunnel_emu_server_loop(g->srv), &g->tick);
     lunnel_emu_tunnels_free(g->tunnels);
@@ -189,12 +205,14 @@ static void on_free(void *ud) {
 }
 
 int lunnel_emu_tunnel_register(struct lunnel_emu_server *srv, struct lunnel_emu_store *store,
-                               const struct lunnel_emu_config *cfg) {
+                               const struct lunnel_emu_config *cfg)
+{
     return lunnel_emu_tunnel_register_ex(srv, store, cfg, NULL);
 }
 
 int lunnel_emu_tunnel_register_ex(struct lunnel_emu_server *srv, struct lunnel_emu_store *store,
-                                  const struct lunnel_emu_config *cfg, lunnel_emu_tunnels **out) {
+                                  const struct lunnel_emu_config *cfg, lunnel_emu_tunnels **out)
+{
     glue *g = calloc(1, sizeof *g);
     if (!g) return -1;
     g->srv = srv;
@@ -219,7 +237,8 @@ int lunnel_emu_tunnel_register_ex(struct lunnel_emu_server *srv, struct lunnel_e
         if (lunnel_emu_route_add(srv, tunnel_paths[i], h_tunnel, g) != 0) goto fail;
     for (int i = 0; lunnel_emu_tunnels_admin_actions[i]; i++)
         if (lunnel_emu_admin_add(srv, lunnel_emu_tunnels_admin_actions[i], h_admin, g) != 0)
-            fprintf(stderr, "lunnel-emulator: admin action %s is taken; tunnel's version not registered\n",
+            fprintf(stderr,
+                    "lunnel-emulator: admin action %s is taken; tunnel's version not registered\n",
                     lunnel_emu_tunnels_admin_actions[i]);
     lunnel_emu_server_set_filter(srv, filter, g);
     lunnel_emu_server_add_stats(srv, add_stats, g);

@@ -23,21 +23,21 @@ enum { EMU_TUNNEL_PUT = 1, EMU_TUNNEL_UPDATE = 2, EMU_TUNNEL_DELETE = 3 };
  * tunnel side copies what it keeps. */
 typedef struct emu_tunnel_change {
     const char *table;
-    int action;               /* EMU_TUNNEL_PUT / UPDATE / DELETE */
-    const uint8_t *row;       /* PlainBuffer (header + one row, with sequence-info ext) */
+    int action;         /* EMU_TUNNEL_PUT / UPDATE / DELETE */
+    const uint8_t *row; /* PlainBuffer (header + one row, with sequence-info ext) */
     size_t row_len;
-    const uint8_t *origin;    /* PlainBuffer of old values, or NULL */
+    const uint8_t *origin; /* PlainBuffer of old values, or NULL */
     size_t origin_len;
-    const uint8_t *pk;        /* canonical primary-key bytes (hash input only) */
+    const uint8_t *pk; /* canonical primary-key bytes (hash input only) */
     size_t pk_len;
-    int64_t timestamp_ns;     /* commit time; retention and stream start/end compare it */
+    int64_t timestamp_ns; /* commit time; retention and stream start/end compare it */
 } emu_tunnel_change;
 
 /* One current row of a snapshot; borrowed during the callback only. */
 typedef struct emu_tunnel_row {
-    const uint8_t *row;       /* PlainBuffer (header + one row, no extension) */
+    const uint8_t *row; /* PlainBuffer (header + one row, no extension) */
     size_t row_len;
-    const uint8_t *pk;        /* same canonical key bytes as emu_tunnel_change.pk */
+    const uint8_t *pk; /* same canonical key bytes as emu_tunnel_change.pk */
     size_t pk_len;
 } emu_tunnel_row;
 

@@ -9,7 +9,8 @@
 
 #include "tunnel_internal.h"
 
-static emu_shard *shard_new(emu_table *tb, uint64_t lo, uint64_t hi, int parent) {
+static emu_shard *shard_new(emu_table *tb, uint64_t lo, uint64_t hi, int parent)
+{
     if (tb->nshards == tb->cap) {
         int cap = tb->cap ? tb->cap * 2 : 8;
         emu_shard **s = realloc(tb->shards, (size_t)cap * sizeof *s);
@@ -27,7 +28,8 @@ static emu_shard *shard_new(emu_table *tb, uint64_t lo, uint64_t hi, int parent)
     return s;
 }
 
-emu_table *emu_table_get(lunnel_emu_tunnels *t, const char *name, int create) {
+emu_table *emu_table_get(lunnel_emu_tunnels *t, const char *name, int create)
+{
     for (int i = 0; i < t->ntables; i++)
         if (strcmp(t->tables[i]->name, name) == 0) return t->tables[i];
     if (!create) return NULL;
@@ -46,8 +48,8 @@ emu_table *emu_table_get(lunnel_emu_tunnels *t, const char *name, int create) {
     uint64_t space = (uint64_t)1 << 32;
     int n = t->o.partitions > 0 ? t->o.partitions : 1;
     for (int i = 0; i < n; i++) {
-        if (!shard_new(tb, space * (uint64_t)i / (uint64_t)n, space * (uint64_t)(i + 1) / (uint64_t)n,
-                       -1)) {
+        if (!shard_new(tb, space * (uint64_t)i / (uint64_t)n,
+                       space * (uint64_t)(i + 1) / (uint64_t)n, -1)) {
             /* leave the partial table; later calls retry nothing, but nothing crashes */
             break;
         }
@@ -56,7 +58,8 @@ emu_table *emu_table_get(lunnel_emu_tunnels *t, const char *name, int create) {
     return tb;
 }
 
-emu_shard *emu_table_route(emu_table *tb, uint32_t hash) {
+emu_shard *emu_table_route(emu_table *tb, uint32_t hash)
+{
     for (int i = 0; i < tb->nshards; i++) {
         emu_shard *s = tb->shards[i];
         if (!s->closed && hash >= s->lo && hash < s->hi) return s;
@@ -64,7 +67,8 @@ emu_shard *emu_table_route(emu_table *tb, uint32_t hash) {
     return NULL;
 }
 
-int emu_table_split(lunnel_emu_tunnels *t, emu_table *tb, int idx) {
+int emu_table_split(lunnel_emu_tunnels *t, emu_table *tb, int idx)
+{
     if (idx < 0 || idx >= tb->nshards) return -1;
     emu_shard *p = tb->shards[idx];
     if (p->closed || p->hi - p->lo < 2) return -1;

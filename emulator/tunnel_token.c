@@ -15,9 +15,11 @@
 
 #include "tunnel_internal.h"
 
-#define TOKEN_VERSION 2 /* 2: content is a TokenContentV2 (version 1 meant the older TokenContent) */
+#define TOKEN_VERSION                                                                              \
+    2 /* 2: content is a TokenContentV2 (version 1 meant the older TokenContent) */
 
-char *emu_token_make(const emu_channel *ch, uint64_t offset, int64_t ts_ns) {
+char *emu_token_make(const emu_channel *ch, uint64_t offset, int64_t ts_ns)
+{
     char pos[96];
     Lunnel__Tunnel__TokenContentV2 c = LUNNEL__TUNNEL__TOKEN_CONTENT_V2__INIT;
     if (ch->is_base) {
@@ -54,7 +56,8 @@ char *emu_token_make(const emu_channel *ch, uint64_t offset, int64_t ts_ns) {
 }
 
 /* Parses "<name>:<offset>" from a byte string; the name must equal `want`. */
-static int parse_pos(const char *s, size_t len, const char *want, uint64_t *offset) {
+static int parse_pos(const char *s, size_t len, const char *want, uint64_t *offset)
+{
     const char *colon = memchr(s, ':', len);
     if (!colon) return -1;
     size_t nlen = (size_t)(colon - s);
@@ -71,7 +74,8 @@ static int parse_pos(const char *s, size_t len, const char *want, uint64_t *offs
 }
 
 int emu_token_parse(const emu_channel *ch, const char *token, uint64_t *offset, int64_t *ts_ns,
-                    char *err, size_t errlen) {
+                    char *err, size_t errlen)
+{
     size_t tlen = strlen(token);
     if (tlen == 0 || tlen % 4 != 0 || tlen > 1024) {
         snprintf(err, errlen, "token is not base64 of a Token (length %zu)", tlen);

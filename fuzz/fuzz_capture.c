@@ -15,7 +15,8 @@ static int on_frame(void *ud, const char *channel, size_t channel_len, const uin
     (void)ud;
     /* touch every byte of the channel name: the sanitizers check its bounds */
     size_t sum = 0;
-    for (size_t i = 0; i < channel_len; i++) sum += (uint8_t)channel[i];
+    for (size_t i = 0; i < channel_len; i++)
+        sum += (uint8_t)channel[i];
     if (sum == (size_t)-1) abort();
     uint8_t *copy = malloc(body_len ? body_len : 1); /* exact bounds for the sanitizers */
     if (!copy) return -1;

@@ -14,8 +14,7 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char *text = malloc(size + 1);
-    if (!text)
-        return 0;
+    if (!text) return 0;
     memcpy(text, data, size);
     text[size] = 0;
 
@@ -25,8 +24,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (lunnel_credentials_parse_json(text, &snap, &err) == 0) {
         if (!snap.access_key_id[0] || !snap.access_key_secret[0] ||
             strnlen(snap.access_key_id, sizeof snap.access_key_id) == sizeof snap.access_key_id ||
-            strnlen(snap.security_token, sizeof snap.security_token) ==
-                sizeof snap.security_token)
+            strnlen(snap.security_token, sizeof snap.security_token) == sizeof snap.security_token)
             abort(); /* accepted an unusable key */
     } else if (!err.message[0]) {
         abort(); /* a failure must name its reason */

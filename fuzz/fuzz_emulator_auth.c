@@ -13,9 +13,9 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static const char *const names[] = {"x-ots-date",       "x-ots-accesskeyid",
+    static const char *const names[] = {"x-ots-date",         "x-ots-accesskeyid",
                                         "x-ots-instancename", "x-ots-contentmd5",
-                                        "x-ots-signature",  "x-ots-ststoken"};
+                                        "x-ots-signature",    "x-ots-ststoken"};
     char *text = malloc(size + 1);
     if (!text) return 0;
     memcpy(text, data, size);

@@ -23,10 +23,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         t = lunnel_emu_store_table(st, "f");
         lunnel_emu_value id = {.type = LUNNEL_EMU_V_INTEGER, .i = 1};
         lunnel_emu_cell cells[3] = {
-            {(const uint8_t *)"n", 1, LUNNEL_EMU_OP_PUT, {.type = LUNNEL_EMU_V_INTEGER, .i = 5}, true, 10},
-            {(const uint8_t *)"s", 1, LUNNEL_EMU_OP_PUT,
-             {.type = LUNNEL_EMU_V_STRING, .ptr = (const uint8_t *)"abc", .len = 3}, true, 10},
-            {(const uint8_t *)"n", 1, LUNNEL_EMU_OP_PUT, {.type = LUNNEL_EMU_V_INTEGER, .i = 7}, true, 20}};
+            {(const uint8_t *)"n",
+             1,
+             LUNNEL_EMU_OP_PUT,
+             {.type = LUNNEL_EMU_V_INTEGER, .i = 5},
+             true,
+             10},
+            {(const uint8_t *)"s",
+             1,
+             LUNNEL_EMU_OP_PUT,
+             {.type = LUNNEL_EMU_V_STRING, .ptr = (const uint8_t *)"abc", .len = 3},
+             true,
+             10},
+            {(const uint8_t *)"n",
+             1,
+             LUNNEL_EMU_OP_PUT,
+             {.type = LUNNEL_EMU_V_INTEGER, .i = 7},
+             true,
+             20}};
         lunnel_emu_store_write(st, t, LUNNEL_EMU_ACTION_PUT, LUNNEL_EMU_COND_IGNORE, &id, 1, cells,
                                3, 100, msg, sizeof msg);
     }

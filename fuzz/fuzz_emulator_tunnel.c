@@ -18,8 +18,13 @@ static const char *const paths[] = {
     "/tunnel/checkpoint", "/tunnel/readrecords", "/tunnel/getrpo",   "/tunnel/getrpobyoffset",
     "/tunnel/schedule"};
 
-static int exists(void *ctx, const char *table) { (void)ctx; return strcmp(table, "t") == 0; }
-static int snapshot(void *ctx, const char *table, emu_tunnel_row_fn fn, void *arg) {
+static int exists(void *ctx, const char *table)
+{
+    (void)ctx;
+    return strcmp(table, "t") == 0;
+}
+static int snapshot(void *ctx, const char *table, emu_tunnel_row_fn fn, void *arg)
+{
     (void)ctx;
     (void)table;
     emu_tunnel_row r = {(const uint8_t *)"row", 3, (const uint8_t *)"k", 1};
@@ -27,7 +32,8 @@ static int snapshot(void *ctx, const char *table, emu_tunnel_row_fn fn, void *ar
 }
 static const emu_tunnel_source src = {NULL, exists, snapshot};
 
-static lunnel_emu_reply call(lunnel_emu_tunnels *t, const char *path, const ProtobufCMessage *m) {
+static lunnel_emu_reply call(lunnel_emu_tunnels *t, const char *path, const ProtobufCMessage *m)
+{
     uint8_t buf[4096];
     size_t n = protobuf_c_message_pack(m, buf);
     lunnel_emu_reply r;
@@ -35,7 +41,8 @@ static lunnel_emu_reply call(lunnel_emu_tunnels *t, const char *path, const Prot
     return r;
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
     if (size < 1) return 0;
     lunnel_emu_tunnel_opts o;
     lunnel_emu_tunnel_opts_default(&o);
@@ -43,7 +50,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     o.batch_records = 3;
     lunnel_emu_tunnels *t = lunnel_emu_tunnels_new(&o, &src);
     for (int i = 0; i < 5; i++) {
-        emu_tunnel_change c = {"t", 1, (const uint8_t *)"chg", 3, NULL, 0, (const uint8_t *)"k", 1, 1};
+        emu_tunnel_change c = {"t", 1, (const uint8_t *)"chg", 3, NULL, 0, (const uint8_t *)"k",
+                               1,   1};
         lunnel_emu_tunnels_on_change(t, &c);
     }
     Lunnel__Tunnel__Tunnel tu = LUNNEL__TUNNEL__TUNNEL__INIT;
@@ -53,12 +61,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     Lunnel__Tunnel__CreateTunnelRequest cq = LUNNEL__TUNNEL__CREATE_TUNNEL_REQUEST__INIT;
     cq.tunnel = &tu;
     lunnel_emu_reply r = call(t, "/tunnel/create", &cq.base);
-    Lunnel__Tunnel__CreateTunnelResponse *cr = lunnel__tunnel__create_tunnel_response__unpack(NULL, r.len, r.body);
+    Lunnel__Tunnel__CreateTunnelResponse *cr =
+        lunnel__tunnel__create_tunnel_response__unpack(NULL, r.len, r.body);
     lunnel_emu_reply_free(&r);
     Lunnel__Tunnel__ConnectRequest kq = LUNNEL__TUNNEL__CONNECT_REQUEST__INIT;
     kq.tunnel_id = cr->tunnel_id;
     r = call(t, "/tunnel/connect", &kq.base);
-    Lunnel__Tunnel__ConnectResponse *kr = lunnel__tunnel__connect_response__unpack(NULL, r.len, r.body);
+    Lunnel__Tunnel__ConnectResponse *kr =
+        lunnel__tunnel__connect_response__unpack(NULL, r.len, r.body);
     lunnel_emu_reply_free(&r);
     Lunnel__Tunnel__HeartbeatRequest hq = LUNNEL__TUNNEL__HEARTBEAT_REQUEST__INIT;
     hq.tunnel_id = cr->tunnel_id;

@@ -21,7 +21,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         lunnel_arena *a = lunnel_arena_new();
         const lunnel_batch *b;
-        if (lunnel_pb_decode_batch(a, data, size, r.records, r.count, LUNNEL_PB_STRICT, &b, &err) == 0) {
+        if (lunnel_pb_decode_batch(a, data, size, r.records, r.count, LUNNEL_PB_STRICT, &b, &err) ==
+            0) {
             char json[512];
             for (uint32_t i = 0; i < b->count; i++)
                 lunnel_record_tojson(&b->records[i], json, sizeof json);

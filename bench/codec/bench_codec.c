@@ -115,7 +115,8 @@ int main(int argc, char **argv)
         it++;
     } while ((t = now()) - t0 < secs);
     double crc_slow = it * (double)pb_bytes / (t - t0) / 1e9;
-    printf("crc8 slice-by-8:      %.2f GB/s\ncrc8 byte-at-a-time:  %.2f GB/s\n", crc_fast, crc_slow);
+    printf("crc8 slice-by-8:      %.2f GB/s\ncrc8 byte-at-a-time:  %.2f GB/s\n", crc_fast,
+           crc_slow);
 
     /* Scan. */
     lunnel_rr_response rr;
@@ -144,7 +145,8 @@ int main(int argc, char **argv)
     } while ((t = now()) - t0 < secs);
     double dec_gbs = it * (double)pb_bytes / (t - t0) / 1e9;
     double dec_wall = it * (double)pb_bytes / (wall() - w0) / 1e9;
-    printf("decode+verify:        %.2f GB/s of PlainBuffer bytes (%.2f M records/s), arena %zu bytes\n",
+    printf("decode+verify:        %.2f GB/s of PlainBuffer bytes (%.2f M records/s), arena %zu "
+           "bytes\n",
            dec_gbs, it * (double)nrec / (t - t0) / 1e6, lunnel_arena_capacity(a));
 
     /* Scan + decode together, as one batch goes from response bytes to views. */
@@ -158,8 +160,9 @@ int main(int argc, char **argv)
     } while ((t = now()) - t0 < secs);
     printf("scan+decode+verify:   %.2f GB/s of response bytes\n", it * (double)rl / (t - t0) / 1e9);
     printf("decode+verify (wall clock, includes time other processes took): %.2f GB/s\n", dec_wall);
-    printf("RESULT decode_gbps=%.3f decode_wall_gbps=%.3f crc_fast_gbps=%.3f crc_bytewise_gbps=%.3f\n",
-           dec_gbs, dec_wall, crc_fast, crc_slow);
+    printf(
+        "RESULT decode_gbps=%.3f decode_wall_gbps=%.3f crc_fast_gbps=%.3f crc_bytewise_gbps=%.3f\n",
+        dec_gbs, dec_wall, crc_fast, crc_slow);
     lunnel_arena_free(a);
     lunnel_rr_free(&rr);
     lunnel_pb_writer_free(&w);

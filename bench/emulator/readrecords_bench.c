@@ -18,13 +18,15 @@
 
 #include "tunnel_http_client.h"
 
-static double now_s(void) {
+static double now_s(void)
+{
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static double cpu_s(int pid) {
+static double cpu_s(int pid)
+{
     char path[64], buf[1024];
     snprintf(path, sizeof path, "/proc/%d/stat", pid);
     FILE *f = fopen(path, "r");
@@ -34,17 +36,20 @@ static double cpu_s(int pid) {
     buf[n] = 0;
     char *p = strrchr(buf, ')');
     unsigned long ut = 0, st = 0;
-    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2) return 0;
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+        return 0;
     return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
 
-static int call(th_client *h, const char *path, const ProtobufCMessage *m) {
+static int call(th_client *h, const char *path, const ProtobufCMessage *m)
+{
     uint8_t buf[4096];
     size_t n = protobuf_c_message_pack(m, buf);
     return th_post(h, path, buf, n);
 }
 
-static uint64_t varint(const uint8_t **p, const uint8_t *end) {
+static uint64_t varint(const uint8_t **p, const uint8_t *end)
+{
     uint64_t v = 0;
     int s = 0;
     while (*p < end && s < 64) {
@@ -57,7 +62,9 @@ static uint64_t varint(const uint8_t **p, const uint8_t *end) {
 }
 
 /* Top-level scan of a ReadRecordsResponse: counts records, copies next_token. */
-static int scan(const uint8_t *p, size_t len, char *token, size_t toklen, int *more, size_t *recbytes) {
+static int scan(const uint8_t *p, size_t len, char *token, size_t toklen, int *more,
+                size_t *recbytes)
+{
     const uint8_t *end = p + len;
     int n = 0;
     *more = 0;
@@ -92,7 +99,8 @@ typedef struct result {
     double bytes, recbytes, secs, cpu;
 } result;
 
-static int drain(th_client *h, int pid, int type, long want, result *r) {
+static int drain(th_client *h, int pid, int type, long want, result *r)
+{
     static int seq;
     char name[32];
     snprintf(name, sizeof name, "bench%d", ++seq);
@@ -107,21 +115,24 @@ static int drain(th_client *h, int pid, int type, long want, result *r) {
     Lunnel__Tunnel__CreateTunnelRequest cq = LUNNEL__TUNNEL__CREATE_TUNNEL_REQUEST__INIT;
     cq.tunnel = &tu;
     if (call(h, "/tunnel/create", &cq.base) != 200) return -1;
-    Lunnel__Tunnel__CreateTunnelResponse *cr = lunnel__tunnel__create_tunnel_response__unpack(NULL, h->len, h->buf);
+    Lunnel__Tunnel__CreateTunnelResponse *cr =
+        lunnel__tunnel__create_tunnel_response__unpack(NULL, h->len, h->buf);
     char tid[64], cid[64];
     snprintf(tid, sizeof tid, "%s", cr->tunnel_id);
     lunnel__tunnel__create_tunnel_response__free_unpacked(cr, NULL);
     Lunnel__Tunnel__ConnectRequest kq = LUNNEL__TUNNEL__CONNECT_REQUEST__INIT;
     kq.tunnel_id = tid;
     if (call(h, "/tunnel/connect", &kq.base) != 200) return -1;
-    Lunnel__Tunnel__ConnectResponse *kr = lunnel__tunnel__connect_response__unpack(NULL, h->len, h->buf);
+    Lunnel__Tunnel__ConnectResponse *kr =
+        lunnel__tunnel__connect_response__unpack(NULL, h->len, h->buf);
     snprintf(cid, sizeof cid, "%s", kr->client_id);
     lunnel__tunnel__connect_response__free_unpacked(kr, NULL);
     Lunnel__Tunnel__HeartbeatRequest hq = LUNNEL__TUNNEL__HEARTBEAT_REQUEST__INIT;
     hq.tunnel_id = tid;
     hq.client_id = cid;
     if (call(h, "/tunnel/heartbeat", &hq.base) != 200) return -1;
-    Lunnel__Tunnel__HeartbeatResponse *hr = lunnel__tunnel__heartbeat_response__unpack(NULL, h->len, h->buf);
+    Lunnel__Tunnel__HeartbeatResponse *hr =
+        lunnel__tunnel__heartbeat_response__unpack(NULL, h->len, h->buf);
     memset(r, 0, sizeof *r);
     double t0 = now_s(), c0 = cpu_s(pid);
     char token[1024];
@@ -131,7 +142,8 @@ static int drain(th_client *h, int pid, int type, long want, result *r) {
         gq.client_id = cid;
         gq.channel_id = hr->channels[i]->channel_id;
         if (call(h, "/tunnel/getcheckpoint", &gq.base) != 200) return -1;
-        Lunnel__Tunnel__GetCheckpointResponse *gr = lunnel__tunnel__get_checkpoint_response__unpack(NULL, h->len, h->buf);
+        Lunnel__Tunnel__GetCheckpointResponse *gr =
+            lunnel__tunnel__get_checkpoint_response__unpack(NULL, h->len, h->buf);
         snprintf(token, sizeof token, "%s", gr->checkpoint);
         lunnel__tunnel__get_checkpoint_response__free_unpacked(gr, NULL);
         for (;;) {
@@ -158,7 +170,8 @@ static int drain(th_client *h, int pid, int type, long want, result *r) {
     return r->records == want ? 0 : -2;
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char **argv)
+{
     if (argc < 5) {
         fprintf(stderr, "usage: %s PORT EMULATOR_PID ROWS VALUE_BYTES\n", argv[0]);
         return 2;
@@ -177,7 +190,8 @@ int main(int argc, char **argv) {
         return 1;
     }
     double load_s = now_s() - t0;
-    printf("loaded %ld rows (value %d bytes) in %.2f s (%.0f rows/s)\n", rows, vb, load_s, rows / load_s);
+    printf("loaded %ld rows (value %d bytes) in %.2f s (%.0f rows/s)\n", rows, vb, load_s,
+           rows / load_s);
     const char *names[] = {"BaseData", "Stream"};
     int types[] = {1, 2};
     int rc = 0, repeat = argc > 5 ? atoi(argv[5]) : 1;
@@ -193,8 +207,8 @@ int main(int argc, char **argv) {
         printf("RESULT %s records=%ld requests=%ld secs=%.3f records_per_s=%.0f MB_per_s=%.1f "
                "avg_record_bytes=%.1f emulator_cpu_s=%.3f emulator_cpu_util=%.2f "
                "records_per_emulator_cpu_s=%.0f\n",
-               names[k % 2], r.records, r.requests, r.secs, r.records / r.secs, r.bytes / r.secs / 1e6,
-               r.recbytes / (double)r.records, r.cpu, r.cpu / r.secs,
+               names[k % 2], r.records, r.requests, r.secs, r.records / r.secs,
+               r.bytes / r.secs / 1e6, r.recbytes / (double)r.records, r.cpu, r.cpu / r.secs,
                r.cpu > 0 ? r.records / r.cpu : 0.0);
     }
     th_free(&h);

@@ -157,7 +157,10 @@ static int same_state(world *a, world *b)
 static lunnel_emu_table *make_table(world *w, const char *name)
 {
     lunnel_emu_pk_schema pk[2] = {{"id", LUNNEL_EMU_PK_INTEGER}, {"k", LUNNEL_EMU_PK_STRING}};
-    lunnel_emu_table_options o = {.max_versions = 2, .time_to_live = -1, .stream_enabled = true, .stream_expiration_hours = 168};
+    lunnel_emu_table_options o = {.max_versions = 2,
+                                  .time_to_live = -1,
+                                  .stream_enabled = true,
+                                  .stream_expiration_hours = 168};
     char msg[256];
     CHECK_INT(lunnel_emu_store_create_table(w->st, name, pk, 2, &o, msg, sizeof msg), 0);
     return lunnel_emu_store_table(w->st, name);

@@ -25,11 +25,20 @@ typedef struct fake_row {
 static fake_row rows[4096];
 static int nrows;
 static int64_t now_ns = 1700000000000000000LL;
-static int64_t fake_clock(void *arg) { (void)arg; return now_ns; }
+static int64_t fake_clock(void *arg)
+{
+    (void)arg;
+    return now_ns;
+}
 
-static int f_exists(void *ctx, const char *table) { (void)ctx; return strcmp(table, "orders") == 0; }
+static int f_exists(void *ctx, const char *table)
+{
+    (void)ctx;
+    return strcmp(table, "orders") == 0;
+}
 
-static int f_snapshot(void *ctx, const char *table, emu_tunnel_row_fn fn, void *arg) {
+static int f_snapshot(void *ctx, const char *table, emu_tunnel_row_fn fn, void *arg)
+{
     (void)ctx;
     if (strcmp(table, "orders")) return -1;
     for (int i = 0; i < nrows; i++) {
@@ -46,23 +55,27 @@ static emu_tunnel_source src = {NULL, f_exists, f_snapshot};
 
 /* Writes key k (row + change "chg:k<k>:<n>"), as the store would. */
 static int change_seq;
-static void put(lunnel_emu_tunnels *t, int k) {
+static void put(lunnel_emu_tunnels *t, int k)
+{
     char key[32], row[64];
     snprintf(key, sizeof key, "k%d", k);
     snprintf(row, sizeof row, "chg:%s:%06d", key, ++change_seq);
     int i;
-    for (i = 0; i < nrows && strcmp(rows[i].key, key); i++) {}
+    for (i = 0; i < nrows && strcmp(rows[i].key, key); i++) {
+    }
     if (i == nrows) nrows++;
     snprintf(rows[i].key, sizeof rows[i].key, "%s", key);
     snprintf(rows[i].row, sizeof rows[i].row, "row:%s", key);
     rows[i].live = 1;
     now_ns += 1000;
-    emu_tunnel_change c = {"orders", 1, (const uint8_t *)row, strlen(row), NULL, 0,
-                           (const uint8_t *)key, strlen(key), now_ns};
+    emu_tunnel_change c = {"orders", 1, (const uint8_t *)row, strlen(row),
+                           NULL,     0, (const uint8_t *)key, strlen(key),
+                           now_ns};
     lunnel_emu_tunnels_on_change(t, &c);
 }
 
-static lunnel_emu_tunnels *mk(int partitions, int batch_records) {
+static lunnel_emu_tunnels *mk(int partitions, int batch_records)
+{
     lunnel_emu_tunnel_opts o;
     lunnel_emu_tunnel_opts_default(&o);
     o.partitions = partitions;
@@ -76,16 +89,17 @@ static lunnel_emu_tunnels *mk(int partitions, int batch_records) {
 /* ---- delivery accounting ---- */
 
 typedef struct seen {
-    int base[4096];        /* per key: base deliveries */
-    int last_seq[4096];    /* per key: last change sequence seen */
-    int changes;           /* stream records */
-    int order_errors;      /* a key's change arrived out of order or twice */
+    int base[4096];     /* per key: base deliveries */
+    int last_seq[4096]; /* per key: last change sequence seen */
+    int changes;        /* stream records */
+    int order_errors;   /* a key's change arrived out of order or twice */
     int base_records;
     int stream_before_base_done; /* stream record while base channels still ran */
     int base_open;
 } seen;
 
-static void on_rec(void *arg, const char *chan, const uint8_t *row, size_t len, int action) {
+static void on_rec(void *arg, const char *chan, const uint8_t *row, size_t len, int action)
+{
     seen *s = arg;
     char buf[80];
     snprintf(buf, sizeof buf, "%.*s", (int)len, (const char *)row);
@@ -104,7 +118,8 @@ static void on_rec(void *arg, const char *chan, const uint8_t *row, size_t len, 
     }
 }
 
-static int round_of(tc_client **cs, int n, int batches) {
+static int round_of(tc_client **cs, int n, int batches)
+{
     int ok = 1;
     for (int i = 0; i < n; i++) {
         if (tc_heartbeat(cs[i]) != 200) ok = 0;
@@ -116,7 +131,8 @@ static int round_of(tc_client **cs, int n, int batches) {
 /* ---- tests ---- */
 
 /* GetRpo's two JSON documents, parsed (caller cJSON_Deletes both); 0 on success. */
-static int get_rpo(lunnel_emu_tunnels *t, const char *tid, cJSON **rpo, cJSON **tun) {
+static int get_rpo(lunnel_emu_tunnels *t, const char *tid, cJSON **rpo, cJSON **tun)
+{
     Lunnel__Tunnel__GetRpoRequest gq = LUNNEL__TUNNEL__GET_RPO_REQUEST__INIT;
     gq.tunnel_id = (char *)tid;
     lunnel_emu_reply r = tc_call(t, "/tunnel/getrpo", &gq.base);
@@ -125,7 +141,8 @@ static int get_rpo(lunnel_emu_tunnels *t, const char *tid, cJSON **rpo, cJSON **
         r.status == 200 ? lunnel__tunnel__get_rpo_response__unpack(NULL, r.len, r.body) : NULL;
     if (gp && gp->has_rpo_infos && gp->has_tunnel_rpo_infos) {
         *rpo = cJSON_ParseWithLength((const char *)gp->rpo_infos.data, gp->rpo_infos.len);
-        *tun = cJSON_ParseWithLength((const char *)gp->tunnel_rpo_infos.data, gp->tunnel_rpo_infos.len);
+        *tun = cJSON_ParseWithLength((const char *)gp->tunnel_rpo_infos.data,
+                                     gp->tunnel_rpo_infos.len);
     }
     if (gp) lunnel__tunnel__get_rpo_response__free_unpacked(gp, NULL);
     lunnel_emu_reply_free(&r);
@@ -133,20 +150,24 @@ static int get_rpo(lunnel_emu_tunnels *t, const char *tid, cJSON **rpo, cJSON **
 }
 
 /* A number member of `o` (or -1 when missing / not a number). */
-static int64_t jnum(const cJSON *o, const char *key) {
+static int64_t jnum(const cJSON *o, const char *key)
+{
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
     return cJSON_IsNumber(v) ? (int64_t)v->valuedouble : -1;
 }
 
 /* A string member of `o` (or "" when missing). */
-static const char *jstr(const cJSON *o, const char *key) {
+static const char *jstr(const cJSON *o, const char *key)
+{
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
     return cJSON_IsString(v) ? v->valuestring : "";
 }
 
-static void test_base_and_stream_one_client(void) {
+static void test_base_and_stream_one_client(void)
+{
     lunnel_emu_tunnels *t = mk(4, 7);
-    for (int k = 0; k < 100; k++) put(t, k); /* before the tunnel: base data only */
+    for (int k = 0; k < 100; k++)
+        put(t, k); /* before the tunnel: base data only */
     char *tid = tc_create(t, "orders", "cdc", 3);
     CHECK(tid != NULL);
     char stage[64];
@@ -157,7 +178,8 @@ static void test_base_and_stream_one_client(void) {
     CHECK_INT(expired, 0);
     CHECK_STR(d[0].status, "WAIT");
     CHECK(strncmp(d[0].id, "BaseData_", 9) == 0);
-    for (int k = 50; k < 250; k++) put(t, k); /* after: stream (updates + new keys) */
+    for (int k = 50; k < 250; k++)
+        put(t, k); /* after: stream (updates + new keys) */
 
     char *cid = tc_connect(t, tid, 30, "w1");
     CHECK(cid != NULL);
@@ -175,8 +197,10 @@ static void test_base_and_stream_one_client(void) {
         int nd = tc_describe(t, "orders", "cdc", d, 32, stage, NULL);
         int base_left = 0, stream_held = 0;
         for (int i = 0; i < nd; i++) {
-            if (!strcmp(d[i].type, "BaseData")) base_left += strcmp(d[i].status, "TERMINATED") != 0;
-            else stream_held += !strcmp(d[i].status, "OPEN") || !strcmp(d[i].status, "CLOSING");
+            if (!strcmp(d[i].type, "BaseData"))
+                base_left += strcmp(d[i].status, "TERMINATED") != 0;
+            else
+                stream_held += !strcmp(d[i].status, "OPEN") || !strcmp(d[i].status, "CLOSING");
         }
         if (base_left && stream_held) saw_stream_during_base = 1;
         if (s.changes >= 200 && !base_left) break;
@@ -184,7 +208,8 @@ static void test_base_and_stream_one_client(void) {
     CHECK_INT(saw_stream_during_base, 0);
     CHECK_INT(s.base_records, 100);
     int dup = 0;
-    for (int k = 0; k < 100; k++) dup += s.base[k] != 1;
+    for (int k = 0; k < 100; k++)
+        dup += s.base[k] != 1;
     CHECK_INT(dup, 0);
     CHECK_INT(s.changes, 200);
     CHECK_INT(s.order_errors, 0);
@@ -192,7 +217,8 @@ static void test_base_and_stream_one_client(void) {
     CHECK_STR(stage, "ProcessStream");
     int64_t total = 0;
     for (int i = 0; i < nd; i++) {
-        if (!strcmp(d[i].type, "BaseData")) CHECK_STR(d[i].status, "TERMINATED");
+        if (!strcmp(d[i].type, "BaseData"))
+            CHECK_STR(d[i].status, "TERMINATED");
         else {
             CHECK_STR(d[i].status, "OPEN");
             CHECK_STR(d[i].owner, cid);
@@ -218,7 +244,8 @@ static void test_base_and_stream_one_client(void) {
         if (!strcmp(d[i].type, "Stream")) {
             CHECK_INT(jnum(c, "RpoTime"), d[i].rpo / 1000000);
             if (d[i].rpo / 1000000 > newest_rpo_ms) newest_rpo_ms = d[i].rpo / 1000000;
-            if (!oldest_rpo_ms || d[i].rpo / 1000000 < oldest_rpo_ms) oldest_rpo_ms = d[i].rpo / 1000000;
+            if (!oldest_rpo_ms || d[i].rpo / 1000000 < oldest_rpo_ms)
+                oldest_rpo_ms = d[i].rpo / 1000000;
         } else {
             CHECK_INT(jnum(c, "RpoTime"), 0);
         }
@@ -232,7 +259,8 @@ static void test_base_and_stream_one_client(void) {
     cJSON_Delete(rpo);
     cJSON_Delete(tun);
     /* More changes keep flowing to the open stream channels. */
-    for (int k = 0; k < 10; k++) put(t, k);
+    for (int k = 0; k < 10; k++)
+        put(t, k);
     round_of(cs, 1, 1000);
     CHECK_INT(s.changes, 210);
     CHECK_INT(s.order_errors, 0);
@@ -241,10 +269,12 @@ static void test_base_and_stream_one_client(void) {
     lunnel_emu_tunnels_free(t);
 }
 
-static void test_balance_and_handoff(void) {
+static void test_balance_and_handoff(void)
+{
     lunnel_emu_tunnels *t = mk(6, 1000);
     char *tid = tc_create(t, "orders", "bal", 2);
-    for (int k = 0; k < 300; k++) put(t, k);
+    for (int k = 0; k < 300; k++)
+        put(t, k);
     tc_client a, b, c;
     char *ida = tc_connect(t, tid, 30, NULL);
     tc_init(&a, t, tid, ida);
@@ -279,21 +309,23 @@ static void test_balance_and_handoff(void) {
     char next[512];
     CHECK_INT(tc_read(&b, chid, closing ? closing->token : "x", &n, next, sizeof next, &more), 400);
     CHECK_STR(b.last_error, "OTSParameterInvalid");
-    tc_work(&a, 1);                   /* a drains, checkpoints, marks CLOSE at v+1 */
-    tc_heartbeat(&a);                 /* reports CLOSE; server drops them from a */
+    tc_work(&a, 1);   /* a drains, checkpoints, marks CLOSE at v+1 */
+    tc_heartbeat(&a); /* reports CLOSE; server drops them from a */
     CHECK_INT(a.nch, 3);
     tc_heartbeat(&b);
     CHECK_INT(tc_count(&b, 1), 3);
     /* b continues from a's checkpoint: nothing delivered twice, nothing lost. */
     c.nch = 0;
-    for (int r = 0; r < 20 && s.changes < 300; r++) round_of(cs, 2, 1000);
+    for (int r = 0; r < 20 && s.changes < 300; r++)
+        round_of(cs, 2, 1000);
     CHECK_INT(s.changes, 300);
     CHECK_INT(s.order_errors, 0);
 
     /* A third client: 2/2/2. */
     char *idc = tc_connect(t, tid, 30, NULL);
     tc_init(&c, t, tid, idc);
-    for (int r = 0; r < 10; r++) round_of(cs, 3, 10);
+    for (int r = 0; r < 10; r++)
+        round_of(cs, 3, 10);
     CHECK_INT(tc_count(&a, 1), 2);
     CHECK_INT(tc_count(&b, 1), 2);
     CHECK_INT(tc_count(&c, 1), 2);
@@ -301,7 +333,8 @@ static void test_balance_and_handoff(void) {
     tc_desc_ch d[16];
     int nd = tc_describe(t, "orders", "bal", d, 16, NULL, NULL);
     int owned_a = 0;
-    for (int i = 0; i < nd; i++) owned_a += !strcmp(d[i].owner, ida);
+    for (int i = 0; i < nd; i++)
+        owned_a += !strcmp(d[i].owner, ida);
     CHECK_INT(owned_a, 2);
     /* Shutdown of c: its channels go back to a and b (3/3). */
     Lunnel__Tunnel__ShutdownRequest sq = LUNNEL__TUNNEL__SHUTDOWN_REQUEST__INIT;
@@ -310,7 +343,8 @@ static void test_balance_and_handoff(void) {
     lunnel_emu_reply r = tc_call(t, "/tunnel/shutdown", &sq.base);
     CHECK_INT(r.status, 200);
     lunnel_emu_reply_free(&r);
-    for (int i = 0; i < 4; i++) round_of(cs, 2, 10);
+    for (int i = 0; i < 4; i++)
+        round_of(cs, 2, 10);
     CHECK_INT(tc_count(&a, 1) + tc_count(&b, 1), 6);
     CHECK_INT(tc_count(&a, 1), 3);
     free(tid);
@@ -320,24 +354,26 @@ static void test_balance_and_handoff(void) {
     lunnel_emu_tunnels_free(t);
 }
 
-static void test_heartbeat_expiry(void) {
+static void test_heartbeat_expiry(void)
+{
     lunnel_emu_tunnels *t = mk(4, 1000);
     char *tid = tc_create(t, "orders", "hb", 2);
     tc_client a, b;
-    char *ida = tc_connect(t, tid, 2, NULL);        /* 2 s timeout */
+    char *ida = tc_connect(t, tid, 2, NULL); /* 2 s timeout */
     char *idb = tc_connect(t, tid, 0, "timeout_ms=60000");
     tc_init(&a, t, tid, ida);
     tc_init(&b, t, tid, idb);
     tc_client *cs[2] = {&a, &b};
-    for (int i = 0; i < 3; i++) round_of(cs, 2, 1);
+    for (int i = 0; i < 3; i++)
+        round_of(cs, 2, 1);
     CHECK_INT(tc_count(&a, 1), 2);
     CHECK_INT(tc_count(&b, 1), 2);
-    now_ns += 1500000000LL;                         /* 1.5 s: still alive */
+    now_ns += 1500000000LL; /* 1.5 s: still alive */
     CHECK_INT(tc_heartbeat(&b), 200);
     CHECK_INT(tc_heartbeat(&a), 200);
-    now_ns += 2100000000LL;                         /* 2.1 s of silence from a */
-    CHECK_INT(tc_heartbeat(&b), 200);               /* b's call runs the timeout check */
-    CHECK_INT(tc_count(&b, 1), 4);                  /* a's channels came back to b */
+    now_ns += 2100000000LL;           /* 2.1 s of silence from a */
+    CHECK_INT(tc_heartbeat(&b), 200); /* b's call runs the timeout check */
+    CHECK_INT(tc_count(&b, 1), 4);    /* a's channels came back to b */
     CHECK_INT(tc_heartbeat(&a), 410);
     CHECK_STR(a.last_error, "OTSResourceGone");
     int n = 0, more = 0;
@@ -357,7 +393,8 @@ static void test_heartbeat_expiry(void) {
     tc_desc_ch d[8];
     int nd = tc_describe(t, "orders", "hb", d, 8, NULL, NULL);
     int pool = 0;
-    for (int i = 0; i < nd; i++) pool += !strcmp(d[i].status, "CLOSE") && !d[i].owner[0];
+    for (int i = 0; i < nd; i++)
+        pool += !strcmp(d[i].status, "CLOSE") && !d[i].owner[0];
     CHECK_INT(pool, 4);
     free(tid);
     free(ida);
@@ -365,11 +402,13 @@ static void test_heartbeat_expiry(void) {
     lunnel_emu_tunnels_free(t);
 }
 
-static void test_split_ordering(void) {
+static void test_split_ordering(void)
+{
     lunnel_emu_tunnels *t = mk(2, 5);
     char *tid = tc_create(t, "orders", "sp", 2);
     for (int r = 0; r < 3; r++)
-        for (int k = 0; k < 40; k++) put(t, k);     /* 120 changes, 3 per key */
+        for (int k = 0; k < 40; k++)
+            put(t, k); /* 120 changes, 3 per key */
     cJSON *body = cJSON_Parse("{\"table\":\"orders\",\"partition\":\"p0\"}");
     int status = 0;
     char err[128];
@@ -379,7 +418,8 @@ static void test_split_ordering(void) {
     cJSON_Delete(rep);
     cJSON_Delete(body);
     for (int r = 0; r < 3; r++)
-        for (int k = 0; k < 40; k++) put(t, k);     /* 120 more, routed to p1 or children */
+        for (int k = 0; k < 40; k++)
+            put(t, k); /* 120 more, routed to p1 or children */
     char *id = tc_connect(t, tid, 30, NULL);
     tc_client c;
     tc_init(&c, t, tid, id);
@@ -395,13 +435,15 @@ static void test_split_ordering(void) {
     int nd = tc_describe(t, "orders", "sp", d, 8, NULL, NULL);
     CHECK_INT(nd, 4);
     int waits = 0;
-    for (int i = 0; i < nd; i++) waits += !strcmp(d[i].status, "WAIT");
+    for (int i = 0; i < nd; i++)
+        waits += !strcmp(d[i].status, "WAIT");
     CHECK_INT(waits, 2);
     /* Read p0 only partly: the children still wait. */
     tc_work(&c, 1);
     tc_heartbeat(&c);
     CHECK_INT(c.nch, 2);
-    for (int r = 0; r < 100 && s.changes < 240; r++) round_of(cs, 1, 1000);
+    for (int r = 0; r < 100 && s.changes < 240; r++)
+        round_of(cs, 1, 1000);
     CHECK_INT(s.changes, 240);
     CHECK_INT(s.order_errors, 0);
     nd = tc_describe(t, "orders", "sp", d, 8, NULL, NULL);
@@ -409,23 +451,27 @@ static void test_split_ordering(void) {
         if (!strcmp(d[i].id, "p0")) CHECK_STR(d[i].status, "TERMINATED");
     /* Every key's history came in order (checked per record above) and complete. */
     int incomplete = 0;
-    for (int k = 0; k < 40; k++) incomplete += s.last_seq[k] < 200;
+    for (int k = 0; k < 40; k++)
+        incomplete += s.last_seq[k] < 200;
     CHECK_INT(incomplete, 0);
     free(tid);
     free(id);
     lunnel_emu_tunnels_free(t);
 }
 
-static void test_retention_expiry(void) {
+static void test_retention_expiry(void)
+{
     lunnel_emu_tunnels *t = mk(2, 1000);
-    for (int k = 0; k < 10; k++) put(t, k);
+    for (int k = 0; k < 10; k++)
+        put(t, k);
     char *tid = tc_create(t, "orders", "ret", 3);
-    for (int k = 0; k < 10; k++) put(t, k);   /* the tunnel needs these after its base phase */
+    for (int k = 0; k < 10; k++)
+        put(t, k); /* the tunnel needs these after its base phase */
     char *id = tc_connect(t, tid, 30, NULL);
     tc_client c;
     tc_init(&c, t, tid, id);
     tc_heartbeat(&c);
-    CHECK_INT(c.nch, 2);                      /* base channels, not yet read */
+    CHECK_INT(c.nch, 2); /* base channels, not yet read */
     cJSON *body = cJSON_Parse("{\"retention_ms\":1000}");
     int status = 0;
     char err[128];
@@ -433,7 +479,7 @@ static void test_retention_expiry(void) {
     CHECK_INT(status, 200);
     CHECK_INT((int)cJSON_GetObjectItem(rep, "trimmed")->valuedouble, 0);
     cJSON_Delete(rep);
-    now_ns += 5000000000LL;                   /* the base phase outlives retention */
+    now_ns += 5000000000LL; /* the base phase outlives retention */
     rep = lunnel_emu_tunnels_admin(t, "retention", body, &status, err, sizeof err);
     CHECK_INT((int)cJSON_GetObjectItem(rep, "trimmed")->valuedouble, 20);
     cJSON_Delete(rep);
@@ -451,7 +497,8 @@ static void test_retention_expiry(void) {
     /* List marks it expired too. */
     Lunnel__Tunnel__ListTunnelRequest lq = LUNNEL__TUNNEL__LIST_TUNNEL_REQUEST__INIT;
     lunnel_emu_reply r = tc_call(t, "/tunnel/list", &lq.base);
-    Lunnel__Tunnel__ListTunnelResponse *lp = lunnel__tunnel__list_tunnel_response__unpack(NULL, r.len, r.body);
+    Lunnel__Tunnel__ListTunnelResponse *lp =
+        lunnel__tunnel__list_tunnel_response__unpack(NULL, r.len, r.body);
     CHECK(lp && lp->n_tunnels == 1 && lp->tunnels[0]->expired);
     if (lp) lunnel__tunnel__list_tunnel_response__free_unpacked(lp, NULL);
     lunnel_emu_reply_free(&r);
@@ -480,9 +527,11 @@ static void test_retention_expiry(void) {
     lunnel_emu_tunnels_free(t);
 }
 
-static void test_tokens_sequence_owner(void) {
+static void test_tokens_sequence_owner(void)
+{
     lunnel_emu_tunnels *t = mk(1, 7);
-    for (int k = 0; k < 20; k++) put(t, k);
+    for (int k = 0; k < 20; k++)
+        put(t, k);
     char *tid = tc_create(t, "orders", "tok", 1);
     char *ida = tc_connect(t, tid, 30, NULL), *idb = tc_connect(t, tid, 30, NULL);
     tc_client a, b;
@@ -574,7 +623,8 @@ static void test_tokens_sequence_owner(void) {
     /* GetRpo answers JSON in the Go SDK's shape: the terminated base channel, all 20 read. */
     cJSON *rpo, *tun;
     CHECK_INT(get_rpo(t, tid, &rpo, &tun), 0);
-    const cJSON *b0 = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(rpo, tid), "BaseData_p0");
+    const cJSON *b0 =
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(rpo, tid), "BaseData_p0");
     CHECK(b0 != NULL);
     CHECK_STR(jstr(b0, "ChannelTyp"), "BaseData");
     CHECK_STR(jstr(b0, "Status"), "TERMINATED");
@@ -591,9 +641,11 @@ static void test_tokens_sequence_owner(void) {
     lunnel_emu_tunnels_free(t);
 }
 
-static void test_faults_and_errors(void) {
+static void test_faults_and_errors(void)
+{
     lunnel_emu_tunnels *t = mk(1, 100);
-    cJSON *body = cJSON_Parse("{\"path\":\"/tunnel/list\",\"error_rate\":1,\"count\":2,\"delay_ms\":5}");
+    cJSON *body =
+        cJSON_Parse("{\"path\":\"/tunnel/list\",\"error_rate\":1,\"count\":2,\"delay_ms\":5}");
     int status;
     char err[128];
     cJSON *rep = lunnel_emu_tunnels_admin(t, "faults", body, &status, err, sizeof err);
@@ -642,13 +694,17 @@ static void test_faults_and_errors(void) {
     lunnel_emu_tunnels_free(t);
 }
 
-static void test_stream_start_end(void) {
+static void test_stream_start_end(void)
+{
     lunnel_emu_tunnels *t = mk(1, 1000);
-    for (int k = 0; k < 5; k++) put(t, k);
+    for (int k = 0; k < 5; k++)
+        put(t, k);
     int64_t mid = now_ns;
-    for (int k = 5; k < 10; k++) put(t, k);
+    for (int k = 5; k < 10; k++)
+        put(t, k);
     int64_t end = now_ns;
-    for (int k = 10; k < 15; k++) put(t, k);
+    for (int k = 10; k < 15; k++)
+        put(t, k);
     Lunnel__Tunnel__StreamTunnelConfig cfg = LUNNEL__TUNNEL__STREAM_TUNNEL_CONFIG__INIT;
     cfg.has_start_offset = 1;
     cfg.start_offset = (uint64_t)mid + 1;
@@ -663,7 +719,8 @@ static void test_stream_start_end(void) {
     q.tunnel = &tu;
     lunnel_emu_reply r = tc_call(t, "/tunnel/create", &q.base);
     CHECK_INT(r.status, 200);
-    Lunnel__Tunnel__CreateTunnelResponse *cp = lunnel__tunnel__create_tunnel_response__unpack(NULL, r.len, r.body);
+    Lunnel__Tunnel__CreateTunnelResponse *cp =
+        lunnel__tunnel__create_tunnel_response__unpack(NULL, r.len, r.body);
     char *id = tc_connect(t, cp->tunnel_id, 30, NULL);
     tc_client c;
     tc_init(&c, t, cp->tunnel_id, id);
@@ -672,7 +729,8 @@ static void test_stream_start_end(void) {
     c.on_record = on_rec;
     c.arg = &s;
     tc_client *cs[1] = {&c};
-    for (int i = 0; i < 3; i++) round_of(cs, 1, 10);
+    for (int i = 0; i < 3; i++)
+        round_of(cs, 1, 10);
     CHECK_INT(s.changes, 5); /* k5..k9: after start, up to end */
     CHECK_INT(s.last_seq[5], 6);
     CHECK_INT(s.last_seq[10], 0);
@@ -686,7 +744,8 @@ static void test_stream_start_end(void) {
 }
 
 /* Record logs: lazy trimming keeps logical offsets and bytes; compaction is invisible. */
-static void test_reclog(void) {
+static void test_reclog(void)
+{
     emu_reclog l;
     memset(&l, 0, sizeof l);
     char row[16];
@@ -713,16 +772,18 @@ static void test_reclog(void) {
     CHECK_INT(emu_reclog_first(&l), 10);
     CHECK_INT(emu_reclog_append(&l, 2, (const uint8_t *)"x", 1, (const uint8_t *)"old", 3, 200), 0);
     a = emu_reclog_entry_start(&l, 10);
-    CHECK_INT(l.buf[a + 3], 2);           /* action UPDATE */
-    CHECK_INT(l.buf[a + 7], 0x1A);        /* origin_record field */
+    CHECK_INT(l.buf[a + 3], 2);    /* action UPDATE */
+    CHECK_INT(l.buf[a + 7], 0x1A); /* origin_record field */
     emu_reclog_free(&l);
 }
 
 /* Retention trims what a tunnel has already consumed: no expiry for an up-to-date tunnel. */
-static void test_retention_caught_up(void) {
+static void test_retention_caught_up(void)
+{
     lunnel_emu_tunnels *t = mk(1, 1000);
     char *tid = tc_create(t, "orders", "fresh", 2);
-    for (int k = 0; k < 10; k++) put(t, k);
+    for (int k = 0; k < 10; k++)
+        put(t, k);
     char *id = tc_connect(t, tid, 3600, NULL);
     tc_client c;
     tc_init(&c, t, tid, id);
@@ -741,7 +802,8 @@ static void test_retention_caught_up(void) {
     CHECK_INT((int)cJSON_GetObjectItem(rep, "trimmed")->valuedouble, 10);
     cJSON_Delete(rep);
     cJSON_Delete(body);
-    for (int k = 0; k < 5; k++) put(t, k);
+    for (int k = 0; k < 5; k++)
+        put(t, k);
     round_of(cs, 1, 10);
     CHECK_INT(s.changes, 15);
     CHECK_INT(s.order_errors, 0);
@@ -755,7 +817,8 @@ static void test_retention_caught_up(void) {
 }
 
 /* Uneven counts: 20 channels over 7 clients settle at 3,3,3,3,3,3,2 with nothing lost. */
-static void test_many_clients(void) {
+static void test_many_clients(void)
+{
     lunnel_emu_tunnels *t = mk(20, 1000);
     char *tid = tc_create(t, "orders", "many", 2);
     tc_client cl[7];
@@ -767,7 +830,8 @@ static void test_many_clients(void) {
         cs[i] = &cl[i];
         round_of(cs, i + 1, 1); /* clients join one by one, forcing handoffs */
     }
-    for (int r = 0; r < 6; r++) round_of(cs, 7, 1);
+    for (int r = 0; r < 6; r++)
+        round_of(cs, 7, 1);
     int total = 0, threes = 0, twos = 0;
     for (int i = 0; i < 7; i++) {
         int n = tc_count(&cl[i], 1);
@@ -778,12 +842,14 @@ static void test_many_clients(void) {
     CHECK_INT(total, 20);
     CHECK_INT(threes, 6);
     CHECK_INT(twos, 1);
-    for (int i = 0; i < 7; i++) free(ids[i]);
+    for (int i = 0; i < 7; i++)
+        free(ids[i]);
     free(tid);
     lunnel_emu_tunnels_free(t);
 }
 
-int main(void) {
+int main(void)
+{
     test_many_clients();
     test_reclog();
     test_retention_caught_up();

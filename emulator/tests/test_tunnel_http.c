@@ -35,20 +35,23 @@ typedef struct emu {
     pthread_t thread;
 } emu;
 
-static void on_stop(struct ev_loop *loop, ev_async *w, int revents) {
+static void on_stop(struct ev_loop *loop, ev_async *w, int revents)
+{
     (void)revents;
     emu *e = w->data;
     lunnel_emu_server_stop(e->srv);
     ev_break(loop, EVBREAK_ALL);
 }
 
-static void *run(void *arg) {
+static void *run(void *arg)
+{
     emu *e = arg;
     ev_run(e->loop, 0);
     return NULL;
 }
 
-static int emu_start(emu *e) {
+static int emu_start(emu *e)
+{
     memset(e, 0, sizeof *e);
     lunnel_emu_config_defaults(&e->cfg);
     e->cfg.listen = "127.0.0.1:0";
@@ -62,7 +65,8 @@ static int emu_start(emu *e) {
         return -1;
     }
     e->store = lunnel_emu_store_new(e->cfg.partitions);
-    if (lunnel_emu_data_api_register(e->srv, e->store) || lunnel_emu_admin_register(e->srv, e->store) ||
+    if (lunnel_emu_data_api_register(e->srv, e->store) ||
+        lunnel_emu_admin_register(e->srv, e->store) ||
         lunnel_emu_tunnel_register(e->srv, e->store, &e->cfg))
         return -1;
     ev_async_init(&e->stop, on_stop);
@@ -71,7 +75,8 @@ static int emu_start(emu *e) {
     return pthread_create(&e->thread, NULL, run, e);
 }
 
-static void emu_stop(emu *e) {
+static void emu_stop(emu *e)
+{
     ev_async_send(e->loop, &e->stop);
     pthread_join(e->thread, NULL);
     lunnel_emu_server_free(e->srv);
@@ -84,7 +89,8 @@ static void emu_stop(emu *e) {
 static char last_code[64];
 
 static void http_transport(void *arg, const char *path, const uint8_t *body, size_t len,
-                           lunnel_emu_reply *out) {
+                           lunnel_emu_reply *out)
+{
     th_client *c = arg;
     memset(out, 0, sizeof *out);
     out->status = th_post(c, path, body, len);
@@ -107,19 +113,22 @@ typedef struct got {
     int seen[3000];
 } got;
 
-static void on_row(void *arg, const char *chan, const uint8_t *row, size_t len, int action) {
+static void on_row(void *arg, const char *chan, const uint8_t *row, size_t len, int action)
+{
     got *g = arg;
     const lunnel_record *recs;
     uint32_t n;
     lunnel_codec_error err;
-    if (lunnel_pb_decode_rows(g->arena, row, len, LUNNEL_PB_STRICT, &recs, &n, &err) != 0 || n != 1 ||
-        recs[0].pk_count != 1 || recs[0].col_count != 1 || recs[0].cols[0].value.len != 200) {
+    if (lunnel_pb_decode_rows(g->arena, row, len, LUNNEL_PB_STRICT, &recs, &n, &err) != 0 ||
+        n != 1 || recs[0].pk_count != 1 || recs[0].col_count != 1 ||
+        recs[0].cols[0].value.len != 200) {
         g->bad++;
         return;
     }
     int64_t id = recs[0].pk[0].value.u.i;
     if (id >= 0 && id < 3000) g->seen[id]++;
-    if (strncmp(chan, "BaseData_", 9) == 0) g->base++;
+    if (strncmp(chan, "BaseData_", 9) == 0)
+        g->base++;
     else {
         g->stream++;
         g->with_seq += recs[0].has_seq && action == 1;
@@ -127,13 +136,15 @@ static void on_row(void *arg, const char *chan, const uint8_t *row, size_t len, 
     lunnel_arena_reset(g->arena);
 }
 
-static double now_ms(void) {
+static double now_ms(void)
+{
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
-int main(void) {
+int main(void)
+{
     curl_global_init(CURL_GLOBAL_DEFAULT);
     emu e;
     CHECK_INT(emu_start(&e), 0);
@@ -143,10 +154,13 @@ int main(void) {
     tc_transport_arg = &h;
 
     /* 1000 rows before the tunnel (base data), 500 new + 500 updates after (stream). */
-    CHECK_INT(th_admin(&h, "load", "{\"table\":\"orders\",\"rows\":1000,\"value_bytes\":200}"), 200);
+    CHECK_INT(th_admin(&h, "load", "{\"table\":\"orders\",\"rows\":1000,\"value_bytes\":200}"),
+              200);
     char *tid = tc_create(NULL, "orders", "cdc", 3);
     CHECK(tid != NULL);
-    CHECK_INT(th_admin(&h, "load", "{\"table\":\"orders\",\"rows\":1000,\"start\":500,\"value_bytes\":200}"), 200);
+    CHECK_INT(th_admin(&h, "load",
+                       "{\"table\":\"orders\",\"rows\":1000,\"start\":500,\"value_bytes\":200}"),
+              200);
     char *cid = tc_connect(NULL, tid ? tid : "", 30, "http");
     CHECK(cid != NULL);
     tc_client c;
@@ -166,7 +180,8 @@ int main(void) {
     CHECK_INT(g.stream, 1000);
     CHECK_INT(g.with_seq, 1000);
     int wrong = 0;
-    for (int i = 0; i < 1500; i++) wrong += g.seen[i] != (i < 500 ? 1 : i < 1000 ? 2 : 1);
+    for (int i = 0; i < 1500; i++)
+        wrong += g.seen[i] != (i < 500 ? 1 : i < 1000 ? 2 : 1);
     CHECK_INT(wrong, 0);
     char stage[64] = "";
     tc_desc_ch d[16];
@@ -181,19 +196,29 @@ int main(void) {
     cJSON_Delete(st);
 
     /* Faults: one 503, one dropped connection, then latency. */
-    CHECK_INT(th_admin(&h, "faults", "{\"path\":\"/tunnel/heartbeat\",\"error_rate\":1,\"count\":1}"), 200);
+    CHECK_INT(
+        th_admin(&h, "faults", "{\"path\":\"/tunnel/heartbeat\",\"error_rate\":1,\"count\":1}"),
+        200);
     CHECK_INT(tc_heartbeat(&c), 503);
     CHECK_STR(c.last_error, "OTSTunnelServerUnavailable");
-    CHECK_INT(th_admin(&h, "faults", "{\"clear\":true,\"path\":\"/tunnel/heartbeat\",\"drop_rate\":1,\"count\":2}"), 200);
+    CHECK_INT(
+        th_admin(&h, "faults",
+                 "{\"clear\":true,\"path\":\"/tunnel/heartbeat\",\"drop_rate\":1,\"count\":2}"),
+        200);
     /* (curl retries a request once when a reused connection dies: two drops) */
     CHECK_INT(tc_heartbeat(&c), 0);
-    CHECK_INT(th_admin(&h, "faults", "{\"clear\":true,\"path\":\"/tunnel/heartbeat\",\"delay_ms\":300,\"count\":1}"), 200);
+    CHECK_INT(
+        th_admin(&h, "faults",
+                 "{\"clear\":true,\"path\":\"/tunnel/heartbeat\",\"delay_ms\":300,\"count\":1}"),
+        200);
     double t1 = now_ms();
     CHECK_INT(tc_heartbeat(&c), 200);
     CHECK(now_ms() - t1 >= 290);
     CHECK_INT(tc_heartbeat(&c), 200);
     /* Faults on a data API path go through the server filter. */
-    CHECK_INT(th_admin(&h, "faults", "{\"clear\":true,\"path\":\"/ListTable\",\"error_rate\":1,\"count\":1}"), 200);
+    CHECK_INT(th_admin(&h, "faults",
+                       "{\"clear\":true,\"path\":\"/ListTable\",\"error_rate\":1,\"count\":1}"),
+              200);
     CHECK_INT(th_post(&h, "/ListTable", "", 0), 503);
     CHECK_INT(th_post(&h, "/ListTable", "", 0), 200);
 

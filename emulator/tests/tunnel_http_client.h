@@ -17,16 +17,18 @@ typedef struct th_client {
     CURL *curl;
     int port;
     const char *ak, *secret, *instance;
-    uint8_t *buf;  /* last response body (owned; reused) */
+    uint8_t *buf; /* last response body (owned; reused) */
     size_t len, cap;
 } th_client;
 
-static size_t th_write(char *p, size_t sz, size_t n, void *ud) {
+static size_t th_write(char *p, size_t sz, size_t n, void *ud)
+{
     th_client *c = ud;
     size_t add = sz * n;
     if (c->len + add > c->cap) {
         size_t cap = c->cap ? c->cap : 65536;
-        while (cap < c->len + add) cap *= 2;
+        while (cap < c->len + add)
+            cap *= 2;
         uint8_t *b = realloc(c->buf, cap);
         if (!b) return 0;
         c->buf = b;
@@ -37,7 +39,8 @@ static size_t th_write(char *p, size_t sz, size_t n, void *ud) {
     return add;
 }
 
-static inline int th_init(th_client *c, int port) {
+static inline int th_init(th_client *c, int port)
+{
     memset(c, 0, sizeof *c);
     c->curl = curl_easy_init();
     c->port = port;
@@ -47,7 +50,8 @@ static inline int th_init(th_client *c, int port) {
     return c->curl ? 0 : -1;
 }
 
-static inline void th_free(th_client *c) {
+static inline void th_free(th_client *c)
+{
     if (c->curl) curl_easy_cleanup(c->curl);
     free(c->buf);
     memset(c, 0, sizeof *c);
@@ -55,7 +59,8 @@ static inline void th_free(th_client *c) {
 
 /* POSTs body to path; returns the HTTP status (0 when the connection failed or was
  * dropped). The body is in c->buf / c->len until the next call. */
-static inline int th_post(th_client *c, const char *path, const void *body, size_t len) {
+static inline int th_post(th_client *c, const char *path, const void *body, size_t len)
+{
     char url[256], date[LUNNEL_DATE_LEN], md5[LUNNEL_MD5_B64_LEN], sig[LUNNEL_SIGN_B64_LEN];
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -98,7 +103,8 @@ static inline int th_post(th_client *c, const char *path, const void *body, size
 
 /* POSTs a JSON string to /_emulator/<action>; returns the status; reply JSON in c->buf
  * (NUL-terminated). */
-static inline int th_admin(th_client *c, const char *action, const char *json) {
+static inline int th_admin(th_client *c, const char *action, const char *json)
+{
     char path[128];
     snprintf(path, sizeof path, "/_emulator/%s", action);
     int st = th_post(c, path, json, strlen(json));

@@ -23,17 +23,21 @@ static tc_transport_fn tc_transport;
 static void *tc_transport_arg;
 
 /* Calls `path` with message `m`; returns the reply (caller frees body). */
-static inline lunnel_emu_reply tc_call(lunnel_emu_tunnels *t, const char *path, const ProtobufCMessage *m) {
+static inline lunnel_emu_reply tc_call(lunnel_emu_tunnels *t, const char *path,
+                                       const ProtobufCMessage *m)
+{
     uint8_t buf[65536];
     size_t n = protobuf_c_message_pack(m, buf);
     lunnel_emu_reply r;
-    if (tc_transport) tc_transport(tc_transport_arg, path, buf, n, &r);
-    else lunnel_emu_tunnels_handle(t, path, buf, n, &r);
+    if (tc_transport)
+        tc_transport(tc_transport_arg, path, buf, n, &r);
+    else
+        lunnel_emu_tunnels_handle(t, path, buf, n, &r);
     return r;
 }
 
-
-static inline char *tc_create(lunnel_emu_tunnels *t, const char *table, const char *name, int type) {
+static inline char *tc_create(lunnel_emu_tunnels *t, const char *table, const char *name, int type)
+{
     Lunnel__Tunnel__Tunnel tu = LUNNEL__TUNNEL__TUNNEL__INIT;
     tu.table_name = (char *)table;
     tu.tunnel_name = (char *)name;
@@ -54,7 +58,9 @@ static inline char *tc_create(lunnel_emu_tunnels *t, const char *table, const ch
     return id;
 }
 
-static inline char *tc_connect(lunnel_emu_tunnels *t, const char *tid, int64_t timeout_s, const char *tag) {
+static inline char *tc_connect(lunnel_emu_tunnels *t, const char *tid, int64_t timeout_s,
+                               const char *tag)
+{
     Lunnel__Tunnel__ClientConfig cc = LUNNEL__TUNNEL__CLIENT_CONFIG__INIT;
     cc.has_timeout = 1;
     cc.timeout = timeout_s;
@@ -65,7 +71,8 @@ static inline char *tc_connect(lunnel_emu_tunnels *t, const char *tid, int64_t t
     lunnel_emu_reply r = tc_call(t, "/tunnel/connect", &q.base);
     char *id = NULL;
     if (r.status == 200) {
-        Lunnel__Tunnel__ConnectResponse *p = lunnel__tunnel__connect_response__unpack(NULL, r.len, r.body);
+        Lunnel__Tunnel__ConnectResponse *p =
+            lunnel__tunnel__connect_response__unpack(NULL, r.len, r.body);
         if (p) {
             id = strdup(p->client_id);
             lunnel__tunnel__connect_response__free_unpacked(p, NULL);
@@ -78,11 +85,11 @@ static inline char *tc_connect(lunnel_emu_tunnels *t, const char *tid, int64_t t
 typedef struct tc_chan {
     char id[48];
     int64_t version;
-    int status;        /* 1 OPEN 2 CLOSING 3 CLOSE 4 TERMINATED */
+    int status; /* 1 OPEN 2 CLOSING 3 CLOSE 4 TERMINATED */
     char token[512];
-    int64_t seq;       /* next checkpoint sequence number to send */
-    int open;          /* we hold a "connection" (checkpoint fetched) */
-    int finished;      /* read "finished" */
+    int64_t seq;  /* next checkpoint sequence number to send */
+    int open;     /* we hold a "connection" (checkpoint fetched) */
+    int finished; /* read "finished" */
 } tc_chan;
 
 typedef struct tc_client {
@@ -90,14 +97,15 @@ typedef struct tc_client {
     char tid[64], cid[64];
     tc_chan ch[64];
     int nch;
-    int gone;          /* got OTSResourceGone */
+    int gone; /* got OTSResourceGone */
     const char *last_error;
     /* Delivered records: callback per record (channel id, record bytes). */
     void (*on_record)(void *arg, const char *channel, const uint8_t *row, size_t len, int action);
     void *arg;
 } tc_client;
 
-static inline tc_chan *tc_find(tc_client *c, const char *id) {
+static inline tc_chan *tc_find(tc_client *c, const char *id)
+{
     for (int i = 0; i < c->nch; i++)
         if (strcmp(c->ch[i].id, id) == 0) return &c->ch[i];
     return NULL;
@@ -105,7 +113,8 @@ static inline tc_chan *tc_find(tc_client *c, const char *id) {
 
 /* Sends a heartbeat with our view; applies the contract to the response. Returns the
  * reply status. */
-static inline int tc_heartbeat(tc_client *c) {
+static inline int tc_heartbeat(tc_client *c)
+{
     Lunnel__Tunnel__Channel pc[64], *pp[64];
     Lunnel__Tunnel__HeartbeatRequest q = LUNNEL__TUNNEL__HEARTBEAT_REQUEST__INIT;
     q.tunnel_id = c->tid;
@@ -124,7 +133,8 @@ static inline int tc_heartbeat(tc_client *c) {
     c->last_error = r.error_code;
     if (status == 410) c->gone = 1;
     if (status == 200) {
-        Lunnel__Tunnel__HeartbeatResponse *p = lunnel__tunnel__heartbeat_response__unpack(NULL, r.len, r.body);
+        Lunnel__Tunnel__HeartbeatResponse *p =
+            lunnel__tunnel__heartbeat_response__unpack(NULL, r.len, r.body);
         tc_chan next[64];
         int nn = 0;
         for (size_t i = 0; p && i < p->n_channels && nn < 64; i++) {
@@ -135,7 +145,8 @@ static inline int tc_heartbeat(tc_client *c) {
                 continue;
             }
             tc_chan n;
-            if (old) n = *old;
+            if (old)
+                n = *old;
             else {
                 memset(&n, 0, sizeof n);
                 snprintf(n.id, sizeof n.id, "%s", s->channel_id);
@@ -152,7 +163,8 @@ static inline int tc_heartbeat(tc_client *c) {
     return status;
 }
 
-static inline int tc_getcheckpoint(tc_client *c, tc_chan *ch) {
+static inline int tc_getcheckpoint(tc_client *c, tc_chan *ch)
+{
     Lunnel__Tunnel__GetCheckpointRequest q = LUNNEL__TUNNEL__GET_CHECKPOINT_REQUEST__INIT;
     q.tunnel_id = c->tid;
     q.client_id = c->cid;
@@ -172,7 +184,8 @@ static inline int tc_getcheckpoint(tc_client *c, tc_chan *ch) {
     return status;
 }
 
-static inline int tc_checkpoint(tc_client *c, tc_chan *ch, const char *token, int64_t seq) {
+static inline int tc_checkpoint(tc_client *c, tc_chan *ch, const char *token, int64_t seq)
+{
     Lunnel__Tunnel__CheckpointRequest q = LUNNEL__TUNNEL__CHECKPOINT_REQUEST__INIT;
     q.tunnel_id = c->tid;
     q.client_id = c->cid;
@@ -189,7 +202,8 @@ static inline int tc_checkpoint(tc_client *c, tc_chan *ch, const char *token, in
 /* One ReadRecords; delivers records to the callback. Returns status; sets *n, next token
  * (into ch->token when `advance`), *more. */
 static inline int tc_read(tc_client *c, const char *chid, const char *token, int *n, char *next,
-                   size_t nextlen, int *more) {
+                          size_t nextlen, int *more)
+{
     Lunnel__Tunnel__ReadRecordsRequest q = LUNNEL__TUNNEL__READ_RECORDS_REQUEST__INIT;
     q.tunnel_id = c->tid;
     q.client_id = c->cid;
@@ -221,7 +235,8 @@ static inline int tc_read(tc_client *c, const char *chid, const char *token, int
 /* Works every held channel like a worker: open (GetCheckpoint) new ones, read up to
  * `max_batches` batches each with a checkpoint after every batch, and turn CLOSING into
  * CLOSE and finished into TERMINATED at version + 1 (reported by the next heartbeat). */
-static inline void tc_work(tc_client *c, int max_batches) {
+static inline void tc_work(tc_client *c, int max_batches)
+{
     for (int i = 0; i < c->nch; i++) {
         tc_chan *ch = &c->ch[i];
         if (ch->status == 3 || ch->status == 4) continue;
@@ -249,13 +264,16 @@ static inline void tc_work(tc_client *c, int max_batches) {
 }
 
 /* Drops channels we reported CLOSE/TERMINATED once the server stopped listing them. */
-static inline int tc_count(const tc_client *c, int status) {
+static inline int tc_count(const tc_client *c, int status)
+{
     int n = 0;
-    for (int i = 0; i < c->nch; i++) n += c->ch[i].status == status;
+    for (int i = 0; i < c->nch; i++)
+        n += c->ch[i].status == status;
     return n;
 }
 
-static inline void tc_init(tc_client *c, lunnel_emu_tunnels *t, const char *tid, const char *cid) {
+static inline void tc_init(tc_client *c, lunnel_emu_tunnels *t, const char *tid, const char *cid)
+{
     memset(c, 0, sizeof *c);
     c->t = t;
     snprintf(c->tid, sizeof c->tid, "%s", tid);
@@ -268,8 +286,9 @@ typedef struct tc_desc_ch {
     int64_t count, rpo;
 } tc_desc_ch;
 
-static inline int tc_describe(lunnel_emu_tunnels *t, const char *table, const char *name, tc_desc_ch *out,
-                       int max, char *stage, int *expired) {
+static inline int tc_describe(lunnel_emu_tunnels *t, const char *table, const char *name,
+                              tc_desc_ch *out, int max, char *stage, int *expired)
+{
     Lunnel__Tunnel__DescribeTunnelRequest q = LUNNEL__TUNNEL__DESCRIBE_TUNNEL_REQUEST__INIT;
     q.table_name = (char *)table;
     q.tunnel_name = (char *)name;

@@ -2,4 +2,7 @@
  * (every subsystem archive is linked into it whole). */
 #include "lunnel/version.h"
 
-const char *lunnel_version(void) { return LUNNEL_VERSION_STRING; }
+const char *lunnel_version(void)
+{
+    return LUNNEL_VERSION_STRING;
+}

@@ -38,10 +38,10 @@ int main(void)
     bad("MiB");
     bad("-1");
     bad("64MQ");
-    bad("1.5");     /* half a byte */
-    bad("0.1KiB");  /* 102.4 bytes */
-    bad("1e3");     /* no exponents */
-    bad("0x10");    /* no hex */
+    bad("1.5");    /* half a byte */
+    bad("0.1KiB"); /* 102.4 bytes */
+    bad("1e3");    /* no exponents */
+    bad("0x10");   /* no hex */
     bad("1..2MiB");
     bad("8EiB");
     bad("9000000TiB"); /* past 2^63 */

@@ -66,13 +66,13 @@ int main(void)
     CHECK_INT(good[13], 0x05);
     CHECK_INT(good[29], 0x02);
 
-#define CORRUPT(what, idx, val, code)                                                     \
-    do {                                                                                  \
-        memcpy(bad, good, len);                                                           \
-        bad[idx] = (uint8_t)(val);                                                        \
-        int rc_ = decode(bad, len, LUNNEL_PB_LENIENT, &err);                              \
-        CHECK_INT(rc_, code);                                                             \
-        printf("  %-22s -> %s\n", what, err.message);                                     \
+#define CORRUPT(what, idx, val, code)                                                              \
+    do {                                                                                           \
+        memcpy(bad, good, len);                                                                    \
+        bad[idx] = (uint8_t)(val);                                                                 \
+        int rc_ = decode(bad, len, LUNNEL_PB_LENIENT, &err);                                       \
+        CHECK_INT(rc_, code);                                                                      \
+        printf("  %-22s -> %s\n", what, err.message);                                              \
     } while (0)
 
     CORRUPT("bad header", 0, 0x76, LUNNEL_CODEC_BAD_HEADER);

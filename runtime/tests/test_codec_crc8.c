@@ -9,7 +9,8 @@ static uint8_t crc_bits(uint8_t crc, const uint8_t *p, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         crc ^= p[i];
-        for (int b = 0; b < 8; b++) crc = (uint8_t)(crc & 0x80 ? (crc << 1) ^ 0x07 : crc << 1);
+        for (int b = 0; b < 8; b++)
+            crc = (uint8_t)(crc & 0x80 ? (crc << 1) ^ 0x07 : crc << 1);
     }
     return crc;
 }

@@ -44,18 +44,19 @@ int main(void)
     CHECK_STR(ESC("\x7f"), "\"\x7f\"");
 
     /* valid UTF-8 of 2, 3 and 4 bytes passes through untouched */
-    CHECK_STR(ESC("\xc3\xa9 \xe4\xb8\xad \xf0\x9f\x98\x80"), "\"\xc3\xa9 \xe4\xb8\xad \xf0\x9f\x98\x80\"");
+    CHECK_STR(ESC("\xc3\xa9 \xe4\xb8\xad \xf0\x9f\x98\x80"),
+              "\"\xc3\xa9 \xe4\xb8\xad \xf0\x9f\x98\x80\"");
     CHECK_STR(ESC("\xf4\x8f\xbf\xbf"), "\"\xf4\x8f\xbf\xbf\""); /* U+10FFFF */
 
     /* invalid UTF-8: each offending byte becomes \ufffd, the rest resynchronizes */
     CHECK_STR(ESC("\xff"), "\"\\ufffd\"");
-    CHECK_STR(ESC("\x80x"), "\"\\ufffdx\"");               /* lone continuation */
-    CHECK_STR(ESC("\xc0\xaf"), "\"\\ufffd\\ufffd\"");      /* overlong '/' */
-    CHECK_STR(ESC("\xe0\x80\xaf"), "\"\\ufffd\\ufffd\\ufffd\""); /* overlong 3-byte */
-    CHECK_STR(ESC("\xed\xa0\x80"), "\"\\ufffd\\ufffd\\ufffd\""); /* surrogate U+D800 */
+    CHECK_STR(ESC("\x80x"), "\"\\ufffdx\"");                                /* lone continuation */
+    CHECK_STR(ESC("\xc0\xaf"), "\"\\ufffd\\ufffd\"");                       /* overlong '/' */
+    CHECK_STR(ESC("\xe0\x80\xaf"), "\"\\ufffd\\ufffd\\ufffd\"");            /* overlong 3-byte */
+    CHECK_STR(ESC("\xed\xa0\x80"), "\"\\ufffd\\ufffd\\ufffd\"");            /* surrogate U+D800 */
     CHECK_STR(ESC("\xf4\x90\x80\x80"), "\"\\ufffd\\ufffd\\ufffd\\ufffd\""); /* > U+10FFFF */
-    CHECK_STR(ESC("a\xe4\xb8"), "\"a\\ufffd\\ufffd\"");    /* truncated at the end */
-    CHECK_STR(ESC("\xc3("), "\"\\ufffd(\"");               /* bad continuation */
+    CHECK_STR(ESC("a\xe4\xb8"), "\"a\\ufffd\\ufffd\""); /* truncated at the end */
+    CHECK_STR(ESC("\xc3("), "\"\\ufffd(\"");            /* bad continuation */
 
     /* length-bounded: bytes after n are not read */
     CHECK_STR(esc("abcdef", 3), "\"abc\"");

@@ -7,7 +7,10 @@
 #include "lunnel/plainbuffer.h"
 #include "testutil.h"
 
-static lunnel_value str(const char *s) { return lunnel_value_bytes(LUNNEL_VT_STRING, s, (uint32_t)strlen(s)); }
+static lunnel_value str(const char *s)
+{
+    return lunnel_value_bytes(LUNNEL_VT_STRING, s, (uint32_t)strlen(s));
+}
 
 static void write_sample_row(lunnel_pb_writer *w, int64_t id, int with_seq)
 {
@@ -77,14 +80,16 @@ static void test_multi_rows(void)
     lunnel_pb_writer w;
     lunnel_pb_writer_init(&w);
     CHECK_INT(lunnel_pb_write_header(&w), 0);
-    for (int i = 0; i < 50; i++) write_sample_row(&w, i, i & 1);
+    for (int i = 0; i < 50; i++)
+        write_sample_row(&w, i, i & 1);
     lunnel_arena *a = lunnel_arena_new();
     const lunnel_record *rows;
     uint32_t n;
     lunnel_codec_error err = {0};
     CHECK_INT(lunnel_pb_decode_rows(a, w.buf, w.len, LUNNEL_PB_STRICT, &rows, &n, &err), 0);
     CHECK_INT(n, 50);
-    for (uint32_t i = 0; i < n; i++) check_sample_row(&rows[i], i, i & 1);
+    for (uint32_t i = 0; i < n; i++)
+        check_sample_row(&rows[i], i, i & 1);
     /* Arena reuse: same memory again, generation moves on, no growth. */
     uint32_t g = lunnel_arena_generation(a);
     size_t cap = lunnel_arena_capacity(a);
@@ -151,8 +156,10 @@ static void test_request_types(void)
     CHECK_INT(n, 0);
     CHECK_INT(lunnel_pb_decode_rows(a, w.buf, 4, LUNNEL_PB_ALLOW_EMPTY, &rows, &n, &err), 0);
     CHECK_INT(n, 0);
-    CHECK_INT(lunnel_pb_decode_rows(a, w.buf, 4, LUNNEL_PB_STRICT, &rows, &n, &err), LUNNEL_CODEC_EMPTY);
-    CHECK_INT(lunnel_pb_decode_rows(a, w.buf, 0, LUNNEL_PB_STRICT, &rows, &n, &err), LUNNEL_CODEC_TRUNCATED);
+    CHECK_INT(lunnel_pb_decode_rows(a, w.buf, 4, LUNNEL_PB_STRICT, &rows, &n, &err),
+              LUNNEL_CODEC_EMPTY);
+    CHECK_INT(lunnel_pb_decode_rows(a, w.buf, 0, LUNNEL_PB_STRICT, &rows, &n, &err),
+              LUNNEL_CODEC_TRUNCATED);
     lunnel_arena_free(a);
     lunnel_pb_writer_free(&w);
 }
@@ -162,7 +169,7 @@ static void test_writer_misuse(void)
     lunnel_pb_writer w;
     lunnel_pb_writer_init(&w);
     lunnel_value v = lunnel_value_int(1);
-    CHECK_INT(lunnel_pb_begin_row(&w), LUNNEL_CODEC_USAGE); /* no header */
+    CHECK_INT(lunnel_pb_begin_row(&w), LUNNEL_CODEC_USAGE);    /* no header */
     CHECK_INT(lunnel_pb_write_header(&w), LUNNEL_CODEC_USAGE); /* sticky */
     lunnel_pb_writer_reset(&w);
     CHECK_INT(lunnel_pb_write_header(&w), 0);
@@ -203,8 +210,8 @@ static void test_batch_and_json(void)
     CHECK_INT(lunnel_pb_write_seq(&w, 1, 1700000000000001LL, 2), 0);
     CHECK_INT(lunnel_pb_end_row(&w), 0);
     memcpy(data + used, w.buf, w.len);
-    rg[0] = (lunnel_record_range){.offset = (uint32_t)used, .len = (uint32_t)w.len,
-                                  .action = LUNNEL_ACTION_UPDATE};
+    rg[0] = (lunnel_record_range){
+        .offset = (uint32_t)used, .len = (uint32_t)w.len, .action = LUNNEL_ACTION_UPDATE};
     used += w.len + 2;
 
     lunnel_pb_writer_reset(&w);
@@ -229,8 +236,8 @@ static void test_batch_and_json(void)
     CHECK_INT(lunnel_pb_write_delete_marker(&w), 0);
     CHECK_INT(lunnel_pb_end_row(&w), 0);
     memcpy(data + used, w.buf, w.len);
-    rg[1] = (lunnel_record_range){.offset = (uint32_t)used, .len = (uint32_t)w.len,
-                                  .action = LUNNEL_ACTION_DELETE};
+    rg[1] = (lunnel_record_range){
+        .offset = (uint32_t)used, .len = (uint32_t)w.len, .action = LUNNEL_ACTION_DELETE};
     used += w.len;
 
     lunnel_arena *a = lunnel_arena_new();

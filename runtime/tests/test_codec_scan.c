@@ -124,7 +124,8 @@ int main(void)
     CHECK(r.next_token_len == 4 && memcmp(r.next_token, "next", 4) == 0);
     lunnel_arena *a = lunnel_arena_new();
     const lunnel_batch *b;
-    CHECK_INT(lunnel_pb_decode_batch(a, buf, len, r.records, r.count, LUNNEL_PB_STRICT, &b, &err), 0);
+    CHECK_INT(lunnel_pb_decode_batch(a, buf, len, r.records, r.count, LUNNEL_PB_STRICT, &b, &err),
+              0);
     CHECK_INT(b->count, 7);
     for (uint32_t i = 0; i < b->count; i++) {
         CHECK_INT(b->records[i].action, 1 + i % 3);
@@ -162,20 +163,20 @@ int main(void)
         free(rb);
         uint8_t msg[512];
         size_t n = 0;
-        msg[n++] = (15 << 3) | 0;                      /* unknown varint */
+        msg[n++] = (15 << 3) | 0; /* unknown varint */
         msg[n++] = 0x80, msg[n++] = 0x01;
-        msg[n++] = 0x0A;                               /* records, len below */
+        msg[n++] = 0x0A; /* records, len below */
         size_t lenpos = n++;
         size_t start = n;
-        msg[n++] = (9 << 3) | 5;                       /* unknown fixed32 inside Record */
+        msg[n++] = (9 << 3) | 5; /* unknown fixed32 inside Record */
         memset(msg + n, 0xAB, 4), n += 4;
-        msg[n++] = 0x08, msg[n++] = 0x02;              /* action_type UPDATE */
-        msg[n++] = 0x12, msg[n++] = (uint8_t)rl;       /* record */
+        msg[n++] = 0x08, msg[n++] = 0x02;        /* action_type UPDATE */
+        msg[n++] = 0x12, msg[n++] = (uint8_t)rl; /* record */
         memcpy(msg + n, row, rl), n += rl;
-        msg[n++] = (10 << 3) | 1;                      /* unknown fixed64 inside Record */
+        msg[n++] = (10 << 3) | 1; /* unknown fixed64 inside Record */
         memset(msg + n, 0xCD, 8), n += 8;
         msg[lenpos] = (uint8_t)(n - start);
-        msg[n++] = (14 << 3) | 2, msg[n++] = 3;        /* unknown bytes */
+        msg[n++] = (14 << 3) | 2, msg[n++] = 3; /* unknown bytes */
         memcpy(msg + n, "zzz", 3), n += 3;
         msg[n++] = 0x12, msg[n++] = 1, msg[n++] = 'T'; /* next_token */
         msg[n++] = 0x18, msg[n++] = 0x00;              /* may_more_record false */
@@ -192,8 +193,8 @@ int main(void)
         /* Malformed: group wire type, 11-byte varint, missing next_token, bad action. */
         static const uint8_t group[] = {(4 << 3) | 3, 0x12, 0x01, 'T'};
         CHECK_INT(lunnel_rr_scan(&r, group, sizeof group, &err), LUNNEL_CODEC_PROTOBUF);
-        static const uint8_t longv[] = {0x18, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
-                                        0xff, 0xff, 0x01};
+        static const uint8_t longv[] = {0x18, 0xff, 0xff, 0xff, 0xff, 0xff,
+                                        0xff, 0xff, 0xff, 0xff, 0xff, 0x01};
         CHECK_INT(lunnel_rr_scan(&r, longv, sizeof longv, &err), LUNNEL_CODEC_PROTOBUF);
         CHECK_INT(err.offset, 1);
         static const uint8_t notoken[] = {0x18, 0x01};

@@ -10,10 +10,10 @@
 
 typedef struct expect_col {
     const char *name;
-    int type;          /* LUNNEL_VT_*, NONE for delete cells */
-    const char *s;     /* STRING; BINARY as raw bytes with explicit length */
+    int type;      /* LUNNEL_VT_*, NONE for delete cells */
+    const char *s; /* STRING; BINARY as raw bytes with explicit length */
     uint32_t slen;
-    int64_t i;         /* INTEGER, BOOLEAN */
+    int64_t i; /* INTEGER, BOOLEAN */
     double d;
     int op;
     int has_ts;
@@ -46,14 +46,17 @@ static int col_eq(const lunnel_column *c, const expect_col *e)
     if (e->has_ts && c->timestamp != e->ts) return 0;
     switch (e->type) {
     case LUNNEL_VT_INTEGER:
-    case LUNNEL_VT_BOOLEAN: return c->value.u.i == e->i;
-    case LUNNEL_VT_DOUBLE: return c->value.u.d == e->d;
+    case LUNNEL_VT_BOOLEAN:
+        return c->value.u.i == e->i;
+    case LUNNEL_VT_DOUBLE:
+        return c->value.u.d == e->d;
     case LUNNEL_VT_STRING:
     case LUNNEL_VT_BINARY: {
         uint32_t n = e->slen ? e->slen : (uint32_t)strlen(e->s);
         return c->value.len == n && memcmp(c->value.u.ptr, e->s, n) == 0;
     }
-    default: return 1;
+    default:
+        return 1;
     }
 }
 
@@ -132,9 +135,14 @@ int main(void)
         {.name = "b", .type = LUNNEL_VT_BOOLEAN, .i = 1},
         {.name = "f", .type = LUNNEL_VT_BOOLEAN, .i = 0},
         {.name = "bin", .type = LUNNEL_VT_BINARY, .s = "\x00\x01\x02\xff", .slen = 4},
-        {.name = "u", .type = LUNNEL_VT_STRING, .s = "h\xc3\xa9llo \xc3\xbc" "n\xc3\xaf" "code"},
+        {.name = "u",
+         .type = LUNNEL_VT_STRING,
+         .s = "h\xc3\xa9llo \xc3\xbc"
+              "n\xc3\xaf"
+              "code"},
     };
-    check_vector("put_all_types.bin", LUNNEL_PB_STRICT, all_pk, N(all_pk), all_cols, N(all_cols), 0);
+    check_vector("put_all_types.bin", LUNNEL_PB_STRICT, all_pk, N(all_pk), all_cols, N(all_cols),
+                 0);
 
     static const expect_col ts_pk[] = {{.name = "p", .type = LUNNEL_VT_BINARY, .s = "abc"}};
     static const expect_col ts_cols[] = {
@@ -150,7 +158,10 @@ int main(void)
     static const expect_col up_cols[] = {
         {.name = "s", .type = LUNNEL_VT_STRING, .s = "new"},
         {.name = "n", .type = LUNNEL_VT_INTEGER, .i = 5},
-        {.name = "old", .type = LUNNEL_VT_NONE, .op = LUNNEL_OP_DELETE_ONE_VERSION, .has_ts = 1,
+        {.name = "old",
+         .type = LUNNEL_VT_NONE,
+         .op = LUNNEL_OP_DELETE_ONE_VERSION,
+         .has_ts = 1,
          .ts = 1496826473186LL},
         {.name = "gone", .type = LUNNEL_VT_NONE, .op = LUNNEL_OP_DELETE_ALL_VERSIONS},
     };
@@ -178,8 +189,8 @@ int main(void)
     }
     for (int i = 0; i < 5; i++) {
         snprintf(names[10 + i], sizeof names[10 + i], "i%d", i);
-        wide_cols[10 + i] = (expect_col){.name = names[10 + i], .type = LUNNEL_VT_INTEGER,
-                                         .i = 1 + 1000 * i};
+        wide_cols[10 + i] =
+            (expect_col){.name = names[10 + i], .type = LUNNEL_VT_INTEGER, .i = 1 + 1000 * i};
     }
     check_vector("put_wide.bin", LUNNEL_PB_STRICT, wide_pk, 1, wide_cols, 15, 0);
 

@@ -89,15 +89,22 @@ static void test_ordering(const char *script)
         for (int i = 0; i < NCH; i++) {
             char tok[32];
             snprintf(tok, sizeof tok, "b%d", b);
-            lunnel_host_batch batch = {
-                LUNNEL_HOST_PAYLOAD_PLAINBUFFER, rows, len, NULL, 0, tok, (void *)(intptr_t)b, NULL};
+            lunnel_host_batch batch = {LUNNEL_HOST_PAYLOAD_PLAINBUFFER,
+                                       rows,
+                                       len,
+                                       NULL,
+                                       0,
+                                       tok,
+                                       (void *)(intptr_t)b,
+                                       NULL};
             CHECK_INT(lunnel_host_submit(ch[i], &batch), 0);
         }
     }
     for (int i = 0; i < NCH; i++)
         CHECK_INT(lunnel_host_channel_shutdown(ch[i]), 0);
     /* after shutdown is queued, more batches are refused */
-    lunnel_host_batch late = {LUNNEL_HOST_PAYLOAD_PLAINBUFFER, rows, len, NULL, 0, "late", NULL, NULL};
+    lunnel_host_batch late = {
+        LUNNEL_HOST_PAYLOAD_PLAINBUFFER, rows, len, NULL, 0, "late", NULL, NULL};
     CHECK_INT(lunnel_host_submit(ch[0], &late), LUNNEL_HOST_ESTATE);
     int want = NCH * (NB + 2);
     CHECK(tl_run_until(loop, tl_cond_ndone, &want, 30));
@@ -174,7 +181,8 @@ static void test_parallel(void)
     lunnel_host_channel *a = lunnel_host_channel_open(h, &i1),
                         *b = lunnel_host_channel_open(h, &i2);
     CHECK(lunnel_host_channel_worker(a) != lunnel_host_channel_worker(b));
-    lunnel_host_batch batch = {LUNNEL_HOST_PAYLOAD_PLAINBUFFER, rows, len, NULL, 0, "x", NULL, NULL};
+    lunnel_host_batch batch = {
+        LUNNEL_HOST_PAYLOAD_PLAINBUFFER, rows, len, NULL, 0, "x", NULL, NULL};
     CHECK_INT(lunnel_host_submit(a, &batch), 0);
     CHECK_INT(lunnel_host_submit(b, &batch), 0);
     int want = 4;
@@ -211,7 +219,7 @@ static void test_failures(const char *script)
     int n = (int)(sizeof toks / sizeof *toks);
     for (int i = 0; i < n; i++) {
         lunnel_host_batch b = {LUNNEL_HOST_PAYLOAD_PLAINBUFFER, rows, len, NULL, 0, toks[i],
-                               (void *)(intptr_t)(i + 1), NULL};
+                               (void *)(intptr_t)(i + 1),       NULL};
         if (i == 7) { /* g8: bytes that do not decode */
             b.data = garbage;
             b.len = sizeof garbage;
@@ -283,7 +291,8 @@ static void test_watchdog(const char *script)
     lunnel_host_batch b = {
         LUNNEL_HOST_PAYLOAD_PLAINBUFFER, rows, len, NULL, 0, "b1-slow", (void *)42, NULL};
     CHECK_INT(lunnel_host_submit(ch, &b), 0);
-    lunnel_host_batch b2 = {LUNNEL_HOST_PAYLOAD_PLAINBUFFER, rows, len, NULL, 0, "b2", (void *)43, NULL};
+    lunnel_host_batch b2 = {
+        LUNNEL_HOST_PAYLOAD_PLAINBUFFER, rows, len, NULL, 0, "b2", (void *)43, NULL};
     CHECK_INT(lunnel_host_submit(ch, &b2), 0);
     int want = 4; /* opened, timeout, batch, batch */
     CHECK(tl_run_until(loop, tl_cond_ndone, &want, 10));
@@ -339,12 +348,14 @@ static void test_payloads(void)
     uint8_t junk[] = {0x0a, 0x7f, 0x01};
     lunnel_host_channel_info info = {"t", "c", "pay", NULL, 1, NULL};
     lunnel_host_channel *ch = lunnel_host_channel_open(h, &info);
-    lunnel_host_batch b1 = {LUNNEL_HOST_PAYLOAD_RESPONSE, resp, len, NULL, 0, "tok-A", (void *)1, NULL};
+    lunnel_host_batch b1 = {
+        LUNNEL_HOST_PAYLOAD_RESPONSE, resp, len, NULL, 0, "tok-A", (void *)1, NULL};
     lunnel_host_batch b2 = {
         LUNNEL_HOST_PAYLOAD_RANGES, resp, len, rr.records, rr.count, "tok-B", (void *)2, NULL};
     lunnel_host_batch b3 = {
         LUNNEL_HOST_PAYLOAD_RESPONSE, junk, sizeof junk, NULL, 0, "tok-C", (void *)3, NULL};
-    lunnel_host_batch b4 = {LUNNEL_HOST_PAYLOAD_RANGES, resp, len, NULL, 0, "tok-D", (void *)4, NULL};
+    lunnel_host_batch b4 = {
+        LUNNEL_HOST_PAYLOAD_RANGES, resp, len, NULL, 0, "tok-D", (void *)4, NULL};
     CHECK_INT(lunnel_host_submit(ch, &b1), 0);
     CHECK_INT(lunnel_host_submit(ch, &b2), 0);
     CHECK_INT(lunnel_host_submit(ch, &b3), 0);
@@ -352,8 +363,10 @@ static void test_payloads(void)
     /* a record view kept in ctx.state past its batch is stale: using it is a Lua error */
     size_t rl = 0;
     uint8_t *rows = tl_make_rows(7, 1, &rl);
-    lunnel_host_batch b5 = {LUNNEL_HOST_PAYLOAD_RESPONSE, resp, len, NULL, 0, "tok-E", (void *)5, NULL};
-    lunnel_host_batch b6 = {LUNNEL_HOST_PAYLOAD_PLAINBUFFER, rows, rl, NULL, 0, "tok-F", (void *)6, NULL};
+    lunnel_host_batch b5 = {
+        LUNNEL_HOST_PAYLOAD_RESPONSE, resp, len, NULL, 0, "tok-E", (void *)5, NULL};
+    lunnel_host_batch b6 = {
+        LUNNEL_HOST_PAYLOAD_PLAINBUFFER, rows, rl, NULL, 0, "tok-F", (void *)6, NULL};
     CHECK_INT(lunnel_host_submit(ch, &b5), 0);
     CHECK_INT(lunnel_host_submit(ch, &b6), 0);
     lunnel_host_batch bad = {LUNNEL_HOST_PAYLOAD_RANGES, resp, len, NULL, 3, "x", NULL, NULL};

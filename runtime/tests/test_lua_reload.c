@@ -274,7 +274,8 @@ static void test_sighup_path(void)
     CHECK(tl_run_until(loop, cond_sighup, NULL, 10));
     lunnel_host_channel_info info = {"t", "c", "h", NULL, 0, NULL};
     lunnel_host_channel *ch = lunnel_host_channel_open(sighup_host, &info);
-    lunnel_host_batch b = {LUNNEL_HOST_PAYLOAD_PLAINBUFFER, rows, rows_len, NULL, 0, "x", NULL, NULL};
+    lunnel_host_batch b = {
+        LUNNEL_HOST_PAYLOAD_PLAINBUFFER, rows, rows_len, NULL, 0, "x", NULL, NULL};
     CHECK_INT(lunnel_host_submit(ch, &b), 0);
     int want = 2;
     CHECK(tl_run_until(loop, tl_cond_ndone, &want, 10));

@@ -23,7 +23,8 @@ static const char *MAIN_V1 =
     "function M.process(ctx, batch)\n"
     "  ctx.state.count = ctx.state.count + 1\n"
     "  ctx.log.info('ran', {token = ctx.next_token, m = 'm1', a = a.tag, b = b.tag,\n"
-    "                       ver = '@' .. ctx.script_version .. '@', n = '#' .. ctx.state.count .. '#'})\n"
+    "                       ver = '@' .. ctx.script_version .. '@', n = '#' .. ctx.state.count .. "
+    "'#'})\n"
     "end\n"
     "return M\n";
 
@@ -40,7 +41,8 @@ static const char *MAIN_NEW_FMT =
     "function M.process(ctx, batch)\n"
     "  ctx.state.n = ctx.state.n + 1\n"
     "  ctx.log.info('ran', {token = ctx.next_token, m = '%s', a = a.tag, b = b.tag,\n"
-    "                       ver = '@' .. ctx.script_version .. '@', n = '#' .. ctx.state.n .. '#'})\n"
+    "                       ver = '@' .. ctx.script_version .. '@', n = '#' .. ctx.state.n .. "
+    "'#'})\n"
     "end\n"
     "return M\n";
 
@@ -81,8 +83,14 @@ static void feed(struct ev_loop *l, ev_timer *w, int revents)
         if (submitted[i] - completed[i] >= 3 || submitted[i] >= MAX_B) continue;
         int k = submitted[i];
         snprintf(tokens[i][k], sizeof tokens[i][k], "<c%d-%d>", i, k + 1);
-        lunnel_host_batch b = {LUNNEL_HOST_PAYLOAD_PLAINBUFFER, rows, rows_len, NULL, 0,
-                               tokens[i][k], (void *)(intptr_t)k, NULL};
+        lunnel_host_batch b = {LUNNEL_HOST_PAYLOAD_PLAINBUFFER,
+                               rows,
+                               rows_len,
+                               NULL,
+                               0,
+                               tokens[i][k],
+                               (void *)(intptr_t)k,
+                               NULL};
         if (lunnel_host_submit(chans[i], &b) == 0) submitted[i]++;
     }
 }
@@ -264,9 +272,9 @@ static void test_graph_reload(void)
 
     lunnel_host_stats st;
     lunnel_host_get_stats(host, &st);
-    printf("graph reload: %d+%d batches, reloads ok=%llu failed=%llu version=%d\n",
-           submitted[0], submitted[1], (unsigned long long)st.reloads_ok,
-           (unsigned long long)st.reloads_failed, st.script_version);
+    printf("graph reload: %d+%d batches, reloads ok=%llu failed=%llu version=%d\n", submitted[0],
+           submitted[1], (unsigned long long)st.reloads_ok, (unsigned long long)st.reloads_failed,
+           st.script_version);
     CHECK_INT(st.script_version, 7);
     CHECK_INT(order_errors, 0);
     CHECK_INT(failures, 0);
@@ -334,7 +342,8 @@ static void test_lua_path_module(void)
     CHECK(tl_log_count("host|script files changed", "lib/extra.lua") == 1);
     lunnel_host_channel_info info = {"t", "c", "lp", NULL, 1, NULL};
     lunnel_host_channel *ch = lunnel_host_channel_open(lp_host, &info);
-    lunnel_host_batch b = {LUNNEL_HOST_PAYLOAD_PLAINBUFFER, rows, rows_len, NULL, 0, "x", NULL, NULL};
+    lunnel_host_batch b = {
+        LUNNEL_HOST_PAYLOAD_PLAINBUFFER, rows, rows_len, NULL, 0, "x", NULL, NULL};
     int before = tl_ndone;
     CHECK_INT(lunnel_host_submit(ch, &b), 0);
     int want = before + 2; /* opened + batch */

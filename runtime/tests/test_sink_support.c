@@ -63,13 +63,15 @@ static void test_encode(void)
     CHECK_INT(lunnel_sink_bwr_add(b, make(a, &w, LUNNEL_ACTION_PUT, 1, 1)), 0);
     CHECK_INT(lunnel_sink_bwr_add(b, make(a, &w, LUNNEL_ACTION_UPDATE, 2, 1)), 0);
     CHECK_INT(lunnel_sink_bwr_add(b, make(a, &w, LUNNEL_ACTION_DELETE, 3, 0)), 0);
-    CHECK_INT(lunnel_sink_bwr_add(b, make(a, &w, LUNNEL_ACTION_UPDATE, 4, 0)), 1); /* nothing to apply */
+    CHECK_INT(lunnel_sink_bwr_add(b, make(a, &w, LUNNEL_ACTION_UPDATE, 4, 0)),
+              1); /* nothing to apply */
     CHECK_INT(lunnel_sink_bwr_count(b), 3);
 
     const uint8_t *body;
     size_t len;
     CHECK_INT(lunnel_sink_bwr_encode(b, &body, &len), LUNNEL_SINK_OK);
-    Lunnel__Table__BatchWriteRowRequest *m = lunnel__table__batch_write_row_request__unpack(NULL, len, body);
+    Lunnel__Table__BatchWriteRowRequest *m =
+        lunnel__table__batch_write_row_request__unpack(NULL, len, body);
     CHECK(m != NULL);
     if (m) {
         CHECK_INT(m->n_tables, 1);
@@ -80,7 +82,8 @@ static void test_encode(void)
         for (size_t i = 0; i < 3 && i < m->tables[0]->n_rows; i++) {
             const Lunnel__Table__RowInBatchWriteRowRequest *rq = m->tables[0]->rows[i];
             CHECK_INT(rq->type, types[i]);
-            CHECK_INT(rq->condition->row_existence, LUNNEL__TABLE__ROW_EXISTENCE_EXPECTATION__IGNORE);
+            CHECK_INT(rq->condition->row_existence,
+                      LUNNEL__TABLE__ROW_EXISTENCE_EXPECTATION__IGNORE);
             const lunnel_record *r = decode_one(a, rq->row_change.data, rq->row_change.len, 0);
             CHECK(r != NULL);
             if (!r) continue;
@@ -107,7 +110,8 @@ static void test_encode(void)
     /* the service's limit */
     lunnel_sink_bwr_clear(b);
     const lunnel_record *one = make(a, &w, LUNNEL_ACTION_PUT, 7, 1);
-    for (int i = 0; i < LUNNEL_SINK_BWR_MAX_ROWS; i++) lunnel_sink_bwr_add(b, one);
+    for (int i = 0; i < LUNNEL_SINK_BWR_MAX_ROWS; i++)
+        lunnel_sink_bwr_add(b, one);
     CHECK_INT(lunnel_sink_bwr_count(b), LUNNEL_SINK_BWR_MAX_ROWS);
     CHECK_INT(lunnel_sink_bwr_add(b, one), -LUNNEL_SINK_USAGE);
     CHECK(strstr(lunnel_sink_bwr_message(b), "at most 200") != NULL);
@@ -133,7 +137,8 @@ static size_t response(const char *const *codes, size_t n, uint8_t *out)
         }
         rp[i] = &rr[i];
     }
-    Lunnel__Table__TableInBatchWriteRowResponse t = LUNNEL__TABLE__TABLE_IN_BATCH_WRITE_ROW_RESPONSE__INIT;
+    Lunnel__Table__TableInBatchWriteRowResponse t =
+        LUNNEL__TABLE__TABLE_IN_BATCH_WRITE_ROW_RESPONSE__INIT;
     t.table_name = "target";
     t.n_rows = n;
     t.rows = rp;
@@ -150,11 +155,13 @@ static void test_response(void)
     lunnel_pb_writer w;
     lunnel_pb_writer_init(&w);
     lunnel_sink_bwr *b = lunnel_sink_bwr_new("target");
-    for (int i = 1; i <= 3; i++) lunnel_sink_bwr_add(b, make(a, &w, LUNNEL_ACTION_PUT, i, 1));
+    for (int i = 1; i <= 3; i++)
+        lunnel_sink_bwr_add(b, make(a, &w, LUNNEL_ACTION_PUT, i, 1));
     const uint8_t *body;
     size_t len;
     lunnel_sink_bwr_encode(b, &body, &len);
-    Lunnel__Table__BatchWriteRowRequest *before = lunnel__table__batch_write_row_request__unpack(NULL, len, body);
+    Lunnel__Table__BatchWriteRowRequest *before =
+        lunnel__table__batch_write_row_request__unpack(NULL, len, body);
     uint8_t resp[1024];
     int fatal = -1;
 
@@ -166,10 +173,12 @@ static void test_response(void)
     lunnel_sink_bwr_keep_failed(b);
     CHECK_INT(lunnel_sink_bwr_count(b), 1);
     CHECK_INT(lunnel_sink_bwr_encode(b, &body, &len), LUNNEL_SINK_OK);
-    Lunnel__Table__BatchWriteRowRequest *after = lunnel__table__batch_write_row_request__unpack(NULL, len, body);
+    Lunnel__Table__BatchWriteRowRequest *after =
+        lunnel__table__batch_write_row_request__unpack(NULL, len, body);
     CHECK(after && before && after->tables[0]->n_rows == 1 &&
           after->tables[0]->rows[0]->row_change.len == before->tables[0]->rows[1]->row_change.len &&
-          memcmp(after->tables[0]->rows[0]->row_change.data, before->tables[0]->rows[1]->row_change.data,
+          memcmp(after->tables[0]->rows[0]->row_change.data,
+                 before->tables[0]->rows[1]->row_change.data,
                  before->tables[0]->rows[1]->row_change.len) == 0);
     if (after) lunnel__table__batch_write_row_request__free_unpacked(after, NULL);
     if (before) lunnel__table__batch_write_row_request__free_unpacked(before, NULL);
@@ -212,7 +221,8 @@ static void test_errors_and_headers(void)
 
     char hdr[2048];
     const char *body = "payload";
-    CHECK_INT(lunnel_sink_ots_headers("/BatchWriteRow", "inst", "ak", "sk", "tok", body, 7, hdr, sizeof hdr),
+    CHECK_INT(lunnel_sink_ots_headers("/BatchWriteRow", "inst", "ak", "sk", "tok", body, 7, hdr,
+                                      sizeof hdr),
               LUNNEL_SINK_OK);
     /* parse the lines back and verify the signature with the shared signer */
     lunnel_header hs[8];
@@ -232,7 +242,8 @@ static void test_errors_and_headers(void)
         hs[k].value = vals[k];
         k++;
     }
-    CHECK_INT(k, 7); /* date, apiversion, accesskeyid, instancename, contentmd5, ststoken, Content-Type */
+    CHECK_INT(
+        k, 7); /* date, apiversion, accesskeyid, instancename, contentmd5, ststoken, Content-Type */
     char want[LUNNEL_SIGN_B64_LEN], md5[LUNNEL_MD5_B64_LEN];
     lunnel_sign_request("sk", "/BatchWriteRow", hs, k, want);
     CHECK(sig && strcmp(sig, want) == 0);
@@ -243,7 +254,8 @@ static void test_errors_and_headers(void)
         if (!strcmp(names[i], "x-ots-apiversion")) api_ok = !strcmp(vals[i], "2015-12-31");
     }
     CHECK(md5_ok && api_ok);
-    CHECK_INT(lunnel_sink_ots_headers("/x", "i", "a", "s", NULL, "", 0, hdr, 40), LUNNEL_SINK_USAGE);
+    CHECK_INT(lunnel_sink_ots_headers("/x", "i", "a", "s", NULL, "", 0, hdr, 40),
+              LUNNEL_SINK_USAGE);
 }
 
 static void test_http_transport_error(void)
@@ -253,8 +265,9 @@ static void test_http_transport_error(void)
     if (!h) return;
     long status = -1;
     /* port 1 on loopback: nothing listens, the connection is refused at once */
-    CHECK_INT(lunnel_sink_http_post(h, "http://127.0.0.1:1/x", "A: b\nC: d", "x", 1, 2000, NULL, &status),
-              LUNNEL_SINK_TRANSPORT);
+    CHECK_INT(
+        lunnel_sink_http_post(h, "http://127.0.0.1:1/x", "A: b\nC: d", "x", 1, 2000, NULL, &status),
+        LUNNEL_SINK_TRANSPORT);
     CHECK(lunnel_sink_http_error(h)[0] != 0);
     CHECK_INT(status, 0);
     size_t len = 99;

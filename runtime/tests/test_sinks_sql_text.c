@@ -28,11 +28,11 @@ static lunnel_column str(const char *name, uint8_t type, const char *s, size_t n
 }
 
 /* The text one append produced (from a reset buffer). */
-#define FORM(call, want)                      \
-    do {                                      \
-        sql_text_reset(&t);                   \
-        CHECK_INT((call), 0);                 \
-        CHECK_STR(t.p ? t.p : "", (want));    \
+#define FORM(call, want)                                                                           \
+    do {                                                                                           \
+        sql_text_reset(&t);                                                                        \
+        CHECK_INT((call), 0);                                                                      \
+        CHECK_STR(t.p ? t.p : "", (want));                                                         \
     } while (0)
 
 int main(void)
@@ -93,7 +93,8 @@ int main(void)
 
     /* growth: a long statement stays exact */
     sql_text_reset(&t);
-    for (int k = 0; k < 100000; k++) CHECK_INT(sql_text_append(&t, "ab", 2), 0);
+    for (int k = 0; k < 100000; k++)
+        CHECK_INT(sql_text_append(&t, "ab", 2), 0);
     CHECK_INT(t.len, 200000);
     CHECK(t.p[199999] == 'b' && t.p[200000] == 0);
 

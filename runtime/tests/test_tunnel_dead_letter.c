@@ -14,8 +14,7 @@
 static char *slurp(const char *path)
 {
     FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
+    if (!f) return NULL;
     static char buf[16384];
     size_t n = fread(buf, 1, sizeof buf - 1, f);
     fclose(f);
@@ -43,7 +42,8 @@ static void two_rows(lunnel_pb_writer *w, lunnel_record_range r[2])
         lunnel_value s = lunnel_value_bytes(LUNNEL_VT_STRING, "q\"x\n", 4);
         lunnel_pb_write_cell(w, "name", 4, &s, LUNNEL_OP_PUT, 0, 0);
         lunnel_pb_end_row(w);
-        r[i] = (lunnel_record_range){.offset = (uint32_t)start, .len = (uint32_t)(w->len - start),
+        r[i] = (lunnel_record_range){.offset = (uint32_t)start,
+                                     .len = (uint32_t)(w->len - start),
                                      .action = LUNNEL_ACTION_PUT};
     }
 }
@@ -64,9 +64,17 @@ int main(void)
     two_rows(&w, r);
     CHECK_INT(w.error, 0);
     lunnel_dead_letter_batch b = {
-        .tunnel_id = "tun", .client_id = "cli", .channel_id = "p0", .batch_token = "tok1",
-        .error = "x.lua:3: boom \"quoted\"", .traceback = "stack\n\tx.lua:3", .attempts = 1,
-        .data = w.buf, .len = w.len, .ranges = r, .n_ranges = 2,
+        .tunnel_id = "tun",
+        .client_id = "cli",
+        .channel_id = "p0",
+        .batch_token = "tok1",
+        .error = "x.lua:3: boom \"quoted\"",
+        .traceback = "stack\n\tx.lua:3",
+        .attempts = 1,
+        .data = w.buf,
+        .len = w.len,
+        .ranges = r,
+        .n_ranges = 2,
     };
     CHECK_INT(lunnel_dead_letter_write(d, &b, err, sizeof err), 0);
     const char *text = slurp(path);
@@ -97,7 +105,8 @@ int main(void)
     CHECK_INT(lunnel_dead_letter_write(d, &e, err, sizeof err), 0);
     text = slurp(path);
     CHECK_INT(count_lines(text), 5);
-    CHECK(strstr(text, "\"channel_id\":\"p1\",\"batch_token\":null,\"index\":0,\"count\":0") != NULL);
+    CHECK(strstr(text, "\"channel_id\":\"p1\",\"batch_token\":null,\"index\":0,\"count\":0") !=
+          NULL);
     CHECK_INT(lunnel_dead_letter_lines(d), 5);
     lunnel_dead_letter_close(d);
 

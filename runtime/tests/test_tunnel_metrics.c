@@ -15,8 +15,7 @@ static double sample(const char *text, const char *key)
 {
     size_t k = strlen(key);
     for (const char *p = text; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
-        if (strncmp(p, key, k) == 0 && p[k] == ' ')
-            return strtod(p + k + 1, NULL);
+        if (strncmp(p, key, k) == 0 && p[k] == ' ') return strtod(p + k + 1, NULL);
     }
     return -1;
 }
@@ -27,16 +26,13 @@ static int well_formed(const char *text)
     const char *p = text;
     while (*p) {
         const char *e = strchr(p, '\n');
-        if (!e)
-            return 0; /* the format ends every line with \n */
+        if (!e) return 0; /* the format ends every line with \n */
         if (*p != '#') {
             const char *sp = memchr(p, ' ', (size_t)(e - p));
-            if (!sp || sp == p || sp + 1 >= e)
-                return 0;
+            if (!sp || sp == p || sp + 1 >= e) return 0;
             char *end;
             strtod(sp + 1, &end);
-            if (end != e)
-                return 0;
+            if (end != e) return 0;
         }
         p = e + 1;
     }
@@ -78,8 +74,10 @@ int main(void)
     r[2].action = LUNNEL_ACTION_UPDATE;
     r[3].action = LUNNEL_ACTION_DELETE;
     r[4].action = LUNNEL_ACTION_PUT;
-    lunnel_host_completion ok = {.event = LUNNEL_HOST_EV_BATCH, .status = LUNNEL_HOST_OK,
-                                 .elapsed_s = 0.003, .record_count = 5,
+    lunnel_host_completion ok = {.event = LUNNEL_HOST_EV_BATCH,
+                                 .status = LUNNEL_HOST_OK,
+                                 .elapsed_s = 0.003,
+                                 .record_count = 5,
                                  .newest_timestamp_us = 1000000};
     lunnel_host_completion bad = ok;
     bad.status = LUNNEL_HOST_ESCRIPT;
@@ -115,10 +113,14 @@ int main(void)
     const char *t = out.p ? out.p : "";
     CHECK(well_formed(t));
     CHECK_INT(sample(t, "lunnel_records_processed_total{channel=\"stream-1\",action=\"PUT\"}"), 3);
-    CHECK_INT(sample(t, "lunnel_records_processed_total{channel=\"stream-1\",action=\"UPDATE\"}"), 1);
-    CHECK_INT(sample(t, "lunnel_records_processed_total{channel=\"stream-1\",action=\"DELETE\"}"), 1);
-    CHECK_INT(sample(t, "lunnel_records_processed_total{channel=\"BaseData_p0\",action=\"PUT\"}"), 2);
-    CHECK_INT(sample(t, "lunnel_batches_processed_total{channel=\"stream-1\",result=\"failed\"}"), 1);
+    CHECK_INT(sample(t, "lunnel_records_processed_total{channel=\"stream-1\",action=\"UPDATE\"}"),
+              1);
+    CHECK_INT(sample(t, "lunnel_records_processed_total{channel=\"stream-1\",action=\"DELETE\"}"),
+              1);
+    CHECK_INT(sample(t, "lunnel_records_processed_total{channel=\"BaseData_p0\",action=\"PUT\"}"),
+              2);
+    CHECK_INT(sample(t, "lunnel_batches_processed_total{channel=\"stream-1\",result=\"failed\"}"),
+              1);
     CHECK_INT(sample(t, "lunnel_process_seconds_count"), 3);
     CHECK_INT(sample(t, "lunnel_process_seconds_bucket{le=\"0.0025\"}"), 0);
     CHECK_INT(sample(t, "lunnel_process_seconds_bucket{le=\"0.005\"}"), 3);

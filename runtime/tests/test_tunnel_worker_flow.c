@@ -17,8 +17,8 @@
 
 #include "lunnel/log.h"
 #include "lunnel/worker.h"
-#include "tunnel/run_calls.h"
 #include "testutil.h"
+#include "tunnel/run_calls.h"
 
 /* ---- fake tunnel calls ------------------------------------------------------------------ */
 
@@ -50,8 +50,7 @@ static call *record(int kind, const char *channel, void (*cb)(void), void *ud)
     call *c = &calls[n_calls++];
     memset(c, 0, sizeof *c);
     c->kind = kind;
-    if (channel)
-        snprintf(c->channel, sizeof c->channel, "%s", channel);
+    if (channel) snprintf(c->channel, sizeof c->channel, "%s", channel);
     c->cb = cb;
     c->ud = ud;
     return c;
@@ -146,17 +145,28 @@ static void cancel_all(void)
     e.kind = LUNNEL_NET_CANCELLED;
     for (int i = 0; i < n_calls; i++) {
         call *c = &calls[i];
-        if (c->answered)
-            continue;
+        if (c->answered) continue;
         c->answered = 1;
         switch (c->kind) {
-        case C_CONNECT: ((rc_connect_cb)c->cb)(c->ud, &e, NULL); break;
-        case C_HEARTBEAT: ((rc_heartbeat_cb)c->cb)(c->ud, &e, NULL, 0); break;
+        case C_CONNECT:
+            ((rc_connect_cb)c->cb)(c->ud, &e, NULL);
+            break;
+        case C_HEARTBEAT:
+            ((rc_heartbeat_cb)c->cb)(c->ud, &e, NULL, 0);
+            break;
         case C_SHUTDOWN:
-        case C_CHECKPOINT: ((rc_status_cb)c->cb)(c->ud, &e); break;
-        case C_GETCP: ((rc_getcp_cb)c->cb)(c->ud, &e, NULL, 0); break;
-        case C_READ: ((rc_read_cb)c->cb)(c->ud, &e, NULL, 0, NULL); break;
-        case C_DESCRIBE: ((rc_describe_cb)c->cb)(c->ud, &e, 0, 0); break;
+        case C_CHECKPOINT:
+            ((rc_status_cb)c->cb)(c->ud, &e);
+            break;
+        case C_GETCP:
+            ((rc_getcp_cb)c->cb)(c->ud, &e, NULL, 0);
+            break;
+        case C_READ:
+            ((rc_read_cb)c->cb)(c->ud, &e, NULL, 0, NULL);
+            break;
+        case C_DESCRIBE:
+            ((rc_describe_cb)c->cb)(c->ud, &e, 0, 0);
+            break;
         }
     }
 }
@@ -247,8 +257,7 @@ static void answer_read(call *c, int n, const char *next, int may_more)
 static call *fresh_heartbeat(const lunnel_channel_view *v, size_t n)
 {
     call *old = find_call(C_HEARTBEAT, NULL);
-    if (old)
-        answer_heartbeat(old, v, n);
+    if (old) answer_heartbeat(old, v, n);
     return wait_call(C_HEARTBEAT, NULL);
 }
 
@@ -258,7 +267,7 @@ typedef struct fake_ch {
     char id[64];
     void *user;
     int shutdown;
-    int open_fails; /* EV_OPENED reports a script error */
+    int open_fails;        /* EV_OPENED reports a script error */
     ev_timer opened_timer; /* EV_OPENED comes back on a later loop turn, as from the host */
 } fake_ch;
 
@@ -354,8 +363,7 @@ static void complete(fake_batch *b, int ok, int committed)
 static fake_ch *chan(const char *id)
 {
     for (int i = n_chans - 1; i >= 0; i--)
-        if (strcmp(chans[i].id, id) == 0)
-            return &chans[i];
+        if (strcmp(chans[i].id, id) == 0) return &chans[i];
     return NULL;
 }
 
@@ -379,8 +387,7 @@ static void on_exit_cb(void *ud, int status)
 static const lunnel_channel_view *view_in(const call *hb, const char *id)
 {
     for (size_t i = 0; i < hb->n_views; i++)
-        if (strcmp(hb->views[i].id, id) == 0)
-            return &hb->views[i];
+        if (strcmp(hb->views[i].id, id) == 0) return &hb->views[i];
     return NULL;
 }
 
@@ -458,7 +465,7 @@ static void test_main_flow(void)
     /* nothing handled yet: no checkpoint */
     CHECK(!pending(C_CHECKPOINT, "p0", 40));
     complete(batch_of("p0", "t1"), 1, 0);
-    CHECK(batch_of("p0", "t2") != NULL); /* submitted as t1 completed */
+    CHECK(batch_of("p0", "t2") != NULL);                /* submitted as t1 completed */
     CHECK_STR(batch_of("p0", "t2")->trace, "trace-t2"); /* its ReadRecords call's trace id */
     call *cp = wait_call(C_CHECKPOINT, "p0");
     CHECK(cp != NULL);
@@ -625,8 +632,7 @@ static void test_manual_and_max_channels(void)
     lunnel_channel_view moved[] = {V("m0", 2, CLOSING), V("m1", 1, OPEN)};
     answer_heartbeat(hb, moved, 2);
     r = find_call(C_READ, "m0"); /* the backoff read may already be in flight */
-    if (r)
-        answer_read(r, 0, "a2", 0);
+    if (r) answer_read(r, 0, "a2", 0);
     CHECK(chan("m0")->shutdown);
     CHECK(!pending(C_GETCP, "m1", 10)); /* still held by m0 until its shutdown(ctx) ran */
     closed(chan("m0"));
@@ -634,8 +640,7 @@ static void test_manual_and_max_channels(void)
     lunnel_worker_stop(W); /* m1's GetCheckpoint is still out: ignored when it returns */
     call *sd = wait_call(C_SHUTDOWN, NULL);
     CHECK(sd != NULL);
-    if (sd)
-        answer_status(sd, NULL);
+    if (sd) answer_status(sd, NULL);
     CHECK_INT(exit_status, 0);
     CHECK(chan("m1") == NULL);
     cancel_all();
@@ -666,8 +671,8 @@ static void test_inflight_budget(void)
      * than one reply the channels read one at a time */
     call *first = wait_call(C_READ, NULL);
     CHECK(first != NULL);
-    const char *other = first && strcmp(first->channel, "BaseData_x") == 0 ? "BaseData_y"
-                                                                           : "BaseData_x";
+    const char *other =
+        first && strcmp(first->channel, "BaseData_x") == 0 ? "BaseData_y" : "BaseData_x";
     CHECK(!pending(C_READ, other, 30));
     answer_read(first, 0, "z1", 0); /* an empty reply: the reservation is released */
     CHECK(wait_call(C_READ, other) != NULL);
@@ -691,8 +696,7 @@ static fake_batch *wait_batch(const char *channel, const char *token)
 {
     for (int round = 0; round < 2000; round++) {
         fake_batch *b = batch_of(channel, token);
-        if (b)
-            return b;
+        if (b) return b;
         ev_run(loop, EVRUN_NOWAIT);
         usleep(1000);
     }
@@ -741,14 +745,12 @@ static void test_error_policies(void)
     fake_batch *b = wait_batch("BaseData_r", "r1");
     CHECK(b != NULL); /* the same batch again, after the backoff */
     CHECK(batch_of("BaseData_r", "r2") == NULL);
-    if (b)
-        complete(b, 1, 0);
+    if (b) complete(b, 1, 0);
     b = batch_of("BaseData_r", "r2");
     CHECK(b != NULL);
     call *cp = wait_call(C_CHECKPOINT, "BaseData_r");
     CHECK(cp && strcmp(cp->token, "r1") == 0);
-    if (cp)
-        answer_status(cp, NULL);
+    if (cp) answer_status(cp, NULL);
     /* r2 fails 1 + max_retries (2) times: the channel closes, r1 stays the checkpoint */
     for (int i = 0; i < 3 && b; i++) {
         complete(b, 0, 0);
@@ -756,8 +758,7 @@ static void test_error_policies(void)
         CHECK(i == 2 || b != NULL);
     }
     call *rd = find_call(C_READ, "BaseData_r"); /* the read ahead in flight: the drain waits */
-    if (rd)
-        answer_read(rd, 0, "r3", 0);
+    if (rd) answer_read(rd, 0, "r3", 0);
     CHECK(!pending(C_CHECKPOINT, "BaseData_r", 30));
     CHECK(chan("BaseData_r")->shutdown);
     closed(chan("BaseData_r"));
@@ -778,12 +779,10 @@ static void test_error_policies(void)
     complete(batch_of("BaseData_s", "s1"), 0, 0);
     b = batch_of("BaseData_s", "s2"); /* s1 is handled: s2 goes at once */
     CHECK(b != NULL);
-    if (b)
-        complete(b, 1, 0);
+    if (b) complete(b, 1, 0);
     cp = wait_call(C_CHECKPOINT, "BaseData_s");
     CHECK(cp && strcmp(cp->token, "s2") == 0);
-    if (cp)
-        answer_status(cp, NULL);
+    if (cp) answer_status(cp, NULL);
     FILE *f = fopen(path, "r");
     int lines = 0;
     char line[4096];
@@ -793,8 +792,7 @@ static void test_error_policies(void)
         CHECK(strstr(line, "\"error\":\"boom\"") != NULL);
         CHECK(strstr(line, "\"record_base64\":\"dQAAAA==\"") != NULL); /* a bare header */
     }
-    if (f)
-        fclose(f);
+    if (f) fclose(f);
     CHECK_INT(lines, 2); /* one per record of s1 */
     lunnel_worker_stats st2;
     lunnel_worker_get_stats(W, &st2);
@@ -807,25 +805,20 @@ static void test_error_policies(void)
     on_error = LUNNEL_ON_ERROR_STOP;
     policy_setup("client-x", "BaseData_t", "t0", "t1", "t2");
     b = batch_of("BaseData_t", "t1");
-    if (b)
-        complete(b, 1, 0);
+    if (b) complete(b, 1, 0);
     b = batch_of("BaseData_t", "t2");
     CHECK(b != NULL);
-    if (b)
-        complete(b, 0, 0);
+    if (b) complete(b, 0, 0);
     rd = find_call(C_READ, "BaseData_t");
-    if (rd)
-        answer_read(rd, 0, "t3", 0);
+    if (rd) answer_read(rd, 0, "t3", 0);
     cp = wait_call(C_CHECKPOINT, "BaseData_t"); /* the drain stores what was handled */
     CHECK(cp && strcmp(cp->token, "t1") == 0);
-    if (cp)
-        answer_status(cp, NULL);
+    if (cp) answer_status(cp, NULL);
     CHECK(chan("BaseData_t")->shutdown);
     closed(chan("BaseData_t"));
     call *sd = wait_call(C_SHUTDOWN, NULL);
     CHECK(sd != NULL);
-    if (sd)
-        answer_status(sd, NULL);
+    if (sd) answer_status(sd, NULL);
     CHECK_INT(exit_status, 1);
     CHECK_STR(lunnel_worker_exit_reason(W), "--on-error stop: process() failed on channel "
                                             "BaseData_t: boom");
@@ -845,8 +838,7 @@ static int calls_within(int kind, const char *channel, int ms)
 {
     int before = 0;
     for (int i = 0; i < n_calls; i++)
-        if (calls[i].kind == kind && strcmp(calls[i].channel, channel) == 0)
-            before++;
+        if (calls[i].kind == kind && strcmp(calls[i].channel, channel) == 0) before++;
     struct timespec t0, t;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     do {
@@ -856,8 +848,7 @@ static int calls_within(int kind, const char *channel, int ms)
     } while ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 < ms);
     int after = 0;
     for (int i = 0; i < n_calls; i++)
-        if (calls[i].kind == kind && strcmp(calls[i].channel, channel) == 0)
-            after++;
+        if (calls[i].kind == kind && strcmp(calls[i].channel, channel) == 0) after++;
     return after - before;
 }
 
@@ -916,8 +907,7 @@ static void test_failure_pacing(void)
     lunnel_worker_stop(W);
     call *sd = wait_call(C_SHUTDOWN, NULL);
     CHECK(sd != NULL);
-    if (sd)
-        answer_status(sd, NULL);
+    if (sd) answer_status(sd, NULL);
     CHECK_INT(exit_status, 0);
     cancel_all();
     lunnel_worker_free(W);
@@ -953,8 +943,7 @@ static void test_unparseable_alike(void)
     answer_heartbeat_error(hb, &garbled);
     call *sd = wait_call(C_SHUTDOWN, NULL);
     CHECK(sd != NULL);
-    if (sd)
-        answer_status(sd, NULL);
+    if (sd) answer_status(sd, NULL);
     CHECK(wait_call(C_CONNECT, NULL) != NULL);
     CHECK_INT(exit_status, -1);
     lunnel_worker_stop(W);

@@ -77,13 +77,13 @@ int lunnel_batch_is_full(int has_may_more, int may_more, size_t n_records, size_
 
 /* What the worker must do with one channel after a heartbeat response. */
 typedef enum lunnel_merge_action {
-    LUNNEL_MERGE_NONE = 0,   /* nothing changes (local view newer, or same status) */
-    LUNNEL_MERGE_START,      /* OPEN channel new here (or re-offered after we stopped it):
-                                GetCheckpoint, read pipeline, open(ctx) */
-    LUNNEL_MERGE_DECLINE,    /* new channel offered in CLOSING: report CLOSE at version + 1 */
-    LUNNEL_MERGE_DRAIN,      /* server says CLOSING: stop reading, finish, checkpoint, CLOSE */
-    LUNNEL_MERGE_STOP,       /* server says CLOSE/TERMINATED, or dropped it: stop + shutdown */
-    LUNNEL_MERGE_ADOPT,      /* server view newer with the same meaning: take its version */
+    LUNNEL_MERGE_NONE = 0, /* nothing changes (local view newer, or same status) */
+    LUNNEL_MERGE_START,    /* OPEN channel new here (or re-offered after we stopped it):
+                              GetCheckpoint, read pipeline, open(ctx) */
+    LUNNEL_MERGE_DECLINE,  /* new channel offered in CLOSING: report CLOSE at version + 1 */
+    LUNNEL_MERGE_DRAIN,    /* server says CLOSING: stop reading, finish, checkpoint, CLOSE */
+    LUNNEL_MERGE_STOP,     /* server says CLOSE/TERMINATED, or dropped it: stop + shutdown */
+    LUNNEL_MERGE_ADOPT,    /* server view newer with the same meaning: take its version */
 } lunnel_merge_action;
 
 const char *lunnel_merge_action_str(lunnel_merge_action a);
@@ -144,10 +144,10 @@ typedef struct lunnel_cptrack_item {
 typedef struct lunnel_cptrack {
     lunnel_cptrack_item *items; /* ring of outstanding (not yet folded) batches */
     size_t head, count, cap;
-    uint64_t next_no;      /* number given to the next tracked batch */
-    char *committable;     /* owned; newest contiguous handled token not yet checkpointed */
-    char *checkpointed;    /* owned; last token the service accepted */
-    int64_t sequence;      /* sequence number the next Checkpoint call sends */
+    uint64_t next_no;   /* number given to the next tracked batch */
+    char *committable;  /* owned; newest contiguous handled token not yet checkpointed */
+    char *checkpointed; /* owned; last token the service accepted */
+    int64_t sequence;   /* sequence number the next Checkpoint call sends */
 } lunnel_cptrack;
 
 /* `start_sequence`: GetCheckpoint's sequence_number + 1. */

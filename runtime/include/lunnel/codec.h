@@ -11,19 +11,19 @@
  * record index and the byte offset; no decoder ever reads past the bytes it was given. */
 typedef enum lunnel_codec_code {
     LUNNEL_CODEC_OK = 0,
-    LUNNEL_CODEC_TRUNCATED,   /* input ends inside a row / cell / field */
-    LUNNEL_CODEC_BAD_HEADER,  /* PlainBuffer header is not 0x75 */
-    LUNNEL_CODEC_BAD_TAG,     /* unexpected tag byte */
-    LUNNEL_CODEC_BAD_LENGTH,  /* a length field is inconsistent with its content or input */
-    LUNNEL_CODEC_BAD_VALUE,   /* unknown value type / cell type, bad boolean, ... */
-    LUNNEL_CODEC_CHECKSUM,    /* cell or row CRC-8 mismatch */
-    LUNNEL_CODEC_TRAILING,    /* bytes after the last row (strict), or non-zero padding */
-    LUNNEL_CODEC_EMPTY,       /* no row where one is required */
-    LUNNEL_CODEC_PROTOBUF,    /* malformed protobuf (scanner): varint, wire type, length */
-    LUNNEL_CODEC_MISSING,     /* a required protobuf field is absent */
-    LUNNEL_CODEC_TOO_LARGE,   /* a count or size beyond the codec's 32-bit limits */
-    LUNNEL_CODEC_NOMEM,       /* allocation failed */
-    LUNNEL_CODEC_USAGE,       /* API misuse (encoder calls out of order, ...) */
+    LUNNEL_CODEC_TRUNCATED,  /* input ends inside a row / cell / field */
+    LUNNEL_CODEC_BAD_HEADER, /* PlainBuffer header is not 0x75 */
+    LUNNEL_CODEC_BAD_TAG,    /* unexpected tag byte */
+    LUNNEL_CODEC_BAD_LENGTH, /* a length field is inconsistent with its content or input */
+    LUNNEL_CODEC_BAD_VALUE,  /* unknown value type / cell type, bad boolean, ... */
+    LUNNEL_CODEC_CHECKSUM,   /* cell or row CRC-8 mismatch */
+    LUNNEL_CODEC_TRAILING,   /* bytes after the last row (strict), or non-zero padding */
+    LUNNEL_CODEC_EMPTY,      /* no row where one is required */
+    LUNNEL_CODEC_PROTOBUF,   /* malformed protobuf (scanner): varint, wire type, length */
+    LUNNEL_CODEC_MISSING,    /* a required protobuf field is absent */
+    LUNNEL_CODEC_TOO_LARGE,  /* a count or size beyond the codec's 32-bit limits */
+    LUNNEL_CODEC_NOMEM,      /* allocation failed */
+    LUNNEL_CODEC_USAGE,      /* API misuse (encoder calls out of order, ...) */
 } lunnel_codec_code;
 
 /* Static name of a code, e.g. "checksum mismatch". */
@@ -41,11 +41,11 @@ typedef struct lunnel_codec_error {
 /* Where one ReadRecords record sits inside the response bytes (scanner output, batch decoder
  * input). Offsets are relative to the start of the buffer that was scanned. */
 typedef struct lunnel_record_range {
-    uint32_t offset;        /* Record.record bytes */
+    uint32_t offset; /* Record.record bytes */
     uint32_t len;
     uint32_t origin_offset; /* Record.origin_record bytes, when has_origin */
     uint32_t origin_len;
-    uint8_t action;         /* LUNNEL_ACTION_* (protobuf ActionType) */
+    uint8_t action; /* LUNNEL_ACTION_* (protobuf ActionType) */
     uint8_t has_origin;
     uint8_t pad_[6];
 } lunnel_record_range;

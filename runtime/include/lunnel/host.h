@@ -208,8 +208,8 @@ typedef struct lunnel_host_stats {
     uint64_t reloads_failed; /* new sources rejected by validation (old version kept) */
     uint64_t batches_ok;
     uint64_t batches_failed;
-    uint64_t timeouts;      /* watchdog reports */
-    uint64_t memory_errors; /* calls failed on the memory limit */
+    uint64_t timeouts;            /* watchdog reports */
+    uint64_t memory_errors;       /* calls failed on the memory limit */
     uint64_t state_rebuilds;      /* states rebuilt after the script kept its memory */
     uint64_t worker_replacements; /* workers replaced because of a stuck call */
     int stuck_calls;              /* calls running past process_timeout_s now */
@@ -219,8 +219,8 @@ typedef struct lunnel_host_stats {
 
 void lunnel_host_get_stats(lunnel_host *h, lunnel_host_stats *out);
 
-/* Bytes currently allocated by the lua_State in worker slot `worker` (0-based; 0 when out of range).
- * Any thread; a relaxed read of a counter the worker updates (metrics, not accounting). */
+/* Bytes currently allocated by the lua_State in worker slot `worker` (0-based; 0 when out of
+ * range). Any thread; a relaxed read of a counter the worker updates (metrics, not accounting). */
 size_t lunnel_host_worker_memory(lunnel_host *h, int worker);
 
 /* FNV-1a 64 over bytes (what script_hash holds), for tests and tools. */

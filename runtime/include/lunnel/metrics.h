@@ -22,7 +22,7 @@
 
 struct lunnel_worker;
 
-typedef struct lunnel_metrics lunnel_metrics;               /* opaque registry */
+typedef struct lunnel_metrics lunnel_metrics;                 /* opaque registry */
 typedef struct lunnel_metrics_channel lunnel_metrics_channel; /* one channel id's counters */
 
 /* Latency histogram bucket bounds in seconds (Prometheus `le`), shared by every histogram. */
@@ -84,12 +84,12 @@ typedef struct lunnel_metrics_summary {
     uint64_t records, batches, batches_failed, errors, checkpoints;
     int channels_by_state[8]; /* queued, getcheckpoint, opening, running, draining, closing */
     int channels_live;
-    int channels_terminated;     /* channels this process read to the end */
-    double slowest_lag_s;        /* max stream lag over live stream channels; -1: none */
-    const char *slowest_channel; /* valid until the next call into the registry */
+    int channels_terminated;                /* channels this process read to the end */
+    double slowest_lag_s;                   /* max stream lag over live stream channels; -1: none */
+    const char *slowest_channel;            /* valid until the next call into the registry */
     int tunnel_channels, tunnel_terminated; /* from DescribeTunnel; -1 when unknown */
-    char last_error[256];        /* "" when none */
-    double last_error_at;        /* ev_now of it */
+    char last_error[256];                   /* "" when none */
+    double last_error_at;                   /* ev_now of it */
     int connected;
     double heartbeat_age_s; /* since the last good heartbeat (or Connect) */
 } lunnel_metrics_summary;

@@ -55,7 +55,7 @@ int lunnel_pb_decode_batch(lunnel_arena *arena, const uint8_t *data, size_t size
  * [seq], end_row. A header after end_row starts another buffer in the same output (a
  * ReadRecords layout: one header + row per record, back to back). */
 typedef struct lunnel_pb_writer {
-    uint8_t *buf;    /* bytes written so far (owned) */
+    uint8_t *buf; /* bytes written so far (owned) */
     size_t len;
     size_t cap;
     int error;       /* first lunnel_codec_code failure, 0 when fine */
@@ -120,7 +120,8 @@ static inline lunnel_value lunnel_value_bytes(int type, const void *p, uint32_t 
     v.u.ptr = (const uint8_t *)p;
     return v;
 }
-static inline lunnel_value lunnel_value_of_type(int type) /* INF_MIN, INF_MAX, NULL, AUTO_INCREMENT */
+static inline lunnel_value
+lunnel_value_of_type(int type) /* INF_MIN, INF_MAX, NULL, AUTO_INCREMENT */
 {
     lunnel_value v = {0};
     v.type = (uint8_t)type;

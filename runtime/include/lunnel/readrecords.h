@@ -18,11 +18,11 @@
 typedef struct lunnel_rr_response {
     const uint8_t *next_token; /* into the buffer; not NUL-terminated */
     uint32_t next_token_len;
-    int8_t may_more_record;    /* -1 absent, 0 false, 1 true */
+    int8_t may_more_record; /* -1 absent, 0 false, 1 true */
     uint8_t pad_[3];
     lunnel_record_range *records; /* count entries, offsets relative to the buffer start */
     uint32_t count;
-    uint32_t cap;              /* internal: allocated entries */
+    uint32_t cap; /* internal: allocated entries */
 } lunnel_rr_response;
 
 void lunnel_rr_init(lunnel_rr_response *r);

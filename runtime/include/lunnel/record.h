@@ -58,9 +58,9 @@ enum {
 
 /* One value: 16 bytes. */
 typedef struct lunnel_value {
-    uint8_t type;    /* LUNNEL_VT_* */
+    uint8_t type; /* LUNNEL_VT_* */
     uint8_t pad_[3];
-    uint32_t len;    /* STRING / BINARY byte length */
+    uint32_t len; /* STRING / BINARY byte length */
     union {
         int64_t i;          /* INTEGER; BOOLEAN as 0/1 */
         double d;           /* DOUBLE */
@@ -74,13 +74,13 @@ typedef struct lunnel_value {
 typedef struct lunnel_column {
     const uint8_t *name;
     uint32_t name_len;
-    uint32_t name_hash;    /* lunnel_record_name_hash(name) (FNV-1a 32) */
-    uint64_t name_prefix;  /* lunnel_record_name_prefix(name): first <= 8 bytes, LE, zero-padded */
-    int64_t timestamp;     /* ms; meaningful when has_timestamp */
-    uint8_t op;            /* LUNNEL_OP_*; always PUT for primary-key columns */
+    uint32_t name_hash;   /* lunnel_record_name_hash(name) (FNV-1a 32) */
+    uint64_t name_prefix; /* lunnel_record_name_prefix(name): first <= 8 bytes, LE, zero-padded */
+    int64_t timestamp;    /* ms; meaningful when has_timestamp */
+    uint8_t op;           /* LUNNEL_OP_*; always PUT for primary-key columns */
     uint8_t has_timestamp;
     uint8_t pad_[6];
-    lunnel_value value;    /* type NONE for delete ops */
+    lunnel_value value; /* type NONE for delete ops */
 } lunnel_column;
 
 /* One record (= one PlainBuffer row, plus its origin row in a ReadRecords batch): 64 bytes. */
@@ -98,8 +98,8 @@ typedef struct lunnel_record {
     int64_t seq_timestamp; /* extension: SEQ_INFO_TS (the SDKs' Record.timestamp) */
     int32_t seq_epoch;
     int32_t seq_row_index;
-    uint32_t offset;       /* byte offset of the row's bytes in the batch input (diagnostics) */
-    uint32_t size;         /* byte size of the row's bytes */
+    uint32_t offset; /* byte offset of the row's bytes in the batch input (diagnostics) */
+    uint32_t size;   /* byte size of the row's bytes */
 } lunnel_record;
 
 /* A decoded batch: 40 bytes. Lives in the arena; live_generation points into the arena header. */

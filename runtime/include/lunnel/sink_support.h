@@ -69,8 +69,8 @@ const char *lunnel_sink_http_error(const lunnel_sink_http *h);
  * sts_token NULL or "" for none. Returns LUNNEL_SINK_OK, or USAGE when out is too small
  * (1024 + the lengths of the arguments is always enough) or an argument is NULL. */
 int lunnel_sink_ots_headers(const char *path, const char *instance, const char *access_key_id,
-                            const char *access_key_secret, const char *sts_token,
-                            const void *body, size_t len, char *out, size_t cap);
+                            const char *access_key_secret, const char *sts_token, const void *body,
+                            size_t len, char *out, size_t cap);
 
 /* ---- BatchWriteRow ------------------------------------------------------------------- */
 

@@ -27,7 +27,7 @@ typedef struct lunnel_worker lunnel_worker; /* opaque */
 typedef struct lunnel_worker_processor {
     void *(*open)(void *ud, const lunnel_host_channel_info *info); /* NULL on failure */
     int (*submit)(void *channel, const lunnel_host_batch *b);      /* 0 = queued */
-    int (*shutdown)(void *channel);                                 /* 0 = queued */
+    int (*shutdown)(void *channel);                                /* 0 = queued */
     void *ud;
 } lunnel_worker_processor;
 
@@ -47,32 +47,32 @@ typedef enum lunnel_on_error {
 int lunnel_on_error_parse(const char *s, int *out);
 
 typedef struct lunnel_worker_config {
-    struct ev_loop *loop;         /* required */
-    struct lunnel_api *api;       /* required, borrowed; calls of api.h */
-    const char *tunnel_id;        /* required */
-    const char *table_name;       /* for DescribeTunnel (exit_when_done); may be NULL */
-    const char *tunnel_name;      /* likewise */
-    const char *client_tag;       /* ClientConfig.client_tag; NULL: none */
-    double heartbeat_interval_s;  /* > 0 (CLI enforces >= 0.1) */
-    double heartbeat_timeout_s;   /* > interval; sent in Connect; local timeout too */
-    int prefetch;                 /* batches read ahead of processing per channel (>= 0) */
-    size_t max_inflight_bytes;    /* response bytes held by unfinished batches, all channels */
-    double max_backoff_s;         /* cap of the stream read backoff */
-    double checkpoint_interval_s; /* periodic checkpoint flush */
-    int manual_commit;            /* 1: only ctx:commit() marks batches handled */
-    int max_channels;             /* channels processed at once; 0 = unlimited */
-    double drain_timeout_s;       /* graceful stop bound */
-    int exit_when_done;           /* stop with 0 once every channel of the tunnel TERMINATED */
-    double reconnect_delay_max_s; /* daemon: random 0..this before reconnecting (10 s) */
+    struct ev_loop *loop;          /* required */
+    struct lunnel_api *api;        /* required, borrowed; calls of api.h */
+    const char *tunnel_id;         /* required */
+    const char *table_name;        /* for DescribeTunnel (exit_when_done); may be NULL */
+    const char *tunnel_name;       /* likewise */
+    const char *client_tag;        /* ClientConfig.client_tag; NULL: none */
+    double heartbeat_interval_s;   /* > 0 (CLI enforces >= 0.1) */
+    double heartbeat_timeout_s;    /* > interval; sent in Connect; local timeout too */
+    int prefetch;                  /* batches read ahead of processing per channel (>= 0) */
+    size_t max_inflight_bytes;     /* response bytes held by unfinished batches, all channels */
+    double max_backoff_s;          /* cap of the stream read backoff */
+    double checkpoint_interval_s;  /* periodic checkpoint flush */
+    int manual_commit;             /* 1: only ctx:commit() marks batches handled */
+    int max_channels;              /* channels processed at once; 0 = unlimited */
+    double drain_timeout_s;        /* graceful stop bound */
+    int exit_when_done;            /* stop with 0 once every channel of the tunnel TERMINATED */
+    double reconnect_delay_max_s;  /* daemon: random 0..this before reconnecting (10 s) */
     double connect_retry_window_s; /* give up (exit 1) when Connect has failed with retriable
                                       errors for this long; <= 0: retry forever */
-    int on_error;                 /* lunnel_on_error: what a failed process() batch does */
-    int max_retries;              /* --on-error retry: re-submissions before closing */
-    double retry_backoff_max_s;   /* cap of the delay between re-submissions (> 0) */
-    const char *dead_letter_path; /* --on-error skip: the JSON Lines file (dead_letter.h) */
+    int on_error;                  /* lunnel_on_error: what a failed process() batch does */
+    int max_retries;               /* --on-error retry: re-submissions before closing */
+    double retry_backoff_max_s;    /* cap of the delay between re-submissions (> 0) */
+    const char *dead_letter_path;  /* --on-error skip: the JSON Lines file (dead_letter.h) */
     struct lunnel_dead_letter *dead_letter; /* opened at start-up (exit 2 when it cannot be);
                                              * the worker owns it; NULL: opened at first use */
-    lunnel_worker_processor proc; /* required */
+    lunnel_worker_processor proc;           /* required */
     lunnel_worker_exit_fn on_exit;
     void *ud;
     struct lunnel_metrics *metrics; /* optional, borrowed (metrics.h): counters fed on the loop */

@@ -87,7 +87,7 @@ typedef struct rfile {
     uint8_t *data;
     size_t len;
     lunnel_host_payload kind;
-    lunnel_rr_response rr; /* response: scanned once here, like the loop thread does */
+    lunnel_rr_response rr;       /* response: scanned once here, like the loop thread does */
     lunnel_record_range *ranges; /* JSON lines: the ranges of the re-encoded records */
     size_t n_ranges;
     char *token; /* next_token of the response, the dead-letter batch token, or "path#" */
@@ -244,9 +244,12 @@ static int add_jsonl(replay *r, const char *path, const uint8_t *text, size_t le
                 v[m] = (uint32_t)lua_tonumber(L, -1);
                 lua_pop(L, 1);
             }
-            f->ranges[k] = (lunnel_record_range){.offset = v[0], .len = v[1], .action = (uint8_t)v[2],
+            f->ranges[k] = (lunnel_record_range){.offset = v[0],
+                                                 .len = v[1],
+                                                 .action = (uint8_t)v[2],
                                                  .has_origin = (uint8_t)v[3],
-                                                 .origin_offset = v[4], .origin_len = v[5]};
+                                                 .origin_offset = v[4],
+                                                 .origin_len = v[5]};
         }
         lua_pop(L, 1);
         lua_getfield(L, -1, "token");

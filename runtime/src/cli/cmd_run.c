@@ -157,8 +157,7 @@ static void say(int status, const char *fmt, ...)
         strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
         fprintf(stderr, "{\"ts\":\"%s\",\"level\":\"error\",\"component\":\"run\",\"msg\":", ts);
         lunnel_json_write_string(masked, strlen(masked), put_stderr, NULL);
-        if (status >= 0)
-            fprintf(stderr, ",\"exit_status\":%d", status);
+        if (status >= 0) fprintf(stderr, ",\"exit_status\":%d", status);
         fputs("}\n", stderr);
     } else {
         fprintf(stderr, "lunnel run: %s\n", masked);
@@ -177,8 +176,7 @@ typedef struct sbuf {
 
 static void sb_add(sbuf *b, const char *s, size_t n)
 {
-    if (b->oom)
-        return;
+    if (b->oom) return;
     if (b->n + n + 1 > b->cap) {
         size_t cap = (b->cap ? b->cap * 2 : 256) + n;
         char *p = realloc(b->p, cap);
@@ -199,7 +197,10 @@ static void sb_str(sbuf *b, const char *s)
     sb_add(b, s, strlen(s));
 }
 
-static void sb_add_cb(void *ctx, const char *p, size_t n) { sb_add(ctx, p, n); }
+static void sb_add_cb(void *ctx, const char *p, size_t n)
+{
+    sb_add(ctx, p, n);
+}
 
 static void json_escape(sbuf *b, const char *s, size_t n)
 {
@@ -210,12 +211,15 @@ static void json_escape(sbuf *b, const char *s, size_t n)
  * arrays). Returns 0, or -1 for values JSON cannot carry. */
 static int to_json(lua_State *L, int idx, sbuf *b, int depth)
 {
-    if (depth > 32)
-        return -1;
+    if (depth > 32) return -1;
     idx = idx < 0 ? lua_gettop(L) + idx + 1 : idx;
     switch (lua_type(L, idx)) {
-    case LUA_TNIL: sb_str(b, "null"); return 0;
-    case LUA_TBOOLEAN: sb_str(b, lua_toboolean(L, idx) ? "true" : "false"); return 0;
+    case LUA_TNIL:
+        sb_str(b, "null");
+        return 0;
+    case LUA_TBOOLEAN:
+        sb_str(b, lua_toboolean(L, idx) ? "true" : "false");
+        return 0;
     case LUA_TNUMBER: {
         char tmp[64];
         double v = lua_tonumber(L, idx);
@@ -244,14 +248,12 @@ static int to_json(lua_State *L, int idx, sbuf *b, int depth)
         int first = 1;
         if (is_array) {
             for (size_t i = 1; i <= len; i++) {
-                if (!first)
-                    sb_str(b, ",");
+                if (!first) sb_str(b, ",");
                 first = 0;
                 lua_rawgeti(L, idx, (int)i);
                 int rc = to_json(L, -1, b, depth + 1);
                 lua_pop(L, 1);
-                if (rc)
-                    return -1;
+                if (rc) return -1;
             }
         } else {
             lua_pushnil(L);
@@ -260,8 +262,7 @@ static int to_json(lua_State *L, int idx, sbuf *b, int depth)
                     lua_pop(L, 2);
                     return -1;
                 }
-                if (!first)
-                    sb_str(b, ",");
+                if (!first) sb_str(b, ",");
                 first = 0;
                 size_t kn;
                 const char *k = lua_tolstring(L, -2, &kn);
@@ -277,7 +278,8 @@ static int to_json(lua_State *L, int idx, sbuf *b, int depth)
         sb_str(b, is_array ? "]" : "}");
         return 0;
     }
-    default: return -1;
+    default:
+        return -1;
     }
 }
 
@@ -289,8 +291,7 @@ typedef struct flag_list {
 
 static int flag_add(flag_list *l, char *s)
 {
-    if (!s)
-        return -1;
+    if (!s) return -1;
     if (l->n == l->cap) {
         int cap = l->cap ? l->cap * 2 : 32;
         char **v = realloc(l->v, (size_t)cap * sizeof *v);
@@ -310,8 +311,7 @@ static int flag_add(flag_list *l, char *s)
 static int load_config(const char *path, flag_list *flags)
 {
     lua_State *L = luaL_newstate();
-    if (!L)
-        return -1;
+    if (!L) return -1;
     luaL_openlibs(L);
     if (luaL_dofile(L, path)) {
         /* Lua quotes the source near a syntax error: it may be a secret's value, so the
@@ -319,8 +319,7 @@ static int load_config(const char *path, flag_list *flags)
         char msg[512];
         snprintf(msg, sizeof msg, "%s", lua_tostring(L, -1) ? lua_tostring(L, -1) : "?");
         char *near = strstr(msg, " near ");
-        if (near)
-            *near = '\0';
+        if (near) *near = '\0';
         say(-1, "--config %s: %s", path, msg);
         lua_close(L);
         return -1;
@@ -342,22 +341,19 @@ static int load_config(const char *path, flag_list *flags)
         char name[128];
         snprintf(name, sizeof name, "%s", lua_tostring(L, -2));
         for (char *q = name; *q; q++)
-            if (*q == '_')
-                *q = '-';
+            if (*q == '_') *q = '-';
         if (strcmp(name, "config") == 0) {
             say(-1, "--config %s: a config cannot name another config", path);
             rc = -1;
         } else if (lua_type(L, -1) == LUA_TTABLE && strcmp(name, "custom") == 0) {
             sbuf b = {0};
             if (to_json(L, -1, &b, 0) != 0 || b.oom) {
-                say(-1, "--config %s: custom holds a value JSON cannot carry",
-                        path);
+                say(-1, "--config %s: custom holds a value JSON cannot carry", path);
                 rc = -1;
             } else {
                 size_t n = strlen(name) + b.n + 4;
                 char *f = malloc(n);
-                if (f)
-                    snprintf(f, n, "--%s=%s", name, b.p);
+                if (f) snprintf(f, n, "--%s=%s", name, b.p);
                 rc = flag_add(flags, f);
             }
             free(b.p);
@@ -365,8 +361,7 @@ static int load_config(const char *path, flag_list *flags)
             if (lua_toboolean(L, -1)) {
                 size_t n = strlen(name) + 3;
                 char *f = malloc(n);
-                if (f)
-                    snprintf(f, n, "--%s", name);
+                if (f) snprintf(f, n, "--%s", name);
                 rc = flag_add(flags, f);
             }
         } else if (lua_type(L, -1) == LUA_TSTRING || lua_type(L, -1) == LUA_TNUMBER) {
@@ -380,12 +375,11 @@ static int load_config(const char *path, flag_list *flags)
             }
             size_t n = strlen(name) + strlen(val) + 4;
             char *f = malloc(n);
-            if (f)
-                snprintf(f, n, "--%s=%s", name, val);
+            if (f) snprintf(f, n, "--%s=%s", name, val);
             rc = flag_add(flags, f);
         } else {
-            say(-1, "--config %s: %s must be a string, number or boolean",
-                    path, lua_tostring(L, -2));
+            say(-1, "--config %s: %s must be a string, number or boolean", path,
+                lua_tostring(L, -2));
             rc = -1;
         }
         lua_pop(L, 1);
@@ -431,15 +425,14 @@ static void on_host_done(const lunnel_host_completion *c, void *ud)
         /* Past the second limit: the stuck call cannot be interrupted and a drain would wait
          * for it. The checkpoints already written hold only handled batches (the stuck one
          * and the channel's later ones were never handled), so exit for the supervisor. */
-        lunnel_log_kv(LUNNEL_LOG_ERROR, "run", "exiting: a script call is stuck", "error",
-                      c->error, NULL);
+        lunnel_log_kv(LUNNEL_LOG_ERROR, "run", "exiting: a script call is stuck", "error", c->error,
+                      NULL);
         fprintf(stderr, "lunnel run: %s, past --stuck-exit-timeout (exit %d)\n", c->error,
                 LUNNEL_EXIT_STUCK);
         fflush(NULL);
         _exit(LUNNEL_EXIT_STUCK);
     }
-    if (app->worker)
-        lunnel_worker_on_done(app->worker, c);
+    if (app->worker) lunnel_worker_on_done(app->worker, c);
 }
 
 static void on_worker_exit(void *ud, int status)
@@ -495,8 +488,10 @@ static void print_error(const char *what, const lunnel_error *err)
     char masked[1400];
     lunnel_log_mask(line, masked, sizeof masked);
     if (lunnel_error_not_tablestore(err))
-        say(-1, "%s: the endpoint does not look like Tablestore (a reply without an OTS error "
-                "body): %s", what, masked);
+        say(-1,
+            "%s: the endpoint does not look like Tablestore (a reply without an OTS error "
+            "body): %s",
+            what, masked);
     else
         say(-1, "%s: %s", what, masked);
 }
@@ -546,8 +541,8 @@ static int find_tunnel_by_name(lunnel_api *api, struct ev_loop *loop, const char
  * name. A create that fails because another process created the same name meanwhile is
  * settled by listing again: both processes then consume the one tunnel. */
 static char *find_or_create_tunnel(lunnel_api *api, struct ev_loop *loop, const char *table,
-                                   const char *tunnel, const char *create, int *status,
-                                   char *type, size_t type_cap)
+                                   const char *tunnel, const char *create, int *status, char *type,
+                                   size_t type_cap)
 {
     char *id = NULL;
     if (find_tunnel_by_name(api, loop, table, tunnel, &id, type, type_cap, status) != 0)
@@ -584,8 +579,8 @@ static char *find_or_create_tunnel(lunnel_api *api, struct ev_loop *loop, const 
      * as it is. */
     if (r.err.kind == LUNNEL_NET_SERVER &&
         find_tunnel_by_name(api, loop, table, tunnel, &id, type, type_cap, status) == 0 && id) {
-        lunnel_log_kv(LUNNEL_LOG_INFO, "run", "tunnel was created concurrently; using it",
-                      "tunnel", tunnel, "tunnel_id", id, NULL);
+        lunnel_log_kv(LUNNEL_LOG_INFO, "run", "tunnel was created concurrently; using it", "tunnel",
+                      tunnel, "tunnel_id", id, NULL);
         lunnel_api_sync_result_free(&r);
         return id;
     }
@@ -612,15 +607,13 @@ static int check_tunnel_id(lunnel_api *api, struct ev_loop *loop, const char *ta
     int rc = 0;
     for (size_t i = 0; m && i < m->n_tunnels; i++) {
         const Lunnel__Tunnel__TunnelInfo *t = m->tunnels[i];
-        if (!t->tunnel_id || strcmp(t->tunnel_id, tunnel_id) != 0)
-            continue;
+        if (!t->tunnel_id || strcmp(t->tunnel_id, tunnel_id) != 0) continue;
         if (table && t->table_name && strcmp(t->table_name, table) != 0) {
-            say(-1, "--tunnel-id %s is a tunnel of table %s, not of --table %s",
-                    tunnel_id, t->table_name, table);
+            say(-1, "--tunnel-id %s is a tunnel of table %s, not of --table %s", tunnel_id,
+                t->table_name, table);
             rc = -1;
         }
-        if (t->tunnel_type)
-            snprintf(type, type_cap, "%s", t->tunnel_type);
+        if (t->tunnel_type) snprintf(type, type_cap, "%s", t->tunnel_type);
         break;
     }
     lunnel_api_sync_result_free(&r);
@@ -633,8 +626,7 @@ static char *resolve_tunnel(lunnel_api *api, struct ev_loop *loop, const char *t
                             const char *tunnel, const char *tunnel_id, const char *create,
                             int *status, char *type, size_t type_cap)
 {
-    if (tunnel_id)
-        return strdup(tunnel_id);
+    if (tunnel_id) return strdup(tunnel_id);
     if (create)
         return find_or_create_tunnel(api, loop, table, tunnel, create, status, type, type_cap);
     Lunnel__Tunnel__DescribeTunnelRequest req = LUNNEL__TUNNEL__DESCRIBE_TUNNEL_REQUEST__INIT;
@@ -653,8 +645,7 @@ static char *resolve_tunnel(lunnel_api *api, struct ev_loop *loop, const char *t
     if (m && m->tunnel && m->tunnel->tunnel_type)
         snprintf(type, type_cap, "%s", m->tunnel->tunnel_type);
     lunnel_api_sync_result_free(&r);
-    if (!id)
-        *status = LUNNEL_EXIT_RUNTIME;
+    if (!id) *status = LUNNEL_EXIT_RUNTIME;
     return id;
 }
 
@@ -664,8 +655,7 @@ static const char *find_config(int argc, char **argv)
 {
     const char *path = NULL;
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--") == 0)
-            break;
+        if (strcmp(argv[i], "--") == 0) break;
         if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
             path = argv[++i];
         else if (strncmp(argv[i], "--config=", 9) == 0)
@@ -703,15 +693,13 @@ static int check_config(const char *path, const flag_list *all)
         perr[0] = '\0';
         int prc = lunnel_opts_parse(&run_spec, 2, one, 1, &v, perr, sizeof perr);
         lunnel_opts_free(v);
-        if (prc == LUNNEL_OPTS_OK || strcmp(perr, base_err) == 0)
-            continue;
+        if (prc == LUNNEL_OPTS_OK || strcmp(perr, base_err) == 0) continue;
         char key[128];
         const char *f = all->v[i] + 2;
         size_t n = strcspn(f, "=");
         snprintf(key, sizeof key, "%.*s", (int)(n < sizeof key ? n : sizeof key - 1), f);
         for (char *q = key; *q; q++)
-            if (*q == '-')
-                *q = '_';
+            if (*q == '-') *q = '_';
         say(-1, "--config %s: key %s: %s", path, key, perr);
         return -1;
     }
@@ -723,15 +711,13 @@ int lunnel_cmd_run(int argc, char **argv)
     flag_list all = {0};
     const char *config = find_config(argc, argv);
     int rc = LUNNEL_EXIT_RUNTIME;
-    if (flag_add(&all, strdup(argc > 0 ? argv[0] : "run")) != 0)
-        goto out;
+    if (flag_add(&all, strdup(argc > 0 ? argv[0] : "run")) != 0) goto out;
     if (config && (load_config(config, &all) != 0 || check_config(config, &all) != 0)) {
         rc = LUNNEL_EXIT_USAGE;
         goto out;
     }
     for (int i = 1; i < argc; i++)
-        if (flag_add(&all, strdup(argv[i])) != 0)
-            goto out;
+        if (flag_add(&all, strdup(argv[i])) != 0) goto out;
 
     char perr[512];
     lunnel_opt_values *v = NULL;
@@ -806,8 +792,7 @@ static int run_parsed(lunnel_opt_values *v)
     char host[256];
     const char *client_tag = lunnel_opts_str(v, "client-tag");
     if (!client_tag) {
-        if (gethostname(host, sizeof host) != 0)
-            snprintf(host, sizeof host, "lunnel");
+        if (gethostname(host, sizeof host) != 0) snprintf(host, sizeof host, "lunnel");
         host[sizeof host - 1] = 0;
         client_tag = host;
     }
@@ -865,9 +850,8 @@ static int run_parsed(lunnel_opt_values *v)
     const char *capture_path = lunnel_opts_str(v, "capture");
     if (capture_path) {
         char cerr2[600];
-        run_capture = lunnel_capture_open(capture_path,
-                                          (uint64_t)lunnel_opts_int(v, "capture-max-bytes"), cerr2,
-                                          sizeof cerr2);
+        run_capture = lunnel_capture_open(
+            capture_path, (uint64_t)lunnel_opts_int(v, "capture-max-bytes"), cerr2, sizeof cerr2);
         if (!run_capture) {
             fprintf(stderr, "lunnel run: %s\n", cerr2);
             lunnel_host_free(app.host);
@@ -886,9 +870,12 @@ static int run_parsed(lunnel_opt_values *v)
         tunnel_id = NULL;
         status = LUNNEL_EXIT_USAGE;
     }
-    if (tunnel_id && lunnel_opts_bool(v, "exit-when-done") && strcasecmp(tunnel_type, "Stream") == 0) {
-        say(-1, "--exit-when-done: tunnel %s is a Stream tunnel, which never "
-                        "finishes (use it with BaseData tunnels)", tunnel_id);
+    if (tunnel_id && lunnel_opts_bool(v, "exit-when-done") &&
+        strcasecmp(tunnel_type, "Stream") == 0) {
+        say(-1,
+            "--exit-when-done: tunnel %s is a Stream tunnel, which never "
+            "finishes (use it with BaseData tunnels)",
+            tunnel_id);
         free(tunnel_id);
         tunnel_id = NULL;
         status = LUNNEL_EXIT_USAGE;
@@ -923,7 +910,9 @@ static int run_parsed(lunnel_opt_values *v)
         .retry_backoff_max_s = lunnel_opts_num(v, "max-backoff"),
         .dead_letter_path = lunnel_opts_str(v, "dead-letter"),
         .dead_letter = dl,
-        .proc = {.open = proc_open, .submit = proc_submit, .shutdown = proc_shutdown,
+        .proc = {.open = proc_open,
+                 .submit = proc_submit,
+                 .shutdown = proc_shutdown,
                  .ud = app.host},
         .on_exit = on_worker_exit,
         .ud = &app,
@@ -950,8 +939,13 @@ static int run_parsed(lunnel_opt_values *v)
     ev_signal_start(loop, &sigterm);
     ev_signal_start(loop, &sighup);
 
-    run_observe_target ot = {.loop = loop, .worker = app.worker, .host = app.host, .client = &cl,
-                             .table_name = table, .tunnel_name = tunnel, .tunnel_id = tunnel_id};
+    run_observe_target ot = {.loop = loop,
+                             .worker = app.worker,
+                             .host = app.host,
+                             .client = &cl,
+                             .table_name = table,
+                             .tunnel_name = tunnel,
+                             .tunnel_id = tunnel_id};
     char oerr[512];
     if (run_observe_start(obs, &ot, oerr, sizeof oerr) != 0) {
         say(-1, "%s", oerr);
@@ -977,7 +971,8 @@ static int run_parsed(lunnel_opt_values *v)
         lunnel_log_mask(lunnel_worker_exit_reason(app.worker), masked, sizeof masked);
         say(app.exit_status, "%s (exit %d)", masked, app.exit_status);
     } else if (app.exit_status != 0 && app.signals > 0) {
-        say(app.exit_status, "drain not finished within --drain-timeout (exit %d)", app.exit_status);
+        say(app.exit_status, "drain not finished within --drain-timeout (exit %d)",
+            app.exit_status);
     }
     if (app.exit_status != 0 && (app.signals > 0 || lunnel_worker_drain_timed_out(app.worker))) {
         /* A drain that timed out (or failed): a process() call may never return (LuaJIT

@@ -153,7 +153,10 @@ static const subcommand SUBS[] = {
 
 /* ---- output helpers ---- */
 
-static void fwrite_cb(void *ctx, const char *p, size_t n) { fwrite(p, 1, n, ctx); }
+static void fwrite_cb(void *ctx, const char *p, size_t n)
+{
+    fwrite(p, 1, n, ctx);
+}
 
 /* NULL prints as "" (the tunnel listings always show a string). */
 static void json_str(FILE *f, const char *s)
@@ -189,8 +192,9 @@ static int report(const char *sub, const lunnel_api_sync_result *r)
     lunnel_error_format(&r->err, line, sizeof line);
     if (lunnel_error_not_tablestore(&r->err)) {
         /* another web server, a proxy's error page: say so instead of a bare HTTP status */
-        fprintf(stderr, "lunnel %s: %s does not look like a Tablestore endpoint (a reply without "
-                        "an OTS error body): %s\n",
+        fprintf(stderr,
+                "lunnel %s: %s does not look like a Tablestore endpoint (a reply without "
+                "an OTS error body): %s\n",
                 sub, endpoint_in_use ? endpoint_in_use : "the endpoint", line);
         return LUNNEL_EXIT_RUNTIME;
     }
@@ -403,8 +407,7 @@ static int describe_once(lunnel_api *api, struct ev_loop *loop, const lunnel_opt
  * each other, separated by a blank line. An error ends the watch with its status. */
 static int do_describe(lunnel_api *api, struct ev_loop *loop, const lunnel_opt_values *v, int json)
 {
-    if (!lunnel_opts_bool(v, "watch"))
-        return describe_once(api, loop, v, json);
+    if (!lunnel_opts_bool(v, "watch")) return describe_once(api, loop, v, json);
     double interval = lunnel_opts_num(v, "interval");
     int64_t iterations = lunnel_opts_int(v, "iterations");
     if (interval < 0.1 || iterations < 0) {
@@ -415,7 +418,8 @@ static int do_describe(lunnel_api *api, struct ev_loop *loop, const lunnel_opt_v
     int tty = isatty(1) && !json;
     for (int64_t n = 0; iterations == 0 || n < iterations; n++) {
         if (n > 0) {
-            struct timespec ts = {(time_t)interval, (long)((interval - (double)(time_t)interval) * 1e9)};
+            struct timespec ts = {(time_t)interval,
+                                  (long)((interval - (double)(time_t)interval) * 1e9)};
             while (nanosleep(&ts, &ts) != 0) {
             }
         }
@@ -430,8 +434,7 @@ static int do_describe(lunnel_api *api, struct ev_loop *loop, const lunnel_opt_v
         }
         int rc = describe_once(api, loop, v, json);
         fflush(stdout);
-        if (rc)
-            return rc;
+        if (rc) return rc;
     }
     return LUNNEL_EXIT_OK;
 }
@@ -510,13 +513,13 @@ static const char *rpo_str(const cJSON *o, const char *key)
 static void print_rpo_table(const Lunnel__Tunnel__GetRpoResponse *g, const char *id)
 {
     const char *tid = g->tunnel_id && *g->tunnel_id ? g->tunnel_id : id;
-    cJSON *ri = g->has_rpo_infos ? cJSON_ParseWithLength((const char *)g->rpo_infos.data,
-                                                         g->rpo_infos.len)
-                                 : NULL;
-    cJSON *ti = g->has_tunnel_rpo_infos
-                    ? cJSON_ParseWithLength((const char *)g->tunnel_rpo_infos.data,
-                                            g->tunnel_rpo_infos.len)
+    cJSON *ri = g->has_rpo_infos
+                    ? cJSON_ParseWithLength((const char *)g->rpo_infos.data, g->rpo_infos.len)
                     : NULL;
+    cJSON *ti =
+        g->has_tunnel_rpo_infos
+            ? cJSON_ParseWithLength((const char *)g->tunnel_rpo_infos.data, g->tunnel_rpo_infos.len)
+            : NULL;
     printf("tunnel %s\n", tid);
     if (!cJSON_IsObject(ri) || !cJSON_IsObject(ti)) {
         fprintf(stderr, "lunnel tunnel rpo: the server's RPO documents are not JSON objects; "
@@ -538,8 +541,8 @@ static void print_rpo_table(const Lunnel__Tunnel__GetRpoResponse *g, const char 
                 fmt_time(rpo_num(ch, "RpoTime"), rpo, sizeof rpo);
                 fmt_time(rpo_num(ch, "AccessTime"), acc, sizeof acc);
                 printf("%-44s %-9s %-11s %12" PRId64 " %-24s %s\n", or_dash(ch->string),
-                       rpo_str(ch, "ChannelTyp"), rpo_str(ch, "Status"),
-                       rpo_num(ch, "TotalCount"), rpo, acc);
+                       rpo_str(ch, "ChannelTyp"), rpo_str(ch, "Status"), rpo_num(ch, "TotalCount"),
+                       rpo, acc);
             }
         }
         cJSON_ArrayForEach(tun, ti)

@@ -18,8 +18,7 @@ const char *lunnel_cli_lua_dir(void)
 {
     static char dir[4300];
     const char *env = getenv("LUNNEL_LUA_DIR");
-    if (env && *env)
-        return NULL;
+    if (env && *env) return NULL;
     char exe[4096];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     if (n > 0) {
@@ -28,14 +27,12 @@ const char *lunnel_cli_lua_dir(void)
         if (slash) {
             *slash = 0;
             snprintf(dir, sizeof dir, "%s/../share/lua/5.1", exe);
-            if (has_modules(dir))
-                return dir;
+            if (has_modules(dir)) return dir;
         }
     }
 #ifdef LUNNEL_SOURCE_DIR
     snprintf(dir, sizeof dir, "%s/lua", LUNNEL_SOURCE_DIR);
-    if (has_modules(dir))
-        return dir;
+    if (has_modules(dir)) return dir;
 #endif
     return NULL;
 }

@@ -83,8 +83,7 @@ static void conn_close(conn *c)
         c->prev->next = c->next;
     else
         s->conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
+    if (c->next) c->next->prev = c->prev;
     free(c->out.p);
     free(c);
     s->n_conns--;
@@ -175,7 +174,8 @@ static void render_metrics(metrics_http *s, lunnel_metrics_buf *b)
             "# HELP lunnel_http_downloading_bytes reply bytes being downloaded\n"
             "# TYPE lunnel_http_downloading_bytes gauge\nlunnel_http_downloading_bytes %zu\n"
             "# HELP lunnel_http_md5_mismatches_total replies not matching x-ots-contentmd5\n"
-            "# TYPE lunnel_http_md5_mismatches_total counter\nlunnel_http_md5_mismatches_total %llu\n",
+            "# TYPE lunnel_http_md5_mismatches_total counter\nlunnel_http_md5_mismatches_total "
+            "%llu\n",
             (unsigned long long)st.attempts, (unsigned long long)st.retries,
             (unsigned long long)st.connections, st.active, st.queued, st.downloading,
             (unsigned long long)st.md5_mismatches);
@@ -205,8 +205,7 @@ static void handle(conn *c)
         return;
     }
     char *q = strchr(target, '?');
-    if (q)
-        *q = 0;
+    if (q) *q = 0;
     int head_only = strcmp(method, "HEAD") == 0;
     if (strcmp(method, "GET") != 0 && !head_only) {
         respond(c, 405, "text/plain; charset=utf-8", "only GET\n", 9);
@@ -246,8 +245,8 @@ static void handle(conn *c)
                    : snprintf(body, sizeof body, "not ready: %s\n", why);
         respond(c, ok ? 200 : 503, "text/plain; charset=utf-8", body, head_only ? 0 : (size_t)k);
     } else {
-        respond(c, 404, "text/plain; charset=utf-8", "not found (try /metrics, /healthz, /readyz)\n",
-                44);
+        respond(c, 404, "text/plain; charset=utf-8",
+                "not found (try /metrics, /healthz, /readyz)\n", 44);
     }
 }
 
@@ -260,13 +259,11 @@ static void conn_cb(struct ev_loop *loop, ev_io *w, int revents)
             conn_close(c);
             return;
         }
-        if (k < 0)
-            return;
+        if (k < 0) return;
         c->n += (size_t)k;
         c->head[c->n] = 0;
         if (!strstr(c->head, "\r\n\r\n") && !strstr(c->head, "\n\n")) {
-            if (c->n < sizeof c->head - 1)
-                return;
+            if (c->n < sizeof c->head - 1) return;
             respond(c, 431, "text/plain; charset=utf-8", "request head too large\n", 23);
         } else {
             handle(c);
@@ -282,15 +279,13 @@ static void conn_cb(struct ev_loop *loop, ev_io *w, int revents)
             return;
         }
         ssize_t k = send(c->fd, c->out.p + c->off, c->out.n - c->off, MSG_NOSIGNAL);
-        if (k < 0 && (errno == EAGAIN || errno == EINTR))
-            return;
+        if (k < 0 && (errno == EAGAIN || errno == EINTR)) return;
         if (k <= 0) {
             conn_close(c);
             return;
         }
         c->off += (size_t)k;
-        if (c->off == c->out.n)
-            conn_close(c);
+        if (c->off == c->out.n) conn_close(c);
     }
 }
 
@@ -346,8 +341,7 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
         ev_timer_init(&c->deadline, deadline_cb, CONN_TIMEOUT_S, 0.);
         c->deadline.data = c;
         c->next = s->conns;
-        if (s->conns)
-            s->conns->prev = c;
+        if (s->conns) s->conns->prev = c;
         s->conns = c;
         ev_io_start(loop, &c->io);
         ev_timer_start(loop, &c->deadline);
@@ -378,8 +372,7 @@ metrics_http *metrics_http_start(const metrics_http_config *cfg, char *err, size
         return NULL;
     }
     size_t hl = (size_t)(colon - cfg->listen);
-    if (hl >= sizeof hostbuf)
-        hl = sizeof hostbuf - 1;
+    if (hl >= sizeof hostbuf) hl = sizeof hostbuf - 1;
     memcpy(hostbuf, cfg->listen, hl);
     hostbuf[hl] = 0;
     char *host = hostbuf;
@@ -387,7 +380,8 @@ metrics_http *metrics_http_start(const metrics_http_config *cfg, char *err, size
         host[hl - 1] = 0;
         host++;
     }
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
     struct addrinfo *ai = NULL;
     int gai = getaddrinfo(host, colon + 1, &hints, &ai);
@@ -397,12 +391,10 @@ metrics_http *metrics_http_start(const metrics_http_config *cfg, char *err, size
     }
     int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     int one = 1;
-    if (fd >= 0)
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (fd >= 0) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     if (fd < 0 || bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 64) != 0) {
         snprintf(err, err_cap, "--metrics-listen %s: %s", cfg->listen, strerror(errno));
-        if (fd >= 0)
-            close(fd);
+        if (fd >= 0) close(fd);
         freeaddrinfo(ai);
         return NULL;
     }
@@ -450,8 +442,7 @@ void metrics_http_set_worker(metrics_http *s, struct lunnel_worker *w)
 
 void metrics_http_stop(metrics_http *s)
 {
-    if (!s)
-        return;
+    if (!s) return;
     while (s->conns)
         conn_close(s->conns);
     ev_io_stop(s->cfg.loop, &s->accept_io);

@@ -1,8 +1,8 @@
 /* options.c: the option descriptor machinery of options.h (parse, help, Markdown reference,
  * printed config) and the shared connection/logging sets, plus building the protocol client
  * from them. Commands declare tables; nothing else lists options. */
-#include "lunnel/bytesize.h"
 #include "lunnel/options.h"
+#include "lunnel/bytesize.h"
 
 #include <ctype.h>
 #include <ev.h>

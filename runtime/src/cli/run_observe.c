@@ -25,13 +25,11 @@ run_observe *run_observe_new(const lunnel_opt_values *v)
 {
     const char *listen = lunnel_opts_str(v, "metrics-listen");
     const char *fmt = lunnel_opts_str(v, "log-format");
-    int status_on = !lunnel_opts_bool(v, "no-status") && isatty(2) &&
-                    (!fmt || strcasecmp(fmt, "text") == 0);
-    if (!listen && !status_on)
-        return NULL;
+    int status_on =
+        !lunnel_opts_bool(v, "no-status") && isatty(2) && (!fmt || strcasecmp(fmt, "text") == 0);
+    if (!listen && !status_on) return NULL;
     run_observe *o = calloc(1, sizeof *o);
-    if (!o)
-        return NULL;
+    if (!o) return NULL;
     o->metrics = lunnel_metrics_new();
     o->listen = listen ? strdup(listen) : NULL;
     const char *pf = lunnel_opts_str(v, "metrics-port-file");
@@ -54,8 +52,7 @@ static int write_port_file(const char *path, int port)
 {
     size_t n = strlen(path) + 8;
     char *tmp = malloc(n);
-    if (!tmp)
-        return -1;
+    if (!tmp) return -1;
     snprintf(tmp, n, "%s.tmp", path);
     FILE *f = fopen(tmp, "w");
     int rc = -1;
@@ -63,16 +60,14 @@ static int write_port_file(const char *path, int port)
         fprintf(f, "%d\n", port);
         rc = fclose(f) == 0 && rename(tmp, path) == 0 ? 0 : -1;
     }
-    if (rc != 0)
-        unlink(tmp);
+    if (rc != 0) unlink(tmp);
     free(tmp);
     return rc;
 }
 
 int run_observe_start(run_observe *o, const run_observe_target *t, char *err, size_t cap)
 {
-    if (!o)
-        return 0;
+    if (!o) return 0;
     if (o->listen) {
         metrics_http_config mc = {
             .loop = t->loop,
@@ -83,8 +78,7 @@ int run_observe_start(run_observe *o, const run_observe_target *t, char *err, si
             .http = t->client ? t->client->http : NULL,
         };
         o->server = metrics_http_start(&mc, err, cap);
-        if (!o->server)
-            return -1;
+        if (!o->server) return -1;
         int port = metrics_http_port(o->server);
         char url[320], ps[16];
         const char *colon = strrchr(o->listen, ':');
@@ -118,8 +112,7 @@ int run_observe_start(run_observe *o, const run_observe_target *t, char *err, si
 
 void run_observe_free(run_observe *o)
 {
-    if (!o)
-        return;
+    if (!o) return;
     status_tty_stop(o->status);
     metrics_http_stop(o->server);
     lunnel_metrics_free(o->metrics);

@@ -39,8 +39,7 @@ static void write_all(int fd, const char *p, size_t n)
 {
     while (n > 0) {
         ssize_t k = write(fd, p, n);
-        if (k <= 0)
-            return;
+        if (k <= 0) return;
         p += k;
         n -= (size_t)k;
     }
@@ -80,14 +79,12 @@ void status_tty_format(const lunnel_metrics_summary *sum, double records_per_s,
     int any = 0;
     for (int k = 0; k < 6; k++) {
         int i = order[k];
-        if (sum->channels_by_state[i] == 0)
-            continue;
+        if (sum->channels_by_state[i] == 0) continue;
         n += snprintf(buf + n, sizeof buf - (size_t)n, " %s %d", lunnel_metrics_state_names[i],
                       sum->channels_by_state[i]);
         any = 1;
     }
-    if (!any)
-        n += snprintf(buf + n, sizeof buf - (size_t)n, " none");
+    if (!any) n += snprintf(buf + n, sizeof buf - (size_t)n, " none");
     if (sum->tunnel_channels > 0)
         n += snprintf(buf + n, sizeof buf - (size_t)n, " | done %d/%d (%.0f%%)",
                       sum->tunnel_terminated, sum->tunnel_channels,
@@ -104,13 +101,10 @@ void status_tty_format(const lunnel_metrics_summary *sum, double records_per_s,
         n += snprintf(buf + n, sizeof buf - (size_t)n, " | last error: %s", sum->last_error);
     /* one terminal line: cut at the width (the line must never wrap, or \r cannot erase it) */
     size_t len = strlen(buf);
-    if (width > 1 && len > (size_t)(width - 1))
-        len = (size_t)(width - 1);
+    if (width > 1 && len > (size_t)(width - 1)) len = (size_t)(width - 1);
     for (size_t i = 0; i < len; i++)
-        if (buf[i] == '\n' || buf[i] == '\r' || buf[i] == '\033')
-            buf[i] = ' ';
-    if (len >= cap)
-        len = cap - 1;
+        if (buf[i] == '\n' || buf[i] == '\r' || buf[i] == '\033') buf[i] = ' ';
+    if (len >= cap) len = cap - 1;
     memcpy(out, buf, len);
     out[len] = 0;
 }
@@ -118,8 +112,7 @@ void status_tty_format(const lunnel_metrics_summary *sum, double records_per_s,
 static int term_width(int fd)
 {
     struct winsize ws;
-    if (ioctl(fd, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 10)
-        return ws.ws_col;
+    if (ioctl(fd, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 10) return ws.ws_col;
     return 120;
 }
 
@@ -127,21 +120,18 @@ static void on_describe(lunnel_api_result *r, void *ud)
 {
     status_tty *s = ud;
     s->describe = NULL;
-    if (r->err || !r->msg)
-        return;
+    if (r->err || !r->msg) return;
     Lunnel__Tunnel__DescribeTunnelResponse *m = (Lunnel__Tunnel__DescribeTunnelResponse *)r->msg;
     int all = (int)m->n_channels, done = 0, base = 0;
     long long base_records = 0;
     for (size_t i = 0; i < m->n_channels; i++) {
         Lunnel__Tunnel__ChannelInfo *c = m->channels[i];
-        if (c->channel_status && strcmp(c->channel_status, "TERMINATED") == 0)
-            done++;
+        if (c->channel_status && strcmp(c->channel_status, "TERMINATED") == 0) done++;
         int is_base = (c->channel_type && strcmp(c->channel_type, "BaseData") == 0) ||
                       (c->channel_id && strncmp(c->channel_id, "BaseData_", 9) == 0);
         if (is_base) {
             base++;
-            if (c->has_channel_count)
-                base_records += c->channel_count;
+            if (c->has_channel_count) base_records += c->channel_count;
         }
     }
     /* progress toward completion is only meaningful for channels that end (BaseData) */
@@ -153,8 +143,7 @@ static void on_describe(lunnel_api_result *r, void *ud)
 
 static void ask_describe(status_tty *s, double now)
 {
-    if (!s->cfg.api || s->describe || now - s->last_describe < DESCRIBE_EVERY_S)
-        return;
+    if (!s->cfg.api || s->describe || now - s->last_describe < DESCRIBE_EVERY_S) return;
     s->last_describe = now;
     Lunnel__Tunnel__DescribeTunnelRequest req = LUNNEL__TUNNEL__DESCRIBE_TUNNEL_REQUEST__INIT;
     req.table_name = s->table_name;
@@ -212,11 +201,9 @@ static void timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 status_tty *status_tty_start(const status_tty_config *cfg)
 {
     status_tty *s = calloc(1, sizeof *s);
-    if (!s)
-        return NULL;
+    if (!s) return NULL;
     s->cfg = *cfg;
-    if (s->cfg.interval_s <= 0)
-        s->cfg.interval_s = 0.5;
+    if (s->cfg.interval_s <= 0) s->cfg.interval_s = 0.5;
     s->table_name = cfg->table_name ? strdup(cfg->table_name) : NULL;
     s->tunnel_name = cfg->tunnel_name ? strdup(cfg->tunnel_name) : NULL;
     s->tunnel_id = cfg->tunnel_id ? strdup(cfg->tunnel_id) : NULL;
@@ -232,15 +219,13 @@ status_tty *status_tty_start(const status_tty_config *cfg)
 
 void status_tty_stop(status_tty *s)
 {
-    if (!s)
-        return;
+    if (!s) return;
     ev_timer_stop(s->cfg.loop, &s->timer);
-    if (s->describe)
-        lunnel_api_cancel(s->describe);
+    if (s->describe) lunnel_api_cancel(s->describe);
     s->describe = NULL;
     s->cfg.api = NULL; /* no new DescribeTunnel from the last redraw */
     s->final = 1;
-    redraw(s);         /* the final numbers stay on screen, ended by a newline */
+    redraw(s); /* the final numbers stay on screen, ended by a newline */
     lunnel_log_set_sink(NULL, NULL);
     pthread_mutex_lock(&s->mu);
     write_all(s->cfg.fd, "\n", 1);

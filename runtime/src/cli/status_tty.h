@@ -23,8 +23,8 @@ typedef struct status_tty_config {
     struct lunnel_api *api;         /* borrowed: DescribeTunnel for BaseData progress; NULL off */
     const char *table_name, *tunnel_name, *tunnel_id; /* copied */
     struct lunnel_host *host; /* borrowed: stuck script calls lead the line; NULL off */
-    int fd;             /* where to draw (2) */
-    double interval_s;  /* redraw period (0.5) */
+    int fd;                   /* where to draw (2) */
+    double interval_s;        /* redraw period (0.5) */
 } status_tty_config;
 
 status_tty *status_tty_start(const status_tty_config *cfg);

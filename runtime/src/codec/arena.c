@@ -51,13 +51,23 @@ void lunnel_arena_free(lunnel_arena *a)
 void lunnel_arena_reset(lunnel_arena *a)
 {
     a->live = a->live + 1 == 0 ? 1 : a->live + 1;
-    for (chunk *c = a->head; c; c = c->next) c->used = 0;
+    for (chunk *c = a->head; c; c = c->next)
+        c->used = 0;
     a->cur = a->head;
 }
 
-uint32_t lunnel_arena_generation(const lunnel_arena *a) { return a->live; }
-const volatile uint32_t *lunnel_arena_live(const lunnel_arena *a) { return &a->live; }
-size_t lunnel_arena_capacity(const lunnel_arena *a) { return a->total; }
+uint32_t lunnel_arena_generation(const lunnel_arena *a)
+{
+    return a->live;
+}
+const volatile uint32_t *lunnel_arena_live(const lunnel_arena *a)
+{
+    return &a->live;
+}
+size_t lunnel_arena_capacity(const lunnel_arena *a)
+{
+    return a->total;
+}
 
 void *lunnel_arena_alloc(lunnel_arena *a, size_t n)
 {
@@ -93,7 +103,8 @@ lunnel_column *arena_scratch_cols(lunnel_arena *a, uint32_t need)
 {
     if (need <= a->scols_cap) return a->scols;
     uint32_t cap = a->scols_cap ? a->scols_cap : 32;
-    while (cap < need) cap *= 2;
+    while (cap < need)
+        cap *= 2;
     lunnel_column *p = realloc(a->scols, (size_t)cap * sizeof *p);
     if (!p) return NULL;
     a->scols = p;
@@ -105,7 +116,8 @@ lunnel_record *arena_scratch_rows(lunnel_arena *a, uint32_t need)
 {
     if (need <= a->srows_cap) return a->srows;
     uint32_t cap = a->srows_cap ? a->srows_cap : 16;
-    while (cap < need) cap *= 2;
+    while (cap < need)
+        cap *= 2;
     lunnel_record *p = realloc(a->srows, (size_t)cap * sizeof *p);
     if (!p) return NULL;
     a->srows = p;

@@ -71,13 +71,14 @@ static inline uint8_t codec_crc8(uint8_t crc, const uint8_t *p, size_t len)
         p += 4;
         len -= 4;
     }
-    while (len--) crc = T[0][crc ^ *p++];
+    while (len--)
+        crc = T[0][crc ^ *p++];
     return crc;
 }
 
 /* Fills err (when non-NULL) with "record R at byte O: <code name>: <fmt...>" and returns code. */
-int codec_fail(lunnel_codec_error *err, int code, int32_t record, uint64_t offset,
-               const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+int codec_fail(lunnel_codec_error *err, int code, int32_t record, uint64_t offset, const char *fmt,
+               ...) __attribute__((format(printf, 5, 6)));
 
 static inline uint32_t rd_u32(const uint8_t *p)
 {
@@ -96,7 +97,8 @@ static inline uint64_t rd_u64(const uint8_t *p)
 static inline uint32_t codec_name_hash(const uint8_t *p, size_t n)
 {
     uint32_t h = 2166136261u;
-    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 16777619u;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 16777619u;
     return h;
 }
 
@@ -107,7 +109,8 @@ static inline uint64_t codec_name_prefix(const uint8_t *p, size_t n)
     /* Built in a register: a variable-length memcpy into a stack word followed by an 8-byte
      * load defeats store forwarding (it cost a quarter of the decoder's time). */
     uint64_t v = 0;
-    for (size_t i = 0; i < n; i++) v |= (uint64_t)p[i] << (8 * i);
+    for (size_t i = 0; i < n; i++)
+        v |= (uint64_t)p[i] << (8 * i);
     return v;
 }
 

@@ -11,11 +11,11 @@
 #include "codec/codec_internal.h"
 #include "crc8_table.h" /* defines codec_crc8_T */
 
-
 uint8_t lunnel_crc8_bytewise(uint8_t crc, const void *data, size_t len)
 {
     const uint8_t *p = data;
-    for (size_t i = 0; i < len; i++) crc = codec_crc8_T[0][crc ^ p[i]];
+    for (size_t i = 0; i < len; i++)
+        crc = codec_crc8_T[0][crc ^ p[i]];
     return crc;
 }
 

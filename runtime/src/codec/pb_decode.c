@@ -7,11 +7,11 @@
 #include "lunnel/plainbuffer.h"
 
 typedef struct dec {
-    const uint8_t *p;   /* the buffer being decoded */
+    const uint8_t *p; /* the buffer being decoded */
     size_t len;
     size_t pos;
-    uint64_t base;      /* offset of p inside the caller's input (messages) */
-    int32_t rec;        /* record index for messages */
+    uint64_t base; /* offset of p inside the caller's input (messages) */
+    int32_t rec;   /* record index for messages */
     lunnel_arena *a;
     lunnel_codec_error *err;
 } dec;
@@ -20,16 +20,19 @@ typedef struct dec {
 
 static int truncated(dec *d, size_t need, const char *what)
 {
-    return codec_fail(d->err, LUNNEL_CODEC_TRUNCATED, d->rec, AT(d),
-                      "%s needs %zu bytes, %zu left", what, need, d->len - d->pos);
+    return codec_fail(d->err, LUNNEL_CODEC_TRUNCATED, d->rec, AT(d), "%s needs %zu bytes, %zu left",
+                      what, need, d->len - d->pos);
 }
 
-#define NEED(d, n, what)                                                                   \
-    do {                                                                                   \
-        if ((d)->len - (d)->pos < (size_t)(n)) return truncated((d), (size_t)(n), (what)); \
+#define NEED(d, n, what)                                                                           \
+    do {                                                                                           \
+        if ((d)->len - (d)->pos < (size_t)(n)) return truncated((d), (size_t)(n), (what));         \
     } while (0)
 
-static inline uint8_t crc_byte(uint8_t crc, uint8_t b) { return codec_crc8_t0[crc ^ b]; }
+static inline uint8_t crc_byte(uint8_t crc, uint8_t b)
+{
+    return codec_crc8_t0[crc ^ b];
+}
 
 static int decode_value(dec *d, lunnel_value *v, uint8_t *crc)
 {
@@ -77,13 +80,24 @@ static int decode_value(dec *d, lunnel_value *v, uint8_t *crc)
             v->u.ptr = q + 5;
         }
         break;
-    case WIRE_VT_NULL: v->type = LUNNEL_VT_NULL; want = 1; break;
-    case WIRE_VT_INF_MIN: v->type = LUNNEL_VT_INF_MIN; want = 1; break;
-    case WIRE_VT_INF_MAX: v->type = LUNNEL_VT_INF_MAX; want = 1; break;
-    case WIRE_VT_AUTO_INCREMENT: v->type = LUNNEL_VT_AUTO_INCREMENT; want = 1; break;
+    case WIRE_VT_NULL:
+        v->type = LUNNEL_VT_NULL;
+        want = 1;
+        break;
+    case WIRE_VT_INF_MIN:
+        v->type = LUNNEL_VT_INF_MIN;
+        want = 1;
+        break;
+    case WIRE_VT_INF_MAX:
+        v->type = LUNNEL_VT_INF_MAX;
+        want = 1;
+        break;
+    case WIRE_VT_AUTO_INCREMENT:
+        v->type = LUNNEL_VT_AUTO_INCREMENT;
+        want = 1;
+        break;
     default:
-        return codec_fail(d->err, LUNNEL_CODEC_BAD_VALUE, d->rec, AT(d), "value type 0x%02x",
-                          vt);
+        return codec_fail(d->err, LUNNEL_CODEC_BAD_VALUE, d->rec, AT(d), "value type 0x%02x", vt);
     }
     if (total != want)
         return codec_fail(d->err, LUNNEL_CODEC_BAD_LENGTH, d->rec, d->base + at,
@@ -137,9 +151,15 @@ static int decode_cell(dec *d, lunnel_column *c, int is_pk, uint8_t *cell_crc)
             NEED(d, 2, "cell type");
             wire_type = d->p[d->pos + 1];
             switch (wire_type) {
-            case WIRE_OP_DELETE_ALL: c->op = LUNNEL_OP_DELETE_ALL_VERSIONS; break;
-            case WIRE_OP_DELETE_ONE: c->op = LUNNEL_OP_DELETE_ONE_VERSION; break;
-            case WIRE_OP_INCREMENT: c->op = LUNNEL_OP_INCREMENT; break;
+            case WIRE_OP_DELETE_ALL:
+                c->op = LUNNEL_OP_DELETE_ALL_VERSIONS;
+                break;
+            case WIRE_OP_DELETE_ONE:
+                c->op = LUNNEL_OP_DELETE_ONE_VERSION;
+                break;
+            case WIRE_OP_INCREMENT:
+                c->op = LUNNEL_OP_INCREMENT;
+                break;
             default:
                 return codec_fail(d->err, LUNNEL_CODEC_BAD_VALUE, d->rec, AT(d) + 1,
                                   "cell type 0x%02x", wire_type);
@@ -233,8 +253,7 @@ static int decode_row(dec *d, lunnel_record *r)
         if (tag != TAG_CELL) break;
         d->pos++;
         if (n == cap) {
-            if (cap >= UINT32_MAX / 2 ||
-                !(cols = arena_scratch_cols(d->a, cap *= 2)))
+            if (cap >= UINT32_MAX / 2 || !(cols = arena_scratch_cols(d->a, cap *= 2)))
                 return codec_fail(d->err, LUNNEL_CODEC_NOMEM, d->rec, AT(d), "columns");
         }
         uint8_t cell_crc = 0;
@@ -381,8 +400,13 @@ int lunnel_pb_decode_batch(lunnel_arena *arena, const uint8_t *data, size_t size
         recs[i].action = rg->action;
         if (rg->has_origin) {
             lunnel_record old;
-            dec o = {data + rg->origin_offset, rg->origin_len, 0, rg->origin_offset, (int32_t)i,
-                     arena, err};
+            dec o = {data + rg->origin_offset,
+                     rg->origin_len,
+                     0,
+                     rg->origin_offset,
+                     (int32_t)i,
+                     arena,
+                     err};
             rc = decode_one(&o, flags, &old);
             if (rc) return rc;
             recs[i].old = old.cols;

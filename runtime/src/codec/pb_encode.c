@@ -8,7 +8,10 @@
 
 enum { ST_FRESH, ST_BETWEEN, ST_PK, ST_DATA, ST_MARKER, ST_SEQ };
 
-void lunnel_pb_writer_init(lunnel_pb_writer *w) { memset(w, 0, sizeof *w); }
+void lunnel_pb_writer_init(lunnel_pb_writer *w)
+{
+    memset(w, 0, sizeof *w);
+}
 
 void lunnel_pb_writer_free(lunnel_pb_writer *w)
 {
@@ -46,7 +49,10 @@ static int reserve(lunnel_pb_writer *w, size_t n)
     return 0;
 }
 
-static inline void put8(lunnel_pb_writer *w, uint8_t b) { w->buf[w->len++] = b; }
+static inline void put8(lunnel_pb_writer *w, uint8_t b)
+{
+    w->buf[w->len++] = b;
+}
 static inline void put32(lunnel_pb_writer *w, uint32_t v)
 {
     memcpy(w->buf + w->len, &v, 4);
@@ -88,24 +94,48 @@ int lunnel_pb_begin_row(lunnel_pb_writer *w)
 }
 
 /* Writes CELL .. CELL_CHECKSUM and folds the cell checksum into the row checksum. */
-static int write_cell(lunnel_pb_writer *w, const void *name, size_t name_len,
-                      const lunnel_value *v, int op, int has_ts, int64_t ts)
+static int write_cell(lunnel_pb_writer *w, const void *name, size_t name_len, const lunnel_value *v,
+                      int op, int has_ts, int64_t ts)
 {
     uint8_t wire_vt = 0;
     size_t plen = 0; /* payload bytes after the vtype */
     int has_value = v && v->type != LUNNEL_VT_NONE;
     if (has_value) {
         switch (v->type) {
-        case LUNNEL_VT_INTEGER: wire_vt = WIRE_VT_INTEGER; plen = 8; break;
-        case LUNNEL_VT_DOUBLE: wire_vt = WIRE_VT_DOUBLE; plen = 8; break;
-        case LUNNEL_VT_BOOLEAN: wire_vt = WIRE_VT_BOOLEAN; plen = 1; break;
-        case LUNNEL_VT_STRING: wire_vt = WIRE_VT_STRING; plen = 4 + (size_t)v->len; break;
-        case LUNNEL_VT_BINARY: wire_vt = WIRE_VT_BLOB; plen = 4 + (size_t)v->len; break;
-        case LUNNEL_VT_NULL: wire_vt = WIRE_VT_NULL; break;
-        case LUNNEL_VT_INF_MIN: wire_vt = WIRE_VT_INF_MIN; break;
-        case LUNNEL_VT_INF_MAX: wire_vt = WIRE_VT_INF_MAX; break;
-        case LUNNEL_VT_AUTO_INCREMENT: wire_vt = WIRE_VT_AUTO_INCREMENT; break;
-        default: return fail(w, LUNNEL_CODEC_USAGE);
+        case LUNNEL_VT_INTEGER:
+            wire_vt = WIRE_VT_INTEGER;
+            plen = 8;
+            break;
+        case LUNNEL_VT_DOUBLE:
+            wire_vt = WIRE_VT_DOUBLE;
+            plen = 8;
+            break;
+        case LUNNEL_VT_BOOLEAN:
+            wire_vt = WIRE_VT_BOOLEAN;
+            plen = 1;
+            break;
+        case LUNNEL_VT_STRING:
+            wire_vt = WIRE_VT_STRING;
+            plen = 4 + (size_t)v->len;
+            break;
+        case LUNNEL_VT_BINARY:
+            wire_vt = WIRE_VT_BLOB;
+            plen = 4 + (size_t)v->len;
+            break;
+        case LUNNEL_VT_NULL:
+            wire_vt = WIRE_VT_NULL;
+            break;
+        case LUNNEL_VT_INF_MIN:
+            wire_vt = WIRE_VT_INF_MIN;
+            break;
+        case LUNNEL_VT_INF_MAX:
+            wire_vt = WIRE_VT_INF_MAX;
+            break;
+        case LUNNEL_VT_AUTO_INCREMENT:
+            wire_vt = WIRE_VT_AUTO_INCREMENT;
+            break;
+        default:
+            return fail(w, LUNNEL_CODEC_USAGE);
         }
         int bytes = v->type == LUNNEL_VT_STRING || v->type == LUNNEL_VT_BINARY;
         if (plen > INT32_MAX - 8 || (bytes && v->len && !v->u.ptr))
@@ -114,11 +144,20 @@ static int write_cell(lunnel_pb_writer *w, const void *name, size_t name_len,
     int has_type = 1;
     uint8_t wire_op = 0;
     switch (op) {
-    case LUNNEL_OP_PUT: has_type = 0; break;
-    case LUNNEL_OP_DELETE_ONE_VERSION: wire_op = WIRE_OP_DELETE_ONE; break;
-    case LUNNEL_OP_DELETE_ALL_VERSIONS: wire_op = WIRE_OP_DELETE_ALL; break;
-    case LUNNEL_OP_INCREMENT: wire_op = WIRE_OP_INCREMENT; break;
-    default: return fail(w, LUNNEL_CODEC_USAGE);
+    case LUNNEL_OP_PUT:
+        has_type = 0;
+        break;
+    case LUNNEL_OP_DELETE_ONE_VERSION:
+        wire_op = WIRE_OP_DELETE_ONE;
+        break;
+    case LUNNEL_OP_DELETE_ALL_VERSIONS:
+        wire_op = WIRE_OP_DELETE_ALL;
+        break;
+    case LUNNEL_OP_INCREMENT:
+        wire_op = WIRE_OP_INCREMENT;
+        break;
+    default:
+        return fail(w, LUNNEL_CODEC_USAGE);
     }
     if (name_len > INT32_MAX || (name_len && !name)) return fail(w, LUNNEL_CODEC_USAGE);
     if (reserve(w, 1 + 5 + name_len + 5 + 1 + plen + 2 + 9 + 2)) return w->error;
@@ -135,14 +174,19 @@ static int write_cell(lunnel_pb_writer *w, const void *name, size_t name_len,
         put8(w, wire_vt);
         switch (v->type) {
         case LUNNEL_VT_INTEGER:
-        case LUNNEL_VT_DOUBLE: put64(w, (uint64_t)v->u.i); break;
-        case LUNNEL_VT_BOOLEAN: put8(w, v->u.i ? 1 : 0); break;
+        case LUNNEL_VT_DOUBLE:
+            put64(w, (uint64_t)v->u.i);
+            break;
+        case LUNNEL_VT_BOOLEAN:
+            put8(w, v->u.i ? 1 : 0);
+            break;
         case LUNNEL_VT_STRING:
         case LUNNEL_VT_BINARY:
             put32(w, v->len);
             putn(w, v->u.ptr, v->len);
             break;
-        default: break;
+        default:
+            break;
         }
         crc = codec_crc8(crc, w->buf + vstart, w->len - vstart);
     }
@@ -237,8 +281,8 @@ int lunnel_pb_write_record(lunnel_pb_writer *w, const lunnel_record *r)
                                   c->timestamp);
     }
     if (!rc && r->delete_marker) rc = lunnel_pb_write_delete_marker(w);
-    if (!rc && r->has_seq) rc = lunnel_pb_write_seq(w, r->seq_epoch, r->seq_timestamp,
-                                                    r->seq_row_index);
+    if (!rc && r->has_seq)
+        rc = lunnel_pb_write_seq(w, r->seq_epoch, r->seq_timestamp, r->seq_row_index);
     if (!rc) rc = lunnel_pb_end_row(w);
     return rc;
 }

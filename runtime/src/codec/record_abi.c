@@ -8,7 +8,10 @@
 #include "lunnel/plainbuffer.h"
 #include "lunnel/record.h"
 
-uint32_t lunnel_record_abi_version(void) { return LUNNEL_RECORD_ABI_VERSION; }
+uint32_t lunnel_record_abi_version(void)
+{
+    return LUNNEL_RECORD_ABI_VERSION;
+}
 
 uint32_t lunnel_record_name_hash(const void *name, size_t len)
 {
@@ -20,23 +23,62 @@ uint64_t lunnel_record_name_prefix(const void *name, size_t len)
     return codec_name_prefix(name, len);
 }
 
-#define F(T, f) {#T, #f, offsetof(lunnel_##T, f)}
-#define S(T) {#T, "", sizeof(lunnel_##T)}
+#define F(T, f)                                                                                    \
+    {                                                                                              \
+#T, #f, offsetof(lunnel_##T, f)                                                            \
+    }
+#define S(T)                                                                                       \
+    {                                                                                              \
+#T, "", sizeof(lunnel_##T)                                                                 \
+    }
 static const struct {
     const char *type, *field;
     size_t v;
 } layout[] = {
-    S(value), F(value, type), F(value, len), F(value, u),
-    S(column), F(column, name), F(column, name_len), F(column, name_hash), F(column, name_prefix), F(column, timestamp),
-    F(column, op), F(column, has_timestamp), F(column, value),
-    S(record), F(record, pk), F(record, cols), F(record, old), F(record, pk_count),
-    F(record, col_count), F(record, old_count), F(record, action), F(record, delete_marker),
-    F(record, has_seq), F(record, has_old), F(record, seq_timestamp), F(record, seq_epoch),
-    F(record, seq_row_index), F(record, offset), F(record, size),
-    S(batch), F(batch, records), F(batch, count), F(batch, generation),
-    F(batch, live_generation), F(batch, data), F(batch, size),
-    S(batch_ref), F(batch_ref, b), F(batch_ref, live), F(batch_ref, gen),
-    S(record_ref), F(record_ref, r), F(record_ref, live), F(record_ref, gen),
+    S(value),
+    F(value, type),
+    F(value, len),
+    F(value, u),
+    S(column),
+    F(column, name),
+    F(column, name_len),
+    F(column, name_hash),
+    F(column, name_prefix),
+    F(column, timestamp),
+    F(column, op),
+    F(column, has_timestamp),
+    F(column, value),
+    S(record),
+    F(record, pk),
+    F(record, cols),
+    F(record, old),
+    F(record, pk_count),
+    F(record, col_count),
+    F(record, old_count),
+    F(record, action),
+    F(record, delete_marker),
+    F(record, has_seq),
+    F(record, has_old),
+    F(record, seq_timestamp),
+    F(record, seq_epoch),
+    F(record, seq_row_index),
+    F(record, offset),
+    F(record, size),
+    S(batch),
+    F(batch, records),
+    F(batch, count),
+    F(batch, generation),
+    F(batch, live_generation),
+    F(batch, data),
+    F(batch, size),
+    S(batch_ref),
+    F(batch_ref, b),
+    F(batch_ref, live),
+    F(batch_ref, gen),
+    S(record_ref),
+    F(record_ref, r),
+    F(record_ref, live),
+    F(record_ref, gen),
     F(record_ref, index),
     /* codec.h / plainbuffer.h types that lua/lunnel/testing.lua declares too */
     {"record_range", "", sizeof(lunnel_record_range)},

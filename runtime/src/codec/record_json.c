@@ -27,10 +27,19 @@ static void put(out *o, const char *s, size_t len)
     }
     o->n += len;
 }
-static void puts_(out *o, const char *s) { put(o, s, strlen(s)); }
-static void putc_(out *o, char c) { put(o, &c, 1); }
+static void puts_(out *o, const char *s)
+{
+    put(o, s, strlen(s));
+}
+static void putc_(out *o, char c)
+{
+    put(o, &c, 1);
+}
 
-static void put_cb(void *ctx, const char *p, size_t n) { put(ctx, p, n); }
+static void put_cb(void *ctx, const char *p, size_t n)
+{
+    put(ctx, p, n);
+}
 
 static void put_jstr(out *o, const uint8_t *s, size_t len)
 {
@@ -82,8 +91,12 @@ static void put_value(out *o, const lunnel_value *v)
         snprintf(b, sizeof b, "%" PRId64, v->u.i);
         puts_(o, b);
         break;
-    case LUNNEL_VT_DOUBLE: put_double(o, v->u.d); break;
-    case LUNNEL_VT_BOOLEAN: puts_(o, v->u.i ? "true" : "false"); break;
+    case LUNNEL_VT_DOUBLE:
+        put_double(o, v->u.d);
+        break;
+    case LUNNEL_VT_BOOLEAN:
+        puts_(o, v->u.i ? "true" : "false");
+        break;
     case LUNNEL_VT_STRING:
         if (lunnel_json_is_utf8((const char *)v->u.ptr, v->len)) {
             put_jstr(o, v->u.ptr, v->len);
@@ -98,10 +111,18 @@ static void put_value(out *o, const lunnel_value *v)
         put_base64(o, v->u.ptr, v->len);
         putc_(o, '}');
         break;
-    case LUNNEL_VT_INF_MIN: puts_(o, "{\"inf\":\"MIN\"}"); break;
-    case LUNNEL_VT_INF_MAX: puts_(o, "{\"inf\":\"MAX\"}"); break;
-    case LUNNEL_VT_AUTO_INCREMENT: puts_(o, "{\"auto_increment\":true}"); break;
-    default: puts_(o, "null"); break;
+    case LUNNEL_VT_INF_MIN:
+        puts_(o, "{\"inf\":\"MIN\"}");
+        break;
+    case LUNNEL_VT_INF_MAX:
+        puts_(o, "{\"inf\":\"MAX\"}");
+        break;
+    case LUNNEL_VT_AUTO_INCREMENT:
+        puts_(o, "{\"auto_increment\":true}");
+        break;
+    default:
+        puts_(o, "null");
+        break;
     }
 }
 
@@ -205,8 +226,10 @@ size_t lunnel_record_tojson(const lunnel_record *r, char *buf, size_t cap)
     }
     if (r->has_seq) {
         char b[96];
-        snprintf(b, sizeof b, ",\"seq\":{\"epoch\":%" PRId32 ",\"timestamp\":%" PRId64
-                 ",\"row_index\":%" PRId32 "}", r->seq_epoch, r->seq_timestamp, r->seq_row_index);
+        snprintf(b, sizeof b,
+                 ",\"seq\":{\"epoch\":%" PRId32 ",\"timestamp\":%" PRId64 ",\"row_index\":%" PRId32
+                 "}",
+                 r->seq_epoch, r->seq_timestamp, r->seq_row_index);
         puts_(&o, b);
     }
     if (r->delete_marker) puts_(&o, ",\"delete_marker\":true");
@@ -228,13 +251,20 @@ size_t lunnel_record_key(const lunnel_record *r, char *buf, size_t cap)
             break;
         case LUNNEL_VT_STRING:
         case LUNNEL_VT_BINARY:
-            snprintf(b, sizeof b, "%c%" PRIu32 ":", v->type == LUNNEL_VT_STRING ? 's' : 'b', v->len);
+            snprintf(b, sizeof b, "%c%" PRIu32 ":", v->type == LUNNEL_VT_STRING ? 's' : 'b',
+                     v->len);
             puts_(&o, b);
             put(&o, (const char *)v->u.ptr, v->len);
             break;
-        case LUNNEL_VT_INF_MIN: putc_(&o, '<'); break;
-        case LUNNEL_VT_INF_MAX: putc_(&o, '>'); break;
-        default: putc_(&o, '?'); break;
+        case LUNNEL_VT_INF_MIN:
+            putc_(&o, '<');
+            break;
+        case LUNNEL_VT_INF_MAX:
+            putc_(&o, '>');
+            break;
+        default:
+            putc_(&o, '?');
+            break;
         }
     }
     if (cap) buf[o.n < cap ? o.n : cap - 1] = '\0';

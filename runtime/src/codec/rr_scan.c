@@ -18,7 +18,10 @@ typedef struct scan {
     lunnel_codec_error *err;
 } scan;
 
-void lunnel_rr_init(lunnel_rr_response *r) { memset(r, 0, sizeof *r); }
+void lunnel_rr_init(lunnel_rr_response *r)
+{
+    memset(r, 0, sizeof *r);
+}
 
 void lunnel_rr_free(lunnel_rr_response *r)
 {
@@ -44,8 +47,8 @@ static int varint(scan *s, uint64_t *out, const char *what)
             return 0;
         }
     }
-    return codec_fail(s->err, LUNNEL_CODEC_PROTOBUF, s->rec, start, "%s: varint of more than 10 bytes",
-                      what);
+    return codec_fail(s->err, LUNNEL_CODEC_PROTOBUF, s->rec, start,
+                      "%s: varint of more than 10 bytes", what);
 }
 
 /* Reads a length prefix and checks the bytes are inside the current message. */
@@ -57,8 +60,8 @@ static int lenfield(scan *s, size_t *off, size_t *len, const char *what)
     if (rc) return rc;
     if (n > s->end - s->pos)
         return codec_fail(s->err, LUNNEL_CODEC_PROTOBUF, s->rec, at,
-                          "%s: length %llu exceeds the %zu bytes left", what,
-                          (unsigned long long)n, s->end - s->pos);
+                          "%s: length %llu exceeds the %zu bytes left", what, (unsigned long long)n,
+                          s->end - s->pos);
     *off = s->pos;
     *len = (size_t)n;
     s->pos += (size_t)n;
@@ -70,18 +73,20 @@ static int skip(scan *s, unsigned wt, size_t key_at, uint64_t field)
     uint64_t v;
     size_t off, len;
     switch (wt) {
-    case 0: return varint(s, &v, "unknown field");
+    case 0:
+        return varint(s, &v, "unknown field");
     case 1:
     case 5: {
         size_t n = wt == 1 ? 8 : 4;
         if (s->end - s->pos < n)
             return codec_fail(s->err, LUNNEL_CODEC_PROTOBUF, s->rec, key_at,
-                              "field %llu: fixed%zu runs past the end",
-                              (unsigned long long)field, n * 8);
+                              "field %llu: fixed%zu runs past the end", (unsigned long long)field,
+                              n * 8);
         s->pos += n;
         return 0;
     }
-    case 2: return lenfield(s, &off, &len, "unknown field");
+    case 2:
+        return lenfield(s, &off, &len, "unknown field");
     default:
         return codec_fail(s->err, LUNNEL_CODEC_PROTOBUF, s->rec, key_at,
                           "field %llu: unsupported wire type %u", (unsigned long long)field, wt);
@@ -128,7 +133,9 @@ static int scan_record(scan *s, size_t off, size_t len, lunnel_record_range *rg)
             rg->action = (uint8_t)v;
             has_action = 1;
         } else if (field == 2 || field == 3) {
-            if (wt != 2) return wrong_type(&m, at, field == 2 ? "Record.record" : "Record.origin_record", wt);
+            if (wt != 2)
+                return wrong_type(&m, at, field == 2 ? "Record.record" : "Record.origin_record",
+                                  wt);
             size_t o, l;
             if ((rc = lenfield(&m, &o, &l, field == 2 ? "Record.record" : "Record.origin_record")))
                 return rc;
@@ -199,6 +206,7 @@ int lunnel_rr_scan(lunnel_rr_response *r, const uint8_t *buf, size_t len, lunnel
         }
     }
     if (!has_token)
-        return codec_fail(err, LUNNEL_CODEC_MISSING, -1, len, "ReadRecordsResponse without next_token");
+        return codec_fail(err, LUNNEL_CODEC_MISSING, -1, len,
+                          "ReadRecordsResponse without next_token");
     return 0;
 }

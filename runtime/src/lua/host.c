@@ -338,13 +338,12 @@ static void log_tick_outcome(lunnel_host *h, lunnel_host_channel *ch, const call
 {
     if (r->status != LUNNEL_HOST_OK && !ch->tick_failing) {
         ch->tick_failing = 1;
-        host_log(h, LUNNEL_LOG_ERROR, "tick(ctx) failed (retried every --tick-interval)",
-                 "channel", ch->channel_id, "error", r->error ? r->error : "",
-                 "traceback", r->traceback ? r->traceback : "", NULL);
+        host_log(h, LUNNEL_LOG_ERROR, "tick(ctx) failed (retried every --tick-interval)", "channel",
+                 ch->channel_id, "error", r->error ? r->error : "", "traceback",
+                 r->traceback ? r->traceback : "", NULL);
     } else if (r->status == LUNNEL_HOST_OK && ch->tick_failing) {
         ch->tick_failing = 0;
-        host_log(h, LUNNEL_LOG_INFO, "tick(ctx) succeeds again", "channel", ch->channel_id,
-                 NULL);
+        host_log(h, LUNNEL_LOG_INFO, "tick(ctx) succeeds again", "channel", ch->channel_id, NULL);
     }
 }
 
@@ -825,14 +824,13 @@ void lunnel_host_get_stats(lunnel_host *h, lunnel_host_stats *out)
     out->memory_errors = ATOMIC_LOAD(&h->memory_errors);
     out->state_rebuilds = ATOMIC_LOAD(&h->state_rebuilds);
     out->worker_replacements = ATOMIC_LOAD(&h->worker_replacements);
-    out->stuck_calls = host_stuck_calls(h, &out->oldest_stuck_s, out->stuck_channel,
-                                        sizeof out->stuck_channel);
+    out->stuck_calls =
+        host_stuck_calls(h, &out->oldest_stuck_s, out->stuck_channel, sizeof out->stuck_channel);
 }
 
 size_t lunnel_host_worker_memory(lunnel_host *h, int worker)
 {
-    if (!h || worker < 0 || worker >= h->n_workers)
-        return 0;
+    if (!h || worker < 0 || worker >= h->n_workers) return 0;
     pthread_mutex_lock(&h->script_mu);
     size_t used = __atomic_load_n(&h->workers[worker]->st.used, __ATOMIC_RELAXED);
     pthread_mutex_unlock(&h->script_mu);

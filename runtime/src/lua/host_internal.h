@@ -57,7 +57,7 @@ typedef struct host_state {
     size_t peak;      /* largest `used` seen (diagnostics, tests) */
     void *orig_alloc; /* LuaJIT's own allocator, wrapped */
     void *orig_ud;
-    int runner_ref; /* registry ref of the lunnel.host runner table */
+    int runner_ref;  /* registry ref of the lunnel.host runner table */
     uint64_t serial; /* unique per state ever opened (channels remember where open() ran) */
     struct lunnel_host *h;
     int worker; /* worker index, -1 for the validation scratch state */
@@ -91,9 +91,9 @@ typedef struct host_worker {
     struct host_worker *retired_next; /* h->retired list (under script_mu) */
     /* watchdog view of the running call, guarded by busy_mu */
     pthread_mutex_t busy_mu;
-    int64_t busy_since_ns; /* 0: idle */
-    uint64_t busy_seq;     /* increments per call */
-    uint64_t reported_seq; /* last call reported by the watchdog */
+    int64_t busy_since_ns;      /* 0: idle */
+    uint64_t busy_seq;          /* increments per call */
+    uint64_t reported_seq;      /* last call reported by the watchdog */
     uint64_t exit_reported_seq; /* last call reported past cfg.stuck_exit_s */
     lunnel_host_channel *busy_ch;
     void *busy_user;
@@ -107,9 +107,9 @@ struct lunnel_host_channel {
     char *tunnel_id, *client_id, *channel_id, *trace_id;
     int is_stream;
     uint64_t state_serial; /* worker thread: serial of the state where open() last ran */
-    int shut;                                /* shutdown queued (loop thread) */
-    int tick_pending;                        /* a tick job is queued or running (loop thread) */
-    int tick_failing;                        /* the last tick raised (worker thread: log pacing) */
+    int shut;              /* shutdown queued (loop thread) */
+    int tick_pending;      /* a tick job is queued or running (loop thread) */
+    int tick_failing;      /* the last tick raised (worker thread: log pacing) */
     struct lunnel_host_channel *prev, *next; /* h->channels list (loop thread) */
 };
 
@@ -123,7 +123,7 @@ typedef struct host_done {
 struct lunnel_host {
     lunnel_host_config cfg; /* strings below are owned copies */
     char *script_path, *script_dir, *script_base, *custom_json, *lua_dir;
-    char *user_dirs; /* "script_dir;--lua-path dirs": where the version's modules come from */
+    char *user_dirs;     /* "script_dir;--lua-path dirs": where the version's modules come from */
     ev_timer tick_timer; /* cfg.tick_interval_s > 0: queues tick jobs (loop thread) */
     int n_workers;
     host_worker **workers;  /* slots; a stuck worker's slot gets a replacement (watchdog.c) */
@@ -153,7 +153,7 @@ struct lunnel_host {
     int watcher_started;
     int inotify_fd, wake_fd; /* wake_fd: eventfd, written by lunnel_host_reload / free */
     int watcher_stop;
-    int watch_any; /* the script is a symlink: any event in its directory triggers a check */
+    int watch_any;        /* the script is a symlink: any event in its directory triggers a check */
     uint64_t missing_sig; /* which version files were missing at the last check (log once) */
 
     /* watchdog (host.c) */

@@ -162,8 +162,7 @@ static void check_script(lunnel_host *h)
         host_log(h, LUNNEL_LOG_WARN, "script file deleted, old version kept", "files", missing.buf,
                  NULL);
     else if (sig != h->missing_sig)
-        host_log(h, LUNNEL_LOG_INFO, "deleted script files are back", "path", h->script_path,
-                 NULL);
+        host_log(h, LUNNEL_LOG_INFO, "deleted script files are back", "path", h->script_path, NULL);
     h->missing_sig = sig;
 
     size_t len = 0;
@@ -226,9 +225,12 @@ void reload_watch_modules(lunnel_host *h, const script_version *v)
         char dir[PATH_MAX];
         snprintf(dir, sizeof dir, "%s", v->mods[i].path);
         char *slash = strrchr(dir, '/');
-        if (!slash) snprintf(dir, sizeof dir, ".");
-        else if (slash == dir) dir[1] = 0;
-        else *slash = 0;
+        if (!slash)
+            snprintf(dir, sizeof dir, ".");
+        else if (slash == dir)
+            dir[1] = 0;
+        else
+            *slash = 0;
         /* a directory already watched returns its existing watch */
         if (inotify_add_watch(h->inotify_fd, dir,
                               IN_CLOSE_WRITE | IN_MOVED_TO | IN_DELETE | IN_MOVED_FROM) < 0)
@@ -291,9 +293,9 @@ int reload_start(lunnel_host *h, char *err, size_t cap)
     struct stat sb;
     if (lstat(h->script_path, &sb) == 0 && S_ISLNK(sb.st_mode)) h->watch_any = 1;
     /* CLOSE_WRITE: written in place; MOVED_TO: renamed over (vim, sed -i, atomic writers) */
-    if (h->cfg.watch && inotify_add_watch(h->inotify_fd, h->script_dir,
-                                          IN_CLOSE_WRITE | IN_MOVED_TO | IN_DELETE |
-                                              IN_MOVED_FROM) < 0) {
+    if (h->cfg.watch &&
+        inotify_add_watch(h->inotify_fd, h->script_dir,
+                          IN_CLOSE_WRITE | IN_MOVED_TO | IN_DELETE | IN_MOVED_FROM) < 0) {
         snprintf(err, cap, "cannot watch %s: %s", h->script_dir, strerror(errno));
         return -1;
     }

@@ -110,9 +110,12 @@ lunnel_error_class lunnel_error_classify(const lunnel_error *e, lunnel_call_scop
     if (lunnel_error_is_unparseable(e)) {
         /* the same rule on every call: the call failed, not the run (errors.h) */
         switch (scope) {
-        case LUNNEL_SCOPE_CHANNEL: return LUNNEL_ERRCLASS_CHANNEL_ONLY;
-        case LUNNEL_SCOPE_CLIENT: return LUNNEL_ERRCLASS_RECONNECT;
-        default: return LUNNEL_ERRCLASS_FATAL;
+        case LUNNEL_SCOPE_CHANNEL:
+            return LUNNEL_ERRCLASS_CHANNEL_ONLY;
+        case LUNNEL_SCOPE_CLIENT:
+            return LUNNEL_ERRCLASS_RECONNECT;
+        default:
+            return LUNNEL_ERRCLASS_FATAL;
         }
     }
     if (e->kind != LUNNEL_NET_SERVER) return LUNNEL_ERRCLASS_FATAL;

@@ -10,12 +10,12 @@
  * thousand waiting calls cost a few hundred bytes each and no fd. Fair: each channel has a
  * call or two outstanding, so channels take turns; and the calls of running channels
  * (ReadRecords, Checkpoint) get three slots out of four while channel starts
- * (GetCheckpoint) wait, so fifty thousand starting channels do not stall the running ones. Control calls (Connect, Heartbeat, Shutdown) skip the
- * queue: a flood of GetCheckpoints must not starve the heartbeat. libcurl's own
- * CURLMOPT_MAX_TOTAL_CONNECTIONS caps sockets (cache included) at the same numbers. A body is
- * refused before any byte is read when its declared Content-Length exceeds the per-response
- * cap, and a 2xx body is checked against the response's x-ots-contentmd5 when present (a
- * mismatch is a transport error: retried like a cut connection). */
+ * (GetCheckpoint) wait, so fifty thousand starting channels do not stall the running ones. Control
+ * calls (Connect, Heartbeat, Shutdown) skip the queue: a flood of GetCheckpoints must not starve
+ * the heartbeat. libcurl's own CURLMOPT_MAX_TOTAL_CONNECTIONS caps sockets (cache included) at the
+ * same numbers. A body is refused before any byte is read when its declared Content-Length exceeds
+ * the per-response cap, and a 2xx body is checked against the response's x-ots-contentmd5 when
+ * present (a mismatch is a transport error: retried like a cut connection). */
 #include "lunnel/http.h"
 
 #include <curl/curl.h>
@@ -67,10 +67,10 @@ struct lunnel_http_request {
     uint8_t *resp;
     size_t resp_len, resp_cap;
     int too_big;
-    int priority;  /* a control call: never queued */
-    int qclass;    /* QCLASS_*: which wait FIFO */
-    int active;    /* counted in h->active */
-    char md5[32];  /* x-ots-contentmd5 of the response, "" when absent */
+    int priority;               /* a control call: never queued */
+    int qclass;                 /* QCLASS_*: which wait FIFO */
+    int active;                 /* counted in h->active */
+    char md5[32];               /* x-ots-contentmd5 of the response, "" when absent */
     lunnel_http_request *qnext; /* h's wait FIFO */
     char request_id[96];
     char trace_id[64];
@@ -95,7 +95,7 @@ struct lunnel_http {
     lunnel_http_stats stats;
     int max_active;
     lunnel_http_request *wait_head[2], *wait_tail[2]; /* by QCLASS_* */
-    unsigned turn; /* round robin between the classes */
+    unsigned turn;                                    /* round robin between the classes */
 };
 
 enum { QCLASS_DATA = 0, QCLASS_START = 1 };
@@ -435,8 +435,7 @@ static void start_attempt(lunnel_http_request *r)
 static void pump_queue(lunnel_http *h)
 {
     while ((h->wait_head[0] || h->wait_head[1]) && h->stats.active < h->max_active) {
-        int q = !h->wait_head[QCLASS_DATA] ||
-                        (h->wait_head[QCLASS_START] && (h->turn++ & 3) == 3)
+        int q = !h->wait_head[QCLASS_DATA] || (h->wait_head[QCLASS_START] && (h->turn++ & 3) == 3)
                     ? QCLASS_START
                     : QCLASS_DATA;
         lunnel_http_request *r = h->wait_head[q];
@@ -570,11 +569,12 @@ static void finish_attempt(lunnel_http_request *r, CURLcode cc)
             /* from the third attempt on a long retry window shows progress (an interactive
              * command must not sit silent for half a minute); one line per backoff step */
             char last[600];
-            snprintf(last, sizeof last, "%s%s%s", e->code[0] ? e->code : lunnel_net_code_str(e->kind),
-                     e->message[0] ? ": " : "", e->message);
+            snprintf(last, sizeof last, "%s%s%s",
+                     e->code[0] ? e->code : lunnel_net_code_str(e->kind), e->message[0] ? ": " : "",
+                     e->message);
             lunnel_log_kv(r->attempts + 1 >= 3 ? LUNNEL_LOG_WARN : LUNNEL_LOG_DEBUG, "http",
-                          "retrying", "path", r->path, "attempt", a, "delay_ms", d, "error",
-                          last, "request_id", r->request_id, NULL);
+                          "retrying", "path", r->path, "attempt", a, "delay_ms", d, "error", last,
+                          "request_id", r->request_id, NULL);
             r->state = REQ_WAIT_RETRY;
             ev_timer_set(&r->timer, delay / 1000.0, 0.);
             ev_timer_start(h->loop, &r->timer);
@@ -793,7 +793,8 @@ lunnel_http_request *lunnel_http_post(lunnel_http *h, const char *path, const vo
     r->body_len = len;
     /* control calls skip the queue (see the top of the file) */
     r->priority = strcmp(r->path, "/tunnel/heartbeat") == 0 ||
-                  strcmp(r->path, "/tunnel/connect") == 0 || strcmp(r->path, "/tunnel/shutdown") == 0;
+                  strcmp(r->path, "/tunnel/connect") == 0 ||
+                  strcmp(r->path, "/tunnel/shutdown") == 0;
     r->qclass = strcmp(r->path, "/tunnel/getcheckpoint") == 0 ? QCLASS_START : QCLASS_DATA;
     start_attempt(r);
     return r;

@@ -200,7 +200,10 @@ size_t lunnel_log_mask(const char *in, char *out, size_t cap)
     return n;
 }
 
-static void lb_put_cb(void *ctx, const char *p, size_t n) { lb_put(ctx, p, n); }
+static void lb_put_cb(void *ctx, const char *p, size_t n)
+{
+    lb_put(ctx, p, n);
+}
 
 static void put_json_string(lbuf *b, const char *s)
 {
@@ -213,29 +216,34 @@ static int is_json_number(const char *s)
 {
     const char *p = s;
     if (*p == '-') p++;
-    if (*p == '0') p++;
+    if (*p == '0')
+        p++;
     else if (*p >= '1' && *p <= '9')
-        while (*p >= '0' && *p <= '9') p++;
-    else return 0;
+        while (*p >= '0' && *p <= '9')
+            p++;
+    else
+        return 0;
     if (*p == '.') {
         p++;
         if (!(*p >= '0' && *p <= '9')) return 0;
-        while (*p >= '0' && *p <= '9') p++;
+        while (*p >= '0' && *p <= '9')
+            p++;
     }
     if (*p == 'e' || *p == 'E') {
         p++;
         if (*p == '+' || *p == '-') p++;
         if (!(*p >= '0' && *p <= '9')) return 0;
-        while (*p >= '0' && *p <= '9') p++;
+        while (*p >= '0' && *p <= '9')
+            p++;
     }
     return *p == '\0' && p - s < 32;
 }
 
 static int key_is_text(const char *k)
 {
-    static const char *const text_keys[] = {"channel", "tunnel", "table", "token", "error",
-                                            "path", "file", "script", "tag", "name", "msg",
-                                            "code", "message", "reason", "endpoint", NULL};
+    static const char *const text_keys[] = {
+        "channel", "tunnel", "table", "token", "error",   "path",   "file",     "script",
+        "tag",     "name",   "msg",   "code",  "message", "reason", "endpoint", NULL};
     size_t n = strlen(k);
     if (n >= 2 && strcmp(k + n - 2, "id") == 0) return 1; /* tunnel_id, client_id, ... */
     for (int i = 0; text_keys[i]; i++)

@@ -63,9 +63,18 @@ void lunnel_sink_bwr_clear(lunnel_sink_bwr *b)
     b->msg[0] = 0;
 }
 
-uint32_t lunnel_sink_bwr_count(const lunnel_sink_bwr *b) { return b->n; }
-size_t lunnel_sink_bwr_bytes(const lunnel_sink_bwr *b) { return b->w.len; }
-const char *lunnel_sink_bwr_message(const lunnel_sink_bwr *b) { return b->msg; }
+uint32_t lunnel_sink_bwr_count(const lunnel_sink_bwr *b)
+{
+    return b->n;
+}
+size_t lunnel_sink_bwr_bytes(const lunnel_sink_bwr *b)
+{
+    return b->w.len;
+}
+const char *lunnel_sink_bwr_message(const lunnel_sink_bwr *b)
+{
+    return b->msg;
+}
 
 /* Names the column a writer failure happened on. */
 static int enc_fail(lunnel_sink_bwr *b, const char *what, const lunnel_column *c, int rc)
@@ -92,12 +101,16 @@ int lunnel_sink_bwr_add(lunnel_sink_bwr *b, const lunnel_record *r)
     uint8_t type;
     switch (r->action) {
     case LUNNEL_ACTION_NONE:
-    case LUNNEL_ACTION_PUT: type = LUNNEL__TABLE__OPERATION_TYPE__PUT; break;
+    case LUNNEL_ACTION_PUT:
+        type = LUNNEL__TABLE__OPERATION_TYPE__PUT;
+        break;
     case LUNNEL_ACTION_UPDATE:
         if (r->col_count == 0) return 1; /* nothing to apply; UpdateRow needs a column */
         type = LUNNEL__TABLE__OPERATION_TYPE__UPDATE;
         break;
-    case LUNNEL_ACTION_DELETE: type = LUNNEL__TABLE__OPERATION_TYPE__DELETE; break;
+    case LUNNEL_ACTION_DELETE:
+        type = LUNNEL__TABLE__OPERATION_TYPE__DELETE;
+        break;
     default:
         snprintf(b->msg, sizeof b->msg, "record has unknown action %d", r->action);
         return -LUNNEL_SINK_USAGE;
@@ -165,7 +178,8 @@ int lunnel_sink_bwr_encode(lunnel_sink_bwr *b, const uint8_t **body_out, size_t 
         rows[i].condition = &cond;
         rowp[i] = &rows[i];
     }
-    Lunnel__Table__TableInBatchWriteRowRequest t = LUNNEL__TABLE__TABLE_IN_BATCH_WRITE_ROW_REQUEST__INIT;
+    Lunnel__Table__TableInBatchWriteRowRequest t =
+        LUNNEL__TABLE__TABLE_IN_BATCH_WRITE_ROW_REQUEST__INIT;
     t.table_name = b->table;
     t.n_rows = b->n;
     t.rows = rowp;
@@ -194,9 +208,11 @@ int lunnel_sink_bwr_encode(lunnel_sink_bwr *b, const uint8_t **body_out, size_t 
 static int code_retriable(const char *code)
 {
     static const char *const retriable[] = {
-        "OTSServerBusy", "OTSTimeout", "OTSServerUnavailable", "OTSInternalServerError",
-        "OTSPartitionUnavailable", "OTSRowOperationConflict", "OTSQuotaExhausted",
-        "OTSCapacityUnitExhausted", "OTSTableNotReady", "OTSNotEnoughCapacityUnit",
+        "OTSServerBusy",           "OTSTimeout",
+        "OTSServerUnavailable",    "OTSInternalServerError",
+        "OTSPartitionUnavailable", "OTSRowOperationConflict",
+        "OTSQuotaExhausted",       "OTSCapacityUnitExhausted",
+        "OTSTableNotReady",        "OTSNotEnoughCapacityUnit",
     };
     if (!code) return 0;
     for (size_t i = 0; i < sizeof retriable / sizeof retriable[0]; i++)
@@ -251,7 +267,8 @@ void lunnel_sink_bwr_keep_failed(lunnel_sink_bwr *b)
     uint32_t k = 0;
     for (uint32_t i = 0; i < b->n; i++) {
         if (b->rows[i].ok) continue;
-        if (b->rows[i].off != dst) memmove(b->w.buf + dst, b->w.buf + b->rows[i].off, b->rows[i].len);
+        if (b->rows[i].off != dst)
+            memmove(b->w.buf + dst, b->w.buf + b->rows[i].off, b->rows[i].len);
         b->rows[k] = b->rows[i];
         b->rows[k].off = dst;
         dst += b->rows[i].len;

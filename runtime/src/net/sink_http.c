@@ -22,7 +22,7 @@ struct lunnel_sink_http {
     CURL *curl;
     uint8_t *body; /* response body (grown as needed, kept between posts) */
     size_t len, cap;
-    int overflow;  /* the response did not fit in memory */
+    int overflow; /* the response did not fit in memory */
     char request_id[128];
     char curl_err[CURL_ERROR_SIZE];
     char err[CURL_ERROR_SIZE + 128];
@@ -31,19 +31,29 @@ struct lunnel_sink_http {
 const char *lunnel_sink_strerror(int code)
 {
     switch (code) {
-    case LUNNEL_SINK_OK: return "ok";
-    case LUNNEL_SINK_NOMEM: return "out of memory";
-    case LUNNEL_SINK_USAGE: return "usage error";
-    case LUNNEL_SINK_ENCODE: return "row encoding failed";
-    case LUNNEL_SINK_TRANSPORT: return "transport error";
-    case LUNNEL_SINK_BAD_RESPONSE: return "bad response";
-    default: return "?";
+    case LUNNEL_SINK_OK:
+        return "ok";
+    case LUNNEL_SINK_NOMEM:
+        return "out of memory";
+    case LUNNEL_SINK_USAGE:
+        return "usage error";
+    case LUNNEL_SINK_ENCODE:
+        return "row encoding failed";
+    case LUNNEL_SINK_TRANSPORT:
+        return "transport error";
+    case LUNNEL_SINK_BAD_RESPONSE:
+        return "bad response";
+    default:
+        return "?";
     }
 }
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static int curl_ok;
-static void curl_init_once(void) { curl_ok = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK; }
+static void curl_init_once(void)
+{
+    curl_ok = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
+}
 
 lunnel_sink_http *lunnel_sink_http_new(void)
 {
@@ -136,7 +146,8 @@ int lunnel_sink_http_post(lunnel_sink_http *h, const char *url, const char *head
     curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, list);
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms > 0 ? timeout_ms : 60000L);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms > 0 && timeout_ms < 10000 ? timeout_ms : 10000L);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
+                     timeout_ms > 0 && timeout_ms < 10000 ? timeout_ms : 10000L);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, h);
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
@@ -147,8 +158,9 @@ int lunnel_sink_http_post(lunnel_sink_http *h, const char *url, const char *head
     CURLcode cc = curl_easy_perform(c);
     if (cc != CURLE_OK) {
         snprintf(h->err, sizeof h->err, "%s",
-                 h->overflow ? "response too large for memory"
-                 : h->curl_err[0] ? h->curl_err : curl_easy_strerror(cc));
+                 h->overflow      ? "response too large for memory"
+                 : h->curl_err[0] ? h->curl_err
+                                  : curl_easy_strerror(cc));
         rc = h->overflow ? LUNNEL_SINK_NOMEM : LUNNEL_SINK_TRANSPORT;
     } else if (status_out) {
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status_out);
@@ -166,12 +178,18 @@ const uint8_t *lunnel_sink_http_body(const lunnel_sink_http *h, size_t *len_out)
     return h && h->body ? h->body : (const uint8_t *)"";
 }
 
-const char *lunnel_sink_http_request_id(const lunnel_sink_http *h) { return h ? h->request_id : ""; }
-const char *lunnel_sink_http_error(const lunnel_sink_http *h) { return h ? h->err : ""; }
+const char *lunnel_sink_http_request_id(const lunnel_sink_http *h)
+{
+    return h ? h->request_id : "";
+}
+const char *lunnel_sink_http_error(const lunnel_sink_http *h)
+{
+    return h ? h->err : "";
+}
 
 int lunnel_sink_ots_headers(const char *path, const char *instance, const char *access_key_id,
-                            const char *access_key_secret, const char *sts_token,
-                            const void *body, size_t len, char *out, size_t cap)
+                            const char *access_key_secret, const char *sts_token, const void *body,
+                            size_t len, char *out, size_t cap)
 {
     if (!path || !instance || !access_key_id || !access_key_secret || !out || (!body && len))
         return LUNNEL_SINK_USAGE;

@@ -40,8 +40,10 @@ int main(int argc, char **argv)
     fflush(stdout);
     char line[64];
     while (fgets(line, sizeof line, stdin)) {
-        if (strncmp(line, "down", 4) == 0) rd_kafka_mock_broker_set_down(mc, -1);
-        else if (strncmp(line, "up", 2) == 0) rd_kafka_mock_broker_set_up(mc, -1);
+        if (strncmp(line, "down", 4) == 0)
+            rd_kafka_mock_broker_set_down(mc, -1);
+        else if (strncmp(line, "up", 2) == 0)
+            rd_kafka_mock_broker_set_up(mc, -1);
         printf("ok %s", line);
         fflush(stdout);
     }

@@ -21,9 +21,18 @@ typedef struct lunnel_kafka {
     char dr_err[512];      /* the first failed delivery report since the last flush */
 } lunnel_kafka;
 
-const char *lunnel_kafka_error(const lunnel_kafka *k) { return k->err; }
-long long lunnel_kafka_outstanding(const lunnel_kafka *k) { return k->outstanding; }
-long long lunnel_kafka_delivered(const lunnel_kafka *k) { return k->delivered; }
+const char *lunnel_kafka_error(const lunnel_kafka *k)
+{
+    return k->err;
+}
+long long lunnel_kafka_outstanding(const lunnel_kafka *k)
+{
+    return k->outstanding;
+}
+long long lunnel_kafka_delivered(const lunnel_kafka *k)
+{
+    return k->delivered;
+}
 
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
@@ -51,8 +60,10 @@ lunnel_kafka *lunnel_kafka_new(const char *brokers, const char *conf, char *errb
     }
     rd_kafka_conf_t *c = rd_kafka_conf_new();
     char e[512];
-    const char *defaults[][2] = {{"bootstrap.servers", brokers}, {"enable.idempotence", "true"},
-                                 {"linger.ms", "5"}, {"client.id", "lunnel"}};
+    const char *defaults[][2] = {{"bootstrap.servers", brokers},
+                                 {"enable.idempotence", "true"},
+                                 {"linger.ms", "5"},
+                                 {"client.id", "lunnel"}};
     for (size_t i = 0; i < sizeof defaults / sizeof defaults[0]; i++) {
         if (rd_kafka_conf_set(c, defaults[i][0], defaults[i][1], e, sizeof e) != RD_KAFKA_CONF_OK) {
             snprintf(errbuf, errcap, "%s: %s", defaults[i][0], e);
@@ -67,7 +78,8 @@ lunnel_kafka *lunnel_kafka_new(const char *brokers, const char *conf, char *errb
             if (!eq) continue;
             *eq = 0;
             if (rd_kafka_conf_set(c, line, eq + 1, e, sizeof e) != RD_KAFKA_CONF_OK) {
-                snprintf(errbuf, errcap, "%s: %s", line, e); /* the property's name, not its value */
+                snprintf(errbuf, errcap, "%s: %s", line,
+                         e); /* the property's name, not its value */
                 free(copy);
                 goto fail;
             }
@@ -106,9 +118,10 @@ int lunnel_kafka_produce(lunnel_kafka *k, const char *topic, const void *key, si
                          const void *value, size_t len, int block_ms)
 {
     for (int waited = 0;;) {
-        rd_kafka_resp_err_t e = rd_kafka_producev(
-            k->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY((void *)key, keylen),
-            RD_KAFKA_V_VALUE((void *)value, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+        rd_kafka_resp_err_t e =
+            rd_kafka_producev(k->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY((void *)key, keylen),
+                              RD_KAFKA_V_VALUE((void *)value, len),
+                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
         if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
             k->outstanding++;
             rd_kafka_poll(k->rk, 0);
@@ -131,10 +144,12 @@ int lunnel_kafka_flush(lunnel_kafka *k, int timeout_ms)
     rd_kafka_flush(k->rk, timeout_ms);
     int rc = 0;
     if (k->failed > 0) {
-        snprintf(k->err, sizeof k->err, "%lld message(s) not delivered; first: %s", k->failed, k->dr_err);
+        snprintf(k->err, sizeof k->err, "%lld message(s) not delivered; first: %s", k->failed,
+                 k->dr_err);
         rc = -1;
     } else if (k->outstanding > 0) {
-        snprintf(k->err, sizeof k->err, "%lld message(s) without a delivery report after %d ms (brokers unreachable?)",
+        snprintf(k->err, sizeof k->err,
+                 "%lld message(s) without a delivery report after %d ms (brokers unreachable?)",
                  k->outstanding, timeout_ms);
         rc = -1;
     }

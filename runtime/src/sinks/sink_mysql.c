@@ -48,18 +48,33 @@ void lunnel_my_free(lunnel_my *m)
 /* libmariadb keeps library-wide state from its first mysql_init() until mysql_library_end().
  * This module (and with it libmariadb) is unloaded when the Lua state that loaded it closes:
  * free that state then, or it is memory no one can reach (LeakSanitizer reports it). */
-__attribute__((destructor)) static void library_end(void) { mysql_library_end(); }
+__attribute__((destructor)) static void library_end(void)
+{
+    mysql_library_end();
+}
 
-const char *lunnel_my_error(const lunnel_my *m) { return m->err; }
-sql_text *lunnel_my_buf(lunnel_my *m) { return &m->sql; }
-void lunnel_my_sql_reset(lunnel_my *m) { sql_text_reset(&m->sql); }
-int lunnel_my_connected(const lunnel_my *m) { return m->conn != NULL; }
+const char *lunnel_my_error(const lunnel_my *m)
+{
+    return m->err;
+}
+sql_text *lunnel_my_buf(lunnel_my *m)
+{
+    return &m->sql;
+}
+void lunnel_my_sql_reset(lunnel_my *m)
+{
+    sql_text_reset(&m->sql);
+}
+int lunnel_my_connected(const lunnel_my *m)
+{
+    return m->conn != NULL;
+}
 
 /* The server's message with its error number and SQLSTATE, on one line. */
 static void server_error(lunnel_my *m)
 {
-    snprintf(m->err, sizeof m->err, "%s (error %u, SQLSTATE %s)", mysql_error(m->conn), mysql_errno(m->conn),
-             mysql_sqlstate(m->conn));
+    snprintf(m->err, sizeof m->err, "%s (error %u, SQLSTATE %s)", mysql_error(m->conn),
+             mysql_errno(m->conn), mysql_sqlstate(m->conn));
     for (char *c = m->err; *c; c++)
         if (*c == '\n' || *c == '\r') *c = ' ';
 }
@@ -74,8 +89,8 @@ static int lost(lunnel_my *m)
 
 /* Connects (host, port, user, password, database; NULL/0 for defaults). 0, or -1 with the
  * reason in lunnel_my_error (the client library's message, never the password). */
-int lunnel_my_connect(lunnel_my *m, const char *host, unsigned port, const char *user, const char *password,
-                      const char *db, unsigned timeout_s)
+int lunnel_my_connect(lunnel_my *m, const char *host, unsigned port, const char *user,
+                      const char *password, const char *db, unsigned timeout_s)
 {
     disconnect(m);
     m->err[0] = 0;
@@ -110,10 +125,12 @@ int lunnel_my_value(lunnel_my *m, const lunnel_column *c)
     const char *s = (const char *)c->value.u.ptr;
     size_t n = c->value.len;
     if (c->value.type == LUNNEL_VT_BINARY) {
-        if (sql_text_append(t, "X'", 2) != 0 || sql_text_hex(t, (const uint8_t *)s, n) != 0) return -1;
+        if (sql_text_append(t, "X'", 2) != 0 || sql_text_hex(t, (const uint8_t *)s, n) != 0)
+            return -1;
         return sql_text_append(t, "'", 1);
     }
-    if (c->value.type != LUNNEL_VT_STRING) return sql_text_fail(t, c, "a value of this type cannot be stored");
+    if (c->value.type != LUNNEL_VT_STRING)
+        return sql_text_fail(t, c, "a value of this type cannot be stored");
     if (!m->conn) return sql_text_fail(t, c, "not connected");
     if (sql_text_reserve(t, 2 * n + 3) != 0) return -1;
     t->p[t->len++] = '\'';
@@ -139,11 +156,18 @@ int lunnel_my_exec(lunnel_my *m)
     } else {
         for (;;) {
             MYSQL_RES *res = mysql_store_result(m->conn);
-            if (res) mysql_free_result(res);
-            else if (mysql_field_count(m->conn) != 0) { failed = 1; break; }
+            if (res)
+                mysql_free_result(res);
+            else if (mysql_field_count(m->conn) != 0) {
+                failed = 1;
+                break;
+            }
             int next = mysql_next_result(m->conn);
-            if (next < 0) break;      /* no more results */
-            if (next > 0) { failed = 1; break; }
+            if (next < 0) break; /* no more results */
+            if (next > 0) {
+                failed = 1;
+                break;
+            }
         }
     }
     if (!failed) return 0;

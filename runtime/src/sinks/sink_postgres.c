@@ -47,7 +47,10 @@ void lunnel_pg_free(lunnel_pg *p)
     free(p);
 }
 
-const char *lunnel_pg_error(const lunnel_pg *p) { return p->err; }
+const char *lunnel_pg_error(const lunnel_pg *p)
+{
+    return p->err;
+}
 
 /* Copies a server or libpq message into err on one line (libpq ends them with newlines). */
 static void set_error(lunnel_pg *p, const char *prefix, const char *msg)
@@ -56,10 +59,14 @@ static void set_error(lunnel_pg *p, const char *prefix, const char *msg)
     for (char *c = p->err; *c; c++)
         if (*c == '\n' || *c == '\r' || *c == '\t') *c = ' ';
     size_t n = strlen(p->err);
-    while (n > 0 && p->err[n - 1] == ' ') p->err[--n] = 0;
+    while (n > 0 && p->err[n - 1] == ' ')
+        p->err[--n] = 0;
 }
 
-int lunnel_pg_connected(const lunnel_pg *p) { return p->conn && PQstatus(p->conn) == CONNECTION_OK; }
+int lunnel_pg_connected(const lunnel_pg *p)
+{
+    return p->conn && PQstatus(p->conn) == CONNECTION_OK;
+}
 
 /* Connects with conninfo (a URI or key=value string). Our defaults come first so the user's
  * own settings in conninfo win. Returns 0, or -1 with the reason in lunnel_pg_error (libpq's
@@ -91,7 +98,10 @@ int lunnel_pg_connect(lunnel_pg *p, const char *conninfo, int timeout_s)
 }
 
 /* The statement text (lunnel_sql_* in sql_text.c); a reset also empties the COPY data. */
-sql_text *lunnel_pg_buf(lunnel_pg *p) { return &p->sql; }
+sql_text *lunnel_pg_buf(lunnel_pg *p)
+{
+    return &p->sql;
+}
 void lunnel_pg_sql_reset(lunnel_pg *p)
 {
     sql_text_reset(&p->sql);
@@ -99,13 +109,25 @@ void lunnel_pg_sql_reset(lunnel_pg *p)
 }
 
 /* Appends the literal of one cell (sql_text_pg_literal). */
-int lunnel_pg_value(lunnel_pg *p, const lunnel_column *c) { return sql_text_pg_literal(&p->sql, c); }
+int lunnel_pg_value(lunnel_pg *p, const lunnel_column *c)
+{
+    return sql_text_pg_literal(&p->sql, c);
+}
 
 /* COPY text format: raw separators ("\t", "\n", "\\N" for NULL) and cells
  * (sql_text_pg_copy_value) for the data of lunnel_pg_exec_copy. */
-int lunnel_pg_copy_raw(lunnel_pg *p, const char *s, size_t n) { return sql_text_append(&p->copy, s, n); }
-int lunnel_pg_copy_value(lunnel_pg *p, const lunnel_column *c) { return sql_text_pg_copy_value(&p->copy, c); }
-const char *lunnel_pg_copy_error(const lunnel_pg *p) { return p->copy.err; }
+int lunnel_pg_copy_raw(lunnel_pg *p, const char *s, size_t n)
+{
+    return sql_text_append(&p->copy, s, n);
+}
+int lunnel_pg_copy_value(lunnel_pg *p, const lunnel_column *c)
+{
+    return sql_text_pg_copy_value(&p->copy, c);
+}
+const char *lunnel_pg_copy_error(const lunnel_pg *p)
+{
+    return p->copy.err;
+}
 
 /* Names the failure: SQLSTATE and the server's primary message (and detail). */
 static void result_error(lunnel_pg *p, PGresult *r)
@@ -115,7 +137,8 @@ static void result_error(lunnel_pg *p, PGresult *r)
     const char *detail = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_DETAIL) : NULL;
     char buf[900];
     if (msg)
-        snprintf(buf, sizeof buf, "%s (SQLSTATE %s)%s%s", msg, state ? state : "?", detail ? ": " : "", detail ? detail : "");
+        snprintf(buf, sizeof buf, "%s (SQLSTATE %s)%s%s", msg, state ? state : "?",
+                 detail ? ": " : "", detail ? detail : "");
     else
         snprintf(buf, sizeof buf, "%s", PQerrorMessage(p->conn));
     set_error(p, "", buf);
@@ -137,7 +160,8 @@ static int run_text(lunnel_pg *p, const char *text)
         if (st == PGRES_COPY_IN) {
             PQclear(r);
             int ok = (p->copy.len == 0 || PQputCopyData(p->conn, p->copy.p, (int)p->copy.len) == 1);
-            if (PQputCopyEnd(p->conn, ok ? NULL : "lunnel: cannot send the COPY data") != 1 && !failed) {
+            if (PQputCopyEnd(p->conn, ok ? NULL : "lunnel: cannot send the COPY data") != 1 &&
+                !failed) {
                 set_error(p, "", PQerrorMessage(p->conn));
                 failed = 1;
             }
@@ -159,7 +183,8 @@ static int run_text(lunnel_pg *p, const char *text)
 /* After a failure: leaves no transaction open on the connection. */
 static int after(lunnel_pg *p, int rc)
 {
-    if (rc == -1 && PQtransactionStatus(p->conn) != PQTRANS_IDLE) PQclear(PQexec(p->conn, "ROLLBACK"));
+    if (rc == -1 && PQtransactionStatus(p->conn) != PQTRANS_IDLE)
+        PQclear(PQexec(p->conn, "ROLLBACK"));
     return rc;
 }
 
@@ -217,7 +242,8 @@ int lunnel_pg_query(lunnel_pg *p, const char *sql)
     for (int i = 0; i < rows && rc == 0; i++) {
         for (int j = 0; j < cols && rc == 0; j++) {
             if (j > 0) rc = sql_text_append(&p->result, "\t", 1);
-            if (rc == 0) rc = sql_text_append(&p->result, PQgetvalue(r, i, j), (size_t)PQgetlength(r, i, j));
+            if (rc == 0)
+                rc = sql_text_append(&p->result, PQgetvalue(r, i, j), (size_t)PQgetlength(r, i, j));
         }
         if (rc == 0) rc = sql_text_append(&p->result, "\n", 1);
     }

@@ -31,7 +31,10 @@ typedef struct lunnel_redis {
     char err[1024];
 } lunnel_redis;
 
-lunnel_redis *lunnel_redis_new(void) { return calloc(1, sizeof(lunnel_redis)); }
+lunnel_redis *lunnel_redis_new(void)
+{
+    return calloc(1, sizeof(lunnel_redis));
+}
 
 static void disconnect(lunnel_redis *r)
 {
@@ -51,8 +54,14 @@ void lunnel_redis_free(lunnel_redis *r)
     free(r);
 }
 
-const char *lunnel_redis_error(const lunnel_redis *r) { return r->err; }
-int lunnel_redis_connected(const lunnel_redis *r) { return r->c != NULL && r->c->err == 0; }
+const char *lunnel_redis_error(const lunnel_redis *r)
+{
+    return r->err;
+}
+int lunnel_redis_connected(const lunnel_redis *r)
+{
+    return r->c != NULL && r->c->err == 0;
+}
 
 static void set_error(lunnel_redis *r, const char *prefix, const char *msg, size_t n)
 {
@@ -63,7 +72,8 @@ static void set_error(lunnel_redis *r, const char *prefix, const char *msg, size
 
 static int conn_error(lunnel_redis *r)
 {
-    set_error(r, "", r->c ? r->c->errstr : "not connected", strlen(r->c ? r->c->errstr : "not connected"));
+    set_error(r, "", r->c ? r->c->errstr : "not connected",
+              strlen(r->c ? r->c->errstr : "not connected"));
     disconnect(r);
     return -2;
 }
@@ -128,7 +138,8 @@ static int reserve_args(lunnel_redis *r, size_t n)
 {
     if (n <= r->argcap) return 0;
     size_t cap = r->argcap ? r->argcap : 16;
-    while (cap < n) cap *= 2;
+    while (cap < n)
+        cap *= 2;
     const char **a = realloc(r->argv, cap * sizeof *a);
     if (!a) return -1;
     r->argv = a;
@@ -155,19 +166,30 @@ static void value_arg(lunnel_redis *r, const lunnel_value *v)
     char *buf = r->nums + r->argc * 32;
     int n;
     switch (v->type) {
-    case LUNNEL_VT_INTEGER: n = snprintf(buf, 32, "%" PRId64, v->u.i); break;
-    case LUNNEL_VT_DOUBLE: n = snprintf(buf, 32, "%.17g", v->u.d); break;
-    case LUNNEL_VT_BOOLEAN: n = snprintf(buf, 32, "%s", v->u.i ? "true" : "false"); break;
+    case LUNNEL_VT_INTEGER:
+        n = snprintf(buf, 32, "%" PRId64, v->u.i);
+        break;
+    case LUNNEL_VT_DOUBLE:
+        n = snprintf(buf, 32, "%.17g", v->u.d);
+        break;
+    case LUNNEL_VT_BOOLEAN:
+        n = snprintf(buf, 32, "%s", v->u.i ? "true" : "false");
+        break;
     case LUNNEL_VT_STRING:
-    case LUNNEL_VT_BINARY: arg(r, v->u.ptr, v->len); return;
-    default: n = 0; break;
+    case LUNNEL_VT_BINARY:
+        arg(r, v->u.ptr, v->len);
+        return;
+    default:
+        n = 0;
+        break;
     }
     arg(r, buf, (size_t)n);
 }
 
 static int append(lunnel_redis *r)
 {
-    if (redisAppendCommandArgv(r->c, (int)r->argc, r->argv, r->argvlen) != REDIS_OK) return conn_error(r);
+    if (redisAppendCommandArgv(r->c, (int)r->argc, r->argv, r->argvlen) != REDIS_OK)
+        return conn_error(r);
     r->queued++;
     return 0;
 }
@@ -185,15 +207,15 @@ static int decides(const lunnel_record *rec, uint32_t i)
     for (uint32_t j = i + 1; j < rec->col_count; j++) {
         const lunnel_column *d = &rec->cols[j];
         if (!same_name(c, d)) continue;
-        if (d->op == LUNNEL_OP_PUT && c->op == LUNNEL_OP_PUT && c->has_timestamp && d->has_timestamp &&
-            d->timestamp < c->timestamp)
+        if (d->op == LUNNEL_OP_PUT && c->op == LUNNEL_OP_PUT && c->has_timestamp &&
+            d->has_timestamp && d->timestamp < c->timestamp)
             continue;
         return 0;
     }
     for (uint32_t j = 0; j < i; j++) {
         const lunnel_column *d = &rec->cols[j];
-        if (same_name(c, d) && d->op == LUNNEL_OP_PUT && c->op == LUNNEL_OP_PUT && c->has_timestamp &&
-            d->has_timestamp && c->timestamp < d->timestamp)
+        if (same_name(c, d) && d->op == LUNNEL_OP_PUT && c->op == LUNNEL_OP_PUT &&
+            c->has_timestamp && d->has_timestamp && c->timestamp < d->timestamp)
             return 0;
     }
     return 1;
@@ -287,7 +309,8 @@ int lunnel_redis_commit(lunnel_redis *r)
                     redisReply *e = rep->element[j];
                     if (e->type == REDIS_REPLY_ERROR) {
                         char msg[700];
-                        snprintf(msg, sizeof msg, "command %zu of the batch: %.*s", j + 1, (int)(e->len > 600 ? 600 : e->len), e->str);
+                        snprintf(msg, sizeof msg, "command %zu of the batch: %.*s", j + 1,
+                                 (int)(e->len > 600 ? 600 : e->len), e->str);
                         set_error(r, "", msg, strlen(msg));
                         failed = 1;
                     }
@@ -301,4 +324,7 @@ int lunnel_redis_commit(lunnel_redis *r)
 
 /* Drops a batch that failed before commit: the connection is closed (its pipeline may hold
  * queued commands); the next batch connects again. */
-void lunnel_redis_abort(lunnel_redis *r) { disconnect(r); }
+void lunnel_redis_abort(lunnel_redis *r)
+{
+    disconnect(r);
+}

@@ -9,7 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-void sql_text_init(sql_text *t) { memset(t, 0, sizeof *t); }
+void sql_text_init(sql_text *t)
+{
+    memset(t, 0, sizeof *t);
+}
 
 void sql_text_free(sql_text *t)
 {
@@ -28,7 +31,8 @@ int sql_text_reserve(sql_text *t, size_t n)
 {
     if (t->len + n + 1 <= t->cap) return 0;
     size_t cap = t->cap ? t->cap : 4096;
-    while (cap < t->len + n + 1) cap *= 2;
+    while (cap < t->len + n + 1)
+        cap *= 2;
     char *p = realloc(t->p, cap);
     if (!p) {
         snprintf(t->err, sizeof t->err, "out of memory for a %zu-byte statement", t->len + n);
@@ -56,7 +60,8 @@ int sql_text_ident(sql_text *t, const char *s, size_t n, int dialect)
     *o++ = q;
     for (size_t i = 0; i < n; i++) {
         if (s[i] == 0) {
-            snprintf(t->err, sizeof t->err, "identifier '%.*s' holds a NUL byte", (int)(n > 100 ? 100 : n), s);
+            snprintf(t->err, sizeof t->err, "identifier '%.*s' holds a NUL byte",
+                     (int)(n > 100 ? 100 : n), s);
             return -1;
         }
         if (s[i] == q) *o++ = q;
@@ -93,7 +98,10 @@ int sql_text_scalar(sql_text *t, const lunnel_column *c, int dialect)
         } else if (dialect == SQL_DIALECT_MYSQL) {
             return sql_text_fail(t, c, "MySQL cannot store NaN or infinity in a DOUBLE");
         } else {
-            n = snprintf(buf, sizeof buf, "'%s'::float8", isnan(d) ? "NaN" : d > 0 ? "Infinity" : "-Infinity");
+            n = snprintf(buf, sizeof buf, "'%s'::float8",
+                         isnan(d) ? "NaN"
+                         : d > 0  ? "Infinity"
+                                  : "-Infinity");
         }
         break;
     }
@@ -135,7 +143,8 @@ int sql_text_pg_literal(sql_text *t, const lunnel_column *c)
         if (sql_text_append(t, "'\\x", 3) != 0 || sql_text_hex(t, s, n) != 0) return -1;
         return sql_text_append(t, "'", 1);
     }
-    if (c->value.type != LUNNEL_VT_STRING) return sql_text_fail(t, c, "a value of this type cannot be stored");
+    if (c->value.type != LUNNEL_VT_STRING)
+        return sql_text_fail(t, c, "a value of this type cannot be stored");
     if (memchr(s, 0, n)) return sql_text_fail(t, c, "PostgreSQL text cannot hold a NUL byte");
     if (sql_text_reserve(t, 2 * n + 2) != 0) return -1;
     char *o = t->p + t->len;
@@ -164,26 +173,44 @@ int sql_text_pg_copy_value(sql_text *t, const lunnel_column *c)
     case LUNNEL_VT_BOOLEAN:
         return sql_text_append(t, v->u.i ? "t" : "f", 1);
     case LUNNEL_VT_DOUBLE:
-        if (v->u.d != v->u.d) n = snprintf(buf, sizeof buf, "NaN");
-        else if (v->u.d > 1.7976931348623157e308) n = snprintf(buf, sizeof buf, "Infinity");
-        else if (v->u.d < -1.7976931348623157e308) n = snprintf(buf, sizeof buf, "-Infinity");
-        else n = snprintf(buf, sizeof buf, "%.17g", v->u.d);
+        if (v->u.d != v->u.d)
+            n = snprintf(buf, sizeof buf, "NaN");
+        else if (v->u.d > 1.7976931348623157e308)
+            n = snprintf(buf, sizeof buf, "Infinity");
+        else if (v->u.d < -1.7976931348623157e308)
+            n = snprintf(buf, sizeof buf, "-Infinity");
+        else
+            n = snprintf(buf, sizeof buf, "%.17g", v->u.d);
         return sql_text_append(t, buf, (size_t)n);
     case LUNNEL_VT_BINARY:
         if (sql_text_append(t, "\\\\x", 3) != 0) return -1;
         return sql_text_hex(t, v->u.ptr, v->len);
     case LUNNEL_VT_STRING: {
         const uint8_t *s = v->u.ptr;
-        if (memchr(s, 0, v->len)) return sql_text_fail(t, c, "PostgreSQL text cannot hold a NUL byte");
+        if (memchr(s, 0, v->len))
+            return sql_text_fail(t, c, "PostgreSQL text cannot hold a NUL byte");
         if (sql_text_reserve(t, 2 * (size_t)v->len) != 0) return -1;
         char *o = t->p + t->len;
         for (uint32_t i = 0; i < v->len; i++) {
             switch (s[i]) {
-            case '\\': *o++ = '\\'; *o++ = '\\'; break;
-            case '\t': *o++ = '\\'; *o++ = 't'; break;
-            case '\n': *o++ = '\\'; *o++ = 'n'; break;
-            case '\r': *o++ = '\\'; *o++ = 'r'; break;
-            default: *o++ = (char)s[i];
+            case '\\':
+                *o++ = '\\';
+                *o++ = '\\';
+                break;
+            case '\t':
+                *o++ = '\\';
+                *o++ = 't';
+                break;
+            case '\n':
+                *o++ = '\\';
+                *o++ = 'n';
+                break;
+            case '\r':
+                *o++ = '\\';
+                *o++ = 'r';
+                break;
+            default:
+                *o++ = (char)s[i];
             }
         }
         t->len = (size_t)(o - t->p);
@@ -198,9 +225,27 @@ int sql_text_pg_copy_value(sql_text *t, const lunnel_column *c)
     }
 }
 
-void lunnel_sql_reset(sql_text *t) { sql_text_reset(t); }
-size_t lunnel_sql_len(const sql_text *t) { return t->len; }
-int lunnel_sql_append(sql_text *t, const char *s, size_t n) { return sql_text_append(t, s, n); }
-int lunnel_sql_ident(sql_text *t, const char *s, size_t n, int dialect) { return sql_text_ident(t, s, n, dialect); }
-const char *lunnel_sql_error(const sql_text *t) { return t->err; }
-const char *lunnel_sql_text(const sql_text *t) { return t->p ? t->p : ""; }
+void lunnel_sql_reset(sql_text *t)
+{
+    sql_text_reset(t);
+}
+size_t lunnel_sql_len(const sql_text *t)
+{
+    return t->len;
+}
+int lunnel_sql_append(sql_text *t, const char *s, size_t n)
+{
+    return sql_text_append(t, s, n);
+}
+int lunnel_sql_ident(sql_text *t, const char *s, size_t n, int dialect)
+{
+    return sql_text_ident(t, s, n, dialect);
+}
+const char *lunnel_sql_error(const sql_text *t)
+{
+    return t->err;
+}
+const char *lunnel_sql_text(const sql_text *t)
+{
+    return t->p ? t->p : "";
+}

@@ -18,8 +18,7 @@ void lunnel_backoff_init(lunnel_backoff *b, double max_ms)
     b->factor = BACKOFF_FACTOR;
     b->jitter = BACKOFF_JITTER;
     b->max_ms = max_ms > 0 ? max_ms : 5000.0;
-    if (b->base_ms > b->max_ms)
-        b->base_ms = b->max_ms;
+    if (b->base_ms > b->max_ms) b->base_ms = b->max_ms;
     b->current_ms = b->base_ms;
 }
 
@@ -30,16 +29,12 @@ void lunnel_backoff_reset(lunnel_backoff *b)
 
 double lunnel_backoff_next(lunnel_backoff *b, double rand01)
 {
-    if (rand01 < 0)
-        rand01 = 0;
-    if (rand01 >= 1)
-        rand01 = 0.999999;
+    if (rand01 < 0) rand01 = 0;
+    if (rand01 >= 1) rand01 = 0.999999;
     /* uniform in [cur*(1-j), cur*(1+j)) */
     double d = b->current_ms * (1.0 - b->jitter + 2.0 * b->jitter * rand01);
-    if (d > b->max_ms)
-        d = b->max_ms;
-    if (d < 0)
-        d = 0;
+    if (d > b->max_ms) d = b->max_ms;
+    if (d < 0) d = 0;
     double next = b->current_ms * b->factor;
     b->current_ms = next > b->max_ms ? b->max_ms : next;
     return d;
@@ -47,8 +42,7 @@ double lunnel_backoff_next(lunnel_backoff *b, double rand01)
 
 int lunnel_batch_is_full(int has_may_more, int may_more, size_t n_records, size_t n_bytes)
 {
-    if (has_may_more)
-        return may_more != 0;
+    if (has_may_more) return may_more != 0;
     return n_records > FULL_RECORDS || n_bytes > FULL_BYTES;
 }
 
@@ -63,16 +57,12 @@ double lunnel_pace_fail(lunnel_pace *p, double healthy_ms, double rand01)
 {
     if (healthy_ms >= p->max_ms)
         p->step = 0; /* worked for a whole longest wait: this failure is a new story */
-    if (rand01 < 0)
-        rand01 = 0;
-    if (rand01 >= 1)
-        rand01 = 0.999999;
+    if (rand01 < 0) rand01 = 0;
+    if (rand01 >= 1) rand01 = 0.999999;
     double d = p->base_ms;
     for (int i = 0; i < p->step && d < p->max_ms; i++)
         d *= 2.0;
-    if (d > p->max_ms)
-        d = p->max_ms;
-    if (p->step < 64)
-        p->step++;
+    if (d > p->max_ms) d = p->max_ms;
+    if (p->step < 64) p->step++;
     return d * (1.0 + LUNNEL_PACE_JITTER * rand01);
 }

@@ -34,13 +34,20 @@
 static const char *state_name(ch_state s)
 {
     switch (s) {
-    case CH_QUEUED: return "queued";
-    case CH_GETCP: return "getcheckpoint";
-    case CH_OPENING: return "opening";
-    case CH_RUNNING: return "running";
-    case CH_DRAINING: return "draining";
-    case CH_CLOSING: return "closing";
-    case CH_DONE: return "done";
+    case CH_QUEUED:
+        return "queued";
+    case CH_GETCP:
+        return "getcheckpoint";
+    case CH_OPENING:
+        return "opening";
+    case CH_RUNNING:
+        return "running";
+    case CH_DRAINING:
+        return "draining";
+    case CH_CLOSING:
+        return "closing";
+    case CH_DONE:
+        return "done";
     }
     return "?";
 }
@@ -48,10 +55,14 @@ static const char *state_name(ch_state s)
 static const char *end_name(ch_end e)
 {
     switch (e) {
-    case END_NONE: return "none";
-    case END_CLOSE: return "close";
-    case END_TERMINATED: return "terminated";
-    case END_SILENT: return "dropped";
+    case END_NONE:
+        return "none";
+    case END_CLOSE:
+        return "close";
+    case END_TERMINATED:
+        return "terminated";
+    case END_SILENT:
+        return "dropped";
     }
     return "?";
 }
@@ -59,26 +70,29 @@ static const char *end_name(ch_end e)
 /* One log line per state change (the "one line per channel state change"). */
 static void set_state(run_channel *ch, ch_state s)
 {
-    if (ch->state == s)
-        return;
+    if (ch->state == s) return;
     char ver[24];
     snprintf(ver, sizeof ver, "%lld", (long long)ch->version);
     lunnel_log_kv(s == CH_RUNNING || s == CH_DONE || s == CH_DRAINING ? LUNNEL_LOG_INFO
-                                                                       : LUNNEL_LOG_DEBUG,
+                                                                      : LUNNEL_LOG_DEBUG,
                   "channel", "channel state", "channel", ch->id, "from", state_name(ch->state),
-                  "to", state_name(s), "end",
-                  end_name(ch->end), "version", ver, NULL);
+                  "to", state_name(s), "end", end_name(ch->end), "version", ver, NULL);
     ch->state = s;
 }
 
 static const char *read_name(ch_read r)
 {
     switch (r) {
-    case RD_IDLE: return "idle";
-    case RD_READING: return "reading";
-    case RD_BACKOFF: return "backoff";
-    case RD_BUDGET: return "waiting-for-budget";
-    case RD_FINISHED: return "finished";
+    case RD_IDLE:
+        return "idle";
+    case RD_READING:
+        return "reading";
+    case RD_BACKOFF:
+        return "backoff";
+    case RD_BUDGET:
+        return "waiting-for-budget";
+    case RD_FINISHED:
+        return "finished";
     }
     return "?";
 }
@@ -88,8 +102,8 @@ static void set_read(run_channel *ch, ch_read r)
     if (ch->rd == r || (ch->rd == RD_FINISHED && r != RD_FINISHED))
         return; /* finished is final for the object */
     if (r == RD_FINISHED || r == RD_BACKOFF || ch->rd == RD_BACKOFF) {
-        lunnel_log_kv(LUNNEL_LOG_DEBUG, "channel", "channel read state", "channel", ch->id,
-                      "from", read_name(ch->rd), "to", read_name(r), NULL);
+        lunnel_log_kv(LUNNEL_LOG_DEBUG, "channel", "channel read state", "channel", ch->id, "from",
+                      read_name(ch->rd), "to", read_name(r), NULL);
     }
     ch->rd = r;
 }
@@ -100,8 +114,7 @@ static void backoff_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
     (void)loop, (void)revents;
     run_channel *ch = t->data;
-    if (ch->rd == RD_BACKOFF)
-        set_read(ch, RD_IDLE);
+    if (ch->rd == RD_BACKOFF) set_read(ch, RD_IDLE);
     if (ch->state == CH_QUEUED)
         run_channel_start(ch);
     else
@@ -111,8 +124,7 @@ static void backoff_cb(struct ev_loop *loop, ev_timer *t, int revents)
 run_channel *run_channel_new(run_worker *w, const char *id, int64_t version)
 {
     run_channel *ch = calloc(1, sizeof *ch);
-    if (!ch)
-        return NULL;
+    if (!ch) return NULL;
     ch->id = strdup(id);
     if (!ch->id) {
         free(ch);
@@ -130,8 +142,7 @@ run_channel *run_channel_new(run_worker *w, const char *id, int64_t version)
     run_policy_channel_init(ch);
     lunnel_cptrack_init(&ch->cp, 0);
     ch->next = w->channels;
-    if (w->channels)
-        w->channels->prev = ch;
+    if (w->channels) w->channels->prev = ch;
     w->channels = ch;
     return ch;
 }
@@ -158,15 +169,13 @@ void run_channel_release(run_channel *ch)
 
 void run_channel_maybe_free(run_channel *ch)
 {
-    if (ch->state != CH_DONE || ch->calls > 0 || ch->host_ch || ch->submitted > 0)
-        return;
+    if (ch->state != CH_DONE || ch->calls > 0 || ch->host_ch || ch->submitted > 0) return;
     run_worker *w = ch->w;
     if (ch->prev)
         ch->prev->next = ch->next;
     else
         w->channels = ch->next;
-    if (ch->next)
-        ch->next->prev = ch->prev;
+    if (ch->next) ch->next->prev = ch->prev;
     ev_timer_stop(w->cfg.loop, &ch->backoff_timer);
     run_policy_channel_free(ch);
     lunnel_cptrack_free(&ch->cp);
@@ -184,8 +193,7 @@ static void getcheckpoint_result(run_channel *ch, const lunnel_error *err, const
 static void on_getcheckpoint(void *ud, const lunnel_error *err, const char *token, int64_t seq)
 {
     run_channel *ch = ud;
-    if (ch->state == CH_GETCP)
-        getcheckpoint_result(ch, err, token, seq);
+    if (ch->state == CH_GETCP) getcheckpoint_result(ch, err, token, seq);
     run_channel_release(ch);
 }
 
@@ -216,8 +224,7 @@ static void getcheckpoint_result(run_channel *ch, const lunnel_error *err, const
         run_channel_fail(ch, "get checkpoint", "out of memory");
         return;
     }
-    if (strcmp(token, FINISH_TOKEN) == 0)
-        set_read(ch, RD_FINISHED);
+    if (strcmp(token, FINISH_TOKEN) == 0) set_read(ch, RD_FINISHED);
     lunnel_host_channel_info info = {
         .tunnel_id = w->tunnel_id,
         .client_id = w->client_id,
@@ -250,8 +257,7 @@ static void opened(run_channel *ch)
 void run_channel_start(run_channel *ch)
 {
     run_worker *w = ch->w;
-    if (ch->state != CH_QUEUED)
-        return;
+    if (ch->state != CH_QUEUED) return;
     if (ev_is_active(&ch->backoff_timer))
         return; /* its failure backoff runs: backoff_cb starts it */
     double wait = run_pace_wait(w, ch->id);
@@ -290,19 +296,16 @@ void run_channel_pump(run_channel *ch)
     if (ch->state != CH_RUNNING || ch->rd == RD_FINISHED || ch->rd == RD_READING ||
         ch->rd == RD_BACKOFF)
         return;
-    if (w->state != W_RUNNING)
-        return;
+    if (w->state != W_RUNNING) return;
     int depth = 1 + (w->cfg.prefetch > 0 ? w->cfg.prefetch : 0);
-    if (outstanding(ch) >= depth)
-        return;
+    if (outstanding(ch) >= depth) return;
     /* One budget for held batches and responses being downloaded: a read reserves the
      * largest response seen so far (at least READ_RESERVE_MIN) until its reply is in. With
      * nothing held or reserved a read always starts, so a response larger than the whole
      * budget still gets through, one at a time. */
     size_t reserve = w->largest_read > READ_RESERVE_MIN ? w->largest_read : READ_RESERVE_MIN;
     size_t used = w->inflight_bytes + w->read_reserved;
-    if (w->cfg.max_inflight_bytes > 0 && used > 0 &&
-        used + reserve > w->cfg.max_inflight_bytes) {
+    if (w->cfg.max_inflight_bytes > 0 && used > 0 && used + reserve > w->cfg.max_inflight_bytes) {
         set_read(ch, RD_BUDGET);
         w->budget_waiters = 1;
         return;
@@ -326,8 +329,7 @@ static void on_read(void *ud, const lunnel_error *err, uint8_t *body, size_t len
     run_worker *w = ch->w;
     w->read_reserved -= ch->read_reserved;
     ch->read_reserved = 0;
-    if (!err && len > w->largest_read)
-        w->largest_read = len;
+    if (!err && len > w->largest_read) w->largest_read = len;
     /* channels waiting for budget go first (this one pumps again in read_result), so a budget
      * smaller than one reply still serves every channel in turn; meanwhile this reply is not
      * counted: the peak is the budget plus this one reply */
@@ -384,8 +386,7 @@ static void read_result(run_channel *ch, const lunnel_error *err, uint8_t *body,
     }
     free(ch->token);
     ch->token = strdup(next);
-    if (strcmp(next, FINISH_TOKEN) == 0)
-        set_read(ch, RD_FINISHED);
+    if (strcmp(next, FINISH_TOKEN) == 0) set_read(ch, RD_FINISHED);
     if (n == 0) { /* nothing to process: handled as soon as it is read */
         free(body);
         free(next);
@@ -402,8 +403,13 @@ static void read_result(run_channel *ch, const lunnel_error *err, uint8_t *body,
             return;
         }
         memcpy(ranges, w->rr.records, n * sizeof *ranges);
-        *b = (run_batch){.ch = ch, .body = body, .len = len, .ranges = ranges, .n_ranges = n,
-                         .next_token = next, .no = no};
+        *b = (run_batch){.ch = ch,
+                         .body = body,
+                         .len = len,
+                         .ranges = ranges,
+                         .n_ranges = n,
+                         .next_token = next,
+                         .no = no};
         /* ctx.trace_id of this batch; without it (out of memory) the channel's stays */
         if (trace_id && *trace_id) b->trace_id = strdup(trace_id);
         w->inflight_bytes += len;
@@ -444,8 +450,7 @@ void run_channel_on_done(run_channel *ch, const lunnel_host_completion *c)
  * last batch processed before that call. */
 static void apply_outside_commit(run_channel *ch, const lunnel_host_completion *c)
 {
-    if (ch->w->cfg.manual_commit && c->committed && c->status == LUNNEL_HOST_OK &&
-        ch->delivered_no)
+    if (ch->w->cfg.manual_commit && c->committed && c->status == LUNNEL_HOST_OK && ch->delivered_no)
         lunnel_cptrack_mark_through(&ch->cp, ch->delivered_no);
 }
 
@@ -454,8 +459,7 @@ static void host_done(run_channel *ch, const lunnel_host_completion *c)
     run_worker *w = ch->w;
     switch (c->event) {
     case LUNNEL_HOST_EV_OPENED:
-        if (ch->state != CH_OPENING)
-            return; /* stopped while open(ctx) ran: the teardown goes on */
+        if (ch->state != CH_OPENING) return; /* stopped while open(ctx) ran: the teardown goes on */
         if (c->status != LUNNEL_HOST_OK) {
             /* nothing was read: nothing is processed or checkpointed on this object */
             ch->cps = CP_FAILED;
@@ -465,8 +469,8 @@ static void host_done(run_channel *ch, const lunnel_host_completion *c)
         opened(ch);
         return;
     case LUNNEL_HOST_EV_TIMEOUT:
-        lunnel_log_kv(LUNNEL_LOG_WARN, "channel", "process() is running long", "channel",
-                      ch->id, NULL);
+        lunnel_log_kv(LUNNEL_LOG_WARN, "channel", "process() is running long", "channel", ch->id,
+                      NULL);
         return;
     case LUNNEL_HOST_EV_STUCK: /* the owner of the host exits (cmd_run) */
         return;
@@ -478,8 +482,7 @@ static void host_done(run_channel *ch, const lunnel_host_completion *c)
         if (c->status != LUNNEL_HOST_OK) {
             /* --on-error (error_policy.c): retry holds the batch again, skip dead-letters it */
             verdict = run_policy_on_failure(ch, b, c);
-            if (verdict == POLICY_KEPT)
-                return;
+            if (verdict == POLICY_KEPT) return;
         }
         w->inflight_bytes -= b->len;
         if (c->status == LUNNEL_HOST_OK) {
@@ -497,8 +500,7 @@ static void host_done(run_channel *ch, const lunnel_host_completion *c)
                 run_channel_stop(ch, END_CLOSE);
             else if (ch->state == CH_RUNNING)
                 run_channel_fail(ch, "process()", c->error);
-            if (verdict == POLICY_STOP)
-                lunnel_worker_stop(w);
+            if (verdict == POLICY_STOP) lunnel_worker_stop(w);
         }
         run_batch_free(b);
         if (ch->state == CH_RUNNING) {
@@ -560,8 +562,7 @@ static void check_drain(run_channel *ch)
             if (ch->cps == CP_INFLIGHT || ch->cps == CP_RESYNC)
                 return; /* calls check_drain again when it completes */
         }
-        if (ch->cps == CP_INFLIGHT || ch->cps == CP_RESYNC)
-            return;
+        if (ch->cps == CP_INFLIGHT || ch->cps == CP_RESYNC) return;
         if (ch->end == END_TERMINATED &&
             !(ch->cp.checkpointed && strcmp(ch->cp.checkpointed, FINISH_TOKEN) == 0))
             ch->end = END_CLOSE; /* `finished` not stored: re-read */
@@ -570,12 +571,10 @@ static void check_drain(run_channel *ch)
         run_channel_maybe_free(ch);
         return;
     }
-    if (ch->state != CH_DRAINING || ch->rd == RD_READING || ch->submitted > 0)
-        return;
+    if (ch->state != CH_DRAINING || ch->rd == RD_READING || ch->submitted > 0) return;
     if (w->cfg.manual_commit && ch->host_ch) {
         set_state(ch, CH_CLOSING);
-        if (w->cfg.proc.shutdown(ch->host_ch) == 0)
-            return; /* EV_CLOSED continues */
+        if (w->cfg.proc.shutdown(ch->host_ch) == 0) return; /* EV_CLOSED continues */
         ch->host_ch = NULL;
         ch->script_closed = 1;
         check_drain(ch);
@@ -585,12 +584,10 @@ static void check_drain(run_channel *ch)
         run_checkpoint_flush(ch); /* calls check_drain again when it completes */
         return;
     }
-    if (ch->cps == CP_INFLIGHT || ch->cps == CP_RESYNC)
-        return;
+    if (ch->cps == CP_INFLIGHT || ch->cps == CP_RESYNC) return;
     if (ch->host_ch) {
         set_state(ch, CH_CLOSING);
-        if (w->cfg.proc.shutdown(ch->host_ch) == 0)
-            return; /* EV_CLOSED continues */
+        if (w->cfg.proc.shutdown(ch->host_ch) == 0) return; /* EV_CLOSED continues */
         ch->host_ch = NULL;
     }
     set_state(ch, CH_DONE);
@@ -607,11 +604,9 @@ void run_channel_stop(run_channel *ch, ch_end end)
 {
     run_worker *w = ch->w;
     /* A drop by the server outranks everything: no checkpoint, no report. */
-    if (ch->end == END_NONE || end == END_SILENT)
-        ch->end = end;
+    if (ch->end == END_NONE || end == END_SILENT) ch->end = end;
     ev_timer_stop(w->cfg.loop, &ch->backoff_timer);
-    if (ch->rd == RD_BACKOFF || ch->rd == RD_BUDGET)
-        set_read(ch, RD_IDLE);
+    if (ch->rd == RD_BACKOFF || ch->rd == RD_BUDGET) set_read(ch, RD_IDLE);
     if (ch->held_head) { /* read but never submitted: not handled, re-read later */
         run_policy_drop_held(ch);
         run_worker_budget_freed(w);

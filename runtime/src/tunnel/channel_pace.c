@@ -22,8 +22,7 @@
 static run_pace_entry *find(run_worker *w, const char *id)
 {
     for (size_t i = 0; i < w->n_pace; i++)
-        if (strcmp(w->pace[i].id, id) == 0)
-            return &w->pace[i];
+        if (strcmp(w->pace[i].id, id) == 0) return &w->pace[i];
     return NULL;
 }
 
@@ -43,8 +42,7 @@ static void prune(run_worker *w, ev_tstamp now)
 double run_pace_wait(run_worker *w, const char *id)
 {
     run_pace_entry *e = find(w, id);
-    if (!e)
-        return 0;
+    if (!e) return 0;
     double d = e->not_before - ev_now(w->cfg.loop);
     return d > 0 ? d : 0;
 }
@@ -54,16 +52,14 @@ static run_pace_entry *add(run_worker *w, const char *id)
     if (w->n_pace == w->cap_pace) {
         size_t cap = w->cap_pace ? w->cap_pace * 2 : 8;
         run_pace_entry *p = realloc(w->pace, cap * sizeof *p);
-        if (!p)
-            return NULL;
+        if (!p) return NULL;
         w->pace = p;
         w->cap_pace = cap;
     }
     run_pace_entry *e = &w->pace[w->n_pace];
     memset(e, 0, sizeof *e);
     e->id = strdup(id);
-    if (!e->id)
-        return NULL;
+    if (!e->id) return NULL;
     lunnel_pace_init(&e->pace, LUNNEL_PACE_BASE_MS, LUNNEL_PACE_MAX_MS);
     w->n_pace++;
     return e;
@@ -74,11 +70,10 @@ void run_pace_failed(run_worker *w, const char *id, double healthy_s, const char
 {
     ev_tstamp now = ev_now(w->cfg.loop);
     prune(w, now);
-    char line[sizeof ((run_pace_entry *)0)->last_error];
+    char line[sizeof((run_pace_entry *)0)->last_error];
     snprintf(line, sizeof line, "%s: %s", what, error ? error : "");
     run_pace_entry *e = find(w, id);
-    if (!e)
-        e = add(w, id);
+    if (!e) e = add(w, id);
     if (!e) { /* out of memory: still never a tight loop for this object's successor */
         lunnel_log_kv(LUNNEL_LOG_ERROR, "channel", "channel failed", "channel", id, "error", line,
                       NULL);
@@ -89,10 +84,8 @@ void run_pace_failed(run_worker *w, const char *id, double healthy_s, const char
     char same[sizeof line];
     snprintf(same, sizeof same, "%s", line);
     char *ids = strstr(same, " [request id ");
-    if (!ids)
-        ids = strstr(same, " [trace id ");
-    if (ids)
-        *ids = '\0';
+    if (!ids) ids = strstr(same, " [trace id ");
+    if (ids) *ids = '\0';
     if (e->pace.step > 1 && strcmp(e->last_error, same) == 0) {
         e->repeats++;
     } else {

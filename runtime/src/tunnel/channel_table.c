@@ -13,23 +13,34 @@
 const char *lunnel_channel_status_str(int status)
 {
     switch (status) {
-    case LUNNEL_CHANNEL_OPEN: return "OPEN";
-    case LUNNEL_CHANNEL_CLOSING: return "CLOSING";
-    case LUNNEL_CHANNEL_CLOSE: return "CLOSE";
-    case LUNNEL_CHANNEL_TERMINATED: return "TERMINATED";
-    default: return "UNKNOWN";
+    case LUNNEL_CHANNEL_OPEN:
+        return "OPEN";
+    case LUNNEL_CHANNEL_CLOSING:
+        return "CLOSING";
+    case LUNNEL_CHANNEL_CLOSE:
+        return "CLOSE";
+    case LUNNEL_CHANNEL_TERMINATED:
+        return "TERMINATED";
+    default:
+        return "UNKNOWN";
     }
 }
 
 const char *lunnel_merge_action_str(lunnel_merge_action a)
 {
     switch (a) {
-    case LUNNEL_MERGE_NONE: return "none";
-    case LUNNEL_MERGE_START: return "start";
-    case LUNNEL_MERGE_DECLINE: return "decline";
-    case LUNNEL_MERGE_DRAIN: return "drain";
-    case LUNNEL_MERGE_STOP: return "stop";
-    case LUNNEL_MERGE_ADOPT: return "adopt";
+    case LUNNEL_MERGE_NONE:
+        return "none";
+    case LUNNEL_MERGE_START:
+        return "start";
+    case LUNNEL_MERGE_DECLINE:
+        return "decline";
+    case LUNNEL_MERGE_DRAIN:
+        return "drain";
+    case LUNNEL_MERGE_STOP:
+        return "stop";
+    case LUNNEL_MERGE_ADOPT:
+        return "adopt";
     }
     return "unknown";
 }
@@ -42,11 +53,9 @@ static int is_final(int status)
 lunnel_merge_action lunnel_channel_merge_one(const lunnel_channel_view *local,
                                              const lunnel_channel_view *server)
 {
-    if (!server)
-        return local ? LUNNEL_MERGE_STOP : LUNNEL_MERGE_NONE;
+    if (!server) return local ? LUNNEL_MERGE_STOP : LUNNEL_MERGE_NONE;
     if (!local) {
-        if (server->status == LUNNEL_CHANNEL_OPEN)
-            return LUNNEL_MERGE_START;
+        if (server->status == LUNNEL_CHANNEL_OPEN) return LUNNEL_MERGE_START;
         if (server->status == LUNNEL_CHANNEL_CLOSING)
             return LUNNEL_MERGE_DECLINE; /* never opened here: answer CLOSE right away */
         return LUNNEL_MERGE_NONE;        /* CLOSE / TERMINATED of a channel we never had */
@@ -54,8 +63,7 @@ lunnel_merge_action lunnel_channel_merge_one(const lunnel_channel_view *local,
     if (local->version > server->version)
         return LUNNEL_MERGE_NONE; /* our report (CLOSE/TERMINATED) is newer: keep sending it */
     /* server view wins */
-    if (is_final(server->status))
-        return LUNNEL_MERGE_STOP;
+    if (is_final(server->status)) return LUNNEL_MERGE_STOP;
     if (server->status == LUNNEL_CHANNEL_CLOSING)
         return local->status == LUNNEL_CHANNEL_CLOSING && local->version == server->version
                    ? LUNNEL_MERGE_NONE
@@ -108,14 +116,12 @@ lunnel_chtable_entry *lunnel_chtable_find(lunnel_chtable *t, const char *id)
 
 static int reserve(lunnel_chtable *t, size_t n)
 {
-    if (n <= t->cap)
-        return 0;
+    if (n <= t->cap) return 0;
     size_t cap = t->cap ? t->cap : 16;
     while (cap < n)
         cap *= 2;
     lunnel_chtable_entry *e = realloc(t->entries, cap * sizeof *e);
-    if (!e)
-        return -1;
+    if (!e) return -1;
     t->entries = e;
     t->cap = cap;
     return 0;
@@ -125,13 +131,10 @@ lunnel_chtable_entry *lunnel_chtable_add(lunnel_chtable *t, const lunnel_channel
 {
     int found;
     size_t i = lower_bound(t, v->id, &found);
-    if (found)
-        return &t->entries[i];
-    if (reserve(t, t->n + 1) != 0)
-        return NULL;
+    if (found) return &t->entries[i];
+    if (reserve(t, t->n + 1) != 0) return NULL;
     char *id = strdup(v->id);
-    if (!id)
-        return NULL;
+    if (!id) return NULL;
     memmove(&t->entries[i + 1], &t->entries[i], (t->n - i) * sizeof t->entries[0]);
     t->n++;
     lunnel_chtable_entry *e = &t->entries[i];
@@ -145,8 +148,7 @@ void lunnel_chtable_remove(lunnel_chtable *t, const char *id)
 {
     int found;
     size_t i = lower_bound(t, id, &found);
-    if (!found)
-        return;
+    if (!found) return;
     free(t->entries[i].view.id);
     memmove(&t->entries[i], &t->entries[i + 1], (t->n - i - 1) * sizeof t->entries[0]);
     t->n--;
@@ -163,8 +165,7 @@ static int cmp_ref(const void *a, const void *b)
 {
     const server_ref *x = a, *y = b;
     int c = strcmp(x->id, y->id);
-    if (c)
-        return c;
+    if (c) return c;
     return x->k < y->k ? -1 : x->k > y->k;
 }
 
@@ -192,14 +193,11 @@ int lunnel_chtable_merge(lunnel_chtable *t, const lunnel_channel_view *server, s
      * the callbacks. */
     size_t n_new = 0;
     for (size_t j = 0, i = 0; j < n; j++) {
-        if (j > 0 && strcmp(refs[j].id, refs[j - 1].id) == 0)
-            continue;
+        if (j > 0 && strcmp(refs[j].id, refs[j - 1].id) == 0) continue;
         while (i < t->n && strcmp(t->entries[i].view.id, refs[j].id) < 0)
             i++;
-        if (i < t->n && strcmp(t->entries[i].view.id, refs[j].id) == 0)
-            continue;
-        if (lunnel_channel_merge_one(NULL, &server[refs[j].k]) == LUNNEL_MERGE_START)
-            n_new++;
+        if (i < t->n && strcmp(t->entries[i].view.id, refs[j].id) == 0) continue;
+        if (lunnel_channel_merge_one(NULL, &server[refs[j].k]) == LUNNEL_MERGE_START) n_new++;
     }
     if (n_new && reserve(t, t->n + n_new) != 0) {
         rc = -1;
@@ -213,22 +211,18 @@ int lunnel_chtable_merge(lunnel_chtable *t, const lunnel_channel_view *server, s
             int dup = j > 1 && strcmp(refs[j - 2].id, r->id) == 0;
             const lunnel_channel_view *s = &server[r->k];
             j--;
-            if (dup)
-                continue; /* the first listing (earlier in refs) decides */
+            if (dup) continue; /* the first listing (earlier in refs) decides */
             while (i > 0 && strcmp(t->entries[i - 1].view.id, r->id) > 0)
                 t->entries[--out] = t->entries[--i];
-            if (i > 0 && strcmp(t->entries[i - 1].view.id, r->id) == 0)
-                continue;
-            if (lunnel_channel_merge_one(NULL, s) != LUNNEL_MERGE_START)
-                continue;
+            if (i > 0 && strcmp(t->entries[i - 1].view.id, r->id) == 0) continue;
+            if (lunnel_channel_merge_one(NULL, s) != LUNNEL_MERGE_START) continue;
             char *id = strdup(s->id);
             lunnel_chtable_entry *e = &t->entries[--out];
             memset(e, 0, sizeof *e);
             e->view = *s;
             e->view.id = id;
             e->seen = id ? SEEN_NEW : 2; /* out of memory: dropped again below */
-            if (!id)
-                rc = -1;
+            if (!id) rc = -1;
         }
         t->n += n_new;
     }
@@ -239,7 +233,8 @@ int lunnel_chtable_merge(lunnel_chtable *t, const lunnel_channel_view *server, s
             match[refs[j].k] = match[refs[j - 1].k] == SIZE_MAX ? SIZE_MAX : SIZE_MAX - 1;
             continue; /* duplicate id in the response: first listing wins */
         }
-        while (i < t->n && (!t->entries[i].view.id || strcmp(t->entries[i].view.id, refs[j].id) < 0))
+        while (i < t->n &&
+               (!t->entries[i].view.id || strcmp(t->entries[i].view.id, refs[j].id) < 0))
             i++;
         match[refs[j].k] =
             i < t->n && t->entries[i].view.id && strcmp(t->entries[i].view.id, refs[j].id) == 0
@@ -251,12 +246,10 @@ int lunnel_chtable_merge(lunnel_chtable *t, const lunnel_channel_view *server, s
     /* 3. Decisions, in the response's order. */
     for (size_t k = 0; k < n; k++) {
         const lunnel_channel_view *s = &server[k];
-        if (match[k] == SIZE_MAX - 1)
-            continue;
+        if (match[k] == SIZE_MAX - 1) continue;
         if (match[k] == SIZE_MAX) {
             lunnel_merge_action a = lunnel_channel_merge_one(NULL, s);
-            if (a == LUNNEL_MERGE_DECLINE)
-                cb(ud, a, NULL, s);
+            if (a == LUNNEL_MERGE_DECLINE) cb(ud, a, NULL, s);
             continue;
         }
         lunnel_chtable_entry *e = &t->entries[match[k]];
@@ -267,10 +260,8 @@ int lunnel_chtable_merge(lunnel_chtable *t, const lunnel_channel_view *server, s
             e->view.version = s->version;
             e->view.status = s->status;
         }
-        if (a == LUNNEL_MERGE_STOP)
-            e->seen = 2; /* removed below, after every callback ran */
-        if (a != LUNNEL_MERGE_NONE)
-            cb(ud, a, e, s);
+        if (a == LUNNEL_MERGE_STOP) e->seen = 2; /* removed below, after every callback ran */
+        if (a != LUNNEL_MERGE_NONE) cb(ud, a, e, s);
     }
     free(match);
     for (size_t i = 0; i < t->n; i++) {

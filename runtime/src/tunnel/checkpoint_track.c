@@ -35,8 +35,7 @@ uint64_t lunnel_cptrack_add(lunnel_cptrack *t, const char *token)
     if (t->count == t->cap) {
         size_t cap = t->cap ? t->cap * 2 : 8;
         lunnel_cptrack_item *n = malloc(cap * sizeof *n);
-        if (!n)
-            return UINT64_MAX;
+        if (!n) return UINT64_MAX;
         for (size_t i = 0; i < t->count; i++)
             n[i] = *item_at(t, i);
         free(t->items);
@@ -45,8 +44,7 @@ uint64_t lunnel_cptrack_add(lunnel_cptrack *t, const char *token)
         t->head = 0;
     }
     char *copy = strdup(token ? token : "");
-    if (!copy)
-        return UINT64_MAX;
+    if (!copy) return UINT64_MAX;
     lunnel_cptrack_item *it = &t->items[(t->head + t->count) % t->cap];
     it->no = t->next_no++;
     it->token = copy;
@@ -73,22 +71,18 @@ static int fold(lunnel_cptrack *t)
 
 int lunnel_cptrack_mark(lunnel_cptrack *t, uint64_t no)
 {
-    if (t->count == 0 || no < t->items[t->head].no)
-        return 0;
+    if (t->count == 0 || no < t->items[t->head].no) return 0;
     uint64_t off = no - t->items[t->head].no;
-    if (off >= t->count)
-        return 0;
+    if (off >= t->count) return 0;
     item_at(t, (size_t)off)->handled = 1;
     return fold(t);
 }
 
 int lunnel_cptrack_mark_through(lunnel_cptrack *t, uint64_t no)
 {
-    if (t->count == 0 || no < t->items[t->head].no)
-        return 0;
+    if (t->count == 0 || no < t->items[t->head].no) return 0;
     uint64_t off = no - t->items[t->head].no;
-    if (off >= t->count)
-        off = t->count - 1;
+    if (off >= t->count) off = t->count - 1;
     for (size_t i = 0; i <= (size_t)off; i++)
         item_at(t, i)->handled = 1;
     return fold(t);
@@ -96,10 +90,8 @@ int lunnel_cptrack_mark_through(lunnel_cptrack *t, uint64_t no)
 
 const char *lunnel_cptrack_pending(const lunnel_cptrack *t)
 {
-    if (!t->committable)
-        return NULL;
-    if (t->checkpointed && strcmp(t->checkpointed, t->committable) == 0)
-        return NULL;
+    if (!t->committable) return NULL;
+    if (t->checkpointed && strcmp(t->checkpointed, t->committable) == 0) return NULL;
     return t->committable;
 }
 

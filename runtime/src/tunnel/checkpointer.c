@@ -45,8 +45,8 @@ static void cp_fail(run_channel *ch, const char *what, const lunnel_error *err)
     if (ch->state == CH_RUNNING)
         run_channel_fail(ch, what, line);
     else
-        lunnel_log_kv(LUNNEL_LOG_WARN, "checkpoint", "final checkpoint failed", "channel",
-                      ch->id, "error", line, NULL);
+        lunnel_log_kv(LUNNEL_LOG_WARN, "checkpoint", "final checkpoint failed", "channel", ch->id,
+                      "error", line, NULL);
 }
 
 static void on_resync(void *ud, const lunnel_error *err, const char *token, int64_t seq)
@@ -66,8 +66,7 @@ static void on_resync(void *ud, const lunnel_error *err, const char *token, int6
     lunnel_log_kv(LUNNEL_LOG_INFO, "checkpoint", "sequence re-read, retrying", "channel", ch->id,
                   "sequence", s, NULL);
     run_checkpoint_flush(ch);
-    if (ch->cps == CP_IDLE)
-        run_checkpoint_done_hook(ch);
+    if (ch->cps == CP_IDLE) run_checkpoint_done_hook(ch);
     run_channel_release(ch);
 }
 
@@ -119,14 +118,11 @@ static void on_checkpoint(void *ud, const lunnel_error *err)
 void run_checkpoint_flush(run_channel *ch)
 {
     run_worker *w = ch->w;
-    if (ch->cps != CP_IDLE || ch->state == CH_DONE)
-        return;
+    if (ch->cps != CP_IDLE || ch->state == CH_DONE) return;
     const char *tok = lunnel_cptrack_pending(&ch->cp);
-    if (!tok)
-        return;
+    if (!tok) return;
     cp_call *call = calloc(1, sizeof *call);
-    if (!call)
-        return;
+    if (!call) return;
     call->ch = ch;
     call->token = strdup(tok);
     if (!call->token) {

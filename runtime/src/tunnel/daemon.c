@@ -13,11 +13,9 @@
 int run_connect_give_up(run_worker *w, const char *error_line)
 {
     ev_tstamp now = ev_now(w->cfg.loop);
-    if (w->connect_failing_since == 0)
-        w->connect_failing_since = now;
+    if (w->connect_failing_since == 0) w->connect_failing_since = now;
     double window = w->cfg.connect_retry_window_s;
-    if (window <= 0 || now - w->connect_failing_since < window)
-        return 0;
+    if (window <= 0 || now - w->connect_failing_since < window) return 0;
     char s[32];
     snprintf(s, sizeof s, "%.1f", now - w->connect_failing_since);
     lunnel_log_kv(LUNNEL_LOG_ERROR, "worker",
@@ -31,8 +29,7 @@ int run_connect_give_up(run_worker *w, const char *error_line)
 
 void run_set_exit_reason(run_worker *w, const char *what, const lunnel_error *err)
 {
-    if (w->exit_reason[0])
-        return; /* the first cause is the one worth reading */
+    if (w->exit_reason[0]) return; /* the first cause is the one worth reading */
     char line[1024];
     lunnel_error_format(err, line, sizeof line);
     snprintf(w->exit_reason, sizeof w->exit_reason, "%s: %s", what, line);

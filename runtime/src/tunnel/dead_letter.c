@@ -49,8 +49,7 @@ lunnel_dead_letter *lunnel_dead_letter_open(const char *path, char *err, size_t 
 
 void lunnel_dead_letter_close(lunnel_dead_letter *d)
 {
-    if (!d)
-        return;
+    if (!d) return;
     close(d->fd);
     lunnel_arena_free(d->arena);
     free(d->path);
@@ -72,8 +71,7 @@ typedef struct dbuf {
 
 static char *db_reserve(dbuf *b, size_t extra)
 {
-    if (b->oom)
-        return NULL;
+    if (b->oom) return NULL;
     if (b->n + extra + 1 > b->cap) {
         size_t cap = b->cap ? b->cap : 4096;
         while (cap < b->n + extra + 1)
@@ -92,8 +90,7 @@ static char *db_reserve(dbuf *b, size_t extra)
 static void db_add(dbuf *b, const char *s, size_t n)
 {
     char *dst = db_reserve(b, n);
-    if (!dst)
-        return;
+    if (!dst) return;
     memcpy(dst, s, n);
     b->n += n;
     b->p[b->n] = 0;
@@ -105,7 +102,10 @@ static void db_str(dbuf *b, const char *s)
 }
 
 /* A JSON string (escaping rules in lunnel/json.h); NULL becomes null. */
-static void db_add_cb(void *ctx, const char *p, size_t n) { db_add(ctx, p, n); }
+static void db_add_cb(void *ctx, const char *p, size_t n)
+{
+    db_add(ctx, p, n);
+}
 
 static void db_json(dbuf *b, const char *s)
 {
@@ -120,8 +120,7 @@ static void db_base64(dbuf *b, const uint8_t *p, size_t n)
 {
     size_t need = 4 * ((n + 2) / 3);
     char *dst = db_reserve(b, need + 2);
-    if (!dst)
-        return;
+    if (!dst) return;
     dst[0] = '"';
     int w = n ? EVP_EncodeBlock((unsigned char *)dst + 1, p, (int)n) : 0;
     dst[1 + w] = '"';
@@ -219,8 +218,7 @@ int lunnel_dead_letter_write(lunnel_dead_letter *d, const lunnel_dead_letter_bat
     size_t off = 0;
     while (off < o.n) {
         ssize_t w = write(d->fd, o.p + off, o.n - off);
-        if (w < 0 && errno == EINTR)
-            continue;
+        if (w < 0 && errno == EINTR) continue;
         if (w <= 0) {
             snprintf(err, err_cap, "dead letter %s: write: %s", d->path,
                      w < 0 ? strerror(errno) : "no progress");

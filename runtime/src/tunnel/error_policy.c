@@ -25,8 +25,7 @@
 
 int lunnel_on_error_parse(const char *s, int *out)
 {
-    if (!s)
-        return -1;
+    if (!s) return -1;
     if (strcasecmp(s, "retry") == 0)
         *out = LUNNEL_ON_ERROR_RETRY;
     else if (strcasecmp(s, "skip") == 0)
@@ -54,8 +53,7 @@ static void retry_cb(struct ev_loop *loop, ev_timer *t, int revents)
         run_policy_drop_held(ch);
         return;
     }
-    if (run_policy_pump(ch) != 0)
-        run_channel_fail(ch, "submit", "the processor refused a batch");
+    if (run_policy_pump(ch) != 0) run_channel_fail(ch, "submit", "the processor refused a batch");
 }
 
 void run_policy_channel_init(run_channel *ch)
@@ -68,8 +66,7 @@ void run_policy_drop_held(run_channel *ch)
 {
     run_worker *w = ch->w;
     ev_timer_stop(w->cfg.loop, &ch->retry_timer);
-    if (!ch->held_head)
-        return;
+    if (!ch->held_head) return;
     while (ch->held_head) {
         run_batch *b = ch->held_head;
         ch->held_head = b->next;
@@ -88,8 +85,7 @@ void run_policy_channel_free(run_channel *ch)
 int run_policy_pump(run_channel *ch)
 {
     run_worker *w = ch->w;
-    if (ch->submitted > 0 || !ch->held_head || ev_is_active(&ch->retry_timer))
-        return 0;
+    if (ch->submitted > 0 || !ch->held_head || ev_is_active(&ch->retry_timer)) return 0;
     if (ch->state != CH_RUNNING)
         return 0; /* batches reach process() only after open(ctx) succeeded */
     run_batch *b = ch->held_head;
@@ -109,8 +105,7 @@ int run_policy_pump(run_channel *ch)
         return -1;
     }
     ch->held_head = b->next;
-    if (!ch->held_head)
-        ch->held_tail = NULL;
+    if (!ch->held_head) ch->held_tail = NULL;
     ch->held--;
     b->next = NULL;
     b->attempts++;
@@ -136,8 +131,7 @@ static void schedule_retry(run_channel *ch, run_batch *b)
     run_worker *w = ch->w;
     b->next = ch->held_head;
     ch->held_head = b;
-    if (!ch->held_tail)
-        ch->held_tail = b;
+    if (!ch->held_tail) ch->held_tail = b;
     ch->held++;
     double d = RETRY_BASE_S;
     for (int i = 1; i < b->attempts && d < w->cfg.retry_backoff_max_s; i++)
@@ -160,8 +154,8 @@ static int dead_letter(run_channel *ch, run_batch *b, const lunnel_host_completi
     if (!w->dead_letter) {
         w->dead_letter = lunnel_dead_letter_open(w->cfg.dead_letter_path, err, sizeof err);
         if (!w->dead_letter) {
-            lunnel_log_kv(LUNNEL_LOG_ERROR, "policy", "cannot open the dead-letter file",
-                          "channel", ch->id, "error", err, NULL);
+            lunnel_log_kv(LUNNEL_LOG_ERROR, "policy", "cannot open the dead-letter file", "channel",
+                          ch->id, "error", err, NULL);
             return -1;
         }
     }
@@ -198,21 +192,19 @@ run_policy_verdict run_policy_on_failure(run_channel *ch, run_batch *b,
                          : w->cfg.on_error == LUNNEL_ON_ERROR_STOP ? "stop"
                                                                    : "retry";
     lunnel_log_kv(LUNNEL_LOG_ERROR, "channel", "process() failed", "channel", ch->id, "error",
-                  c->error, "traceback", c->traceback, "attempt", att, "records", recs,
-                  "policy", policy, NULL);
+                  c->error, "traceback", c->traceback, "attempt", att, "records", recs, "policy",
+                  policy, NULL);
     switch (w->cfg.on_error) {
     case LUNNEL_ON_ERROR_SKIP:
-        if (dead_letter(ch, b, c) != 0)
-            return POLICY_CLOSE;
+        if (dead_letter(ch, b, c) != 0) return POLICY_CLOSE;
         w->stats.dead_lettered++;
-        lunnel_log_kv(LUNNEL_LOG_WARN, "policy", "batch written to the dead-letter file",
-                      "channel", ch->id, "records", recs, "file", w->cfg.dead_letter_path, NULL);
+        lunnel_log_kv(LUNNEL_LOG_WARN, "policy", "batch written to the dead-letter file", "channel",
+                      ch->id, "records", recs, "file", w->cfg.dead_letter_path, NULL);
         return POLICY_HANDLED;
     case LUNNEL_ON_ERROR_STOP:
         lunnel_log_kv(LUNNEL_LOG_ERROR, "policy", "--on-error stop: draining and exiting 1",
                       "channel", ch->id, NULL);
-        if (w->exit_status == 0)
-            w->exit_status = LUNNEL_EXIT_RUNTIME;
+        if (w->exit_status == 0) w->exit_status = LUNNEL_EXIT_RUNTIME;
         if (!w->exit_reason[0])
             snprintf(w->exit_reason, sizeof w->exit_reason,
                      "--on-error stop: process() failed on channel %s: %s", ch->id,

@@ -62,8 +62,7 @@ void lunnel_metrics_histogram_observe(lunnel_metrics_histogram *h, double v)
 
 void lunnel_metrics_buf_printf(lunnel_metrics_buf *b, const char *fmt, ...)
 {
-    if (b->oom)
-        return;
+    if (b->oom) return;
     for (;;) {
         va_list ap;
         va_start(ap, fmt);
@@ -92,15 +91,13 @@ void lunnel_metrics_buf_printf(lunnel_metrics_buf *b, const char *fmt, ...)
 lunnel_metrics *lunnel_metrics_new(void)
 {
     lunnel_metrics *m = calloc(1, sizeof *m);
-    if (m)
-        m->tunnel_channels = m->tunnel_terminated = -1;
+    if (m) m->tunnel_channels = m->tunnel_terminated = -1;
     return m;
 }
 
 void lunnel_metrics_free(lunnel_metrics *m)
 {
-    if (!m)
-        return;
+    if (!m) return;
     for (lunnel_metrics_channel *c = m->channels, *n; c; c = n) {
         n = c->next;
         free(c->id);
@@ -111,14 +108,11 @@ void lunnel_metrics_free(lunnel_metrics *m)
 
 lunnel_metrics_channel *lunnel_metrics_channel_get(lunnel_metrics *m, const char *id)
 {
-    if (!m || !id)
-        return NULL;
+    if (!m || !id) return NULL;
     for (lunnel_metrics_channel *c = m->channels; c; c = c->next)
-        if (strcmp(c->id, id) == 0)
-            return c;
+        if (strcmp(c->id, id) == 0) return c;
     lunnel_metrics_channel *c = calloc(1, sizeof *c);
-    if (!c)
-        return NULL;
+    if (!c) return NULL;
     c->id = strdup(id);
     if (!c->id) {
         free(c);
@@ -138,18 +132,14 @@ lunnel_metrics_channel *lunnel_metrics_channel_get(lunnel_metrics *m, const char
 
 void lunnel_metrics_read_start(lunnel_metrics_channel *c, double now)
 {
-    if (c)
-        c->read_started = now;
+    if (c) c->read_started = now;
 }
 
-void lunnel_metrics_read_done(lunnel_metrics_channel *c, double now, size_t bytes, size_t n,
-                              int ok)
+void lunnel_metrics_read_done(lunnel_metrics_channel *c, double now, size_t bytes, size_t n, int ok)
 {
-    if (!c)
-        return;
+    if (!c) return;
     c->reads++;
-    if (!ok)
-        c->read_errors++;
+    if (!ok) c->read_errors++;
     c->read_bytes += bytes;
     c->read_records += n;
     if (c->read_started > 0) {
@@ -164,10 +154,14 @@ void lunnel_metrics_read_done(lunnel_metrics_channel *c, double now, size_t byte
 static const char *host_code_name(int status)
 {
     switch (status) {
-    case LUNNEL_HOST_ESCRIPT: return "script_error";
-    case LUNNEL_HOST_EMEMORY: return "lua_memory_limit";
-    case LUNNEL_HOST_EDECODE: return "bad_batch_bytes";
-    default: return "host_error";
+    case LUNNEL_HOST_ESCRIPT:
+        return "script_error";
+    case LUNNEL_HOST_EMEMORY:
+        return "lua_memory_limit";
+    case LUNNEL_HOST_EDECODE:
+        return "bad_batch_bytes";
+    default:
+        return "host_error";
     }
 }
 
@@ -175,8 +169,7 @@ void lunnel_metrics_batch_done(lunnel_metrics_channel *c, const lunnel_host_comp
                                const lunnel_record_range *ranges, size_t n, double now)
 {
     (void)now;
-    if (!c)
-        return;
+    if (!c) return;
     lunnel_metrics_histogram_observe(&c->m->process, comp->elapsed_s);
     if (comp->status != LUNNEL_HOST_OK) {
         c->batches_failed++;
@@ -189,14 +182,12 @@ void lunnel_metrics_batch_done(lunnel_metrics_channel *c, const lunnel_host_comp
         by[ranges[i].action & 3]++;
     for (int i = 0; i < 4; i++)
         c->records_by_action[i] += by[i];
-    if (comp->newest_timestamp_us > c->newest_ts_us)
-        c->newest_ts_us = comp->newest_timestamp_us;
+    if (comp->newest_timestamp_us > c->newest_ts_us) c->newest_ts_us = comp->newest_timestamp_us;
 }
 
 void lunnel_metrics_checkpoint(lunnel_metrics_channel *c, double now, int ok)
 {
-    if (!c)
-        return;
+    if (!c) return;
     if (ok) {
         c->checkpoints++;
         c->last_checkpoint_at = now;
@@ -207,10 +198,8 @@ void lunnel_metrics_checkpoint(lunnel_metrics_channel *c, double now, int ok)
 
 void lunnel_metrics_error(lunnel_metrics *m, const char *code, const char *text)
 {
-    if (!m)
-        return;
-    if (!code || !*code)
-        code = "unknown";
+    if (!m) return;
+    if (!code || !*code) code = "unknown";
     m->errors_total++;
     snprintf(m->last_error, sizeof m->last_error, "%s", text && *text ? text : code);
     struct timespec ts;
@@ -237,8 +226,7 @@ void lunnel_metrics_error(lunnel_metrics *m, const char *code, const char *text)
 
 void lunnel_metrics_channel_error(lunnel_metrics_channel *c, const char *code, const char *text)
 {
-    if (!c)
-        return;
+    if (!c) return;
     c->errors++;
     lunnel_metrics_error(c->m, code, text);
 }
@@ -250,8 +238,7 @@ static const char *api_code(const lunnel_error *err)
 
 void lunnel_metrics_api_error(lunnel_metrics *m, const lunnel_error *err)
 {
-    if (!m || !err)
-        return;
+    if (!m || !err) return;
     char line[512];
     lunnel_error_format(err, line, sizeof line);
     lunnel_metrics_error(m, api_code(err), line);
@@ -259,8 +246,7 @@ void lunnel_metrics_api_error(lunnel_metrics *m, const lunnel_error *err)
 
 void lunnel_metrics_channel_api_error(lunnel_metrics_channel *c, const lunnel_error *err)
 {
-    if (!c || !err)
-        return;
+    if (!c || !err) return;
     char line[512];
     lunnel_error_format(err, line, sizeof line);
     lunnel_metrics_channel_error(c, api_code(err), line);
@@ -268,8 +254,7 @@ void lunnel_metrics_channel_api_error(lunnel_metrics_channel *c, const lunnel_er
 
 void lunnel_metrics_tunnel_counts(lunnel_metrics *m, int n_channels, int n_terminated)
 {
-    if (!m)
-        return;
+    if (!m) return;
     m->tunnel_channels = n_channels;
     m->tunnel_terminated = n_terminated;
 }
@@ -279,13 +264,20 @@ void lunnel_metrics_tunnel_counts(lunnel_metrics *m, int n_channels, int n_termi
 static int state_index(ch_state s)
 {
     switch (s) {
-    case CH_QUEUED: return 0;
-    case CH_GETCP: return 1;
-    case CH_OPENING: return 2;
-    case CH_RUNNING: return 3;
-    case CH_DRAINING: return 4;
-    case CH_CLOSING: return 5;
-    case CH_DONE: return -1;
+    case CH_QUEUED:
+        return 0;
+    case CH_GETCP:
+        return 1;
+    case CH_OPENING:
+        return 2;
+    case CH_RUNNING:
+        return 3;
+    case CH_DRAINING:
+        return 4;
+    case CH_CLOSING:
+        return 5;
+    case CH_DONE:
+        return -1;
     }
     return -1;
 }
@@ -293,18 +285,15 @@ static int state_index(ch_state s)
 /* The live channel object of counters `c`, if any. */
 static const run_channel *live_of(const run_worker *w, const lunnel_metrics_channel *c)
 {
-    if (!w)
-        return NULL;
+    if (!w) return NULL;
     for (const run_channel *ch = w->channels; ch; ch = ch->next)
-        if (ch->state != CH_DONE && strcmp(ch->id, c->id) == 0)
-            return ch;
+        if (ch->state != CH_DONE && strcmp(ch->id, c->id) == 0) return ch;
     return NULL;
 }
 
 static double lag_of(const lunnel_metrics_channel *c, double now)
 {
-    if (!c->is_stream || c->newest_ts_us <= 0)
-        return -1;
+    if (!c->is_stream || c->newest_ts_us <= 0) return -1;
     double lag = now - (double)c->newest_ts_us / 1e6;
     return lag < 0 ? 0 : lag;
 }
@@ -323,8 +312,7 @@ int lunnel_metrics_ready(const struct lunnel_worker *w, double now, char *why, s
     double limit = w->cfg.heartbeat_timeout_s;
     /* fresh = within two heartbeat intervals (plus a little), never beyond the timeout */
     double fresh = 2.5 * w->cfg.heartbeat_interval_s;
-    if (fresh < limit)
-        limit = fresh;
+    if (fresh < limit) limit = fresh;
     if (age > limit) {
         snprintf(why, cap, "last heartbeat %.1fs ago", age);
         return 0;
@@ -339,8 +327,7 @@ void lunnel_metrics_summarize(lunnel_metrics *m, const struct lunnel_worker *w, 
     memset(out, 0, sizeof *out);
     out->slowest_lag_s = -1;
     out->tunnel_channels = out->tunnel_terminated = -1;
-    if (!m)
-        return;
+    if (!m) return;
     out->tunnel_channels = m->tunnel_channels;
     out->tunnel_terminated = m->tunnel_terminated;
     out->errors = m->errors_total;
@@ -353,16 +340,14 @@ void lunnel_metrics_summarize(lunnel_metrics *m, const struct lunnel_worker *w, 
         for (int i = 0; i < 4; i++)
             out->records += c->records_by_action[i];
     }
-    if (!w)
-        return;
+    if (!w) return;
     char why[64];
     out->connected = lunnel_metrics_ready(w, now, why, sizeof why);
     out->heartbeat_age_s = now - w->last_hb_ok;
     for (const run_channel *ch = w->channels; ch; ch = ch->next) {
         int si = state_index(ch->state);
         if (si < 0) {
-            if (ch->end == END_TERMINATED)
-                out->channels_terminated++;
+            if (ch->end == END_TERMINATED) out->channels_terminated++;
             continue;
         }
         out->channels_by_state[si]++;
@@ -390,8 +375,8 @@ static void render_hist(lunnel_metrics_buf *b, const char *name, const char *hel
                                   lunnel_metrics_bucket_bounds[i], (unsigned long long)cum);
     }
     cum += h->counts[LUNNEL_METRICS_BUCKETS];
-    lunnel_metrics_buf_printf(b, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.9g\n%s_count %llu\n",
-                              name, (unsigned long long)cum, name, h->sum, name,
+    lunnel_metrics_buf_printf(b, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.9g\n%s_count %llu\n", name,
+                              (unsigned long long)cum, name, h->sum, name,
                               (unsigned long long)h->count);
 }
 
@@ -419,8 +404,7 @@ static void label_value(char *out, size_t cap, const char *s)
 void lunnel_metrics_render(lunnel_metrics *m, const struct lunnel_worker *w, double now,
                            lunnel_metrics_buf *b)
 {
-    if (!m)
-        return;
+    if (!m) return;
     static const char *const actions[4] = {"NONE", "PUT", "UPDATE", "DELETE"};
     char id[256];
 
@@ -490,8 +474,7 @@ void lunnel_metrics_render(lunnel_metrics *m, const struct lunnel_worker *w, dou
     HEAD("lunnel_checkpoint_age_seconds", "gauge",
          "seconds since the last accepted checkpoint, live channels that have one");
     for (lunnel_metrics_channel *c = m->channels; c; c = c->next) {
-        if (c->last_checkpoint_at <= 0 || !live_of(w, c))
-            continue;
+        if (c->last_checkpoint_at <= 0 || !live_of(w, c)) continue;
         label_value(id, sizeof id, c->id);
         lunnel_metrics_buf_printf(b, "lunnel_checkpoint_age_seconds{channel=\"%s\"} %.3f\n", id,
                                   now - c->last_checkpoint_at);
@@ -500,20 +483,18 @@ void lunnel_metrics_render(lunnel_metrics *m, const struct lunnel_worker *w, dou
          "batches read but not yet covered by an accepted checkpoint, live channels");
     for (lunnel_metrics_channel *c = m->channels; c; c = c->next) {
         const run_channel *ch = live_of(w, c);
-        if (!ch)
-            continue;
+        if (!ch) continue;
         label_value(id, sizeof id, c->id);
-        size_t pend = lunnel_cptrack_outstanding(&ch->cp) +
-                      (lunnel_cptrack_pending(&ch->cp) != NULL ? 1 : 0);
-        lunnel_metrics_buf_printf(b, "lunnel_checkpoint_pending_batches{channel=\"%s\"} %zu\n",
-                                  id, pend);
+        size_t pend =
+            lunnel_cptrack_outstanding(&ch->cp) + (lunnel_cptrack_pending(&ch->cp) != NULL ? 1 : 0);
+        lunnel_metrics_buf_printf(b, "lunnel_checkpoint_pending_batches{channel=\"%s\"} %zu\n", id,
+                                  pend);
     }
     HEAD("lunnel_stream_lag_seconds", "gauge",
          "now minus the newest processed record timestamp, live stream channels");
     for (lunnel_metrics_channel *c = m->channels; c; c = c->next) {
         double lag = lag_of(c, now);
-        if (lag < 0 || !live_of(w, c))
-            continue;
+        if (lag < 0 || !live_of(w, c)) continue;
         label_value(id, sizeof id, c->id);
         lunnel_metrics_buf_printf(b, "lunnel_stream_lag_seconds{channel=\"%s\"} %.3f\n", id, lag);
     }
@@ -529,8 +510,7 @@ void lunnel_metrics_render(lunnel_metrics *m, const struct lunnel_worker *w, dou
                               "lunnel_tunnel_channels{status=\"all\"} %d\n"
                               "lunnel_tunnel_channels{status=\"TERMINATED\"} %d\n",
                               m->tunnel_channels, m->tunnel_terminated);
-    if (!w)
-        return;
+    if (!w) return;
     HEAD("lunnel_connected", "gauge", "1 when connected with a fresh heartbeat (= /readyz)");
     lunnel_metrics_buf_printf(b, "lunnel_connected %d\n", s.connected);
     HEAD("lunnel_heartbeat_age_seconds", "gauge", "seconds since the last good heartbeat");

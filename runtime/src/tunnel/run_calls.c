@@ -84,8 +84,7 @@ static void heartbeat_done(lunnel_api_result *r, void *ud)
     }
     size_t n = 0;
     for (size_t i = 0; i < m->n_channels; i++) {
-        if (!m->channels[i]->channel_id)
-            continue;
+        if (!m->channels[i]->channel_id) continue;
         v[n].id = m->channels[i]->channel_id; /* valid during the callback */
         v[n].version = m->channels[i]->version;
         v[n].status = (int)m->channels[i]->status;

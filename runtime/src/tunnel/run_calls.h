@@ -23,8 +23,7 @@ typedef void (*rc_status_cb)(void *ud, const lunnel_error *err);
 typedef void (*rc_read_cb)(void *ud, const lunnel_error *err, uint8_t *body, size_t len,
                            const char *trace_id);
 /* Channel counts of DescribeTunnel: how many exist, how many are TERMINATED. */
-typedef void (*rc_describe_cb)(void *ud, const lunnel_error *err, int n_channels,
-                               int n_terminated);
+typedef void (*rc_describe_cb)(void *ud, const lunnel_error *err, int n_channels, int n_terminated);
 
 void rc_connect(struct lunnel_api *api, const char *tunnel_id, int64_t timeout_s,
                 const char *client_tag, rc_connect_cb cb, void *ud);

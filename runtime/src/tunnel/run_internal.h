@@ -63,8 +63,8 @@ struct run_batch {
     size_t n_ranges;
     char *next_token;
     char *trace_id; /* x-ots-trace-id of the ReadRecords call that read it (may be NULL) */
-    uint64_t no; /* checkpoint tracker number */
-    int attempts; /* process() calls made (error_policy.c) */
+    uint64_t no;    /* checkpoint tracker number */
+    int attempts;   /* process() calls made (error_policy.c) */
     run_batch *next;
 };
 
@@ -76,16 +76,16 @@ struct run_channel {
     ch_read rd;
     ch_cp cps;
     int is_stream;
-    void *host_ch;     /* processor channel handle (after open) */
-    char *token;       /* token of the next ReadRecords */
-    int submitted;     /* batches handed to the host, not completed */
-    int calls;         /* API calls in flight referencing this object */
-    size_t read_reserved; /* budget reserved for the response of its ReadRecords in flight */
-    int has_slot;      /* counts against --max-channels */
-    int cp_resyncs;    /* OTSSequenceNumberNotMatch re-reads in a row */
-    int failed;        /* run_channel_fail() ran: this object counted its failure */
+    void *host_ch;           /* processor channel handle (after open) */
+    char *token;             /* token of the next ReadRecords */
+    int submitted;           /* batches handed to the host, not completed */
+    int calls;               /* API calls in flight referencing this object */
+    size_t read_reserved;    /* budget reserved for the response of its ReadRecords in flight */
+    int has_slot;            /* counts against --max-channels */
+    int cp_resyncs;          /* OTSSequenceNumberNotMatch re-reads in a row */
+    int failed;              /* run_channel_fail() ran: this object counted its failure */
     ev_tstamp running_since; /* open(ctx) succeeded at (0: never): the healthy time */
-    int64_t version;   /* the view version this object was started at */
+    int64_t version;         /* the view version this object was started at */
     lunnel_backoff backoff;
     ev_timer backoff_timer;
     lunnel_cptrack cp;
@@ -98,8 +98,8 @@ struct run_channel {
     int held;
     ev_timer retry_timer;
     struct lunnel_metrics_channel *mx; /* metrics.h counters of this id; NULL: metrics off */
-    run_channel *next; /* worker's list of live objects */
-    run_channel *prev; /* (doubly linked: unlinking is O(1) with 50,000 channels) */
+    run_channel *next;                 /* worker's list of live objects */
+    run_channel *prev;                 /* (doubly linked: unlinking is O(1) with 50,000 channels) */
 };
 
 typedef enum w_state {
@@ -118,23 +118,24 @@ struct lunnel_worker {
     char *tunnel_id, *table_name, *tunnel_name, *client_tag;
     w_state state;
     char *client_id;
-    int generation;    /* bumped per Connect: stale callbacks are recognised */
+    int generation; /* bumped per Connect: stale callbacks are recognised */
     lunnel_chtable table;
     run_channel *channels;
-    int budget_waiters; /* some channel went waiting-for-budget (RD_BUDGET) since the last budget_freed scan */
+    int budget_waiters; /* some channel went waiting-for-budget (RD_BUDGET) since the last
+                           budget_freed scan */
     ev_timer hb_timer, cp_timer, delay_timer, drain_timer;
     ev_timer start_timer; /* starts the channels a big heartbeat added, a slice per turn */
     int hb_inflight;
     int drain_timed_out; /* the drain hit --drain-timeout: a process() call may never return */
-    int hb_again; /* a channel ended while a heartbeat was in flight: report it at once */
+    int hb_again;        /* a channel ended while a heartbeat was in flight: report it at once */
     ev_tstamp last_hb_ok;
     int describe_inflight;
     int running; /* channels holding a --max-channels slot */
     size_t inflight_bytes;
-    size_t read_reserved; /* bytes reserved by ReadRecords calls in flight (being downloaded) */
-    size_t largest_read;  /* largest ReadRecords response so far: what a new read reserves */
+    size_t read_reserved;  /* bytes reserved by ReadRecords calls in flight (being downloaded) */
+    size_t largest_read;   /* largest ReadRecords response so far: what a new read reserves */
     lunnel_rr_response rr; /* scanner output, reused by every response */
-    int exit_status; /* status to report when the drain completes */
+    int exit_status;       /* status to report when the drain completes */
     int exit_after_drain;
     lunnel_worker_stats stats;
     struct lunnel_dead_letter *dead_letter; /* --on-error skip, opened at the first use */
@@ -144,7 +145,7 @@ struct lunnel_worker {
     lunnel_pace reconnect_pace;             /* reconnects in a row without a healthy run */
     struct run_pace_entry *pace;            /* channel_pace.c: failure backoff per channel id */
     size_t n_pace, cap_pace;
-    char exit_reason[1200];                 /* why a non-zero exit (one line); "" */
+    char exit_reason[1200]; /* why a non-zero exit (one line); "" */
 };
 
 /* channel.c */
@@ -154,7 +155,7 @@ void run_channel_stop(run_channel *ch, ch_end end);
 void run_channel_pump(run_channel *ch); /* issue the next read if allowed */
 void run_channel_on_done(run_channel *ch, const lunnel_host_completion *c);
 void run_channel_maybe_free(run_channel *ch);
-void run_channel_release(run_channel *ch); /* calls--, then maybe free */
+void run_channel_release(run_channel *ch);     /* calls--, then maybe free */
 int run_channel_active(const run_channel *ch); /* holds a slot (not queued, not done) */
 /* The one path of a persistent failure (failed open, refused or unparseable reply, retries
  * exhausted, dead letter not writable, undecodable batch): counts one failure for the
@@ -171,10 +172,10 @@ typedef enum run_policy_verdict {
     POLICY_STOP,     /* not handled: stop the whole worker with exit 1 */
 } run_policy_verdict;
 void run_policy_channel_init(run_channel *ch);
-void run_policy_channel_free(run_channel *ch);     /* drops held batches, stops the timer */
+void run_policy_channel_free(run_channel *ch);         /* drops held batches, stops the timer */
 int run_policy_enqueue(run_channel *ch, run_batch *b); /* hold + pump; -1: submit refused */
-int run_policy_pump(run_channel *ch);              /* submit the head when the host is idle */
-void run_policy_drop_held(run_channel *ch);        /* stopping: unsubmitted batches go */
+int run_policy_pump(run_channel *ch);                  /* submit the head when the host is idle */
+void run_policy_drop_held(run_channel *ch);            /* stopping: unsubmitted batches go */
 run_policy_verdict run_policy_on_failure(run_channel *ch, run_batch *b,
                                          const lunnel_host_completion *c);
 void run_policy_worker_free(run_worker *w);
@@ -184,7 +185,7 @@ int run_connect_give_up(run_worker *w, const char *error_line);
 void run_worker_finish(run_worker *w, int status); /* worker.c: stop for good now */
 /* daemon.c: remembers the first fatal cause for lunnel_worker_exit_reason() */
 void run_set_exit_reason(run_worker *w, const char *what, const lunnel_error *err);
-void run_batch_free(run_batch *b);                 /* channel.c */
+void run_batch_free(run_batch *b); /* channel.c */
 
 /* channel_pace.c: failure backoff per channel id, kept across channel objects */
 typedef struct run_pace_entry {
@@ -201,7 +202,7 @@ void run_pace_failed(run_worker *w, const char *id, double healthy_s, const char
 void run_pace_free(run_worker *w);
 
 /* checkpointer.c */
-void run_checkpoint_flush(run_channel *ch);    /* send the pending token if any */
+void run_checkpoint_flush(run_channel *ch);        /* send the pending token if any */
 int run_checkpoint_settled(const run_channel *ch); /* nothing pending, nothing in flight */
 
 /* worker.c, used by channels */

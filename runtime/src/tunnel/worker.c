@@ -10,9 +10,9 @@
 #include <string.h>
 
 #include "lunnel/log.h"
-#include "lunnel/timeutil.h"
 #include "lunnel/metrics.h"
 #include "lunnel/retry.h"
+#include "lunnel/timeutil.h"
 #include "run_internal.h"
 
 static void heartbeat_now(run_worker *w);
@@ -22,8 +22,7 @@ static void do_connect(run_worker *w);
 
 static void finish(run_worker *w, int status)
 {
-    if (w->state == W_EXITED)
-        return;
+    if (w->state == W_EXITED) return;
     w->state = W_EXITED;
     ev_timer_stop(w->cfg.loop, &w->hb_timer);
     ev_timer_stop(w->cfg.loop, &w->cp_timer);
@@ -39,8 +38,7 @@ static void finish(run_worker *w, int status)
     snprintf(rc, sizeof rc, "%llu", (unsigned long long)w->stats.reconnects);
     lunnel_log_kv(LUNNEL_LOG_INFO, "worker", "worker stopped", "status", st, "batches", b,
                   "records", r, "checkpoints", cp, "heartbeats", hb, "reconnects", rc, NULL);
-    if (w->cfg.on_exit)
-        w->cfg.on_exit(w->cfg.ud, status);
+    if (w->cfg.on_exit) w->cfg.on_exit(w->cfg.ud, status);
 }
 
 /* Whether any channel is not done; stops at the first (check_drained runs per channel end:
@@ -48,8 +46,7 @@ static void finish(run_worker *w, int status)
 static int any_live_channel(const run_worker *w)
 {
     for (run_channel *ch = w->channels; ch; ch = ch->next)
-        if (ch->state != CH_DONE)
-            return 1;
+        if (ch->state != CH_DONE) return 1;
     return 0;
 }
 
@@ -74,8 +71,7 @@ static void cp_cb(struct ev_loop *loop, ev_timer *t, int revents)
     run_channel *next;
     for (run_channel *ch = w->channels; ch; ch = next) {
         next = ch->next;
-        if (ch->state == CH_RUNNING)
-            run_checkpoint_flush(ch);
+        if (ch->state == CH_RUNNING) run_checkpoint_flush(ch);
     }
 }
 
@@ -83,8 +79,7 @@ static void delay_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
     (void)loop, (void)revents;
     run_worker *w = t->data;
-    if (w->state == W_RECONNECT_WAIT)
-        do_connect(w);
+    if (w->state == W_RECONNECT_WAIT) do_connect(w);
 }
 
 static void drain_timeout_cb(struct ev_loop *loop, ev_timer *t, int revents)
@@ -124,8 +119,7 @@ static double reconnect_delay(run_worker *w)
     double healthy_ms = w->connected_at > 0 ? (now - w->connected_at) * 1000.0 : 0;
     double paced = lunnel_pace_fail(&w->reconnect_pace, healthy_ms, lunnel_retry_rand01());
     w->connected_at = 0;
-    if (w->reconnect_pace.step > 1 && paced / 1000.0 > d)
-        d = paced / 1000.0;
+    if (w->reconnect_pace.step > 1 && paced / 1000.0 > d) d = paced / 1000.0;
     return d;
 }
 
@@ -145,14 +139,12 @@ static void schedule_reconnect(run_worker *w)
 static void on_connect(void *ud, const lunnel_error *err, const char *client_id)
 {
     run_worker *w = ud;
-    if (w->state != W_CONNECTING)
-        return;
+    if (w->state != W_CONNECTING) return;
     if (err) {
         char line[1024];
         lunnel_error_format(err, line, sizeof line);
         lunnel_error_class cls = lunnel_error_classify(err, LUNNEL_SCOPE_CLIENT);
-        if (err->kind == LUNNEL_NET_CANCELLED)
-            return;
+        if (err->kind == LUNNEL_NET_CANCELLED) return;
         lunnel_metrics_api_error(w->cfg.metrics, err);
         if (cls == LUNNEL_ERRCLASS_FATAL) {
             lunnel_log_kv(LUNNEL_LOG_ERROR, "worker", "connect failed", "error", line, NULL);
@@ -169,10 +161,8 @@ static void on_connect(void *ud, const lunnel_error *err, const char *client_id)
             finish(w, LUNNEL_EXIT_RUNTIME);
             return;
         }
-        if (run_connect_give_up(w, line))
-            return;
-        lunnel_log_kv(LUNNEL_LOG_WARN, "worker", "connect failed, will retry", "error", line,
-                      NULL);
+        if (run_connect_give_up(w, line)) return;
+        lunnel_log_kv(LUNNEL_LOG_WARN, "worker", "connect failed, will retry", "error", line, NULL);
         schedule_reconnect(w);
         return;
     }
@@ -196,8 +186,7 @@ static void do_connect(run_worker *w)
     w->state = W_CONNECTING;
     w->generation++;
     int64_t timeout = (int64_t)ceil(w->cfg.heartbeat_timeout_s);
-    if (timeout < 1)
-        timeout = 1;
+    if (timeout < 1) timeout = 1;
     rc_connect(w->cfg.api, w->tunnel_id, timeout, w->client_tag, on_connect, w);
 }
 
@@ -293,14 +282,12 @@ static void start_more_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
     (void)revents;
     run_worker *w = t->data;
-    if (w->state != W_RUNNING)
-        return; /* queued channels are ended by the drain */
+    if (w->state != W_RUNNING) return; /* queued channels are ended by the drain */
     int started = 0, more = 0;
     run_channel *next;
     for (run_channel *ch = w->channels; ch; ch = next) {
         next = ch->next;
-        if (ch->state != CH_QUEUED)
-            continue;
+        if (ch->state != CH_QUEUED) continue;
         if (started >= STARTS_PER_TURN) {
             more = 1;
             break;
@@ -310,24 +297,20 @@ static void start_more_cb(struct ev_loop *loop, ev_timer *t, int revents)
         run_channel_start(ch);
         started++;
     }
-    if (more)
-        ev_timer_start(loop, t);
+    if (more) ev_timer_start(loop, t);
 }
 
 static void exit_when_done_check(run_worker *w);
 
-static void on_heartbeat(void *ud, const lunnel_error *err, const lunnel_channel_view *v,
-                         size_t n)
+static void on_heartbeat(void *ud, const lunnel_error *err, const lunnel_channel_view *v, size_t n)
 {
     hb_ctx *ctx = ud;
     run_worker *w = ctx->w;
     int stale = ctx->generation != w->generation;
     free(ctx);
-    if (stale || !w->client_id)
-        return;
+    if (stale || !w->client_id) return;
     w->hb_inflight = 0;
-    if (w->state != W_RUNNING && w->state != W_DRAINING)
-        return;
+    if (w->state != W_RUNNING && w->state != W_DRAINING) return;
     if (err) {
         char line[1024];
         lunnel_error_format(err, line, sizeof line);
@@ -383,8 +366,7 @@ static void on_heartbeat(void *ud, const lunnel_error *err, const lunnel_channel
 
 static void heartbeat_now(run_worker *w)
 {
-    if (w->hb_inflight || !w->client_id)
-        return;
+    if (w->hb_inflight || !w->client_id) return;
     hb_ctx *ctx = malloc(sizeof *ctx);
     lunnel_channel_view *views = malloc((w->table.n + 1) * sizeof *views);
     if (!ctx || !views) {
@@ -407,8 +389,7 @@ static void on_describe(void *ud, const lunnel_error *err, int n_channels, int n
 {
     run_worker *w = ud;
     w->describe_inflight = 0;
-    if (w->state != W_RUNNING)
-        return;
+    if (w->state != W_RUNNING) return;
     if (err) {
         char line[1024];
         lunnel_error_format(err, line, sizeof line);
@@ -425,10 +406,8 @@ static void on_describe(void *ud, const lunnel_error *err, int n_channels, int n
 
 static void exit_when_done_check(run_worker *w)
 {
-    if (!w->cfg.exit_when_done || w->describe_inflight || w->state != W_RUNNING)
-        return;
-    if (any_live_channel(w))
-        return;
+    if (!w->cfg.exit_when_done || w->describe_inflight || w->state != W_RUNNING) return;
+    if (any_live_channel(w)) return;
     w->describe_inflight = 1;
     rc_describe(w->cfg.api, w->table_name, w->tunnel_name, w->tunnel_id, on_describe, w);
 }
@@ -461,8 +440,7 @@ static void stop_all_channels(run_worker *w, ch_end end)
 /* All channel objects are done: the next step of a drain or a reconnect. */
 static void check_drained(run_worker *w)
 {
-    if (any_live_channel(w))
-        return;
+    if (any_live_channel(w)) return;
     if (w->state == W_DRAINING) {
         w->state = W_SHUTDOWN;
         ev_timer_stop(w->cfg.loop, &w->hb_timer);
@@ -483,10 +461,8 @@ static void check_drained(run_worker *w)
 
 static void begin_reconnect(run_worker *w, const char *why)
 {
-    if (w->state != W_RUNNING)
-        return;
-    lunnel_log_kv(LUNNEL_LOG_WARN, "worker", "client lost, stopping channels", "reason", why,
-                  NULL);
+    if (w->state != W_RUNNING) return;
+    lunnel_log_kv(LUNNEL_LOG_WARN, "worker", "client lost, stopping channels", "reason", why, NULL);
     w->state = W_RECONNECT_DRAIN;
     ev_timer_stop(w->cfg.loop, &w->hb_timer);
     ev_timer_stop(w->cfg.loop, &w->cp_timer);
@@ -503,10 +479,8 @@ void run_worker_fatal(run_worker *w, const lunnel_error *err, const char *what)
     lunnel_log_kv(LUNNEL_LOG_ERROR, "worker", "fatal error, stopping", "call", what, "error", line,
                   NULL);
     run_set_exit_reason(w, what, err);
-    if (w->exit_status == 0)
-        w->exit_status = lunnel_error_exit_status(err);
-    if (w->exit_status == 0)
-        w->exit_status = LUNNEL_EXIT_RUNTIME;
+    if (w->exit_status == 0) w->exit_status = lunnel_error_exit_status(err);
+    if (w->exit_status == 0) w->exit_status = LUNNEL_EXIT_RUNTIME;
     lunnel_worker_stop(w);
 }
 
@@ -521,13 +495,13 @@ void run_worker_channel_ended(run_worker *w, run_channel *ch)
         e->owner = NULL;
         if (ch->end != END_SILENT) {
             e->view.version++;
-            e->view.status = ch->end == END_TERMINATED ? LUNNEL_CHANNEL_TERMINATED
-                                                       : LUNNEL_CHANNEL_CLOSE;
+            e->view.status =
+                ch->end == END_TERMINATED ? LUNNEL_CHANNEL_TERMINATED : LUNNEL_CHANNEL_CLOSE;
             char ver[24];
             snprintf(ver, sizeof ver, "%lld", (long long)e->view.version);
-            lunnel_log_kv(LUNNEL_LOG_INFO, "worker", "channel reported",
-                          "channel", ch->id, "status", lunnel_channel_status_str(e->view.status),
-                          "version", ver, NULL);
+            lunnel_log_kv(LUNNEL_LOG_INFO, "worker", "channel reported", "channel", ch->id,
+                          "status", lunnel_channel_status_str(e->view.status), "version", ver,
+                          NULL);
             /* Report the end now rather than at the next tick: stage changes, handoffs and
              * --exit-when-done then take one round trip instead of a heartbeat interval. */
             if (w->state == W_RUNNING) {
@@ -539,20 +513,17 @@ void run_worker_channel_ended(run_worker *w, run_channel *ch)
         }
     }
     run_worker_slot_freed(w);
-    if (w->state == W_DRAINING || w->state == W_RECONNECT_DRAIN)
-        check_drained(w);
+    if (w->state == W_DRAINING || w->state == W_RECONNECT_DRAIN) check_drained(w);
 }
 
 void run_worker_slot_freed(run_worker *w)
 {
     /* channels wait (CH_QUEUED) only under --max-channels: without it, no scan per end */
-    if (w->state != W_RUNNING || w->cfg.max_channels <= 0)
-        return;
+    if (w->state != W_RUNNING || w->cfg.max_channels <= 0) return;
     run_channel *next;
     for (run_channel *ch = w->channels; ch; ch = next) {
         next = ch->next;
-        if (ch->state == CH_QUEUED)
-            run_channel_start(ch);
+        if (ch->state == CH_QUEUED) run_channel_start(ch);
     }
 }
 
@@ -564,8 +535,7 @@ void run_worker_budget_freed(run_worker *w)
     run_channel *next;
     for (run_channel *ch = w->channels; ch; ch = next) {
         next = ch->next;
-        if (ch->rd == RD_BUDGET)
-            run_channel_pump(ch);
+        if (ch->rd == RD_BUDGET) run_channel_pump(ch);
     }
 }
 
@@ -574,8 +544,7 @@ void run_worker_budget_freed(run_worker *w)
 lunnel_worker *lunnel_worker_new(const lunnel_worker_config *cfg)
 {
     run_worker *w = calloc(1, sizeof *w);
-    if (!w)
-        return NULL;
+    if (!w) return NULL;
     w->cfg = *cfg;
     w->tunnel_id = strdup(cfg->tunnel_id);
     w->table_name = cfg->table_name ? strdup(cfg->table_name) : NULL;
@@ -602,8 +571,7 @@ lunnel_worker *lunnel_worker_new(const lunnel_worker_config *cfg)
 void lunnel_worker_start(lunnel_worker *lw)
 {
     run_worker *w = lw;
-    if (w->state == W_IDLE)
-        do_connect(w);
+    if (w->state == W_IDLE) do_connect(w);
 }
 
 void lunnel_worker_stop(lunnel_worker *lw)
@@ -638,8 +606,7 @@ void lunnel_worker_on_done(lunnel_worker *lw, const lunnel_host_completion *c)
 {
     (void)lw;
     run_channel *ch = c->channel_user;
-    if (ch)
-        run_channel_on_done(ch, c);
+    if (ch) run_channel_on_done(ch, c);
 }
 
 void lunnel_worker_get_stats(const lunnel_worker *lw, lunnel_worker_stats *out)
@@ -653,8 +620,7 @@ void lunnel_worker_get_stats(const lunnel_worker *lw, lunnel_worker_stats *out)
 void lunnel_worker_free(lunnel_worker *lw)
 {
     run_worker *w = lw;
-    if (!w)
-        return;
+    if (!w) return;
     struct ev_loop *loop = w->cfg.loop;
     ev_timer_stop(loop, &w->hb_timer);
     ev_timer_stop(loop, &w->cp_timer);
