@@ -63,7 +63,8 @@ test('/metrics counts what was written; /readyz turns unready when the emulator 
     });
     const port = Number(await waitFor(() => fs.existsSync(portFile) && fs.readFileSync(portFile, 'utf8').trim(), 20000, 'port file'));
     assert.ok(port > 0);
-    assert.match(run.stderr(), new RegExp(`metrics listening url=http://127\\.0\\.0\\.1:${port}/metrics`));
+    // the port file is written before the log line reaches our pipe: wait for the line
+    await run.waitLog(new RegExp(`metrics listening url=http://127\\.0\\.0\\.1:${port}/metrics`), 20000);
     await waitFor(async () => (await get(port, '/readyz')).status === 200, 20000, '/readyz 200');
     assert.equal((await get(port, '/healthz')).status, 200);
     assert.equal((await get(port, '/nope')).status, 404);

@@ -69,7 +69,9 @@ export function startRun(emu, { table, tunnel, create, dir, custom = {}, args = 
   let stdout = ''; // what the script printed (bounded: the first MiB)
   child.stderr.on('data', (d) => { stderr += d; });
   child.stdout.on('data', (d) => { if (stdout.length < 1 << 20) stdout += d; });
-  const exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+  // 'close', not 'exit': it comes after the last stderr data, so a test that checks the final
+  // line after the exit sees it
+  const exited = new Promise((resolve) => child.on('close', (code, signal) => resolve({ code, signal })));
   return {
     child, exited,
     stderr: () => stderr,
