@@ -70,6 +70,17 @@ function M.load(spec)
 end
 
 -- The DSN as it may appear in a message: passwords (URI user:password@, password=...) hidden.
+-- Splits the part of a URL after "scheme://" at its last '@': returns the host part and the
+-- userinfo's two halves ("a:b" -> "a", "b"; a lone "a" -> nil, nil, "a": the caller decides
+-- whether a lone name is a user (MySQL) or a password (Redis)).
+function M.split_userinfo(rest)
+  local auth, hostpart = rest:match("^(.*)@([^@]*)$")
+  if not auth then return rest end
+  local user, password = auth:match("^([^:]*):(.*)$")
+  if not user then return hostpart, nil, nil, auth end
+  return hostpart, user, password
+end
+
 function M.redact(dsn)
   if type(dsn) ~= "string" then return tostring(dsn) end
   local s = dsn:gsub("^(%a[%w+.-]*://[^:/@]*):[^@]*@", "%1:***@")

@@ -58,13 +58,8 @@ end
 function M.parse_dsn(dsn)
   local rest = dsn:match("^mysql://(.*)$") or dsn:match("^mariadb://(.*)$")
   if not rest then return nil, "dsn must look like mysql://user@host:port/db" end
-  local auth, hostpart = rest:match("^(.*)@([^@]*)$")
-  hostpart = hostpart or rest
-  local user, password
-  if auth then
-    user, password = auth:match("^([^:]*):(.*)$")
-    if not user then user = auth end
-  end
+  local hostpart, user, password, lone = module.split_userinfo(rest)
+  user = user or lone
   local host, port, db = hostpart:match("^([^:/?]+):?(%d*)/?([^?]*)")
   if not host then return nil, "cannot read host/port/db from the dsn" end
   return { host = host, port = tonumber(port) or 3306, user = user and unescape(user),

@@ -54,13 +54,8 @@ Sink.__index = Sink
 function M.parse_url(url)
   local rest = url:match("^rediss?://(.*)$")
   if not rest then return nil, "url must look like redis://host:port/db" end
-  local auth, hostpart = rest:match("^(.*)@([^@]*)$")
-  hostpart = hostpart or rest
-  local user, password
-  if auth then
-    user, password = auth:match("^([^:]*):(.*)$")
-    if not user then password = auth end
-  end
+  local hostpart, user, password, lone = module.split_userinfo(rest)
+  password = password or lone
   local host, port, db = hostpart:match("^([^:/]+):?(%d*)/?(%d*)$")
   if not host then return nil, "cannot read host/port/db from the url" end
   return host, tonumber(port) or 6379, user, password, tonumber(db) or 0
