@@ -28,6 +28,7 @@ enum {
     REC_TABLE_CREATE = 2,         /* table definition */
     REC_TABLE_DELETE = 3,         /* str name */
     REC_WRITE = 4,                /* one committed row write */
+    REC_TABLE_UPDATE = 5,         /* table definition with the options UpdateTable set */
     REC_SNAP_HEADER = 10,         /* u64 next_gen, u32 partitions, i64 seq_us, i32 row_index */
     REC_SNAP_TABLE = 11,          /* table definition + u64 changes_begin; selects the table */
     REC_SNAP_ROWS = 12,           /* u32 n, rows of the selected table */
@@ -101,7 +102,7 @@ const lunnel_emu_durable_stats *lunnel_emu_durable_stats_of(const lunnel_emu_dur
 static double cpu_ms(void)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts); /* the restore runs on its own thread */
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
@@ -255,22 +256,25 @@ typedef struct table_def {
 } table_def;
 
 /* The table definition's extension, written after the fields above (and after a snapshot
- * table's changes_begin): u8 version 1, u8 auto_increment_pk, u8 n, n origin column names.
- * Records written before it existed end without it. */
+ * table's changes_begin): u8 version (2), u8 auto_increment_pk, u8 n, n origin column names,
+ * then (version 2) i64 max time deviation in seconds. Records written before it existed end
+ * without it; version 1 ends after the origin columns. */
 static void put_table_ext(emu_wbuf *b, const lunnel_emu_table *t)
 {
     const lunnel_emu_table_options *o = lunnel_emu_table_options_of(t);
-    emu_put_u8(b, 1);
+    emu_put_u8(b, 2);
     emu_put_u8(b, o->auto_increment_pk);
     emu_put_u8(b, (uint8_t)o->n_origin_columns);
     for (size_t i = 0; i < o->n_origin_columns; i++)
         emu_put_str(b, o->origin_columns[i]);
+    emu_put_i64(b, o->deviation_s);
 }
 
 static int get_table_ext(emu_rbuf *r, table_def *td)
 {
     if (r->off == r->len) return 0;
-    if (emu_get_u8(r) != 1) r->err = 1;
+    uint8_t version = emu_get_u8(r);
+    if (version != 1 && version != 2) r->err = 1;
     td->o.auto_increment_pk = emu_get_u8(r);
     size_t n = emu_get_u8(r);
     if (n > 32) r->err = 1;
@@ -280,6 +284,7 @@ static int get_table_ext(emu_rbuf *r, table_def *td)
     }
     td->o.origin_columns = td->origin_ptr;
     td->o.n_origin_columns = r->err ? 0 : n;
+    if (version == 2) td->o.deviation_s = emu_get_i64(r);
     return r->err ? -1 : 0;
 }
 
@@ -318,8 +323,8 @@ static void on_journal(void *ud, lunnel_emu_store_event ev, const lunnel_emu_tab
     if (d->replaying) return;
     emu_wbuf *b = &d->pending;
     size_t at = lunnel_emu_wal_frame_begin(b);
-    if (ev == LUNNEL_EMU_EV_TABLE_CREATED) {
-        emu_put_u8(b, REC_TABLE_CREATE);
+    if (ev == LUNNEL_EMU_EV_TABLE_CREATED || ev == LUNNEL_EMU_EV_TABLE_UPDATED) {
+        emu_put_u8(b, ev == LUNNEL_EMU_EV_TABLE_CREATED ? REC_TABLE_CREATE : REC_TABLE_UPDATE);
         put_table_def(b, t);
         put_table_ext(b, t);
     } else if (ev == LUNNEL_EMU_EV_TABLE_DELETED) {
@@ -486,6 +491,17 @@ static int on_wal_record(void *ud, const uint8_t *p, size_t n, size_t off, char 
         char msg[160];
         if (create_from_def(d, &td, 0, msg) != 0) {
             warn(d, "skipped a table creation: %s", msg);
+            d->stats.skipped_records++;
+        }
+        return 0;
+    }
+    case REC_TABLE_UPDATE: {
+        table_def td;
+        if (get_table_def(&r, &td) != 0 || get_table_ext(&r, &td) != 0 || r.off != r.len) break;
+        lunnel_emu_table *t = lunnel_emu_store_table(d->st, td.name);
+        char msg[160];
+        if (!t || lunnel_emu_store_update_table(d->st, t, &td.o, msg, sizeof msg) != 0) {
+            warn(d, "skipped an update of table '%s' (%s)", td.name, t ? msg : "not there");
             d->stats.skipped_records++;
         }
         return 0;

@@ -60,8 +60,8 @@ struct lunnel_emu_table {
     size_t n_changes, cap_changes;
     uint64_t changes_begin;
     change_chunk *chunk_head, *chunk_tail; /* the changes' bytes, oldest chunk first */
-    char **origin;          /* opts.origin_columns points here */
-    int64_t auto_incr_last; /* largest value of the AUTO_INCREMENT column seen */
+    char **origin;                         /* opts.origin_columns points here */
+    int64_t auto_incr_last;                /* largest value of the AUTO_INCREMENT column seen */
 };
 
 struct lunnel_emu_store {
@@ -173,6 +173,13 @@ static void row_free(lunnel_emu_row *r)
     free(r);
 }
 
+static void free_origin(char **origin, size_t n)
+{
+    for (size_t i = 0; origin && i < n; i++)
+        free(origin[i]);
+    free(origin);
+}
+
 static void table_free(lunnel_emu_table *t)
 {
     for (size_t i = 0; i < t->n_rows; i++)
@@ -183,9 +190,7 @@ static void table_free(lunnel_emu_table *t)
         free(c);
     }
     free(t->changes);
-    for (size_t i = 0; i < t->opts.n_origin_columns; i++)
-        free(t->origin[i]);
-    free(t->origin);
+    free_origin(t->origin, t->opts.n_origin_columns);
     free(t);
 }
 
@@ -218,6 +223,48 @@ static void notify(lunnel_emu_store *st, lunnel_emu_store_event ev, const lunnel
 {
     for (size_t i = 0; i < st->n_listeners; i++)
         st->listeners[i].fn(st->listeners[i].ud, ev, t, c);
+}
+
+/* Sets t's options to a copy of `opts` (origin column names duplicated); on failure (out of
+ * memory) t keeps its options. */
+static int set_options(lunnel_emu_table *t, const lunnel_emu_table_options *opts)
+{
+    char **origin = NULL;
+    if (opts->n_origin_columns) {
+        origin = calloc(opts->n_origin_columns, sizeof *origin);
+        if (!origin) return -1;
+        for (size_t i = 0; i < opts->n_origin_columns; i++) {
+            origin[i] = strdup(opts->origin_columns[i] ? opts->origin_columns[i] : "");
+            if (!origin[i]) {
+                free_origin(origin, i);
+                return -1;
+            }
+        }
+    }
+    free_origin(t->origin, t->opts.n_origin_columns);
+    t->origin = origin;
+    t->opts = *opts;
+    if (t->opts.max_versions < 1) t->opts.max_versions = 1;
+    if (t->opts.deviation_s <= 0) t->opts.deviation_s = 86400;
+    t->opts.origin_columns = (const char *const *)origin;
+    return 0;
+}
+
+lunnel_emu_store_err lunnel_emu_store_update_table(lunnel_emu_store *st, lunnel_emu_table *t,
+                                                   const lunnel_emu_table_options *opts, char *msg,
+                                                   size_t msglen)
+{
+    if (opts->n_origin_columns > 32) {
+        snprintf(msg, msglen, "The stream specification names %zu columns (at most 32).",
+                 opts->n_origin_columns);
+        return LUNNEL_EMU_STORE_BAD_ARGUMENT;
+    }
+    lunnel_emu_table_options o = *opts;
+    o.auto_increment_pk = t->opts.auto_increment_pk;
+    if (set_options(t, &o) != 0) return LUNNEL_EMU_STORE_NO_MEMORY;
+    if (st->journal) st->journal(st->journal_ud, LUNNEL_EMU_EV_TABLE_UPDATED, t, NULL);
+    notify(st, LUNNEL_EMU_EV_TABLE_UPDATED, t, NULL);
+    return LUNNEL_EMU_STORE_OK;
 }
 
 lunnel_emu_store_err lunnel_emu_store_create_table(lunnel_emu_store *st, const char *name,
@@ -281,22 +328,9 @@ lunnel_emu_store_err lunnel_emu_store_create_table(lunnel_emu_store *st, const c
     snprintf(t->name, sizeof t->name, "%s", name);
     memcpy(t->pk, pk, n_pk * sizeof *pk);
     t->n_pk = n_pk;
-    t->opts = *opts;
-    if (t->opts.max_versions < 1) t->opts.max_versions = 1;
-    t->opts.origin_columns = NULL;
-    t->opts.n_origin_columns = 0;
-    if (opts->n_origin_columns) {
-        t->origin = calloc(opts->n_origin_columns, sizeof *t->origin);
-        for (size_t i = 0; t->origin && i < opts->n_origin_columns; i++) {
-            t->origin[i] = strdup(opts->origin_columns[i] ? opts->origin_columns[i] : "");
-            if (!t->origin[i]) break;
-            t->opts.n_origin_columns++;
-        }
-        if (t->opts.n_origin_columns != opts->n_origin_columns) {
-            table_free(t);
-            return LUNNEL_EMU_STORE_NO_MEMORY;
-        }
-        t->opts.origin_columns = (const char *const *)t->origin;
+    if (set_options(t, opts) != 0) {
+        table_free(t);
+        return LUNNEL_EMU_STORE_NO_MEMORY;
     }
     t->created_ms = now_us() / 1000;
     st->tables[st->n_tables++] = t;
