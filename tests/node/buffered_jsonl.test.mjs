@@ -10,9 +10,8 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { startEmulator } from './lib/emulator.mjs';
+import { startEmulator, sourceDir, startRun, tempDir, waitFor } from '../harness/index.mjs';
 import { killAll, track, tunnelState } from './lib/ids.mjs';
-import { sourceDir, startRun, tempDir, waitFor } from './lib/run.mjs';
 
 const script = path.join(sourceDir, 'examples/buffered_jsonl.lua');
 const N = 20000, CHUNK = 2000;

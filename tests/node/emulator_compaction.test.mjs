@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 
-import { post, startEmulator } from './lib/emulator.mjs';
+import { post, startEmulator } from '../harness/index.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const creds = (emu) => ({ accessKeyId: emu.accessKeyId, accessKeySecret: emu.accessKeySecret, instance: emu.instance });

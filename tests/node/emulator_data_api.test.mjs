@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 
-import { startEmulator, tablestore } from './lib/emulator.mjs';
+import { startEmulator, tablestore } from '../harness/index.mjs';
 
 const TS = tablestore();
 const { Long } = TS;
@@ -380,7 +380,7 @@ describe('lunnel-emulator data API with the official Node SDK', () => {
     assert.match(r.body.toString('latin1'), /OTSAuthFailed/);
     assert.ok(r.headers['x-ots-requestid'], 'errors carry a request id');
     // a body different from the signed one
-    const { signHeaders } = await import('./lib/emulator.mjs');
+    const { signHeaders } = await import('../harness/index.mjs');
     const h = signHeaders('/ListTable', Buffer.from('x'), { accessKeyId: emu.accessKeyId, accessKeySecret: emu.accessKeySecret, instance: emu.instance });
     const res = await new Promise((resolve, reject) => {
       const req = (await_import_http()).request({ host: '127.0.0.1', port: emu.port, method: 'POST', path: '/ListTable', headers: { ...h, 'Content-Length': 1 } }, (rs) => {

@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 
-import { startEmulator, tablestore } from './lib/emulator.mjs';
+import { startEmulator, tablestore } from '../harness/index.mjs';
 import { decode, firstIntPk, num, str, tunnelClient } from './lib/tunnel_wire.mjs';
 
 const TS = tablestore();

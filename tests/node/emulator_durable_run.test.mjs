@@ -7,8 +7,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { startEmulator, tablestore } from './lib/emulator.mjs';
-import { Long, createTable, readRecords, startRun, tempDir, waitFor } from './lib/run.mjs';
+import {
+  startEmulator, tablestore, Long, createTable, readRecords, startRun, tempDir, waitFor
+} from '../harness/index.mjs';
 import { decode, str, tunnelClient } from './lib/tunnel_wire.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 
-import { startEmulator } from './lib/emulator.mjs';
+import { startEmulator } from '../harness/index.mjs';
 
 const call = (client, fn, params) =>
   new Promise((resolve, reject) => client[fn](params, (err, data) => (err ? reject(err) : resolve(data))));

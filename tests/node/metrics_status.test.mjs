@@ -7,8 +7,9 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { after, before, test } from 'node:test';
-import { startEmulator } from './lib/emulator.mjs';
-import { collectScript, FAST, lunnelBinary, startRun, tempDir, withTimeout } from './lib/run.mjs';
+import {
+  startEmulator, collectScript, FAST, lunnelBinary, startRun, tempDir, withTimeout
+} from '../harness/index.mjs';
 
 const q = (s) => `'${String(s).replace(/'/g, `'\\''`)}'`;
 

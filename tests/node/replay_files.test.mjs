@@ -11,9 +11,10 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { startEmulator } from './lib/emulator.mjs';
+import {
+  startEmulator, B, I, createTable, lunnelBinary, putRow, startRun, tempDir, waitFor
+} from '../harness/index.mjs';
 import { allIds, countIds, idsScript, killAll, readIds, track } from './lib/ids.mjs';
-import { B, I, createTable, lunnelBinary, putRow, startRun, tempDir, waitFor } from './lib/run.mjs';
 
 let emu, c;
 before(async () => {

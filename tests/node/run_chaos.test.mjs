@@ -6,10 +6,9 @@
 // bound. CPU stays low: ~10 writes a second and lunnel's own paced traffic.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { startEmulator } from './lib/emulator.mjs';
+import { startEmulator, I, createTable, putRow, startRun, tempDir, waitFor } from '../harness/index.mjs';
 import { allIds, killAll, missingAndDuplicates, track } from './lib/ids.mjs';
 import { REQUESTS_PER_STEP, failScript, requestCounts, scriptCalls } from './lib/pacing.mjs';
-import { I, createTable, putRow, startRun, tempDir, waitFor } from './lib/run.mjs';
 
 const CHANNELS = 2;
 const SECONDS = Math.min(60, Number(process.env.LUNNEL_CHAOS_SECONDS || 40));

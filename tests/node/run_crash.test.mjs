@@ -9,9 +9,8 @@
 //     delivered again only if it lies after the last acknowledged checkpoint.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { startEmulator } from './lib/emulator.mjs';
+import { startEmulator, startRun, tempDir, waitFor } from '../harness/index.mjs';
 import { allIds, countIds, idsScript, killAll, missingAndDuplicates, readIds, sleep, track, tunnelState } from './lib/ids.mjs';
-import { startRun, tempDir, waitFor } from './lib/run.mjs';
 
 let emu;
 before(async () => {

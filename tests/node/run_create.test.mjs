@@ -10,8 +10,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { startEmulator } from './lib/emulator.mjs';
-import { lunnelBinary, startRun, tempDir, readRecords, waitFor } from './lib/run.mjs';
+import { startEmulator, lunnelBinary, startRun, tempDir, readRecords, waitFor } from '../harness/index.mjs';
 import { tunnelState, track, killAll } from './lib/ids.mjs';
 
 after(killAll);

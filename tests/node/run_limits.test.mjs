@@ -13,9 +13,10 @@ import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { startEmulator } from './lib/emulator.mjs';
+import {
+  startEmulator, I, createTable, putRow, sourceDir, startRun, tempDir, waitFor, withTimeout
+} from '../harness/index.mjs';
 import { allIds, idsScript, killAll, missingAndDuplicates, track } from './lib/ids.mjs';
-import { I, createTable, putRow, sourceDir, startRun, tempDir, waitFor, withTimeout } from './lib/run.mjs';
 
 const hogScript = path.join(sourceDir, 'tests/node/run_limits_hog.lua');
 const N = 120;

@@ -10,9 +10,8 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { startEmulator } from './lib/emulator.mjs';
+import { startEmulator, I, createTable, lunnelBinary, putRow, tempDir, waitFor } from '../harness/index.mjs';
 import { killAll, track } from './lib/ids.mjs';
-import { I, createTable, lunnelBinary, putRow, tempDir, waitFor } from './lib/run.mjs';
 
 let emu, c;
 before(async () => {

@@ -13,10 +13,11 @@ import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { startEmulator } from './lib/emulator.mjs';
+import {
+  startEmulator, createTable, lunnelBinary, startRun, tempDir, waitFor, withTimeout
+} from '../harness/index.mjs';
 import { killAll, track } from './lib/ids.mjs';
 import { failScript, requestCounts } from './lib/pacing.mjs';
-import { createTable, lunnelBinary, startRun, tempDir, waitFor, withTimeout } from './lib/run.mjs';
 
 const SECRET = 'Sup3r-Secret-Value-42';
 

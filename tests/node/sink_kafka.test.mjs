@@ -16,10 +16,11 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { startEmulator } from './lib/emulator.mjs';
+import {
+  startEmulator, Model, lunnelBinary, sourceDir, startRun, tempDir, waitFor
+} from '../harness/index.mjs';
 import { killAll, track } from './lib/ids.mjs';
 import { createSource, rng, writeBase, writeStream } from './lib/replica.mjs';
-import { Model, lunnelBinary, sourceDir, startRun, tempDir, waitFor } from './lib/run.mjs';
 
 const script = path.join(sourceDir, 'examples/to_kafka.lua');
 const buildDir = process.env.LUNNEL_BUILD_DIR || path.join(sourceDir, 'build');

@@ -10,7 +10,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { emulatorBinary, startEmulator } from './lib/emulator.mjs';
+import { emulatorBinary, startEmulator } from '../harness/index.mjs';
 
 const lunnelBin = path.join(path.dirname(emulatorBinary()), 'lunnel');
 

@@ -12,8 +12,9 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { createServer } from 'node:http';
-import { startEmulator, post } from './lib/emulator.mjs';
-import { lunnelBinary, startRun, tempDir, readRecords, waitFor } from './lib/run.mjs';
+import {
+  startEmulator, post, lunnelBinary, startRun, tempDir, readRecords, waitFor
+} from '../harness/index.mjs';
 import { tunnelState, track, killAll } from './lib/ids.mjs';
 
 after(killAll);

@@ -3,7 +3,7 @@
 // markers and "<id> <v>" lines) and check it against the ids that were written.
 import fs from 'node:fs';
 import path from 'node:path';
-import { sourceDir } from './run.mjs';
+import { sourceDir } from '../../harness/index.mjs';
 
 export const idsScript = path.join(sourceDir, 'tests/node/run_ids.lua');
 
