@@ -13,7 +13,7 @@
 // wait-port waits until 127.0.0.1:P accepts connections (a server without a ready line);
 // exit 1 when PID exits first or at the deadline.
 import { startEmulator } from './emulator.mjs';
-import { waitForPort } from './wait.mjs';
+import { waitForPort } from './ports.mjs';
 
 const USAGE = 'usage: node tests/harness/cli.mjs emulator --dir DIR [--timeout-ms MS] [--lifetime-s S] [-- EMULATOR ARGS...]\n'
   + '       node tests/harness/cli.mjs wait-port --port P [--pid PID] [--timeout-ms MS]\n';

@@ -5,6 +5,7 @@
 // paths.mjs   source/build dirs, binaries, the official SDK module
 // proc.mjs    startProcess / runProcess: captured output, waits with deadlines, stop
 // wait.mjs    waitFor / poll / withTimeout / sleep
+// ports.mjs   freePort / waitForPort (servers without a ready line)
 // scratch.mjs tempDir: scratch directories removed at exit
 // seed.mjs    seed / random / randomInt / rng: seeded randomness, printed, replayable
 // emulator.mjs startEmulator, signed post, admin calls
@@ -14,6 +15,7 @@
 export * from './paths.mjs';
 export * from './proc.mjs';
 export * from './wait.mjs';
+export * from './ports.mjs';
 export * from './scratch.mjs';
 export * from './seed.mjs';
 export * from './emulator.mjs';

@@ -27,15 +27,17 @@ function appendBounded(text, chunk, limit) {
 //                not pipes), and the process is detached (its own process group), so it may
 //                outlive the harness (the CLI); stdout()/stderr() read those files
 //   name         how errors name it (default: the binary's base name)
+//   group        a label for killAll(group) (startLunnel uses 'lunnel')
+//   stdin        'pipe' to write to child.stdin (default: no input)
 // Returns { child, pid, name, exited (resolves {code, signal} once its output is complete),
 // stdout(), stderr(), waitStdout(re, ms), waitLog(re, ms), running(), stop(signal, ms), kill(signal) }.
-export function startProcess(bin, args = [], { env = {}, outputLimit = 64 << 20, logTo = null, name = bin.split('/').pop(), cwd } = {}) {
+export function startProcess(bin, args = [], { env = {}, outputLimit = 64 << 20, logTo = null, name = bin.split('/').pop(), group = null, stdin = 'ignore', cwd } = {}) {
   let out = '', err = '';
-  let stdio = ['ignore', 'pipe', 'pipe'];
-  if (logTo) stdio = ['ignore', fs.openSync(`${logTo}.out`, 'w'), fs.openSync(`${logTo}.err`, 'w')];
+  let stdio = [stdin, 'pipe', 'pipe'];
+  if (logTo) stdio = [stdin, fs.openSync(`${logTo}.out`, 'w'), fs.openSync(`${logTo}.err`, 'w')];
   const child = spawn(bin, args, { stdio, env: { ...process.env, ...env }, detached: !!logTo, cwd });
   if (logTo) { fs.closeSync(stdio[1]); fs.closeSync(stdio[2]); }
-  const p = { child, pid: child.pid, name, detached: !!logTo, status: null };
+  const p = { child, pid: child.pid, name, group, detached: !!logTo, status: null };
   live.add(p);
   if (!logTo) {
     child.stdout.on('data', (d) => { out = appendBounded(out, d.toString(), outputLimit); });
@@ -59,20 +61,27 @@ export function startProcess(bin, args = [], { env = {}, outputLimit = 64 << 20,
     if (!p.running()) {
       const s = p.status ?? { code: child.exitCode, signal: child.signalCode };
       if (s.error) throw new Error(`cannot start ${bin}: ${s.error.message}`);
-      throw new Error(`${p.name} exited (code ${s.code}, signal ${s.signal}) before ${what}; stderr:\n${p.stderr().slice(-4000)}`);
+      throw new Error(`${p.name} exited (${s.signal ? `signal ${s.signal}` : s.code}) before ${what}; stderr:\n${p.stderr().slice(-4000)}`);
     }
     return null;
   }, timeoutMs, `${p.name}: ${what}`);
   p.waitStdout = (re, timeoutMs = 20000, what = `stdout ${re}`) => waitText('stdout', re, timeoutMs, what);
   p.waitLog = (re, timeoutMs = 20000, what = `log line ${re}`) => waitText('stderr', re, timeoutMs, what);
   p.kill = (signal = 'SIGKILL') => { if (p.running()) child.kill(signal); };
-  // Sends signal, then SIGKILL after timeoutMs; resolves {code, signal}.
+  // Sends signal (none when null: it is exiting on its own), then SIGKILL after timeoutMs;
+  // resolves {code, signal}.
   p.stop = async (signal = 'SIGTERM', timeoutMs = 20000) => {
-    p.kill(signal);
+    if (signal) p.kill(signal);
     const timer = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
     try { return await p.exited; } finally { clearTimeout(timer); }
   };
   return p;
+}
+
+// SIGKILLs every process of `group` (every one when null) still running, and waits for them:
+// an after() hook's cleanup after a failed test (a live child would keep `node --test` waiting).
+export async function killAll(group = null, timeoutMs = 2000) {
+  await Promise.all([...live].filter((p) => !p.detached && (group === null || p.group === group)).map((p) => p.stop('SIGKILL', timeoutMs)));
 }
 
 // Runs bin to its exit (SIGKILL after timeoutMs); resolves {code, signal, stdout, stderr, ms}.

@@ -1,7 +1,6 @@
 // wait.mjs: every wait of the harness has a deadline and names what it waited for. Tests wait
 // on conditions (a log line, a counter, a file's content), never on time alone; sleep() is
 // only for pacing a workload (e.g. a seeded pause before a kill), not for waiting.
-import net from 'node:net';
 
 // Polls `fn` (sync or async) every `intervalMs` until it returns a truthy value, which it
 // returns; after timeoutMs throws an error naming `what` and the last value. With
@@ -36,19 +35,4 @@ export async function withTimeout(promise, timeoutMs, what) {
 
 export function sleep(ms) {
   return new Promise((r) => setTimeout(r, ms));
-}
-
-// Resolves once 127.0.0.1:port accepts a TCP connection (a server started without a ready
-// line, e.g. stunnel); throws once process `pid` (when given) has exited, or after timeoutMs.
-export function waitForPort(port, { pid = null, timeoutMs = 10000, what = `127.0.0.1:${port} to accept connections` } = {}) {
-  const alive = () => { try { process.kill(pid, 0); return true; } catch (e) { return e.code === 'EPERM'; } };
-  const connects = () => new Promise((resolve) => {
-    const s = net.connect({ host: '127.0.0.1', port }, () => { s.destroy(); resolve(true); });
-    s.on('error', () => resolve(false));
-  });
-  return waitFor(async () => {
-    if (await connects()) return true;
-    if (pid !== null && !alive()) throw new Error(`process ${pid} exited before ${what}`);
-    return false;
-  }, timeoutMs, what);
 }
