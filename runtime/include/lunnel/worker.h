@@ -3,8 +3,9 @@
  * every interval (reporting every known channel), merges the response into its channel table
  * (heartbeat contract, channel.h), runs one read pipeline per channel (GetCheckpoint,
  * ReadRecords with prefetch, stream backoff, checkpoints) and hands batches to a processor
- * (the Lua host, host.h) through the ops below; on a lost client it reconnects after a random
- * delay, on a fatal error or a finished BaseData tunnel (exit_when_done) it stops.
+ * (the Lua host, host.h) through the processor vtable of host_queue.h; on a lost client it
+ * reconnects after a random delay, on a fatal error or a finished BaseData tunnel (exit_when_done)
+ * it stops.
  *
  * Threading: every function is called on the loop thread. Lua never runs on it, so heartbeats
  * are never delayed by a script. */
@@ -14,22 +15,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "lunnel/host.h"
+#include "lunnel/host_queue.h"
 
 struct ev_loop;
 struct lunnel_api;
 
 typedef struct lunnel_worker lunnel_worker; /* opaque */
-
-/* The processor side of the queue (the Lua host in `lunnel run`, a fake in tests). Same
- * contracts as lunnel_host_channel_open / lunnel_host_submit / lunnel_host_channel_shutdown;
- * completions come back through lunnel_worker_on_done(). */
-typedef struct lunnel_worker_processor {
-    void *(*open)(void *ud, const lunnel_host_channel_info *info); /* NULL on failure */
-    int (*submit)(void *channel, const lunnel_host_batch *b);      /* 0 = queued */
-    int (*shutdown)(void *channel);                                /* 0 = queued */
-    void *ud;
-} lunnel_worker_processor;
 
 /* Called once when the worker has stopped for good; `status` is the process exit status
  * (0 after a graceful drain or a finished tunnel, errors.h LUNNEL_EXIT_* otherwise). */

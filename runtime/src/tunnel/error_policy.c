@@ -37,14 +37,6 @@ int lunnel_on_error_parse(const char *s, int *out)
     return 0;
 }
 
-/* lunnel_host_code_is_retriable()'s rule (host.h), restated here: the tunnel library does not
- * link the Lua host. A script error or the memory limit may pass on a re-run; bytes that do not
- * decode will not change. */
-static int retriable(int host_code)
-{
-    return host_code == LUNNEL_HOST_ESCRIPT || host_code == LUNNEL_HOST_EMEMORY;
-}
-
 static void retry_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
     (void)loop, (void)revents;
@@ -215,7 +207,7 @@ run_policy_verdict run_policy_on_failure(run_channel *ch, run_batch *b,
     }
     if (ch->state != CH_RUNNING)
         return POLICY_CLOSE; /* stopping anyway: re-read from the checkpoint later */
-    if (!retriable(c->status)) {
+    if (!lunnel_host_code_is_retriable(c->status)) {
         lunnel_log_kv(LUNNEL_LOG_WARN, "policy", "not retriable, closing the channel", "channel",
                       ch->id, NULL);
         return POLICY_CLOSE;
