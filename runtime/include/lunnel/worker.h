@@ -19,6 +19,8 @@
 
 struct ev_loop;
 struct lunnel_api;
+struct lunnel_worker_calls;
+struct lunnel_worker_clock;
 
 typedef struct lunnel_worker lunnel_worker; /* opaque */
 
@@ -38,8 +40,14 @@ typedef enum lunnel_on_error {
 int lunnel_on_error_parse(const char *s, int *out);
 
 typedef struct lunnel_worker_config {
-    struct ev_loop *loop;          /* required */
-    struct lunnel_api *api;        /* required, borrowed; calls of api.h */
+    struct ev_loop *loop;   /* the loop whose clock the worker uses (unless `clock`) */
+    struct lunnel_api *api; /* borrowed; the tunnel calls go to api.h (unless `calls`) */
+    /* Injected environment (worker_env.h), all borrowed; NULL: the real one above. */
+    const struct lunnel_worker_calls *calls; /* the tunnel calls (copied at new) */
+    const struct lunnel_worker_clock *clock; /* time and timers (copied at new) */
+    double (*rand01)(void *rand_ud);         /* uniform in [0, 1): jitter, reconnect delays;
+                                                NULL: lunnel_retry_rand01 (seeded per process) */
+    void *rand_ud;
     const char *tunnel_id;         /* required */
     const char *table_name;        /* for DescribeTunnel (exit_when_done); may be NULL */
     const char *tunnel_name;       /* likewise */
@@ -87,7 +95,10 @@ const char *lunnel_worker_exit_reason(const lunnel_worker *w);
 /* 1 when the last stop ended because --drain-timeout passed (a process() call may still be
  * running and never return: the caller must not wait for the Lua workers). */
 int lunnel_worker_drain_timed_out(const lunnel_worker *w);
-/* Frees the worker; call after on_exit (or with the loop stopped). */
+/* Frees the worker and everything it holds: calls still in flight are cancelled (their
+ * callbacks never run), channel objects and their batches are freed. Call after on_exit (or
+ * with the loop stopped), and after the processor stopped delivering completions (free the
+ * Lua host first: the batches it was given are freed here). */
 void lunnel_worker_free(lunnel_worker *w);
 
 /* Counters for logs and tests. */
