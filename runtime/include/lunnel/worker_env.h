@@ -38,8 +38,8 @@ typedef void (*lunnel_worker_getcp_cb)(void *ud, const lunnel_error *err, const 
 typedef void (*lunnel_worker_status_cb)(void *ud, const lunnel_error *err);
 /* `body` is the raw ReadRecordsResponse; ownership passes to the callback (free()).
  * trace_id: the call's x-ots-trace-id (may be NULL). */
-typedef void (*lunnel_worker_read_cb)(void *ud, const lunnel_error *err, uint8_t *body,
-                                      size_t len, const char *trace_id);
+typedef void (*lunnel_worker_read_cb)(void *ud, const lunnel_error *err, uint8_t *body, size_t len,
+                                      const char *trace_id);
 /* Channel counts of DescribeTunnel: how many exist, how many are TERMINATED. */
 typedef void (*lunnel_worker_describe_cb)(void *ud, const lunnel_error *err, int n_channels,
                                           int n_terminated);
