@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lunnel/buf.h"
 #include "lunnel/log.h"
 #include "lunnel/sign.h"
 #include "lunnel/timeutil.h"
@@ -297,7 +298,7 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud)
         r->too_big = 1;
         return 0; /* aborts the transfer */
     }
-    if (lunnel_net_capture_reserve(&r->resp, &r->resp_cap, r->resp_len + n) != 0) return 0;
+    if (lunnel_vec_reserve(&r->resp, &r->resp_cap, r->resp_len + n, 4096) != 0) return 0;
     memcpy(r->resp + r->resp_len, ptr, n);
     r->resp_len += n;
     if (r->active) r->h->stats.downloading += n;
@@ -601,16 +602,6 @@ static void check_done(lunnel_http *h)
 
 /* ---- public ---- */
 
-static int ensure_curl_global(void)
-{
-    static int done;
-    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-    pthread_mutex_lock(&mu);
-    if (!done && curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK) done = 1;
-    pthread_mutex_unlock(&mu);
-    return done ? 0 : -1;
-}
-
 lunnel_http *lunnel_http_new(struct ev_loop *loop, const lunnel_http_config *cfg,
                              lunnel_credentials *creds, lunnel_error *err)
 {
@@ -630,7 +621,7 @@ lunnel_http *lunnel_http_new(struct ev_loop *loop, const lunnel_http_config *cfg
         lunnel_error_set(err, LUNNEL_NET_CREDENTIALS, "no credentials");
         return NULL;
     }
-    if (ensure_curl_global() != 0) {
+    if (lunnel_net_curl_global_init() != 0) {
         lunnel_error_set(err, LUNNEL_NET_TRANSPORT, "curl_global_init failed");
         return NULL;
     }
