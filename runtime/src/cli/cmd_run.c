@@ -5,7 +5,7 @@
  * the tunnel (DescribeTunnel by table + name, CreateTunnel with --create when missing),
  * starts the Lua host (host.h) and the tunnel worker (worker.h) on one libev loop, and wires
  * signals: SIGINT/SIGTERM drain gracefully (a second one exits at once), SIGHUP reloads the
- * script. The exit status is the worker's (errors.h LUNNEL_EXIT_*). */
+ * script. The exit status is the worker's outcome mapped by exit_status.h. */
 #include <ev.h>
 #include <lauxlib.h>
 #include <lua.h>
@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "cli/capture.h"
+#include "cli/exit_status.h"
 #include "cli/lua_dir.h"
 #include "cli/run_observe.h"
 #include "lunnel/api.h"
@@ -399,10 +400,10 @@ static void on_host_done(const lunnel_host_completion *c, void *ud)
     if (app->worker) lunnel_worker_on_done(app->worker, c);
 }
 
-static void on_worker_exit(void *ud, int status)
+static void on_worker_exit(void *ud, int outcome)
 {
     run_app *app = ud;
-    app->exit_status = status;
+    app->exit_status = lunnel_exit_status_of((lunnel_outcome)outcome);
     app->exited = 1;
     ev_break(app->loop, EVBREAK_ALL);
 }

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "lunnel/channel.h"
+#include "lunnel/error_class.h"
 #include "lunnel/errors.h"
 
 struct lunnel_api;

@@ -17,7 +17,7 @@
 #include "lunnel/sign.h"
 #include "lunnel/sink_support.h"
 
-#include "curl_capture.h"
+#include "net/curl_capture.h"
 
 struct lunnel_sink_http {
     CURL *curl;
