@@ -12,7 +12,7 @@
 
 int run_connect_give_up(run_worker *w, const char *error_line)
 {
-    ev_tstamp now = ev_now(w->cfg.loop);
+    double now = run_now(w);
     if (w->connect_failing_since == 0) w->connect_failing_since = now;
     double window = w->cfg.connect_retry_window_s;
     if (window <= 0 || now - w->connect_failing_since < window) return 0;
@@ -23,7 +23,7 @@ int run_connect_give_up(run_worker *w, const char *error_line)
                   "error", error_line, NULL);
     snprintf(w->exit_reason, sizeof w->exit_reason,
              "cannot connect for %s s (--connect-retry-window): %s", s, error_line);
-    run_worker_finish(w, LUNNEL_EXIT_RUNTIME);
+    run_worker_finish(w, LUNNEL_OUTCOME_FAILED);
     return 1;
 }
 

@@ -60,34 +60,6 @@ void lunnel_metrics_histogram_observe(lunnel_metrics_histogram *h, double v)
     h->sum += v;
 }
 
-void lunnel_metrics_buf_printf(lunnel_metrics_buf *b, const char *fmt, ...)
-{
-    if (b->oom) return;
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        size_t room = b->cap - b->n;
-        int k = vsnprintf(b->p ? b->p + b->n : NULL, b->p ? room : 0, fmt, ap);
-        va_end(ap);
-        if (k < 0) {
-            b->oom = 1;
-            return;
-        }
-        if (b->p && (size_t)k < room) {
-            b->n += (size_t)k;
-            return;
-        }
-        size_t cap = (b->cap ? b->cap * 2 : 4096) + (size_t)k + 1;
-        char *p = realloc(b->p, cap);
-        if (!p) {
-            b->oom = 1;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-}
-
 lunnel_metrics *lunnel_metrics_new(void)
 {
     lunnel_metrics *m = calloc(1, sizeof *m);
@@ -149,22 +121,6 @@ void lunnel_metrics_read_done(lunnel_metrics_channel *c, double now, size_t byte
     }
 }
 
-/* Error-code labels of failed process() calls (the tunnel library does not link the host's
- * own strerror; these are stable label values). */
-static const char *host_code_name(int status)
-{
-    switch (status) {
-    case LUNNEL_HOST_ESCRIPT:
-        return "script_error";
-    case LUNNEL_HOST_EMEMORY:
-        return "lua_memory_limit";
-    case LUNNEL_HOST_EDECODE:
-        return "bad_batch_bytes";
-    default:
-        return "host_error";
-    }
-}
-
 void lunnel_metrics_batch_done(lunnel_metrics_channel *c, const lunnel_host_completion *comp,
                                const lunnel_record_range *ranges, size_t n, double now)
 {
@@ -173,7 +129,7 @@ void lunnel_metrics_batch_done(lunnel_metrics_channel *c, const lunnel_host_comp
     lunnel_metrics_histogram_observe(&c->m->process, comp->elapsed_s);
     if (comp->status != LUNNEL_HOST_OK) {
         c->batches_failed++;
-        lunnel_metrics_channel_error(c, host_code_name(comp->status), comp->error);
+        lunnel_metrics_channel_error(c, lunnel_host_code_label(comp->status), comp->error);
         return;
     }
     c->batches++;
