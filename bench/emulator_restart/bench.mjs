@@ -12,8 +12,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
-import { emulatorBinary, post, startEmulator } from '../../tests/node/lib/emulator.mjs';
-import { freePort } from '../../tests/node/lib/servers.mjs';
+import { emulatorBinary, freePort, post, startEmulator } from '../../tests/harness/index.mjs';
 
 const rows = Number(process.env.ROWS || 1000000);
 const changes = Number(process.env.CHANGES || 200000);

@@ -10,9 +10,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 
-import { post, startEmulator, tablestore } from './lib/emulator.mjs';
+import { freePort, post, startEmulator, tablestore } from '../harness/index.mjs';
 import { decode } from './lib/tunnel_wire.mjs';
-import { freePort } from './lib/servers.mjs';
 
 const TS = tablestore();
 const ROWS = 150000;

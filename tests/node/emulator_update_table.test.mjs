@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 
-import { startEmulator, tablestore } from './lib/emulator.mjs';
+import { startEmulator, tablestore } from '../harness/index.mjs';
 
 const TS = tablestore();
 const call = (client, fn, params) =>
