@@ -540,6 +540,92 @@ static int on_wal_record(void *ud, const uint8_t *p, size_t n, size_t off, char 
     return -1;
 }
 
+/* A snapshot's REC_SNAP_ROWS: rows of the selected table, each restored as stored. */
+static int snap_rows(lunnel_emu_durable *d, emu_rbuf *r, char *why)
+{
+    uint32_t k = emu_get_u32(r);
+    lunnel_emu_cell *cells = NULL;
+    size_t cap = 0;
+    int rc = -1;
+    for (uint32_t i = 0; i < k && !r->err; i++) {
+        lunnel_emu_value pk[LUNNEL_EMU_MAX_PK];
+        size_t n_pk = emu_get_u8(r);
+        if (n_pk > LUNNEL_EMU_MAX_PK) r->err = 1;
+        for (size_t j = 0; j < n_pk && !r->err; j++)
+            get_value(r, &pk[j]);
+        uint32_t nc = emu_get_u32(r);
+        if (r->err || nc > MAX_CELLS || nc > r->len) {
+            r->err = 1;
+            break;
+        }
+        if (nc > cap) {
+            lunnel_emu_cell *q = realloc(cells, nc * sizeof *q);
+            if (!q) {
+                snprintf(why, 160, "out of memory");
+                goto out;
+            }
+            cells = q;
+            cap = nc;
+        }
+        for (uint32_t j = 0; j < nc && !r->err; j++)
+            get_cell(r, &cells[j]);
+        if (r->err) break;
+        char msg[160];
+        if (lunnel_emu_store_restore_row(d->st, d->cur_table, pk, n_pk, cells, nc, msg,
+                                         sizeof msg) != LUNNEL_EMU_STORE_OK) {
+            snprintf(why, 160, "row %u of table %.40s: %.90s", i,
+                     lunnel_emu_table_name(d->cur_table), msg);
+            goto out;
+        }
+    }
+    if (r->err || r->off != r->len) {
+        snprintf(why, 160, "malformed record");
+        goto out;
+    }
+    rc = 0;
+out:
+    free(cells);
+    return rc;
+}
+
+/* A snapshot's REC_SNAP_CHANGES(_ORIGIN): the selected table's change stream, in order. */
+static int snap_changes(lunnel_emu_durable *d, emu_rbuf *r, int with_origin, char *why)
+{
+    uint32_t k = emu_get_u32(r);
+    for (uint32_t i = 0; i < k && !r->err; i++) {
+        lunnel_emu_change c;
+        memset(&c, 0, sizeof c);
+        uint32_t rl, pl;
+        c.index = emu_get_u64(r);
+        c.action = (lunnel_emu_action)emu_get_u8(r);
+        c.epoch = emu_get_i32(r);
+        c.timestamp_us = emu_get_i64(r);
+        c.row_index = emu_get_i32(r);
+        c.row = emu_get_bytes(r, &rl);
+        c.row_len = rl;
+        c.pk = emu_get_bytes(r, &pl);
+        c.pk_len = pl;
+        c.partition = emu_get_u32(r);
+        if (with_origin && emu_get_u8(r)) {
+            uint32_t ol;
+            c.origin = emu_get_bytes(r, &ol);
+            c.origin_len = ol;
+        }
+        if (c.timestamp_us < 0 || c.timestamp_us > MAX_SEQ_US) r->err = 1;
+        if (r->err) break;
+        if (lunnel_emu_store_restore_change(d->st, d->cur_table, &c) != LUNNEL_EMU_STORE_OK) {
+            snprintf(why, 160, "change %" PRIu64 " of table %s does not follow the stream", c.index,
+                     lunnel_emu_table_name(d->cur_table));
+            return -1;
+        }
+    }
+    if (r->err || r->off != r->len) {
+        snprintf(why, 160, "malformed record");
+        return -1;
+    }
+    return 0;
+}
+
 static int on_snap_record(void *ud, const uint8_t *p, size_t n, size_t off, char *why)
 {
     (void)off;
@@ -572,82 +658,13 @@ static int on_snap_record(void *ud, const uint8_t *p, size_t n, size_t off, char
         if (r.err || get_table_ext(&r, &td) != 0 || r.off != r.len) break;
         return create_from_def(d, &td, begin, why);
     }
-    case REC_SNAP_ROWS: {
+    case REC_SNAP_ROWS:
         if (!d->cur_table) break;
-        uint32_t k = emu_get_u32(&r);
-        lunnel_emu_cell *cells = NULL;
-        size_t cap = 0;
-        for (uint32_t i = 0; i < k && !r.err; i++) {
-            lunnel_emu_value pk[LUNNEL_EMU_MAX_PK];
-            size_t n_pk = emu_get_u8(&r);
-            if (n_pk > LUNNEL_EMU_MAX_PK) r.err = 1;
-            for (size_t j = 0; j < n_pk && !r.err; j++)
-                get_value(&r, &pk[j]);
-            uint32_t nc = emu_get_u32(&r);
-            if (r.err || nc > MAX_CELLS || nc > r.len) {
-                r.err = 1;
-                break;
-            }
-            if (nc > cap) {
-                lunnel_emu_cell *q = realloc(cells, nc * sizeof *q);
-                if (!q) {
-                    free(cells);
-                    snprintf(why, 160, "out of memory");
-                    return -1;
-                }
-                cells = q;
-                cap = nc;
-            }
-            for (uint32_t j = 0; j < nc && !r.err; j++)
-                get_cell(&r, &cells[j]);
-            if (r.err) break;
-            char msg[160];
-            if (lunnel_emu_store_restore_row(d->st, d->cur_table, pk, n_pk, cells, nc, msg,
-                                             sizeof msg) != LUNNEL_EMU_STORE_OK) {
-                free(cells);
-                snprintf(why, 160, "row %u of table %.40s: %.90s", i,
-                         lunnel_emu_table_name(d->cur_table), msg);
-                return -1;
-            }
-        }
-        free(cells);
-        if (r.err || r.off != r.len) break;
-        return 0;
-    }
+        return snap_rows(d, &r, why);
     case REC_SNAP_CHANGES:
-    case REC_SNAP_CHANGES_ORIGIN: {
+    case REC_SNAP_CHANGES_ORIGIN:
         if (!d->cur_table) break;
-        uint32_t k = emu_get_u32(&r);
-        for (uint32_t i = 0; i < k && !r.err; i++) {
-            lunnel_emu_change c;
-            memset(&c, 0, sizeof c);
-            uint32_t rl, pl;
-            c.index = emu_get_u64(&r);
-            c.action = (lunnel_emu_action)emu_get_u8(&r);
-            c.epoch = emu_get_i32(&r);
-            c.timestamp_us = emu_get_i64(&r);
-            c.row_index = emu_get_i32(&r);
-            c.row = emu_get_bytes(&r, &rl);
-            c.row_len = rl;
-            c.pk = emu_get_bytes(&r, &pl);
-            c.pk_len = pl;
-            c.partition = emu_get_u32(&r);
-            if (p[0] == REC_SNAP_CHANGES_ORIGIN && emu_get_u8(&r)) {
-                uint32_t ol;
-                c.origin = emu_get_bytes(&r, &ol);
-                c.origin_len = ol;
-            }
-            if (c.timestamp_us < 0 || c.timestamp_us > MAX_SEQ_US) r.err = 1;
-            if (r.err) break;
-            if (lunnel_emu_store_restore_change(d->st, d->cur_table, &c) != LUNNEL_EMU_STORE_OK) {
-                snprintf(why, 160, "change %" PRIu64 " of table %s does not follow the stream",
-                         c.index, lunnel_emu_table_name(d->cur_table));
-                return -1;
-            }
-        }
-        if (r.err || r.off != r.len) break;
-        return 0;
-    }
+        return snap_changes(d, &r, p[0] == REC_SNAP_CHANGES_ORIGIN, why);
     case REC_SNAP_END:
         if (r.len != 1) break;
         d->snap_end_seen = 1;
