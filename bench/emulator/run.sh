@@ -7,6 +7,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=$(cd "${1:-$root/build}" && pwd)
+. "$root/bench/lib/emulator.sh"
 rows=${ROWS:-1000000}
 vb=${VALUE_BYTES:-138}
 work=$(mktemp -d)
@@ -24,7 +25,5 @@ if [ ! -x "$bench_bin" ]; then
     -lprotobuf-c -lcurl -lcrypto -o "$work/readrecords_bench"
   bench_bin="$work/readrecords_bench"
 fi
-# started by the end-to-end test harness (free port, ready line awaited with a deadline)
-read -r port emu_pid < <(LUNNEL_BUILD_DIR=$build env -u LD_PRELOAD node "$root/tests/harness/cli.mjs" emulator --dir "$work") ||
-  { echo "emulator did not start" >&2; exit 1; }
-"$bench_bin" "$port" "$emu_pid" "$rows" "$vb" "${REPEAT:-3}"
+bench_emulator "$work"
+"$bench_bin" "$emu_port" "$emu_pid" "$rows" "$vb" "${REPEAT:-3}"
