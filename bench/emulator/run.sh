@@ -7,7 +7,6 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=$(cd "${1:-$root/build}" && pwd)
-. "$root/bench/lib/emulator.sh"
 rows=${ROWS:-1000000}
 vb=${VALUE_BYTES:-138}
 work=$(mktemp -d)
@@ -25,5 +24,6 @@ if [ ! -x "$bench_bin" ]; then
     -lprotobuf-c -lcurl -lcrypto -o "$work/readrecords_bench"
   bench_bin="$work/readrecords_bench"
 fi
+. "$root/bench/lib/emulator.sh"
 bench_emulator "$work"
 "$bench_bin" "$emu_port" "$emu_pid" "$rows" "$vb" "${REPEAT:-3}"

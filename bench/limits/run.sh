@@ -10,13 +10,13 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=$(cd "${1:-$root/build}" && pwd)
-. "$root/bench/lib/emulator.sh"
 rows=${ROWS:-60000}
 vb=${VALUE_BYTES:-2000}
 budgets=${BUDGETS_MIB:-4 16 64}
 work=$(mktemp -d)
 emu_pid=
 trap 'kill $emu_pid 2>/dev/null || true; [ -n "${KEEP:-}" ] || rm -rf "$work"' EXIT
+. "$root/bench/lib/emulator.sh"
 bench_emulator "$work" --partitions 8
 "$root/scripts/emulator-admin" load "{\"table\":\"big\",\"rows\":$rows,\"columns\":1,\"value_bytes\":$vb}" >/dev/null
 "$root/scripts/emulator-admin" load "{\"table\":\"tiny\",\"rows\":32,\"columns\":1,\"value_bytes\":$vb}" >/dev/null

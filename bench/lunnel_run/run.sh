@@ -16,13 +16,13 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=$(cd "${1:-$root/build}" && pwd)
-. "$root/bench/lib/emulator.sh"
 rows=${ROWS:-1000000}
 vb=${VALUE_BYTES:-100}
 repeat=${REPEAT:-3}
 work=$(mktemp -d)
 emu_pid=
 trap 'kill $emu_pid 2>/dev/null || true; [ -n "${KEEP:-}" ] || rm -rf "$work"' EXIT
+. "$root/bench/lib/emulator.sh"
 bench_emulator "$work" --partitions 16
 "$root/scripts/emulator-admin" load "{\"table\":\"bench\",\"rows\":$rows,\"columns\":1,\"value_bytes\":$vb}" >"$work/load.json"
 echo "loaded: $(cat "$work/load.json")"

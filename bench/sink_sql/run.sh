@@ -10,7 +10,6 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=$(cd "${1:-$root/build}" && pwd)
-. "$root/bench/lib/emulator.sh"
 rows=${ROWS:-1000000}
 cols=${COLUMNS:-3}
 vb=${VALUE_BYTES:-32}
@@ -31,6 +30,7 @@ cleanup() {
 trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
+. "$root/bench/lib/emulator.sh"
 bench_emulator "$work" --partitions 16
 "$root/scripts/emulator-admin" load "{\"table\":\"bench\",\"rows\":$rows,\"columns\":$cols,\"value_bytes\":$vb,\"create\":true}" >"$work/load.json"
 echo "loaded: $(cat "$work/load.json")"
