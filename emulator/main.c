@@ -1,6 +1,7 @@
-/* main.c: the lunnel-emulator program: options, the ready line, signals, the loop.
- * Every option is one row of the table below, which drives parsing and --help. */
+/* main.c: the lunnel-emulator program: options (options.c), the ready line, signals, the
+ * loop. */
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,179 +15,30 @@
 #include "data_api/data_api.h"
 #include "durability/durable.h"
 #include "http/server.h"
-#include "lunnel/bytesize.h"
+#include "options.h"
 #include "store/store.h"
 #include "tunnel/tunnel.h"
 
-typedef enum opt_kind { OPT_STR, OPT_SIZE, OPT_U32, OPT_I64, OPT_SECS, OPT_FLAG } opt_kind;
-
-typedef struct opt {
-    const char *name;
-    opt_kind kind;
-    size_t offset;
-    const char *help;
-} opt;
-
-#define F(field) offsetof(lunnel_emu_config, field)
-static const opt options[] = {
-    {"listen", OPT_STR, F(listen), "HOST:PORT to listen on; port 0 picks a free port"},
-    {"port-file", OPT_STR, F(port_file), "also write the bound port to this file"},
-    {"instance", OPT_STR, F(instance), "instance name"},
-    {"access-key-id", OPT_STR, F(access_key_id), "access key id clients must use"},
-    {"access-key-secret", OPT_STR, F(access_key_secret), "access key secret clients must use"},
-    {"sts-token", OPT_STR, F(sts_token), "requests carrying x-ots-ststoken must carry this"},
-    {"max-request-bytes", OPT_SIZE, F(max_request_bytes), "largest request body accepted"},
-    {"max-connections", OPT_U32, F(max_connections),
-     "connections open at once; past it the least recently active idle or half-open one is "
-     "closed"},
-    {"idle-timeout", OPT_SECS, F(idle_timeout_s),
-     "close a keep-alive connection idle this many seconds"},
-    {"header-timeout", OPT_SECS, F(header_timeout_s),
-     "a request head not complete within this many seconds gets 408 OTSRequestTimeout"},
-    {"body-timeout", OPT_SECS, F(body_timeout_s),
-     "a body (or a reply) making no progress this many seconds: 408 and close"},
-    {"max-buffered-bytes", OPT_SIZE, F(max_buffered_bytes),
-     "request bytes all connections may hold together; past it 503 and close"},
-    {"partitions", OPT_U32, F(partitions), "partitions rows hash to (tunnel channels)"},
-    {"batch-records", OPT_U32, F(batch_records), "ReadRecords cap, records"},
-    {"batch-bytes", OPT_SIZE, F(batch_bytes), "ReadRecords cap, bytes"},
-    {"retention", OPT_I64, F(retention_s), "stream retention in seconds"},
-    {"data-dir", OPT_STR, F(data_dir),
-     "keep all state in this directory (write-ahead log + snapshot); default: in memory"},
-    {"fsync", OPT_STR, F(fsync),
-     "with --data-dir: always (fsync before acknowledging) | batch (every 100 ms) | never"},
-    {"compact-bytes", OPT_SIZE, F(compact_bytes),
-     "with --data-dir: write a snapshot and start a new log past this many log bytes"},
-    {"verbose", OPT_FLAG, F(verbose), "log every request to stderr"},
-    {"sign-tunnel-responses", OPT_FLAG, F(sign_tunnel_responses),
-     "also sign /tunnel/* responses (x-ots-contentmd5 + authorization, as the Java SDK checks)"},
-};
-#undef F
-
-#define N_OPTIONS (sizeof options / sizeof options[0])
-static unsigned char given[N_OPTIONS]; /* options named on the command line */
+/* The parsed command line (options.c): string settings in cfg point into it. */
+static lunnel_opt_values *opts;
 
 static int option_given(const char *name)
 {
-    for (size_t i = 0; i < N_OPTIONS; i++)
-        if (strcmp(options[i].name, name) == 0) return given[i];
-    return 0;
-}
-
-static void usage(FILE *f, const lunnel_emu_config *d)
-{
-    fprintf(f, "usage: lunnel-emulator [options]\n"
-               "A local stand-in for Tablestore and its Tunnel Service (for tests and demos).\n\n");
-    for (size_t i = 0; i < sizeof options / sizeof options[0]; i++) {
-        const opt *o = &options[i];
-        const char *p = (const char *)d + o->offset;
-        char def[64] = "";
-        switch (o->kind) {
-        case OPT_STR:
-            if (*(const char *const *)p)
-                snprintf(def, sizeof def, " (default %s)", *(const char *const *)p);
-            break;
-        case OPT_SIZE:
-            snprintf(def, sizeof def, " (default %zu)", *(const size_t *)p);
-            break;
-        case OPT_U32:
-            snprintf(def, sizeof def, " (default %u)", *(const uint32_t *)p);
-            break;
-        case OPT_I64:
-            snprintf(def, sizeof def, " (default %lld)", (long long)*(const int64_t *)p);
-            break;
-        case OPT_SECS:
-            snprintf(def, sizeof def, " (default %g)", *(const double *)p);
-            break;
-        case OPT_FLAG:
-            break;
-        }
-        fprintf(f, "  --%-20s %s%s\n", o->name, o->help, def);
-    }
+    return lunnel_emu_option_given(opts, name);
 }
 
 static int parse_args(int argc, char **argv, lunnel_emu_config *cfg)
 {
     lunnel_emu_config defaults = *cfg;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-            usage(stdout, &defaults);
-            exit(0);
-        }
-        if (strncmp(a, "--", 2) != 0) {
-            fprintf(stderr, "lunnel-emulator: unexpected argument '%s' (see --help)\n", a);
-            return -1;
-        }
-        const char *name = a + 2;
-        const char *val = NULL;
-        const char *eq = strchr(name, '=');
-        size_t nl = eq ? (size_t)(eq - name) : strlen(name);
-        const opt *o = NULL;
-        for (size_t k = 0; k < sizeof options / sizeof options[0]; k++)
-            if (strlen(options[k].name) == nl && strncmp(options[k].name, name, nl) == 0)
-                o = &options[k];
-        if (!o) {
-            fprintf(stderr, "lunnel-emulator: unknown option '%s' (see --help)\n", a);
-            return -1;
-        }
-        char *p = (char *)cfg + o->offset;
-        given[o - options] = 1;
-        if (o->kind == OPT_FLAG) {
-            *(int *)p = 1;
-            continue;
-        }
-        if (eq)
-            val = eq + 1;
-        else if (i + 1 < argc)
-            val = argv[++i];
-        else {
-            fprintf(stderr, "lunnel-emulator: option --%s needs a value\n", o->name);
-            return -1;
-        }
-        char *end;
-        errno = 0;
-        switch (o->kind) {
-        case OPT_STR:
-            *(const char **)p = val;
-            break;
-        case OPT_SIZE: { /* byte sizes: 1048576, 1MiB, 64MiB (lunnel/bytesize.h) */
-            uint64_t b;
-            if (lunnel_bytes_parse(val, &b) != 0 || b > SIZE_MAX) {
-                fprintf(stderr, "lunnel-emulator: --%s: bad byte size '%s' (e.g. 1048576, 1MiB)\n",
-                        o->name, val);
-                return -1;
-            }
-            *(size_t *)p = (size_t)b;
-            break;
-        }
-        case OPT_U32:
-        case OPT_I64: {
-            long long v = strtoll(val, &end, 10);
-            if (errno || *end || end == val || v < 0 ||
-                (o->kind == OPT_U32 && (v < 1 || v > 1000000))) {
-                fprintf(stderr, "lunnel-emulator: --%s: bad number '%s'\n", o->name, val);
-                return -1;
-            }
-            if (o->kind == OPT_U32)
-                *(uint32_t *)p = (uint32_t)v;
-            else
-                *(int64_t *)p = (int64_t)v;
-            break;
-        }
-        case OPT_SECS: {
-            double v = strtod(val, &end);
-            if (errno || *end || end == val || !(v > 0) || v > 86400) {
-                fprintf(stderr, "lunnel-emulator: --%s: bad number of seconds '%s'\n", o->name,
-                        val);
-                return -1;
-            }
-            *(double *)p = v;
-            break;
-        }
-        case OPT_FLAG:
-            break;
-        }
+    char err[512];
+    int rc = lunnel_emu_options_parse(argc, argv, cfg, &opts, err, sizeof err);
+    if (rc == LUNNEL_OPTS_HELP) {
+        lunnel_emu_usage(stdout, &defaults);
+        exit(0);
+    }
+    if (rc != LUNNEL_OPTS_OK) {
+        fprintf(stderr, "lunnel-emulator: %s\n", err);
+        return -1;
     }
     return 0;
 }
@@ -303,6 +155,74 @@ static void reapply_flags(lunnel_emu_tunnels *tunnels, const lunnel_emu_config *
     }
 }
 
+/* The start-up restore of --data-dir runs on its own thread while the loop keeps accepting
+ * connections and answers them busy (lunnel_emu_server_set_busy): a client that connects
+ * early gets the service's retriable error at once instead of a connection left hanging for
+ * seconds, and nothing reads state the restore is still building. The ready line still
+ * comes after the restore: whoever waits for it may rely on the data being back. */
+typedef struct restore_job {
+    lunnel_emu_durable_opts opts;
+    lunnel_emu_store *store;
+    lunnel_emu_tunnels *tunnels;
+    lunnel_emu_durable *durable; /* result; NULL with err set on failure */
+    char err[1024];
+    struct ev_loop *loop;
+    ev_async done;
+} restore_job;
+
+static void *restore_thread(void *arg)
+{
+    restore_job *job = arg;
+    job->durable =
+        lunnel_emu_durable_open(&job->opts, job->store, job->tunnels, job->err, sizeof job->err);
+    ev_async_send(job->loop, &job->done);
+    return NULL;
+}
+
+static void on_restored(struct ev_loop *loop, ev_async *w, int revents)
+{
+    (void)w;
+    (void)revents;
+    ev_break(loop, EVBREAK_ONE);
+}
+
+/* Restores the data dir on a thread while `loop` serves busy answers; returns the durable
+ * state, or NULL with `err` set. */
+static lunnel_emu_durable *restore_serving_busy(struct ev_loop *loop, lunnel_emu_server *srv,
+                                                const lunnel_emu_durable_opts *opts,
+                                                lunnel_emu_store *store,
+                                                lunnel_emu_tunnels *tunnels, char *err,
+                                                size_t errlen)
+{
+    restore_job *job = calloc(1, sizeof *job);
+    if (!job) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    *job = (restore_job){.opts = *opts, .store = store, .tunnels = tunnels, .loop = loop};
+    ev_async_init(&job->done, on_restored);
+    ev_async_start(loop, &job->done);
+    lunnel_emu_server_set_busy(srv, "restoring the data dir");
+    fprintf(stderr,
+            "lunnel-emulator: restoring the data dir %s; requests get 503 OTSServerBusy until "
+            "it is back\n",
+            opts->dir);
+    pthread_t th;
+    int rc = pthread_create(&th, NULL, restore_thread, job);
+    if (rc != 0) { /* no thread: restore here, blocking, as before */
+        restore_thread(job);
+    } else {
+        ev_run(loop, 0); /* until on_restored */
+        pthread_join(th, NULL);
+    }
+    ev_async_stop(loop, &job->done);
+    lunnel_emu_server_set_busy(srv, NULL);
+    lunnel_emu_durable *d = job->durable;
+    if (!d) snprintf(err, errlen, "%s", job->err);
+    free(job);
+    return d;
+}
+
 int main(int argc, char **argv)
 {
     lunnel_emu_config cfg;
@@ -339,7 +259,7 @@ int main(int argc, char **argv)
     if (cfg.data_dir) {
         lunnel_emu_durable_opts dopts = {cfg.data_dir, fsync_policy, cfg.compact_bytes, stderr};
         char derr[1024];
-        durable = lunnel_emu_durable_open(&dopts, store, tunnels, derr, sizeof derr);
+        durable = restore_serving_busy(loop, srv, &dopts, store, tunnels, derr, sizeof derr);
         if (!durable) {
             fprintf(stderr, "lunnel-emulator: --data-dir: %s\n", derr);
             return 1;
@@ -416,5 +336,6 @@ int main(int argc, char **argv)
     }
     lunnel_emu_store_free(store);
     ev_loop_destroy(loop);
+    lunnel_opts_free(opts);
     return rc;
 }
