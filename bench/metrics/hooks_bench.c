@@ -1,6 +1,6 @@
 /* hooks_bench.c: the loop-thread cost of the metrics hooks per batch, measured directly
- * (bench/metrics/run.sh builds it against liblunnel.so): the calls channel.c makes for one
- * ReadRecords response of 500 records and its completion, repeated; and one /metrics render
+ * (built by CMake from the tunnel archive, run by bench/metrics/run.sh): the calls channel.c makes
+ * for one ReadRecords response of 500 records and its completion, repeated; and one /metrics render
  * of 16 channels. Whole-process CPU comparisons of `lunnel run` are noisy to a few percent
  * on a shared machine; this shows the part metrics can add at all. Prints two lines:
  *   hook_ns_per_batch=N  render_us=N */
