@@ -27,12 +27,12 @@ typedef struct lunnel_emu_config {
                                     * bodies costs CPU); data API responses are always signed */
     int skip_auth;                 /* tests and fuzzers only (no option): accept unsigned
                                     * requests so bodies reach the handlers */
-    /* Tunnel service (issue 5) */
+    /* Tunnel Service (tunnel/): partitions, ReadRecords batches, stream retention */
     uint32_t partitions;    /* rows hash to this many partitions by primary key. 4 */
     uint32_t batch_records; /* ReadRecords cap, records. 1000 */
     size_t batch_bytes;     /* ReadRecords cap, bytes. 1 MiB */
     int64_t retention_s;    /* stream retention, seconds. 7 days */
-    /* Durable state (issue 9) */
+    /* Durable state (durability/, --data-dir): where, how often to fsync, when to compact */
     const char *data_dir; /* NULL: in memory only */
     const char *fsync;    /* "always" | "batch" | "never" (durable.h). "always" */
     size_t compact_bytes; /* snapshot + new WAL when the WAL passes this. 64 MiB */

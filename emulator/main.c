@@ -9,17 +9,14 @@
 
 #include <ev.h>
 
-#include "admin.h"
+#include "admin/admin.h"
 #include "config.h"
-#include "data_api.h"
-#include "durable.h"
+#include "data_api/data_api.h"
+#include "durability/durable.h"
+#include "http/server.h"
 #include "lunnel/bytesize.h"
-#include "server.h"
-#include "store.h"
-#if __has_include("tunnel.h")
-#include "tunnel.h"
-#define LUNNEL_EMU_HAVE_TUNNEL 1
-#endif
+#include "store/store.h"
+#include "tunnel/tunnel.h"
 
 typedef enum opt_kind { OPT_STR, OPT_SIZE, OPT_U32, OPT_I64, OPT_SECS, OPT_FLAG } opt_kind;
 
@@ -287,7 +284,6 @@ static int data_dir_partitions(lunnel_emu_config *cfg)
 /* Flags named on the command line win over the admin settings the data dir restored. */
 static void reapply_flags(lunnel_emu_tunnels *tunnels, const lunnel_emu_config *cfg)
 {
-#ifdef LUNNEL_EMU_HAVE_TUNNEL
     if (!tunnels) return;
     cJSON *conf = cJSON_CreateObject();
     if (option_given("batch-records"))
@@ -305,10 +301,6 @@ static void reapply_flags(lunnel_emu_tunnels *tunnels, const lunnel_emu_config *
         cJSON_Delete(lunnel_emu_tunnels_admin(tunnels, "retention", ret, &status, err, sizeof err));
         cJSON_Delete(ret);
     }
-#else
-    (void)tunnels;
-    (void)cfg;
-#endif
 }
 
 int main(int argc, char **argv)
@@ -338,12 +330,10 @@ int main(int argc, char **argv)
         return 1;
     }
     lunnel_emu_tunnels *tunnels = NULL;
-#ifdef LUNNEL_EMU_HAVE_TUNNEL
     if (lunnel_emu_tunnel_register_ex(srv, store, &cfg, &tunnels) != 0) {
         fprintf(stderr, "lunnel-emulator: cannot set up the tunnel service\n");
         return 1;
     }
-#endif
     lunnel_emu_durable *durable = NULL;
     ev_timer fsync_timer, poll_timer;
     if (cfg.data_dir) {

@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "filter.h"
-#include "store.h"
+#include "data_api/filter.h"
+#include "store/store.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -16,10 +16,10 @@
 
 #include <ev.h>
 
-#include "admin.h"
-#include "data_api.h"
-#include "server.h"
-#include "store.h"
+#include "admin/admin.h"
+#include "data_api/data_api.h"
+#include "http/server.h"
+#include "store/store.h"
 
 static struct ev_loop *loop;
 static lunnel_emu_server *srv;

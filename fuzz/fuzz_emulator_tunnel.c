@@ -1,5 +1,5 @@
 /* fuzz_emulator_tunnel.c: untrusted bytes into the emulator's Tunnel Service request
- * handler (emulator/tunnel_api.c). Byte 0 picks the call: 0-12 send the rest as the
+ * handler (emulator/tunnel/tunnel_api.c). Byte 0 picks the call: 0-12 send the rest as the
  * protobuf body of one of the 13 /tunnel/... paths; 13 and 14 send the rest as the token of
  * a ReadRecords / Checkpoint by the real owner of a real channel (so token parsing, offsets
  * and batch framing are reached, not just "unknown tunnel"). Each input gets a fresh
@@ -10,7 +10,7 @@
 
 #include <proto/tunnel_service_api.pb-c.h>
 
-#include "tunnel.h"
+#include "tunnel/tunnel.h"
 
 static const char *const paths[] = {
     "/tunnel/create",     "/tunnel/delete",      "/tunnel/list",     "/tunnel/describe",

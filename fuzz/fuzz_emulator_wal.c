@@ -1,5 +1,5 @@
 /* fuzz_emulator_wal.c: untrusted bytes into the emulator's durable-state reader
- * (emulator/wal.c framing + CRC32C, durable.c record decoding and replay into a store,
+ * (emulator/durability/wal.c framing + CRC32C, durable.c record decoding and replay into a store,
  * tunnel_persist.c tunnel/partition/log records). Byte 0 picks the file kind (bit 0: 1 =
  * snapshot, 0 = write-ahead log) and bit 1 asks to recompute every frame's CRC32C first, so
  * mutated payloads reach the record decoders instead of stopping at the checksum; the rest
@@ -12,11 +12,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "durable.h"
-#include "store.h"
-#include "tunnel.h"
-#include "tunnel_feed.h"
-#include "wal.h"
+#include "durability/durable.h"
+#include "durability/wal.h"
+#include "store/store.h"
+#include "tunnel/tunnel.h"
+#include "tunnel/tunnel_feed.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

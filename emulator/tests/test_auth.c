@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "auth.h"
+#include "http/auth.h"
 #include "testutil.h"
 
 static lunnel_emu_config cfg;

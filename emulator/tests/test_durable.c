@@ -13,15 +13,15 @@
 
 #include <cjson/cJSON.h>
 
-#include "durable.h"
-#include "store.h"
+#include "durability/durable.h"
+#include "durability/tunnel_persist.h"
+#include "durability/wal.h"
+#include "store/store.h"
 #include "testutil.h"
-#include "tunnel.h"
-#include "tunnel_feed.h"
-#include "tunnel_internal.h"
-#include "tunnel_persist.h"
+#include "tunnel/tunnel.h"
+#include "tunnel/tunnel_feed.h"
+#include "tunnel/tunnel_internal.h"
 #include "tunnel_test_client.h"
-#include "wal.h"
 
 /* ---- a store + registry pair, wired like tunnel_server.c ---- */
 

@@ -3,7 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "http_parse.h"
+#include "http/http_parse.h"
 #include "testutil.h"
 
 static lunnel_emu_http_result parse(const char *s, size_t max_body, lunnel_emu_http_req *r,

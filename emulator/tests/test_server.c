@@ -13,8 +13,8 @@
 
 #include <ev.h>
 
+#include "http/server.h"
 #include "lunnel/timeutil.h"
-#include "server.h"
 #include "testutil.h"
 
 static struct ev_loop *loop;

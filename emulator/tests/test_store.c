@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "lunnel/plainbuffer.h"
-#include "store.h"
+#include "store/store.h"
 #include "testutil.h"
 
 static lunnel_emu_value vint(int64_t i)

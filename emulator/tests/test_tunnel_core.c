@@ -11,7 +11,7 @@
 #include <cjson/cJSON.h>
 
 #include "testutil.h"
-#include "tunnel_internal.h"
+#include "tunnel/tunnel_internal.h"
 #include "tunnel_test_client.h"
 
 /* ---- fake store: rows "row:<key>", keys "k<N>" ---- */

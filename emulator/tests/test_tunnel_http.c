@@ -13,14 +13,14 @@
 #include <cjson/cJSON.h>
 #include <ev.h>
 
-#include "admin.h"
+#include "admin/admin.h"
 #include "config.h"
-#include "data_api.h"
+#include "data_api/data_api.h"
+#include "http/server.h"
 #include "lunnel/plainbuffer.h"
-#include "server.h"
-#include "store.h"
+#include "store/store.h"
 #include "testutil.h"
-#include "tunnel.h"
+#include "tunnel/tunnel.h"
 #include "tunnel_http_client.h"
 #include "tunnel_test_client.h"
 

@@ -13,7 +13,7 @@
 
 #include <proto/tunnel_service_api.pb-c.h>
 
-#include "tunnel.h"
+#include "tunnel/tunnel.h"
 
 /* How requests travel: NULL = straight into lunnel_emu_tunnels_handle(); a test may set
  * an HTTP transport (test_tunnel_http.c) so the same worker simulation runs over the wire. */
