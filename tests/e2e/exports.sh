@@ -8,9 +8,9 @@
 #   3. every function the Lua modules resolve by name (the ffi.cdef blocks of record.lua,
 #      testing.lua, sinks/native.lua) is exported, by liblunnel.so (ffi.load, busted) and by
 #      the lunnel program (ffi.C inside the binary), which exports nothing else of ours;
-#   4. the installed headers are exactly the public ones, each compiles on its own, twice (C99,
-#      pedantic; the include guard), and examples/c/decode_rows.c builds against the installed prefix alone and
-#      decodes real rows.
+#   4. the installed headers are exactly the public ones, each compiles on its own, included
+#      twice (C99, pedantic; the include guard), and examples/c/decode_rows.c builds against
+#      the installed prefix alone and decodes real rows.
 set -uo pipefail
 B=$(cd "${LUNNEL_BUILD_DIR:-build}" && pwd)
 S=$(cd "${LUNNEL_SOURCE_DIR:-.}" && pwd)
