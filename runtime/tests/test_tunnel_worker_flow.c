@@ -1,24 +1,138 @@
 /* test_tunnel_worker_flow.c: the worker + channel pipeline + checkpointer as a state machine,
- * without network: the tunnel calls (run_calls.h) are replaced by a fake that records each
- * request and lets the test answer it, and the processor (Lua host) by a fake that records
- * opens, batches and shutdowns. Covers: connect + first heartbeat, GetCheckpoint -> open ->
- * ReadRecords with prefetch bounds, checkpoints of the newest contiguous handled token with
- * sequence numbers, OTSSequenceNumberNotMatch re-read, CLOSING -> drain -> final checkpoint
+ * without network or wall-clock time: the worker's environment (worker_env.h) is a fake
+ * calls vtable that records each request and lets the test answer it, a fake clock that moves
+ * only when the test lets time pass, and a fixed random sequence; the processor (Lua host) is
+ * a fake that records opens, batches and shutdowns. Nothing sleeps. Covers: connect + first
+ * heartbeat, GetCheckpoint -> open -> ReadRecords with prefetch bounds, checkpoints of the newest
+ * contiguous handled token with sequence numbers, OTSSequenceNumberNotMatch re-read, CLOSING ->
+ * drain -> final checkpoint
  * -> shutdown -> CLOSE at version + 1, `finished` -> TERMINATED, dropped channels (no
  * checkpoint, no report), --max-channels, --commit manual, reconnect on OTSResourceGone and
  * the graceful stop. Every wait is bounded. */
-#include <ev.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <proto/tunnel_service_api.pb-c.h>
 
 #include "lunnel/log.h"
 #include "lunnel/worker.h"
+#include "lunnel/worker_env.h"
 #include "testutil.h"
-#include "tunnel/run_calls.h"
+
+/* ---- fake clock and random source ------------------------------------------------------- */
+
+/* Time moves only when the test lets it (advance / the waits below): every timer fires at its
+ * exact due time, in due order, so a run is the same on a loaded machine as on an idle one. */
+struct lunnel_worker_timer {
+    lunnel_worker_timer_fn fire;
+    void *ud;
+    int active, heap; /* heap: made by timer_new (freed by timer_free); else the test's own */
+    double due, repeat;
+    struct lunnel_worker_timer *next; /* every timer that exists */
+};
+
+static double fake_time = 1000.0;
+static lunnel_worker_timer *timers;
+static int live_timers; /* made by the worker and not freed yet */
+
+static double fake_now(void *impl)
+{
+    (void)impl;
+    return fake_time;
+}
+static void timer_link(lunnel_worker_timer *t)
+{
+    t->next = timers;
+    timers = t;
+}
+static lunnel_worker_timer *fake_timer_new(void *impl, lunnel_worker_timer_fn fire, void *ud)
+{
+    (void)impl;
+    lunnel_worker_timer *t = calloc(1, sizeof *t);
+    if (!t) return NULL;
+    t->fire = fire;
+    t->ud = ud;
+    t->heap = 1;
+    timer_link(t);
+    live_timers++;
+    return t;
+}
+static void fake_timer_start(void *impl, lunnel_worker_timer *t, double after_s, double repeat_s)
+{
+    (void)impl;
+    t->active = 1;
+    t->due = fake_time + (after_s > 0 ? after_s : 0);
+    t->repeat = repeat_s;
+}
+static void fake_timer_stop(void *impl, lunnel_worker_timer *t)
+{
+    (void)impl;
+    t->active = 0;
+}
+static int fake_timer_active(void *impl, const lunnel_worker_timer *t)
+{
+    (void)impl;
+    return t->active;
+}
+static void fake_timer_free(void *impl, lunnel_worker_timer *t)
+{
+    (void)impl;
+    if (!t) return;
+    for (lunnel_worker_timer **p = &timers; *p; p = &(*p)->next)
+        if (*p == t) {
+            *p = t->next;
+            break;
+        }
+    live_timers--;
+    free(t);
+}
+static const lunnel_worker_clock fake_clock = {
+    .now = fake_now,
+    .timer_new = fake_timer_new,
+    .timer_start = fake_timer_start,
+    .timer_stop = fake_timer_stop,
+    .timer_active = fake_timer_active,
+    .timer_free = fake_timer_free,
+};
+
+/* Fires the earliest timer due by `until` (time jumps to its due time) and returns 1; with
+ * none, time moves to `until` and 0 comes back. */
+static int step_until(double until)
+{
+    lunnel_worker_timer *first = NULL;
+    for (lunnel_worker_timer *t = timers; t; t = t->next)
+        if (t->active && t->due <= until && (!first || t->due < first->due)) first = t;
+    if (!first) {
+        if (until > fake_time) fake_time = until;
+        return 0;
+    }
+    if (first->due > fake_time) fake_time = first->due;
+    if (first->repeat > 0)
+        first->due += first->repeat;
+    else
+        first->active = 0;
+    first->fire(first->ud);
+    return 1;
+}
+
+/* Lets `s` seconds pass, firing every timer due on the way. */
+static void advance(double s)
+{
+    double until = fake_time + s;
+    while (step_until(until)) {
+    }
+}
+
+/* A fixed sequence (LCG), so jitter and reconnect delays are the same on every run. */
+static double fake_rand01(void *ud)
+{
+    uint64_t *x = ud;
+    *x = *x * 6364136223846793005ull + 1442695040888963407ull;
+    return (double)(*x >> 11) / 9007199254740992.0;
+}
+static uint64_t rand_state = 42;
 
 /* ---- fake tunnel calls ------------------------------------------------------------------ */
 
@@ -34,12 +148,14 @@ typedef struct call {
     size_t n_views;
     void (*cb)(void);
     void *ud;
-    int answered;
+    int answered;  /* the callback ran (or the call was cancelled) */
+    int cancelled; /* the worker cancelled it (lunnel_worker_calls.cancel) */
 } call;
 
 #define MAX_CALLS 512
 static call calls[MAX_CALLS];
 static int n_calls;
+static int n_cancelled;
 
 static call *record(int kind, const char *channel, void (*cb)(void), void *ud)
 {
@@ -56,16 +172,18 @@ static call *record(int kind, const char *channel, void (*cb)(void), void *ud)
     return c;
 }
 
-void rc_connect(struct lunnel_api *api, const char *tunnel_id, int64_t timeout_s,
-                const char *client_tag, rc_connect_cb cb, void *ud)
+static lunnel_worker_call *fake_connect(void *impl, const char *tunnel_id, int64_t timeout_s,
+                                        const char *client_tag, lunnel_worker_connect_cb cb,
+                                        void *ud)
 {
-    (void)api, (void)tunnel_id, (void)timeout_s, (void)client_tag;
-    record(C_CONNECT, NULL, (void (*)(void))cb, ud);
+    (void)impl, (void)tunnel_id, (void)timeout_s, (void)client_tag;
+    return (lunnel_worker_call *)record(C_CONNECT, NULL, (void (*)(void))cb, ud);
 }
-void rc_heartbeat(struct lunnel_api *api, const char *tunnel_id, const char *client_id,
-                  const lunnel_channel_view *v, size_t n, rc_heartbeat_cb cb, void *ud)
+static lunnel_worker_call *fake_heartbeat(void *impl, const char *tunnel_id, const char *client_id,
+                                          const lunnel_channel_view *v, size_t n,
+                                          lunnel_worker_heartbeat_cb cb, void *ud)
 {
-    (void)api, (void)tunnel_id, (void)client_id;
+    (void)impl, (void)tunnel_id, (void)client_id;
     call *c = record(C_HEARTBEAT, NULL, (void (*)(void))cb, ud);
     for (size_t i = 0; i < n && i < 16; i++) {
         snprintf(c->view_ids[i], sizeof c->view_ids[i], "%s", v[i].id);
@@ -73,59 +191,69 @@ void rc_heartbeat(struct lunnel_api *api, const char *tunnel_id, const char *cli
         c->views[i].id = c->view_ids[i];
     }
     c->n_views = n < 16 ? n : 16;
+    return (lunnel_worker_call *)c;
 }
-void rc_shutdown(struct lunnel_api *api, const char *tunnel_id, const char *client_id,
-                 rc_status_cb cb, void *ud)
+static lunnel_worker_call *fake_shutdown_call(void *impl, const char *tunnel_id,
+                                              const char *client_id, lunnel_worker_status_cb cb,
+                                              void *ud)
 {
-    (void)api, (void)tunnel_id, (void)client_id;
-    record(C_SHUTDOWN, NULL, (void (*)(void))cb, ud);
+    (void)impl, (void)tunnel_id, (void)client_id;
+    return (lunnel_worker_call *)record(C_SHUTDOWN, NULL, (void (*)(void))cb, ud);
 }
-void rc_getcheckpoint(struct lunnel_api *api, const char *tunnel_id, const char *client_id,
-                      const char *channel_id, rc_getcp_cb cb, void *ud)
+static lunnel_worker_call *fake_getcheckpoint(void *impl, const char *tunnel_id,
+                                              const char *client_id, const char *channel_id,
+                                              lunnel_worker_getcp_cb cb, void *ud)
 {
-    (void)api, (void)tunnel_id, (void)client_id;
-    record(C_GETCP, channel_id, (void (*)(void))cb, ud);
+    (void)impl, (void)tunnel_id, (void)client_id;
+    return (lunnel_worker_call *)record(C_GETCP, channel_id, (void (*)(void))cb, ud);
 }
-void rc_checkpoint(struct lunnel_api *api, const char *tunnel_id, const char *client_id,
-                   const char *channel_id, const char *token, int64_t seq, rc_status_cb cb,
-                   void *ud)
+static lunnel_worker_call *fake_checkpoint(void *impl, const char *tunnel_id, const char *client_id,
+                                           const char *channel_id, const char *token, int64_t seq,
+                                           lunnel_worker_status_cb cb, void *ud)
 {
-    (void)api, (void)tunnel_id, (void)client_id;
+    (void)impl, (void)tunnel_id, (void)client_id;
     call *c = record(C_CHECKPOINT, channel_id, (void (*)(void))cb, ud);
     snprintf(c->token, sizeof c->token, "%s", token);
     c->seq = seq;
+    return (lunnel_worker_call *)c;
 }
-void rc_readrecords(struct lunnel_api *api, const char *tunnel_id, const char *client_id,
-                    const char *channel_id, const char *token, rc_read_cb cb, void *ud)
+static lunnel_worker_call *fake_readrecords(void *impl, const char *tunnel_id,
+                                            const char *client_id, const char *channel_id,
+                                            const char *token, lunnel_worker_read_cb cb, void *ud)
 {
-    (void)api, (void)tunnel_id, (void)client_id;
+    (void)impl, (void)tunnel_id, (void)client_id;
     call *c = record(C_READ, channel_id, (void (*)(void))cb, ud);
     snprintf(c->token, sizeof c->token, "%s", token);
+    return (lunnel_worker_call *)c;
 }
-void rc_describe(struct lunnel_api *api, const char *table_name, const char *tunnel_name,
-                 const char *tunnel_id, rc_describe_cb cb, void *ud)
+static lunnel_worker_call *fake_describe(void *impl, const char *table_name,
+                                         const char *tunnel_name, const char *tunnel_id,
+                                         lunnel_worker_describe_cb cb, void *ud)
 {
-    (void)api, (void)table_name, (void)tunnel_name, (void)tunnel_id;
-    record(C_DESCRIBE, NULL, (void (*)(void))cb, ud);
+    (void)impl, (void)table_name, (void)tunnel_name, (void)tunnel_id;
+    return (lunnel_worker_call *)record(C_DESCRIBE, NULL, (void (*)(void))cb, ud);
 }
-
-static struct ev_loop *loop;
-
-/* Runs the loop until an unanswered call of `kind` (and channel, when given) exists; bounded
- * to about 2 s. Returns it or NULL. */
-static call *wait_call(int kind, const char *channel)
+static void fake_cancel(void *impl, lunnel_worker_call *handle)
 {
-    for (int round = 0; round < 2000; round++) {
-        for (int i = 0; i < n_calls; i++) {
-            call *c = &calls[i];
-            if (!c->answered && c->kind == kind && (!channel || strcmp(c->channel, channel) == 0))
-                return c;
-        }
-        ev_run(loop, EVRUN_NOWAIT);
-        usleep(1000);
+    (void)impl;
+    call *c = (call *)handle;
+    if (c->answered) {
+        fprintf(stderr, "cancel of a call already answered\n");
+        exit(2);
     }
-    return NULL;
+    c->answered = c->cancelled = 1;
+    n_cancelled++;
 }
+static const lunnel_worker_calls fake_calls = {
+    .connect = fake_connect,
+    .heartbeat = fake_heartbeat,
+    .shutdown = fake_shutdown_call,
+    .get_checkpoint = fake_getcheckpoint,
+    .checkpoint = fake_checkpoint,
+    .read_records = fake_readrecords,
+    .describe = fake_describe,
+    .cancel = fake_cancel,
+};
 
 static call *find_call(int kind, const char *channel)
 {
@@ -137,7 +265,20 @@ static call *find_call(int kind, const char *channel)
     return NULL;
 }
 
-/* Answers every call still open with LUNNEL_NET_CANCELLED, as lunnel_http_free does. */
+/* Lets time pass (timers firing) until an unanswered call of `kind` (and channel, when given)
+ * exists; at most 10 simulated seconds. Returns it or NULL. */
+static call *wait_call(int kind, const char *channel)
+{
+    double until = fake_time + 10;
+    for (;;) {
+        call *c = find_call(kind, channel);
+        if (c || !step_until(until)) return c ? c : find_call(kind, channel);
+    }
+}
+
+/* Answers every call still open with LUNNEL_NET_CANCELLED, as the transport does when it is
+ * torn down under a call (lunnel_http_free): the worker must take it as a failure, not a
+ * verdict of the service. */
 static void cancel_all(void)
 {
     lunnel_error e;
@@ -149,41 +290,33 @@ static void cancel_all(void)
         c->answered = 1;
         switch (c->kind) {
         case C_CONNECT:
-            ((rc_connect_cb)c->cb)(c->ud, &e, NULL);
+            ((lunnel_worker_connect_cb)c->cb)(c->ud, &e, NULL);
             break;
         case C_HEARTBEAT:
-            ((rc_heartbeat_cb)c->cb)(c->ud, &e, NULL, 0);
+            ((lunnel_worker_heartbeat_cb)c->cb)(c->ud, &e, NULL, 0);
             break;
         case C_SHUTDOWN:
         case C_CHECKPOINT:
-            ((rc_status_cb)c->cb)(c->ud, &e);
+            ((lunnel_worker_status_cb)c->cb)(c->ud, &e);
             break;
         case C_GETCP:
-            ((rc_getcp_cb)c->cb)(c->ud, &e, NULL, 0);
+            ((lunnel_worker_getcp_cb)c->cb)(c->ud, &e, NULL, 0);
             break;
         case C_READ:
-            ((rc_read_cb)c->cb)(c->ud, &e, NULL, 0, NULL);
+            ((lunnel_worker_read_cb)c->cb)(c->ud, &e, NULL, 0, NULL);
             break;
         case C_DESCRIBE:
-            ((rc_describe_cb)c->cb)(c->ud, &e, 0, 0);
+            ((lunnel_worker_describe_cb)c->cb)(c->ud, &e, 0, 0);
             break;
         }
     }
 }
 
-/* Whether an unanswered call of this kind exists right now (after letting the loop run a bit). */
+/* Whether an unanswered call of this kind exists after `settle_ms` of simulated time. */
 static int pending(int kind, const char *channel, int settle_ms)
 {
-    for (int r = 0; r < settle_ms; r++) {
-        ev_run(loop, EVRUN_NOWAIT);
-        usleep(1000);
-    }
-    for (int i = 0; i < n_calls; i++) {
-        call *c = &calls[i];
-        if (!c->answered && c->kind == kind && (!channel || strcmp(c->channel, channel) == 0))
-            return 1;
-    }
-    return 0;
+    advance(settle_ms / 1000.0);
+    return find_call(kind, channel) != NULL;
 }
 
 static lunnel_error server_error(const char *code, int status)
@@ -199,27 +332,27 @@ static lunnel_error server_error(const char *code, int status)
 static void answer_connect(call *c, const char *client_id)
 {
     c->answered = 1;
-    ((rc_connect_cb)c->cb)(c->ud, NULL, client_id);
+    ((lunnel_worker_connect_cb)c->cb)(c->ud, NULL, client_id);
 }
 static void answer_heartbeat(call *c, const lunnel_channel_view *v, size_t n)
 {
     c->answered = 1;
-    ((rc_heartbeat_cb)c->cb)(c->ud, NULL, v, n);
+    ((lunnel_worker_heartbeat_cb)c->cb)(c->ud, NULL, v, n);
 }
 static void answer_heartbeat_error(call *c, const lunnel_error *e)
 {
     c->answered = 1;
-    ((rc_heartbeat_cb)c->cb)(c->ud, e, NULL, 0);
+    ((lunnel_worker_heartbeat_cb)c->cb)(c->ud, e, NULL, 0);
 }
 static void answer_status(call *c, const lunnel_error *e)
 {
     c->answered = 1;
-    ((rc_status_cb)c->cb)(c->ud, e);
+    ((lunnel_worker_status_cb)c->cb)(c->ud, e);
 }
 static void answer_getcp(call *c, const char *token, int64_t seq)
 {
     c->answered = 1;
-    ((rc_getcp_cb)c->cb)(c->ud, NULL, token, seq);
+    ((lunnel_worker_getcp_cb)c->cb)(c->ud, NULL, token, seq);
 }
 /* A ReadRecordsResponse with n records (arbitrary bytes: the host decodes, not the worker). */
 static void answer_read(call *c, int n, const char *next, int may_more)
@@ -248,7 +381,7 @@ static void answer_read(call *c, int n, const char *next, int may_more)
     c->answered = 1;
     char trace[160];
     snprintf(trace, sizeof trace, "trace-%s", next); /* borrowed: the worker must copy it */
-    ((rc_read_cb)c->cb)(c->ud, NULL, buf, len, trace);
+    ((lunnel_worker_read_cb)c->cb)(c->ud, NULL, buf, len, trace);
     memset(trace, 0, sizeof trace);
 }
 
@@ -267,8 +400,8 @@ typedef struct fake_ch {
     char id[64];
     void *user;
     int shutdown;
-    int open_fails;        /* EV_OPENED reports a script error */
-    ev_timer opened_timer; /* EV_OPENED comes back on a later loop turn, as from the host */
+    int open_fails;                   /* EV_OPENED reports a script error */
+    lunnel_worker_timer opened_timer; /* EV_OPENED comes back later, as from the host */
 } fake_ch;
 
 typedef struct fake_batch {
@@ -288,10 +421,9 @@ static int opens;
 static int fail_opens; /* the next n open(ctx) calls fail */
 static lunnel_worker *W;
 
-static void opened_cb(struct ev_loop *l, ev_timer *t, int revents)
+static void opened_cb(void *ud)
 {
-    (void)l, (void)revents;
-    fake_ch *ch = t->data;
+    fake_ch *ch = ud;
     lunnel_host_completion c = {0};
     c.event = LUNNEL_HOST_EV_OPENED;
     c.channel = (lunnel_host_channel *)ch;
@@ -314,9 +446,10 @@ static void *fake_open(void *ud, const lunnel_host_channel_info *info)
         c->open_fails = 1;
     }
     opens++;
-    ev_timer_init(&c->opened_timer, opened_cb, 0.001, 0.);
-    c->opened_timer.data = c;
-    ev_timer_start(loop, &c->opened_timer);
+    c->opened_timer.fire = opened_cb;
+    c->opened_timer.ud = c;
+    timer_link(&c->opened_timer);
+    fake_timer_start(NULL, &c->opened_timer, 0.001, 0.);
     return c;
 }
 static int fake_submit(void *ch, const lunnel_host_batch *b)
@@ -400,8 +533,10 @@ static const char *dead_letter_path;
 static lunnel_worker *new_worker(int manual, int max_channels)
 {
     lunnel_worker_config cfg = {
-        .loop = loop,
-        .api = NULL,
+        .calls = &fake_calls,
+        .clock = &fake_clock,
+        .rand01 = fake_rand01,
+        .rand_ud = &rand_state,
         .tunnel_id = "tid",
         .table_name = "t",
         .tunnel_name = "tn",
@@ -679,7 +814,7 @@ static void test_inflight_budget(void)
     lunnel_worker_stop(W);
     cancel_all(); /* reads and the drain's calls fail: channels close, Shutdown fails */
     for (int i = 0; i < 5; i++) {
-        ev_run(loop, EVRUN_NOWAIT);
+        advance(0);
         cancel_all();
     }
     CHECK(chan("BaseData_x")->shutdown);
@@ -691,16 +826,14 @@ static void test_inflight_budget(void)
     lunnel_worker_free(W);
 }
 
-/* Runs the loop until batch (channel, token) is on the processor; bounded to about 2 s. */
+/* Lets time pass until batch (channel, token) is on the processor; at most 10 simulated s. */
 static fake_batch *wait_batch(const char *channel, const char *token)
 {
-    for (int round = 0; round < 2000; round++) {
+    double until = fake_time + 10;
+    for (;;) {
         fake_batch *b = batch_of(channel, token);
-        if (b) return b;
-        ev_run(loop, EVRUN_NOWAIT);
-        usleep(1000);
+        if (b || !step_until(until)) return b ? b : batch_of(channel, token);
     }
-    return NULL;
 }
 
 /* One BaseData channel "BaseData_<id>" opened at token <id>0 with batches <id>1 (submitted)
@@ -724,7 +857,7 @@ static void policy_teardown(void)
     lunnel_worker_stop(W);
     for (int i = 0; i < 5; i++) {
         cancel_all();
-        ev_run(loop, EVRUN_NOWAIT);
+        advance(0);
     }
     cancel_all();
     lunnel_worker_free(W);
@@ -830,22 +963,16 @@ static void test_error_policies(void)
 static void answer_read_error(call *c, const lunnel_error *e)
 {
     c->answered = 1;
-    ((rc_read_cb)c->cb)(c->ud, e, NULL, 0, NULL);
+    ((lunnel_worker_read_cb)c->cb)(c->ud, e, NULL, 0, NULL);
 }
 
-/* Counts unanswered calls of a kind for a channel while the loop runs `ms`. */
+/* Counts the calls of a kind for a channel made while `ms` of simulated time pass. */
 static int calls_within(int kind, const char *channel, int ms)
 {
     int before = 0;
     for (int i = 0; i < n_calls; i++)
         if (calls[i].kind == kind && strcmp(calls[i].channel, channel) == 0) before++;
-    struct timespec t0, t;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    do {
-        ev_run(loop, EVRUN_NOWAIT);
-        usleep(1000);
-        clock_gettime(CLOCK_MONOTONIC, &t);
-    } while ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 < ms);
+    advance(ms / 1000.0);
     int after = 0;
     for (int i = 0; i < n_calls; i++)
         if (calls[i].kind == kind && strcmp(calls[i].channel, channel) == 0) after++;
@@ -952,9 +1079,50 @@ static void test_unparseable_alike(void)
     lunnel_worker_free(W);
 }
 
+/* lunnel_worker_free in the middle of everything: calls of every kind in flight (Heartbeat,
+ * GetCheckpoint, ReadRecords, Checkpoint), a batch on the processor and one held behind it.
+ * Each call is cancelled (its callback never runs), and every object is freed: the ASan
+ * build's leak check of this test (make test-asan) is the proof. */
+static void test_free_with_calls_in_flight(void)
+{
+    exit_status = -1;
+    W = new_worker(0, 0);
+    lunnel_worker_start(W);
+    answer_connect(wait_call(C_CONNECT, NULL), "client-t");
+    lunnel_channel_view three[] = {V("BaseData_g", 1, OPEN), V("BaseData_r", 1, OPEN),
+                                   V("BaseData_c", 1, OPEN)};
+    answer_heartbeat(wait_call(C_HEARTBEAT, NULL), three, 3);
+    /* _g: its GetCheckpoint stays in flight */
+    CHECK(wait_call(C_GETCP, "BaseData_g") != NULL);
+    /* _r: a batch on the processor and one read ahead, held (1 + prefetch: no more reads) */
+    answer_getcp(wait_call(C_GETCP, "BaseData_r"), "r0", 0);
+    answer_read(wait_call(C_READ, "BaseData_r"), 2, "r1", 1);
+    answer_read(wait_call(C_READ, "BaseData_r"), 1, "r2", 1);
+    CHECK(batch_of("BaseData_r", "r1") != NULL);
+    CHECK(batch_of("BaseData_r", "r2") == NULL); /* held */
+    /* _c: a batch handled, its Checkpoint in flight, the next read in flight */
+    answer_getcp(wait_call(C_GETCP, "BaseData_c"), "c0", 0);
+    answer_read(wait_call(C_READ, "BaseData_c"), 1, "c1", 1);
+    complete(batch_of("BaseData_c", "c1"), 1, 0);
+    CHECK(wait_call(C_CHECKPOINT, "BaseData_c") != NULL);
+    CHECK(wait_call(C_READ, "BaseData_c") != NULL);
+    CHECK(wait_call(C_HEARTBEAT, NULL) != NULL); /* the next heartbeat, unanswered */
+    CHECK(find_call(C_GETCP, "BaseData_g") && find_call(C_CHECKPOINT, "BaseData_c") &&
+          find_call(C_READ, "BaseData_c") && find_call(C_HEARTBEAT, NULL));
+    int open_calls = 0;
+    for (int i = 0; i < n_calls; i++)
+        if (!calls[i].answered) open_calls++;
+    int cancelled_before = n_cancelled;
+    lunnel_worker_free(W);
+    W = NULL;
+    CHECK_INT(n_cancelled - cancelled_before, open_calls);
+    for (int i = 0; i < n_calls; i++)
+        CHECK(calls[i].answered); /* nothing left that could call back into a freed worker */
+    CHECK_INT(exit_status, -1);   /* freed, not stopped: no exit callback */
+}
+
 int main(void)
 {
-    loop = ev_loop_new(EVFLAG_AUTO);
     lunnel_log_set_level(LUNNEL_LOG_WARN);
     test_main_flow();
     test_manual_and_max_channels();
@@ -962,6 +1130,7 @@ int main(void)
     test_error_policies();
     test_failure_pacing();
     test_unparseable_alike();
-    ev_loop_destroy(loop);
+    test_free_with_calls_in_flight();
+    CHECK_INT(live_timers, 0); /* every worker freed its timers */
     TEST_DONE();
 }

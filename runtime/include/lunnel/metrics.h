@@ -18,7 +18,7 @@
 
 #include "lunnel/codec.h"
 #include "lunnel/errors.h"
-#include "lunnel/host.h"
+#include "lunnel/host_queue.h"
 
 struct lunnel_worker;
 

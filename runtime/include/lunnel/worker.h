@@ -3,8 +3,9 @@
  * every interval (reporting every known channel), merges the response into its channel table
  * (heartbeat contract, channel.h), runs one read pipeline per channel (GetCheckpoint,
  * ReadRecords with prefetch, stream backoff, checkpoints) and hands batches to a processor
- * (the Lua host, host.h) through the ops below; on a lost client it reconnects after a random
- * delay, on a fatal error or a finished BaseData tunnel (exit_when_done) it stops.
+ * (the Lua host, host.h) through the processor vtable of host_queue.h; on a lost client it
+ * reconnects after a random delay, on a fatal error or a finished BaseData tunnel (exit_when_done)
+ * it stops.
  *
  * Threading: every function is called on the loop thread. Lua never runs on it, so heartbeats
  * are never delayed by a script. */
@@ -14,22 +15,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "lunnel/host.h"
+#include "lunnel/host_queue.h"
 
 struct ev_loop;
 struct lunnel_api;
+struct lunnel_worker_calls;
+struct lunnel_worker_clock;
 
 typedef struct lunnel_worker lunnel_worker; /* opaque */
-
-/* The processor side of the queue (the Lua host in `lunnel run`, a fake in tests). Same
- * contracts as lunnel_host_channel_open / lunnel_host_submit / lunnel_host_channel_shutdown;
- * completions come back through lunnel_worker_on_done(). */
-typedef struct lunnel_worker_processor {
-    void *(*open)(void *ud, const lunnel_host_channel_info *info); /* NULL on failure */
-    int (*submit)(void *channel, const lunnel_host_batch *b);      /* 0 = queued */
-    int (*shutdown)(void *channel);                                /* 0 = queued */
-    void *ud;
-} lunnel_worker_processor;
 
 /* Called once when the worker has stopped for good; `status` is the process exit status
  * (0 after a graceful drain or a finished tunnel, errors.h LUNNEL_EXIT_* otherwise). */
@@ -47,8 +40,14 @@ typedef enum lunnel_on_error {
 int lunnel_on_error_parse(const char *s, int *out);
 
 typedef struct lunnel_worker_config {
-    struct ev_loop *loop;          /* required */
-    struct lunnel_api *api;        /* required, borrowed; calls of api.h */
+    struct ev_loop *loop;   /* the loop whose clock the worker uses (unless `clock`) */
+    struct lunnel_api *api; /* borrowed; the tunnel calls go to api.h (unless `calls`) */
+    /* Injected environment (worker_env.h), all borrowed; NULL: the real one above. */
+    const struct lunnel_worker_calls *calls; /* the tunnel calls (copied at new) */
+    const struct lunnel_worker_clock *clock; /* time and timers (copied at new) */
+    double (*rand01)(void *rand_ud);         /* uniform in [0, 1): jitter, reconnect delays;
+                                                NULL: lunnel_retry_rand01 (seeded per process) */
+    void *rand_ud;
     const char *tunnel_id;         /* required */
     const char *table_name;        /* for DescribeTunnel (exit_when_done); may be NULL */
     const char *tunnel_name;       /* likewise */
@@ -96,7 +95,10 @@ const char *lunnel_worker_exit_reason(const lunnel_worker *w);
 /* 1 when the last stop ended because --drain-timeout passed (a process() call may still be
  * running and never return: the caller must not wait for the Lua workers). */
 int lunnel_worker_drain_timed_out(const lunnel_worker *w);
-/* Frees the worker; call after on_exit (or with the loop stopped). */
+/* Frees the worker and everything it holds: calls still in flight are cancelled (their
+ * callbacks never run), channel objects and their batches are freed. Call after on_exit (or
+ * with the loop stopped), and after the processor stopped delivering completions (free the
+ * Lua host first: the batches it was given are freed here). */
 void lunnel_worker_free(lunnel_worker *w);
 
 /* Counters for logs and tests. */

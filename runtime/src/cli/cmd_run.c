@@ -828,16 +828,14 @@ static int run_release(run_app *app, run_resources *r, int status)
     lunnel_capture_close(run_capture);
     run_capture = NULL;
     if (!app->worker) lunnel_dead_letter_close(r->dl);
-    /* With no call in flight nothing can call back any more: free the worker, then the api,
-     * http and credentials (leak-checker clean). A call still in flight (a stop in the middle
-     * of one) would be answered by lunnel_http_free with a cancellation reaching the worker's
-     * callbacks, so then they are all left to the process exit. Calls before the worker
-     * starts are synchronous: none is in flight then. */
-    if (r->client_open && lunnel_http_pending(r->cl.http) == 0) {
-        lunnel_worker_free(app->worker);
-        lunnel_opts_close_client(&r->cl);
-    }
+    /* The host is gone (no completion can come): the worker cancels its calls still in
+     * flight and frees everything (the dead-letter file with it); then the api, http and
+     * credentials go (leak-checker clean). Another call still pending in http would be
+     * answered by lunnel_http_free, so then the client is left to the process exit. Calls
+     * before the worker exists are synchronous: none is pending then. */
+    lunnel_worker_free(app->worker);
     app->worker = NULL;
+    if (r->client_open && lunnel_http_pending(r->cl.http) == 0) lunnel_opts_close_client(&r->cl);
     free(r->tunnel_id);
     r->tunnel_id = NULL;
     return status;

@@ -24,28 +24,6 @@
 #define ATOMIC_INC(p) __atomic_add_fetch((p), 1, __ATOMIC_RELAXED)
 #define ATOMIC_LOAD(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
 
-static const char *code_names[] = {
-    [LUNNEL_HOST_OK] = "ok",
-    [LUNNEL_HOST_ESCRIPT] = "script error",
-    [LUNNEL_HOST_EMEMORY] = "memory limit reached",
-    [LUNNEL_HOST_EDECODE] = "bad batch bytes",
-    [LUNNEL_HOST_ELOAD] = "script does not load",
-    [LUNNEL_HOST_EINVAL] = "invalid argument",
-    [LUNNEL_HOST_ESTATE] = "not allowed in this state",
-    [LUNNEL_HOST_ESYSTEM] = "system error",
-};
-
-const char *lunnel_host_strerror(int code)
-{
-    if (code < 0 || code > LUNNEL_HOST_ESYSTEM) return "unknown host error";
-    return code_names[code];
-}
-
-int lunnel_host_code_is_retriable(int code)
-{
-    return code == LUNNEL_HOST_ESCRIPT || code == LUNNEL_HOST_EMEMORY;
-}
-
 uint64_t lunnel_host_hash(const void *data, size_t len)
 {
     const uint8_t *p = data;

@@ -110,10 +110,9 @@ static void set_read(run_channel *ch, ch_read r)
 
 /* The one timer of the read side: a stream channel's idle wait while running, or the
  * failure backoff before the first GetCheckpoint while queued. */
-static void backoff_cb(struct ev_loop *loop, ev_timer *t, int revents)
+static void backoff_cb(void *ud)
 {
-    (void)loop, (void)revents;
-    run_channel *ch = t->data;
+    run_channel *ch = ud;
     if (ch->rd == RD_BACKOFF) set_read(ch, RD_IDLE);
     if (ch->state == CH_QUEUED)
         run_channel_start(ch);
@@ -136,10 +135,14 @@ run_channel *run_channel_new(run_worker *w, const char *id, int64_t version)
     /* PROTOCOL.md 3: base-data channel ids start with BaseData_; everything else streams. */
     ch->is_stream = strncmp(id, "BaseData_", 9) != 0;
     lunnel_backoff_init(&ch->backoff, w->cfg.max_backoff_s * 1000.0);
-    ev_timer_init(&ch->backoff_timer, backoff_cb, 0., 0.);
-    ch->backoff_timer.data = ch;
+    ch->backoff_timer = w->clock.timer_new(w->clock.impl, backoff_cb, ch);
+    if (!ch->backoff_timer || run_policy_channel_init(ch) != 0) {
+        w->clock.timer_free(w->clock.impl, ch->backoff_timer);
+        free(ch->id);
+        free(ch);
+        return NULL;
+    }
     ch->mx = lunnel_metrics_channel_get(w->cfg.metrics, id); /* NULL: metrics off */
-    run_policy_channel_init(ch);
     lunnel_cptrack_init(&ch->cp, 0);
     ch->next = w->channels;
     if (w->channels) w->channels->prev = ch;
@@ -176,7 +179,13 @@ void run_channel_maybe_free(run_channel *ch)
     else
         w->channels = ch->next;
     if (ch->next) ch->next->prev = ch->prev;
-    ev_timer_stop(w->cfg.loop, &ch->backoff_timer);
+    run_channel_destroy(ch);
+}
+
+void run_channel_destroy(run_channel *ch)
+{
+    run_worker *w = ch->w;
+    w->clock.timer_free(w->clock.impl, ch->backoff_timer);
     run_policy_channel_free(ch);
     lunnel_cptrack_free(&ch->cp);
     free(ch->token);
@@ -193,6 +202,7 @@ static void getcheckpoint_result(run_channel *ch, const lunnel_error *err, const
 static void on_getcheckpoint(void *ud, const lunnel_error *err, const char *token, int64_t seq)
 {
     run_channel *ch = ud;
+    ch->getcp_call = NULL;
     if (ch->state == CH_GETCP) getcheckpoint_result(ch, err, token, seq);
     run_channel_release(ch);
 }
@@ -246,7 +256,7 @@ static void getcheckpoint_result(run_channel *ch, const lunnel_error *err, const
 static void opened(run_channel *ch)
 {
     set_state(ch, CH_RUNNING);
-    ch->running_since = ev_now(ch->w->cfg.loop);
+    ch->running_since = run_now(ch->w);
     if (ch->rd == RD_FINISHED) { /* consumed earlier: open + shutdown, then TERMINATED */
         run_channel_stop(ch, END_TERMINATED);
         return;
@@ -258,13 +268,12 @@ void run_channel_start(run_channel *ch)
 {
     run_worker *w = ch->w;
     if (ch->state != CH_QUEUED) return;
-    if (ev_is_active(&ch->backoff_timer))
+    if (run_timer_active(w, ch->backoff_timer))
         return; /* its failure backoff runs: backoff_cb starts it */
     double wait = run_pace_wait(w, ch->id);
     if (wait > 0) { /* failed lately: GetCheckpoint, open, reads wait for the backoff */
         set_read(ch, RD_BACKOFF);
-        ev_timer_set(&ch->backoff_timer, wait, 0.);
-        ev_timer_start(w->cfg.loop, &ch->backoff_timer);
+        run_timer_start(w, ch->backoff_timer, wait, 0.);
         return;
     }
     if (w->cfg.max_channels > 0 && w->running >= w->cfg.max_channels)
@@ -273,7 +282,12 @@ void run_channel_start(run_channel *ch)
     w->running++;
     set_state(ch, CH_GETCP);
     ch->calls++;
-    rc_getcheckpoint(w->cfg.api, w->tunnel_id, w->client_id, ch->id, on_getcheckpoint, ch);
+    ch->getcp_call = w->calls.get_checkpoint(w->calls.impl, w->tunnel_id, w->client_id, ch->id,
+                                             on_getcheckpoint, ch);
+    if (!ch->getcp_call) {
+        lunnel_error e = run_unsent_error("/tunnel/getcheckpoint");
+        on_getcheckpoint(ch, &e, NULL, 0);
+    }
 }
 
 static int outstanding(const run_channel *ch)
@@ -314,8 +328,13 @@ void run_channel_pump(run_channel *ch)
     w->read_reserved += reserve;
     set_read(ch, RD_READING);
     ch->calls++;
-    lunnel_metrics_read_start(ch->mx, ev_now(w->cfg.loop));
-    rc_readrecords(w->cfg.api, w->tunnel_id, w->client_id, ch->id, ch->token, on_read, ch);
+    lunnel_metrics_read_start(ch->mx, run_now(w));
+    ch->read_call = w->calls.read_records(w->calls.impl, w->tunnel_id, w->client_id, ch->id,
+                                          ch->token, on_read, ch);
+    if (!ch->read_call) {
+        lunnel_error e = run_unsent_error("/tunnel/readrecords");
+        on_read(ch, &e, NULL, 0, NULL);
+    }
 }
 
 static void read_result(run_channel *ch, const lunnel_error *err, uint8_t *body, size_t len,
@@ -325,6 +344,7 @@ static void on_read(void *ud, const lunnel_error *err, uint8_t *body, size_t len
                     const char *trace_id)
 {
     run_channel *ch = ud;
+    ch->read_call = NULL;
     set_read(ch, RD_IDLE);
     run_worker *w = ch->w;
     w->read_reserved -= ch->read_reserved;
@@ -349,7 +369,7 @@ static void read_result(run_channel *ch, const lunnel_error *err, uint8_t *body,
     run_worker *w = ch->w;
     if (err) {
         free(body);
-        lunnel_metrics_read_done(ch->mx, ev_now(w->cfg.loop), 0, 0, 0);
+        lunnel_metrics_read_done(ch->mx, run_now(w), 0, 0, 0);
         lunnel_error_class cls = lunnel_error_classify(err, LUNNEL_SCOPE_CHANNEL);
         lunnel_metrics_channel_api_error(ch->mx, err);
         if (cls == LUNNEL_ERRCLASS_FATAL) {
@@ -375,7 +395,7 @@ static void read_result(run_channel *ch, const lunnel_error *err, uint8_t *body,
         return;
     }
     size_t n = w->rr.count;
-    lunnel_metrics_read_done(ch->mx, ev_now(w->cfg.loop), len, n, 1);
+    lunnel_metrics_read_done(ch->mx, run_now(w), len, n, 1);
     int full = lunnel_batch_is_full(w->rr.may_more_record >= 0, w->rr.may_more_record > 0, n, len);
     uint64_t no = lunnel_cptrack_add(&ch->cp, next);
     if (no == UINT64_MAX) {
@@ -426,10 +446,9 @@ static void read_result(run_channel *ch, const lunnel_error *err, uint8_t *body,
         return;
     }
     if (ch->is_stream && !full) {
-        double ms = lunnel_backoff_next(&ch->backoff, lunnel_retry_rand01());
+        double ms = lunnel_backoff_next(&ch->backoff, run_rand01(w));
         set_read(ch, RD_BACKOFF);
-        ev_timer_set(&ch->backoff_timer, ms / 1000.0, 0.);
-        ev_timer_start(w->cfg.loop, &ch->backoff_timer);
+        run_timer_start(w, ch->backoff_timer, ms / 1000.0, 0.);
     } else {
         lunnel_backoff_reset(&ch->backoff);
         run_channel_pump(ch);
@@ -477,7 +496,8 @@ static void host_done(run_channel *ch, const lunnel_host_completion *c)
     case LUNNEL_HOST_EV_BATCH: {
         run_batch *b = c->batch_user;
         ch->submitted--;
-        lunnel_metrics_batch_done(ch->mx, c, b->ranges, b->n_ranges, ev_now(w->cfg.loop));
+        if (ch->on_host == b) ch->on_host = NULL;
+        lunnel_metrics_batch_done(ch->mx, c, b->ranges, b->n_ranges, run_now(w));
         run_policy_verdict verdict = POLICY_HANDLED;
         if (c->status != LUNNEL_HOST_OK) {
             /* --on-error (error_policy.c): retry holds the batch again, skip dead-letters it */
@@ -525,7 +545,7 @@ static void host_done(run_channel *ch, const lunnel_host_completion *c)
             /* what was handled is checkpointed (or, --commit manual, is about to be); a
              * reopen still waits its backoff */
             ch->failed = 1;
-            double healthy = ch->running_since > 0 ? ev_now(w->cfg.loop) - ch->running_since : 0;
+            double healthy = ch->running_since > 0 ? run_now(w) - ch->running_since : 0;
             run_pace_failed(w, ch->id, healthy, "shutdown(ctx)", c->error);
         } else if (c->status != LUNNEL_HOST_OK) {
             /* the channel failed already (its backoff counted once): still say so */
@@ -605,7 +625,7 @@ void run_channel_stop(run_channel *ch, ch_end end)
     run_worker *w = ch->w;
     /* A drop by the server outranks everything: no checkpoint, no report. */
     if (ch->end == END_NONE || end == END_SILENT) ch->end = end;
-    ev_timer_stop(w->cfg.loop, &ch->backoff_timer);
+    run_timer_stop(w, ch->backoff_timer);
     if (ch->rd == RD_BACKOFF || ch->rd == RD_BUDGET) set_read(ch, RD_IDLE);
     if (ch->held_head) { /* read but never submitted: not handled, re-read later */
         run_policy_drop_held(ch);
@@ -637,7 +657,7 @@ void run_channel_fail(run_channel *ch, const char *what, const char *error)
     run_worker *w = ch->w;
     if (!ch->failed && ch->end != END_SILENT && ch->state != CH_DONE) {
         ch->failed = 1; /* one failure per object, however many calls it had refused */
-        double healthy = ch->running_since > 0 ? ev_now(w->cfg.loop) - ch->running_since : 0;
+        double healthy = ch->running_since > 0 ? run_now(w) - ch->running_since : 0;
         run_pace_failed(w, ch->id, healthy, what, error);
     } else {
         char line[512];

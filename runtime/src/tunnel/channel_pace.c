@@ -26,7 +26,7 @@ static run_pace_entry *find(run_worker *w, const char *id)
     return NULL;
 }
 
-static void prune(run_worker *w, ev_tstamp now)
+static void prune(run_worker *w, double now)
 {
     size_t j = 0;
     for (size_t i = 0; i < w->n_pace; i++) {
@@ -43,7 +43,7 @@ double run_pace_wait(run_worker *w, const char *id)
 {
     run_pace_entry *e = find(w, id);
     if (!e) return 0;
-    double d = e->not_before - ev_now(w->cfg.loop);
+    double d = e->not_before - run_now(w);
     return d > 0 ? d : 0;
 }
 
@@ -68,7 +68,7 @@ static run_pace_entry *add(run_worker *w, const char *id)
 void run_pace_failed(run_worker *w, const char *id, double healthy_s, const char *what,
                      const char *error)
 {
-    ev_tstamp now = ev_now(w->cfg.loop);
+    double now = run_now(w);
     prune(w, now);
     char line[sizeof((run_pace_entry *)0)->last_error];
     snprintf(line, sizeof line, "%s: %s", what, error ? error : "");
@@ -79,7 +79,7 @@ void run_pace_failed(run_worker *w, const char *id, double healthy_s, const char
                       NULL);
         return;
     }
-    double ms = lunnel_pace_fail(&e->pace, healthy_s * 1000.0, lunnel_retry_rand01());
+    double ms = lunnel_pace_fail(&e->pace, healthy_s * 1000.0, run_rand01(w));
     /* "identical" ignores the request and trace ids every reply carries */
     char same[sizeof line];
     snprintf(same, sizeof same, "%s", line);

@@ -17,10 +17,11 @@
 
 #define MAX_RESYNCS 3
 
-typedef struct cp_call {
+/* A Checkpoint call's context: the token it stores (ch->cp_req while in flight). */
+typedef struct run_cp_req {
     run_channel *ch;
     char *token;
-} cp_call;
+} cp_req;
 
 int run_checkpoint_settled(const run_channel *ch)
 {
@@ -53,6 +54,7 @@ static void on_resync(void *ud, const lunnel_error *err, const char *token, int6
 {
     (void)token;
     run_channel *ch = ud;
+    ch->cp_call = NULL;
     ch->cps = CP_IDLE;
     if (err) {
         cp_fail(ch, "checkpoint sequence re-read", err);
@@ -72,11 +74,13 @@ static void on_resync(void *ud, const lunnel_error *err, const char *token, int6
 
 static void on_checkpoint(void *ud, const lunnel_error *err)
 {
-    cp_call *call = ud;
+    cp_req *call = ud;
     run_channel *ch = call->ch;
     run_worker *w = ch->w;
+    ch->cp_call = NULL;
+    ch->cp_req = NULL;
     ch->cps = CP_IDLE;
-    lunnel_metrics_checkpoint(ch->mx, ev_now(w->cfg.loop), err == NULL);
+    lunnel_metrics_checkpoint(ch->mx, run_now(w), err == NULL);
     if (!err) {
         lunnel_cptrack_accepted(&ch->cp, call->token);
         ch->cp_resyncs = 0;
@@ -97,7 +101,12 @@ static void on_checkpoint(void *ud, const lunnel_error *err)
         ch->cp_resyncs++;
         log_cp_error(ch, "checkpoint sequence mismatch, re-reading", err);
         ch->cps = CP_RESYNC; /* the call's hold on the object passes to the re-read */
-        rc_getcheckpoint(w->cfg.api, w->tunnel_id, w->client_id, ch->id, on_resync, ch);
+        ch->cp_call = w->calls.get_checkpoint(w->calls.impl, w->tunnel_id, w->client_id, ch->id,
+                                              on_resync, ch);
+        if (!ch->cp_call) {
+            lunnel_error e = run_unsent_error("/tunnel/getcheckpoint");
+            on_resync(ch, &e, NULL, 0);
+        }
         return;
     }
     lunnel_error_class cls = lunnel_error_classify(err, LUNNEL_SCOPE_CHANNEL);
@@ -121,7 +130,7 @@ void run_checkpoint_flush(run_channel *ch)
     if (ch->cps != CP_IDLE || ch->state == CH_DONE) return;
     const char *tok = lunnel_cptrack_pending(&ch->cp);
     if (!tok) return;
-    cp_call *call = calloc(1, sizeof *call);
+    cp_req *call = calloc(1, sizeof *call);
     if (!call) return;
     call->ch = ch;
     call->token = strdup(tok);
@@ -131,6 +140,19 @@ void run_checkpoint_flush(run_channel *ch)
     }
     ch->cps = CP_INFLIGHT;
     ch->calls++;
-    rc_checkpoint(w->cfg.api, w->tunnel_id, w->client_id, ch->id, call->token, ch->cp.sequence,
-                  on_checkpoint, call);
+    ch->cp_req = call;
+    ch->cp_call = w->calls.checkpoint(w->calls.impl, w->tunnel_id, w->client_id, ch->id,
+                                      call->token, ch->cp.sequence, on_checkpoint, call);
+    if (!ch->cp_call) {
+        lunnel_error e = run_unsent_error("/tunnel/checkpoint");
+        on_checkpoint(call, &e);
+    }
+}
+
+void run_checkpoint_cancel(run_channel *ch)
+{
+    run_call_cancel(ch->w, &ch->cp_call);
+    if (ch->cp_req) free(ch->cp_req->token);
+    free(ch->cp_req);
+    ch->cp_req = NULL;
 }

@@ -12,7 +12,7 @@
 
 int run_connect_give_up(run_worker *w, const char *error_line)
 {
-    ev_tstamp now = ev_now(w->cfg.loop);
+    double now = run_now(w);
     if (w->connect_failing_since == 0) w->connect_failing_since = now;
     double window = w->cfg.connect_retry_window_s;
     if (window <= 0 || now - w->connect_failing_since < window) return 0;

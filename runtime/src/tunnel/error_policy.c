@@ -37,18 +37,9 @@ int lunnel_on_error_parse(const char *s, int *out)
     return 0;
 }
 
-/* lunnel_host_code_is_retriable()'s rule (host.h), restated here: the tunnel library does not
- * link the Lua host. A script error or the memory limit may pass on a re-run; bytes that do not
- * decode will not change. */
-static int retriable(int host_code)
+static void retry_cb(void *ud)
 {
-    return host_code == LUNNEL_HOST_ESCRIPT || host_code == LUNNEL_HOST_EMEMORY;
-}
-
-static void retry_cb(struct ev_loop *loop, ev_timer *t, int revents)
-{
-    (void)loop, (void)revents;
-    run_channel *ch = t->data;
+    run_channel *ch = ud;
     if (ch->state != CH_RUNNING) {
         run_policy_drop_held(ch);
         return;
@@ -56,16 +47,17 @@ static void retry_cb(struct ev_loop *loop, ev_timer *t, int revents)
     if (run_policy_pump(ch) != 0) run_channel_fail(ch, "submit", "the processor refused a batch");
 }
 
-void run_policy_channel_init(run_channel *ch)
+int run_policy_channel_init(run_channel *ch)
 {
-    ev_timer_init(&ch->retry_timer, retry_cb, 0., 0.);
-    ch->retry_timer.data = ch;
+    run_worker *w = ch->w;
+    ch->retry_timer = w->clock.timer_new(w->clock.impl, retry_cb, ch);
+    return ch->retry_timer ? 0 : -1;
 }
 
 void run_policy_drop_held(run_channel *ch)
 {
     run_worker *w = ch->w;
-    ev_timer_stop(w->cfg.loop, &ch->retry_timer);
+    run_timer_stop(w, ch->retry_timer);
     if (!ch->held_head) return;
     while (ch->held_head) {
         run_batch *b = ch->held_head;
@@ -80,12 +72,14 @@ void run_policy_drop_held(run_channel *ch)
 void run_policy_channel_free(run_channel *ch)
 {
     run_policy_drop_held(ch);
+    ch->w->clock.timer_free(ch->w->clock.impl, ch->retry_timer);
+    ch->retry_timer = NULL;
 }
 
 int run_policy_pump(run_channel *ch)
 {
     run_worker *w = ch->w;
-    if (ch->submitted > 0 || !ch->held_head || ev_is_active(&ch->retry_timer)) return 0;
+    if (ch->submitted > 0 || !ch->held_head || run_timer_active(w, ch->retry_timer)) return 0;
     if (ch->state != CH_RUNNING)
         return 0; /* batches reach process() only after open(ctx) succeeded */
     run_batch *b = ch->held_head;
@@ -110,6 +104,7 @@ int run_policy_pump(run_channel *ch)
     b->next = NULL;
     b->attempts++;
     ch->submitted++;
+    ch->on_host = b;
     return 0;
 }
 
@@ -138,8 +133,7 @@ static void schedule_retry(run_channel *ch, run_batch *b)
         d *= 2;
     if (w->cfg.retry_backoff_max_s > 0 && d > w->cfg.retry_backoff_max_s)
         d = w->cfg.retry_backoff_max_s;
-    ev_timer_set(&ch->retry_timer, d, 0.);
-    ev_timer_start(w->cfg.loop, &ch->retry_timer);
+    run_timer_start(w, ch->retry_timer, d, 0.);
 }
 
 static int dead_letter(run_channel *ch, run_batch *b, const lunnel_host_completion *c)
@@ -215,7 +209,7 @@ run_policy_verdict run_policy_on_failure(run_channel *ch, run_batch *b,
     }
     if (ch->state != CH_RUNNING)
         return POLICY_CLOSE; /* stopping anyway: re-read from the checkpoint later */
-    if (!retriable(c->status)) {
+    if (!lunnel_host_code_is_retriable(c->status)) {
         lunnel_log_kv(LUNNEL_LOG_WARN, "policy", "not retriable, closing the channel", "channel",
                       ch->id, NULL);
         return POLICY_CLOSE;

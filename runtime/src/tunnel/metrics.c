@@ -149,22 +149,6 @@ void lunnel_metrics_read_done(lunnel_metrics_channel *c, double now, size_t byte
     }
 }
 
-/* Error-code labels of failed process() calls (the tunnel library does not link the host's
- * own strerror; these are stable label values). */
-static const char *host_code_name(int status)
-{
-    switch (status) {
-    case LUNNEL_HOST_ESCRIPT:
-        return "script_error";
-    case LUNNEL_HOST_EMEMORY:
-        return "lua_memory_limit";
-    case LUNNEL_HOST_EDECODE:
-        return "bad_batch_bytes";
-    default:
-        return "host_error";
-    }
-}
-
 void lunnel_metrics_batch_done(lunnel_metrics_channel *c, const lunnel_host_completion *comp,
                                const lunnel_record_range *ranges, size_t n, double now)
 {
@@ -173,7 +157,7 @@ void lunnel_metrics_batch_done(lunnel_metrics_channel *c, const lunnel_host_comp
     lunnel_metrics_histogram_observe(&c->m->process, comp->elapsed_s);
     if (comp->status != LUNNEL_HOST_OK) {
         c->batches_failed++;
-        lunnel_metrics_channel_error(c, host_code_name(comp->status), comp->error);
+        lunnel_metrics_channel_error(c, lunnel_host_code_label(comp->status), comp->error);
         return;
     }
     c->batches++;

@@ -1,18 +1,22 @@
-/* run_calls.c: maps the worker's calls (run_calls.h) onto api.h: builds the protobuf-c
- * requests from plain strings / channel views and turns each api result back into strings,
- * a sequence number, channel views or the raw ReadRecords body for the callback. */
+/* run_calls.c: the worker's tunnel calls (worker_env.h lunnel_worker_calls) on api.h: builds
+ * the protobuf-c requests from plain strings / channel views and turns each api result back
+ * into strings, a sequence number, channel views or the raw ReadRecords body for the callback.
+ * A call's handle is its context here; cancelling it cancels the api call and frees it. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "lunnel/api.h"
-#include "run_calls.h"
+#include "lunnel/worker_env.h"
 
 typedef void (*rc_any_fn)(void); /* generic callback slot; cast back per op */
 
-typedef struct rc_ctx {
-    rc_any_fn fn; /* one of the rc_*_cb types, cast back per op */
+/* The handle of one call in flight (lunnel_worker_call is this struct). */
+struct lunnel_worker_call {
+    rc_any_fn fn; /* one of the lunnel_worker_*_cb types, cast back per op */
     void *ud;
-} rc_ctx;
+    lunnel_api_call *call;
+};
+typedef struct lunnel_worker_call rc_ctx;
 
 static rc_ctx *ctx_new(rc_any_fn fn, void *ud)
 {
@@ -20,23 +24,35 @@ static rc_ctx *ctx_new(rc_any_fn fn, void *ud)
     if (c) {
         c->fn = fn;
         c->ud = ud;
+        c->call = NULL;
     }
     return c;
 }
 
-static lunnel_error oom_error(const char *path)
+/* The handle once the api took the call; NULL (and nothing left allocated) when it did not. */
+static lunnel_worker_call *sent(rc_ctx *c, lunnel_api_call *call)
 {
-    lunnel_error e;
-    lunnel_error_clear(&e);
-    lunnel_error_set(&e, LUNNEL_NET_NOMEM, "out of memory sending %s", path);
-    return e;
+    if (!call) {
+        free(c);
+        return NULL;
+    }
+    c->call = call;
+    return c;
+}
+
+static void rc_cancel(void *impl, lunnel_worker_call *c)
+{
+    (void)impl;
+    if (!c) return;
+    lunnel_api_cancel(c->call);
+    free(c);
 }
 
 /* ---- connect ---- */
 static void connect_done(lunnel_api_result *r, void *ud)
 {
     rc_ctx *c = ud;
-    rc_connect_cb cb = (rc_connect_cb)c->fn;
+    lunnel_worker_connect_cb cb = (lunnel_worker_connect_cb)c->fn;
     if (r->err) {
         cb(c->ud, r->err, NULL);
     } else {
@@ -46,8 +62,8 @@ static void connect_done(lunnel_api_result *r, void *ud)
     free(c);
 }
 
-void rc_connect(struct lunnel_api *api, const char *tunnel_id, int64_t timeout_s,
-                const char *client_tag, rc_connect_cb cb, void *ud)
+static lunnel_worker_call *rc_connect(void *api, const char *tunnel_id, int64_t timeout_s,
+                                      const char *client_tag, lunnel_worker_connect_cb cb, void *ud)
 {
     Lunnel__Tunnel__ClientConfig cc = LUNNEL__TUNNEL__CLIENT_CONFIG__INIT;
     cc.has_timeout = 1;
@@ -57,18 +73,14 @@ void rc_connect(struct lunnel_api *api, const char *tunnel_id, int64_t timeout_s
     req.tunnel_id = (char *)tunnel_id;
     req.client_config = &cc;
     rc_ctx *c = ctx_new((rc_any_fn)cb, ud);
-    if (!c || !lunnel_api_connect(api, &req, connect_done, c)) {
-        free(c);
-        lunnel_error e = oom_error("/tunnel/connect");
-        cb(ud, &e, NULL);
-    }
+    return c ? sent(c, lunnel_api_connect(api, &req, connect_done, c)) : NULL;
 }
 
 /* ---- heartbeat ---- */
 static void heartbeat_done(lunnel_api_result *r, void *ud)
 {
     rc_ctx *c = ud;
-    rc_heartbeat_cb cb = (rc_heartbeat_cb)c->fn;
+    lunnel_worker_heartbeat_cb cb = (lunnel_worker_heartbeat_cb)c->fn;
     if (r->err) {
         cb(c->ud, r->err, NULL, 0);
         free(c);
@@ -77,7 +89,9 @@ static void heartbeat_done(lunnel_api_result *r, void *ud)
     Lunnel__Tunnel__HeartbeatResponse *m = (Lunnel__Tunnel__HeartbeatResponse *)r->msg;
     lunnel_channel_view *v = calloc(m->n_channels + 1, sizeof *v);
     if (!v) {
-        lunnel_error e = oom_error("/tunnel/heartbeat");
+        lunnel_error e;
+        lunnel_error_clear(&e);
+        lunnel_error_set(&e, LUNNEL_NET_NOMEM, "out of memory reading /tunnel/heartbeat");
         cb(c->ud, &e, NULL, 0);
         free(c);
         return;
@@ -95,8 +109,9 @@ static void heartbeat_done(lunnel_api_result *r, void *ud)
     free(c);
 }
 
-void rc_heartbeat(struct lunnel_api *api, const char *tunnel_id, const char *client_id,
-                  const lunnel_channel_view *v, size_t n, rc_heartbeat_cb cb, void *ud)
+static lunnel_worker_call *rc_heartbeat(void *api, const char *tunnel_id, const char *client_id,
+                                        const lunnel_channel_view *v, size_t n,
+                                        lunnel_worker_heartbeat_cb cb, void *ud)
 {
     Lunnel__Tunnel__Channel *chs = calloc(n + 1, sizeof *chs);
     Lunnel__Tunnel__Channel **ptrs = calloc(n + 1, sizeof *ptrs);
@@ -105,9 +120,7 @@ void rc_heartbeat(struct lunnel_api *api, const char *tunnel_id, const char *cli
         free(chs);
         free(ptrs);
         free(c);
-        lunnel_error e = oom_error("/tunnel/heartbeat");
-        cb(ud, &e, NULL, 0);
-        return;
+        return NULL;
     }
     for (size_t i = 0; i < n; i++) {
         Lunnel__Tunnel__Channel init = LUNNEL__TUNNEL__CHANNEL__INIT;
@@ -125,38 +138,30 @@ void rc_heartbeat(struct lunnel_api *api, const char *tunnel_id, const char *cli
     lunnel_api_call *call = lunnel_api_heartbeat(api, &req, heartbeat_done, c);
     free(chs); /* packed by the call */
     free(ptrs);
-    if (!call) {
-        free(c);
-        lunnel_error e = oom_error("/tunnel/heartbeat");
-        cb(ud, &e, NULL, 0);
-    }
+    return sent(c, call);
 }
 
 /* ---- shutdown / checkpoint (empty responses) ---- */
 static void status_done(lunnel_api_result *r, void *ud)
 {
     rc_ctx *c = ud;
-    ((rc_status_cb)c->fn)(c->ud, r->err);
+    ((lunnel_worker_status_cb)c->fn)(c->ud, r->err);
     free(c);
 }
 
-void rc_shutdown(struct lunnel_api *api, const char *tunnel_id, const char *client_id,
-                 rc_status_cb cb, void *ud)
+static lunnel_worker_call *rc_shutdown(void *api, const char *tunnel_id, const char *client_id,
+                                       lunnel_worker_status_cb cb, void *ud)
 {
     Lunnel__Tunnel__ShutdownRequest req = LUNNEL__TUNNEL__SHUTDOWN_REQUEST__INIT;
     req.tunnel_id = (char *)tunnel_id;
     req.client_id = (char *)client_id;
     rc_ctx *c = ctx_new((rc_any_fn)cb, ud);
-    if (!c || !lunnel_api_shutdown(api, &req, status_done, c)) {
-        free(c);
-        lunnel_error e = oom_error("/tunnel/shutdown");
-        cb(ud, &e);
-    }
+    return c ? sent(c, lunnel_api_shutdown(api, &req, status_done, c)) : NULL;
 }
 
-void rc_checkpoint(struct lunnel_api *api, const char *tunnel_id, const char *client_id,
-                   const char *channel_id, const char *token, int64_t seq, rc_status_cb cb,
-                   void *ud)
+static lunnel_worker_call *rc_checkpoint(void *api, const char *tunnel_id, const char *client_id,
+                                         const char *channel_id, const char *token, int64_t seq,
+                                         lunnel_worker_status_cb cb, void *ud)
 {
     Lunnel__Tunnel__CheckpointRequest req = LUNNEL__TUNNEL__CHECKPOINT_REQUEST__INIT;
     req.tunnel_id = (char *)tunnel_id;
@@ -165,18 +170,14 @@ void rc_checkpoint(struct lunnel_api *api, const char *tunnel_id, const char *cl
     req.checkpoint = (char *)token;
     req.sequence_number = seq;
     rc_ctx *c = ctx_new((rc_any_fn)cb, ud);
-    if (!c || !lunnel_api_checkpoint(api, &req, status_done, c)) {
-        free(c);
-        lunnel_error e = oom_error("/tunnel/checkpoint");
-        cb(ud, &e);
-    }
+    return c ? sent(c, lunnel_api_checkpoint(api, &req, status_done, c)) : NULL;
 }
 
 /* ---- getcheckpoint ---- */
 static void getcp_done(lunnel_api_result *r, void *ud)
 {
     rc_ctx *c = ud;
-    rc_getcp_cb cb = (rc_getcp_cb)c->fn;
+    lunnel_worker_getcp_cb cb = (lunnel_worker_getcp_cb)c->fn;
     if (r->err) {
         cb(c->ud, r->err, NULL, 0);
     } else {
@@ -186,26 +187,23 @@ static void getcp_done(lunnel_api_result *r, void *ud)
     free(c);
 }
 
-void rc_getcheckpoint(struct lunnel_api *api, const char *tunnel_id, const char *client_id,
-                      const char *channel_id, rc_getcp_cb cb, void *ud)
+static lunnel_worker_call *rc_getcheckpoint(void *api, const char *tunnel_id, const char *client_id,
+                                            const char *channel_id, lunnel_worker_getcp_cb cb,
+                                            void *ud)
 {
     Lunnel__Tunnel__GetCheckpointRequest req = LUNNEL__TUNNEL__GET_CHECKPOINT_REQUEST__INIT;
     req.tunnel_id = (char *)tunnel_id;
     req.client_id = (char *)client_id;
     req.channel_id = (char *)channel_id;
     rc_ctx *c = ctx_new((rc_any_fn)cb, ud);
-    if (!c || !lunnel_api_get_checkpoint(api, &req, getcp_done, c)) {
-        free(c);
-        lunnel_error e = oom_error("/tunnel/getcheckpoint");
-        cb(ud, &e, NULL, 0);
-    }
+    return c ? sent(c, lunnel_api_get_checkpoint(api, &req, getcp_done, c)) : NULL;
 }
 
 /* ---- readrecords ---- */
 static void read_done(lunnel_api_result *r, void *ud)
 {
     rc_ctx *c = ud;
-    rc_read_cb cb = (rc_read_cb)c->fn;
+    lunnel_worker_read_cb cb = (lunnel_worker_read_cb)c->fn;
     if (r->err) {
         cb(c->ud, r->err, NULL, 0, r->trace_id);
     } else {
@@ -217,8 +215,9 @@ static void read_done(lunnel_api_result *r, void *ud)
     free(c);
 }
 
-void rc_readrecords(struct lunnel_api *api, const char *tunnel_id, const char *client_id,
-                    const char *channel_id, const char *token, rc_read_cb cb, void *ud)
+static lunnel_worker_call *rc_readrecords(void *api, const char *tunnel_id, const char *client_id,
+                                          const char *channel_id, const char *token,
+                                          lunnel_worker_read_cb cb, void *ud)
 {
     Lunnel__Tunnel__ReadRecordsRequest req = LUNNEL__TUNNEL__READ_RECORDS_REQUEST__INIT;
     req.tunnel_id = (char *)tunnel_id;
@@ -226,18 +225,14 @@ void rc_readrecords(struct lunnel_api *api, const char *tunnel_id, const char *c
     req.channel_id = (char *)channel_id;
     req.token = (char *)token;
     rc_ctx *c = ctx_new((rc_any_fn)cb, ud);
-    if (!c || !lunnel_api_read_records(api, &req, read_done, c)) {
-        free(c);
-        lunnel_error e = oom_error("/tunnel/readrecords");
-        cb(ud, &e, NULL, 0, NULL);
-    }
+    return c ? sent(c, lunnel_api_read_records(api, &req, read_done, c)) : NULL;
 }
 
 /* ---- describe ---- */
 static void describe_done(lunnel_api_result *r, void *ud)
 {
     rc_ctx *c = ud;
-    rc_describe_cb cb = (rc_describe_cb)c->fn;
+    lunnel_worker_describe_cb cb = (lunnel_worker_describe_cb)c->fn;
     if (r->err) {
         cb(c->ud, r->err, 0, 0);
     } else {
@@ -253,17 +248,27 @@ static void describe_done(lunnel_api_result *r, void *ud)
     free(c);
 }
 
-void rc_describe(struct lunnel_api *api, const char *table_name, const char *tunnel_name,
-                 const char *tunnel_id, rc_describe_cb cb, void *ud)
+static lunnel_worker_call *rc_describe(void *api, const char *table_name, const char *tunnel_name,
+                                       const char *tunnel_id, lunnel_worker_describe_cb cb,
+                                       void *ud)
 {
     Lunnel__Tunnel__DescribeTunnelRequest req = LUNNEL__TUNNEL__DESCRIBE_TUNNEL_REQUEST__INIT;
     req.table_name = (char *)(table_name ? table_name : "");
     req.tunnel_name = (char *)(tunnel_name ? tunnel_name : "");
     req.tunnel_id = (char *)tunnel_id;
     rc_ctx *c = ctx_new((rc_any_fn)cb, ud);
-    if (!c || !lunnel_api_describe_tunnel(api, &req, describe_done, c)) {
-        free(c);
-        lunnel_error e = oom_error("/tunnel/describe");
-        cb(ud, &e, 0, 0);
-    }
+    return c ? sent(c, lunnel_api_describe_tunnel(api, &req, describe_done, c)) : NULL;
+}
+
+lunnel_worker_calls lunnel_worker_calls_api(struct lunnel_api *api)
+{
+    return (lunnel_worker_calls){.connect = rc_connect,
+                                 .heartbeat = rc_heartbeat,
+                                 .shutdown = rc_shutdown,
+                                 .get_checkpoint = rc_getcheckpoint,
+                                 .checkpoint = rc_checkpoint,
+                                 .read_records = rc_readrecords,
+                                 .describe = rc_describe,
+                                 .cancel = rc_cancel,
+                                 .impl = api};
 }

@@ -1,15 +1,15 @@
 /* run_internal.h: the state shared by worker.c (client: connect, heartbeat, daemon),
  * channel.c (per-channel read pipeline) and checkpointer.c (checkpoint calls). All of it is
- * owned by the loop thread; nothing here is touched by Lua workers. */
+ * owned by the loop thread; nothing here is touched by Lua workers. Calls, time, timers and
+ * randomness come only through the worker's environment (worker_env.h): the run_* helpers
+ * below, never libev or api.h directly. */
 #ifndef LUNNEL_RUN_INTERNAL_H
 #define LUNNEL_RUN_INTERNAL_H
-
-#include <ev.h>
 
 #include "lunnel/channel.h"
 #include "lunnel/readrecords.h"
 #include "lunnel/worker.h"
-#include "run_calls.h"
+#include "lunnel/worker_env.h"
 
 #define FINISH_TOKEN "finished"
 
@@ -76,18 +76,24 @@ struct run_channel {
     ch_read rd;
     ch_cp cps;
     int is_stream;
-    void *host_ch;           /* processor channel handle (after open) */
-    char *token;             /* token of the next ReadRecords */
-    int submitted;           /* batches handed to the host, not completed */
-    int calls;               /* API calls in flight referencing this object */
-    size_t read_reserved;    /* budget reserved for the response of its ReadRecords in flight */
-    int has_slot;            /* counts against --max-channels */
-    int cp_resyncs;          /* OTSSequenceNumberNotMatch re-reads in a row */
-    int failed;              /* run_channel_fail() ran: this object counted its failure */
-    ev_tstamp running_since; /* open(ctx) succeeded at (0: never): the healthy time */
-    int64_t version;         /* the view version this object was started at */
+    void *host_ch;      /* processor channel handle (after open) */
+    char *token;        /* token of the next ReadRecords */
+    int submitted;      /* batches handed to the host, not completed (0 or 1) */
+    run_batch *on_host; /* that batch (freed by lunnel_worker_free if never completed) */
+    int calls;          /* API calls in flight referencing this object */
+    /* the handles of those calls (at most one of each), cancelled by lunnel_worker_free */
+    lunnel_worker_call *getcp_call; /* the GetCheckpoint of CH_GETCP */
+    lunnel_worker_call *read_call;  /* the ReadRecords of RD_READING */
+    lunnel_worker_call *cp_call; /* the Checkpoint of CP_INFLIGHT or GetCheckpoint of CP_RESYNC */
+    struct run_cp_req *cp_req;   /* CP_INFLIGHT: the token being stored (checkpointer.c) */
+    size_t read_reserved;        /* budget reserved for the response of its ReadRecords in flight */
+    int has_slot;                /* counts against --max-channels */
+    int cp_resyncs;              /* OTSSequenceNumberNotMatch re-reads in a row */
+    int failed;                  /* run_channel_fail() ran: this object counted its failure */
+    double running_since;        /* open(ctx) succeeded at (0: never): the healthy time */
+    int64_t version;             /* the view version this object was started at */
     lunnel_backoff backoff;
-    ev_timer backoff_timer;
+    lunnel_worker_timer *backoff_timer;
     lunnel_cptrack cp;
     uint64_t delivered_no; /* newest batch whose process() returned: what ctx:commit() in
                               tick/shutdown covers (--commit manual) */
@@ -96,7 +102,7 @@ struct run_channel {
      * batch is never overtaken by the one after it; the head may wait on retry_timer */
     run_batch *held_head, *held_tail;
     int held;
-    ev_timer retry_timer;
+    lunnel_worker_timer *retry_timer;
     struct lunnel_metrics_channel *mx; /* metrics.h counters of this id; NULL: metrics off */
     run_channel *next;                 /* worker's list of live objects */
     run_channel *prev;                 /* (doubly linked: unlinking is O(1) with 50,000 channels) */
@@ -121,14 +127,20 @@ struct lunnel_worker {
     int generation; /* bumped per Connect: stale callbacks are recognised */
     lunnel_chtable table;
     run_channel *channels;
-    int budget_waiters; /* some channel went waiting-for-budget (RD_BUDGET) since the last
-                           budget_freed scan */
-    ev_timer hb_timer, cp_timer, delay_timer, drain_timer;
-    ev_timer start_timer; /* starts the channels a big heartbeat added, a slice per turn */
+    int budget_waiters;        /* some channel went waiting-for-budget (RD_BUDGET) since the last
+                                  budget_freed scan */
+    lunnel_worker_calls calls; /* cfg.calls, or the real ones on cfg.api */
+    lunnel_worker_clock clock; /* cfg.clock, or cfg.loop's */
+    lunnel_worker_timer *hb_timer, *cp_timer, *delay_timer, *drain_timer;
+    lunnel_worker_timer *start_timer; /* starts the channels a big heartbeat added, a slice per
+                                         turn */
+    /* client-level calls in flight (at most one of each), cancelled by lunnel_worker_free */
+    lunnel_worker_call *connect_call, *hb_call, *describe_call, *shutdown_call;
+    struct hb_ctx *hb_ctx; /* hb_call's context */
     int hb_inflight;
     int drain_timed_out; /* the drain hit --drain-timeout: a process() call may never return */
     int hb_again;        /* a channel ended while a heartbeat was in flight: report it at once */
-    ev_tstamp last_hb_ok;
+    double last_hb_ok;
     int describe_inflight;
     int running; /* channels holding a --max-channels slot */
     size_t inflight_bytes;
@@ -139,8 +151,8 @@ struct lunnel_worker {
     int exit_after_drain;
     lunnel_worker_stats stats;
     struct lunnel_dead_letter *dead_letter; /* --on-error skip, opened at the first use */
-    ev_tstamp connect_failing_since;        /* first Connect failure of a row; 0: none */
-    ev_tstamp connected_at;                 /* last successful Connect; 0: none yet */
+    double connect_failing_since;           /* first Connect failure of a row; 0: none */
+    double connected_at;                    /* last successful Connect; 0: none yet */
     int ever_connected;                     /* a Connect succeeded in this process */
     lunnel_pace reconnect_pace;             /* reconnects in a row without a healthy run */
     struct run_pace_entry *pace;            /* channel_pace.c: failure backoff per channel id */
@@ -155,6 +167,7 @@ void run_channel_stop(run_channel *ch, ch_end end);
 void run_channel_pump(run_channel *ch); /* issue the next read if allowed */
 void run_channel_on_done(run_channel *ch, const lunnel_host_completion *c);
 void run_channel_maybe_free(run_channel *ch);
+void run_channel_destroy(run_channel *ch);     /* frees the object (unlinked or the whole list) */
 void run_channel_release(run_channel *ch);     /* calls--, then maybe free */
 int run_channel_active(const run_channel *ch); /* holds a slot (not queued, not done) */
 /* The one path of a persistent failure (failed open, refused or unparseable reply, retries
@@ -171,7 +184,7 @@ typedef enum run_policy_verdict {
     POLICY_CLOSE,    /* not handled: close the channel (re-read from its checkpoint) */
     POLICY_STOP,     /* not handled: stop the whole worker with exit 1 */
 } run_policy_verdict;
-void run_policy_channel_init(run_channel *ch);
+int run_policy_channel_init(run_channel *ch);          /* 0, or -1 out of memory */
 void run_policy_channel_free(run_channel *ch);         /* drops held batches, stops the timer */
 int run_policy_enqueue(run_channel *ch, run_batch *b); /* hold + pump; -1: submit refused */
 int run_policy_pump(run_channel *ch);                  /* submit the head when the host is idle */
@@ -191,8 +204,8 @@ void run_batch_free(run_batch *b); /* channel.c */
 typedef struct run_pace_entry {
     char *id;
     lunnel_pace pace;
-    ev_tstamp not_before; /* the next start of this channel waits until then */
-    ev_tstamp last_fail;
+    double not_before; /* the next start of this channel waits until then */
+    double last_fail;
     char last_error[256]; /* the previous failure's text: identical ones are counted */
     unsigned repeats;     /* the same failure again, in a row */
 } run_pace_entry;
@@ -201,8 +214,40 @@ void run_pace_failed(run_worker *w, const char *id, double healthy_s, const char
                      const char *error);
 void run_pace_free(run_worker *w);
 
+/* The worker's environment (worker_env.h), for every file of the worker. */
+static inline double run_now(const run_worker *w)
+{
+    return w->clock.now(w->clock.impl);
+}
+static inline double run_rand01(const run_worker *w)
+{
+    return w->cfg.rand01(w->cfg.rand_ud);
+}
+static inline void run_timer_start(run_worker *w, lunnel_worker_timer *t, double after_s,
+                                   double repeat_s)
+{
+    w->clock.timer_start(w->clock.impl, t, after_s, repeat_s);
+}
+static inline void run_timer_stop(run_worker *w, lunnel_worker_timer *t)
+{
+    if (t) w->clock.timer_stop(w->clock.impl, t);
+}
+static inline int run_timer_active(const run_worker *w, const lunnel_worker_timer *t)
+{
+    return t && w->clock.timer_active(w->clock.impl, t);
+}
+/* Cancels *call when in flight and clears it (teardown: its callback will not run). */
+static inline void run_call_cancel(run_worker *w, lunnel_worker_call **call)
+{
+    if (*call) w->calls.cancel(w->calls.impl, *call);
+    *call = NULL;
+}
+/* The error a callback is given when its call could not be made (a NULL handle). */
+lunnel_error run_unsent_error(const char *path);
+
 /* checkpointer.c */
-void run_checkpoint_flush(run_channel *ch);        /* send the pending token if any */
+void run_checkpoint_cancel(run_channel *ch); /* teardown: cancels and frees the call in flight */
+void run_checkpoint_flush(run_channel *ch);  /* send the pending token if any */
 int run_checkpoint_settled(const run_channel *ch); /* nothing pending, nothing in flight */
 
 /* worker.c, used by channels */

@@ -24,11 +24,11 @@ static void finish(run_worker *w, int status)
 {
     if (w->state == W_EXITED) return;
     w->state = W_EXITED;
-    ev_timer_stop(w->cfg.loop, &w->hb_timer);
-    ev_timer_stop(w->cfg.loop, &w->cp_timer);
-    ev_timer_stop(w->cfg.loop, &w->delay_timer);
-    ev_timer_stop(w->cfg.loop, &w->drain_timer);
-    ev_timer_stop(w->cfg.loop, &w->start_timer);
+    run_timer_stop(w, w->hb_timer);
+    run_timer_stop(w, w->cp_timer);
+    run_timer_stop(w, w->delay_timer);
+    run_timer_stop(w, w->drain_timer);
+    run_timer_stop(w, w->start_timer);
     char st[16], b[24], r[24], cp[24], hb[24], rc[24];
     snprintf(st, sizeof st, "%d", status);
     snprintf(b, sizeof b, "%llu", (unsigned long long)w->stats.batches);
@@ -52,22 +52,20 @@ static int any_live_channel(const run_worker *w)
 
 /* ---- timers ------------------------------------------------------------------------- */
 
-static void hb_cb(struct ev_loop *loop, ev_timer *t, int revents)
+static void hb_cb(void *ud)
 {
-    (void)revents;
-    run_worker *w = t->data;
+    run_worker *w = ud;
     if (w->hb_inflight) {
-        if (ev_now(loop) - w->last_hb_ok > w->cfg.heartbeat_timeout_s)
+        if (run_now(w) - w->last_hb_ok > w->cfg.heartbeat_timeout_s)
             begin_reconnect(w, "heartbeat timeout");
         return;
     }
     heartbeat_now(w);
 }
 
-static void cp_cb(struct ev_loop *loop, ev_timer *t, int revents)
+static void cp_cb(void *ud)
 {
-    (void)loop, (void)revents;
-    run_worker *w = t->data;
+    run_worker *w = ud;
     run_channel *next;
     for (run_channel *ch = w->channels; ch; ch = next) {
         next = ch->next;
@@ -75,17 +73,15 @@ static void cp_cb(struct ev_loop *loop, ev_timer *t, int revents)
     }
 }
 
-static void delay_cb(struct ev_loop *loop, ev_timer *t, int revents)
+static void delay_cb(void *ud)
 {
-    (void)loop, (void)revents;
-    run_worker *w = t->data;
+    run_worker *w = ud;
     if (w->state == W_RECONNECT_WAIT) do_connect(w);
 }
 
-static void drain_timeout_cb(struct ev_loop *loop, ev_timer *t, int revents)
+static void drain_timeout_cb(void *ud)
 {
-    (void)loop, (void)revents;
-    run_worker *w = t->data;
+    run_worker *w = ud;
     lunnel_log_kv(LUNNEL_LOG_ERROR, "worker", "drain timed out, exiting", NULL);
     w->drain_timed_out = 1;
     finish(w, w->exit_status ? w->exit_status : LUNNEL_EXIT_RUNTIME);
@@ -100,6 +96,10 @@ int lunnel_worker_drain_timed_out(const lunnel_worker *w)
 
 static void reset_client(run_worker *w)
 {
+    /* a heartbeat of the old client still in flight would be stale: abandon it */
+    run_call_cancel(w, &w->hb_call);
+    free(w->hb_ctx);
+    w->hb_ctx = NULL;
     free(w->client_id);
     w->client_id = NULL;
     lunnel_chtable_free(&w->table);
@@ -114,10 +114,10 @@ static void reset_client(run_worker *w)
 static double reconnect_delay(run_worker *w)
 {
     double max = w->cfg.reconnect_delay_max_s;
-    double d = max > 0 ? max * lunnel_retry_rand01() : 0;
-    ev_tstamp now = ev_now(w->cfg.loop);
+    double d = max > 0 ? max * run_rand01(w) : 0;
+    double now = run_now(w);
     double healthy_ms = w->connected_at > 0 ? (now - w->connected_at) * 1000.0 : 0;
-    double paced = lunnel_pace_fail(&w->reconnect_pace, healthy_ms, lunnel_retry_rand01());
+    double paced = lunnel_pace_fail(&w->reconnect_pace, healthy_ms, run_rand01(w));
     w->connected_at = 0;
     if (w->reconnect_pace.step > 1 && paced / 1000.0 > d) d = paced / 1000.0;
     return d;
@@ -132,13 +132,13 @@ static void schedule_reconnect(run_worker *w)
     snprintf(s, sizeof s, "%.3f", d);
     lunnel_log_kv(LUNNEL_LOG_INFO, "worker", "reconnecting", "delay_s", s, NULL);
     w->stats.reconnects++;
-    ev_timer_set(&w->delay_timer, d, 0.);
-    ev_timer_start(w->cfg.loop, &w->delay_timer);
+    run_timer_start(w, w->delay_timer, d, 0.);
 }
 
 static void on_connect(void *ud, const lunnel_error *err, const char *client_id)
 {
     run_worker *w = ud;
+    w->connect_call = NULL;
     if (w->state != W_CONNECTING) return;
     if (err) {
         char line[1024];
@@ -168,16 +168,14 @@ static void on_connect(void *ud, const lunnel_error *err, const char *client_id)
     }
     w->connect_failing_since = 0;
     w->ever_connected = 1;
-    w->connected_at = ev_now(w->cfg.loop);
+    w->connected_at = run_now(w);
     w->client_id = strdup(client_id);
     w->state = W_RUNNING;
-    w->last_hb_ok = ev_now(w->cfg.loop);
+    w->last_hb_ok = run_now(w);
     lunnel_log_kv(LUNNEL_LOG_INFO, "worker", "connected", "tunnel_id", w->tunnel_id, "client_id",
                   w->client_id, NULL);
-    ev_timer_set(&w->hb_timer, w->cfg.heartbeat_interval_s, w->cfg.heartbeat_interval_s);
-    ev_timer_start(w->cfg.loop, &w->hb_timer);
-    ev_timer_set(&w->cp_timer, w->cfg.checkpoint_interval_s, w->cfg.checkpoint_interval_s);
-    ev_timer_start(w->cfg.loop, &w->cp_timer);
+    run_timer_start(w, w->hb_timer, w->cfg.heartbeat_interval_s, w->cfg.heartbeat_interval_s);
+    run_timer_start(w, w->cp_timer, w->cfg.checkpoint_interval_s, w->cfg.checkpoint_interval_s);
     heartbeat_now(w);
 }
 
@@ -187,7 +185,12 @@ static void do_connect(run_worker *w)
     w->generation++;
     int64_t timeout = (int64_t)ceil(w->cfg.heartbeat_timeout_s);
     if (timeout < 1) timeout = 1;
-    rc_connect(w->cfg.api, w->tunnel_id, timeout, w->client_tag, on_connect, w);
+    w->connect_call =
+        w->calls.connect(w->calls.impl, w->tunnel_id, timeout, w->client_tag, on_connect, w);
+    if (!w->connect_call) {
+        lunnel_error e = run_unsent_error("/tunnel/connect");
+        on_connect(w, &e, NULL);
+    }
 }
 
 /* ---- heartbeat ----------------------------------------------------------------------- */
@@ -248,8 +251,8 @@ static void on_merge(void *ud, lunnel_merge_action a, lunnel_chtable_entry *e,
         e->owner = ch;
         if (m->starts++ < STARTS_PER_TURN)
             run_channel_start(ch);
-        else if (!ev_is_active(&w->start_timer)) /* the rest: later turns (CH_QUEUED) */
-            ev_timer_start(w->cfg.loop, &w->start_timer);
+        else if (!run_timer_active(w, w->start_timer)) /* the rest: later turns (CH_QUEUED) */
+            run_timer_start(w, w->start_timer, 0., 0.);
         return;
     }
     case LUNNEL_MERGE_DECLINE:
@@ -278,10 +281,9 @@ static void on_merge(void *ud, lunnel_merge_action a, lunnel_chtable_entry *e,
 }
 
 /* The next slice of channels a merge left queued (see STARTS_PER_TURN). */
-static void start_more_cb(struct ev_loop *loop, ev_timer *t, int revents)
+static void start_more_cb(void *ud)
 {
-    (void)revents;
-    run_worker *w = t->data;
+    run_worker *w = ud;
     if (w->state != W_RUNNING) return; /* queued channels are ended by the drain */
     int started = 0, more = 0;
     run_channel *next;
@@ -297,7 +299,7 @@ static void start_more_cb(struct ev_loop *loop, ev_timer *t, int revents)
         run_channel_start(ch);
         started++;
     }
-    if (more) ev_timer_start(loop, t);
+    if (more) run_timer_start(w, w->start_timer, 0., 0.);
 }
 
 static void exit_when_done_check(run_worker *w);
@@ -307,6 +309,10 @@ static void on_heartbeat(void *ud, const lunnel_error *err, const lunnel_channel
     hb_ctx *ctx = ud;
     run_worker *w = ctx->w;
     int stale = ctx->generation != w->generation;
+    if (w->hb_ctx == ctx) {
+        w->hb_call = NULL;
+        w->hb_ctx = NULL;
+    }
     free(ctx);
     if (stale || !w->client_id) return;
     w->hb_inflight = 0;
@@ -321,12 +327,12 @@ static void on_heartbeat(void *ud, const lunnel_error *err, const lunnel_channel
         if (cls == LUNNEL_ERRCLASS_FATAL) {
             run_worker_fatal(w, err, "heartbeat");
         } else if (cls == LUNNEL_ERRCLASS_RECONNECT ||
-                   ev_now(w->cfg.loop) - w->last_hb_ok > w->cfg.heartbeat_timeout_s) {
+                   run_now(w) - w->last_hb_ok > w->cfg.heartbeat_timeout_s) {
             begin_reconnect(w, "client lost");
         }
         return;
     }
-    w->last_hb_ok = ev_now(w->cfg.loop);
+    w->last_hb_ok = run_now(w);
     w->stats.heartbeats++;
     merge_ctx m = {.w = w};
     double t0 = lunnel_time_mono_ms();
@@ -379,8 +385,15 @@ static void heartbeat_now(run_worker *w)
     ctx->w = w;
     ctx->generation = w->generation;
     w->hb_inflight = 1;
-    rc_heartbeat(w->cfg.api, w->tunnel_id, w->client_id, views, w->table.n, on_heartbeat, ctx);
-    free(views); /* rc_heartbeat encodes the request before returning */
+    w->hb_call = w->calls.heartbeat(w->calls.impl, w->tunnel_id, w->client_id, views, w->table.n,
+                                    on_heartbeat, ctx);
+    free(views); /* the call encodes the request before returning */
+    if (w->hb_call) {
+        w->hb_ctx = ctx;
+    } else {
+        lunnel_error e = run_unsent_error("/tunnel/heartbeat");
+        on_heartbeat(ctx, &e, NULL, 0);
+    }
 }
 
 /* ---- exit when done -------------------------------------------------------------------- */
@@ -388,6 +401,7 @@ static void heartbeat_now(run_worker *w)
 static void on_describe(void *ud, const lunnel_error *err, int n_channels, int n_terminated)
 {
     run_worker *w = ud;
+    w->describe_call = NULL;
     w->describe_inflight = 0;
     if (w->state != W_RUNNING) return;
     if (err) {
@@ -409,7 +423,12 @@ static void exit_when_done_check(run_worker *w)
     if (!w->cfg.exit_when_done || w->describe_inflight || w->state != W_RUNNING) return;
     if (any_live_channel(w)) return;
     w->describe_inflight = 1;
-    rc_describe(w->cfg.api, w->table_name, w->tunnel_name, w->tunnel_id, on_describe, w);
+    w->describe_call = w->calls.describe(w->calls.impl, w->table_name, w->tunnel_name, w->tunnel_id,
+                                         on_describe, w);
+    if (!w->describe_call) {
+        lunnel_error e = run_unsent_error("/tunnel/describe");
+        on_describe(w, &e, 0, 0);
+    }
 }
 
 /* ---- stopping -------------------------------------------------------------------------- */
@@ -417,6 +436,7 @@ static void exit_when_done_check(run_worker *w)
 static void on_shutdown(void *ud, const lunnel_error *err)
 {
     run_worker *w = ud;
+    w->shutdown_call = NULL;
     if (err) {
         char line[1024];
         lunnel_error_format(err, line, sizeof line);
@@ -437,22 +457,34 @@ static void stop_all_channels(run_worker *w, ch_end end)
     }
 }
 
+/* Sends Shutdown for the current client; on_shutdown takes the next step. One call at a time:
+ * a stop during a reconnect's Shutdown waits for that one (its answer ends the drain). */
+static void send_shutdown(run_worker *w)
+{
+    if (w->shutdown_call) return;
+    w->shutdown_call = w->calls.shutdown(w->calls.impl, w->tunnel_id, w->client_id, on_shutdown, w);
+    if (!w->shutdown_call) {
+        lunnel_error e = run_unsent_error("/tunnel/shutdown");
+        on_shutdown(w, &e);
+    }
+}
+
 /* All channel objects are done: the next step of a drain or a reconnect. */
 static void check_drained(run_worker *w)
 {
     if (any_live_channel(w)) return;
     if (w->state == W_DRAINING) {
         w->state = W_SHUTDOWN;
-        ev_timer_stop(w->cfg.loop, &w->hb_timer);
-        ev_timer_stop(w->cfg.loop, &w->cp_timer);
+        run_timer_stop(w, w->hb_timer);
+        run_timer_stop(w, w->cp_timer);
         if (w->client_id)
-            rc_shutdown(w->cfg.api, w->tunnel_id, w->client_id, on_shutdown, w);
+            send_shutdown(w);
         else
             finish(w, w->exit_status);
     } else if (w->state == W_RECONNECT_DRAIN) {
         if (w->client_id) {
             w->generation++; /* the old client's heartbeat answers are stale from here */
-            rc_shutdown(w->cfg.api, w->tunnel_id, w->client_id, on_shutdown, w);
+            send_shutdown(w);
         } else {
             schedule_reconnect(w);
         }
@@ -464,8 +496,8 @@ static void begin_reconnect(run_worker *w, const char *why)
     if (w->state != W_RUNNING) return;
     lunnel_log_kv(LUNNEL_LOG_WARN, "worker", "client lost, stopping channels", "reason", why, NULL);
     w->state = W_RECONNECT_DRAIN;
-    ev_timer_stop(w->cfg.loop, &w->hb_timer);
-    ev_timer_stop(w->cfg.loop, &w->cp_timer);
+    run_timer_stop(w, w->hb_timer);
+    run_timer_stop(w, w->cp_timer);
     stop_all_channels(w, END_CLOSE);
     check_drained(w);
 }
@@ -541,16 +573,54 @@ void run_worker_budget_freed(run_worker *w)
 
 /* ---- public ---------------------------------------------------------------------------- */
 
+static double default_rand01(void *ud)
+{
+    (void)ud;
+    return lunnel_retry_rand01();
+}
+
+lunnel_error run_unsent_error(const char *path)
+{
+    lunnel_error e;
+    lunnel_error_clear(&e);
+    lunnel_error_set(&e, LUNNEL_NET_NOMEM, "out of memory sending %s", path);
+    return e;
+}
+
+static void free_worker_timers(run_worker *w)
+{
+    w->clock.timer_free(w->clock.impl, w->hb_timer);
+    w->clock.timer_free(w->clock.impl, w->cp_timer);
+    w->clock.timer_free(w->clock.impl, w->delay_timer);
+    w->clock.timer_free(w->clock.impl, w->drain_timer);
+    w->clock.timer_free(w->clock.impl, w->start_timer);
+}
+
 lunnel_worker *lunnel_worker_new(const lunnel_worker_config *cfg)
 {
+    if ((!cfg->calls && !cfg->api) || (!cfg->clock && !cfg->loop)) return NULL;
     run_worker *w = calloc(1, sizeof *w);
     if (!w) return NULL;
     w->cfg = *cfg;
+    if (!w->cfg.rand01) w->cfg.rand01 = default_rand01;
+    w->calls = cfg->calls ? *cfg->calls : lunnel_worker_calls_api(cfg->api);
+    w->clock = cfg->clock ? *cfg->clock : lunnel_worker_clock_ev(cfg->loop);
     w->tunnel_id = strdup(cfg->tunnel_id);
     w->table_name = cfg->table_name ? strdup(cfg->table_name) : NULL;
     w->tunnel_name = cfg->tunnel_name ? strdup(cfg->tunnel_name) : NULL;
     w->client_tag = cfg->client_tag ? strdup(cfg->client_tag) : NULL;
-    if (!w->tunnel_id) {
+    w->hb_timer = w->clock.timer_new(w->clock.impl, hb_cb, w);
+    w->cp_timer = w->clock.timer_new(w->clock.impl, cp_cb, w);
+    w->delay_timer = w->clock.timer_new(w->clock.impl, delay_cb, w);
+    w->drain_timer = w->clock.timer_new(w->clock.impl, drain_timeout_cb, w);
+    w->start_timer = w->clock.timer_new(w->clock.impl, start_more_cb, w);
+    if (!w->tunnel_id || !w->hb_timer || !w->cp_timer || !w->delay_timer || !w->drain_timer ||
+        !w->start_timer) {
+        free_worker_timers(w);
+        free(w->tunnel_id);
+        free(w->table_name);
+        free(w->tunnel_name);
+        free(w->client_tag);
         free(w);
         return NULL;
     }
@@ -558,13 +628,6 @@ lunnel_worker *lunnel_worker_new(const lunnel_worker_config *cfg)
     lunnel_rr_init(&w->rr);
     lunnel_pace_init(&w->reconnect_pace, LUNNEL_PACE_BASE_MS, LUNNEL_PACE_MAX_MS);
     w->dead_letter = cfg->dead_letter;
-    ev_timer_init(&w->hb_timer, hb_cb, 0., 0.);
-    ev_timer_init(&w->cp_timer, cp_cb, 0., 0.);
-    ev_timer_init(&w->delay_timer, delay_cb, 0., 0.);
-    ev_timer_init(&w->drain_timer, drain_timeout_cb, 0., 0.);
-    w->hb_timer.data = w->cp_timer.data = w->delay_timer.data = w->drain_timer.data = w;
-    ev_timer_init(&w->start_timer, start_more_cb, 0., 0.);
-    w->start_timer.data = w;
     return w;
 }
 
@@ -588,10 +651,8 @@ void lunnel_worker_stop(lunnel_worker *lw)
     case W_RECONNECT_DRAIN:
         lunnel_log_kv(LUNNEL_LOG_INFO, "worker", "draining: finishing in-flight batches", NULL);
         w->state = W_DRAINING;
-        if (w->cfg.drain_timeout_s > 0) {
-            ev_timer_set(&w->drain_timer, w->cfg.drain_timeout_s, 0.);
-            ev_timer_start(w->cfg.loop, &w->drain_timer);
-        }
+        if (w->cfg.drain_timeout_s > 0)
+            run_timer_start(w, w->drain_timer, w->cfg.drain_timeout_s, 0.);
         stop_all_channels(w, END_CLOSE);
         check_drained(w);
         return;
@@ -621,25 +682,22 @@ void lunnel_worker_free(lunnel_worker *lw)
 {
     run_worker *w = lw;
     if (!w) return;
-    struct ev_loop *loop = w->cfg.loop;
-    ev_timer_stop(loop, &w->hb_timer);
-    ev_timer_stop(loop, &w->cp_timer);
-    ev_timer_stop(loop, &w->delay_timer);
-    ev_timer_stop(loop, &w->drain_timer);
-    ev_timer_stop(loop, &w->start_timer);
-    /* Channel objects with calls in flight are left to the process exit: their callbacks
-     * would need them (the CLI frees the worker only when exiting). */
+    free_worker_timers(w);
+    /* Calls in flight are cancelled (their callbacks never run), so every channel object
+     * can go, whatever it was waiting for. */
+    run_call_cancel(w, &w->connect_call);
+    run_call_cancel(w, &w->hb_call);
+    free(w->hb_ctx);
+    run_call_cancel(w, &w->describe_call);
+    run_call_cancel(w, &w->shutdown_call);
     run_channel *next;
     for (run_channel *ch = w->channels; ch; ch = next) {
         next = ch->next;
-        if (ch->calls == 0 && ch->submitted == 0) {
-            ev_timer_stop(loop, &ch->backoff_timer);
-            run_policy_channel_free(ch);
-            lunnel_cptrack_free(&ch->cp);
-            free(ch->token);
-            free(ch->id);
-            free(ch);
-        }
+        run_call_cancel(w, &ch->getcp_call);
+        run_call_cancel(w, &ch->read_call);
+        run_checkpoint_cancel(ch);
+        if (ch->on_host) run_batch_free(ch->on_host); /* the host is gone: never completed */
+        run_channel_destroy(ch);
     }
     lunnel_chtable_free(&w->table);
     lunnel_rr_free(&w->rr);
