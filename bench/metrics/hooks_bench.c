@@ -48,12 +48,13 @@ int main(void)
     lunnel_metrics_buf b = {0};
     int renders = 2000;
     for (int i = 0; i < renders; i++) {
-        b.n = 0;
+        lunnel_buf_reset(&b);
         lunnel_metrics_render(m, NULL, 2000.0, &b);
     }
     double t2 = now_s();
     printf("hook_ns_per_batch=%.0f render_us=%.1f render_bytes=%zu\n", (t1 - t0) / ROUNDS * 1e9,
-           (t2 - t1) / renders * 1e6, b.n);
+           (t2 - t1) / renders * 1e6, b.len);
+    lunnel_buf_free(&b);
     lunnel_metrics_free(m);
     return 0;
 }
