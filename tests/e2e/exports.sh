@@ -12,13 +12,7 @@
 #      twice (C99, pedantic; the include guard), and examples/c/decode_rows.c builds against
 #      the installed prefix alone and decodes real rows.
 set -uo pipefail
-B=$(cd "${LUNNEL_BUILD_DIR:-build}" && pwd)
-S=$(cd "${LUNNEL_SOURCE_DIR:-.}" && pwd)
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-fails=0 passes=0
-ok() { passes=$((passes + 1)); }
-bad() { fails=$((fails + 1)); echo "FAIL: $*" >&2; }
+source "$(dirname "$0")/lib/common.sh"
 
 lib=$B/liblunnel.so
 defined() { nm -D --defined-only "$1" | awk 'NF == 3 {print $3}' | sort -u; }
@@ -83,5 +77,4 @@ else
   bad "examples/c/decode_rows.c does not build against the installed prefix: $(cat "$work/cc.err")"
 fi
 
-echo "exports.sh: $passes passed, $fails failed"
-[[ $fails == 0 ]]
+finish
