@@ -4,12 +4,14 @@
  * body retried, EOF retried, timeouts, the retry window giving up, OTSAuthFailed with
  * command credentials refreshing once, cancellation on free; a declared Content-Length over
  * the per-response cap refused before the body is read; a 2xx body not matching its
- * x-ots-contentmd5 (cut at a field boundary) retried, not used. */
+ * x-ots-contentmd5 (cut at a field boundary) retried, not used; error bodies read and retries
+ * judged only by the protocol installed on the client (the tunnel's here, none in 4b). */
 #include <ev.h>
 #include <proto/tunnel_service_api.pb-c.h>
 #include <signal.h>
 #include <stdlib.h>
 
+#include "lunnel/error_class.h"
 #include "lunnel/http.h"
 #include "lunnel/log.h"
 #include "net_responder.h"
@@ -76,6 +78,7 @@ int main(void)
     CHECK(creds != NULL);
     lunnel_http_config cfg = {.endpoint = endpoint, .instance = "lunnel", .timeout_s = 1.0};
     lunnel_http *h = lunnel_http_new(loop, &cfg, creds, &err);
+    if (h) lunnel_http_set_protocol(h, &lunnel_tunnel_http_protocol);
     CHECK(h != NULL);
     lunnel_retry_policy fast = {5, 20, 3000, 0.33};
 
@@ -141,10 +144,26 @@ int main(void)
     CHECK_STR(o.err.message, "no access to tunnel");
     CHECK_STR(o.err.request_id, "req-403");
     CHECK_STR(o.err.path, "/tunnel/create");
-    CHECK_INT(lunnel_error_exit_status(&o.err), 3);
+    CHECK_INT(lunnel_error_outcome(&o.err), LUNNEL_OUTCOME_AUTH);
     char line[1024];
     lunnel_error_format(&o.err, line, sizeof line);
     CHECK(strstr(line, "OTSPermissionDenied (HTTP 403)") && strstr(line, "req-403"));
+
+    /* 4b. Without an installed protocol the transport reads no error body and retries only
+     * failures before a reply: the same 403 has no code, a 503 with a body is final. */
+    lunnel_http_set_protocol(h, NULL);
+    resp_script(&rs, r403, 2);
+    o = post(loop, h, "/tunnel/create", &fast);
+    CHECK(!o.ok);
+    CHECK_INT(o.err.http_status, 403);
+    CHECK_STR(o.err.code, "");
+    CHECK(strstr(o.err.message, "without a parseable error body") != NULL);
+    resp_script(&rs, two503, 3);
+    o = post(loop, h, "/tunnel/describe", &fast);
+    CHECK(!o.ok);
+    CHECK_INT(o.attempts, 1);
+    CHECK_INT(o.err.http_status, 503);
+    lunnel_http_set_protocol(h, &lunnel_tunnel_http_protocol);
 
     /* 5. OTSAuthFailed with static credentials: no refresh possible, no retry. */
     el = error_body("OTSAuthFailed", "signature mismatch", eb);
@@ -231,6 +250,7 @@ int main(void)
     CHECK(creds != NULL);
     lunnel_credentials_start(creds, loop);
     h = lunnel_http_new(loop, &cfg, creds, &err);
+    if (h) lunnel_http_set_protocol(h, &lunnel_tunnel_http_protocol);
     resp_reply authfail[] = {
         {403, eb, error_body("OTSAuthFailed", "expired token", eb), "req-af", 0, 0, NULL, 0}, ok};
     resp_script(&rs, authfail, 2);
@@ -268,6 +288,7 @@ int main(void)
     lunnel_http_config capcfg = cfg;
     capcfg.max_response_bytes = 1000;
     h = lunnel_http_new(loop, &capcfg, creds, &err);
+    if (h) lunnel_http_set_protocol(h, &lunnel_tunnel_http_protocol);
     resp_reply huge = {
         .status = 200, .body = "0123456789", .body_len = 10, .declared_len = (size_t)1 << 30};
     resp_script(&rs, &huge, 1);
@@ -306,6 +327,7 @@ int main(void)
     resp_stop(&rs);
     creds = lunnel_credentials_new_static("lunnel-ak", "lunnel-secret", NULL, &err);
     h = lunnel_http_new(loop, &cfg, creds, &err);
+    if (h) lunnel_http_set_protocol(h, &lunnel_tunnel_http_protocol);
     o = post(loop, h, "/tunnel/list", &tiny);
     CHECK(!o.ok);
     CHECK_INT(o.err.kind, LUNNEL_NET_TRANSPORT);

@@ -140,7 +140,7 @@ contains "$work/err" "503" "503 reported"
 "$POST" "$E" /_emulator/faults '{"clear":true}' >/dev/null
 
 # expired tunnel: describe still answers and shows it (exit 4 is for calls the service
-# refuses with OTSTunnelExpired, unit-tested in test_net_errors.c)
+# refuses with OTSTunnelExpired, unit-tested in test_tunnel_errors.c)
 "$POST" "$E" /_emulator/expire_tunnel "{\"tunnel_id\":\"$id\"}" >/dev/null || bad "expire_tunnel"
 expect 0 "describe expired" -- "$L" tunnel describe --table orders --tunnel cdc
 contains "$work/out" "expired   yes" "describe shows expired"

@@ -3,7 +3,8 @@
 # reaches the Lua host only through the queue contract (lunnel/host_queue.h, never
 # lunnel/host.h), the Lua host includes no tunnel header, net includes neither; the worker's
 # state machine reaches the service, time and timers only through its environment
-# (lunnel/worker_env.h: run_calls.c and run_clock.c are the real ones), never api.h or libev.
+# (lunnel/worker_env.h: run_calls.c and run_clock.c are the real ones), never api.h or libev;
+# base includes nothing else of lunnel; net (the transport) no codec, protobuf or tunnel rules.
 set -euo pipefail
 src=${LUNNEL_SOURCE_DIR:?}
 cd "$src"
@@ -25,6 +26,14 @@ check "the Lua host includes tunnel headers" runtime/src/lua \
   'lunnel/(worker|api|channel|metrics|dead_letter)\.h|tunnel/[a-z_]+\.h'
 check "net includes tunnel or lua" runtime/src/net \
   'lunnel/(host|host_queue|worker|channel|metrics)\.h|(tunnel|lua)/[a-z_]+\.h'
+check "base includes another part of lunnel" runtime/src/base \
+  '(codec|net|tunnel|lua|cli|sinks)/[a-z_]+\.h|lunnel/(api|http|errors|error_class|credentials|sign|retry|codec|plainbuffer|record|readrecords|host|host_queue|worker|worker_env|channel|metrics|dead_letter|sink_support)\.h'
+check "net includes codec or tunnel error rules" runtime/src/net \
+  'lunnel/(codec|plainbuffer|record|readrecords|error_class|api|sink_support)\.h'
+if grep -rnE '^#include +<proto/' runtime/src/net; then
+  echo "FAIL: net includes protobuf messages (the tunnel reads its own error bodies)"
+  fail=$((fail + 1))
+fi
 for f in worker channel checkpointer error_policy daemon channel_pace run_internal; do
   file=runtime/src/tunnel/$f.c
   [ -f "$file" ] || file=runtime/src/tunnel/$f.h
@@ -38,4 +47,4 @@ if [ "$fail" -gt 0 ]; then
   echo "0 passed, $fail failed"
   exit 1
 fi
-echo "19 passed, 0 failed"
+echo "22 passed, 0 failed"

@@ -16,7 +16,7 @@
 --     -- or write_batch(batch, function(r) return r.pk.region == "eu" end)   -- a filter
 --   end
 --
--- Faithful replay (lunnel_sink_bwr_add in runtime/src/net/sink_bwr.c): PUT -> PutRow (the
+-- Faithful replay (lunnel_sink_bwr_add in runtime/src/sinks/sink_bwr.c): PUT -> PutRow (the
 -- whole row, each cell's timestamp kept), UPDATE -> UpdateRow with each cell's op (put /
 -- delete one version / delete all versions) and timestamp, DELETE -> DeleteRow; condition
 -- IGNORE. Rows are encoded as PlainBuffer by liblunnel's writer and signed with liblunnel's

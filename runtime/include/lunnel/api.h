@@ -27,6 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "lunnel/error_class.h"
 #include "lunnel/errors.h"
 #include "lunnel/http.h"
 #include "lunnel/retry.h"

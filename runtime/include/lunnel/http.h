@@ -7,9 +7,10 @@
  * -instancename, -contentmd5, -ststoken (STS), a fresh x-ots-trace-id, and x-ots-signature
  * computed by net/sign.c from the credentials current at that attempt.
  *
- * Retries (retry.h) happen here, inside the call's window: only retriable failures
- * (lunnel_error_is_retriable) are retried; an OTSAuthFailed on refreshable credentials
- * triggers one credentials refresh and one more attempt.
+ * Retries (retry.h) happen here, inside the call's window: only failures the installed
+ * protocol calls retriable are retried (lunnel_http_protocol: the transport does not read
+ * error bodies itself); an OTSAuthFailed on refreshable credentials triggers one credentials
+ * refresh and one more attempt.
  *
  * Threads: everything, callbacks included, runs on the loop thread of `loop`. */
 #ifndef LUNNEL_HTTP_H
@@ -55,11 +56,25 @@ typedef struct lunnel_http_response {
 
 typedef void (*lunnel_http_cb)(lunnel_http_response *resp, void *ud);
 
+/* The protocol spoken over a client, installed by its user (the tunnel's is
+ * lunnel_tunnel_http_protocol, error_class.h): how a non-2xx body names the error, and which
+ * failed attempts are worth another within the call's retry window. */
+typedef struct lunnel_http_protocol {
+    /* fills err->code / err->message from an error body; 1 when it did, else 0 */
+    int (*parse_error)(const uint8_t *body, size_t len, lunnel_error *err);
+    /* 1 when a failed attempt may be retried */
+    int (*retriable)(const lunnel_error *err);
+} lunnel_http_protocol;
+
 /* Creates a client on `loop`. `creds` is borrowed (must outlive the client); for refresh on
  * OTSAuthFailed call lunnel_credentials_start(creds, loop) first. Strings are copied.
  * NULL + err on a bad endpoint or libcurl init failure. */
 lunnel_http *lunnel_http_new(struct ev_loop *loop, const lunnel_http_config *cfg,
                              lunnel_credentials *creds, lunnel_error *err);
+
+/* Installs `p` (borrowed: static) for the calls posted from now on. Without one, error
+ * bodies are not read and only transport failures and timeouts are retried. */
+void lunnel_http_set_protocol(lunnel_http *h, const lunnel_http_protocol *p);
 
 /* Cancels every call in flight, calling each callback once with err->kind
  * LUNNEL_NET_CANCELLED (so owners can release their user data), then frees the client.

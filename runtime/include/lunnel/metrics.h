@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "lunnel/buf.h"
 #include "lunnel/codec.h"
 #include "lunnel/errors.h"
 #include "lunnel/host_queue.h"
@@ -37,14 +38,10 @@ typedef struct lunnel_metrics_histogram {
 
 void lunnel_metrics_histogram_observe(lunnel_metrics_histogram *h, double v);
 
-/* A growing text buffer the renderers append to (owned by the caller; free p). */
-typedef struct lunnel_metrics_buf {
-    char *p;
-    size_t n, cap;
-    int oom;
-} lunnel_metrics_buf;
-void lunnel_metrics_buf_printf(lunnel_metrics_buf *b, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+/* The renderers append to the base buffer (lunnel/buf.h; owned by the caller, free with
+ * lunnel_buf_free). The old names stay as aliases for the renderers' many call sites. */
+typedef lunnel_buf lunnel_metrics_buf;
+#define lunnel_metrics_buf_printf lunnel_buf_printf
 
 lunnel_metrics *lunnel_metrics_new(void); /* NULL when out of memory */
 void lunnel_metrics_free(lunnel_metrics *m);

@@ -24,8 +24,9 @@ struct lunnel_worker_clock;
 
 typedef struct lunnel_worker lunnel_worker; /* opaque */
 
-/* Called once when the worker has stopped for good; `status` is the process exit status
- * (0 after a graceful drain or a finished tunnel, errors.h LUNNEL_EXIT_* otherwise). */
+/* Called once when the worker has stopped for good; `status` is a lunnel_outcome
+ * (error_class.h): OK after a graceful drain or a finished tunnel, else the cause; the CLI
+ * turns it into the exit status. */
 typedef void (*lunnel_worker_exit_fn)(void *ud, int status);
 
 /* What a failed process() batch leads to (`--on-error`, error_policy.c). */

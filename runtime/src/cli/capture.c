@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "lunnel/buf.h"
 #include "lunnel/log.h"
 
 typedef struct last_token {
@@ -56,13 +57,7 @@ static int seen_again(lunnel_capture *c, const char *channel, const char *token)
         c->last[i].token = token ? strdup(token) : NULL;
         return 0;
     }
-    if (c->n_last == c->cap_last) {
-        size_t n = c->cap_last ? c->cap_last * 2 : 16;
-        last_token *p = realloc(c->last, n * sizeof *p);
-        if (!p) return 0;
-        c->last = p;
-        c->cap_last = n;
-    }
+    if (lunnel_vec_reserve(&c->last, &c->cap_last, c->n_last + 1, 16) != 0) return 0;
     c->last[c->n_last].channel = strdup(channel);
     c->last[c->n_last].token = token ? strdup(token) : NULL;
     if (c->last[c->n_last].channel) c->n_last++;

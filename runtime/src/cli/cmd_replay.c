@@ -25,6 +25,7 @@
 
 #include "cli/capture.h"
 #include "cli/lua_dir.h"
+#include "lunnel/buf.h"
 #include "lunnel/host.h"
 #include "lunnel/log.h"
 #include "lunnel/options.h"
@@ -102,7 +103,8 @@ typedef struct rchan {
 typedef struct replay {
     replay_opts o;
     rfile *files;
-    int nfiles, cap_files;
+    int nfiles;
+    size_t cap_files;
     rchan *chans;
     int nchans;
     lunnel_host *host;
@@ -130,13 +132,7 @@ static double now_s(void)
 
 static rfile *add_batch(replay *r)
 {
-    if (r->nfiles == r->cap_files) {
-        int n = r->cap_files ? r->cap_files * 2 : 16;
-        rfile *p = realloc(r->files, (size_t)n * sizeof *p);
-        if (!p) return NULL;
-        r->files = p;
-        r->cap_files = n;
-    }
+    if (lunnel_vec_reserve(&r->files, &r->cap_files, (size_t)r->nfiles + 1, 16) != 0) return NULL;
     rfile *f = &r->files[r->nfiles++];
     memset(f, 0, sizeof *f);
     lunnel_rr_init(&f->rr);

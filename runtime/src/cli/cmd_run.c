@@ -5,7 +5,7 @@
  * the tunnel (DescribeTunnel by table + name, CreateTunnel with --create when missing),
  * starts the Lua host (host.h) and the tunnel worker (worker.h) on one libev loop, and wires
  * signals: SIGINT/SIGTERM drain gracefully (a second one exits at once), SIGHUP reloads the
- * script. The exit status is the worker's (errors.h LUNNEL_EXIT_*). */
+ * script. The exit status is the worker's outcome mapped by exit_status.h. */
 #include <ev.h>
 #include <lauxlib.h>
 #include <lua.h>
@@ -21,9 +21,11 @@
 #include <unistd.h>
 
 #include "cli/capture.h"
+#include "cli/exit_status.h"
 #include "cli/lua_dir.h"
 #include "cli/run_observe.h"
 #include "lunnel/api.h"
+#include "lunnel/buf.h"
 #include "lunnel/credentials.h"
 #include "lunnel/dead_letter.h"
 #include "lunnel/errors.h"
@@ -131,12 +133,6 @@ void lunnel_cmd_run_markdown(FILE *f)
 
 /* ---- the command's own lines on stderr ---------------------------------------------------- */
 
-static void put_stderr(void *ctx, const char *p, size_t n)
-{
-    (void)ctx;
-    fwrite(p, 1, n, stderr);
-}
-
 /* One line of the command itself (usage problems, the final fatal line), masked like every
  * log line; with --log-format json a JSON object like the log's, so a machine reading stderr
  * never meets a line it cannot parse. `status` >= 0 adds "exit_status". */
@@ -155,10 +151,26 @@ static void say(int status, const char *fmt, ...)
         struct tm tm;
         gmtime_r(&now, &tm);
         strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
-        fprintf(stderr, "{\"ts\":\"%s\",\"level\":\"error\",\"component\":\"run\",\"msg\":", ts);
-        lunnel_json_write_string(masked, strlen(masked), put_stderr, NULL);
-        if (status >= 0) fprintf(stderr, ",\"exit_status\":%d", status);
-        fputs("}\n", stderr);
+        lunnel_buf b = LUNNEL_BUF_INIT;
+        lunnel_jw w;
+        lunnel_jw_init(&w, &b);
+        lunnel_jw_object(&w);
+        lunnel_jw_key(&w, "ts");
+        lunnel_jw_str(&w, ts);
+        lunnel_jw_key(&w, "level");
+        lunnel_jw_str(&w, "error");
+        lunnel_jw_key(&w, "component");
+        lunnel_jw_str(&w, "run");
+        lunnel_jw_key(&w, "msg");
+        lunnel_jw_str(&w, masked);
+        if (status >= 0) {
+            lunnel_jw_key(&w, "exit_status");
+            lunnel_jw_int(&w, status);
+        }
+        lunnel_jw_end_object(&w);
+        lunnel_buf_char(&b, '\n');
+        if (b.p) fputs(b.p, stderr);
+        lunnel_buf_free(&b);
     } else {
         fprintf(stderr, "lunnel run: %s\n", masked);
     }
@@ -167,58 +179,18 @@ static void say(int status, const char *fmt, ...)
 
 /* ---- --config FILE: a Lua chunk returning a table ---------------------------------------- */
 
-/* A growing C string (luaL_Buffer would fight the stack walk below). */
-typedef struct sbuf {
-    char *p;
-    size_t n, cap;
-    int oom;
-} sbuf;
-
-static void sb_add(sbuf *b, const char *s, size_t n)
-{
-    if (b->oom) return;
-    if (b->n + n + 1 > b->cap) {
-        size_t cap = (b->cap ? b->cap * 2 : 256) + n;
-        char *p = realloc(b->p, cap);
-        if (!p) {
-            b->oom = 1;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = 0;
-}
-
-static void sb_str(sbuf *b, const char *s)
-{
-    sb_add(b, s, strlen(s));
-}
-
-static void sb_add_cb(void *ctx, const char *p, size_t n)
-{
-    sb_add(ctx, p, n);
-}
-
-static void json_escape(sbuf *b, const char *s, size_t n)
-{
-    lunnel_json_write_string(s, n, sb_add_cb, b);
-}
-
-/* Serializes the value at stack index idx as JSON (tables with keys exactly 1..n are
- * arrays). Returns 0, or -1 for values JSON cannot carry. */
-static int to_json(lua_State *L, int idx, sbuf *b, int depth)
+/* Serializes the value at stack index idx as JSON through the JSON writer (tables with keys
+ * exactly 1..n are arrays). Returns 0, or -1 for values JSON cannot carry. */
+static int to_json(lua_State *L, int idx, lunnel_jw *w, int depth)
 {
     if (depth > 32) return -1;
     idx = idx < 0 ? lua_gettop(L) + idx + 1 : idx;
     switch (lua_type(L, idx)) {
     case LUA_TNIL:
-        sb_str(b, "null");
+        lunnel_jw_null(w);
         return 0;
     case LUA_TBOOLEAN:
-        sb_str(b, lua_toboolean(L, idx) ? "true" : "false");
+        lunnel_jw_bool(w, lua_toboolean(L, idx));
         return 0;
     case LUA_TNUMBER: {
         char tmp[64];
@@ -227,13 +199,13 @@ static int to_json(lua_State *L, int idx, sbuf *b, int depth)
             snprintf(tmp, sizeof tmp, "%lld", (long long)v);
         else
             snprintf(tmp, sizeof tmp, "%.17g", v);
-        sb_str(b, tmp);
+        lunnel_jw_raw(w, tmp, strlen(tmp));
         return 0;
     }
     case LUA_TSTRING: {
         size_t n;
         const char *s = lua_tolstring(L, idx, &n);
-        json_escape(b, s, n);
+        lunnel_jw_strn(w, s, n);
         return 0;
     }
     case LUA_TTABLE: {
@@ -244,38 +216,34 @@ static int to_json(lua_State *L, int idx, sbuf *b, int depth)
             lua_pop(L, 1);
         }
         int is_array = count > 0 && count == len;
-        sb_str(b, is_array ? "[" : "{");
-        int first = 1;
         if (is_array) {
+            lunnel_jw_array(w);
             for (size_t i = 1; i <= len; i++) {
-                if (!first) sb_str(b, ",");
-                first = 0;
                 lua_rawgeti(L, idx, (int)i);
-                int rc = to_json(L, -1, b, depth + 1);
+                int rc = to_json(L, -1, w, depth + 1);
                 lua_pop(L, 1);
                 if (rc) return -1;
             }
+            lunnel_jw_end_array(w);
         } else {
+            lunnel_jw_object(w);
             lua_pushnil(L);
             while (lua_next(L, idx)) {
                 if (lua_type(L, -2) != LUA_TSTRING) {
                     lua_pop(L, 2);
                     return -1;
                 }
-                if (!first) sb_str(b, ",");
-                first = 0;
                 size_t kn;
                 const char *k = lua_tolstring(L, -2, &kn);
-                json_escape(b, k, kn);
-                sb_str(b, ":");
-                if (to_json(L, -1, b, depth + 1)) {
+                lunnel_jw_keyn(w, k, kn);
+                if (to_json(L, -1, w, depth + 1)) {
                     lua_pop(L, 2);
                     return -1;
                 }
                 lua_pop(L, 1);
             }
+            lunnel_jw_end_object(w);
         }
-        sb_str(b, is_array ? "]" : "}");
         return 0;
     }
     default:
@@ -286,21 +254,16 @@ static int to_json(lua_State *L, int idx, sbuf *b, int depth)
 /* Flags built from the config file, put before the command line's (the last value wins). */
 typedef struct flag_list {
     char **v;
-    int n, cap;
+    int n;
+    size_t cap;
 } flag_list;
 
 static int flag_add(flag_list *l, char *s)
 {
     if (!s) return -1;
-    if (l->n == l->cap) {
-        int cap = l->cap ? l->cap * 2 : 32;
-        char **v = realloc(l->v, (size_t)cap * sizeof *v);
-        if (!v) {
-            free(s);
-            return -1;
-        }
-        l->v = v;
-        l->cap = cap;
+    if (lunnel_vec_reserve(&l->v, &l->cap, (size_t)l->n + 1, 32) != 0) {
+        free(s);
+        return -1;
     }
     l->v[l->n++] = s;
     return 0;
@@ -346,17 +309,19 @@ static int load_config(const char *path, flag_list *flags)
             say(-1, "--config %s: a config cannot name another config", path);
             rc = -1;
         } else if (lua_type(L, -1) == LUA_TTABLE && strcmp(name, "custom") == 0) {
-            sbuf b = {0};
-            if (to_json(L, -1, &b, 0) != 0 || b.oom) {
+            lunnel_buf b = LUNNEL_BUF_INIT;
+            lunnel_jw w;
+            lunnel_jw_init(&w, &b);
+            if (to_json(L, -1, &w, 0) != 0 || b.oom) {
                 say(-1, "--config %s: custom holds a value JSON cannot carry", path);
                 rc = -1;
             } else {
-                size_t n = strlen(name) + b.n + 4;
+                size_t n = strlen(name) + b.len + 4;
                 char *f = malloc(n);
                 if (f) snprintf(f, n, "--%s=%s", name, b.p);
                 rc = flag_add(flags, f);
             }
-            free(b.p);
+            lunnel_buf_free(&b);
         } else if (lua_type(L, -1) == LUA_TBOOLEAN) {
             if (lua_toboolean(L, -1)) {
                 size_t n = strlen(name) + 3;
@@ -435,10 +400,10 @@ static void on_host_done(const lunnel_host_completion *c, void *ud)
     if (app->worker) lunnel_worker_on_done(app->worker, c);
 }
 
-static void on_worker_exit(void *ud, int status)
+static void on_worker_exit(void *ud, int outcome)
 {
     run_app *app = ud;
-    app->exit_status = status;
+    app->exit_status = lunnel_exit_status_of((lunnel_outcome)outcome);
     app->exited = 1;
     ev_break(app->loop, EVBREAK_ALL);
 }

@@ -13,7 +13,9 @@
 
 #include <cjson/cJSON.h>
 
+#include "cli/exit_status.h"
 #include "lunnel/api.h"
+#include "lunnel/buf.h"
 #include "lunnel/errors.h"
 #include "lunnel/json.h"
 #include "lunnel/log.h"
@@ -153,15 +155,30 @@ static const subcommand SUBS[] = {
 
 /* ---- output helpers ---- */
 
-static void fwrite_cb(void *ctx, const char *p, size_t n)
+/* --json output: one document built with the JSON writer, printed on one line. */
+typedef struct json_out {
+    lunnel_buf b;
+    lunnel_jw w;
+} json_out;
+
+static void json_begin(json_out *o)
 {
-    fwrite(p, 1, n, ctx);
+    o->b = (lunnel_buf)LUNNEL_BUF_INIT;
+    lunnel_jw_init(&o->w, &o->b);
 }
 
-/* NULL prints as "" (the tunnel listings always show a string). */
-static void json_str(FILE *f, const char *s)
+static void json_print(json_out *o)
 {
-    lunnel_json_write_string(s ? s : "", s ? strlen(s) : 0, fwrite_cb, f);
+    if (o->b.p) fwrite(o->b.p, 1, o->b.len, stdout); /* a server document may hold any byte */
+    fputs("\n", stdout);
+    lunnel_buf_free(&o->b);
+}
+
+/* A string member; NULL shows as "" (the tunnel listings always show a string). */
+static void json_str(lunnel_jw *w, const char *key, const char *s)
+{
+    lunnel_jw_key(w, key);
+    lunnel_jw_str(w, s ? s : "");
 }
 
 static const char *or_dash(const char *s)
@@ -258,15 +275,15 @@ static int do_create(lunnel_api *api, struct ev_loop *loop, const lunnel_opt_val
     }
     Lunnel__Tunnel__CreateTunnelResponse *resp = (Lunnel__Tunnel__CreateTunnelResponse *)r.msg;
     if (json) {
-        printf("{\"tunnel_id\":");
-        json_str(stdout, resp->tunnel_id);
-        printf(",\"table\":");
-        json_str(stdout, t.table_name);
-        printf(",\"tunnel\":");
-        json_str(stdout, t.tunnel_name);
-        printf(",\"type\":");
-        json_str(stdout, type);
-        printf("}\n");
+        json_out o;
+        json_begin(&o);
+        lunnel_jw_object(&o.w);
+        json_str(&o.w, "tunnel_id", resp->tunnel_id);
+        json_str(&o.w, "table", t.table_name);
+        json_str(&o.w, "tunnel", t.tunnel_name);
+        json_str(&o.w, "type", type);
+        lunnel_jw_end_object(&o.w);
+        json_print(&o);
     } else {
         printf("created tunnel %s on table %s (%s): id %s\n", t.tunnel_name, t.table_name, type,
                resp->tunnel_id);
@@ -275,25 +292,23 @@ static int do_create(lunnel_api *api, struct ev_loop *loop, const lunnel_opt_val
     return LUNNEL_EXIT_OK;
 }
 
-static void json_tunnel_info(FILE *f, const Lunnel__Tunnel__TunnelInfo *ti)
+static void json_tunnel_info(lunnel_jw *w, const Lunnel__Tunnel__TunnelInfo *ti)
 {
-    fprintf(f, "{\"tunnel_id\":");
-    json_str(f, ti->tunnel_id);
-    fprintf(f, ",\"tunnel_name\":");
-    json_str(f, ti->tunnel_name);
-    fprintf(f, ",\"table\":");
-    json_str(f, ti->table_name);
-    fprintf(f, ",\"instance\":");
-    json_str(f, ti->instance_name);
-    fprintf(f, ",\"type\":");
-    json_str(f, ti->tunnel_type);
-    fprintf(f, ",\"stage\":");
-    json_str(f, ti->stage);
-    fprintf(f, ",\"stream_id\":");
-    json_str(f, ti->stream_id);
-    fprintf(f, ",\"expired\":%s", ti->has_expired && ti->expired ? "true" : "false");
-    if (ti->has_create_time) fprintf(f, ",\"create_time_ns\":%" PRId64, ti->create_time);
-    fprintf(f, "}");
+    lunnel_jw_object(w);
+    json_str(w, "tunnel_id", ti->tunnel_id);
+    json_str(w, "tunnel_name", ti->tunnel_name);
+    json_str(w, "table", ti->table_name);
+    json_str(w, "instance", ti->instance_name);
+    json_str(w, "type", ti->tunnel_type);
+    json_str(w, "stage", ti->stage);
+    json_str(w, "stream_id", ti->stream_id);
+    lunnel_jw_key(w, "expired");
+    lunnel_jw_bool(w, ti->has_expired && ti->expired);
+    if (ti->has_create_time) {
+        lunnel_jw_key(w, "create_time_ns");
+        lunnel_jw_int(w, ti->create_time);
+    }
+    lunnel_jw_end_object(w);
 }
 
 static int do_list(lunnel_api *api, struct ev_loop *loop, const lunnel_opt_values *v, int json)
@@ -308,12 +323,13 @@ static int do_list(lunnel_api *api, struct ev_loop *loop, const lunnel_opt_value
     }
     Lunnel__Tunnel__ListTunnelResponse *resp = (Lunnel__Tunnel__ListTunnelResponse *)r.msg;
     if (json) {
-        printf("[");
-        for (size_t i = 0; i < resp->n_tunnels; i++) {
-            if (i) printf(",");
-            json_tunnel_info(stdout, resp->tunnels[i]);
-        }
-        printf("]\n");
+        json_out o;
+        json_begin(&o);
+        lunnel_jw_array(&o.w);
+        for (size_t i = 0; i < resp->n_tunnels; i++)
+            json_tunnel_info(&o.w, resp->tunnels[i]);
+        lunnel_jw_end_array(&o.w);
+        json_print(&o);
     } else if (resp->n_tunnels == 0) {
         printf("no tunnels%s%s\n", req.table_name ? " on table " : "",
                req.table_name ? req.table_name : "");
@@ -356,25 +372,33 @@ static int describe_once(lunnel_api *api, struct ev_loop *loop, const lunnel_opt
     Lunnel__Tunnel__DescribeTunnelResponse *d = (Lunnel__Tunnel__DescribeTunnelResponse *)r.msg;
     Lunnel__Tunnel__TunnelInfo *ti = d->tunnel;
     if (json) {
-        printf("{\"tunnel\":");
-        json_tunnel_info(stdout, ti);
-        if (d->has_tunnel_rpo) printf(",\"tunnel_rpo\":%" PRId64, d->tunnel_rpo);
-        printf(",\"channels\":[");
+        json_out o;
+        json_begin(&o);
+        lunnel_jw_object(&o.w);
+        lunnel_jw_key(&o.w, "tunnel");
+        json_tunnel_info(&o.w, ti);
+        if (d->has_tunnel_rpo) {
+            lunnel_jw_key(&o.w, "tunnel_rpo");
+            lunnel_jw_int(&o.w, d->tunnel_rpo);
+        }
+        lunnel_jw_key(&o.w, "channels");
+        lunnel_jw_array(&o.w);
         for (size_t i = 0; i < d->n_channels; i++) {
             Lunnel__Tunnel__ChannelInfo *c = d->channels[i];
-            printf("%s{\"channel_id\":", i ? "," : "");
-            json_str(stdout, c->channel_id);
-            printf(",\"type\":");
-            json_str(stdout, c->channel_type);
-            printf(",\"status\":");
-            json_str(stdout, c->channel_status);
-            printf(",\"client_id\":");
-            json_str(stdout, c->client_id);
-            printf(",\"rpo\":%" PRId64 ",\"count\":%" PRId64 "}",
-                   c->has_channel_rpo ? c->channel_rpo : 0,
-                   c->has_channel_count ? c->channel_count : 0);
+            lunnel_jw_object(&o.w);
+            json_str(&o.w, "channel_id", c->channel_id);
+            json_str(&o.w, "type", c->channel_type);
+            json_str(&o.w, "status", c->channel_status);
+            json_str(&o.w, "client_id", c->client_id);
+            lunnel_jw_key(&o.w, "rpo");
+            lunnel_jw_int(&o.w, c->has_channel_rpo ? c->channel_rpo : 0);
+            lunnel_jw_key(&o.w, "count");
+            lunnel_jw_int(&o.w, c->has_channel_count ? c->channel_count : 0);
+            lunnel_jw_end_object(&o.w);
         }
-        printf("]}\n");
+        lunnel_jw_end_array(&o.w);
+        lunnel_jw_end_object(&o.w);
+        json_print(&o);
     } else {
         char ct[96], rpo[96];
         fmt_time(ti->has_create_time ? ti->create_time : 0, ct, sizeof ct);
@@ -451,11 +475,15 @@ static int do_delete(lunnel_api *api, struct ev_loop *loop, const lunnel_opt_val
         return rc;
     }
     if (json) {
-        printf("{\"deleted\":true,\"table\":");
-        json_str(stdout, req.table_name);
-        printf(",\"tunnel\":");
-        json_str(stdout, req.tunnel_name);
-        printf("}\n");
+        json_out o;
+        json_begin(&o);
+        lunnel_jw_object(&o.w);
+        lunnel_jw_key(&o.w, "deleted");
+        lunnel_jw_bool(&o.w, 1);
+        json_str(&o.w, "table", req.table_name);
+        json_str(&o.w, "tunnel", req.tunnel_name);
+        lunnel_jw_end_object(&o.w);
+        json_print(&o);
     } else {
         printf("deleted tunnel %s on table %s\n", req.tunnel_name, req.table_name);
     }
@@ -483,6 +511,15 @@ static int resolve_id(lunnel_api *api, struct ev_loop *loop, const lunnel_opt_va
     *id = strdup(((Lunnel__Tunnel__DescribeTunnelResponse *)r.msg)->tunnel->tunnel_id);
     lunnel_api_sync_result_free(&r);
     return *id ? 0 : LUNNEL_EXIT_RUNTIME;
+}
+
+/* A server JSON document passed through as it is; null when absent. */
+static void json_raw_doc(lunnel_jw *w, const ProtobufCBinaryData *b, int has)
+{
+    if (has && b->len)
+        lunnel_jw_raw(w, (const char *)b->data, b->len);
+    else
+        lunnel_jw_null(w);
 }
 
 static void print_bytes_json(const ProtobufCBinaryData *b, int has)
@@ -574,13 +611,16 @@ static int do_rpo(lunnel_api *api, struct ev_loop *loop, const lunnel_opt_values
         Lunnel__Tunnel__GetRpoResponse *g = (Lunnel__Tunnel__GetRpoResponse *)r.msg;
         /* rpo_infos / tunnel_rpo_infos are JSON documents from the server: pass them through. */
         if (json) {
-            printf("{\"tunnel_id\":");
-            json_str(stdout, g->tunnel_id ? g->tunnel_id : id);
-            printf(",\"rpo_infos\":");
-            print_bytes_json(&g->rpo_infos, g->has_rpo_infos);
-            printf(",\"tunnel_rpo_infos\":");
-            print_bytes_json(&g->tunnel_rpo_infos, g->has_tunnel_rpo_infos);
-            printf("}\n");
+            json_out o;
+            json_begin(&o);
+            lunnel_jw_object(&o.w);
+            json_str(&o.w, "tunnel_id", g->tunnel_id ? g->tunnel_id : id);
+            lunnel_jw_key(&o.w, "rpo_infos");
+            json_raw_doc(&o.w, &g->rpo_infos, g->has_rpo_infos);
+            lunnel_jw_key(&o.w, "tunnel_rpo_infos");
+            json_raw_doc(&o.w, &g->tunnel_rpo_infos, g->has_tunnel_rpo_infos);
+            lunnel_jw_end_object(&o.w);
+            json_print(&o);
         } else {
             print_rpo_table(g, id);
         }
@@ -611,13 +651,14 @@ static int do_schedule(lunnel_api *api, struct ev_loop *loop, const lunnel_opt_v
     if (lunnel_api_call_sync(api, loop, LUNNEL_API_SCHEDULE, &req.base, 0, &r) != 0) {
         rc = report("tunnel schedule", &r);
     } else if (json) {
-        printf("{\"tunnel_id\":");
-        json_str(stdout, id);
-        printf(",\"channel_id\":");
-        json_str(stdout, ch.channel_id);
-        printf(",\"status\":");
-        json_str(stdout, st);
-        printf("}\n");
+        json_out o;
+        json_begin(&o);
+        lunnel_jw_object(&o.w);
+        json_str(&o.w, "tunnel_id", id);
+        json_str(&o.w, "channel_id", ch.channel_id);
+        json_str(&o.w, "status", st);
+        lunnel_jw_end_object(&o.w);
+        json_print(&o);
     } else {
         printf("channel %s of tunnel %s: status %s requested\n", ch.channel_id, id, st);
     }

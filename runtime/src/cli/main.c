@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cli/exit_status.h"
 #include "lunnel/errors.h"
 #include "lunnel/version.h"
 

@@ -103,17 +103,7 @@ static void respond(conn *c, int status, const char *ctype, const char *body, si
                               "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
                               "Cache-Control: no-store\r\nConnection: close\r\n\r\n",
                               status, reason, ctype, len);
-    if (!b.oom && len) {
-        /* body appended raw (it may hold '%') */
-        char *p = realloc(b.p, b.n + len + 1);
-        if (p) {
-            memcpy(p + b.n, body, len);
-            b.p = p;
-            b.n += len;
-        } else {
-            b.oom = 1;
-        }
-    }
+    lunnel_buf_add(&b, body, len); /* raw: it may hold '%' */
     free(c->out.p);
     c->out = b;
     c->off = 0;
@@ -220,7 +210,7 @@ static void handle(conn *c)
             respond(c, 503, "text/plain; charset=utf-8", "out of memory\n", 14);
             return;
         }
-        respond(c, 200, "text/plain; version=0.0.4; charset=utf-8", b.p, head_only ? 0 : b.n);
+        respond(c, 200, "text/plain; version=0.0.4; charset=utf-8", b.p, head_only ? 0 : b.len);
         free(b.p);
     } else if (strcmp(target, "/healthz") == 0) {
         double age = ev_time() - s->last_tick;
@@ -278,14 +268,14 @@ static void conn_cb(struct ev_loop *loop, ev_io *w, int revents)
             conn_close(c);
             return;
         }
-        ssize_t k = send(c->fd, c->out.p + c->off, c->out.n - c->off, MSG_NOSIGNAL);
+        ssize_t k = send(c->fd, c->out.p + c->off, c->out.len - c->off, MSG_NOSIGNAL);
         if (k < 0 && (errno == EAGAIN || errno == EINTR)) return;
         if (k <= 0) {
             conn_close(c);
             return;
         }
         c->off += (size_t)k;
-        if (c->off == c->out.n) conn_close(c);
+        if (c->off == c->out.len) conn_close(c);
     }
 }
 

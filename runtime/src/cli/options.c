@@ -2,6 +2,7 @@
  * printed config) and the shared connection/logging sets, plus building the protocol client
  * from them. Commands declare tables; nothing else lists options. */
 #include "lunnel/options.h"
+#include "cli/exit_status.h"
 #include "lunnel/bytesize.h"
 
 #include <ctype.h>

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "codec/codec_internal.h"
+#include "lunnel/buf.h"
 
 #define CHUNK_MIN (16u * 1024u)
 #define CHUNK_MAX (1024u * 1024u)
@@ -24,9 +25,9 @@ struct lunnel_arena {
     chunk *tail;
     size_t total;
     lunnel_column *scols;
-    uint32_t scols_cap;
+    size_t scols_cap;
     lunnel_record *srows;
-    uint32_t srows_cap;
+    size_t srows_cap;
 };
 
 lunnel_arena *lunnel_arena_new(void)
@@ -101,26 +102,14 @@ void *lunnel_arena_alloc(lunnel_arena *a, size_t n)
 
 lunnel_column *arena_scratch_cols(lunnel_arena *a, uint32_t need)
 {
-    if (need <= a->scols_cap) return a->scols;
-    uint32_t cap = a->scols_cap ? a->scols_cap : 32;
-    while (cap < need)
-        cap *= 2;
-    lunnel_column *p = realloc(a->scols, (size_t)cap * sizeof *p);
-    if (!p) return NULL;
-    a->scols = p;
-    a->scols_cap = cap;
-    return p;
+    if (need <= a->scols_cap) return a->scols; /* per record: no call on the common path */
+    if (lunnel_vec_reserve(&a->scols, &a->scols_cap, need, 32) != 0) return NULL;
+    return a->scols;
 }
 
 lunnel_record *arena_scratch_rows(lunnel_arena *a, uint32_t need)
 {
     if (need <= a->srows_cap) return a->srows;
-    uint32_t cap = a->srows_cap ? a->srows_cap : 16;
-    while (cap < need)
-        cap *= 2;
-    lunnel_record *p = realloc(a->srows, (size_t)cap * sizeof *p);
-    if (!p) return NULL;
-    a->srows = p;
-    a->srows_cap = cap;
-    return p;
+    if (lunnel_vec_reserve(&a->srows, &a->srows_cap, need, 16) != 0) return NULL;
+    return a->srows;
 }

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "codec/codec_internal.h"
+#include "lunnel/buf.h"
 #include "lunnel/plainbuffer.h"
 
 enum { ST_FRESH, ST_BETWEEN, ST_PK, ST_DATA, ST_MARKER, ST_SEQ };
@@ -37,15 +38,9 @@ static int fail(lunnel_pb_writer *w, int code)
 static int reserve(lunnel_pb_writer *w, size_t n)
 {
     if (w->cap - w->len >= n) return 0;
-    size_t cap = w->cap ? w->cap : 256;
-    while (cap - w->len < n) {
-        if (cap > SIZE_MAX / 2) return fail(w, LUNNEL_CODEC_NOMEM);
-        cap *= 2;
-    }
-    uint8_t *p = realloc(w->buf, cap);
-    if (!p) return fail(w, LUNNEL_CODEC_NOMEM);
-    w->buf = p;
-    w->cap = cap;
+    if (n > SIZE_MAX / 2 - w->len) return fail(w, LUNNEL_CODEC_NOMEM);
+    if (lunnel_vec_reserve(&w->buf, &w->cap, w->len + n, 256) != 0)
+        return fail(w, LUNNEL_CODEC_NOMEM);
     return 0;
 }
 

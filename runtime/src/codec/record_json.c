@@ -3,7 +3,13 @@
  * (lua/lunnel/json.lua) reads a line back into the very record lunnel.testing builds.
  * 64-bit integers keep every digit, doubles print the shortest form that reads back
  * identically (always with '.' or an exponent), binaries and non-UTF-8 strings are tagged
- * base64. Shape documented in record.h and docs/scripts.md. */
+ * base64. Shape documented in record.h and docs/scripts.md.
+ *
+ * Why not the JSON writer of base (lunnel_jw on a lunnel_buf): this runs once per record on
+ * the record path (r:tojson, the jsonl sinks) and writes snprintf-style into the caller's
+ * fixed buffer, measuring when it does not fit, so a record costs no allocation. Strings go
+ * through the same escaper (lunnel_json_write_string), so the bytes agree with every other
+ * JSON lunnel writes. */
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>

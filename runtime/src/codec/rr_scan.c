@@ -8,6 +8,7 @@
 #include <stdlib.h>
 
 #include "codec/codec_internal.h"
+#include "lunnel/buf.h"
 #include "lunnel/readrecords.h"
 
 typedef struct scan {
@@ -181,11 +182,10 @@ int lunnel_rr_scan(lunnel_rr_response *r, const uint8_t *buf, size_t len, lunnel
             size_t o, l;
             if ((rc = lenfield(&s, &o, &l, "Record"))) return rc;
             if (r->count == r->cap) {
-                uint32_t cap = r->cap ? r->cap * 2 : 64;
-                lunnel_record_range *p = realloc(r->records, (size_t)cap * sizeof *p);
-                if (!p) return codec_fail(err, LUNNEL_CODEC_NOMEM, s.rec, at, "record ranges");
-                r->records = p;
-                r->cap = cap;
+                size_t cap = r->cap; /* uint32_t in the public struct: a batch never nears it */
+                if (lunnel_vec_reserve(&r->records, &cap, (size_t)r->count + 1, 64) != 0)
+                    return codec_fail(err, LUNNEL_CODEC_NOMEM, s.rec, at, "record ranges");
+                r->cap = (uint32_t)cap;
             }
             if ((rc = scan_record(&s, o, l, &r->records[r->count]))) return rc;
             r->count++;

@@ -16,11 +16,6 @@
 #include "lua/host_internal.h"
 #include "lunnel/record.h"
 
-/* The C logger, when the whole library is linked (liblunnel.so, the lunnel binary); the host
- * alone (its unit tests) falls back to stderr. */
-#pragma weak lunnel_log_fields
-#pragma weak lunnel_log_enabled
-
 #define ATOMIC_INC(p) __atomic_add_fetch((p), 1, __ATOMIC_RELAXED)
 #define ATOMIC_LOAD(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
 
@@ -47,26 +42,15 @@ void host_log_fields(lunnel_host *h, lunnel_log_level level, const char *compone
 {
     if (h && h->cfg.log) {
         h->cfg.log(level, component, msg, f, n);
-    } else if (lunnel_log_fields) {
-        lunnel_log_fields(level, component, msg, f, n);
     } else {
-        static const char *names[] = {"TRACE", "DEBUG", "INFO", "WARN", "ERROR", "OFF"};
-        if (level < LUNNEL_LOG_INFO) return;
-        /* one fprintf per line: stdio locks the stream, lines do not interleave */
-        char line[4096];
-        int off = snprintf(line, sizeof line, "%s %s: %s", names[level], component, msg);
-        for (size_t i = 0; i < n && off > 0 && (size_t)off < sizeof line; i++)
-            off += snprintf(line + off, sizeof line - off, " %s=%s", f[i].key,
-                            f[i].value ? f[i].value : "null");
-        fprintf(stderr, "%s\n", line);
+        lunnel_log_fields(level, component, msg, f, n);
     }
 }
 
 int host_log_enabled(lunnel_host *h, lunnel_log_level level)
 {
     if (h && h->cfg.log) return 1; /* the sink decides */
-    if (lunnel_log_enabled) return lunnel_log_enabled(level);
-    return level >= LUNNEL_LOG_INFO && level < LUNNEL_LOG_OFF;
+    return lunnel_log_enabled(level);
 }
 
 /* host_log(h, level, msg, key, value, ..., NULL): the host's own lines (component "host"). */

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "lua/host_internal.h"
+#include "lunnel/buf.h"
 
 #define SETTLE_MS 30      /* quiet time that ends a burst of events */
 #define SETTLE_MAX_MS 500 /* a never-ending burst is handled after this anyway */
@@ -36,9 +37,10 @@ char *host_read_file(const char *path, size_t *len, char *err, size_t cap)
         snprintf(err, cap, "cannot open script %s: %s", path, strerror(errno));
         return NULL;
     }
-    size_t n = 0, c = 4096;
-    char *buf = malloc(c);
-    while (buf) {
+    size_t n = 0, c = 0;
+    char *buf = NULL;
+    int oom = 0;
+    for (;;) {
         if (n == c) {
             if (c >= MAX_SCRIPT_BYTES) {
                 snprintf(err, cap, "script %s is larger than %u bytes", path, MAX_SCRIPT_BYTES);
@@ -46,16 +48,16 @@ char *host_read_file(const char *path, size_t *len, char *err, size_t cap)
                 fclose(f);
                 return NULL;
             }
-            char *nb = realloc(buf, c * 2);
-            if (!nb) break;
-            buf = nb;
-            c *= 2;
+            if (lunnel_vec_reserve(&buf, &c, c + 1, 4096) != 0) {
+                oom = 1; /* never load a script cut short */
+                break;
+            }
         }
         size_t got = fread(buf + n, 1, c - n, f);
         n += got;
         if (got == 0) break;
     }
-    int bad = !buf || ferror(f);
+    int bad = oom || ferror(f);
     fclose(f);
     if (bad) {
         snprintf(err, cap, "cannot read script %s", path);

@@ -1,21 +1,24 @@
-/* curl_capture.c: response capture helpers for the libcurl callbacks (curl_capture.h). */
+/* curl_capture.c: libcurl helpers shared by the runtime's HTTP clients (curl_capture.h). */
 #include "curl_capture.h"
 
+#include <curl/curl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-int lunnel_net_capture_reserve(uint8_t **buf, size_t *cap, size_t need)
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static int curl_ok;
+
+static void curl_init_once(void)
 {
-    if (need <= *cap) return 0;
-    size_t c = *cap ? *cap : 4096;
-    while (c < need)
-        c *= 2;
-    uint8_t *p = realloc(*buf, c);
-    if (!p) return -1;
-    *buf = p;
-    *cap = c;
-    return 0;
+    curl_ok = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
+}
+
+int lunnel_net_curl_global_init(void)
+{
+    pthread_once(&curl_once, curl_init_once);
+    return curl_ok ? 0 : -1;
 }
 
 int lunnel_net_capture_header(const char *line, size_t len, const char *prefix, char *out,

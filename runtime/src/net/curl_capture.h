@@ -1,15 +1,17 @@
-/* curl_capture.h: what the net layer's libcurl write/header callbacks share when they keep
- * a response: a body buffer that grows by doubling, and one header's value picked out of
- * the raw header lines (e.g. x-ots-requestid for error messages). Private to lunnel_net. */
+/* curl_capture.h: what lunnel's two libcurl clients (net/http.c on the loop, the sinks'
+ * blocking sinks/sink_http.c) share: libcurl's global initialisation, done once per process,
+ * and one header's value picked out of the raw header lines (e.g. x-ots-requestid for error
+ * messages). Response bodies grow with lunnel_vec_reserve (base). Private to the runtime. */
 #ifndef LUNNEL_NET_CURL_CAPTURE_H
 #define LUNNEL_NET_CURL_CAPTURE_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-/* Makes *buf (heap, capacity *cap) hold at least `need` bytes: doubles from 4096 up to it,
- * keeping the contents. Returns 0, or -1 when out of memory (*buf, *cap unchanged). */
-int lunnel_net_capture_reserve(uint8_t **buf, size_t *cap, size_t need);
+/* curl_global_init once per process, from any thread (libcurl requires it before the first
+ * handle and is not thread-safe doing it itself). 0 ok, -1 when it failed (every call then
+ * returns -1). */
+int lunnel_net_curl_global_init(void);
 
 /* When the raw header line (`len` bytes, as libcurl hands it: "Name: value\r\n") starts
  * with `prefix` (the name and its colon, any case), copies the value without leading blanks

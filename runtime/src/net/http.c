@@ -21,12 +21,12 @@
 #include <curl/curl.h>
 #include <ev.h>
 #include <openssl/rand.h>
-#include <proto/tunnel_service_api.pb-c.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "lunnel/buf.h"
 #include "lunnel/log.h"
 #include "lunnel/sign.h"
 #include "lunnel/timeutil.h"
@@ -85,7 +85,8 @@ struct lunnel_http {
     CURLM *multi;
     ev_timer timer; /* curl's timeout */
     lunnel_credentials *creds;
-    char *base; /* endpoint without trailing '/' */
+    const lunnel_http_protocol *protocol; /* installed by the user (tunnel); NULL: none */
+    char *base;                           /* endpoint without trailing '/' */
     char *instance;
     char *ca_file;
     double timeout_s, connect_timeout_s;
@@ -297,7 +298,7 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud)
         r->too_big = 1;
         return 0; /* aborts the transfer */
     }
-    if (lunnel_net_capture_reserve(&r->resp, &r->resp_cap, r->resp_len + n) != 0) return 0;
+    if (lunnel_vec_reserve(&r->resp, &r->resp_cap, r->resp_len + n, 4096) != 0) return 0;
     memcpy(r->resp + r->resp_len, ptr, n);
     r->resp_len += n;
     if (r->active) r->h->stats.downloading += n;
@@ -522,17 +523,18 @@ static int classify_attempt(lunnel_http_request *r, CURLcode cc)
         return 1;
     }
     e->kind = LUNNEL_NET_SERVER;
-    Lunnel__Tunnel__Error *pe =
-        r->resp_len ? lunnel__tunnel__error__unpack(NULL, r->resp_len, r->resp) : NULL;
-    if (pe && pe->code) {
-        snprintf(e->code, sizeof e->code, "%s", pe->code);
-        snprintf(e->message, sizeof e->message, "%s", pe->message ? pe->message : "");
-    } else {
+    const lunnel_http_protocol *proto = r->h->protocol;
+    if (!proto || !proto->parse_error || !proto->parse_error(r->resp, r->resp_len, e))
         snprintf(e->message, sizeof e->message, "%s response without a parseable error body",
                  status >= 500 ? "server" : "client");
-    }
-    if (pe) lunnel__tunnel__error__free_unpacked(pe, NULL);
     return 0;
+}
+
+/* The installed protocol decides; without one only failures before any reply are retried. */
+static int attempt_retriable(const lunnel_http *h, const lunnel_error *e)
+{
+    if (h->protocol && h->protocol->retriable) return h->protocol->retriable(e);
+    return e->kind == LUNNEL_NET_TRANSPORT || e->kind == LUNNEL_NET_TIMEOUT;
 }
 
 static void finish_attempt(lunnel_http_request *r, CURLcode cc)
@@ -558,7 +560,7 @@ static void finish_attempt(lunnel_http_request *r, CURLcode cc)
         if (lunnel_credentials_refresh(h->creds, on_creds_refreshed, r) == 0) return;
         r->state = REQ_DELIVER;
     }
-    if (lunnel_error_is_retriable(e)) {
+    if (attempt_retriable(h, e)) {
         int retry = r->attempts - 1;
         double delay = lunnel_retry_delay_ms(&r->policy, retry, lunnel_retry_rand01());
         double elapsed = lunnel_time_mono_ms() - r->start_ms;
@@ -601,16 +603,6 @@ static void check_done(lunnel_http *h)
 
 /* ---- public ---- */
 
-static int ensure_curl_global(void)
-{
-    static int done;
-    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-    pthread_mutex_lock(&mu);
-    if (!done && curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK) done = 1;
-    pthread_mutex_unlock(&mu);
-    return done ? 0 : -1;
-}
-
 lunnel_http *lunnel_http_new(struct ev_loop *loop, const lunnel_http_config *cfg,
                              lunnel_credentials *creds, lunnel_error *err)
 {
@@ -630,7 +622,7 @@ lunnel_http *lunnel_http_new(struct ev_loop *loop, const lunnel_http_config *cfg
         lunnel_error_set(err, LUNNEL_NET_CREDENTIALS, "no credentials");
         return NULL;
     }
-    if (ensure_curl_global() != 0) {
+    if (lunnel_net_curl_global_init() != 0) {
         lunnel_error_set(err, LUNNEL_NET_TRANSPORT, "curl_global_init failed");
         return NULL;
     }
@@ -669,6 +661,11 @@ lunnel_http *lunnel_http_new(struct ev_loop *loop, const lunnel_http_config *cfg
     ev_timer_init(&h->timer, on_timeout, 0., 0.);
     h->timer.data = h;
     return h;
+}
+
+void lunnel_http_set_protocol(lunnel_http *h, const lunnel_http_protocol *p)
+{
+    h->protocol = p;
 }
 
 void lunnel_http_free(lunnel_http *h)

@@ -1,4 +1,9 @@
-/* retry.c: backoff arithmetic of retry.h (policies, jittered delays, window check). */
+/* retry.c: backoff arithmetic of retry.h (policies, jittered delays, window check).
+ *
+ * It stays in net because what it knows is the transport's: http.c runs each call's retry
+ * loop (attempts, delays, one window across them) and asks this file for the numbers. Which
+ * policy a call gets, and which failures are retriable at all, the tunnel decides (api.c
+ * picks the policy per operation; error_class.c supplies the retry rule). */
 #include "lunnel/retry.h"
 
 #include <pthread.h>

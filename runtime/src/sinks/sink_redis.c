@@ -134,6 +134,8 @@ int lunnel_redis_connect(lunnel_redis *r, const char *host, int port, int timeou
     return 0;
 }
 
+/* Three parallel arrays (argv, argvlen, 32 bytes of number text per argument) share one
+ * capacity, so they are grown together here rather than by lunnel_vec_reserve. */
 static int reserve_args(lunnel_redis *r, size_t n)
 {
     if (n <= r->argcap) return 0;

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lunnel/buf.h"
+
 void sql_text_init(sql_text *t)
 {
     memset(t, 0, sizeof *t);
@@ -30,16 +32,10 @@ void sql_text_reset(sql_text *t)
 int sql_text_reserve(sql_text *t, size_t n)
 {
     if (t->len + n + 1 <= t->cap) return 0;
-    size_t cap = t->cap ? t->cap : 4096;
-    while (cap < t->len + n + 1)
-        cap *= 2;
-    char *p = realloc(t->p, cap);
-    if (!p) {
+    if (lunnel_vec_reserve(&t->p, &t->cap, t->len + n + 1, 4096) != 0) {
         snprintf(t->err, sizeof t->err, "out of memory for a %zu-byte statement", t->len + n);
         return -1;
     }
-    t->p = p;
-    t->cap = cap;
     return 0;
 }
 

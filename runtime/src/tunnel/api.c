@@ -2,6 +2,7 @@
  * net/http.c with the op's retry window, decode the response (or hand ReadRecords' bytes
  * back untouched) and classify failures by the op's scope (PROTOCOL.md "Scope"). */
 #include "lunnel/api.h"
+#include "lunnel/error_class.h"
 
 #include <ev.h>
 #include <stdio.h>
@@ -91,6 +92,8 @@ lunnel_api *lunnel_api_new(lunnel_http *http, const lunnel_api_config *cfg)
     lunnel_api *api = calloc(1, sizeof *api);
     if (!api) return NULL;
     api->http = http;
+    /* the transport reads no error bodies: Tablestore's reader and retry rule are ours */
+    lunnel_http_set_protocol(http, &lunnel_tunnel_http_protocol);
     if (cfg)
         api->cfg = *cfg;
     else

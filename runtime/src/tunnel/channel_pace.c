@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lunnel/buf.h"
 #include "lunnel/log.h"
 #include "lunnel/retry.h"
 #include "run_internal.h"
@@ -49,13 +50,7 @@ double run_pace_wait(run_worker *w, const char *id)
 
 static run_pace_entry *add(run_worker *w, const char *id)
 {
-    if (w->n_pace == w->cap_pace) {
-        size_t cap = w->cap_pace ? w->cap_pace * 2 : 8;
-        run_pace_entry *p = realloc(w->pace, cap * sizeof *p);
-        if (!p) return NULL;
-        w->pace = p;
-        w->cap_pace = cap;
-    }
+    if (lunnel_vec_reserve(&w->pace, &w->cap_pace, w->n_pace + 1, 8) != 0) return NULL;
     run_pace_entry *e = &w->pace[w->n_pace];
     memset(e, 0, sizeof *e);
     e->id = strdup(id);

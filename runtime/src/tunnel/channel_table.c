@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lunnel/buf.h"
 #include "lunnel/channel.h"
 
 const char *lunnel_channel_status_str(int status)
@@ -116,15 +117,7 @@ lunnel_chtable_entry *lunnel_chtable_find(lunnel_chtable *t, const char *id)
 
 static int reserve(lunnel_chtable *t, size_t n)
 {
-    if (n <= t->cap) return 0;
-    size_t cap = t->cap ? t->cap : 16;
-    while (cap < n)
-        cap *= 2;
-    lunnel_chtable_entry *e = realloc(t->entries, cap * sizeof *e);
-    if (!e) return -1;
-    t->entries = e;
-    t->cap = cap;
-    return 0;
+    return lunnel_vec_reserve(&t->entries, &t->cap, n, 16);
 }
 
 lunnel_chtable_entry *lunnel_chtable_add(lunnel_chtable *t, const lunnel_channel_view *v)

@@ -23,7 +23,7 @@ int run_connect_give_up(run_worker *w, const char *error_line)
                   "error", error_line, NULL);
     snprintf(w->exit_reason, sizeof w->exit_reason,
              "cannot connect for %s s (--connect-retry-window): %s", s, error_line);
-    run_worker_finish(w, LUNNEL_EXIT_RUNTIME);
+    run_worker_finish(w, LUNNEL_OUTCOME_FAILED);
     return 1;
 }
 

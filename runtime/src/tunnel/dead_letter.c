@@ -65,71 +65,19 @@ uint64_t lunnel_dead_letter_lines(lunnel_dead_letter *d)
     return n;
 }
 
-/* ---- a growing text buffer ------------------------------------------------------------ */
+/* ---- rendering: one JSON object per line through the JSON writer (lunnel/json.h) -------- */
 
-typedef struct dbuf {
-    char *p;
-    size_t n, cap;
-    int oom;
-} dbuf;
-
-static char *db_reserve(dbuf *b, size_t extra)
-{
-    if (b->oom) return NULL;
-    if (b->n + extra + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->n + extra + 1)
-            cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p) {
-            b->oom = 1;
-            return NULL;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    return b->p + b->n;
-}
-
-static void db_add(dbuf *b, const char *s, size_t n)
-{
-    char *dst = db_reserve(b, n);
-    if (!dst) return;
-    memcpy(dst, s, n);
-    b->n += n;
-    b->p[b->n] = 0;
-}
-
-static void db_str(dbuf *b, const char *s)
-{
-    db_add(b, s, strlen(s));
-}
-
-/* A JSON string (escaping rules in lunnel/json.h); NULL becomes null. */
-static void db_add_cb(void *ctx, const char *p, size_t n)
-{
-    db_add(ctx, p, n);
-}
-
-static void db_json(dbuf *b, const char *s)
-{
-    if (!s) {
-        db_str(b, "null");
-        return;
-    }
-    lunnel_json_write_string(s, strlen(s), db_add_cb, b);
-}
-
-static void db_base64(dbuf *b, const uint8_t *p, size_t n)
+static void jw_base64(lunnel_jw *w, const uint8_t *p, size_t n)
 {
     size_t need = 4 * ((n + 2) / 3);
-    char *dst = db_reserve(b, need + 2);
+    lunnel_jw_value(w);
+    char *dst = lunnel_buf_reserve(w->b, need + 2);
     if (!dst) return;
     dst[0] = '"';
-    int w = n ? EVP_EncodeBlock((unsigned char *)dst + 1, p, (int)n) : 0;
-    dst[1 + w] = '"';
-    b->n += (size_t)w + 2;
-    b->p[b->n] = 0;
+    int k = n ? EVP_EncodeBlock((unsigned char *)dst + 1, p, (int)n) : 0;
+    dst[1 + k] = '"';
+    w->b->len += (size_t)k + 2;
+    w->b->p[w->b->len] = 0;
 }
 
 static void now_iso(char *out, size_t cap)
@@ -143,80 +91,92 @@ static void now_iso(char *out, size_t cap)
     snprintf(out, cap, "%s.%03dZ", s, (int)(tv.tv_usec / 1000));
 }
 
-static void line_head(dbuf *o, const lunnel_dead_letter_batch *b, const char *time, size_t i)
+static void line_head(lunnel_jw *w, const lunnel_dead_letter_batch *b, const char *time, size_t i)
 {
-    char num[64];
-    db_str(o, "{\"time\":");
-    db_json(o, time);
-    db_str(o, ",\"tunnel_id\":");
-    db_json(o, b->tunnel_id);
-    db_str(o, ",\"client_id\":");
-    db_json(o, b->client_id);
-    db_str(o, ",\"channel_id\":");
-    db_json(o, b->channel_id);
-    db_str(o, ",\"batch_token\":");
-    db_json(o, b->batch_token);
-    snprintf(num, sizeof num, ",\"index\":%zu,\"count\":%zu,\"attempts\":%d", i, b->n_ranges,
-             b->attempts);
-    db_str(o, num);
-    db_str(o, ",\"error\":");
-    db_json(o, b->error);
-    db_str(o, ",\"traceback\":");
-    db_json(o, b->traceback && *b->traceback ? b->traceback : NULL);
+    lunnel_jw_object(w);
+    lunnel_jw_key(w, "time");
+    lunnel_jw_str(w, time);
+    lunnel_jw_key(w, "tunnel_id");
+    lunnel_jw_str(w, b->tunnel_id);
+    lunnel_jw_key(w, "client_id");
+    lunnel_jw_str(w, b->client_id);
+    lunnel_jw_key(w, "channel_id");
+    lunnel_jw_str(w, b->channel_id);
+    lunnel_jw_key(w, "batch_token");
+    lunnel_jw_str(w, b->batch_token);
+    lunnel_jw_key(w, "index");
+    lunnel_jw_uint(w, i);
+    lunnel_jw_key(w, "count");
+    lunnel_jw_uint(w, b->n_ranges);
+    lunnel_jw_key(w, "attempts");
+    lunnel_jw_int(w, b->attempts);
+    lunnel_jw_key(w, "error");
+    lunnel_jw_str(w, b->error);
+    lunnel_jw_key(w, "traceback");
+    lunnel_jw_str(w, b->traceback && *b->traceback ? b->traceback : NULL);
+}
+
+static void line_end(lunnel_jw *w)
+{
+    lunnel_jw_end_object(w);
+    lunnel_buf_char(w->b, '\n');
 }
 
 /* The lines of batch b: from `batch` (its decoded records, one per range), or, when NULL (the
  * bytes do not decode), the raw bytes of each range with decode_error. */
 static int render(const lunnel_dead_letter_batch *b, const lunnel_batch *batch,
-                  const char *decode_error, dbuf *o)
+                  const char *decode_error, lunnel_buf *o)
 {
     char time[40];
     now_iso(time, sizeof time);
+    lunnel_jw w;
+    lunnel_jw_init(&w, o);
     if (b->n_ranges == 0) {
-        line_head(o, b, time, 0);
-        db_str(o, "}\n");
+        line_head(&w, b, time, 0);
+        line_end(&w);
         return 0;
     }
     if (batch && batch->count != b->n_ranges) batch = NULL; /* not these ranges: raw bytes */
     char small[4096];
     for (size_t i = 0; i < b->n_ranges; i++) {
-        line_head(o, b, time, i);
+        line_head(&w, b, time, i);
         if (batch) {
-            db_str(o, ",\"record\":");
+            lunnel_jw_key(&w, "record");
             size_t need = lunnel_record_tojson(&batch->records[i], small, sizeof small);
             if (need < sizeof small) {
-                db_add(o, small, need);
+                lunnel_jw_raw(&w, small, need);
             } else {
-                char *dst = db_reserve(o, need + 1);
+                lunnel_jw_value(&w);
+                char *dst = lunnel_buf_reserve(o, need + 1);
                 if (dst) {
                     lunnel_record_tojson(&batch->records[i], dst, need + 1);
-                    o->n += need;
+                    o->len += need;
                 }
             }
         } else {
             const lunnel_record_range *r = &b->ranges[i];
-            db_str(o, ",\"record_base64\":");
+            lunnel_jw_key(&w, "record_base64");
             if ((size_t)r->offset + r->len <= b->len)
-                db_base64(o, b->data + r->offset, r->len);
+                jw_base64(&w, b->data + r->offset, r->len);
             else
-                db_str(o, "null");
-            db_str(o, ",\"decode_error\":");
-            db_json(o, decode_error);
+                lunnel_jw_null(&w);
+            lunnel_jw_key(&w, "decode_error");
+            lunnel_jw_str(&w, decode_error);
         }
-        db_str(o, "}\n");
+        line_end(&w);
     }
     return o->oom ? -1 : 0;
 }
 
 /* Appends the rendered lines with one write loop and fsyncs, under the writer's lock. */
-static int append(lunnel_dead_letter *d, const lunnel_dead_letter_batch *b, const dbuf *o,
+static int append(lunnel_dead_letter *d, const lunnel_dead_letter_batch *b, const lunnel_buf *o,
                   char *err, size_t err_cap)
 {
     pthread_mutex_lock(&d->mu);
     int rc = -1;
     size_t off = 0;
-    while (off < o->n) {
-        ssize_t w = write(d->fd, o->p + off, o->n - off);
+    while (off < o->len) {
+        ssize_t w = write(d->fd, o->p + off, o->len - off);
         if (w < 0 && errno == EINTR) continue;
         if (w <= 0) {
             snprintf(err, err_cap, "dead letter %s: write: %s", d->path,
@@ -240,14 +200,14 @@ int lunnel_dead_letter_write_records(lunnel_dead_letter *d, const lunnel_dead_le
                                      const lunnel_batch *records, const char *decode_error,
                                      char *err, size_t err_cap)
 {
-    dbuf o = {0};
+    lunnel_buf o = LUNNEL_BUF_INIT;
     if (render(b, records, decode_error, &o) != 0 || o.oom) {
-        free(o.p);
+        lunnel_buf_free(&o);
         snprintf(err, err_cap, "dead letter %s: out of memory", d->path);
         return -1;
     }
     int rc = append(d, b, &o, err, err_cap);
-    free(o.p);
+    lunnel_buf_free(&o);
     return rc;
 }
 

@@ -230,7 +230,7 @@ run_policy_verdict run_policy_on_failure(run_channel *ch, run_batch *b,
     case LUNNEL_ON_ERROR_STOP:
         lunnel_log_kv(LUNNEL_LOG_ERROR, "policy", "--on-error stop: draining and exiting 1",
                       "channel", ch->id, NULL);
-        if (w->exit_status == 0) w->exit_status = LUNNEL_EXIT_RUNTIME;
+        if (w->outcome == 0) w->outcome = LUNNEL_OUTCOME_FAILED;
         if (!w->exit_reason[0])
             snprintf(w->exit_reason, sizeof w->exit_reason,
                      "--on-error stop: process() failed on channel %s: %s", ch->id,

@@ -60,34 +60,6 @@ void lunnel_metrics_histogram_observe(lunnel_metrics_histogram *h, double v)
     h->sum += v;
 }
 
-void lunnel_metrics_buf_printf(lunnel_metrics_buf *b, const char *fmt, ...)
-{
-    if (b->oom) return;
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        size_t room = b->cap - b->n;
-        int k = vsnprintf(b->p ? b->p + b->n : NULL, b->p ? room : 0, fmt, ap);
-        va_end(ap);
-        if (k < 0) {
-            b->oom = 1;
-            return;
-        }
-        if (b->p && (size_t)k < room) {
-            b->n += (size_t)k;
-            return;
-        }
-        size_t cap = (b->cap ? b->cap * 2 : 4096) + (size_t)k + 1;
-        char *p = realloc(b->p, cap);
-        if (!p) {
-            b->oom = 1;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-}
-
 lunnel_metrics *lunnel_metrics_new(void)
 {
     lunnel_metrics *m = calloc(1, sizeof *m);

@@ -7,6 +7,7 @@
 #define LUNNEL_RUN_INTERNAL_H
 
 #include "lunnel/channel.h"
+#include "lunnel/error_class.h"
 #include "lunnel/readrecords.h"
 #include "lunnel/worker.h"
 #include "lunnel/worker_env.h"
@@ -147,7 +148,7 @@ struct lunnel_worker {
     size_t read_reserved;  /* bytes reserved by ReadRecords calls in flight (being downloaded) */
     size_t largest_read;   /* largest ReadRecords response so far: what a new read reserves */
     lunnel_rr_response rr; /* scanner output, reused by every response */
-    int exit_status;       /* status to report when the drain completes */
+    int outcome;           /* lunnel_outcome to report when the drain completes */
     int exit_after_drain;
     lunnel_worker_stats stats;
     struct lunnel_dead_letter *dead_letter;   /* --on-error skip, opened before the first batch */

@@ -84,7 +84,7 @@ static void drain_timeout_cb(void *ud)
     run_worker *w = ud;
     lunnel_log_kv(LUNNEL_LOG_ERROR, "worker", "drain timed out, exiting", NULL);
     w->drain_timed_out = 1;
-    finish(w, w->exit_status ? w->exit_status : LUNNEL_EXIT_RUNTIME);
+    finish(w, w->outcome ? w->outcome : LUNNEL_OUTCOME_FAILED);
 }
 
 int lunnel_worker_drain_timed_out(const lunnel_worker *w)
@@ -149,7 +149,7 @@ static void on_connect(void *ud, const lunnel_error *err, const char *client_id)
         if (cls == LUNNEL_ERRCLASS_FATAL) {
             lunnel_log_kv(LUNNEL_LOG_ERROR, "worker", "connect failed", "error", line, NULL);
             run_set_exit_reason(w, "connect", err);
-            finish(w, lunnel_error_exit_status(err));
+            finish(w, lunnel_error_outcome(err));
             return;
         }
         if (!w->ever_connected && lunnel_error_not_tablestore(err)) {
@@ -158,7 +158,7 @@ static void on_connect(void *ud, const lunnel_error *err, const char *client_id)
                           "error", line, NULL);
             snprintf(w->exit_reason, sizeof w->exit_reason,
                      "the endpoint does not look like Tablestore (no OTS error body): %s", line);
-            finish(w, LUNNEL_EXIT_RUNTIME);
+            finish(w, LUNNEL_OUTCOME_FAILED);
             return;
         }
         if (run_connect_give_up(w, line)) return;
@@ -413,7 +413,7 @@ static void on_describe(void *ud, const lunnel_error *err, int n_channels, int n
     lunnel_metrics_tunnel_counts(w->cfg.metrics, n_channels, n_terminated);
     if (n_channels > 0 && n_terminated == n_channels) {
         lunnel_log_kv(LUNNEL_LOG_INFO, "worker", "every channel is TERMINATED, exiting", NULL);
-        w->exit_status = 0;
+        w->outcome = 0;
         lunnel_worker_stop(w);
     }
 }
@@ -443,7 +443,7 @@ static void on_shutdown(void *ud, const lunnel_error *err)
         lunnel_log_kv(LUNNEL_LOG_WARN, "worker", "shutdown call failed", "error", line, NULL);
     }
     if (w->state == W_SHUTDOWN)
-        finish(w, w->exit_status);
+        finish(w, w->outcome);
     else if (w->state == W_RECONNECT_DRAIN)
         schedule_reconnect(w);
 }
@@ -480,7 +480,7 @@ static void check_drained(run_worker *w)
         if (w->client_id)
             send_shutdown(w);
         else
-            finish(w, w->exit_status);
+            finish(w, w->outcome);
     } else if (w->state == W_RECONNECT_DRAIN) {
         if (w->client_id) {
             w->generation++; /* the old client's heartbeat answers are stale from here */
@@ -511,8 +511,8 @@ void run_worker_fatal(run_worker *w, const lunnel_error *err, const char *what)
     lunnel_log_kv(LUNNEL_LOG_ERROR, "worker", "fatal error, stopping", "call", what, "error", line,
                   NULL);
     run_set_exit_reason(w, what, err);
-    if (w->exit_status == 0) w->exit_status = lunnel_error_exit_status(err);
-    if (w->exit_status == 0) w->exit_status = LUNNEL_EXIT_RUNTIME;
+    if (w->outcome == 0) w->outcome = lunnel_error_outcome(err);
+    if (w->outcome == 0) w->outcome = LUNNEL_OUTCOME_FAILED;
     lunnel_worker_stop(w);
 }
 
@@ -645,7 +645,7 @@ void lunnel_worker_stop(lunnel_worker *lw)
     case W_CONNECTING:
     case W_RECONNECT_WAIT:
         w->state = W_DRAINING;
-        finish(w, w->exit_status);
+        finish(w, w->outcome);
         return;
     case W_RUNNING:
     case W_RECONNECT_DRAIN:

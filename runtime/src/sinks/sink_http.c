@@ -13,10 +13,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "lunnel/buf.h"
 #include "lunnel/sign.h"
 #include "lunnel/sink_support.h"
 
-#include "curl_capture.h"
+#include "net/curl_capture.h"
 
 struct lunnel_sink_http {
     CURL *curl;
@@ -48,17 +49,9 @@ const char *lunnel_sink_strerror(int code)
     }
 }
 
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static int curl_ok;
-static void curl_init_once(void)
-{
-    curl_ok = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
-}
-
 lunnel_sink_http *lunnel_sink_http_new(void)
 {
-    pthread_once(&curl_once, curl_init_once);
-    if (!curl_ok) return NULL;
+    if (lunnel_net_curl_global_init() != 0) return NULL;
     lunnel_sink_http *h = calloc(1, sizeof *h);
     if (!h) return NULL;
     h->curl = curl_easy_init();
@@ -81,7 +74,7 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
 {
     lunnel_sink_http *h = ud;
     size_t add = size * n;
-    if (lunnel_net_capture_reserve(&h->body, &h->cap, h->len + add + 1) != 0) {
+    if (lunnel_vec_reserve(&h->body, &h->cap, h->len + add + 1, 4096) != 0) {
         h->overflow = 1;
         return 0; /* makes curl fail the transfer with CURLE_WRITE_ERROR */
     }

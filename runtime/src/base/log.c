@@ -1,7 +1,8 @@
-/* log.c: the levelled, structured logger behind log.h. Lines are built in a private growable
- * buffer (no shared state while formatting), secrets are masked value by value before
- * escaping, and the finished line is handed to the sink under one mutex. */
+/* log.c: the levelled, structured logger behind log.h. Lines are built in a private lunnel_buf
+ * (no shared state while formatting; JSON lines through the one JSON writer), secrets are masked
+ * value by value before escaping, and the finished line is handed to the sink under one mutex. */
 #include "lunnel/log.h"
+#include "lunnel/buf.h"
 #include "lunnel/json.h"
 
 #include <pthread.h>
@@ -124,45 +125,24 @@ void lunnel_log_redact(const char *secret, char *out, size_t cap)
     snprintf(out, cap, "%s", (!secret || !*secret) ? "(none)" : "****");
 }
 
-/* Growable line buffer; on allocation failure it stops growing and truncates. */
+/* Lines are built in a lunnel_buf on a stack array: most lines never touch the heap. On
+ * allocation failure the buffer stops growing and the line is written truncated. */
 typedef struct {
-    char *p;
-    size_t len, cap;
+    lunnel_buf b;
     char stack[512];
 } lbuf;
 
-static void lb_init(lbuf *b)
+static void lb_init(lbuf *l)
 {
-    b->p = b->stack;
-    b->len = 0;
-    b->cap = sizeof b->stack;
-    b->stack[0] = '\0';
+    lunnel_buf_init_on(&l->b, l->stack, sizeof l->stack);
 }
-static void lb_free(lbuf *b)
+static void lb_free(lbuf *l)
 {
-    if (b->p != b->stack) free(b->p);
-}
-static void lb_put(lbuf *b, const char *s, size_t n)
-{
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = (b->len + n + 1) * 2;
-        char *p = b->p == b->stack ? malloc(cap) : realloc(b->p, cap);
-        if (!p) return;
-        if (b->p == b->stack) memcpy(p, b->stack, b->len);
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-static void lb_puts(lbuf *b, const char *s)
-{
-    lb_put(b, s, strlen(s));
+    lunnel_buf_free(&l->b);
 }
 
 /* Appends `s` with every registered secret replaced by "***" (caller holds secret_mu). */
-static void put_masked_locked(lbuf *b, const char *s)
+static void put_masked_locked(lunnel_buf *b, const char *s)
 {
     while (*s) {
         size_t best = 0;
@@ -171,16 +151,16 @@ static void put_masked_locked(lbuf *b, const char *s)
             if (l > best && strncmp(s, secrets[i], l) == 0) best = l;
         }
         if (best) {
-            lb_put(b, "***", 3);
+            lunnel_buf_add(b, "***", 3);
             s += best;
         } else {
-            lb_put(b, s, 1);
+            lunnel_buf_add(b, s, 1);
             s++;
         }
     }
 }
 
-static void put_masked(lbuf *out, const char *s)
+static void put_masked(lunnel_buf *out, const char *s)
 {
     pthread_mutex_lock(&secret_mu);
     put_masked_locked(out, s);
@@ -190,24 +170,19 @@ static void put_masked(lbuf *out, const char *s)
 size_t lunnel_log_mask(const char *in, char *out, size_t cap)
 {
     if (cap == 0) return 0;
-    lbuf b;
-    lb_init(&b);
-    put_masked(&b, in ? in : "");
-    size_t n = b.len < cap - 1 ? b.len : cap - 1;
-    memcpy(out, b.p, n);
+    lbuf l;
+    lb_init(&l);
+    put_masked(&l.b, in ? in : "");
+    size_t n = l.b.len < cap - 1 ? l.b.len : cap - 1;
+    memcpy(out, l.b.p, n);
     out[n] = '\0';
-    lb_free(&b);
+    lb_free(&l);
     return n;
 }
 
-static void lb_put_cb(void *ctx, const char *p, size_t n)
+static void put_json_string(lunnel_buf *b, const char *s)
 {
-    lb_put(ctx, p, n);
-}
-
-static void put_json_string(lbuf *b, const char *s)
-{
-    lunnel_json_write_string(s, strlen(s), lb_put_cb, b);
+    lunnel_json_write_string(s, strlen(s), lunnel_buf_write_cb, b);
 }
 
 /* JSON lines carry numbers as JSON numbers: a value that is exactly a JSON number is written
@@ -252,7 +227,7 @@ static int key_is_text(const char *k)
 }
 
 /* Text values are quoted only when they contain spaces, quotes, '=' or control bytes. */
-static void put_text_value(lbuf *b, const char *s)
+static void put_text_value(lunnel_buf *b, const char *s)
 {
     int quote = *s == '\0';
     for (const char *p = s; *p; p++) {
@@ -261,7 +236,7 @@ static void put_text_value(lbuf *b, const char *s)
     if (quote)
         put_json_string(b, s);
     else
-        lb_puts(b, s);
+        lunnel_buf_str(b, s);
 }
 
 static void now_stamp(char out[64])
@@ -298,8 +273,11 @@ static int kv_next(kv_iter *it, const char **k, const char **v)
 
 static void emit(lunnel_log_level level, const char *component, const char *msg, kv_iter *it)
 {
-    lbuf b, tmp;
-    lb_init(&b);
+    lbuf line, tmp;
+    lb_init(&line);
+    lunnel_buf *b = &line.b;
+    lunnel_jw w;
+    lunnel_jw_init(&w, b);
     char ts[64];
     now_stamp(ts);
     int json = __atomic_load_n(&log_format, __ATOMIC_RELAXED) == LUNNEL_LOG_FORMAT_JSON;
@@ -308,61 +286,59 @@ static void emit(lunnel_log_level level, const char *component, const char *msg,
     if (!msg) msg = "";
     pthread_mutex_lock(&secret_mu);
     if (json) {
-        lb_puts(&b, "{\"ts\":\"");
-        lb_puts(&b, ts);
-        lb_puts(&b, "\",\"level\":\"");
-        lb_puts(&b, lname);
-        lb_puts(&b, "\",\"component\":");
-        put_json_string(&b, component);
-        lb_puts(&b, ",\"msg\":");
+        lunnel_jw_object(&w);
+        lunnel_jw_key(&w, "ts");
+        lunnel_jw_str(&w, ts);
+        lunnel_jw_key(&w, "level");
+        lunnel_jw_str(&w, lname);
+        lunnel_jw_key(&w, "component");
+        lunnel_jw_str(&w, component);
+        lunnel_jw_key(&w, "msg");
         lb_init(&tmp);
-        put_masked_locked(&tmp, msg);
-        put_json_string(&b, tmp.p);
+        put_masked_locked(&tmp.b, msg);
+        lunnel_jw_str(&w, tmp.b.p);
         lb_free(&tmp);
     } else {
-        char head[192];
-        snprintf(head, sizeof head, "%s %-5s [%s] ", ts, level_upper[level], component);
-        lb_puts(&b, head);
-        put_masked_locked(&b, msg);
+        lunnel_buf_printf(b, "%s %-5s [%s] ", ts, level_upper[level], component);
+        put_masked_locked(b, msg);
     }
     const char *k, *v;
     while (kv_next(it, &k, &v)) {
         lb_init(&tmp);
-        if (v) put_masked_locked(&tmp, v);
-        const char *mv = tmp.p;
+        if (v) put_masked_locked(&tmp.b, v);
+        const char *mv = tmp.b.p;
         if (json) {
-            lb_puts(&b, ",");
-            put_json_string(&b, k);
-            lb_puts(&b, ":");
+            lunnel_jw_key(&w, k);
             if (v && is_json_number(mv) && !key_is_text(k))
-                lb_puts(&b, mv);
+                lunnel_jw_raw(&w, mv, tmp.b.len);
             else if (v)
-                put_json_string(&b, mv);
+                lunnel_jw_str(&w, mv);
             else
-                lb_puts(&b, "null");
+                lunnel_jw_null(&w);
         } else {
-            lb_puts(&b, " ");
-            lb_puts(&b, k);
-            lb_puts(&b, "=");
+            lunnel_buf_char(b, ' ');
+            lunnel_buf_str(b, k);
+            lunnel_buf_char(b, '=');
             if (v)
-                put_text_value(&b, mv);
+                put_text_value(b, mv);
             else
-                lb_puts(&b, "null");
+                lunnel_buf_str(b, "null");
         }
         lb_free(&tmp);
     }
     pthread_mutex_unlock(&secret_mu);
-    lb_puts(&b, json ? "}\n" : "\n");
+    if (json) lunnel_jw_end_object(&w);
+    lunnel_buf_char(b, '\n');
 
     pthread_mutex_lock(&log_mu);
     if (log_sink) {
-        log_sink(b.p, b.len, log_sink_ud);
+        log_sink(b->p, b->len, log_sink_ud);
     } else {
-        fwrite(b.p, 1, b.len, stderr);
+        fwrite(b->p, 1, b->len, stderr);
         fflush(stderr);
     }
     pthread_mutex_unlock(&log_mu);
-    lb_free(&b);
+    lb_free(&line);
 }
 
 void lunnel_log_kvv(lunnel_log_level level, const char *component, const char *msg, va_list ap)

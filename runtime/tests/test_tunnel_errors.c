@@ -1,5 +1,9 @@
-/* test_net_errors.c: error classification per call scope, exit statuses, the one-line
- * format, and the retry backoff bounds (doubling, cap, jitter range, window). */
+/* test_tunnel_errors.c: error classification per call scope, outcomes, the Tablestore error
+ * body reader, the one-line format, and the retry backoff bounds (doubling, cap, jitter
+ * range, window). */
+#include <proto/tunnel_service_api.pb-c.h>
+
+#include "lunnel/error_class.h"
 #include "lunnel/errors.h"
 #include "lunnel/retry.h"
 #include "testutil.h"
@@ -37,23 +41,23 @@ int main(void)
     e = server(400, "OTSParameterInvalid", "not the owner");
     CHECK_INT(lunnel_error_classify(&e, CL), LUNNEL_ERRCLASS_FATAL);
     CHECK_INT(lunnel_error_classify(&e, CH), LUNNEL_ERRCLASS_CHANNEL_ONLY);
-    CHECK_INT(lunnel_error_exit_status(&e), LUNNEL_EXIT_USAGE);
+    CHECK_INT(lunnel_error_outcome(&e), LUNNEL_OUTCOME_USAGE);
     e = server(400, "OTSParameterInvalid", "tunnel does not exist");
-    CHECK_INT(lunnel_error_exit_status(&e), LUNNEL_EXIT_NOT_FOUND);
+    CHECK_INT(lunnel_error_outcome(&e), LUNNEL_OUTCOME_NOT_FOUND);
     e = server(404, "OTSObjectNotExist", "table t");
-    CHECK_INT(lunnel_error_exit_status(&e), LUNNEL_EXIT_NOT_FOUND);
+    CHECK_INT(lunnel_error_outcome(&e), LUNNEL_OUTCOME_NOT_FOUND);
 
     e = server(400, "OTSTunnelExpired", "");
     CHECK_INT(lunnel_error_classify(&e, CL), LUNNEL_ERRCLASS_FATAL);
     CHECK_INT(lunnel_error_classify(&e, CH), LUNNEL_ERRCLASS_FATAL);
-    CHECK_INT(lunnel_error_exit_status(&e), LUNNEL_EXIT_EXPIRED);
+    CHECK_INT(lunnel_error_outcome(&e), LUNNEL_OUTCOME_EXPIRED);
 
     e = server(403, "OTSPermissionDenied", "");
     CHECK_INT(lunnel_error_classify(&e, CH), LUNNEL_ERRCLASS_FATAL);
-    CHECK_INT(lunnel_error_exit_status(&e), LUNNEL_EXIT_AUTH);
+    CHECK_INT(lunnel_error_outcome(&e), LUNNEL_OUTCOME_AUTH);
     e = server(403, "OTSAuthFailed", "");
     CHECK_INT(lunnel_error_classify(&e, CH), LUNNEL_ERRCLASS_FATAL);
-    CHECK_INT(lunnel_error_exit_status(&e), LUNNEL_EXIT_AUTH);
+    CHECK_INT(lunnel_error_outcome(&e), LUNNEL_OUTCOME_AUTH);
 
     e = server(400, "OTSSequenceNumberNotMatch", "");
     CHECK_INT(lunnel_error_classify(&e, CH), LUNNEL_ERRCLASS_CHANNEL_ONLY);
@@ -62,18 +66,18 @@ int main(void)
     CHECK_INT(lunnel_error_classify(&e, CH), LUNNEL_ERRCLASS_RECONNECT);
     e = server(409, "OTSTunnelExist", "");
     CHECK_INT(lunnel_error_classify(&e, AD), LUNNEL_ERRCLASS_FATAL);
-    CHECK_INT(lunnel_error_exit_status(&e), LUNNEL_EXIT_RUNTIME);
+    CHECK_INT(lunnel_error_outcome(&e), LUNNEL_OUTCOME_FAILED);
 
     lunnel_error_clear(&e);
     lunnel_error_set(&e, LUNNEL_NET_TRANSPORT, "Connection reset by peer");
     CHECK_INT(lunnel_error_classify(&e, CL), LUNNEL_ERRCLASS_RETRY);
-    CHECK_INT(lunnel_error_exit_status(&e), LUNNEL_EXIT_RUNTIME);
+    CHECK_INT(lunnel_error_outcome(&e), LUNNEL_OUTCOME_FAILED);
     lunnel_error_set(&e, LUNNEL_NET_TIMEOUT, "t");
     CHECK_INT(lunnel_error_classify(&e, CH), LUNNEL_ERRCLASS_RETRY);
     lunnel_error_set(&e, LUNNEL_NET_TLS, "bad cert");
     CHECK_INT(lunnel_error_classify(&e, CL), LUNNEL_ERRCLASS_FATAL);
     lunnel_error_set(&e, LUNNEL_NET_CREDENTIALS, "x");
-    CHECK_INT(lunnel_error_exit_status(&e), LUNNEL_EXIT_AUTH);
+    CHECK_INT(lunnel_error_outcome(&e), LUNNEL_OUTCOME_AUTH);
     lunnel_error_set(&e, LUNNEL_NET_BAD_RESPONSE, "x");
     CHECK_INT(lunnel_error_classify(&e, CH), LUNNEL_ERRCLASS_CHANNEL_ONLY);
     /* unparseable replies are treated alike on every call: the call fails, not the run */
@@ -168,5 +172,22 @@ int main(void)
         elapsed += d;
     }
     CHECK(n > 15 && n < 60);
+    /* the error body reader the tunnel installs on its HTTP client */
+    {
+        Lunnel__Tunnel__Error pe = LUNNEL__TUNNEL__ERROR__INIT;
+        pe.code = "OTSTunnelExpired";
+        pe.message = "tunnel t expired";
+        uint8_t buf[128];
+        size_t n = lunnel__tunnel__error__pack(&pe, buf);
+        lunnel_error_clear(&e);
+        CHECK_INT(lunnel_tunnel_parse_error(buf, n, &e), 1);
+        CHECK_STR(e.code, "OTSTunnelExpired");
+        CHECK_STR(e.message, "tunnel t expired");
+        lunnel_error_clear(&e);
+        CHECK_INT(lunnel_tunnel_parse_error((const uint8_t *)"<html>", 6, &e), 0);
+        CHECK_STR(e.code, "");
+        CHECK_INT(lunnel_tunnel_parse_error(NULL, 0, &e), 0);
+        CHECK(lunnel_tunnel_http_protocol.retriable == lunnel_error_is_retriable);
+    }
     TEST_DONE();
 }
