@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # bench/emulator/run.sh BUILD_DIR: ReadRecords throughput of lunnel-emulator (one client,
-# loopback, ~200-byte records). Builds the client, starts the emulator on a free port, runs
+# loopback, ~200-byte records). Builds the client, starts the emulator on a free port (tests/harness/cli.mjs), runs
 # readrecords_bench and prints its RESULT lines. Env: ROWS (default 1000000), VALUE_BYTES
 # (default 138: with the key, cell framing and checksums a base row is 200 bytes, a stream
 # row 229 with its sequence-info extension), REPEAT (default 3 drains of each tunnel type).
@@ -10,6 +10,7 @@ build=$(cd "${1:-$root/build}" && pwd)
 rows=${ROWS:-1000000}
 vb=${VALUE_BYTES:-138}
 work=$(mktemp -d)
+emu_pid=
 trap 'kill $emu_pid 2>/dev/null || true; rm -rf "$work"' EXIT
 # Built by CMake with the build's own compiler and flags (cmake/bench.cmake); compiled here
 # only for a build tree that predates that target.
@@ -22,8 +23,7 @@ if [ ! -x "$bench_bin" ]; then
     -lprotobuf-c -lcurl -lcrypto -o "$work/readrecords_bench"
   bench_bin="$work/readrecords_bench"
 fi
-"$build/lunnel-emulator" --listen 127.0.0.1:0 --port-file "$work/port" >"$work/out" 2>"$work/err" &
-emu_pid=$!
-for _ in $(seq 1 100); do [ -s "$work/port" ] && break; sleep 0.05; done
-[ -s "$work/port" ] || { echo "emulator did not start" >&2; cat "$work/err" >&2; exit 1; }
-"$bench_bin" "$(cat "$work/port")" "$emu_pid" "$rows" "$vb" "${REPEAT:-3}"
+# started by the end-to-end test harness (free port, ready line awaited with a deadline)
+read -r port emu_pid < <(LUNNEL_BUILD_DIR=$build env -u LD_PRELOAD node "$root/tests/harness/cli.mjs" emulator --dir "$work") ||
+  { echo "emulator did not start" >&2; exit 1; }
+"$bench_bin" "$port" "$emu_pid" "$rows" "$vb" "${REPEAT:-3}"

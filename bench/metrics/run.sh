@@ -11,7 +11,6 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=$(cd "${1:-$root/build}" && pwd)
 bin=${LUNNEL_BIN:-$build/lunnel}
-emu_bin=$build/lunnel-emulator
 pairs=${METRICS_BENCH_PAIRS:-5}
 rows=${METRICS_BENCH_ROWS:-1000000}
 tmp=$root/bench/tmp/metrics
@@ -20,12 +19,13 @@ mkdir -p "$tmp" "$root/bench/results"
 export LUNNEL_LUA_DIR=$root/lua
 export TABLESTORE_ACCESS_KEY_ID=lunnel-ak TABLESTORE_ACCESS_KEY_SECRET=lunnel-secret
 
-"$emu_bin" --listen 127.0.0.1:0 --partitions 16 --port-file "$tmp/emu.port" >"$tmp/emu.log" 2>&1 &
-emu_pid=$!
-cleanup() { kill "$emu_pid" 2>/dev/null || true; wait "$emu_pid" 2>/dev/null || true; }
+emu_pid=
+cleanup() { [ -z "$emu_pid" ] || kill "$emu_pid" 2>/dev/null || true; }
 trap cleanup EXIT
-for _ in $(seq 100); do [ -s "$tmp/emu.port" ] && break; sleep 0.1; done
-endpoint=http://127.0.0.1:$(cat "$tmp/emu.port")
+# started by the end-to-end test harness (free port, ready line awaited with a deadline)
+read -r emu_port emu_pid < <(LUNNEL_BUILD_DIR=$build env -u LD_PRELOAD node "$root/tests/harness/cli.mjs" emulator --dir "$tmp" -- --partitions 16) ||
+  { echo "emulator did not start" >&2; exit 1; }
+endpoint=http://127.0.0.1:$emu_port
 TABLESTORE_ENDPOINT=$endpoint "$root/scripts/emulator-admin" load \
   "{\"table\":\"bench\",\"rows\":$rows,\"columns\":5,\"value_bytes\":20,\"create\":true}" >"$tmp/load.json"
 

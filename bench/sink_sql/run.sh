@@ -30,12 +30,10 @@ cleanup() {
 trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-"$build/lunnel-emulator" --listen 127.0.0.1:0 --partitions 16 --port-file "$work/port" \
-  >"$work/emu.out" 2>"$work/emu.err" &
-emu_pid=$!
-for _ in $(seq 1 100); do [ -s "$work/port" ] && break; sleep 0.05; done
-[ -s "$work/port" ] || { echo "emulator did not start" >&2; cat "$work/emu.err" >&2; exit 1; }
-export TABLESTORE_ENDPOINT="http://127.0.0.1:$(cat "$work/port")"
+# started by the end-to-end test harness (free port, ready line awaited with a deadline)
+read -r emu_port emu_pid < <(LUNNEL_BUILD_DIR=$build env -u LD_PRELOAD node "$root/tests/harness/cli.mjs" emulator --dir "$work" -- --partitions 16) ||
+  { echo "emulator did not start" >&2; exit 1; }
+export TABLESTORE_ENDPOINT="http://127.0.0.1:$emu_port"
 export TABLESTORE_ACCESS_KEY_ID=lunnel-ak TABLESTORE_ACCESS_KEY_SECRET=lunnel-secret TABLESTORE_INSTANCE=lunnel
 "$root/scripts/emulator-admin" load "{\"table\":\"bench\",\"rows\":$rows,\"columns\":$cols,\"value_bytes\":$vb,\"create\":true}" >"$work/load.json"
 echo "loaded: $(cat "$work/load.json")"

@@ -13,7 +13,7 @@ local cjson = require("cjson")
 local ffi = require("ffi")
 local C = native.C
 
-local emu, pid, endpoint
+local pid, endpoint
 local AK, SK, INSTANCE = "lunnel-ak", "lunnel-secret", "lunnel"
 
 -- A signed admin call (POST /_emulator/<action>, JSON) through the sink's own C helpers.
@@ -84,23 +84,26 @@ local function create(table_name)
   admin("load", { table = table_name, rows = 0, create = true })
 end
 
+local scratch
 setup(function()
-  local bin = (os.getenv("LUNNEL_BUILD_DIR") or "build") .. "/lunnel-emulator"
-  -- bounded life (timeout) even if this spec dies before teardown
-  emu = assert(io.popen("(timeout 300 " .. bin .. " --listen 127.0.0.1:0 & echo pid $!; wait) 2>/dev/null", "r"))
-  for _ = 1, 20 do
-    local line = emu:read("*l")
-    if not line then break end
-    pid = pid or line:match("^pid (%d+)$")
-    local port = line:match("^lunnel%-emulator listening on http://127%.0%.0%.1:(%d+)")
-    if port then endpoint = "http://127.0.0.1:" .. port break end
-  end
-  assert(endpoint, "lunnel-emulator did not start (" .. bin .. ")")
+  -- the end-to-end harness starts it (tests/harness/cli.mjs: free port, ready line awaited
+  -- with a deadline); node runs without the sanitizer runtime preloaded (not instrumented),
+  -- and the emulator's life is bounded (timeout) even if this spec dies before teardown
+  scratch = assert(io.popen("mktemp -d")):read("*l")
+  local src = os.getenv("LUNNEL_SOURCE_DIR") or "."
+  local cli = assert(io.popen("env -u LD_PRELOAD node " .. src .. "/tests/harness/cli.mjs emulator --dir "
+    .. scratch .. " --lifetime-s 300", "r"))
+  local line = cli:read("*l") or ""
+  cli:close()
+  local port
+  port, pid = line:match("^(%d+) (%d+)$")
+  assert(port, "lunnel-emulator did not start (tests/harness/cli.mjs printed: " .. line .. ")")
+  endpoint = "http://127.0.0.1:" .. port
 end)
 
 teardown(function()
   if pid then os.execute("kill " .. pid .. " 2>/dev/null") end
-  if emu then emu:close() end
+  if scratch then os.execute("rm -rf " .. scratch) end
 end)
 
 describe("lunnel.sinks.tablestore", function()

@@ -69,8 +69,9 @@ for f in $(ls "$work"/block.* 2>/dev/null | grep -v '\.where$' | grep -v '\.sh$'
       fi
       echo "$line"
       if [[ $line =~ lunnel-emulator.*\&[[:space:]]*(#.*)?$ ]]; then
-        # a person types the next line later; a script waits for the port
-        echo "for _ in \$(seq 1 200); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.05; done"
+        # a person types the next line later; a script waits for the port (the harness:
+        # a deadline, and a failure at once if the emulator exited)
+        echo "env -u LD_PRELOAD node \"$src/tests/harness/cli.mjs\" wait-port --port $port --pid \$! --timeout-ms 10000"
       fi
     done <"$f"
   } >"$f.sh"

@@ -32,11 +32,9 @@ start_stunnel() { # name cert -> sets tport
       "$p" "$eport" "$work/$cert.pem" "$work/$cert.key" >"$work/$name.conf"
     "$STUNNEL" "$work/$name.conf" >"$work/$name.log" 2>&1 &
     local pid=$!
-    for _ in $(seq 100); do
-      if ! kill -0 "$pid" 2>/dev/null; then break; fi
-      if ! port_free "$p"; then pids+=("$pid"); tport=$p; return 0; fi
-      sleep 0.05
-    done
+    if "${HARNESS[@]}" wait-port --port "$p" --pid "$pid" --timeout-ms 5000 2>>"$work/$name.log"; then
+      pids+=("$pid"); tport=$p; return 0
+    fi
     kill "$pid" 2>/dev/null
   done
   echo "stunnel did not start: $(cat "$work/$name.log")" >&2

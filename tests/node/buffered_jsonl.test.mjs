@@ -10,23 +10,14 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { startEmulator } from './lib/emulator.mjs';
+import { announceSeed, random, sleep, sourceDir, startEmulator, startRun, tempDir, waitFor } from '../harness/index.mjs';
 import { killAll, track, tunnelState } from './lib/ids.mjs';
-import { sourceDir, startRun, tempDir, waitFor } from './lib/run.mjs';
 
 const script = path.join(sourceDir, 'examples/buffered_jsonl.lua');
 const N = 20000, CHUNK = 2000;
 
-// A small seeded generator (mulberry32), so a failing moment can be replayed.
-const seed = Number(process.env.LUNNEL_TEST_SEED || Date.now() % 100000);
-let s = seed >>> 0;
-function rand() {
-  s = (s + 0x6D2B79F5) >>> 0;
-  let t = s;
-  t = Math.imul(t ^ (t >>> 15), t | 1);
-  t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-  return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-}
+// The harness's seeded stream (LUNNEL_TEST_SEED replays a failing moment).
+const rand = random;
 
 // Ids in the channel files of `dir` (complete lines only: a kill may cut the last one).
 function ids(dir) {
@@ -47,8 +38,7 @@ before(async () => {
 });
 after(async () => { await killAll(); await emu?.stop(); });
 
-test(`buffered_jsonl: kill -9 at a random moment loses nothing; a clean restart re-delivers nothing (seed ${seed})`, { timeout: 300000 }, async () => {
-  console.log(`# seed ${seed} (LUNNEL_TEST_SEED=${seed} replays it)`);
+test(`buffered_jsonl: kill -9 at a random moment loses nothing; a clean restart re-delivers nothing (seed ${announceSeed()})`, { timeout: 300000 }, async () => {
   const table = 'buffered', tunnel = 'tb';
   await emu.admin('load', { table, rows: 0, columns: 1, value_bytes: 16 });
   let loaded = 0;
@@ -67,7 +57,7 @@ test(`buffered_jsonl: kill -9 at a random moment loses nothing; a clean restart 
   const target = 1 + Math.floor(rand() * 6000);
   await waitFor(() => ids(dir1).length >= target, 30000, `run 1 wrote ${target} records`);
   await load(); // more records, buffered until the next tick: the kill usually catches some
-  await new Promise((r) => setTimeout(r, 50 + Math.floor(rand() * 600)));
+  await sleep(50 + Math.floor(rand() * 600));
   run1.child.kill('SIGKILL');
   assert.equal((await run1.exited).signal, 'SIGKILL');
   const before = ids(dir1).length;

@@ -10,7 +10,7 @@ import { createHash, createHmac } from 'node:crypto';
 import { request } from 'node:http';
 import { after, before, describe, test } from 'node:test';
 
-import { startEmulator } from './lib/emulator.mjs';
+import { startEmulator } from '../harness/index.mjs';
 
 const AK = 'configured-ak-7f3e';
 const SECRET = 'configured-secret-91bd';

@@ -5,14 +5,12 @@
 // replays the older log and the newer one (nothing lost); the next compaction completes and
 // the older logs go.
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 
-import { post, startEmulator } from './lib/emulator.mjs';
+import { post, startEmulator, killAll, sleep, tempDir, waitFor } from '../harness/index.mjs';
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const creds = (emu) => ({ accessKeyId: emu.accessKeyId, accessKeySecret: emu.accessKeySecret, instance: emu.instance });
 const admin = async (emu, action, body = {}) => {
   const r = await post(emu.port, `/_emulator/${action}`, JSON.stringify(body), creds(emu), 60000);
@@ -24,7 +22,7 @@ const children = (pid) => {
 };
 
 test('compaction runs in a forked child; a failed one loses nothing', { timeout: 90000 }, async () => {
-  const dir = path.join(mkdtempSync(path.join(tmpdir(), 'lunnel-compact-')), 'data');
+  const dir = path.join(tempDir('lunnel-compact-'), 'data');
   const args = ['--data-dir', dir, '--compact-bytes', String(4 << 20)];
   try {
     let emu = await startEmulator({ args });
@@ -51,7 +49,7 @@ test('compaction runs in a forked child; a failed one loses nothing', { timeout:
       if (!victim) await sleep(5);
     }
     if (victim) process.kill(victim, 'SIGKILL');
-    for (let i = 0; i < 200 && (await admin(emu, 'stats')).durable.compacting; i++) await sleep(25);
+    await waitFor(async () => !(await admin(emu, 'stats')).durable.compacting, 30000, 'the compaction to end');
     st = (await admin(emu, 'stats')).durable;
     if (victim && st.compactions === 1) {
       assert.match(emu.stderr(), /the background snapshot did not finish \((signal 9|its process ended early)\); the logs are kept/);
@@ -69,11 +67,11 @@ test('compaction runs in a forked child; a failed one loses nothing', { timeout:
     await emu.stop();
     // 4. a restart that compacts completes it and removes the older logs
     emu = await startEmulator({ args: ['--data-dir', dir, '--compact-bytes', '1024'] });
-    for (let i = 0; i < 400 && (await admin(emu, 'stats')).durable.compacting; i++) await sleep(25);
+    await waitFor(async () => !(await admin(emu, 'stats')).durable.compacting, 30000, 'the start-up compaction to end');
     assert.equal((await admin(emu, 'stats')).tables.find((t) => t.name === 't').rows, 121000);
     assert.equal((await emu.stop()).code, 0);
     assert.equal(readdirSync(dir).filter((f) => f.startsWith('wal.')).length, 1, readdirSync(dir).join(' '));
   } finally {
-    rmSync(path.dirname(dir), { recursive: true, force: true });
+    await killAll(null);
   }
 });

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 
-import { startEmulator, tablestore } from './lib/emulator.mjs';
+import { startEmulator, tablestore, tempDir } from '../harness/index.mjs';
 
 const TS = tablestore();
 const { Long } = TS;
@@ -380,7 +380,7 @@ describe('lunnel-emulator data API with the official Node SDK', () => {
     assert.match(r.body.toString('latin1'), /OTSAuthFailed/);
     assert.ok(r.headers['x-ots-requestid'], 'errors carry a request id');
     // a body different from the signed one
-    const { signHeaders } = await import('./lib/emulator.mjs');
+    const { signHeaders } = await import('../harness/index.mjs');
     const h = signHeaders('/ListTable', Buffer.from('x'), { accessKeyId: emu.accessKeyId, accessKeySecret: emu.accessKeySecret, instance: emu.instance });
     const res = await new Promise((resolve, reject) => {
       const req = (await_import_http()).request({ host: '127.0.0.1', port: emu.port, method: 'POST', path: '/ListTable', headers: { ...h, 'Content-Length': 1 } }, (rs) => {
@@ -438,23 +438,20 @@ describe('lunnel-emulator limits and STS tokens', () => {
 describe('lunnel-emulator start-up conventions', () => {
   test('--port-file, the ready line, defaults and a clean exit on SIGINT', async () => {
     const fs = await import('node:fs');
-    const os = await import('node:os');
     const pathMod = await import('node:path');
-    const dir = fs.mkdtempSync(pathMod.join(os.tmpdir(), 'lunnel-emu-'));
+    const dir = tempDir('lunnel-emu-');
     const portFile = pathMod.join(dir, 'port');
     const emu = await startEmulator({ args: ['--port-file', portFile] });
     try {
       assert.equal(fs.readFileSync(portFile, 'utf8').trim(), String(emu.port));
       // stderr is its own pipe: wait (bounded) for the reminder instead of assuming order
-      for (let i = 0; i < 200 && !/lunnel-ak/.test(emu.stderr()); i++) await new Promise((r) => setTimeout(r, 10));
-      assert.match(emu.stderr(), /lunnel-ak/, 'the default key is printed as a local-use reminder');
+      await emu.proc.waitLog(/lunnel-ak/, 10000, 'the default key printed as a local-use reminder');
       const r = await call(emu.client(), 'listTable', {});
       assert.deepEqual(r.tableNames, []);
     } finally {
       emu.child.kill('SIGINT');
       const r = await emu.exited;
       assert.equal(r.code, 0, `exit after SIGINT: ${JSON.stringify(r)}`);
-      fs.rmSync(dir, { recursive: true, force: true });
     }
   });
 

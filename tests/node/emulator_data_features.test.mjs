@@ -13,7 +13,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 
-import { startEmulator, tablestore } from './lib/emulator.mjs';
+import { startEmulator, tablestore } from '../harness/index.mjs';
 
 const TS = tablestore();
 const { Long } = TS;

@@ -9,19 +9,17 @@
 // off and still has everything acknowledged. At the end the reader has seen every
 // acknowledged write through the tunnel.
 import assert from 'node:assert/strict';
-import { appendFileSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { appendFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 
-import { startEmulator, tablestore } from './lib/emulator.mjs';
+import { random, sleep, startEmulator, tablestore, tempDir } from '../harness/index.mjs';
 import { decode, firstIntPk, num, str, tunnelClient } from './lib/tunnel_wire.mjs';
 
 const TS = tablestore();
 const { Long } = TS;
 const call = (client, fn, params) =>
   new Promise((resolve, reject) => client[fn](params, (err, data) => (err ? reject(err) : resolve(data))));
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const KILLS = 6;
 
 async function allIds(client) {
@@ -160,7 +158,7 @@ async function verify(emu, st, round) {
 }
 
 test('--data-dir: SIGKILL at random moments loses nothing acknowledged', { timeout: 60000 }, async () => {
-  const dir = mkdtempSync(path.join(tmpdir(), 'lunnel-durable-'));
+  const dir = tempDir('lunnel-durable-');
   const fsync = process.env.LUNNEL_DURABLE_FSYNC || 'always'; // the test holds for all three
   // A small --compact-bytes: snapshots are written (and kills land) all along the test, even
   // when a loaded machine lets the writers get few rows in between kills.
@@ -196,7 +194,7 @@ test('--data-dir: SIGKILL at random moments loses nothing acknowledged', { timeo
       // something (bounded: a loaded machine gets up to 10 s to get there).
       const until = Date.now() + 10000;
       while (Date.now() < until && (st.acked.size === before.acked || st.checkpoints === before.cks)) await sleep(10);
-      await sleep(Math.floor(Math.random() * 500));
+      await sleep(Math.floor(random() * 500));
       emu.child.kill('SIGKILL');
       const ex = await emu.exited;
       assert.equal(ex.signal, 'SIGKILL');
@@ -205,7 +203,7 @@ test('--data-dir: SIGKILL at random moments loses nothing acknowledged', { timeo
       assert.ok(st.acked.size > before.acked, `round ${round}: no write was acknowledged`);
       emu = await startEmulator({ args });
       // stderr is a separate pipe: the restore line may arrive just after the ready line
-      for (let i = 0; i < 100 && !/restored/.test(emu.stderr()); i++) await sleep(20);
+      await emu.proc.waitLog(/restored/, 10000);
       assert.match(emu.stderr(), /data dir .* restored 1 tables/);
       await verify(emu, st, round);
       assert.ok(st.checkpoints > before.cks, `round ${round}: the reader never checkpointed`);
@@ -217,7 +215,7 @@ test('--data-dir: SIGKILL at random moments loses nothing acknowledged', { timeo
     const wal = readdirSync(dir).filter((f) => f.startsWith('wal.')).sort().pop();
     appendFileSync(path.join(dir, wal), Buffer.from([0x40, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7]));
     emu = await startEmulator({ args });
-    for (let i = 0; i < 100 && !/restored/.test(emu.stderr()); i++) await sleep(20);
+    await emu.proc.waitLog(/restored/, 10000);
     assert.match(emu.stderr(), new RegExp(`${wal.replace('.', '\\.')}: truncated record: offset \\d+: record of 64 bytes cut short`));
     assert.match(emu.stderr(), /damaged tail cut/);
     await verify(emu, st, 'torn tail');
@@ -240,7 +238,6 @@ test('--data-dir: SIGKILL at random moments loses nothing acknowledged', { timeo
       `${st.checkpoints} checkpoints, ${st.checked} checkpoints verified after restarts, ` +
       `${st.reconnects} reconnects`);
   } finally {
-    if (emu.child.exitCode === null && emu.child.signalCode === null) emu.child.kill('SIGKILL');
-    rmSync(dir, { recursive: true, force: true });
+    await emu.proc.stop('SIGKILL');
   }
 });

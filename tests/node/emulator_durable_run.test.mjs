@@ -7,11 +7,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { startEmulator, tablestore } from './lib/emulator.mjs';
-import { Long, createTable, readRecords, startRun, tempDir, waitFor } from './lib/run.mjs';
+import {
+  startEmulator, tablestore, Long, createTable, readRecords, startRun, tempDir, waitFor, random, sleep
+} from '../harness/index.mjs';
 import { decode, str, tunnelClient } from './lib/tunnel_wire.mjs';
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const TS = tablestore();
 const call = (client, fn, params) =>
   new Promise((resolve, reject) => client[fn](params, (err, d) => (err ? reject(err) : resolve(d))));
@@ -51,7 +51,7 @@ test('lunnel run keeps consuming across SIGKILLed emulator restarts (--data-dir)
       const client = emu.client();
       const w = writeSome(client, 100000);
       await waitFor(() => acked.size >= 50 * (round + 1), 20000, 'writes acknowledged');
-      await sleep(Math.floor(Math.random() * 200));
+      await sleep(Math.floor(random() * 200));
       emu.child.kill('SIGKILL');
       await emu.exited;
       await w;

@@ -12,7 +12,7 @@ import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { after, before, test } from 'node:test';
 
-import { emulatorBinary, post, startEmulator } from './lib/emulator.mjs';
+import { emulatorBinary, post, startEmulator } from '../harness/index.mjs';
 
 // Both processes hold every socket: on a machine with a low descriptor limit the flood (and
 // the connection limit, so eviction is still exercised) shrinks to fit.

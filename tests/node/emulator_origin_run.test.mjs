@@ -11,8 +11,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 
-import { startEmulator, tablestore } from './lib/emulator.mjs';
-import { startRun, waitFor } from './lib/run.mjs';
+import { startEmulator, tablestore, startRun, waitFor } from '../harness/index.mjs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 

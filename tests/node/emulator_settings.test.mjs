@@ -6,18 +6,16 @@
 // --partitions uses 16 and has the rows, the fault with its remaining count, the retention and
 // the batch size; a flag given again on the command line wins over the stored setting.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 
-import { startEmulator } from './lib/emulator.mjs';
+import { startEmulator, killAll, tempDir } from '../harness/index.mjs';
 
 const call = (client, fn, params) =>
   new Promise((resolve, reject) => client[fn](params, (err, data) => (err ? reject(err) : resolve(data))));
 
 test('admin settings persist with --data-dir; a --partitions mismatch is named', { timeout: 60000 }, async () => {
-  const dir = path.join(mkdtempSync(path.join(tmpdir(), 'lunnel-settings-')), 'data');
+  const dir = path.join(tempDir('lunnel-settings-'), 'data');
   try {
     let emu = await startEmulator({ args: ['--data-dir', dir, '--partitions', '16'] });
     await emu.admin('load', { table: 'orders', rows: 100, create: true });
@@ -59,6 +57,6 @@ test('admin settings persist with --data-dir; a --partitions mismatch is named',
     assert.equal((await emu.admin('tunnel_config', {})).retention_ms, 3600000);
     assert.equal((await emu.stop()).code, 0);
   } finally {
-    rmSync(path.dirname(dir), { recursive: true, force: true });
+    await killAll(null);
   }
 });

@@ -9,8 +9,10 @@ import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { test } from 'node:test';
-import { startEmulator } from './lib/emulator.mjs';
-import { I, S, countRecords, createTable, deleteRow, putRow, startRun, tempDir, updateRow, waitFor } from './lib/run.mjs';
+import {
+  startEmulator, I, S, countRecords, createTable, deleteRow, putRow, startRun, tempDir, updateRow,
+  waitFor
+} from '../harness/index.mjs';
 
 // GET http://127.0.0.1:port/p -> {status, body}; never hangs past timeoutMs.
 export function get(port, p, timeoutMs = 5000) {

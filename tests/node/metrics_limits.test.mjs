@@ -10,8 +10,9 @@ import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import { test } from 'node:test';
-import { startEmulator } from './lib/emulator.mjs';
-import { I, createTable, lunnelBinary, putRow, startRun, tempDir, waitFor } from './lib/run.mjs';
+import {
+  startEmulator, I, createTable, lunnelBinary, putRow, startRun, tempDir, waitFor
+} from '../harness/index.mjs';
 
 function get(port, p, timeoutMs = 3000) {
   return new Promise((resolve, reject) => {

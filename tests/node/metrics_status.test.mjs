@@ -5,25 +5,18 @@
 // stderr is not a terminal. describe --watch redraws the channel table in place on a
 // terminal and prints plain snapshots otherwise.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { after, before, test } from 'node:test';
-import { startEmulator } from './lib/emulator.mjs';
-import { collectScript, FAST, lunnelBinary, startRun, tempDir, withTimeout } from './lib/run.mjs';
+import {
+  collectScript, FAST, lunnelBinary, runProcess, startEmulator, startRun, tempDir, withTimeout
+} from '../harness/index.mjs';
 
 const q = (s) => `'${String(s).replace(/'/g, `'\\''`)}'`;
 
 // Runs argv under a pseudo-terminal; resolves {code, out} (out = everything the terminal got).
-function inPty(argv, env, timeoutMs = 60000) {
-  return new Promise((resolve, reject) => {
-    const child = spawn('script', ['-qfec', argv.map(q).join(' '), '/dev/null'], {
-      stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env },
-    });
-    let out = '';
-    child.stdout.on('data', (d) => { out += d; });
-    child.stderr.on('data', (d) => { out += d; });
-    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`pty run timed out:\n${out.slice(-2000)}`)); }, timeoutMs);
-    child.on('exit', (code) => { clearTimeout(timer); resolve({ code, out }); });
-  });
+async function inPty(argv, env, timeoutMs = 60000) {
+  const r = await runProcess('script', ['-qfec', argv.map(q).join(' '), '/dev/null'], { env, timeoutMs });
+  if (r.timedOut) throw new Error(`pty run timed out:\n${(r.stdout + r.stderr).slice(-2000)}`);
+  return { code: r.code, out: r.stdout + r.stderr };
 }
 
 let emu;
@@ -83,10 +76,8 @@ test('tunnel describe --watch: in place on a terminal, snapshots otherwise', { t
   assert.match(r.out, /every 0\.2s, \d\d:\d\d:\d\d \(Ctrl-C to stop\)/);
 
   // not a terminal: three plain snapshots, no escape sequences
-  const child = spawn(argv('w1')[0], argv('w1').slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...creds() } });
-  let out = '';
-  child.stdout.on('data', (d) => { out += d; });
-  const code = await withTimeout(new Promise((res) => child.on('exit', res)), 20000, 'describe --watch (pipe)');
+  const plain = await runProcess(argv('w1')[0], argv('w1').slice(1), { env: creds(), timeoutMs: 20000 });
+  const { code, stdout: out } = plain;
   assert.equal(code, 0);
   assert.equal((out.match(/^CHANNEL +TYPE +STATUS/gm) || []).length, 3, out);
   assert.doesNotMatch(out, /\x1b/);

@@ -7,13 +7,13 @@
 //   - the capture file replayed through the fixed script delivers every row exactly once;
 //   - --capture-max-bytes bounds the file (the run goes on, one log line).
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { startEmulator } from './lib/emulator.mjs';
+import {
+  B, I, createTable, putRow, runLunnelSync, startEmulator, startRun, tempDir, waitFor
+} from '../harness/index.mjs';
 import { allIds, countIds, idsScript, killAll, readIds, track } from './lib/ids.mjs';
-import { B, I, createTable, lunnelBinary, putRow, startRun, tempDir, waitFor } from './lib/run.mjs';
 
 let emu, c;
 before(async () => {
@@ -23,8 +23,8 @@ before(async () => {
 after(async () => { await killAll(); await emu?.stop(); });
 
 function replay(args) {
-  const r = spawnSync(lunnelBinary(), ['replay', ...args], { encoding: 'utf8', timeout: 30000 });
-  return { code: r.status, out: r.stdout, err: r.stderr };
+  const r = runLunnelSync(['replay', ...args]);
+  return { code: r.code, out: r.stdout, err: r.stderr };
 }
 
 test('dead-letter and --capture files replay through a script', { timeout: 60000 }, async () => {

@@ -11,11 +11,12 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { after, before, test } from 'node:test';
-import { startEmulator } from './lib/emulator.mjs';
+import {
+  startEmulator, I, createTable, putRow, startRun, tempDir, waitFor, withTimeout
+} from '../harness/index.mjs';
 import { allIds, idsScript, killAll, missingAndDuplicates, readIds, track } from './lib/ids.mjs';
 import { startProxy } from './lib/proxy.mjs';
 import { encode, decode } from './lib/tunnel_wire.mjs';
-import { I, createTable, putRow, startRun, tempDir, waitFor, withTimeout } from './lib/run.mjs';
 
 const N = 40;
 let emu, c, proxy;

@@ -1,19 +1,18 @@
 // run_chaos.test.mjs: a script failing at random in open(), process() and shutdown() (seeded:
-// the seed is printed; LUNNEL_CHAOS_SEED replays one) while rows are written, for
+// the seed is printed; LUNNEL_TEST_SEED replays one) while rows are written, for
 // LUNNEL_CHAOS_SECONDS (40 s by default, a minute at most), then a clean script: every row is
 // delivered, nothing was checkpointed unhandled (the clean run re-delivers exactly what the
 // chaos run did not handle), and the requests stay within README's "Failures and pacing"
 // bound. CPU stays low: ~10 writes a second and lunnel's own paced traffic.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { startEmulator } from './lib/emulator.mjs';
+import { startEmulator, I, createTable, putRow, startRun, tempDir, waitFor, announceSeed, seed } from '../harness/index.mjs';
 import { allIds, killAll, missingAndDuplicates, track } from './lib/ids.mjs';
 import { REQUESTS_PER_STEP, failScript, requestCounts, scriptCalls } from './lib/pacing.mjs';
-import { I, createTable, putRow, startRun, tempDir, waitFor } from './lib/run.mjs';
 
 const CHANNELS = 2;
 const SECONDS = Math.min(60, Number(process.env.LUNNEL_CHAOS_SECONDS || 40));
-const SEED = Number(process.env.LUNNEL_CHAOS_SEED || (Date.now() % 1000000) + 1);
+const SEED = seed; // the harness's: printed, LUNNEL_TEST_SEED replays it
 
 let emu, c;
 before(async () => {
@@ -23,8 +22,7 @@ before(async () => {
 after(async () => { await killAll(); await emu?.stop(); });
 
 test(`chaos: random failures in open/process/shutdown for ${SECONDS} s, then a clean script`, { timeout: (SECONDS + 90) * 1000 }, async (t) => {
-  t.diagnostic(`chaos seed ${SEED} (LUNNEL_CHAOS_SEED=${SEED} replays it)`);
-  console.log(`# chaos seed ${SEED}`);
+  t.diagnostic(`chaos seed ${announceSeed()} (LUNNEL_TEST_SEED=${SEED} replays it)`);
   const table = 'chaos', dir = tempDir(), dir2 = tempDir();
   await createTable(c, table);
   const run = track(startRun(emu, { table, tunnel: 't', create: 'Stream', dir, script: failScript,

@@ -9,9 +9,8 @@
 //     delivered again only if it lies after the last acknowledged checkpoint.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { startEmulator } from './lib/emulator.mjs';
+import { startEmulator, startRun, tempDir, waitFor, random } from '../harness/index.mjs';
 import { allIds, countIds, idsScript, killAll, missingAndDuplicates, readIds, sleep, track, tunnelState } from './lib/ids.mjs';
-import { startRun, tempDir, waitFor } from './lib/run.mjs';
 
 let emu;
 before(async () => {
@@ -48,10 +47,10 @@ test('kill -9 at random moments, 6 times, during a 100,000-change stream: nothin
     for (let i = 0; i < 3; i++) await load(); // a backlog, so kills land mid-stream
     if (k < KILLS) {
       // a random moment after this run made some progress of its own
-      const target = 1 + Math.floor(Math.random() * 8000);
+      const target = 1 + Math.floor(random() * 8000);
       await waitFor(() => countIds(dir) >= target ||
         (loaded >= N && missingAndDuplicates(allIds(runs.map((x) => x.dir)), N).missing.length === 0), 30000, `run ${k} progress`);
-      await sleep(Math.floor(Math.random() * 300));
+      await sleep(Math.floor(random() * 300));
       run.child.kill('SIGKILL');
       const r = await run.exited;
       assert.equal(r.signal, 'SIGKILL');

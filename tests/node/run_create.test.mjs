@@ -9,9 +9,7 @@
 // Request counts come from the emulator's admin `stats`.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { startEmulator } from './lib/emulator.mjs';
-import { lunnelBinary, startRun, tempDir, readRecords, waitFor } from './lib/run.mjs';
+import { readRecords, runLunnelSync, startEmulator, startRun, tempDir, waitFor } from '../harness/index.mjs';
 import { tunnelState, track, killAll } from './lib/ids.mjs';
 
 after(killAll);
@@ -55,10 +53,9 @@ test('--create on a present tunnel uses it without CreateTunnel', async () => {
   const dir = tempDir('lunnel-create-');
   try {
     await emu.admin('load', { table: 'orders', rows: 200, create: true });
-    const made = spawnSync(lunnelBinary(), ['tunnel', 'create', '--endpoint', emu.endpoint, '--instance', emu.instance,
-      '--table', 'orders', '--tunnel', 'cdc', '--type', 'BaseData', '--json'],
-    { env: { ...process.env, TABLESTORE_ACCESS_KEY_ID: emu.accessKeyId, TABLESTORE_ACCESS_KEY_SECRET: emu.accessKeySecret }, encoding: 'utf8' });
-    assert.equal(made.status, 0, made.stderr);
+    const made = runLunnelSync(['tunnel', 'create', '--endpoint', emu.endpoint, '--instance', emu.instance,
+      '--table', 'orders', '--tunnel', 'cdc', '--type', 'BaseData', '--json'], { emu });
+    assert.equal(made.code, 0, made.stderr);
     const before = await calls(emu, '/tunnel/create');
     // another table's tunnel of the same name must not be taken for it
     await emu.admin('load', { table: 'other', rows: 1, create: true });

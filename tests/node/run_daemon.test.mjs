@@ -5,9 +5,8 @@
 // and carries on from the checkpoints: nothing missing.
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
-import { startEmulator } from './lib/emulator.mjs';
+import { startEmulator, startRun, tempDir, waitFor } from '../harness/index.mjs';
 import { allIds, countIds, idsScript, killAll, missingAndDuplicates, track } from './lib/ids.mjs';
-import { startRun, tempDir, waitFor } from './lib/run.mjs';
 
 let emu;
 after(async () => { await killAll(); await emu?.stop(); });

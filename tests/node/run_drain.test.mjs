@@ -5,11 +5,10 @@
 // A second signal exits at once.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { startEmulator } from './lib/emulator.mjs';
 import {
-  I, Model, S, countRecords, createTable, diff, putRow, readRecords, startRun, tempDir,
-  updateRow, waitFor, withTimeout,
-} from './lib/run.mjs';
+  startEmulator, I, Model, S, countRecords, createTable, diff, putRow, readRecords, startRun,
+  tempDir, updateRow, waitFor, withTimeout
+} from '../harness/index.mjs';
 
 let emu, c;
 before(async () => {

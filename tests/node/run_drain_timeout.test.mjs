@@ -3,8 +3,9 @@
 // times out, lunnel exits 1 with one "lunnel run:" line, without waiting for the Lua worker.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { startEmulator } from './lib/emulator.mjs';
-import { S, countRecords, createTable, putRow, startRun, tempDir, waitFor, withTimeout } from './lib/run.mjs';
+import {
+  startEmulator, S, countRecords, createTable, putRow, startRun, tempDir, waitFor, withTimeout
+} from '../harness/index.mjs';
 
 let emu, c;
 before(async () => {

@@ -5,11 +5,10 @@
 // changes, for BaseData, Stream and BaseAndStream tunnels.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { startEmulator } from './lib/emulator.mjs';
 import {
-  B, D, I, Model, S, X, countRecords, createTable, deleteRow, diff, putRow, readRecords,
-  startRun, tempDir, updateRow, waitFor, withTimeout,
-} from './lib/run.mjs';
+  startEmulator, B, D, I, Model, S, X, countRecords, createTable, deleteRow, diff, putRow,
+  readRecords, startRun, tempDir, updateRow, waitFor, withTimeout
+} from '../harness/index.mjs';
 
 let emu, c;
 before(async () => {

@@ -5,9 +5,8 @@
 //   - the emulator expires the client (OTSResourceGone): lunnel reconnects, nothing missing.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { startEmulator } from './lib/emulator.mjs';
+import { startEmulator, I, createTable, putRow, startRun, tempDir, waitFor } from '../harness/index.mjs';
 import { allIds, countIds, idsScript, killAll, missingAndDuplicates, readIds, sleep, track, tunnelState } from './lib/ids.mjs';
-import { I, createTable, putRow, startRun, tempDir, waitFor } from './lib/run.mjs';
 
 let emu;
 before(async () => {

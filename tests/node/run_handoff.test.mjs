@@ -6,8 +6,9 @@
 // channels over from a drain sees each key's changes in order, without repeats.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { startEmulator } from './lib/emulator.mjs';
-import { I, createTable, putRow, readRecords, startRun, tempDir, waitFor } from './lib/run.mjs';
+import {
+  startEmulator, I, createTable, putRow, readRecords, startRun, tempDir, waitFor
+} from '../harness/index.mjs';
 
 let emu, c;
 before(async () => {

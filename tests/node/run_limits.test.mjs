@@ -13,9 +13,10 @@ import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { startEmulator } from './lib/emulator.mjs';
+import {
+  startEmulator, I, createTable, putRow, sourceDir, startRun, tempDir, waitFor, withTimeout
+} from '../harness/index.mjs';
 import { allIds, idsScript, killAll, missingAndDuplicates, track } from './lib/ids.mjs';
-import { I, createTable, putRow, sourceDir, startRun, tempDir, waitFor, withTimeout } from './lib/run.mjs';
 
 const hogScript = path.join(sourceDir, 'tests/node/run_limits_hog.lua');
 const N = 120;
@@ -40,14 +41,14 @@ function get(port, p) {
   });
 }
 
-test('a JIT loop past --memory-limit on every channel: no crash in 5 of 5 runs, every record delivered', { timeout: 150000 }, async () => {
+test('a JIT loop past --memory-limit on every channel: no crash in 5 of 5 runs, every record delivered', { timeout: 320000 }, async () => {
   for (let run = 0; run < 5; run++) {
     const dir = tempDir();
     const r = startRun(emu, { table: 'lim', tunnel: `hog${run}`, create: 'BaseData', dir, script: hogScript,
       custom: { base: idsScript, hog: true },
       args: ['--exit-when-done', '--memory-limit', String(64 * 1024 * 1024), '--workers', '2'] });
     track(r);
-    const res = await withTimeout(r.exited, 25000, `run ${run} exits when done`);
+    const res = await withTimeout(r.exited, 60000, `run ${run} exits when done`);
     if (res instanceof Error) await r.stop('SIGKILL');
     const err = r.stderr();
     assert.equal(res.signal, null, `run ${run}: killed by ${res.signal}\n${err.slice(-3000)}`);
@@ -65,7 +66,7 @@ test('a stuck process(): /readyz unready, the other channels go on, exit 6 past 
   const portFile = path.join(dir, 'metrics.port');
   const r = startRun(emu, { table: 'lim', tunnel: 'stuck', create: 'BaseData', dir, script: hogScript,
     custom: { base: idsScript, stuck_channel: 'BaseData_p1' },
-    args: ['--workers', '2', '--process-timeout', '1', '--stuck-exit-timeout', '12',
+    args: ['--workers', '2', '--process-timeout', '1', '--stuck-exit-timeout', '15',
       '--metrics-listen', '127.0.0.1:0', '--metrics-port-file', portFile] });
   track(r);
   try {
@@ -79,6 +80,14 @@ test('a stuck process(): /readyz unready, the other channels go on, exit 6 past 
     assert.match(ready.body, /not ready: script call stuck on channel BaseData_p1/);
     const stuckIds = new Set(fs.readFileSync(stuckFile, 'utf8').trim().split('\n').map(Number));
     assert.ok(stuckIds.size > 0 && stuckIds.size < N, `the stuck batch holds part of the table: ${stuckIds.size}`);
+    // the loop thread starts the replacement when it handles the watchdog's report (the
+    // stuck worker's other channel may have finished by then: moved 0 or 1); the metrics are
+    // read right then, while the process lives (it exits --stuck-exit-timeout after the stuck
+    // call began, however slow a loaded machine made the waits)
+    await r.waitLog(/replacement worker started .*stuck_channel=BaseData_p1 channels_moved=[01]\b/, 10000);
+    const m = await get(port, '/metrics');
+    assert.match(m.body, /^lunnel_process_stuck_calls 1$/m);
+    assert.match(m.body, /^lunnel_lua_worker_replacements_total 1$/m);
     // every record outside the stuck batch arrives, the stuck worker's other channel included
     const expected = [...Array(N).keys()].filter((id) => !stuckIds.has(id));
     await waitFor(() => {
@@ -86,17 +95,11 @@ test('a stuck process(): /readyz unready, the other channels go on, exit 6 past 
       return expected.every((id) => got.has(id));
     }, 20000, 'every record outside the stuck batch');
     assert.ok(allIds([dir]).every((id) => !stuckIds.has(id)), 'nothing of the stuck batch was handled');
-    // the loop thread starts the replacement when it handles the watchdog's report (the
-    // stuck worker's other channel may have finished by then: moved 0 or 1)
-    await r.waitLog(/replacement worker started .*stuck_channel=BaseData_p1 channels_moved=[01]\b/, 10000);
-    const m = await get(port, '/metrics');
-    assert.match(m.body, /^lunnel_process_stuck_calls 1$/m);
-    assert.match(m.body, /^lunnel_lua_worker_replacements_total 1$/m);
     const res = await withTimeout(r.exited, 30000, 'exit past --stuck-exit-timeout');
     assert.ok(!(res instanceof Error), String(res));
     assert.equal(res.code, 6, r.stderr().slice(-3000));
     assert.match(r.stderr(), /^lunnel run: process\(\) on channel BaseData_p1 has run for \d+ s, past --stuck-exit-timeout \(exit 6\)$/m);
   } finally {
-    if (r.child.exitCode === null) await r.stop('SIGKILL');
+    await r.stop('SIGKILL');
   }
 });

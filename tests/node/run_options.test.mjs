@@ -7,11 +7,10 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { startEmulator } from './lib/emulator.mjs';
 import {
-  I, Model, S, countRecords, createTable, diff, putRow, readRecords, startRun, tempDir,
-  waitFor, withTimeout,
-} from './lib/run.mjs';
+  startEmulator, I, Model, S, countRecords, createTable, diff, putRow, readRecords, startRun,
+  tempDir, waitFor, withTimeout
+} from '../harness/index.mjs';
 
 let emu, c;
 before(async () => {

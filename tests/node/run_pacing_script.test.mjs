@@ -8,10 +8,9 @@
 //     is not checkpointed, its channel is re-read only at the paced rate, a clean run gets it.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { startEmulator } from './lib/emulator.mjs';
+import { startEmulator, B, I, createTable, putRow, startRun, tempDir, waitFor } from '../harness/index.mjs';
 import { allIds, countIds, killAll, missingAndDuplicates, sleep, track, tunnelState } from './lib/ids.mjs';
 import { LOG_LINES_PER_STEP, REQUESTS_PER_STEP, failScript, lineCount, maxSteps, requestCounts, scriptCalls } from './lib/pacing.mjs';
-import { B, I, createTable, putRow, startRun, tempDir, waitFor } from './lib/run.mjs';
 
 const CHANNELS = 2;
 const SLOW_HB = ['--heartbeat-interval', '1', '--heartbeat-timeout', '10'];

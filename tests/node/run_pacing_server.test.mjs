@@ -6,10 +6,9 @@
 // checkpointed, and once the fault is cleared every row arrives.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { startEmulator } from './lib/emulator.mjs';
+import { startEmulator, I, createTable, putRow, startRun, tempDir, waitFor } from '../harness/index.mjs';
 import { allIds, countIds, killAll, missingAndDuplicates, sleep, track } from './lib/ids.mjs';
 import { LOG_LINES_PER_STEP, REQUESTS_PER_STEP, failScript, lineCount, maxSteps, requestCounts, scriptCalls } from './lib/pacing.mjs';
-import { I, createTable, putRow, startRun, tempDir, waitFor } from './lib/run.mjs';
 
 const CHANNELS = 2;
 const ROWS = 30;

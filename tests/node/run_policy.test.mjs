@@ -11,9 +11,10 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { startEmulator } from './lib/emulator.mjs';
+import {
+  startEmulator, B, I, createTable, putRow, startRun, tempDir, waitFor, withTimeout
+} from '../harness/index.mjs';
 import { allIds, countIds, idsScript, killAll, missingAndDuplicates, readIds, track } from './lib/ids.mjs';
-import { B, I, createTable, putRow, startRun, tempDir, waitFor, withTimeout } from './lib/run.mjs';
 
 let emu, c;
 before(async () => {

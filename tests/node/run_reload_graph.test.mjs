@@ -6,13 +6,11 @@
 // number): every row exactly once, each by a valid version whose tags match its number, no
 // broken tag ever, versions never go back on a channel, and the log names what happened.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { startEmulator } from './lib/emulator.mjs';
+import { startEmulator, I, createTable, putRow, startLunnel, tempDir, waitFor } from '../harness/index.mjs';
 import { killAll, track } from './lib/ids.mjs';
-import { I, createTable, lunnelBinary, putRow, tempDir, waitFor } from './lib/run.mjs';
 
 let emu, c;
 before(async () => {
@@ -45,22 +43,11 @@ end
 return M
 `;
 
+// Not startRun: the script is watched (hot reload) and the custom value is only the dir.
 function spawnRun(dir, script, table) {
-  const argv = ['run', '--endpoint', emu.endpoint, '--instance', emu.instance, '--table', table, '--tunnel', 't',
+  return startLunnel(['run', '--endpoint', emu.endpoint, '--instance', emu.instance, '--table', table, '--tunnel', 't',
     '--create', 'Stream', '--custom', JSON.stringify({ dir }), '--heartbeat-interval', '0.1', '--heartbeat-timeout', '3',
-    '--checkpoint-interval', '0.2', '--max-backoff', '0.1', '--workers', '2', script];
-  const child = spawn(lunnelBinary(), argv, {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, TABLESTORE_ACCESS_KEY_ID: emu.accessKeyId, TABLESTORE_ACCESS_KEY_SECRET: emu.accessKeySecret },
-  });
-  let stderr = '';
-  child.stderr.on('data', (d) => { stderr += d; });
-  child.stdout.on('data', () => {});
-  const exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
-  return {
-    child, exited, stderr: () => stderr,
-    async stop() { child.kill('SIGTERM'); const t = setTimeout(() => child.kill('SIGKILL'), 20000); const r = await exited; clearTimeout(t); return r; },
-  };
+    '--checkpoint-interval', '0.2', '--max-backoff', '0.1', '--workers', '2', script], { emu });
 }
 
 function readOut(dir) {

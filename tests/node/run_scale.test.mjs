@@ -4,9 +4,8 @@
 // through CLOSING (an old owner drains, checkpoints and reports CLOSE); nothing is missing.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { startEmulator } from './lib/emulator.mjs';
+import { startEmulator, startRun, tempDir, waitFor } from '../harness/index.mjs';
 import { allIds, countIds, idsScript, killAll, missingAndDuplicates, track, tunnelState } from './lib/ids.mjs';
-import { startRun, tempDir, waitFor } from './lib/run.mjs';
 
 let emu;
 before(async () => {

@@ -7,16 +7,15 @@
 // seconds with one line saying so; two processes started at the same moment draw different
 // reconnect delays; with --log-format json the final fatal line is JSON too.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { startEmulator } from './lib/emulator.mjs';
+import {
+  createTable, freePort, runLunnel, startEmulator, startLunnel, startRun, tempDir, waitFor, withTimeout
+} from '../harness/index.mjs';
 import { killAll, track } from './lib/ids.mjs';
 import { failScript, requestCounts } from './lib/pacing.mjs';
-import { createTable, lunnelBinary, startRun, tempDir, waitFor, withTimeout } from './lib/run.mjs';
 
 const SECRET = 'Sup3r-Secret-Value-42';
 
@@ -29,19 +28,7 @@ after(async () => { await killAll(); await emu?.stop(); });
 
 // Runs the lunnel binary to its exit: {code, stderr, ms}.
 function lunnel(args, { env = {}, timeoutMs = 30000 } = {}) {
-  const t0 = Date.now();
-  const child = spawn(lunnelBinary(), args, {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, TABLESTORE_ACCESS_KEY_ID: emu.accessKeyId, TABLESTORE_ACCESS_KEY_SECRET: emu.accessKeySecret, ...env },
-  });
-  let stderr = '';
-  child.stderr.on('data', (d) => { stderr += d; });
-  child.stdout.on('data', () => {});
-  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-  return new Promise((resolve) => child.on('exit', (code, signal) => {
-    clearTimeout(timer);
-    resolve({ code, signal, stderr, ms: Date.now() - t0 });
-  }));
+  return runLunnel(args, { emu, env, timeoutMs });
 }
 
 const runArgs = (more) => ['run', '--endpoint', emu.endpoint, '--instance', emu.instance, ...more];
@@ -150,37 +137,18 @@ test('a long retry window shows progress', { timeout: 60000 }, async () => {
   assert.match(r.stderr, /retrying path=\/tunnel\/list attempt=3 .*Connection refused|retrying path=\/tunnel\/list attempt=3 .*transport/);
 });
 
-async function freePort() {
-  const s = net.createServer();
-  await new Promise((r) => s.listen(0, '127.0.0.1', r));
-  const port = s.address().port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
-
 test('two processes started at the same moment draw different reconnect delays', { timeout: 60000 }, async () => {
   const port = await freePort(); // nobody listens: every Connect fails at once
   const args = ['run', '--endpoint', `http://127.0.0.1:${port}`, '--instance', 'i', '--tunnel-id', 'abc',
     '--retry-window', '0', '--reconnect-delay-max', '30', '--log-level', 'info', failScript];
-  const spawnOne = () => {
-    const child = spawn(lunnelBinary(), args, {
-      stdio: ['ignore', 'ignore', 'pipe'],
-      env: { ...process.env, TABLESTORE_ACCESS_KEY_ID: 'k', TABLESTORE_ACCESS_KEY_SECRET: 's' },
-    });
-    const p = { child, stderr: '' };
-    child.stderr.on('data', (d) => { p.stderr += d; });
-    p.exited = new Promise((r) => child.on('exit', r));
-    return p;
-  };
+  const spawnOne = () => startLunnel(args, { env: { TABLESTORE_ACCESS_KEY_ID: 'k', TABLESTORE_ACCESS_KEY_SECRET: 's' } });
   const a = spawnOne(), b = spawnOne();
-  const delay = (p) => (p.stderr.match(/reconnecting delay_s=([0-9.]+)/) || [])[1];
+  const delay = (p) => (p.stderr().match(/reconnecting delay_s=([0-9.]+)/) || [])[1];
   try {
     await waitFor(() => delay(a) && delay(b), 20000, 'both processes to schedule a reconnect');
-    assert.notEqual(delay(a), delay(b), `${a.stderr}\n---\n${b.stderr}`);
+    assert.notEqual(delay(a), delay(b), `${a.stderr()}\n---\n${b.stderr()}`);
   } finally {
-    a.child.kill('SIGKILL');
-    b.child.kill('SIGKILL');
-    await Promise.all([a.exited, b.exited]);
+    await Promise.all([a.stop('SIGKILL'), b.stop('SIGKILL')]);
   }
 });
 

@@ -8,8 +8,10 @@ import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { startEmulator } from './lib/emulator.mjs';
-import { Model, S, I, createTable, deleteRow, putRow, sourceDir, startRun, tempDir, updateRow, waitFor } from './lib/run.mjs';
+import {
+  startEmulator, Model, S, I, createTable, deleteRow, putRow, sourceDir, startRun, tempDir,
+  updateRow, waitFor
+} from '../harness/index.mjs';
 
 let emu, c;
 before(async () => {

@@ -13,37 +13,34 @@
 //      past them (lunnel is killed while they are down; a new run resumes from the
 //      checkpoints), and after the brokers are back every change is there.
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { startEmulator } from './lib/emulator.mjs';
+import {
+  Model, buildDir, runLunnelSync, sourceDir, startEmulator, startProcess, startRun, tempDir, waitFor
+} from '../harness/index.mjs';
 import { killAll, track } from './lib/ids.mjs';
 import { createSource, rng, writeBase, writeStream } from './lib/replica.mjs';
-import { Model, lunnelBinary, sourceDir, startRun, tempDir, waitFor } from './lib/run.mjs';
 
 const script = path.join(sourceDir, 'examples/to_kafka.lua');
-const buildDir = process.env.LUNNEL_BUILD_DIR || path.join(sourceDir, 'build');
 const TOPICS = ['cdc1', 'cdc2', 'cdc3'];
 
 let emu, c, mock, bootstrap;
 before(async () => {
   emu = await startEmulator();
   c = emu.client();
-  mock = spawn(path.join(buildDir, 'tests/lunnel-kafka-mock'), ['1', TOPICS.join(','), '4'], { stdio: ['pipe', 'pipe', 'pipe'] });
-  let out = '';
-  mock.stdout.on('data', (d) => { out += d; });
-  mock.on('error', () => {});
-  bootstrap = await waitFor(() => (out.match(/^bootstrap=(\S+)\n/) || [])[1], 20000, 'the mock cluster');
+  mock = startProcess(path.join(buildDir, 'tests/lunnel-kafka-mock'), ['1', TOPICS.join(','), '4'], { stdin: 'pipe', name: 'lunnel-kafka-mock' });
+  bootstrap = (await mock.waitStdout(/^bootstrap=(\S+)\n/, 20000, 'the mock cluster'))[1];
   mock.command = async (cmd) => {
-    const before = out.length;
-    mock.stdin.write(`${cmd}\n`);
-    await waitFor(() => out.slice(before).includes(`ok ${cmd}\n`), 10000, `mock ${cmd}`);
+    const before = mock.stdout().length;
+    mock.child.stdin.write(`${cmd}\n`);
+    await waitFor(() => mock.stdout().slice(before).includes(`ok ${cmd}\n`), 10000, `mock ${cmd}`);
   };
 });
 after(async () => {
   await killAll();
   await emu?.stop();
-  if (mock) { mock.stdin.end(); await new Promise((res) => { mock.on('exit', res); setTimeout(() => { mock.kill('SIGKILL'); res(); }, 5000); }); }
+  if (mock) { mock.child.stdin.end(); await mock.stop(null, 5000); }
 });
 
 // Every message of the topic, read with kcat: [{partition, offset, key, value}].
@@ -68,10 +65,9 @@ function expected(rec) {
 
 // The tunnel exists before the first stream write (a change made before it is not in it).
 function createTunnel(table, tunnel, type) {
-  const r = spawnSync(lunnelBinary(), ['tunnel', 'create', '--endpoint', emu.endpoint, '--instance', emu.instance,
-    '--table', table, '--tunnel', tunnel, '--type', type],
-  { env: { ...process.env, TABLESTORE_ACCESS_KEY_ID: emu.accessKeyId, TABLESTORE_ACCESS_KEY_SECRET: emu.accessKeySecret }, encoding: 'utf8' });
-  assert.equal(r.status, 0, r.stderr);
+  const r = runLunnelSync(['tunnel', 'create', '--endpoint', emu.endpoint, '--instance', emu.instance,
+    '--table', table, '--tunnel', tunnel, '--type', type], { emu });
+  assert.equal(r.code, 0, r.stderr);
 }
 
 // Differences between the topic and the model (empty = every change present, in order).

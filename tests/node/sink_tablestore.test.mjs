@@ -8,8 +8,9 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { startEmulator, tablestore } from './lib/emulator.mjs';
-import { sourceDir, startRun, tempDir, waitFor, withTimeout } from './lib/run.mjs';
+import {
+  startEmulator, tablestore, sourceDir, startRun, tempDir, waitFor, withTimeout
+} from '../harness/index.mjs';
 
 const TS = tablestore();
 const { Long } = TS;

@@ -6,47 +6,25 @@
 // bare sleeps. Skips when build/lunnel is not built.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { emulatorBinary, startEmulator } from './lib/emulator.mjs';
+import { lunnelBinary, runLunnel, startEmulator, startLunnel, tempDir, waitFor } from '../harness/index.mjs';
 
-const lunnelBin = path.join(path.dirname(emulatorBinary()), 'lunnel');
+const lunnelBin = lunnelBinary();
 
 function lines(file) {
   return existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter(Boolean) : [];
 }
 
-async function waitFor(what, fn, timeoutMs = 30000) {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-function run(args, env) {
-  const child = spawn(lunnelBin, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
-  let err = '';
-  child.stderr.on('data', (d) => { err += d; if (err.length > 65536) err = err.slice(-32768); });
-  child.exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
-  child.log = () => err;
-  return child;
-}
-
 test('two lunnel workers share a tunnel; a killed one hands its channels over', { skip: !existsSync(lunnelBin) && `${lunnelBin} not built` }, async () => {
   const emu = await startEmulator({ args: ['--partitions', '4'] });
-  const dir = mkdtempSync(path.join(tmpdir(), 'lunnel-handoff-'));
+  const dir = tempDir('lunnel-handoff-');
   const procs = [];
   try {
-    const env = { TABLESTORE_ACCESS_KEY_ID: emu.accessKeyId, TABLESTORE_ACCESS_KEY_SECRET: emu.accessKeySecret };
     const conn = ['--endpoint', emu.endpoint, '--instance', emu.instance];
     await emu.admin('load', { table: 'orders', rows: 2000, value_bytes: 50 });
-    const create = run(['tunnel', 'create', ...conn, '--table', 'orders', '--tunnel', 'cdc', '--type', 'BaseAndStream'], env);
-    assert.equal((await create.exited).code, 0, create.log());
+    const create = await runLunnel(['tunnel', 'create', ...conn, '--table', 'orders', '--tunnel', 'cdc', '--type', 'BaseAndStream'], { emu });
+    assert.equal(create.code, 0, create.stderr);
     await emu.admin('load', { table: 'orders', rows: 1000, start: 2000, value_bytes: 50 });
 
     const script = path.join(dir, 'ids.lua');
@@ -59,34 +37,34 @@ end
 return M
 `);
     const out = (n) => path.join(dir, `out.${n}`);
-    const worker = (n) => run(['run', ...conn, '--table', 'orders', '--tunnel', 'cdc', '--workers', '1', '--no-watch',
+    const worker = (n) => startLunnel(['run', ...conn, '--table', 'orders', '--tunnel', 'cdc', '--workers', '1', '--no-watch',
       '--heartbeat-interval', '200ms', '--heartbeat-timeout', '1s', '--checkpoint-interval', '200ms',
-      '--client-tag', `w${n}`, '--custom', JSON.stringify({ out: out(n) }), script], env);
+      '--client-tag', `w${n}`, '--custom', JSON.stringify({ out: out(n) }), script], { emu });
     procs.push(worker('a'), worker('b'));
     const all = () => [...lines(out('a')), ...lines(out('b'))];
 
-    await waitFor('3000 records', () => all().length >= 3000);
+    await waitFor(() => all().length >= 3000, 30000, '3000 records');
     // Balanced: two clients, two OPEN stream channels each.
     const tunnelState = async () => (await emu.admin('tunnels', {})).tunnels.find((t) => t.tunnel_name === 'cdc');
-    await waitFor('a 2/2 split of the stream channels', async () => {
+    await waitFor(async () => {
       const t = await tunnelState();
       const owners = t.channels.filter((c) => c.type === 'Stream' && c.status === 'OPEN').map((c) => c.client_id);
       return t.clients.length === 2 && owners.length === 4 && new Set(owners).size === 2 &&
         owners.filter((o) => o === owners[0]).length === 2;
-    });
+    }, 30000, 'a 2/2 split of the stream channels');
 
     // Kill worker a: after its 1 s heartbeat timeout its channels go to b.
     procs[0].kill('SIGKILL');
     await procs[0].exited;
-    const survivor = await waitFor('b to own all 4 stream channels', async () => {
+    const survivor = await waitFor(async () => {
       const t = await tunnelState();
       const open = t.channels.filter((c) => c.type === 'Stream' && c.status === 'OPEN');
       return t.clients.length === 1 && open.length === 4 && open.every((c) => c.client_id === t.clients[0].client_id) && t.clients[0].client_id;
-    });
+    }, 30000, 'b to own all 4 stream channels');
     assert.match(survivor, /^wb-/);
 
     await emu.admin('load', { table: 'orders', rows: 500, start: 3000, value_bytes: 50 });
-    await waitFor('all 3500 rows', () => new Set(all().map((l) => l.split(' ')[1])).size >= 3500);
+    await waitFor(() => new Set(all().map((l) => l.split(' ')[1])).size >= 3500, 30000, 'all 3500 rows');
     const counts = new Map();
     for (const l of all()) {
       const [ch, id] = l.split(' ');
@@ -98,9 +76,7 @@ return M
     const stats = await emu.admin('tunnel_stats', {});
     assert.ok(stats.records_served >= 3500);
   } finally {
-    for (const p of procs) if (p.exitCode === null && p.signalCode === null) p.kill('SIGTERM');
-    await Promise.all(procs.map((p) => p.exited));
+    await Promise.all(procs.map((p) => p.stop()));
     await emu.stop();
-    rmSync(dir, { recursive: true, force: true });
   }
 });

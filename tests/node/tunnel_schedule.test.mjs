@@ -10,20 +10,17 @@
 //   OPEN gives it back, and rows written meanwhile still arrive.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
 import { createServer } from 'node:http';
-import { startEmulator, post } from './lib/emulator.mjs';
-import { lunnelBinary, startRun, tempDir, readRecords, waitFor } from './lib/run.mjs';
+import {
+  post, readRecords, runLunnel, runLunnelSync, startEmulator, startRun, tempDir, waitFor
+} from '../harness/index.mjs';
 import { tunnelState, track, killAll } from './lib/ids.mjs';
 
 after(killAll);
 
-const env = (emu) => ({ ...process.env, TABLESTORE_ACCESS_KEY_ID: emu.accessKeyId, TABLESTORE_ACCESS_KEY_SECRET: emu.accessKeySecret });
-
 function cli(emu, args) {
-  const r = spawnSync(lunnelBinary(), ['tunnel', ...args, '--endpoint', emu.endpoint, '--instance', emu.instance],
-    { env: env(emu), encoding: 'utf8', timeout: 30000 });
-  return { code: r.status, out: r.stdout, err: r.stderr };
+  const r = runLunnelSync(['tunnel', ...args, '--endpoint', emu.endpoint, '--instance', emu.instance], { emu });
+  return { code: r.code, out: r.stdout, err: r.stderr };
 }
 
 // A length-delimited field by hand: key byte (field << 3 | 2), one-byte length, payload.
@@ -47,15 +44,10 @@ test('lunnel tunnel schedule sends channels in field 3, as the official schema',
   try {
     const endpoint = `http://127.0.0.1:${server.address().port}`;
     // asynchronous: the capture server answers on this process's event loop
-    const child = spawn(lunnelBinary(), ['tunnel', 'schedule', '--endpoint', endpoint, '--instance', 'lunnel',
+    const r = await runLunnel(['tunnel', 'schedule', '--endpoint', endpoint, '--instance', 'lunnel',
       '--tunnel-id', 'tid-1', '--channel', 'p1', '--status', 'CLOSING', '--version', '7'],
-    { env: { ...process.env, TABLESTORE_ACCESS_KEY_ID: 'ak', TABLESTORE_ACCESS_KEY_SECRET: 'sk' }, stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    child.stderr.on('data', (d) => { stderr += d; });
-    const timer = setTimeout(() => child.kill('SIGKILL'), 30000);
-    const r = { status: await new Promise((res) => child.on('exit', (code) => res(code))), stderr };
-    clearTimeout(timer);
-    assert.equal(r.status, 0, r.stderr);
+    { env: { TABLESTORE_ACCESS_KEY_ID: 'ak', TABLESTORE_ACCESS_KEY_SECRET: 'sk' } });
+    assert.equal(r.code, 0, r.stderr);
     // Channel { 1: "p1", 2: 7 (varint), 3: CLOSING = 2 (varint) }
     const channel = Buffer.concat([ld(1, Buffer.from('p1')), Buffer.from([2 << 3, 7]), Buffer.from([3 << 3, 2])]);
     const expected = Buffer.concat([ld(1, Buffer.from('tid-1')), ld(3, channel)]);

@@ -2,7 +2,7 @@
 # `set -uo pipefail`. Gives B (build dir), S (source dir), L (the lunnel binary), POST (the
 # signed-request helper), a scratch dir $work removed at exit together with every process
 # whose pid is in $pids, the pass/fail counters (ok, bad, expect, contains, finish) and
-# start_emulator. Not a test itself: the build runs tests/e2e/*.sh only.
+# start_emulator (through the harness CLI). Not a test itself: the build runs tests/e2e/*.sh only.
 B=${LUNNEL_BUILD_DIR:-build}
 S=${LUNNEL_SOURCE_DIR:-.}
 L=$B/lunnel
@@ -26,13 +26,16 @@ contains() { if grep -q -- "$2" "$1"; then ok; else bad "$3: '$2' not in $(cat "
 # finish: prints the counts; its status is the test's (0 when nothing failed)
 finish() { echo "$passes passed, $fails failed"; [[ $fails == 0 ]]; }
 
-# start_emulator [ARG...]: lunnel-emulator on 127.0.0.1:<free port> (stdout/stderr in
-# $work/emu.out, emu.err), waiting up to 5 s for its "listening" line; sets emu_port. Exits
-# the test when the emulator does not come up.
+# HARNESS: the end-to-end harness's CLI (tests/harness/cli.mjs), the same start and waits as
+# the Node tests. Node runs without the sanitizer runtime preloaded (it is not instrumented).
+HARNESS=(env -u LD_PRELOAD node "$S/tests/harness/cli.mjs")
+
+# start_emulator [ARG...]: lunnel-emulator on 127.0.0.1:<free port> through the harness
+# (output in $work/emulator.out, emulator.err; ready line awaited with a deadline); sets
+# emu_port and emu_pid. Exits the test when the emulator does not come up.
 start_emulator() {
-  "$B/lunnel-emulator" --listen 127.0.0.1:0 "$@" >"$work/emu.out" 2>"$work/emu.err" &
-  pids+=($!)
-  for _ in $(seq 100); do grep -q listening "$work/emu.out" 2>/dev/null && break; sleep 0.05; done
-  emu_port=$(sed -nE '1s/.*127\.0\.0\.1:([0-9]+).*/\1/p' "$work/emu.out")
-  [[ -n $emu_port ]] || { echo "emulator did not start: $(cat "$work/emu.err")" >&2; exit 1; }
+  local line
+  line=$("${HARNESS[@]}" emulator --dir "$work" -- "$@") || { echo "emulator did not start" >&2; exit 1; }
+  read -r emu_port emu_pid <<<"$line"
+  pids+=("$emu_pid")
 }

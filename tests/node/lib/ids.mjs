@@ -3,7 +3,7 @@
 // markers and "<id> <v>" lines) and check it against the ids that were written.
 import fs from 'node:fs';
 import path from 'node:path';
-import { sourceDir } from './run.mjs';
+import { killAll as killAllProcesses, sleep, sourceDir } from '../../harness/index.mjs';
 
 export const idsScript = path.join(sourceDir, 'tests/node/run_ids.lua');
 
@@ -65,7 +65,7 @@ export function missingAndDuplicates(ids, n) {
   return { missing, dups, extra };
 }
 
-export function sleep(ms) { return new Promise((r) => setTimeout(r, ms)); }
+export { sleep };
 
 // The emulator's view of a tunnel (admin `tunnels`): {channels: [{channel_id, status,
 // client_id, count, parent, ...}], clients: [...]}.
@@ -74,14 +74,7 @@ export async function tunnelState(emu, tunnelName) {
   return s.tunnels.find((t) => t.tunnel_name === tunnelName);
 }
 
-// Every `lunnel run` a test started, so an after() hook can SIGKILL leftovers of a failed test
-// (a live child would keep `node --test` waiting).
-const live = new Set();
-export function track(run) {
-  live.add(run);
-  run.exited.then(() => live.delete(run));
-  return run;
-}
-export async function killAll() {
-  await Promise.all([...live].map((r) => r.stop('SIGKILL', 2000)));
-}
+// The harness tracks every process it starts; track() stays for the tests that call it, and
+// killAll() SIGKILLs every lunnel process still running (an after() hook's cleanup).
+export function track(run) { return run; }
+export function killAll() { return killAllProcesses('lunnel'); }

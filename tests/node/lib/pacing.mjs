@@ -3,7 +3,7 @@
 // what tests/node/run_fail.lua recorded.
 import fs from 'node:fs';
 import path from 'node:path';
-import { sourceDir } from './run.mjs';
+import { sourceDir } from '../../harness/index.mjs';
 
 export const failScript = path.join(sourceDir, 'tests/node/run_fail.lua');
 

@@ -3,22 +3,13 @@
 // puts, partial updates with column deletes, deletes, and attribute columns that appear only
 // later), the source table read back with the SDK as typed values, and the comparison of a
 // destination's rows with it, row by row and type by type.
-import { Long, createTable, deleteRow, putRow, updateRow } from './run.mjs';
-import { tablestore } from './emulator.mjs';
+import { Long, createTable, deleteRow, putRow, rng, updateRow, tablestore } from '../../harness/index.mjs';
 
 const TS = tablestore();
 
-// Deterministic PRNG (mulberry32): the same seed gives the same workload and kill moments.
-export function rng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+// Deterministic PRNG (the harness's mulberry32): the same seed gives the same workload and
+// kill moments.
+export { rng };
 
 export const keyK = (id) => `k${id % 5}`;
 

@@ -6,30 +6,11 @@
 // (psql, mariadb, redis-cli). Nothing here waits on time alone: readiness is polled.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { freePort, poll } from '../../harness/index.mjs';
 
 const asRoot = process.getuid && process.getuid() === 0;
-
-// A free TCP port on 127.0.0.1 (bound and released; the server binds it right after).
-export function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); });
-  });
-}
-
-export async function poll(fn, timeoutMs, what) {
-  const deadline = Date.now() + timeoutMs;
-  let last;
-  for (;;) {
-    try { last = await fn(); if (last) return last; } catch (e) { last = e.message; }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} (last: ${JSON.stringify(last)})`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 function scratch(prefix) {
   const d = fs.mkdtempSync(path.join(os.tmpdir(), prefix));

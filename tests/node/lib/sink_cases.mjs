@@ -11,10 +11,9 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { startEmulator } from './emulator.mjs';
+import { startEmulator, sourceDir, startRun, tempDir, waitFor } from '../../harness/index.mjs';
 import { killAll, track } from './ids.mjs';
 import { createSource, rng, waitConverged, writeBase, writeStream } from './replica.mjs';
-import { sourceDir, startRun, tempDir, waitFor } from './run.mjs';
 
 // opts: { name (table prefix), label (in test titles), script (examples/...), start() -> server, destroy(server),
 //   custom(server, table, {secret}) -> --custom object, dump(server, table, c, src) -> Map,
