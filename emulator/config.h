@@ -1,6 +1,6 @@
-/* config.h: lunnel-emulator's settings, filled from the command line by main.c (one options
- * table there: name, type, default, help) and read by the server and every module. Modules
- * that need a new setting add a field here and a row in main.c's table. */
+/* config.h: lunnel-emulator's settings, filled from the command line by options.c (one
+ * options table there: name, type, help, field) and read by the server and every module.
+ * Modules that need a new setting add a field here and a row in options.c's table. */
 #ifndef LUNNEL_EMU_CONFIG_H
 #define LUNNEL_EMU_CONFIG_H
 

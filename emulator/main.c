@@ -1,5 +1,5 @@
-/* main.c: the lunnel-emulator program: options, the ready line, signals, the loop.
- * Every option is one row of the table below, which drives parsing and --help. */
+/* main.c: the lunnel-emulator program: options (options.c), the ready line, signals, the
+ * loop. */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -14,179 +14,30 @@
 #include "data_api/data_api.h"
 #include "durability/durable.h"
 #include "http/server.h"
-#include "lunnel/bytesize.h"
+#include "options.h"
 #include "store/store.h"
 #include "tunnel/tunnel.h"
 
-typedef enum opt_kind { OPT_STR, OPT_SIZE, OPT_U32, OPT_I64, OPT_SECS, OPT_FLAG } opt_kind;
-
-typedef struct opt {
-    const char *name;
-    opt_kind kind;
-    size_t offset;
-    const char *help;
-} opt;
-
-#define F(field) offsetof(lunnel_emu_config, field)
-static const opt options[] = {
-    {"listen", OPT_STR, F(listen), "HOST:PORT to listen on; port 0 picks a free port"},
-    {"port-file", OPT_STR, F(port_file), "also write the bound port to this file"},
-    {"instance", OPT_STR, F(instance), "instance name"},
-    {"access-key-id", OPT_STR, F(access_key_id), "access key id clients must use"},
-    {"access-key-secret", OPT_STR, F(access_key_secret), "access key secret clients must use"},
-    {"sts-token", OPT_STR, F(sts_token), "requests carrying x-ots-ststoken must carry this"},
-    {"max-request-bytes", OPT_SIZE, F(max_request_bytes), "largest request body accepted"},
-    {"max-connections", OPT_U32, F(max_connections),
-     "connections open at once; past it the least recently active idle or half-open one is "
-     "closed"},
-    {"idle-timeout", OPT_SECS, F(idle_timeout_s),
-     "close a keep-alive connection idle this many seconds"},
-    {"header-timeout", OPT_SECS, F(header_timeout_s),
-     "a request head not complete within this many seconds gets 408 OTSRequestTimeout"},
-    {"body-timeout", OPT_SECS, F(body_timeout_s),
-     "a body (or a reply) making no progress this many seconds: 408 and close"},
-    {"max-buffered-bytes", OPT_SIZE, F(max_buffered_bytes),
-     "request bytes all connections may hold together; past it 503 and close"},
-    {"partitions", OPT_U32, F(partitions), "partitions rows hash to (tunnel channels)"},
-    {"batch-records", OPT_U32, F(batch_records), "ReadRecords cap, records"},
-    {"batch-bytes", OPT_SIZE, F(batch_bytes), "ReadRecords cap, bytes"},
-    {"retention", OPT_I64, F(retention_s), "stream retention in seconds"},
-    {"data-dir", OPT_STR, F(data_dir),
-     "keep all state in this directory (write-ahead log + snapshot); default: in memory"},
-    {"fsync", OPT_STR, F(fsync),
-     "with --data-dir: always (fsync before acknowledging) | batch (every 100 ms) | never"},
-    {"compact-bytes", OPT_SIZE, F(compact_bytes),
-     "with --data-dir: write a snapshot and start a new log past this many log bytes"},
-    {"verbose", OPT_FLAG, F(verbose), "log every request to stderr"},
-    {"sign-tunnel-responses", OPT_FLAG, F(sign_tunnel_responses),
-     "also sign /tunnel/* responses (x-ots-contentmd5 + authorization, as the Java SDK checks)"},
-};
-#undef F
-
-#define N_OPTIONS (sizeof options / sizeof options[0])
-static unsigned char given[N_OPTIONS]; /* options named on the command line */
+/* The parsed command line (options.c): string settings in cfg point into it. */
+static lunnel_opt_values *opts;
 
 static int option_given(const char *name)
 {
-    for (size_t i = 0; i < N_OPTIONS; i++)
-        if (strcmp(options[i].name, name) == 0) return given[i];
-    return 0;
-}
-
-static void usage(FILE *f, const lunnel_emu_config *d)
-{
-    fprintf(f, "usage: lunnel-emulator [options]\n"
-               "A local stand-in for Tablestore and its Tunnel Service (for tests and demos).\n\n");
-    for (size_t i = 0; i < sizeof options / sizeof options[0]; i++) {
-        const opt *o = &options[i];
-        const char *p = (const char *)d + o->offset;
-        char def[64] = "";
-        switch (o->kind) {
-        case OPT_STR:
-            if (*(const char *const *)p)
-                snprintf(def, sizeof def, " (default %s)", *(const char *const *)p);
-            break;
-        case OPT_SIZE:
-            snprintf(def, sizeof def, " (default %zu)", *(const size_t *)p);
-            break;
-        case OPT_U32:
-            snprintf(def, sizeof def, " (default %u)", *(const uint32_t *)p);
-            break;
-        case OPT_I64:
-            snprintf(def, sizeof def, " (default %lld)", (long long)*(const int64_t *)p);
-            break;
-        case OPT_SECS:
-            snprintf(def, sizeof def, " (default %g)", *(const double *)p);
-            break;
-        case OPT_FLAG:
-            break;
-        }
-        fprintf(f, "  --%-20s %s%s\n", o->name, o->help, def);
-    }
+    return lunnel_emu_option_given(opts, name);
 }
 
 static int parse_args(int argc, char **argv, lunnel_emu_config *cfg)
 {
     lunnel_emu_config defaults = *cfg;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-            usage(stdout, &defaults);
-            exit(0);
-        }
-        if (strncmp(a, "--", 2) != 0) {
-            fprintf(stderr, "lunnel-emulator: unexpected argument '%s' (see --help)\n", a);
-            return -1;
-        }
-        const char *name = a + 2;
-        const char *val = NULL;
-        const char *eq = strchr(name, '=');
-        size_t nl = eq ? (size_t)(eq - name) : strlen(name);
-        const opt *o = NULL;
-        for (size_t k = 0; k < sizeof options / sizeof options[0]; k++)
-            if (strlen(options[k].name) == nl && strncmp(options[k].name, name, nl) == 0)
-                o = &options[k];
-        if (!o) {
-            fprintf(stderr, "lunnel-emulator: unknown option '%s' (see --help)\n", a);
-            return -1;
-        }
-        char *p = (char *)cfg + o->offset;
-        given[o - options] = 1;
-        if (o->kind == OPT_FLAG) {
-            *(int *)p = 1;
-            continue;
-        }
-        if (eq)
-            val = eq + 1;
-        else if (i + 1 < argc)
-            val = argv[++i];
-        else {
-            fprintf(stderr, "lunnel-emulator: option --%s needs a value\n", o->name);
-            return -1;
-        }
-        char *end;
-        errno = 0;
-        switch (o->kind) {
-        case OPT_STR:
-            *(const char **)p = val;
-            break;
-        case OPT_SIZE: { /* byte sizes: 1048576, 1MiB, 64MiB (lunnel/bytesize.h) */
-            uint64_t b;
-            if (lunnel_bytes_parse(val, &b) != 0 || b > SIZE_MAX) {
-                fprintf(stderr, "lunnel-emulator: --%s: bad byte size '%s' (e.g. 1048576, 1MiB)\n",
-                        o->name, val);
-                return -1;
-            }
-            *(size_t *)p = (size_t)b;
-            break;
-        }
-        case OPT_U32:
-        case OPT_I64: {
-            long long v = strtoll(val, &end, 10);
-            if (errno || *end || end == val || v < 0 ||
-                (o->kind == OPT_U32 && (v < 1 || v > 1000000))) {
-                fprintf(stderr, "lunnel-emulator: --%s: bad number '%s'\n", o->name, val);
-                return -1;
-            }
-            if (o->kind == OPT_U32)
-                *(uint32_t *)p = (uint32_t)v;
-            else
-                *(int64_t *)p = (int64_t)v;
-            break;
-        }
-        case OPT_SECS: {
-            double v = strtod(val, &end);
-            if (errno || *end || end == val || !(v > 0) || v > 86400) {
-                fprintf(stderr, "lunnel-emulator: --%s: bad number of seconds '%s'\n", o->name,
-                        val);
-                return -1;
-            }
-            *(double *)p = v;
-            break;
-        }
-        case OPT_FLAG:
-            break;
-        }
+    char err[512];
+    int rc = lunnel_emu_options_parse(argc, argv, cfg, &opts, err, sizeof err);
+    if (rc == LUNNEL_OPTS_HELP) {
+        lunnel_emu_usage(stdout, &defaults);
+        exit(0);
+    }
+    if (rc != LUNNEL_OPTS_OK) {
+        fprintf(stderr, "lunnel-emulator: %s\n", err);
+        return -1;
     }
     return 0;
 }
@@ -416,5 +267,6 @@ int main(int argc, char **argv)
     }
     lunnel_emu_store_free(store);
     ev_loop_destroy(loop);
+    lunnel_opts_free(opts);
     return rc;
 }

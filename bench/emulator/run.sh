@@ -19,7 +19,8 @@ if [ ! -x "$bench_bin" ]; then
   proto_lib=$(find "$build" -name liblunnel_proto.a | head -1)
   cc -O2 -std=gnu11 -Wall -Wextra -D_GNU_SOURCE \
     -I "$root/runtime/include" -I "$root/emulator/tests" -I "$build/proto" \
-    "$root/bench/emulator/readrecords_bench.c" "$root/runtime/src/net/sign.c" "$proto_lib" \
+    "$root/bench/emulator/readrecords_bench.c" "$root/runtime/src/net/sign.c" \
+    "$root/runtime/src/base/buf.c" "$proto_lib" \
     -lprotobuf-c -lcurl -lcrypto -o "$work/readrecords_bench"
   bench_bin="$work/readrecords_bench"
 fi

@@ -1,13 +1,14 @@
 /* options.h: command-line options from ONE descriptor table per command: the same table
  * drives parsing (flags, env vars, defaults, validation), `--help`, and the README's option
- * reference (`lunnel help --markdown`). Shared option sets (connection, logging) are reused
- * by every command, and lunnel_opts_open_client() turns them into credentials + http + api.
+ * reference (`lunnel help --markdown`). The machinery is base's (src/base/options.c), used by
+ * every lunnel command (tables in src/cli/; the shared connection and logging sets in
+ * src/cli/client_options.h) and by lunnel-emulator (emulator/options.c).
  *
  * Values: `--name value` or `--name=value`; booleans are bare flags (`--json`); `--` ends
  * options. Precedence: flag > env var > default. Durations accept 500ms, 5s, 2m, 1h (a bare
  * number is seconds); times accept RFC 3339 or milliseconds since the epoch.
  * Secrets (type LUNNEL_OPT_SECRET) are never shown: help prints only where they come from,
- * printed configurations show "****". Lives in the lunnel binary (src/cli/options.c). */
+ * printed configurations show "****". */
 #ifndef LUNNEL_OPTIONS_H
 #define LUNNEL_OPTIONS_H
 
@@ -49,6 +50,14 @@ typedef struct lunnel_opt_set {
         title, arr, sizeof(arr) / sizeof((arr)[0])                                                 \
     }
 
+/* What was wrong with a command line, for a program that words its own messages. */
+typedef enum lunnel_opt_problem {
+    LUNNEL_OPT_UNKNOWN,    /* arg: the whole argument ("--nope=1", "-x") */
+    LUNNEL_OPT_NO_VALUE,   /* opt: the option given last without its value */
+    LUNNEL_OPT_BAD_VALUE,  /* opt, arg: a flag's value its type refuses */
+    LUNNEL_OPT_UNEXPECTED, /* arg: the first positional argument past max_args */
+} lunnel_opt_problem;
+
 /* A command's complete option table: its own set(s) plus shared ones. */
 typedef struct lunnel_command_spec {
     const char *name;    /* "tunnel create" */
@@ -59,11 +68,9 @@ typedef struct lunnel_command_spec {
     int min_args, max_args; /* positional arguments accepted */
 } lunnel_command_spec;
 
-/* Shared sets: endpoint, instance, access-key-id, access-key-secret, security-token,
- * credentials-command, ca-file, request-timeout, retry-window, read-retry-window; and
- * log-level, log-format. */
-extern const lunnel_opt_set lunnel_opts_connection;
-extern const lunnel_opt_set lunnel_opts_logging;
+/* Writes the message of a problem above into err, for a program with its own wording. */
+typedef void (*lunnel_opt_complain_fn)(lunnel_opt_problem problem, const lunnel_opt *opt,
+                                       const char *arg, char *err, size_t err_cap);
 
 typedef struct lunnel_opt_values lunnel_opt_values;
 
@@ -75,6 +82,12 @@ enum { LUNNEL_OPTS_OK = 0, LUNNEL_OPTS_HELP = 1, LUNNEL_OPTS_ERROR = -1 };
  * be one of BaseData|Stream|BaseAndStream", "missing --table") and *out NULL. */
 int lunnel_opts_parse(const lunnel_command_spec *spec, int argc, char **argv, int first,
                       lunnel_opt_values **out, char *err, size_t err_cap);
+/* The same, with the messages of the four problems above written by `complain` (the
+ * emulator keeps its own wording); messages about env vars and required options stay. Such a
+ * program has no "--" (end of options): it is an unknown option like any other. */
+int lunnel_opts_parse_worded(const lunnel_command_spec *spec, lunnel_opt_complain_fn complain,
+                             int argc, char **argv, int first, lunnel_opt_values **out, char *err,
+                             size_t err_cap);
 void lunnel_opts_free(lunnel_opt_values *v);
 
 /* Typed getters by option name; the value has been validated by the parser. `name` must be
@@ -96,25 +109,5 @@ void lunnel_opts_print_help(const lunnel_command_spec *spec, FILE *f);
 void lunnel_opts_print_markdown(const lunnel_command_spec *spec, FILE *f);
 /* Effective configuration, one "name = value (source)" per line; secrets as "****". */
 void lunnel_opts_print_config(const lunnel_opt_values *v, FILE *f);
-
-/* Applies log-level / log-format (lunnel_opts_logging). 0 ok. */
-int lunnel_opts_apply_logging(const lunnel_opt_values *v);
-
-/* Builds credentials, http client and api from lunnel_opts_connection on `loop`
- * (credentials started on the loop, so OTSAuthFailed refresh works). Returns 0, or an
- * exit status (2 config, 3 credentials) with a one-line message in err. Release with
- * lunnel_opts_close_client(). */
-struct ev_loop;
-struct lunnel_credentials;
-struct lunnel_http;
-struct lunnel_api;
-typedef struct lunnel_client {
-    struct lunnel_credentials *creds;
-    struct lunnel_http *http;
-    struct lunnel_api *api;
-} lunnel_client;
-int lunnel_opts_open_client(const lunnel_opt_values *v, struct ev_loop *loop, lunnel_client *out,
-                            char *err, size_t err_cap);
-void lunnel_opts_close_client(lunnel_client *c);
 
 #endif

@@ -24,6 +24,7 @@
 #include <lualib.h>
 
 #include "cli/capture.h"
+#include "cli/client_options.h"
 #include "cli/lua_dir.h"
 #include "lunnel/buf.h"
 #include "lunnel/host.h"

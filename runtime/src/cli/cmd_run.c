@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "cli/capture.h"
+#include "cli/client_options.h"
 #include "cli/exit_status.h"
 #include "cli/lua_dir.h"
 #include "cli/run_observe.h"

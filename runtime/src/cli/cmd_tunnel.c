@@ -13,6 +13,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "cli/client_options.h"
 #include "cli/exit_status.h"
 #include "lunnel/api.h"
 #include "lunnel/buf.h"

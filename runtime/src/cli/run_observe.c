@@ -6,6 +6,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "cli/client_options.h"
 #include "cli/metrics_http.h"
 #include "cli/run_observe.h"
 #include "cli/status_tty.h"

@@ -11,6 +11,8 @@
 #include <strings.h>
 #include <time.h>
 
+#include "lunnel/buf.h"
+
 #define MAX_OTS_HEADERS 64
 #define MAX_NAME 128
 
@@ -23,31 +25,6 @@ typedef struct {
 static int cmp_header(const void *a, const void *b)
 {
     return strcmp(((const ots_header *)a)->name, ((const ots_header *)b)->name);
-}
-
-/* Growable byte string for the canonical string S; heap only when it outgrows the stack. */
-typedef struct {
-    char *p;
-    size_t len, cap;
-    int heap;
-    char stack[2048];
-} sbuf;
-
-static int sbuf_put(sbuf *b, const char *s, size_t n)
-{
-    if (b->len + n > b->cap) {
-        size_t cap = (b->len + n) * 2;
-        char *p = malloc(cap);
-        if (!p) return -1;
-        memcpy(p, b->p, b->len);
-        if (b->heap) free(b->p);
-        b->p = p;
-        b->cap = cap;
-        b->heap = 1;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    return 0;
 }
 
 /* HMAC-SHA1 of `before` + H + `after`, base64, where H is every x-ots-* header except
@@ -80,16 +57,19 @@ static int sign_canonical(const char *secret, const char *before, const char *af
     }
     qsort(hs, n, sizeof hs[0], cmp_header);
 
-    sbuf b = {.len = 0, .cap = sizeof b.stack, .heap = 0};
-    b.p = b.stack;
-    int rc = sbuf_put(&b, before, strlen(before));
+    /* the canonical string S, on the stack unless it outgrows it */
+    char stack[2048];
+    lunnel_buf b;
+    lunnel_buf_init_on(&b, stack, sizeof stack);
+    lunnel_buf_str(&b, before);
     for (size_t i = 0; i < n; i++) {
-        rc |= sbuf_put(&b, hs[i].name, strlen(hs[i].name));
-        rc |= sbuf_put(&b, ":", 1);
-        rc |= sbuf_put(&b, hs[i].value, hs[i].value_len);
-        rc |= sbuf_put(&b, "\n", 1);
+        lunnel_buf_str(&b, hs[i].name);
+        lunnel_buf_char(&b, ':');
+        lunnel_buf_add(&b, hs[i].value, hs[i].value_len);
+        lunnel_buf_char(&b, '\n');
     }
-    rc |= sbuf_put(&b, after, strlen(after));
+    lunnel_buf_str(&b, after);
+    int rc = b.oom ? -1 : 0;
     if (rc == 0) {
         unsigned char mac[EVP_MAX_MD_SIZE];
         unsigned int mac_len = 0;
@@ -101,7 +81,7 @@ static int sign_canonical(const char *secret, const char *before, const char *af
             EVP_EncodeBlock((unsigned char *)out, mac, (int)mac_len);
         }
     }
-    if (b.heap) free(b.p);
+    lunnel_buf_free(&b);
     return rc ? -1 : 0;
 }
 

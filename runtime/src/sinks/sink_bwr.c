@@ -13,6 +13,7 @@
 
 #include <proto/table_store.pb-c.h>
 
+#include "lunnel/buf.h"
 #include "lunnel/plainbuffer.h"
 #include "lunnel/sink_support.h"
 
@@ -188,14 +189,9 @@ int lunnel_sink_bwr_encode(lunnel_sink_bwr *b, const uint8_t **body_out, size_t 
     m.n_tables = 1;
     m.tables = &tp;
     size_t need = lunnel__table__batch_write_row_request__get_packed_size(&m);
-    if (need > b->req_cap) {
-        uint8_t *nb = realloc(b->req, need);
-        if (!nb) {
-            snprintf(b->msg, sizeof b->msg, "out of memory for a %zu-byte request", need);
-            return LUNNEL_SINK_NOMEM;
-        }
-        b->req = nb;
-        b->req_cap = need;
+    if (lunnel_vec_reserve(&b->req, &b->req_cap, need, 4096) != 0) {
+        snprintf(b->msg, sizeof b->msg, "out of memory for a %zu-byte request", need);
+        return LUNNEL_SINK_NOMEM;
     }
     b->req_len = lunnel__table__batch_write_row_request__pack(&m, b->req);
     b->encoded_n = b->n;

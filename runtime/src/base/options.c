@@ -1,56 +1,17 @@
-/* options.c: the option descriptor machinery of options.h (parse, help, Markdown reference,
- * printed config) and the shared connection/logging sets, plus building the protocol client
- * from them. Commands declare tables; nothing else lists options. */
+/* options.c: the option-table machinery of options.h (parse, help, Markdown reference,
+ * printed config), shared by the lunnel commands (their tables: cli/) and lunnel-emulator
+ * (emulator/options.c). Programs declare tables; nothing else lists options. */
 #include "lunnel/options.h"
-#include "cli/exit_status.h"
-#include "lunnel/bytesize.h"
 
 #include <ctype.h>
-#include <ev.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-#include "lunnel/api.h"
-#include "lunnel/credentials.h"
-#include "lunnel/http.h"
+#include "lunnel/bytesize.h"
 #include "lunnel/log.h"
 #include "lunnel/timeutil.h"
-
-static const lunnel_opt connection_opts[] = {
-    {"endpoint", LUNNEL_OPT_STRING, NULL, "TABLESTORE_ENDPOINT", NULL, "URL", 1,
-     "service endpoint, e.g. https://myinst.cn-hangzhou.ots.aliyuncs.com or http://127.0.0.1:8866"},
-    {"instance", LUNNEL_OPT_STRING, NULL, "TABLESTORE_INSTANCE", NULL, "NAME", 1, "instance name"},
-    {"access-key-id", LUNNEL_OPT_STRING, NULL, "TABLESTORE_ACCESS_KEY_ID", NULL, "ID", 0,
-     "access key id"},
-    {"access-key-secret", LUNNEL_OPT_SECRET, NULL, "TABLESTORE_ACCESS_KEY_SECRET", NULL, "SECRET",
-     0, "access key secret (prefer the environment variable: flags show in ps)"},
-    {"security-token", LUNNEL_OPT_SECRET, NULL, "TABLESTORE_SECURITY_TOKEN", NULL, "TOKEN", 0,
-     "STS security token"},
-    {"credentials-command", LUNNEL_OPT_STRING, NULL, "LUNNEL_CREDENTIALS_COMMAND", NULL, "CMD", 0,
-     "shell command printing JSON {AccessKeyId, AccessKeySecret, SecurityToken, Expiration}; "
-     "re-run before expiry and once after OTSAuthFailed"},
-    {"ca-file", LUNNEL_OPT_STRING, NULL, "LUNNEL_CA_FILE", NULL, "FILE", 0,
-     "PEM CA bundle to verify the server with, instead of the system's"},
-    {"request-timeout", LUNNEL_OPT_DURATION, "60s", NULL, NULL, NULL, 0,
-     "timeout of one HTTP attempt"},
-    {"retry-window", LUNNEL_OPT_DURATION, "35s", NULL, NULL, NULL, 0,
-     "retries of a call (other than ReadRecords) stop after this long (0 = no retries)"},
-    {"read-retry-window", LUNNEL_OPT_DURATION, "75s", NULL, NULL, NULL, 0,
-     "retries of ReadRecords stop after this long"},
-    {"max-connections", LUNNEL_OPT_INT, "32", NULL, NULL, "N", 0,
-     "service calls in flight at once (one connection each; more wait in a queue); Connect, "
-     "Heartbeat and Shutdown never wait (up to 4 more)"},
-};
-static const lunnel_opt logging_opts[] = {
-    {"log-level", LUNNEL_OPT_ENUM, "info", "LUNNEL_LOG_LEVEL", "trace|debug|info|warn|error|off",
-     NULL, 0, "log threshold"},
-    {"log-format", LUNNEL_OPT_ENUM, "text", "LUNNEL_LOG_FORMAT", "text|json", NULL, 0,
-     "log line format on stderr"},
-};
-const lunnel_opt_set lunnel_opts_connection = LUNNEL_OPT_SET("Connection", connection_opts);
-const lunnel_opt_set lunnel_opts_logging = LUNNEL_OPT_SET("Logging", logging_opts);
 
 typedef enum { SRC_NONE = 0, SRC_DEFAULT, SRC_ENV, SRC_FLAG } value_source;
 
@@ -225,8 +186,24 @@ void lunnel_opts_free(lunnel_opt_values *v)
     free(v);
 }
 
+/* A refused command line in the program's own words when it has them (spec->complain). */
+static int complained(lunnel_opt_complain_fn complain, lunnel_opt_problem p, const lunnel_opt *o,
+                      const char *arg, char *err, size_t cap)
+{
+    if (!complain) return 0;
+    complain(p, o, arg, err, cap);
+    return 1;
+}
+
 int lunnel_opts_parse(const lunnel_command_spec *spec, int argc, char **argv, int first,
                       lunnel_opt_values **out, char *err, size_t cap)
+{
+    return lunnel_opts_parse_worded(spec, NULL, argc, argv, first, out, err, cap);
+}
+
+int lunnel_opts_parse_worded(const lunnel_command_spec *spec, lunnel_opt_complain_fn complain,
+                             int argc, char **argv, int first, lunnel_opt_values **out, char *err,
+                             size_t cap)
 {
     *out = NULL;
     if (cap) err[0] = '\0';
@@ -251,7 +228,7 @@ int lunnel_opts_parse(const lunnel_command_spec *spec, int argc, char **argv, in
             v->args[v->n_args++] = argv[i];
             continue;
         }
-        if (strcmp(a, "--") == 0) {
+        if (strcmp(a, "--") == 0 && !complain) {
             only_args = 1;
             continue;
         }
@@ -260,7 +237,8 @@ int lunnel_opts_parse(const lunnel_command_spec *spec, int argc, char **argv, in
             return LUNNEL_OPTS_HELP;
         }
         if (a[1] != '-') {
-            errf(err, cap, "unknown option %s (see lunnel %s --help)", a, spec->name);
+            if (!complained(complain, LUNNEL_OPT_UNKNOWN, NULL, a, err, cap))
+                errf(err, cap, "unknown option %s (see lunnel %s --help)", a, spec->name);
             lunnel_opts_free(v);
             return LUNNEL_OPTS_ERROR;
         }
@@ -273,8 +251,9 @@ int lunnel_opts_parse(const lunnel_command_spec *spec, int argc, char **argv, in
                 strncmp(v->slots[k].opt->name, name, nl) == 0)
                 s = &v->slots[k];
         if (!s) {
-            errf(err, cap, "unknown option --%.*s (see lunnel %s --help)", (int)nl, name,
-                 spec->name);
+            if (!complained(complain, LUNNEL_OPT_UNKNOWN, NULL, a, err, cap))
+                errf(err, cap, "unknown option --%.*s (see lunnel %s --help)", (int)nl, name,
+                     spec->name);
             lunnel_opts_free(v);
             return LUNNEL_OPTS_ERROR;
         }
@@ -286,7 +265,8 @@ int lunnel_opts_parse(const lunnel_command_spec *spec, int argc, char **argv, in
         } else if (i + 1 < argc) {
             val = argv[++i];
         } else {
-            errf(err, cap, "--%s needs a value (%s)", s->opt->name, type_metavar(s->opt));
+            if (!complained(complain, LUNNEL_OPT_NO_VALUE, s->opt, a, err, cap))
+                errf(err, cap, "--%s needs a value (%s)", s->opt->name, type_metavar(s->opt));
             lunnel_opts_free(v);
             return LUNNEL_OPTS_ERROR;
         }
@@ -294,6 +274,7 @@ int lunnel_opts_parse(const lunnel_command_spec *spec, int argc, char **argv, in
         s->text = strdup(val);
         s->src = SRC_FLAG;
         if (!s->text || convert(s, err, cap) != 0) {
+            if (s->text) complained(complain, LUNNEL_OPT_BAD_VALUE, s->opt, val, err, cap);
             lunnel_opts_free(v);
             return LUNNEL_OPTS_ERROR;
         }
@@ -328,7 +309,10 @@ int lunnel_opts_parse(const lunnel_command_spec *spec, int argc, char **argv, in
         }
     }
     if (v->n_args < spec->min_args || v->n_args > spec->max_args) {
-        if (v->n_args > spec->max_args)
+        if (v->n_args > spec->max_args &&
+            complained(complain, LUNNEL_OPT_UNEXPECTED, NULL, v->args[spec->max_args], err, cap))
+            ;
+        else if (v->n_args > spec->max_args)
             errf(err, cap, "unexpected argument \"%.60s\" (usage: %s)", v->args[spec->max_args],
                  spec->usage);
         else
@@ -447,83 +431,4 @@ void lunnel_opts_print_config(const lunnel_opt_values *v, FILE *f)
         const char *shown = !s->text ? "" : (s->opt->type == LUNNEL_OPT_SECRET ? "****" : s->text);
         fprintf(f, "%s = %s (%s)\n", s->opt->name, shown, src_names[s->src]);
     }
-}
-
-int lunnel_opts_apply_logging(const lunnel_opt_values *v)
-{
-    lunnel_log_level lv;
-    lunnel_log_format fm;
-    const char *l = lunnel_opts_str(v, "log-level"), *fs = lunnel_opts_str(v, "log-format");
-    if (l && lunnel_log_parse_level(l, &lv) == 0) lunnel_log_set_level(lv);
-    if (fs && lunnel_log_parse_format(fs, &fm) == 0) lunnel_log_set_format(fm);
-    return 0;
-}
-
-int lunnel_opts_open_client(const lunnel_opt_values *v, struct ev_loop *loop, lunnel_client *out,
-                            char *err, size_t cap)
-{
-    memset(out, 0, sizeof *out);
-    lunnel_error e;
-    const char *cmd = lunnel_opts_str(v, "credentials-command");
-    if (cmd) {
-        out->creds = lunnel_credentials_new_command(cmd, 30, &e);
-    } else {
-        out->creds = lunnel_credentials_new_static(lunnel_opts_str(v, "access-key-id"),
-                                                   lunnel_opts_str(v, "access-key-secret"),
-                                                   lunnel_opts_str(v, "security-token"), &e);
-    }
-    if (!out->creds) {
-        errf(err, cap, "%s", e.message);
-        return lunnel_error_exit_status(&e);
-    }
-    lunnel_credentials_start(out->creds, loop);
-    const char *ca = lunnel_opts_str(v, "ca-file");
-    if (ca) {
-        FILE *cf = fopen(ca, "r");
-        if (!cf) {
-            errf(err, cap, "--ca-file %.200s cannot be read", ca);
-            lunnel_opts_close_client(out);
-            return 2;
-        }
-        fclose(cf);
-    }
-    lunnel_http_config hc = {
-        .endpoint = lunnel_opts_str(v, "endpoint"),
-        .instance = lunnel_opts_str(v, "instance"),
-        .ca_file = ca,
-        .timeout_s = lunnel_opts_num(v, "request-timeout"),
-        .max_connections = (int)lunnel_opts_int(v, "max-connections"),
-    };
-    if (hc.max_connections < 1) {
-        errf(err, cap, "--max-connections must be at least 1");
-        lunnel_opts_close_client(out);
-        return 2;
-    }
-    out->http = lunnel_http_new(loop, &hc, out->creds, &e);
-    if (!out->http) {
-        errf(err, cap, "%s", e.message);
-        lunnel_opts_close_client(out);
-        return e.kind == LUNNEL_NET_INVALID ? 2 : 1;
-    }
-    lunnel_api_config ac;
-    lunnel_api_config_defaults(&ac);
-    if (lunnel_opts_has(v, "retry-window"))
-        ac.default_retry.window_ms = lunnel_opts_num(v, "retry-window") * 1000;
-    if (lunnel_opts_has(v, "read-retry-window"))
-        ac.read_records_retry.window_ms = lunnel_opts_num(v, "read-retry-window") * 1000;
-    out->api = lunnel_api_new(out->http, &ac);
-    if (!out->api) {
-        errf(err, cap, "out of memory");
-        lunnel_opts_close_client(out);
-        return 1;
-    }
-    return 0;
-}
-
-void lunnel_opts_close_client(lunnel_client *c)
-{
-    if (c->api) lunnel_api_free(c->api);
-    if (c->http) lunnel_http_free(c->http);
-    if (c->creds) lunnel_credentials_free(c->creds);
-    memset(c, 0, sizeof *c);
 }

@@ -1,4 +1,4 @@
-/* test_codec_bytesize.c: the byte-size parser every bytes option uses (lunnel/bytesize.h):
+/* test_base_bytesize.c: the byte-size parser every bytes option uses (lunnel/bytesize.h):
  * binary and decimal units, spaces, fractions that are whole bytes, and refusals. */
 #include "lunnel/bytesize.h"
 #include "testutil.h"

@@ -1,11 +1,12 @@
-/* test_tunnel_options.c: the CLI option tables (src/cli/options.c, compiled in here since it
- * lives in the lunnel binary): flag > env > default precedence, --name=value, bool flags,
- * duration/time/enum validation with messages naming the option (and the env var), required
- * options, positional arguments, -h, and secrets never shown by help, Markdown or the
- * printed configuration. Named test_tunnel_* to link the tunnel api options.c builds on. */
+/* test_cli_options.c: the option tables of the lunnel commands (base's lunnel/options.h
+ * with the CLI's shared sets, src/cli/client_options.c compiled in here): flag > env >
+ * default precedence, --name=value, bool flags, duration/time/enum validation with messages
+ * naming the option (and the env var), required options, positional arguments, -h, and
+ * secrets never shown by help, Markdown or the printed configuration. */
+#include <stdarg.h>
 #include <stdlib.h>
 
-#include "cli/options.c"
+#include "cli/client_options.h"
 #include "testutil.h"
 
 static const lunnel_opt own[] = {
