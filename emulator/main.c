@@ -1,6 +1,7 @@
 /* main.c: the lunnel-emulator program: options (options.c), the ready line, signals, the
  * loop. */
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -154,6 +155,74 @@ static void reapply_flags(lunnel_emu_tunnels *tunnels, const lunnel_emu_config *
     }
 }
 
+/* The start-up restore of --data-dir runs on its own thread while the loop keeps accepting
+ * connections and answers them busy (lunnel_emu_server_set_busy): a client that connects
+ * early gets the service's retriable error at once instead of a connection left hanging for
+ * seconds, and nothing reads state the restore is still building. The ready line still
+ * comes after the restore: whoever waits for it may rely on the data being back. */
+typedef struct restore_job {
+    lunnel_emu_durable_opts opts;
+    lunnel_emu_store *store;
+    lunnel_emu_tunnels *tunnels;
+    lunnel_emu_durable *durable; /* result; NULL with err set on failure */
+    char err[1024];
+    struct ev_loop *loop;
+    ev_async done;
+} restore_job;
+
+static void *restore_thread(void *arg)
+{
+    restore_job *job = arg;
+    job->durable =
+        lunnel_emu_durable_open(&job->opts, job->store, job->tunnels, job->err, sizeof job->err);
+    ev_async_send(job->loop, &job->done);
+    return NULL;
+}
+
+static void on_restored(struct ev_loop *loop, ev_async *w, int revents)
+{
+    (void)w;
+    (void)revents;
+    ev_break(loop, EVBREAK_ONE);
+}
+
+/* Restores the data dir on a thread while `loop` serves busy answers; returns the durable
+ * state, or NULL with `err` set. */
+static lunnel_emu_durable *restore_serving_busy(struct ev_loop *loop, lunnel_emu_server *srv,
+                                                const lunnel_emu_durable_opts *opts,
+                                                lunnel_emu_store *store,
+                                                lunnel_emu_tunnels *tunnels, char *err,
+                                                size_t errlen)
+{
+    restore_job *job = calloc(1, sizeof *job);
+    if (!job) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    *job = (restore_job){.opts = *opts, .store = store, .tunnels = tunnels, .loop = loop};
+    ev_async_init(&job->done, on_restored);
+    ev_async_start(loop, &job->done);
+    lunnel_emu_server_set_busy(srv, "restoring the data dir");
+    fprintf(stderr,
+            "lunnel-emulator: restoring the data dir %s; requests get 503 OTSServerBusy until "
+            "it is back\n",
+            opts->dir);
+    pthread_t th;
+    int rc = pthread_create(&th, NULL, restore_thread, job);
+    if (rc != 0) { /* no thread: restore here, blocking, as before */
+        restore_thread(job);
+    } else {
+        ev_run(loop, 0); /* until on_restored */
+        pthread_join(th, NULL);
+    }
+    ev_async_stop(loop, &job->done);
+    lunnel_emu_server_set_busy(srv, NULL);
+    lunnel_emu_durable *d = job->durable;
+    if (!d) snprintf(err, errlen, "%s", job->err);
+    free(job);
+    return d;
+}
+
 int main(int argc, char **argv)
 {
     lunnel_emu_config cfg;
@@ -190,7 +259,7 @@ int main(int argc, char **argv)
     if (cfg.data_dir) {
         lunnel_emu_durable_opts dopts = {cfg.data_dir, fsync_policy, cfg.compact_bytes, stderr};
         char derr[1024];
-        durable = lunnel_emu_durable_open(&dopts, store, tunnels, derr, sizeof derr);
+        durable = restore_serving_busy(loop, srv, &dopts, store, tunnels, derr, sizeof derr);
         if (!durable) {
             fprintf(stderr, "lunnel-emulator: --data-dir: %s\n", derr);
             return 1;

@@ -1,5 +1,5 @@
 /* data_api.c: the table data API of lunnel-emulator, table operations (CreateTable,
- * ListTable, DescribeTable, DeleteTable) and the helpers the row operations share
+ * ListTable, DescribeTable, UpdateTable, DeleteTable) and the helpers the row operations share
  * (data_api_rows.c). Messages are unpacked with protobuf-c from proto/table_store.proto. */
 #include "data_api/data_api.h"
 
@@ -171,6 +171,90 @@ int data_api_decode_row(data_api *api, const uint8_t *bytes, size_t len, const c
 
 /* ---- table operations ---------------------------------------------------------------- */
 
+/* Applies the fields a CreateTable/UpdateTable request gives of its TableOptions to `o`,
+ * checked the way the service checks them. Answers 400 and returns -1 on a bad value. */
+static int apply_table_options(lunnel_emu_table_options *o, const Lunnel__Table__TableOptions *to,
+                               lunnel_emu_response *resp)
+{
+    if (!to) return 0;
+    if (to->has_time_to_live && (to->time_to_live == 0 || to->time_to_live < -1)) {
+        lunnel_emu_respond_error(resp, 400, "OTSParameterInvalid",
+                                 "TimeToLive cannot be 0 or less than -1.");
+        return -1;
+    }
+    if (to->has_max_versions && to->max_versions <= 0) {
+        lunnel_emu_respond_error(resp, 400, "OTSParameterInvalid",
+                                 "The maximum versions cannot be less than or equal to 0.");
+        return -1;
+    }
+    if (to->has_deviation_cell_version_in_sec && to->deviation_cell_version_in_sec <= 0) {
+        lunnel_emu_respond_error(resp, 400, "OTSParameterInvalid",
+                                 "The max time deviation must be greater than 0, got %lld.",
+                                 (long long)to->deviation_cell_version_in_sec);
+        return -1;
+    }
+    if (to->has_allow_update && !to->allow_update) {
+        lunnel_emu_respond_error(resp, 400, "OTSParameterInvalid",
+                                 "allow_update false (a table that refuses UpdateRow) is not "
+                                 "supported by lunnel-emulator.");
+        return -1;
+    }
+    if (to->has_time_to_live) o->time_to_live = to->time_to_live;
+    if (to->has_max_versions) o->max_versions = to->max_versions;
+    if (to->has_deviation_cell_version_in_sec) o->deviation_s = to->deviation_cell_version_in_sec;
+    return 0;
+}
+
+/* The stream specification replaces the table's: on or off, its expiration (168 hours when
+ * not given) and the columns whose previous values changes carry. */
+static void apply_stream_spec(lunnel_emu_table_options *o,
+                              const Lunnel__Table__StreamSpecification *ss)
+{
+    o->stream_enabled = ss->enable_stream;
+    o->stream_expiration_hours = ss->has_expiration_time ? ss->expiration_time : 168;
+    o->origin_columns = (const char *const *)ss->columns_to_get;
+    o->n_origin_columns = ss->n_columns_to_get;
+}
+
+/* What DescribeTable and UpdateTable report of a table's options and stream; `sid` holds the
+ * stream id the details point to. */
+typedef struct table_state {
+    Lunnel__Table__CapacityUnit cu;
+    Lunnel__Table__ReservedThroughputDetails rtd;
+    Lunnel__Table__TableOptions to;
+    Lunnel__Table__StreamDetails sd;
+    char sid[300];
+} table_state;
+
+static void table_state_of(const lunnel_emu_table *t, table_state *s)
+{
+    const lunnel_emu_table_options *o = lunnel_emu_table_options_of(t);
+    lunnel__table__capacity_unit__init(&s->cu);
+    s->cu.has_read = s->cu.has_write = 1;
+    lunnel__table__reserved_throughput_details__init(&s->rtd);
+    s->rtd.capacity_unit = &s->cu;
+    s->rtd.last_increase_time = lunnel_emu_table_created_ms(t) / 1000;
+    lunnel__table__table_options__init(&s->to);
+    s->to.has_max_versions = s->to.has_time_to_live = 1;
+    s->to.max_versions = o->max_versions;
+    s->to.time_to_live = o->time_to_live;
+    s->to.has_deviation_cell_version_in_sec = 1;
+    s->to.deviation_cell_version_in_sec = o->deviation_s;
+    lunnel__table__stream_details__init(&s->sd);
+    s->sd.enable_stream = o->stream_enabled;
+    if (o->stream_enabled) {
+        snprintf(s->sid, sizeof s->sid, "%s_%lld", lunnel_emu_table_name(t),
+                 (long long)lunnel_emu_table_created_ms(t));
+        s->sd.stream_id = s->sid;
+        s->sd.has_expiration_time = 1;
+        s->sd.expiration_time = o->stream_expiration_hours;
+        s->sd.has_last_enable_time = 1;
+        s->sd.last_enable_time = lunnel_emu_table_created_ms(t);
+        s->sd.n_columns_to_get = o->n_origin_columns;
+        s->sd.columns_to_get = (char **)o->origin_columns;
+    }
+}
+
 static void create_table(void *ud, const lunnel_emu_request *req, lunnel_emu_response *resp)
 {
     data_api *api = ud;
@@ -196,30 +280,11 @@ static void create_table(void *ud, const lunnel_emu_request *req, lunnel_emu_res
         snprintf(pk[i].name, sizeof pk[i].name, "%s", s->name);
         pk[i].type = (lunnel_emu_pktype)s->type;
     }
-    if (m->table_options) {
-        if (m->table_options->has_max_versions) o.max_versions = m->table_options->max_versions;
-        if (m->table_options->has_time_to_live) o.time_to_live = m->table_options->time_to_live;
-    }
-    if (m->stream_spec) {
-        o.stream_enabled = m->stream_spec->enable_stream;
-        o.stream_expiration_hours =
-            m->stream_spec->has_expiration_time ? m->stream_spec->expiration_time : 168;
-        o.origin_columns = (const char *const *)m->stream_spec->columns_to_get;
-        o.n_origin_columns = m->stream_spec->n_columns_to_get;
-    }
-    if (m->table_options && m->table_options->has_time_to_live &&
-        (o.time_to_live == 0 || o.time_to_live < -1)) {
-        lunnel_emu_respond_error(resp, 400, "OTSParameterInvalid",
-                                 "TimeToLive cannot be 0 or less than -1.");
+    if (apply_table_options(&o, m->table_options, resp) != 0) {
         lunnel__table__create_table_request__free_unpacked(m, NULL);
         return;
     }
-    if (m->table_options && m->table_options->has_max_versions && o.max_versions <= 0) {
-        lunnel_emu_respond_error(resp, 400, "OTSParameterInvalid",
-                                 "The maximum versions cannot be less than or equal to 0.");
-        lunnel__table__create_table_request__free_unpacked(m, NULL);
-        return;
-    }
+    if (m->stream_spec) apply_stream_spec(&o, m->stream_spec);
     char msg[512];
     lunnel_emu_store_err e = lunnel_emu_store_create_table(api->store, m->table_meta->table_name,
                                                            pk, n, &o, msg, sizeof msg);
@@ -279,37 +344,55 @@ static void describe_table(void *ud, const lunnel_emu_request *req, lunnel_emu_r
     meta.table_name = (char *)lunnel_emu_table_name(t);
     meta.n_primary_key = n;
     meta.primary_key = pps;
-    Lunnel__Table__CapacityUnit cu = LUNNEL__TABLE__CAPACITY_UNIT__INIT;
-    cu.has_read = cu.has_write = 1;
-    Lunnel__Table__ReservedThroughputDetails rtd = LUNNEL__TABLE__RESERVED_THROUGHPUT_DETAILS__INIT;
-    rtd.capacity_unit = &cu;
-    rtd.last_increase_time = lunnel_emu_table_created_ms(t) / 1000;
-    Lunnel__Table__TableOptions to = LUNNEL__TABLE__TABLE_OPTIONS__INIT;
-    to.has_max_versions = to.has_time_to_live = 1;
-    to.max_versions = o->max_versions;
-    to.time_to_live = o->time_to_live;
-    to.has_deviation_cell_version_in_sec = 1;
-    to.deviation_cell_version_in_sec = 86400;
-    Lunnel__Table__StreamDetails sd = LUNNEL__TABLE__STREAM_DETAILS__INIT;
-    sd.enable_stream = o->stream_enabled;
-    char sid[300];
-    if (o->stream_enabled) {
-        snprintf(sid, sizeof sid, "%s_%lld", lunnel_emu_table_name(t),
-                 (long long)lunnel_emu_table_created_ms(t));
-        sd.stream_id = sid;
-        sd.has_expiration_time = 1;
-        sd.expiration_time = o->stream_expiration_hours;
-        sd.has_last_enable_time = 1;
-        sd.last_enable_time = lunnel_emu_table_created_ms(t);
-        sd.n_columns_to_get = o->n_origin_columns;
-        sd.columns_to_get = (char **)o->origin_columns;
-    }
+    table_state ts;
+    table_state_of(t, &ts);
     Lunnel__Table__DescribeTableResponse r = LUNNEL__TABLE__DESCRIBE_TABLE_RESPONSE__INIT;
     r.table_meta = &meta;
-    r.reserved_throughput_details = &rtd;
-    r.table_options = &to;
+    r.reserved_throughput_details = &ts.rtd;
+    r.table_options = &ts.to;
     r.table_status = LUNNEL__TABLE__TABLE_STATUS__ACTIVE;
-    r.stream_details = &sd;
+    r.stream_details = &ts.sd;
+    lunnel_emu_respond_pb(resp, &r.base);
+}
+
+static void update_table(void *ud, const lunnel_emu_request *req, lunnel_emu_response *resp)
+{
+    data_api *api = ud;
+    Lunnel__Table__UpdateTableRequest *m =
+        data_api_unpack(&lunnel__table__update_table_request__descriptor, req, resp);
+    if (!m) return;
+    lunnel_emu_table *t = data_api_table(api, m->table_name, resp);
+    lunnel_emu_table_options o =
+        t ? *lunnel_emu_table_options_of(t) : (lunnel_emu_table_options){0};
+    if (!t || apply_table_options(&o, m->table_options, resp) != 0) {
+        lunnel__table__update_table_request__free_unpacked(m, NULL);
+        return;
+    }
+    if (m->stream_spec) {
+        if (m->stream_spec->enable_stream && m->stream_spec->has_expiration_time &&
+            (m->stream_spec->expiration_time < 1 || m->stream_spec->expiration_time > 168)) {
+            lunnel_emu_respond_error(resp, 400, "OTSParameterInvalid",
+                                     "The stream expiration time must be in [1, 168] hours, got "
+                                     "%d.",
+                                     m->stream_spec->expiration_time);
+            lunnel__table__update_table_request__free_unpacked(m, NULL);
+            return;
+        }
+        apply_stream_spec(&o, m->stream_spec);
+    }
+    char msg[256];
+    lunnel_emu_store_err e = lunnel_emu_store_update_table(api->store, t, &o, msg, sizeof msg);
+    lunnel__table__update_table_request__free_unpacked(m, NULL);
+    if (e) {
+        data_api_store_error(resp, e, msg);
+        return;
+    }
+    table_state ts;
+    table_state_of(t, &ts);
+    Lunnel__Table__UpdateTableResponse r = LUNNEL__TABLE__UPDATE_TABLE_RESPONSE__INIT;
+    r.reserved_throughput_details = &ts.rtd;
+    r.table_options = &ts.to;
+    r.stream_details = &ts.sd;
     lunnel_emu_respond_pb(resp, &r.base);
 }
 
@@ -355,6 +438,7 @@ int lunnel_emu_data_api_register(lunnel_emu_server *srv, lunnel_emu_store *store
     rc |= lunnel_emu_route_add(srv, "/CreateTable", create_table, api);
     rc |= lunnel_emu_route_add(srv, "/ListTable", list_table, api);
     rc |= lunnel_emu_route_add(srv, "/DescribeTable", describe_table, api);
+    rc |= lunnel_emu_route_add(srv, "/UpdateTable", update_table, api);
     rc |= lunnel_emu_route_add(srv, "/DeleteTable", delete_table, api);
     data_api_register_rows(api);
     return rc ? -1 : 0;

@@ -1,6 +1,6 @@
 /* data_api.h: the Tablestore table data API served by lunnel-emulator (/CreateTable,
- * /ListTable, /DescribeTable, /DeleteTable, /PutRow, /UpdateRow, /DeleteRow, /BatchWriteRow,
- * /GetRow, /GetRange), on top of store.h. */
+ * /ListTable, /DescribeTable, /UpdateTable, /DeleteTable, /PutRow, /UpdateRow, /DeleteRow,
+ * /BatchWriteRow, /GetRow, /GetRange), on top of store.h. */
 #ifndef LUNNEL_EMU_DATA_API_H
 #define LUNNEL_EMU_DATA_API_H
 

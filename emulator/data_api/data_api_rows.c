@@ -475,6 +475,10 @@ static int read_opts_from(read_opts *o, const lunnel_emu_table *t, char **cols, 
         return -1;
     }
     if (!has_mv) o->max_versions = INT32_MAX;
+    /* never more than the table keeps: a lowered max_versions (UpdateTable) hides the older
+     * versions at once, before the row's next write drops them */
+    int32_t kept = lunnel_emu_table_options_of(t)->max_versions;
+    if (o->max_versions > kept) o->max_versions = kept;
     return 0;
 }
 

@@ -1,10 +1,11 @@
 /* durable.h: lunnel-emulator's durable state (--data-dir DIR): a write-ahead log of every
  * state change, a snapshot that compacts it, and the restore that replays both at start-up.
  *
- * What is logged: table creation/deletion and every row write, as the write took effect
- * (cells with their timestamps, the change's sequence info), through the store's journal
- * hook (store.h); and the Tunnel Service state by difference after every tunnel call, admin
- * action and tick (tunnel_persist.h). Clients are not kept (see tunnel_persist.h).
+ * What is logged: table creation, option updates (UpdateTable) and deletion, and every row
+ * write, as the write took effect (cells with their timestamps, the change's sequence info),
+ * through the store's journal hook (store.h); and the Tunnel Service state by difference after
+ * every tunnel call, admin action and tick (tunnel_persist.h). Clients are not kept (see
+ * tunnel_persist.h).
  *
  * When it is durable: records are appended to an in-memory buffer as state changes, and
  * committed (written, then fsync'd per policy) by lunnel_emu_durable_commit, which the server

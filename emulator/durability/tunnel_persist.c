@@ -558,24 +558,11 @@ static void channel_free(emu_channel *ch)
     free(ch);
 }
 
-static int apply_tunnel(lunnel_emu_tunnels *t, emu_rbuf *r, int from_wal, char *err, size_t errlen)
+/* Decodes a tunnel record's `nch` channel entries into `in` (calloc'd by the caller); every
+ * stream channel must read a partition `tb` has. */
+static int read_channels(emu_rbuf *r, emu_table *tb, const char *id, uint32_t nch, ch_in *in,
+                         char *err, size_t errlen)
 {
-    char id[40], name[256], table[256];
-    emu_get_str(r, id, sizeof id);
-    emu_get_str(r, name, sizeof name);
-    emu_get_str(r, table, sizeof table);
-    int type = emu_get_u8(r), expired = emu_get_u8(r), has_config = emu_get_u8(r),
-        start_flag = emu_get_u8(r);
-    uint64_t start_ns = emu_get_u64(r), end_ns = emu_get_u64(r);
-    int64_t create_ns = emu_get_i64(r);
-    uint32_t nch = emu_get_u32(r);
-    if (r->err || !id[0] || !name[0] || !table[0] || type < TT_BASE || type > TT_BOTH ||
-        nch > MAX_CHANNELS)
-        FAIL("bad tunnel record");
-    emu_table *tb = emu_table_get(t, table, 1);
-    if (!tb) FAIL("out of memory");
-    ch_in *in = calloc(nch ? nch : 1, sizeof *in);
-    if (!in) FAIL("out of memory");
     for (uint32_t i = 0; i < nch && !r->err; i++) {
         ch_in *c = &in[i];
         emu_get_str(r, c->id, sizeof c->id);
@@ -595,51 +582,139 @@ static int apply_tunnel(lunnel_emu_tunnels *t, emu_rbuf *r, int from_wal, char *
         if (!c->id[0] || c->status > CH_TERMINATED || c->parent < -1 || c->parent >= (int)nch ||
             (c->ck && memchr(c->ck, 0, c->ck_len)) || c->is_base > 1)
             r->err = 1;
-        if (!r->err && !c->is_base && !shard_by_id(tb, c->shard)) {
-            snprintf(err, errlen, "tunnel %s channel %s reads partition '%s', unknown on table %s",
-                     id, c->id, c->shard, table);
-            free(in);
-            return -1;
-        }
+        if (!r->err && !c->is_base && !shard_by_id(tb, c->shard))
+            FAIL("tunnel %s channel %s reads partition '%s', unknown on table %s", id, c->id,
+                 c->shard, tb->name);
     }
-    if (r->err || r->off != r->len) {
-        free(in);
-        FAIL("bad tunnel record %s", id);
-    }
+    if (r->err || r->off != r->len) FAIL("bad tunnel record %s", id);
+    return 0;
+}
+
+/* The tunnel `id` of the registry, or a new one registered on `tb`; NULL with err set. */
+static emu_tunnel *tunnel_for(lunnel_emu_tunnels *t, emu_table *tb, const char *id,
+                              const char *name, int *is_new, char *err, size_t errlen)
+{
     emu_tunnel *tu = emu_tunnel_find(t, id);
-    int is_new = tu == NULL;
-    if (tu && strcmp(tu->table->name, table) != 0) {
-        free(in);
-        FAIL("tunnel %s moved from table %s to %s", id, tu->table->name, table);
+    *is_new = tu == NULL;
+    if (tu) {
+        if (tu->table != tb) {
+            snprintf(err, errlen, "tunnel %s moved from table %s to %s", id, tu->table->name,
+                     tb->name);
+            return NULL;
+        }
+        return tu;
     }
+    if (t->ntunnels == t->tucap) {
+        int cap = t->tucap ? t->tucap * 2 : 8;
+        emu_tunnel **arr = realloc(t->tunnels, (size_t)cap * sizeof *arr);
+        if (!arr) {
+            snprintf(err, errlen, "out of memory");
+            return NULL;
+        }
+        t->tunnels = arr;
+        t->tucap = cap;
+    }
+    tu = calloc(1, sizeof *tu);
+    if (!tu || !(tu->name = strdup(name))) {
+        free(tu);
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    snprintf(tu->id, sizeof tu->id, "%s", id);
+    tu->table = tb;
+    t->tunnels[t->ntunnels++] = tu;
+    return tu;
+}
+
+/* Channel `c` as restored: tu's channel of that id (taken out of tu->ch) updated, or a new
+ * one. NULL when out of memory. */
+static emu_channel *channel_restore(emu_tunnel *tu, emu_table *tb, const ch_in *c, int *failed)
+{
+    emu_channel *ch = NULL;
+    for (int k = 0; k < tu->nch && !ch; k++) {
+        if (tu->ch[k] && strcmp(tu->ch[k]->id, c->id) == 0) {
+            ch = tu->ch[k];
+            tu->ch[k] = NULL;
+        }
+    }
+    if (!ch) {
+        ch = calloc(1, sizeof *ch);
+        if (ch && c->is_base && !(ch->base = calloc(1, sizeof *ch->base))) {
+            free(ch);
+            ch = NULL;
+        }
+        if (!ch) {
+            *failed = 1;
+            return NULL;
+        }
+        snprintf(ch->id, sizeof ch->id, "%s", c->id);
+        ch->is_base = c->is_base;
+    }
+    ch->shard = c->is_base ? NULL : shard_by_id(tb, c->shard);
+    ch->parent = c->parent;
+    ch->start = c->start;
+    ch->status = c->status;
+    ch->version = c->version;
+    ch->owner = NULL; /* clients are not persisted; see tunnel_persist.h */
+    free(ch->checkpoint);
+    ch->checkpoint = NULL;
+    if (c->has_ck) {
+        ch->checkpoint = malloc(c->ck_len + 1);
+        if (ch->checkpoint) {
+            if (c->ck_len) memcpy(ch->checkpoint, c->ck, c->ck_len);
+            ch->checkpoint[c->ck_len] = 0;
+        } else {
+            *failed = 1;
+        }
+    }
+    ch->seq = c->seq;
+    ch->ck_offset = c->ck_offset;
+    ch->count = c->count;
+    ch->rpo_ns = c->rpo_ns;
+    return ch;
+}
+
+/* Replaces tu's channels with the `n` of `chs` (taken over; NULL entries, channels that
+ * failed to allocate under memory exhaustion, are left out); channels the record no longer
+ * names are freed. */
+static void replace_channels(emu_tunnel *tu, emu_channel **chs, uint32_t n)
+{
+    for (int k = 0; k < tu->nch; k++)
+        if (tu->ch[k]) channel_free(tu->ch[k]);
+    free(tu->ch);
+    int m = 0;
+    for (uint32_t i = 0; i < n; i++)
+        if (chs[i]) chs[m++] = chs[i];
+    tu->ch = chs;
+    tu->nch = tu->chcap = m;
+}
+
+static int apply_tunnel(lunnel_emu_tunnels *t, emu_rbuf *r, int from_wal, char *err, size_t errlen)
+{
+    char id[40], name[256], table[256];
+    emu_get_str(r, id, sizeof id);
+    emu_get_str(r, name, sizeof name);
+    emu_get_str(r, table, sizeof table);
+    int type = emu_get_u8(r), expired = emu_get_u8(r), has_config = emu_get_u8(r),
+        start_flag = emu_get_u8(r);
+    uint64_t start_ns = emu_get_u64(r), end_ns = emu_get_u64(r);
+    int64_t create_ns = emu_get_i64(r);
+    uint32_t nch = emu_get_u32(r);
+    if (r->err || !id[0] || !name[0] || !table[0] || type < TT_BASE || type > TT_BOTH ||
+        nch > MAX_CHANNELS)
+        FAIL("bad tunnel record");
+    emu_table *tb = emu_table_get(t, table, 1);
+    if (!tb) FAIL("out of memory");
+    int rc = -1, is_new = 0, failed = 0;
+    ch_in *in = calloc(nch ? nch : 1, sizeof *in);
     emu_channel **chs = calloc(nch ? nch : 1, sizeof *chs);
-    if (!chs) {
-        free(in);
-        FAIL("out of memory");
+    emu_tunnel *tu = NULL;
+    if (!in || !chs) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
     }
-    if (is_new) {
-        if (t->ntunnels == t->tucap) {
-            int cap = t->tucap ? t->tucap * 2 : 8;
-            emu_tunnel **arr = realloc(t->tunnels, (size_t)cap * sizeof *arr);
-            if (!arr) {
-                free(chs);
-                free(in);
-                FAIL("out of memory");
-            }
-            t->tunnels = arr;
-            t->tucap = cap;
-        }
-        tu = calloc(1, sizeof *tu);
-        if (!tu || !(tu->name = strdup(name))) {
-            free(tu);
-            free(chs);
-            free(in);
-            FAIL("out of memory");
-        }
-        snprintf(tu->id, sizeof tu->id, "%s", id);
-        tu->table = tb;
-        t->tunnels[t->ntunnels++] = tu;
-    }
+    if (read_channels(r, tb, id, nch, in, err, errlen) != 0) goto out;
+    if (!(tu = tunnel_for(t, tb, id, name, &is_new, err, errlen))) goto out;
     tu->type = type;
     tu->expired = expired;
     tu->has_config = has_config;
@@ -647,67 +722,20 @@ static int apply_tunnel(lunnel_emu_tunnels *t, emu_rbuf *r, int from_wal, char *
     tu->start_ns = start_ns;
     tu->end_ns = end_ns;
     tu->create_ns = create_ns;
-    int failed = 0;
-    for (uint32_t i = 0; i < nch; i++) {
-        ch_in *c = &in[i];
-        emu_channel *ch = NULL;
-        for (int k = 0; k < tu->nch; k++) {
-            if (tu->ch[k] && strcmp(tu->ch[k]->id, c->id) == 0) {
-                ch = tu->ch[k];
-                tu->ch[k] = NULL;
-                break;
-            }
-        }
-        if (!ch) {
-            ch = calloc(1, sizeof *ch);
-            if (!ch) {
-                failed = 1;
-                continue;
-            }
-            snprintf(ch->id, sizeof ch->id, "%s", c->id);
-            ch->is_base = c->is_base;
-            if (c->is_base && !(ch->base = calloc(1, sizeof *ch->base))) {
-                free(ch);
-                failed = 1;
-                continue;
-            }
-        }
-        ch->shard = c->is_base ? NULL : shard_by_id(tb, c->shard);
-        ch->parent = c->parent;
-        ch->start = c->start;
-        ch->status = c->status;
-        ch->version = c->version;
-        ch->owner = NULL; /* clients are not persisted; see tunnel_persist.h */
-        free(ch->checkpoint);
-        ch->checkpoint = NULL;
-        if (c->has_ck) {
-            ch->checkpoint = malloc(c->ck_len + 1);
-            if (ch->checkpoint) {
-                if (c->ck_len) memcpy(ch->checkpoint, c->ck, c->ck_len);
-                ch->checkpoint[c->ck_len] = 0;
-            } else {
-                failed = 1;
-            }
-        }
-        ch->seq = c->seq;
-        ch->ck_offset = c->ck_offset;
-        ch->count = c->count;
-        ch->rpo_ns = c->rpo_ns;
-        chs[i] = ch;
-    }
-    for (int k = 0; k < tu->nch; k++)
-        if (tu->ch[k]) channel_free(tu->ch[k]);
-    free(tu->ch);
-    /* compact out channels that failed to allocate (only under memory exhaustion) */
-    int m = 0;
     for (uint32_t i = 0; i < nch; i++)
-        if (chs[i]) chs[m++] = chs[i];
-    tu->ch = chs;
-    tu->nch = tu->chcap = m;
-    free(in);
+        chs[i] = channel_restore(tu, tb, &in[i], &failed);
+    replace_channels(tu, chs, nch);
+    chs = NULL; /* the tunnel's now */
     if (is_new && from_wal && type != TT_STREAM) emu_tunnel_fill_base(t, tu);
-    if (failed) FAIL("out of memory restoring tunnel %s", id);
-    return 0;
+    if (failed) {
+        snprintf(err, errlen, "out of memory restoring tunnel %s", id);
+        goto out;
+    }
+    rc = 0;
+out:
+    free(chs);
+    free(in);
+    return rc;
 }
 
 static int apply_log(lunnel_emu_tunnels *t, lunnel_emu_tunnel_restore *rs, emu_rbuf *r, char *err,

@@ -115,6 +115,7 @@ struct lunnel_emu_server {
     size_t n_admins;
     lunnel_emu_filter filter;
     void *filter_ud;
+    const char *busy; /* lunnel_emu_server_set_busy */
     /* Durable state (group commit): replies that acknowledge uncommitted changes wait; once
      * per loop iteration, after every callback, the prepare watcher commits and sends them. */
     void (*commit_fn)(void *ud);
@@ -656,6 +657,14 @@ static void handle_admin(lunnel_emu_server *s, const lunnel_emu_request *req,
 
 static void dispatch(lunnel_emu_server *s, const lunnel_emu_request *req, lunnel_emu_response *resp)
 {
+    if (s->busy) {
+        if (strncmp(req->path, "/tunnel/", 8) == 0)
+            lunnel_emu_respond_tunnel_error(resp, 503, "OTSTunnelServerUnavailable", NULL,
+                                            "Service is temporarily unavailable: %s.", s->busy);
+        else
+            lunnel_emu_respond_error(resp, 503, "OTSServerBusy", "Server is busy: %s.", s->busy);
+        return;
+    }
     if (s->filter && s->filter(s->filter_ud, req, resp)) return;
     if (strncmp(req->path, "/_emulator/", 11) == 0) {
         handle_admin(s, req, resp);
@@ -950,6 +959,16 @@ void lunnel_emu_server_set_commit(lunnel_emu_server *s, void (*fn)(void *ud),
         s->commit_prep.data = s;
         ev_prepare_start(s->loop, &s->commit_prep);
     }
+}
+
+void lunnel_emu_server_set_busy(lunnel_emu_server *s, const char *reason)
+{
+    s->busy = reason;
+}
+
+const char *lunnel_emu_server_busy(const lunnel_emu_server *s)
+{
+    return s->busy;
 }
 
 void lunnel_emu_server_set_filter(lunnel_emu_server *s, lunnel_emu_filter f, void *ud)

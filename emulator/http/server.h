@@ -77,6 +77,14 @@ typedef int (*lunnel_emu_filter)(void *ud, const lunnel_emu_request *req,
                                  lunnel_emu_response *resp);
 void lunnel_emu_server_set_filter(lunnel_emu_server *srv, lunnel_emu_filter filter, void *ud);
 
+/* Busy (start-up restore of --data-dir running on another thread): while `reason` is set,
+ * every authenticated request is answered 503 with the service's retriable busy error
+ * (OTSServerBusy; OTSTunnelServerUnavailable on tunnel paths) before any filter or handler
+ * runs, so no module touches state the restore is still building. NULL ends it. Loop thread
+ * only; `reason` is borrowed until cleared. */
+void lunnel_emu_server_set_busy(lunnel_emu_server *srv, const char *reason);
+const char *lunnel_emu_server_busy(const lunnel_emu_server *srv);
+
 /* Durable state (group commit): while `pending(ud)` says changes are uncommitted, replies
  * are held; once per loop iteration, after every callback, `commit(ud)` runs and the held
  * replies are sent. `commit` makes the changes durable and does not return when it cannot

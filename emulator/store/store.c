@@ -18,18 +18,35 @@
 #define MAX_TABLES 1024
 #define MAX_LISTENERS 8
 
+/* One allocation per row: the struct, then its sort key, its primary-key PlainBuffer and the
+ * bytes of its string/binary key values (restoring a million rows is a million mallocs, not
+ * four million). Cells have their own array once there is more than one. */
 struct lunnel_emu_row {
     uint8_t *key; /* sort key */
     size_t key_len;
     uint8_t *pk_pb; /* PlainBuffer of the primary key alone */
     size_t pk_pb_len;
     uint32_t partition;
-    lunnel_emu_value pk[LUNNEL_EMU_MAX_PK]; /* bytes point into pk_bytes */
+    lunnel_emu_value pk[LUNNEL_EMU_MAX_PK]; /* bytes point into the row's block */
     size_t n_pk;
-    uint8_t *pk_bytes;
     lunnel_emu_cell *cells; /* sorted by name, then ts newest first; names/values own memory */
     size_t n_cells, cap_cells;
+    lunnel_emu_cell cell0; /* `cells` while the row holds a single cell */
 };
+
+/* The bytes of a table's changes (row, pk, origin) are packed into chunks in stream order
+ * instead of one allocation each: a restore of a million changes makes a few hundred
+ * allocations. Chunks grow from 4 KiB to 1 MiB (a table with few changes holds little), and
+ * trimming the stream frees every chunk whose last change went. */
+typedef struct change_chunk {
+    struct change_chunk *next;
+    uint64_t last_index; /* index of the newest change with bytes here */
+    size_t used, cap;
+    uint8_t data[];
+} change_chunk;
+
+#define CHANGE_CHUNK_MIN 4096
+#define CHANGE_CHUNK_MAX ((size_t)1 << 20)
 
 struct lunnel_emu_table {
     char name[256];
@@ -42,8 +59,9 @@ struct lunnel_emu_table {
     lunnel_emu_change *changes; /* changes[0] has index changes_begin */
     size_t n_changes, cap_changes;
     uint64_t changes_begin;
-    char **origin;          /* opts.origin_columns points here */
-    int64_t auto_incr_last; /* largest value of the AUTO_INCREMENT column seen */
+    change_chunk *chunk_head, *chunk_tail; /* the changes' bytes, oldest chunk first */
+    char **origin;                         /* opts.origin_columns points here */
+    int64_t auto_incr_last;                /* largest value of the AUTO_INCREMENT column seen */
 };
 
 struct lunnel_emu_store {
@@ -151,11 +169,15 @@ static void row_free(lunnel_emu_row *r)
     if (!r) return;
     for (size_t i = 0; i < r->n_cells; i++)
         cell_free(&r->cells[i]);
-    free(r->cells);
-    free(r->key);
-    free(r->pk_pb);
-    free(r->pk_bytes);
+    if (r->cells != &r->cell0) free(r->cells);
     free(r);
+}
+
+static void free_origin(char **origin, size_t n)
+{
+    for (size_t i = 0; origin && i < n; i++)
+        free(origin[i]);
+    free(origin);
 }
 
 static void table_free(lunnel_emu_table *t)
@@ -163,12 +185,12 @@ static void table_free(lunnel_emu_table *t)
     for (size_t i = 0; i < t->n_rows; i++)
         row_free(t->rows[i]);
     free(t->rows);
-    for (size_t i = 0; i < t->n_changes; i++)
-        free((void *)t->changes[i].row);
+    for (change_chunk *c = t->chunk_head, *next; c; c = next) {
+        next = c->next;
+        free(c);
+    }
     free(t->changes);
-    for (size_t i = 0; i < t->opts.n_origin_columns; i++)
-        free(t->origin[i]);
-    free(t->origin);
+    free_origin(t->origin, t->opts.n_origin_columns);
     free(t);
 }
 
@@ -201,6 +223,48 @@ static void notify(lunnel_emu_store *st, lunnel_emu_store_event ev, const lunnel
 {
     for (size_t i = 0; i < st->n_listeners; i++)
         st->listeners[i].fn(st->listeners[i].ud, ev, t, c);
+}
+
+/* Sets t's options to a copy of `opts` (origin column names duplicated); on failure (out of
+ * memory) t keeps its options. */
+static int set_options(lunnel_emu_table *t, const lunnel_emu_table_options *opts)
+{
+    char **origin = NULL;
+    if (opts->n_origin_columns) {
+        origin = calloc(opts->n_origin_columns, sizeof *origin);
+        if (!origin) return -1;
+        for (size_t i = 0; i < opts->n_origin_columns; i++) {
+            origin[i] = strdup(opts->origin_columns[i] ? opts->origin_columns[i] : "");
+            if (!origin[i]) {
+                free_origin(origin, i);
+                return -1;
+            }
+        }
+    }
+    free_origin(t->origin, t->opts.n_origin_columns);
+    t->origin = origin;
+    t->opts = *opts;
+    if (t->opts.max_versions < 1) t->opts.max_versions = 1;
+    if (t->opts.deviation_s <= 0) t->opts.deviation_s = 86400;
+    t->opts.origin_columns = (const char *const *)origin;
+    return 0;
+}
+
+lunnel_emu_store_err lunnel_emu_store_update_table(lunnel_emu_store *st, lunnel_emu_table *t,
+                                                   const lunnel_emu_table_options *opts, char *msg,
+                                                   size_t msglen)
+{
+    if (opts->n_origin_columns > 32) {
+        snprintf(msg, msglen, "The stream specification names %zu columns (at most 32).",
+                 opts->n_origin_columns);
+        return LUNNEL_EMU_STORE_BAD_ARGUMENT;
+    }
+    lunnel_emu_table_options o = *opts;
+    o.auto_increment_pk = t->opts.auto_increment_pk;
+    if (set_options(t, &o) != 0) return LUNNEL_EMU_STORE_NO_MEMORY;
+    if (st->journal) st->journal(st->journal_ud, LUNNEL_EMU_EV_TABLE_UPDATED, t, NULL);
+    notify(st, LUNNEL_EMU_EV_TABLE_UPDATED, t, NULL);
+    return LUNNEL_EMU_STORE_OK;
 }
 
 lunnel_emu_store_err lunnel_emu_store_create_table(lunnel_emu_store *st, const char *name,
@@ -264,22 +328,9 @@ lunnel_emu_store_err lunnel_emu_store_create_table(lunnel_emu_store *st, const c
     snprintf(t->name, sizeof t->name, "%s", name);
     memcpy(t->pk, pk, n_pk * sizeof *pk);
     t->n_pk = n_pk;
-    t->opts = *opts;
-    if (t->opts.max_versions < 1) t->opts.max_versions = 1;
-    t->opts.origin_columns = NULL;
-    t->opts.n_origin_columns = 0;
-    if (opts->n_origin_columns) {
-        t->origin = calloc(opts->n_origin_columns, sizeof *t->origin);
-        for (size_t i = 0; t->origin && i < opts->n_origin_columns; i++) {
-            t->origin[i] = strdup(opts->origin_columns[i] ? opts->origin_columns[i] : "");
-            if (!t->origin[i]) break;
-            t->opts.n_origin_columns++;
-        }
-        if (t->opts.n_origin_columns != opts->n_origin_columns) {
-            table_free(t);
-            return LUNNEL_EMU_STORE_NO_MEMORY;
-        }
-        t->opts.origin_columns = (const char *const *)t->origin;
+    if (set_options(t, opts) != 0) {
+        table_free(t);
+        return LUNNEL_EMU_STORE_NO_MEMORY;
     }
     t->created_ms = now_us() / 1000;
     st->tables[st->n_tables++] = t;
@@ -342,19 +393,37 @@ uint64_t lunnel_emu_table_row_count(const lunnel_emu_table *t)
 
 /* ---- sort keys ------------------------------------------------------------------------ */
 
+/* A sort key being built: in `inl` while it fits (almost every key: no allocation per
+ * lookup or write), else on the heap. */
 typedef struct keybuf {
     uint8_t *p;
     size_t len, cap;
+    uint8_t inl[128];
 } keybuf;
+
+static void kb_init(keybuf *k)
+{
+    k->p = k->inl;
+    k->len = 0;
+    k->cap = sizeof k->inl;
+}
+
+static void kb_free(keybuf *k)
+{
+    if (k->p != k->inl) free(k->p);
+    k->p = k->inl;
+}
 
 static int kb_put(keybuf *k, const void *p, size_t n)
 {
     if (k->len + n > k->cap) {
-        size_t c = k->cap ? k->cap * 2 : 64;
+        size_t c = k->cap * 2;
         while (c < k->len + n)
             c *= 2;
-        uint8_t *q = realloc(k->p, c);
+        uint8_t *q = malloc(c);
         if (!q) return -1;
+        memcpy(q, k->p, k->len);
+        kb_free(k);
         k->p = q;
         k->cap = c;
     }
@@ -504,45 +573,39 @@ int lunnel_emu_encode_cell(lunnel_pb_writer *w, const lunnel_emu_cell *c)
                                 to_lop(c->op), c->has_ts, c->ts);
 }
 
-static uint8_t *dup_bytes(const uint8_t *p, size_t n)
-{
-    uint8_t *q = malloc(n ? n : 1);
-    if (q && n) memcpy(q, p, n);
-    return q;
-}
-
 /* ---- rows ----------------------------------------------------------------------------- */
 
 static lunnel_emu_row *row_new(lunnel_emu_store *st, const lunnel_emu_table *t,
                                const lunnel_emu_value *pk, size_t n, const keybuf *k)
 {
-    lunnel_emu_row *r = calloc(1, sizeof *r);
-    if (!r) return NULL;
-    size_t bytes = 0;
-    for (size_t i = 0; i < n; i++)
-        if (pk[i].type == LUNNEL_EMU_V_STRING || pk[i].type == LUNNEL_EMU_V_BINARY)
-            bytes += pk[i].len;
-    r->pk_bytes = malloc(bytes ? bytes : 1);
-    r->key = dup_bytes(k->p, k->len);
-    r->key_len = k->len;
     lunnel_pb_writer_reset(&st->w);
     lunnel_pb_write_header(&st->w);
     lunnel_pb_begin_row(&st->w);
     lunnel_emu_encode_pk(&st->w, t->pk, pk, n);
     lunnel_pb_end_row(&st->w);
-    r->pk_pb = st->w.error ? NULL : dup_bytes(st->w.buf, st->w.len);
+    if (st->w.error) return NULL;
+    size_t bytes = 0;
+    for (size_t i = 0; i < n; i++)
+        if (pk[i].type == LUNNEL_EMU_V_STRING || pk[i].type == LUNNEL_EMU_V_BINARY)
+            bytes += pk[i].len;
+    lunnel_emu_row *r = malloc(sizeof *r + k->len + st->w.len + bytes);
+    if (!r) return NULL;
+    memset(r, 0, sizeof *r);
+    uint8_t *tail = (uint8_t *)(r + 1);
+    r->key = tail;
+    memcpy(r->key, k->p, k->len);
+    r->key_len = k->len;
+    r->pk_pb = tail + k->len;
+    memcpy(r->pk_pb, st->w.buf, st->w.len);
     r->pk_pb_len = st->w.len;
-    if (!r->pk_bytes || !r->key || !r->pk_pb) {
-        row_free(r);
-        return NULL;
-    }
     r->partition = lunnel_emu_partition_of(r->pk_pb, r->pk_pb_len, st->partitions);
+    uint8_t *pk_bytes = r->pk_pb + r->pk_pb_len;
     size_t off = 0;
     for (size_t i = 0; i < n; i++) {
         r->pk[i] = pk[i];
         if (pk[i].type == LUNNEL_EMU_V_STRING || pk[i].type == LUNNEL_EMU_V_BINARY) {
-            if (pk[i].len) memcpy(r->pk_bytes + off, pk[i].ptr, pk[i].len);
-            r->pk[i].ptr = r->pk_bytes + off;
+            if (pk[i].len) memcpy(pk_bytes + off, pk[i].ptr, pk[i].len);
+            r->pk[i].ptr = pk_bytes + off;
             off += pk[i].len;
         }
     }
@@ -587,15 +650,21 @@ static int row_put_cell(lunnel_emu_row *r, const lunnel_emu_cell *c, int64_t ts)
         return 0;
     }
     if (r->n_cells == r->cap_cells) {
-        size_t cap =
-            r->cap_cells ? r->cap_cells * 2 : 1; /* most rows are written once: exact fit */
-        lunnel_emu_cell *p = realloc(r->cells, cap * sizeof *p);
-        if (!p) {
-            free(blk);
-            return -1;
+        if (r->cap_cells == 0) { /* most rows hold one cell: the slot inside the row */
+            r->cells = &r->cell0;
+            r->cap_cells = 1;
+        } else {
+            size_t cap = r->cap_cells * 2;
+            lunnel_emu_cell *p = r->cells == &r->cell0 ? malloc(cap * sizeof *p)
+                                                       : realloc(r->cells, cap * sizeof *p);
+            if (!p) {
+                free(blk);
+                return -1;
+            }
+            if (r->cells == &r->cell0) p[0] = r->cell0;
+            r->cells = p;
+            r->cap_cells = cap;
         }
-        r->cells = p;
-        r->cap_cells = cap;
     }
     memmove(&r->cells[pos + 1], &r->cells[pos], (r->n_cells - pos) * sizeof *r->cells);
     r->cells[pos] = nc;
@@ -659,16 +728,17 @@ const lunnel_emu_row *lunnel_emu_table_get(const lunnel_emu_table *t, const lunn
 {
     char msg[8];
     if (check_pk(t, pk, n_pk, false, msg, sizeof msg) != LUNNEL_EMU_STORE_OK) return NULL;
-    keybuf k = {0};
+    keybuf k;
+    kb_init(&k);
     if (sort_key(pk, n_pk, &k) != 0) {
-        free(k.p);
+        kb_free(&k);
         return NULL;
     }
     size_t pos = lower_bound(t, k.p, k.len);
     const lunnel_emu_row *r = NULL;
     if (pos < t->n_rows && key_cmp(t->rows[pos]->key, t->rows[pos]->key_len, k.p, k.len) == 0)
         r = t->rows[pos];
-    free(k.p);
+    kb_free(&k);
     return r;
 }
 
@@ -685,8 +755,26 @@ static lunnel_emu_change *push_change(lunnel_emu_table *t, const lunnel_emu_chan
         t->cap_changes = cap;
     }
     size_t olen = c->origin ? c->origin_len : 0;
-    uint8_t *blk = malloc(c->row_len + c->pk_len + olen);
-    if (!blk) return NULL;
+    size_t need = c->row_len + c->pk_len + olen;
+    change_chunk *ch = t->chunk_tail;
+    if (!ch || ch->cap - ch->used < need) {
+        size_t cap = ch ? ch->cap * 2 : CHANGE_CHUNK_MIN;
+        if (cap > CHANGE_CHUNK_MAX) cap = CHANGE_CHUNK_MAX;
+        if (cap < need) cap = need;
+        ch = malloc(sizeof *ch + cap);
+        if (!ch) return NULL;
+        ch->next = NULL;
+        ch->used = 0;
+        ch->cap = cap;
+        if (t->chunk_tail)
+            t->chunk_tail->next = ch;
+        else
+            t->chunk_head = ch;
+        t->chunk_tail = ch;
+    }
+    uint8_t *blk = ch->data + ch->used;
+    ch->used += need;
+    ch->last_index = c->index;
     memcpy(blk, c->row, c->row_len);
     memcpy(blk + c->row_len, c->pk, c->pk_len);
     if (olen) memcpy(blk + c->row_len + c->pk_len, c->origin, olen);
@@ -905,9 +993,10 @@ lunnel_emu_store_err lunnel_emu_store_write_ex(lunnel_emu_store *st, lunnel_emu_
             return LUNNEL_EMU_STORE_BAD_ARGUMENT;
         }
     }
-    keybuf k = {0};
+    keybuf k;
+    kb_init(&k);
     if (sort_key(pk, n_pk, &k) != 0) {
-        free(k.p);
+        kb_free(&k);
         return LUNNEL_EMU_STORE_NO_MEMORY;
     }
     size_t pos = lower_bound(t, k.p, k.len);
@@ -915,12 +1004,12 @@ lunnel_emu_store_err lunnel_emu_store_write_ex(lunnel_emu_store *st, lunnel_emu_
         pos < t->n_rows && key_cmp(t->rows[pos]->key, t->rows[pos]->key_len, k.p, k.len) == 0;
     if ((cond == LUNNEL_EMU_COND_EXPECT_EXIST && !exists) ||
         (cond == LUNNEL_EMU_COND_EXPECT_NOT_EXIST && exists)) {
-        free(k.p);
+        kb_free(&k);
         snprintf(msg, msglen, "Condition check failed.");
         return LUNNEL_EMU_STORE_CONDITION_FAILED;
     }
     if (ext && ext->check && !ext->check(ext->check_ud, exists ? t->rows[pos] : NULL)) {
-        free(k.p);
+        kb_free(&k);
         snprintf(msg, msglen, "Condition check failed.");
         return LUNNEL_EMU_STORE_CONDITION_FAILED;
     }
@@ -929,7 +1018,7 @@ lunnel_emu_store_err lunnel_emu_store_write_ex(lunnel_emu_store *st, lunnel_emu_
     lunnel_emu_cell stackc[64];
     lunnel_emu_cell *fixed = n_cells <= 64 ? stackc : malloc(n_cells * sizeof *fixed);
     if (!fixed) {
-        free(k.p);
+        kb_free(&k);
         return LUNNEL_EMU_STORE_NO_MEMORY;
     }
     lunnel_emu_row *r = exists ? t->rows[pos] : NULL;
@@ -941,7 +1030,7 @@ lunnel_emu_store_err lunnel_emu_store_write_ex(lunnel_emu_store *st, lunnel_emu_
                 snprintf(msg, msglen, "INCREMENT of column '%.*s', which is not an INTEGER.",
                          (int)cells[i].name_len, (const char *)cells[i].name);
                 if (fixed != stackc) free(fixed);
-                free(k.p);
+                kb_free(&k);
                 return LUNNEL_EMU_STORE_BAD_ARGUMENT;
             }
             fixed[i].op = LUNNEL_EMU_OP_PUT;
@@ -960,7 +1049,7 @@ lunnel_emu_store_err lunnel_emu_store_write_ex(lunnel_emu_store *st, lunnel_emu_
         origin = origin_of(t, r, &origin_len);
         if (!origin) {
             if (fixed != stackc) free(fixed);
-            free(k.p);
+            kb_free(&k);
             return LUNNEL_EMU_STORE_NO_MEMORY;
         }
     }
@@ -1021,7 +1110,7 @@ out:
     free(origin);
     row_free(tmp_deleted);
     if (fixed != stackc) free(fixed);
-    free(k.p);
+    kb_free(&k);
     return e;
 }
 
@@ -1048,11 +1137,15 @@ uint64_t lunnel_emu_store_trim_changes(lunnel_emu_store *st, lunnel_emu_table *t
     if (before <= t->changes_begin) return 0;
     uint64_t n = before - t->changes_begin;
     if (n > t->n_changes) n = t->n_changes;
-    for (uint64_t i = 0; i < n; i++)
-        free((void *)t->changes[i].row);
     memmove(t->changes, t->changes + n, (t->n_changes - n) * sizeof *t->changes);
     t->n_changes -= n;
     t->changes_begin += n;
+    while (t->chunk_head && t->chunk_head->last_index < t->changes_begin) {
+        change_chunk *c = t->chunk_head;
+        t->chunk_head = c->next;
+        if (!t->chunk_head) t->chunk_tail = NULL;
+        free(c);
+    }
     return n;
 }
 
@@ -1144,7 +1237,9 @@ size_t lunnel_emu_table_range(const lunnel_emu_table *t, bool backward,
                               const lunnel_emu_value *start, const lunnel_emu_value *end,
                               size_t n_pk, lunnel_emu_row_fn fn, void *ud)
 {
-    keybuf ks = {0}, ke = {0};
+    keybuf ks, ke;
+    kb_init(&ks);
+    kb_init(&ke);
     size_t visited = 0;
     if (sort_key(start, n_pk, &ks) != 0 || sort_key(end, n_pk, &ke) != 0) goto done;
     if (!backward) {
@@ -1166,8 +1261,8 @@ size_t lunnel_emu_table_range(const lunnel_emu_table *t, bool backward,
         }
     }
 done:
-    free(ks.p);
-    free(ke.p);
+    kb_free(&ks);
+    kb_free(&ke);
     return visited;
 }
 
@@ -1220,14 +1315,15 @@ lunnel_emu_store_err lunnel_emu_store_restore_row(lunnel_emu_store *st, lunnel_e
 {
     lunnel_emu_store_err e = check_pk(t, pk, n_pk, false, msg, msglen);
     if (e) return e;
-    keybuf k = {0};
+    keybuf k;
+    kb_init(&k);
     if (sort_key(pk, n_pk, &k) != 0) {
-        free(k.p);
+        kb_free(&k);
         return LUNNEL_EMU_STORE_NO_MEMORY;
     }
     size_t pos = lower_bound(t, k.p, k.len);
     if (pos < t->n_rows && key_cmp(t->rows[pos]->key, t->rows[pos]->key_len, k.p, k.len) == 0) {
-        free(k.p);
+        kb_free(&k);
         snprintf(msg, msglen, "row stored twice in the snapshot");
         return LUNNEL_EMU_STORE_BAD_ARGUMENT;
     }
@@ -1236,7 +1332,7 @@ lunnel_emu_store_err lunnel_emu_store_restore_row(lunnel_emu_store *st, lunnel_e
         pk[ak - 1].i > t->auto_incr_last)
         t->auto_incr_last = pk[ak - 1].i;
     lunnel_emu_row *r = row_new(st, t, pk, n_pk, &k);
-    free(k.p);
+    kb_free(&k);
     if (!r) return LUNNEL_EMU_STORE_NO_MEMORY;
     if (t->n_rows == t->cap_rows) {
         size_t cap = t->cap_rows ? t->cap_rows * 2 : 1024;

@@ -61,6 +61,9 @@ typedef struct lunnel_emu_pk_schema {
 typedef struct lunnel_emu_table_options {
     int32_t max_versions; /* versions kept per cell, >= 1 (older ones dropped on write) */
     int32_t time_to_live; /* seconds, -1 forever; reads skip cells older than this */
+    int64_t deviation_s;  /* max time deviation (DescribeTable's deviation_cell_version_in_sec);
+                           * 0 at creation means the service's default, 86400. Reported, not
+                           * enforced on writes */
     bool stream_enabled;
     int32_t stream_expiration_hours;
     /* The stream specification's columns_to_get: every UPDATE and DELETE change carries the
@@ -150,6 +153,7 @@ typedef enum lunnel_emu_store_event {
     LUNNEL_EMU_EV_TABLE_CREATED = 1,
     LUNNEL_EMU_EV_TABLE_DELETED = 2,   /* called before the table is freed */
     LUNNEL_EMU_EV_CHANGE_APPENDED = 3, /* `change` set */
+    LUNNEL_EMU_EV_TABLE_UPDATED = 4,   /* options replaced (lunnel_emu_store_update_table) */
 } lunnel_emu_store_event;
 
 typedef void (*lunnel_emu_store_listener)(void *ud, lunnel_emu_store_event ev,
@@ -196,6 +200,16 @@ lunnel_emu_table *lunnel_emu_store_table_at(const lunnel_emu_store *st, size_t i
 const char *lunnel_emu_table_name(const lunnel_emu_table *t);
 size_t lunnel_emu_table_pk(const lunnel_emu_table *t, const lunnel_emu_pk_schema **out);
 const lunnel_emu_table_options *lunnel_emu_table_options_of(const lunnel_emu_table *t);
+
+/* UpdateTable: replaces what can change of `t`'s options -- max_versions, time_to_live,
+ * deviation_s, stream_enabled, stream_expiration_hours and the origin columns (copied) --
+ * keeping the primary key and auto_increment_pk. Values are checked by the caller (the data
+ * API answers the service's errors). Journaled and notified as LUNNEL_EMU_EV_TABLE_UPDATED.
+ * Versions beyond a lowered max_versions go on the row's next write; reads never return
+ * more than max_versions versions meanwhile. */
+lunnel_emu_store_err lunnel_emu_store_update_table(lunnel_emu_store *st, lunnel_emu_table *t,
+                                                   const lunnel_emu_table_options *opts, char *msg,
+                                                   size_t msglen);
 int64_t lunnel_emu_table_created_ms(const lunnel_emu_table *t);
 uint64_t lunnel_emu_table_row_count(const lunnel_emu_table *t);
 

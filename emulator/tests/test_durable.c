@@ -100,6 +100,15 @@ static void store_bytes(lunnel_emu_store *st, emu_wbuf *b)
         emu_put_str(b, lunnel_emu_table_name(t));
         emu_put_i64(b, lunnel_emu_table_created_ms(t));
         emu_put_u64(b, lunnel_emu_table_row_count(t));
+        const lunnel_emu_table_options *o = lunnel_emu_table_options_of(t);
+        emu_put_i32(b, o->max_versions);
+        emu_put_i32(b, o->time_to_live);
+        emu_put_i64(b, o->deviation_s);
+        emu_put_u8(b, o->stream_enabled);
+        emu_put_i32(b, o->stream_expiration_hours);
+        emu_put_u32(b, (uint32_t)o->n_origin_columns);
+        for (size_t k = 0; k < o->n_origin_columns; k++)
+            emu_put_str(b, o->origin_columns[k]);
         lunnel_emu_snapshot *s = lunnel_emu_table_snapshot(t);
         for (size_t r = 0; s && r < s->n_rows; r++)
             emu_put_bytes(b, s->rows[r].row, s->rows[r].row_len);
@@ -254,6 +263,18 @@ static void build_state(world *w, size_t compact, tc_client *cl)
     cJSON_Delete(r);
     cJSON_Delete(body);
     w->tu->sync_fn(w->tu->sync_ud);
+    /* UpdateTable: other time to live, versions, deviation and origin columns */
+    static const char *const origin[] = {"v"};
+    lunnel_emu_table_options o = *lunnel_emu_table_options_of(t);
+    o.time_to_live = 86400;
+    o.max_versions = 3;
+    o.deviation_s = 600;
+    o.stream_expiration_hours = 24;
+    o.origin_columns = origin;
+    o.n_origin_columns = 1;
+    char msg[256];
+    CHECK_INT(lunnel_emu_store_update_table(w->st, t, &o, msg, sizeof msg), 0);
+    CHECK_INT(lunnel_emu_table_options_of(t)->deviation_s, 600);
     write_rows(w, t, 120, 200);
     commit(w);
     for (int round = 0; round < 6; round++) {

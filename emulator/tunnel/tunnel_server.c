@@ -181,6 +181,7 @@ static void on_tick(struct ev_loop *loop, ev_timer *w, int revents)
     (void)loop;
     (void)revents;
     glue *g = w->data;
+    if (lunnel_emu_server_busy(g->srv)) return; /* the start-up restore owns the registry */
     lunnel_emu_tunnels_tick(g->tunnels);
     trim_store(g);
     if (g->tunnels->sync_fn) g->tunnels->sync_fn(g->tunnels->sync_ud);
