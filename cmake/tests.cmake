@@ -16,6 +16,15 @@ if(LUNNEL_ASAN_RUNTIME)
   list(APPEND LUNNEL_TEST_ENV "LUNNEL_LUA_PRELOAD=${LUNNEL_ASAN_RUNTIME}")
 endif()
 
+# No test writes into the source tree: an untracked file that appears while the suites run
+# fails tree.check (snapshot before the first test of these suites, check after the last).
+add_test(NAME tree.snapshot COMMAND bash ${CMAKE_SOURCE_DIR}/tests/e2e/lib/tree_guard.sh snapshot)
+add_test(NAME tree.check COMMAND bash ${CMAKE_SOURCE_DIR}/tests/e2e/lib/tree_guard.sh check)
+set_tests_properties(tree.snapshot PROPERTIES FIXTURES_SETUP source_tree LABELS "e2e"
+                     ENVIRONMENT "${LUNNEL_TEST_ENV}")
+set_tests_properties(tree.check PROPERTIES FIXTURES_CLEANUP source_tree LABELS "e2e"
+                     ENVIRONMENT "${LUNNEL_TEST_ENV}")
+
 if(BUSTED)
   file(GLOB_RECURSE specs CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/spec/*_spec.lua)
   foreach(s ${specs})
@@ -25,7 +34,7 @@ if(BUSTED)
     add_test(NAME lua.${tname} COMMAND ${BUSTED} --lua=luajit -o utfTerminal ${rel}
              WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
     set_tests_properties(lua.${tname} PROPERTIES LABELS "lua" TIMEOUT 600
-                         ENVIRONMENT "${LUNNEL_LUA_TEST_ENV}")
+                         ENVIRONMENT "${LUNNEL_LUA_TEST_ENV}" FIXTURES_REQUIRED source_tree)
   endforeach()
 endif()
 
@@ -34,7 +43,7 @@ foreach(s ${e2e})
   get_filename_component(name ${s} NAME_WE)
   add_test(NAME e2e.${name} COMMAND bash ${s} WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
   set_tests_properties(e2e.${name} PROPERTIES LABELS "e2e" TIMEOUT 900
-                       ENVIRONMENT "${LUNNEL_TEST_ENV}")
+                       ENVIRONMENT "${LUNNEL_TEST_ENV}" FIXTURES_REQUIRED source_tree)
 endforeach()
 
 file(GLOB node_tests CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/node/*.test.mjs)
@@ -46,7 +55,7 @@ if(node_tests AND NODE)
     get_filename_component(name ${s} NAME)
     string(REGEX REPLACE "\\.test\\.mjs$" "" name ${name})
     add_test(NAME node.${name} COMMAND ${NODE} --test ${s} WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
-    set_tests_properties(node.${name} PROPERTIES FIXTURES_REQUIRED node_sdk LABELS "e2e"
+    set_tests_properties(node.${name} PROPERTIES FIXTURES_REQUIRED "node_sdk;source_tree" LABELS "e2e"
                          TIMEOUT 900 ENVIRONMENT "${LUNNEL_TEST_ENV}")
   endforeach()
 endif()

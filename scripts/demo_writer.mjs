@@ -6,7 +6,7 @@
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { post } from '../tests/node/lib/emulator.mjs';
+import { post } from '../tests/harness/emulator.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const [port, phase] = process.argv.slice(2);

@@ -8,7 +8,7 @@ import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
-import { startEmulator, tablestore } from '../../tests/node/lib/emulator.mjs';
+import { startEmulator, tablestore } from '../../tests/harness/emulator.mjs';
 
 const rows = Number(process.env.ROWS || 1000000);
 const vb = Number(process.env.VALUE_BYTES || 100);

@@ -5,9 +5,9 @@
 // OTSParameterInvalid (mode "readrecords", a Stream tunnel). Prints one JSON line: requests
 // per path (the emulator's tunnel_stats), the script's calls, stderr lines.
 // Usage: LUNNEL_BUILD_DIR=build node bench/pacing/measure.mjs open|readrecords
-import { startEmulator } from '../../tests/node/lib/emulator.mjs';
+import { startEmulator } from '../../tests/harness/emulator.mjs';
 import { failScript, lineCount, requestCounts, scriptCalls } from '../../tests/node/lib/pacing.mjs';
-import { I, createTable, putRow, startRun, tempDir } from '../../tests/node/lib/run.mjs';
+import { I, createTable, putRow, startRun, tempDir } from '../../tests/harness/index.mjs';
 
 const mode = process.argv[2] || 'open';
 const windowS = Number(process.env.WINDOW_S || 8);

@@ -26,7 +26,7 @@ function usage(msg) {
 const argv = process.argv.slice(2);
 const cmd = argv.shift();
 if (cmd !== 'emulator' && cmd !== 'wait-port') usage(cmd ? `unknown command ${cmd}` : 'a command is required');
-let dir = null, timeoutMs = 10000, args = [], port = null, pid = null, lifetimeS = 0;
+let dir = null, timeoutMs = 60000, args = [], port = null, pid = null, lifetimeS = 0;
 while (argv.length) {
   const a = argv.shift();
   if (a === '--dir' && cmd === 'emulator') dir = argv.shift();

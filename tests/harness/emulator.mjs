@@ -55,7 +55,9 @@ export function post(port, pathname, body, creds, timeoutMs = 10000) {
 // its ready line names the port. logTo: output in files `${logTo}.out/.err` and detached (the
 // CLI's emulators outlive it); otherwise in memory. lifetimeS: killed after that many seconds
 // whatever happens to the test (run under coreutils' timeout, whose pid is then emu.pid).
-export async function startEmulator({ args = [], instance = 'lunnel', accessKeyId = 'lunnel-ak', accessKeySecret = 'lunnel-secret', readyTimeoutMs = 10000, env = {}, logTo = null, lifetimeS = 0 } = {}) {
+// readyTimeoutMs only bounds a hung start (an exit fails at once): generous, since restoring a
+// large --data-dir in a sanitizer build on a loaded machine takes tens of seconds.
+export async function startEmulator({ args = [], instance = 'lunnel', accessKeyId = 'lunnel-ak', accessKeySecret = 'lunnel-secret', readyTimeoutMs = 60000, env = {}, logTo = null, lifetimeS = 0 } = {}) {
   const argv = [emulatorBinary(), '--listen', '127.0.0.1:0', '--instance', instance, '--access-key-id', accessKeyId, '--access-key-secret', accessKeySecret, ...args];
   if (lifetimeS > 0) argv.unshift('timeout', String(lifetimeS));
   const proc = startProcess(argv[0], argv.slice(1), { env, logTo, outputLimit: 65536, name: 'lunnel-emulator' });

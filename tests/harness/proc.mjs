@@ -40,8 +40,10 @@ export function startProcess(bin, args = [], { env = {}, outputLimit = 64 << 20,
   const p = { child, pid: child.pid, name, group, detached: !!logTo, status: null };
   live.add(p);
   if (!logTo) {
-    child.stdout.on('data', (d) => { out = appendBounded(out, d.toString(), outputLimit); });
-    child.stderr.on('data', (d) => { err = appendBounded(err, d.toString(), outputLimit); });
+    child.stdout.setEncoding('utf8'); // a character split across two reads stays whole
+    child.stderr.setEncoding('utf8');
+    child.stdout.on('data', (d) => { out = appendBounded(out, d, outputLimit); });
+    child.stderr.on('data', (d) => { err = appendBounded(err, d, outputLimit); });
   }
   const readFile = (f) => { try { return fs.readFileSync(f, 'utf8'); } catch { return ''; } };
   p.stdout = logTo ? () => readFile(`${logTo}.out`) : () => out;
@@ -52,14 +54,16 @@ export function startProcess(bin, args = [], { env = {}, outputLimit = 64 << 20,
     child.on('error', (e) => { err += `\ncannot start ${bin}: ${e.message}\n`; p.status = { code: null, signal: null, error: e }; live.delete(p); resolve(p.status); });
     child.on('close', (code, signal) => { if (!p.status) p.status = { code, signal }; live.delete(p); resolve(p.status); });
   });
-  p.running = () => p.status === null && child.exitCode === null && child.signalCode === null;
+  // alive: not exited yet (signals still reach it); done: exited and its output is complete
+  p.running = () => child.exitCode === null && child.signalCode === null && p.status === null;
+  const done = () => p.status !== null;
   // Resolves to the match of re in the text of `which` (stdout or stderr); throws when the
   // process has exited without it, or after timeoutMs.
   const waitText = (which, re, timeoutMs, what) => waitFor(() => {
     const m = p[which]().match(re);
     if (m) return m;
-    if (!p.running()) {
-      const s = p.status ?? { code: child.exitCode, signal: child.signalCode };
+    if (done()) {
+      const s = p.status;
       if (s.error) throw new Error(`cannot start ${bin}: ${s.error.message}`);
       throw new Error(`${p.name} exited (${s.signal ? `signal ${s.signal}` : s.code}) before ${what}; stderr:\n${p.stderr().slice(-4000)}`);
     }

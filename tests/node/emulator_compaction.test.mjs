@@ -21,7 +21,7 @@ const children = (pid) => {
   try { return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number); } catch { return []; }
 };
 
-test('compaction runs in a forked child; a failed one loses nothing', { timeout: 90000 }, async () => {
+test('compaction runs in a forked child; a failed one loses nothing', { timeout: 240000 }, async () => {
   const dir = path.join(tempDir('lunnel-compact-'), 'data');
   const args = ['--data-dir', dir, '--compact-bytes', String(4 << 20)];
   try {
@@ -49,7 +49,7 @@ test('compaction runs in a forked child; a failed one loses nothing', { timeout:
       if (!victim) await sleep(5);
     }
     if (victim) process.kill(victim, 'SIGKILL');
-    await waitFor(async () => !(await admin(emu, 'stats')).durable.compacting, 30000, 'the compaction to end');
+    await waitFor(async () => !(await admin(emu, 'stats')).durable.compacting, 60000, 'the compaction to end');
     st = (await admin(emu, 'stats')).durable;
     if (victim && st.compactions === 1) {
       assert.match(emu.stderr(), /the background snapshot did not finish \((signal 9|its process ended early)\); the logs are kept/);
@@ -67,7 +67,7 @@ test('compaction runs in a forked child; a failed one loses nothing', { timeout:
     await emu.stop();
     // 4. a restart that compacts completes it and removes the older logs
     emu = await startEmulator({ args: ['--data-dir', dir, '--compact-bytes', '1024'] });
-    await waitFor(async () => !(await admin(emu, 'stats')).durable.compacting, 30000, 'the start-up compaction to end');
+    await waitFor(async () => !(await admin(emu, 'stats')).durable.compacting, 60000, 'the start-up compaction to end');
     assert.equal((await admin(emu, 'stats')).tables.find((t) => t.name === 't').rows, 121000);
     assert.equal((await emu.stop()).code, 0);
     assert.equal(readdirSync(dir).filter((f) => f.startsWith('wal.')).length, 1, readdirSync(dir).join(' '));

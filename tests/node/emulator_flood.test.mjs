@@ -12,7 +12,7 @@ import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { after, before, test } from 'node:test';
 
-import { emulatorBinary, post, startEmulator } from '../harness/index.mjs';
+import { emulatorBinary, post, startEmulator, waitFor as harnessWaitFor } from '../harness/index.mjs';
 
 // Both processes hold every socket: on a machine with a low descriptor limit the flood (and
 // the connection limit, so eviction is still exercised) shrinks to fit.
@@ -31,15 +31,8 @@ const rssMiB = (pid) => {
   return Number(m[1]) / 1024;
 };
 
-async function waitFor(what, fn, timeoutMs) {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > until) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+// The harness's waitFor (polled every 100 ms), in this file's argument order.
+const waitFor = (what, fn, timeoutMs) => harnessWaitFor(fn, timeoutMs, what, { intervalMs: 100 });
 
 // Opens one socket; resolves once connected. Errors (a server-side close) are ignored.
 function open(port, onConnect) {

@@ -5,21 +5,18 @@
 // once the restore is done. A table of 150,000 rows (admin load) is restored from the log
 // while a client asks for the row count every 2 ms from the moment the emulator is spawned.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 
-import { freePort, post, startEmulator, tablestore } from '../harness/index.mjs';
+import { freePort, post, startEmulator, tablestore, sleep, tempDir } from '../harness/index.mjs';
 import { decode } from './lib/tunnel_wire.mjs';
 
 const TS = tablestore();
 const ROWS = 150000;
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const creds = { accessKeyId: 'lunnel-ak', accessKeySecret: 'lunnel-secret', instance: 'lunnel' };
 
 test('requests during the start-up restore get a retriable busy error, then the full data', { timeout: 240000 }, async () => {
-  const dir = path.join(mkdtempSync(path.join(tmpdir(), 'lunnel-restore-busy-')), 'data');
+  const dir = path.join(tempDir('lunnel-restore-busy-'), 'data');
   let emu = null;
   try {
     emu = await startEmulator({ args: ['--data-dir', dir], readyTimeoutMs: 60000 });
@@ -72,6 +69,5 @@ test('requests during the start-up restore get a retriable busy error, then the 
     assert.equal(row.row.primaryKey[0].value.toNumber(), ROWS - 1, 'the SDK, retrying, gets the row');
   } finally {
     if (emu) await emu.stop();
-    rmSync(path.dirname(dir), { recursive: true, force: true });
   }
 });

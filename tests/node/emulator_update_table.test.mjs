@@ -8,12 +8,10 @@
 //   - the service's errors for what is refused: unknown table, TimeToLive 0, max versions 0,
 //     a stream expiration outside [1, 168] hours.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 
-import { startEmulator, tablestore } from '../harness/index.mjs';
+import { startEmulator, tablestore, tempDir } from '../harness/index.mjs';
 
 const TS = tablestore();
 const call = (client, fn, params) =>
@@ -50,7 +48,7 @@ async function view(c) {
 }
 
 test('UpdateTable changes TTL, max versions and the stream; reads obey it; it survives restarts', { timeout: 120000 }, async () => {
-  const dir = path.join(mkdtempSync(path.join(tmpdir(), 'lunnel-update-table-')), 'data');
+  const dir = path.join(tempDir('lunnel-update-table-'), 'data');
   let emu = null;
   try {
     emu = await startEmulator({ args: ['--data-dir', dir] });
@@ -116,6 +114,5 @@ test('UpdateTable changes TTL, max versions and the stream; reads obey it; it su
     assert.equal((await view(c)).ttl, 7 * 86400, 'a refused update changes nothing');
   } finally {
     if (emu) await emu.stop();
-    rmSync(path.dirname(dir), { recursive: true, force: true });
   }
 });

@@ -66,7 +66,7 @@ test('a stuck process(): /readyz unready, the other channels go on, exit 6 past 
   const portFile = path.join(dir, 'metrics.port');
   const r = startRun(emu, { table: 'lim', tunnel: 'stuck', create: 'BaseData', dir, script: hogScript,
     custom: { base: idsScript, stuck_channel: 'BaseData_p1' },
-    args: ['--workers', '2', '--process-timeout', '1', '--stuck-exit-timeout', '15',
+    args: ['--workers', '2', '--process-timeout', '1', '--stuck-exit-timeout', '12',
       '--metrics-listen', '127.0.0.1:0', '--metrics-port-file', portFile] });
   track(r);
   try {

@@ -11,7 +11,7 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { startEmulator, sourceDir, startRun, tempDir, waitFor } from '../../harness/index.mjs';
+import { announceSeed, sleep, sourceDir, startEmulator, startRun, tempDir, waitFor } from '../../harness/index.mjs';
 import { killAll, track } from './ids.mjs';
 import { createSource, rng, waitConverged, writeBase, writeStream } from './replica.mjs';
 
@@ -60,7 +60,7 @@ export function sinkCases(o) {
 
   test(`three kill -9 of lunnel at seeded random moments: ${o.label} still converges to the source`, { timeout: 200000 }, async () => {
     const src = `${o.name}_src2`, dst = `${o.name}_copy2`;
-    const rand = rng(20261206);
+    const rand = rng(announceSeed()); // the harness's seed: printed, LUNNEL_TEST_SEED replays it
     await createSource(c, src);
     await writeBase(c, src, 1000, 3);
     let done = false;
@@ -69,7 +69,7 @@ export function sinkCases(o) {
       for (let kill = 0; kill < 3; kill++) {
         const r = run(src, 't2', 'BaseAndStream', dst);
         await r.waitLog(/connected|channel/i, 30000).catch(() => {});
-        await new Promise((res) => setTimeout(res, 300 + Math.floor(rand() * 1500)));
+        await sleep(300 + Math.floor(rand() * 1500));
         const e = await r.stop('SIGKILL');
         assert.equal(e.signal, 'SIGKILL');
       }
