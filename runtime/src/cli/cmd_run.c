@@ -950,12 +950,15 @@ static int run_parsed(lunnel_opt_values *v)
     lunnel_host_free(app.host);
     lunnel_capture_close(run_capture);
     run_capture = NULL;
-    /* The host is gone (no completion can come): the worker cancels its calls still in
-     * flight and frees everything; then the api, http and credentials go (leak-checker
-     * clean). Another call still pending in http would be answered by lunnel_http_free, so
-     * then the client is left to the process exit. */
-    lunnel_worker_free(app.worker);
-    if (lunnel_http_pending(cl.http) == 0) lunnel_opts_close_client(&cl);
+    /* The host is gone (no completion can come). With no call in flight, free the worker,
+     * then the api, http and credentials (leak-checker clean). With calls in flight (a stop
+     * during a heartbeat that added 50,000 channels leaves their GetCheckpoints queued)
+     * everything is left to the process exit: lunnel_worker_free would cancel them one by
+     * one, and each cancel lets http start the next queued request only to cancel it too. */
+    if (lunnel_http_pending(cl.http) == 0) {
+        lunnel_worker_free(app.worker);
+        lunnel_opts_close_client(&cl);
+    }
     free(tunnel_id);
     return app.exit_status;
 }
