@@ -7,3 +7,10 @@ if(EXISTS ${CMAKE_SOURCE_DIR}/bench/emulator/readrecords_bench.c AND TARGET lunn
   target_link_libraries(readrecords_bench PRIVATE lunnel_net lunnel_proto)
   set_target_properties(readrecords_bench PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/bench)
 endif()
+# The metrics hooks' loop-thread cost (bench/metrics/run.sh): internals of tunnel/, linked
+# from the archive (liblunnel.so does not export them).
+if(EXISTS ${CMAKE_SOURCE_DIR}/bench/metrics/hooks_bench.c AND TARGET lunnel_tunnel)
+  add_executable(metrics_hooks_bench ${CMAKE_SOURCE_DIR}/bench/metrics/hooks_bench.c)
+  target_link_libraries(metrics_hooks_bench PRIVATE lunnel_tunnel)
+  set_target_properties(metrics_hooks_bench PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/bench)
+endif()

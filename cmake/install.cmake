@@ -3,8 +3,9 @@
 # (PREFIX/share/lua/5.1/lunnel/...), the example scripts, man pages and the contrib files
 # (systemd unit, container recipe). Included at the end of the top-level CMakeLists.txt.
 #
-# The installed programs find liblunnel through an $ORIGIN-relative RUNPATH, so a PREFIX can
-# be moved or chosen at install time (`cmake --install build --prefix /opt/lunnel`).
+# The installed programs contain the runtime (they do not load liblunnel.so); the RUNPATH
+# is $ORIGIN-relative all the same, so a PREFIX can be moved or chosen at install time
+# (`cmake --install build --prefix /opt/lunnel`).
 include(GNUInstallDirs)
 
 set(LUNNEL_INSTALL_LUADIR ${CMAKE_INSTALL_DATADIR}/lua/5.1 CACHE STRING
@@ -17,12 +18,15 @@ foreach(t lunnel_cli lunnel_emulator)
   endif()
 endforeach()
 
+# The public C API (README "Embedding"): the headers whose functions liblunnel.so exports.
+# The other headers of runtime/include/lunnel/ are the subsystems' internal contracts (the
+# program's option table, the tunnel worker, the Lua host, ...): not installed, not exported.
+set(LUNNEL_PUBLIC_HEADERS export.h version.h codec.h record.h plainbuffer.h readrecords.h)
 if(TARGET lunnel)
   install(TARGETS lunnel LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
-  # api.h is left out: it exposes the generated protobuf-c types, which are not installed
-  install(DIRECTORY ${CMAKE_SOURCE_DIR}/runtime/include/lunnel
-          DESTINATION ${CMAKE_INSTALL_INCLUDEDIR} FILES_MATCHING PATTERN "*.h"
-          PATTERN "api.h" EXCLUDE)
+  list(TRANSFORM LUNNEL_PUBLIC_HEADERS PREPEND ${CMAKE_SOURCE_DIR}/runtime/include/lunnel/
+       OUTPUT_VARIABLE public_header_paths)
+  install(FILES ${public_header_paths} DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/lunnel)
 endif()
 
 install(DIRECTORY ${CMAKE_SOURCE_DIR}/lua/lunnel DESTINATION ${LUNNEL_INSTALL_LUADIR}

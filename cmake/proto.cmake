@@ -18,4 +18,6 @@ add_library(lunnel_proto STATIC ${PROTO_SRCS})
 # Generated code: include as <proto/NAME.pb-c.h>; not held to our warning flags.
 target_include_directories(lunnel_proto PUBLIC ${PROTO_OUT})
 target_compile_options(lunnel_proto PRIVATE -w)
+# Hidden like the runtime (protobuf-c's generated descriptors are not part of liblunnel's API).
+set_target_properties(lunnel_proto PROPERTIES C_VISIBILITY_PRESET hidden)
 target_link_libraries(lunnel_proto PUBLIC PkgConfig::PROTOBUFC)

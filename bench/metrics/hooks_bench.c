@@ -1,6 +1,6 @@
 /* hooks_bench.c: the loop-thread cost of the metrics hooks per batch, measured directly
- * (bench/metrics/run.sh builds it against liblunnel.so): the calls channel.c makes for one
- * ReadRecords response of 500 records and its completion, repeated; and one /metrics render
+ * (built by CMake from the tunnel archive, run by bench/metrics/run.sh): the calls channel.c makes
+ * for one ReadRecords response of 500 records and its completion, repeated; and one /metrics render
  * of 16 channels. Whole-process CPU comparisons of `lunnel run` are noisy to a few percent
  * on a shared machine; this shows the part metrics can add at all. Prints two lines:
  *   hook_ns_per_batch=N  render_us=N */
@@ -48,12 +48,13 @@ int main(void)
     lunnel_metrics_buf b = {0};
     int renders = 2000;
     for (int i = 0; i < renders; i++) {
-        b.n = 0;
+        lunnel_buf_reset(&b);
         lunnel_metrics_render(m, NULL, 2000.0, &b);
     }
     double t2 = now_s();
     printf("hook_ns_per_batch=%.0f render_us=%.1f render_bytes=%zu\n", (t1 - t0) / ROUNDS * 1e9,
-           (t2 - t1) / renders * 1e6, b.n);
+           (t2 - t1) / renders * 1e6, b.len);
+    lunnel_buf_free(&b);
     lunnel_metrics_free(m);
     return 0;
 }

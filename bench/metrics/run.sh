@@ -68,9 +68,9 @@ one() {
 }
 
 # the hooks alone, measured directly (whole-process CPU is noisy to a few percent here)
-cc -O2 -o "$tmp/hooks_bench" "$root/bench/metrics/hooks_bench.c" -I"$root/runtime/include" \
-  -L"$build" -llunnel -Wl,-rpath,"$build"
-hooks=$("$tmp/hooks_bench")
+# (built by CMake from the tunnel archive, cmake/bench.cmake: the hooks are not exported)
+[ -x "$build/bench/metrics_hooks_bench" ] || { echo "no $build/bench/metrics_hooks_bench: build first (make)" >&2; exit 1; }
+hooks=$("$build/bench/metrics_hooks_bench")
 hook_ns=$(sed -n 's/.*hook_ns_per_batch=\([0-9]*\).*/\1/p' <<<"$hooks")
 render_us=$(sed -n 's/.*render_us=\([0-9.]*\).*/\1/p' <<<"$hooks")
 

@@ -6,8 +6,8 @@
 -- (it re-requires modules after clearing package.loaded) touches, so ffi.cdef / ffi.metatype
 -- run exactly once per state. The cdef is additionally guarded with pcall(ffi.typeof, ...).
 --
--- C functions: ffi.C when running inside the `lunnel` binary (it links liblunnel and exports
--- the symbols), else ffi.load(LUNNEL_LIB or <repo>/build/liblunnel.so or "lunnel"). The ABI
+-- C functions: ffi.C when running inside the `lunnel` binary (it contains the runtime and
+-- exports its LUNNEL_API functions, as liblunnel.so does), else ffi.load(LUNNEL_LIB or <repo>/build/liblunnel.so or "lunnel"). The ABI
 -- version is checked at load; spec/lua/record_abi_spec.lua compares every size and offset
 -- with lunnel_record_abi_layout().
 --

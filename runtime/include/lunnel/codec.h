@@ -4,6 +4,8 @@
 #ifndef LUNNEL_CODEC_H
 #define LUNNEL_CODEC_H
 
+#include "lunnel/export.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -27,7 +29,7 @@ typedef enum lunnel_codec_code {
 } lunnel_codec_code;
 
 /* Static name of a code, e.g. "checksum mismatch". */
-const char *lunnel_codec_strerror(int code);
+LUNNEL_API const char *lunnel_codec_strerror(int code);
 
 /* An error report, filled by every decoding function on failure (left untouched on success).
  * Caller-owned; may be NULL when the caller only wants the return code. */
@@ -52,8 +54,8 @@ typedef struct lunnel_record_range {
 
 /* CRC-8, polynomial 0x07, no reflection, no final xor: crc = table[crc ^ byte], slice-by-8.
  * Start with crc 0; feed pieces in order. */
-uint8_t lunnel_crc8(uint8_t crc, const void *data, size_t len);
+LUNNEL_API uint8_t lunnel_crc8(uint8_t crc, const void *data, size_t len);
 /* The byte-at-a-time reference (tests and the benchmark compare against it). */
-uint8_t lunnel_crc8_bytewise(uint8_t crc, const void *data, size_t len);
+LUNNEL_API uint8_t lunnel_crc8_bytewise(uint8_t crc, const void *data, size_t len);
 
 #endif

@@ -9,6 +9,8 @@
 #ifndef LUNNEL_PLAINBUFFER_H
 #define LUNNEL_PLAINBUFFER_H
 
+#include "lunnel/export.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -29,9 +31,9 @@ enum {
  * reset; strings point into buf, which must outlive the views. Does not reset the arena.
  * Returns LUNNEL_CODEC_OK or an error code (err filled: record_index = row index, offset =
  * byte offset in buf). Never reads outside buf[0..len). */
-int lunnel_pb_decode_rows(lunnel_arena *arena, const uint8_t *buf, size_t len, unsigned flags,
-                          const lunnel_record **rows_out, uint32_t *count_out,
-                          lunnel_codec_error *err);
+LUNNEL_API int lunnel_pb_decode_rows(lunnel_arena *arena, const uint8_t *buf, size_t len,
+                                     unsigned flags, const lunnel_record **rows_out,
+                                     uint32_t *count_out, lunnel_codec_error *err);
 
 /* Decodes a whole ReadRecords batch: n records, each exactly one row at
  * data[ranges[i].offset, +len) (its own header included), plus its origin row when
@@ -40,9 +42,9 @@ int lunnel_pb_decode_rows(lunnel_arena *arena, const uint8_t *buf, size_t len, u
  * *batch_out->generation = the arena's generation now. Does not reset the arena: the Lua host
  * resets it after the process() call (that invalidates the views). Errors name the record
  * index i and the absolute offset in data. */
-int lunnel_pb_decode_batch(lunnel_arena *arena, const uint8_t *data, size_t size,
-                           const lunnel_record_range *ranges, uint32_t n, unsigned flags,
-                           const lunnel_batch **batch_out, lunnel_codec_error *err);
+LUNNEL_API int lunnel_pb_decode_batch(lunnel_arena *arena, const uint8_t *data, size_t size,
+                                      const lunnel_record_range *ranges, uint32_t n, unsigned flags,
+                                      const lunnel_batch **batch_out, lunnel_codec_error *err);
 
 /* ---- encoder ---- */
 
@@ -65,29 +67,30 @@ typedef struct lunnel_pb_writer {
     uint8_t pad_;
 } lunnel_pb_writer;
 
-void lunnel_pb_writer_init(lunnel_pb_writer *w);
-void lunnel_pb_writer_free(lunnel_pb_writer *w);
-void lunnel_pb_writer_reset(lunnel_pb_writer *w);
+LUNNEL_API void lunnel_pb_writer_init(lunnel_pb_writer *w);
+LUNNEL_API void lunnel_pb_writer_free(lunnel_pb_writer *w);
+LUNNEL_API void lunnel_pb_writer_reset(lunnel_pb_writer *w);
 
 /* Each returns LUNNEL_CODEC_OK, LUNNEL_CODEC_NOMEM or LUNNEL_CODEC_USAGE (out of order, a
  * name or value longer than 2^31, an unknown type/op). */
-int lunnel_pb_write_header(lunnel_pb_writer *w);
-int lunnel_pb_begin_row(lunnel_pb_writer *w);
+LUNNEL_API int lunnel_pb_write_header(lunnel_pb_writer *w);
+LUNNEL_API int lunnel_pb_begin_row(lunnel_pb_writer *w);
 /* A primary-key cell: INTEGER, STRING, BINARY (or INF_MIN / INF_MAX / AUTO_INCREMENT in
  * requests). name is name_len bytes; value strings are copied into the buffer. */
-int lunnel_pb_write_pk(lunnel_pb_writer *w, const void *name, size_t name_len,
-                       const lunnel_value *v);
+LUNNEL_API int lunnel_pb_write_pk(lunnel_pb_writer *w, const void *name, size_t name_len,
+                                  const lunnel_value *v);
 /* An attribute cell. v NULL or type NONE: no value (delete ops). op LUNNEL_OP_*;
  * has_ts: write CELL_TIMESTAMP ts (ms). */
-int lunnel_pb_write_cell(lunnel_pb_writer *w, const void *name, size_t name_len,
-                         const lunnel_value *v, int op, int has_ts, int64_t ts);
-int lunnel_pb_write_delete_marker(lunnel_pb_writer *w);
+LUNNEL_API int lunnel_pb_write_cell(lunnel_pb_writer *w, const void *name, size_t name_len,
+                                    const lunnel_value *v, int op, int has_ts, int64_t ts);
+LUNNEL_API int lunnel_pb_write_delete_marker(lunnel_pb_writer *w);
 /* The extension with sequence info (stream records). */
-int lunnel_pb_write_seq(lunnel_pb_writer *w, int32_t epoch, int64_t ts, int32_t row_index);
+LUNNEL_API int lunnel_pb_write_seq(lunnel_pb_writer *w, int32_t epoch, int64_t ts,
+                                   int32_t row_index);
 /* Writes the row checksum. */
-int lunnel_pb_end_row(lunnel_pb_writer *w);
+LUNNEL_API int lunnel_pb_end_row(lunnel_pb_writer *w);
 /* Convenience: begin_row .. end_row from a decoded view (pk, cols, marker, seq if has_seq). */
-int lunnel_pb_write_record(lunnel_pb_writer *w, const lunnel_record *r);
+LUNNEL_API int lunnel_pb_write_record(lunnel_pb_writer *w, const lunnel_record *r);
 
 /* Value constructors for the writer. */
 static inline lunnel_value lunnel_value_int(int64_t i)

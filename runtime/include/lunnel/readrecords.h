@@ -7,6 +7,8 @@
 #ifndef LUNNEL_READRECORDS_H
 #define LUNNEL_READRECORDS_H
 
+#include "lunnel/export.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -25,14 +27,15 @@ typedef struct lunnel_rr_response {
     uint32_t cap; /* internal: allocated entries */
 } lunnel_rr_response;
 
-void lunnel_rr_init(lunnel_rr_response *r);
-void lunnel_rr_free(lunnel_rr_response *r);
+LUNNEL_API void lunnel_rr_init(lunnel_rr_response *r);
+LUNNEL_API void lunnel_rr_free(lunnel_rr_response *r);
 
 /* Scans buf[0..len). On success fills *r (previous content replaced) and returns
  * LUNNEL_CODEC_OK. Errors: LUNNEL_CODEC_PROTOBUF (bad varint / wire type / length, offsets in
  * err), LUNNEL_CODEC_MISSING (next_token, or a Record without action_type or record),
  * LUNNEL_CODEC_BAD_VALUE (action_type not 1..3), LUNNEL_CODEC_TOO_LARGE (buffer >= 4 GiB),
  * LUNNEL_CODEC_NOMEM. Later occurrences of a non-repeated field win (protobuf semantics). */
-int lunnel_rr_scan(lunnel_rr_response *r, const uint8_t *buf, size_t len, lunnel_codec_error *err);
+LUNNEL_API int lunnel_rr_scan(lunnel_rr_response *r, const uint8_t *buf, size_t len,
+                              lunnel_codec_error *err);
 
 #endif

@@ -19,6 +19,8 @@
 #ifndef LUNNEL_RECORD_H
 #define LUNNEL_RECORD_H
 
+#include "lunnel/export.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -135,38 +137,38 @@ typedef struct lunnel_arena lunnel_arena; /* opaque */
 
 /* Creates an arena; NULL on out of memory. Free with lunnel_arena_free (after every Lua
  * handle that may point to its generation counter is gone, i.e. after lua_close). */
-lunnel_arena *lunnel_arena_new(void);
-void lunnel_arena_free(lunnel_arena *a);
+LUNNEL_API lunnel_arena *lunnel_arena_new(void);
+LUNNEL_API void lunnel_arena_free(lunnel_arena *a);
 /* Invalidates every view made from this arena (bumps the live generation) and rewinds its
  * memory for reuse (chunks are kept). The Lua host calls this after each process() call. */
-void lunnel_arena_reset(lunnel_arena *a);
+LUNNEL_API void lunnel_arena_reset(lunnel_arena *a);
 /* The current generation and a pointer to it (stable for the arena's lifetime). */
-uint32_t lunnel_arena_generation(const lunnel_arena *a);
-const volatile uint32_t *lunnel_arena_live(const lunnel_arena *a);
+LUNNEL_API uint32_t lunnel_arena_generation(const lunnel_arena *a);
+LUNNEL_API const volatile uint32_t *lunnel_arena_live(const lunnel_arena *a);
 /* Allocates n bytes (8-aligned) valid until the next reset; NULL on out of memory. */
-void *lunnel_arena_alloc(lunnel_arena *a, size_t n);
+LUNNEL_API void *lunnel_arena_alloc(lunnel_arena *a, size_t n);
 /* Bytes currently reserved by the arena (all chunks). */
-size_t lunnel_arena_capacity(const lunnel_arena *a);
+LUNNEL_API size_t lunnel_arena_capacity(const lunnel_arena *a);
 
 /* ---- ABI helpers (exported for LuaJIT) ---- */
 
 /* LUNNEL_RECORD_ABI_VERSION of the compiled library. */
-uint32_t lunnel_record_abi_version(void);
+LUNNEL_API uint32_t lunnel_record_abi_version(void);
 /* sizeof(type) when field is NULL or "", else offsetof(type, field); -1 when unknown.
  * type is the struct name without "lunnel_" ("value", "column", "record", "batch",
  * "batch_ref", "record_ref"; also "record_range", "codec_error", "pb_writer", which
  * lua/lunnel/testing.lua declares); field is a member name ("u" for the value union). */
-int64_t lunnel_record_abi_layout(const char *type, const char *field);
+LUNNEL_API int64_t lunnel_record_abi_layout(const char *type, const char *field);
 /* The hash stored in lunnel_column.name_hash (FNV-1a 32 bit). */
-uint32_t lunnel_record_name_hash(const void *name, size_t len);
+LUNNEL_API uint32_t lunnel_record_name_hash(const void *name, size_t len);
 /* The value stored in lunnel_column.name_prefix. */
-uint64_t lunnel_record_name_prefix(const void *name, size_t len);
+LUNNEL_API uint64_t lunnel_record_name_prefix(const void *name, size_t len);
 
 /* Names for messages and Lua: "INTEGER", ..., "PUT", "DELETE_ONE_VERSION", ..., "UPDATE".
  * Return "?" when out of range. Static strings. */
-const char *lunnel_record_type_name(int vt);
-const char *lunnel_record_op_name(int op);
-const char *lunnel_record_action_name(int action);
+LUNNEL_API const char *lunnel_record_type_name(int vt);
+LUNNEL_API const char *lunnel_record_op_name(int op);
+LUNNEL_API const char *lunnel_record_action_name(int action);
 
 /* Writes the record as one exact JSON object, NUL-terminated, into buf (cap bytes):
  *   {"action":"UPDATE","pk":{"id":1,"k":"a"},"cols":{"name":"x","n":-3},
@@ -185,13 +187,13 @@ const char *lunnel_record_action_name(int action);
  * {"inf":"MIN"}/{"inf":"MAX"}. lunnel.json reads it back (docs/scripts.md).
  * Returns the full length the JSON needs (excluding NUL); if >= cap the output was truncated:
  * call again with a larger buffer. */
-size_t lunnel_record_tojson(const lunnel_record *r, char *buf, size_t cap);
+LUNNEL_API size_t lunnel_record_tojson(const lunnel_record *r, char *buf, size_t cap);
 
 /* r:key(): a canonical, collision-free string of the whole primary key, usable as a Lua table
  * key: per pk column "i<decimal>" (INTEGER), "s<len>:<bytes>" (STRING), "b<len>:<bytes>"
  * (BINARY), "<" / ">" (INF_MIN / INF_MAX), "?" otherwise, concatenated in key order
  * (e.g. "i42s6:key-42"). Same return convention as lunnel_record_tojson (no NUL added when
  * cap == 0; the output may contain NUL bytes from binaries: use the returned length). */
-size_t lunnel_record_key(const lunnel_record *r, char *buf, size_t cap);
+LUNNEL_API size_t lunnel_record_key(const lunnel_record *r, char *buf, size_t cap);
 
 #endif

@@ -18,6 +18,8 @@
 #ifndef LUNNEL_SINK_SUPPORT_H
 #define LUNNEL_SINK_SUPPORT_H
 
+#include "lunnel/export.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -34,15 +36,15 @@ typedef enum lunnel_sink_code {
 } lunnel_sink_code;
 
 /* Static string naming a lunnel_sink_code ("?" when unknown). */
-const char *lunnel_sink_strerror(int code);
+LUNNEL_API const char *lunnel_sink_strerror(int code);
 
 /* ---- blocking HTTP POST -------------------------------------------------------------- */
 
 typedef struct lunnel_sink_http lunnel_sink_http;
 
 /* NULL on out of memory or when libcurl cannot make a handle. */
-lunnel_sink_http *lunnel_sink_http_new(void);
-void lunnel_sink_http_free(lunnel_sink_http *h);
+LUNNEL_API lunnel_sink_http *lunnel_sink_http_new(void);
+LUNNEL_API void lunnel_sink_http_free(lunnel_sink_http *h);
 
 /* POSTs body (len bytes, borrowed for the call) to url with extra headers given as one
  * string of "Name: value" lines separated by '\n' (NULL or "" for none; "Expect:" is always
@@ -50,15 +52,15 @@ void lunnel_sink_http_free(lunnel_sink_http *h);
  * HTTPS, NULL for the system store. Blocks the calling thread.
  * Returns LUNNEL_SINK_OK when a response arrived (whatever its status: *status_out), else
  * LUNNEL_SINK_TRANSPORT / NOMEM / USAGE with lunnel_sink_http_error() saying why. */
-int lunnel_sink_http_post(lunnel_sink_http *h, const char *url, const char *headers,
-                          const void *body, size_t len, long timeout_ms, const char *ca_file,
-                          long *status_out);
+LUNNEL_API int lunnel_sink_http_post(lunnel_sink_http *h, const char *url, const char *headers,
+                                     const void *body, size_t len, long timeout_ms,
+                                     const char *ca_file, long *status_out);
 /* The last response body; valid until the next post or free. *len_out may be 0. */
-const uint8_t *lunnel_sink_http_body(const lunnel_sink_http *h, size_t *len_out);
+LUNNEL_API const uint8_t *lunnel_sink_http_body(const lunnel_sink_http *h, size_t *len_out);
 /* The last response's x-ots-requestid header ("" when absent). Valid until the next post. */
-const char *lunnel_sink_http_request_id(const lunnel_sink_http *h);
+LUNNEL_API const char *lunnel_sink_http_request_id(const lunnel_sink_http *h);
 /* The last error message ("" after success). Valid until the next post. */
-const char *lunnel_sink_http_error(const lunnel_sink_http *h);
+LUNNEL_API const char *lunnel_sink_http_error(const lunnel_sink_http *h);
 
 /* ---- table data API signing ---------------------------------------------------------- */
 
@@ -68,9 +70,10 @@ const char *lunnel_sink_http_error(const lunnel_sink_http *h);
  * x-ots-instancename, x-ots-contentmd5, [x-ots-ststoken], x-ots-signature, Content-Type.
  * sts_token NULL or "" for none. Returns LUNNEL_SINK_OK, or USAGE when out is too small
  * (1024 + the lengths of the arguments is always enough) or an argument is NULL. */
-int lunnel_sink_ots_headers(const char *path, const char *instance, const char *access_key_id,
-                            const char *access_key_secret, const char *sts_token, const void *body,
-                            size_t len, char *out, size_t cap);
+LUNNEL_API int lunnel_sink_ots_headers(const char *path, const char *instance,
+                                       const char *access_key_id, const char *access_key_secret,
+                                       const char *sts_token, const void *body, size_t len,
+                                       char *out, size_t cap);
 
 /* ---- BatchWriteRow ------------------------------------------------------------------- */
 
@@ -79,10 +82,10 @@ int lunnel_sink_ots_headers(const char *path, const char *instance, const char *
 typedef struct lunnel_sink_bwr lunnel_sink_bwr;
 
 /* A builder for one target table (name copied). NULL on out of memory. */
-lunnel_sink_bwr *lunnel_sink_bwr_new(const char *table);
-void lunnel_sink_bwr_free(lunnel_sink_bwr *b);
+LUNNEL_API lunnel_sink_bwr *lunnel_sink_bwr_new(const char *table);
+LUNNEL_API void lunnel_sink_bwr_free(lunnel_sink_bwr *b);
 /* Forgets every row (memory kept). */
-void lunnel_sink_bwr_clear(lunnel_sink_bwr *b);
+LUNNEL_API void lunnel_sink_bwr_clear(lunnel_sink_bwr *b);
 
 /* Appends the row change that replays record r on the target table (r is read during the
  * call only: its bytes are copied):
@@ -96,14 +99,15 @@ void lunnel_sink_bwr_clear(lunnel_sink_bwr *b);
  * (-LUNNEL_SINK_USAGE when the builder already holds LUNNEL_SINK_BWR_MAX_ROWS rows,
  * -LUNNEL_SINK_ENCODE with lunnel_sink_bwr_message() naming the column). After an error
  * the builder's buffer is unusable: call lunnel_sink_bwr_clear. */
-int lunnel_sink_bwr_add(lunnel_sink_bwr *b, const lunnel_record *r);
+LUNNEL_API int lunnel_sink_bwr_add(lunnel_sink_bwr *b, const lunnel_record *r);
 /* Rows held, and the PlainBuffer bytes they take. */
-uint32_t lunnel_sink_bwr_count(const lunnel_sink_bwr *b);
-size_t lunnel_sink_bwr_bytes(const lunnel_sink_bwr *b);
+LUNNEL_API uint32_t lunnel_sink_bwr_count(const lunnel_sink_bwr *b);
+LUNNEL_API size_t lunnel_sink_bwr_bytes(const lunnel_sink_bwr *b);
 
 /* Serializes a BatchWriteRowRequest of every row held. *body_out is owned by b, valid until
  * the next encode, clear or free. Returns LUNNEL_SINK_OK or a lunnel_sink_code. */
-int lunnel_sink_bwr_encode(lunnel_sink_bwr *b, const uint8_t **body_out, size_t *len_out);
+LUNNEL_API int lunnel_sink_bwr_encode(lunnel_sink_bwr *b, const uint8_t **body_out,
+                                      size_t *len_out);
 
 /* Reads a 2xx BatchWriteRowResponse for the request last encoded. Returns the number of rows
  * that failed (0: all applied), or -1 when the body does not parse or its row count differs
@@ -111,18 +115,18 @@ int lunnel_sink_bwr_encode(lunnel_sink_bwr *b, const uint8_t **body_out, size_t 
  * code that retrying cannot fix (anything but busy / timeout / unavailable / internal /
  * conflict / quota codes); lunnel_sink_bwr_message() names the first failure:
  * "row <i>: <code>: <message>" (i 0-based in the request). */
-int lunnel_sink_bwr_check_response(lunnel_sink_bwr *b, const uint8_t *body, size_t len,
-                                   int *fatal_out);
+LUNNEL_API int lunnel_sink_bwr_check_response(lunnel_sink_bwr *b, const uint8_t *body, size_t len,
+                                              int *fatal_out);
 /* After check_response: drops the rows that were applied, keeping the failed ones (in their
  * order) for a retry. */
-void lunnel_sink_bwr_keep_failed(lunnel_sink_bwr *b);
+LUNNEL_API void lunnel_sink_bwr_keep_failed(lunnel_sink_bwr *b);
 /* The last message ("" when none); valid until the next call on b. */
-const char *lunnel_sink_bwr_message(const lunnel_sink_bwr *b);
+LUNNEL_API const char *lunnel_sink_bwr_message(const lunnel_sink_bwr *b);
 
 /* Describes a non-2xx data API response body (protobuf Error{code, message}) as
  * "<code>: <message>" into out (NUL-terminated, truncated to cap), or "unparsable error body
  * (<n> bytes)". Returns 1 when the code is one a retry may clear (busy, timeout, unavailable,
  * internal error, quota, row conflict), else 0. */
-int lunnel_sink_ots_error(const uint8_t *body, size_t len, char *out, size_t cap);
+LUNNEL_API int lunnel_sink_ots_error(const uint8_t *body, size_t len, char *out, size_t cap);
 
 #endif

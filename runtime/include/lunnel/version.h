@@ -2,7 +2,9 @@
 #ifndef LUNNEL_VERSION_H
 #define LUNNEL_VERSION_H
 
+#include "lunnel/export.h"
+
 /* Returns a static string such as "0.1.0". */
-const char *lunnel_version(void);
+LUNNEL_API const char *lunnel_version(void);
 
 #endif

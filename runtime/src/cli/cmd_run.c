@@ -703,54 +703,188 @@ out:
     return rc;
 }
 
+/* One clear line for the first problem of the options, NULL when there is none. */
+static const char *run_usage_problem(lunnel_opt_values *v)
+{
+    const char *script = lunnel_opts_arg(v, 0);
+    const char *table = lunnel_opts_str(v, "table"), *tunnel = lunnel_opts_str(v, "tunnel");
+    const char *tunnel_id_opt = lunnel_opts_str(v, "tunnel-id");
+    const char *on_error = lunnel_opts_str(v, "on-error");
+    const char *dead_letter = lunnel_opts_str(v, "dead-letter");
+    double hb_interval = lunnel_opts_num(v, "heartbeat-interval");
+    double hb_timeout = lunnel_opts_num(v, "heartbeat-timeout");
+
+    if (!script) return "missing SCRIPT (usage: lunnel run [options] SCRIPT)";
+    if (!tunnel_id_opt && (!table || !tunnel)) return "give --table and --tunnel, or --tunnel-id";
+    if (lunnel_opts_str(v, "create") && !(table && tunnel))
+        return "--create needs --table and --tunnel";
+    if (hb_interval < 0.1) return "--heartbeat-interval must be at least 0.1 seconds";
+    if (hb_timeout <= hb_interval) return "--heartbeat-timeout must exceed --heartbeat-interval";
+    if (lunnel_opts_num(v, "checkpoint-interval") <= 0)
+        return "--checkpoint-interval must be positive";
+    if (lunnel_opts_int(v, "max-inflight-bytes") < 1)
+        return "--max-inflight-bytes must be positive";
+    if (lunnel_opts_int(v, "workers") < 0 || lunnel_opts_int(v, "prefetch") < 0 ||
+        lunnel_opts_int(v, "max-channels") < 0)
+        return "--workers, --prefetch and --max-channels must not be negative";
+    if (lunnel_opts_int(v, "max-retries") < 0) return "--max-retries must not be negative";
+    if (lunnel_opts_int(v, "memory-limit") < 0) return "--memory-limit must not be negative";
+    if (strcasecmp(on_error, "skip") == 0 && !dead_letter)
+        return "--on-error skip needs --dead-letter FILE";
+    if (dead_letter && strcasecmp(on_error, "skip") != 0)
+        return "--dead-letter is used only with --on-error skip (add it, or drop --dead-letter)";
+    if (!lunnel_opts_str(v, "credentials-command") &&
+        (!lunnel_opts_str(v, "access-key-id") || !lunnel_opts_str(v, "access-key-secret")))
+        return "no credentials: set TABLESTORE_ACCESS_KEY_ID / TABLESTORE_ACCESS_KEY_SECRET, "
+               "--access-key-id / --access-key-secret, or --credentials-command";
+    return NULL;
+}
+
+/* The tunnel to consume (found, created, or --tunnel-id checked against --table), malloc'd;
+ * NULL with *status set (and the reason said) when there is none to run. */
+static char *run_pick_tunnel(lunnel_opt_values *v, lunnel_api *api, struct ev_loop *loop,
+                             int *status)
+{
+    const char *table = lunnel_opts_str(v, "table"), *tunnel = lunnel_opts_str(v, "tunnel");
+    const char *tunnel_id_opt = lunnel_opts_str(v, "tunnel-id");
+    char tunnel_type[32] = "";
+    *status = LUNNEL_EXIT_RUNTIME;
+    char *tunnel_id =
+        resolve_tunnel(api, loop, table, tunnel, tunnel_id_opt, lunnel_opts_str(v, "create"),
+                       status, tunnel_type, sizeof tunnel_type);
+    if (!tunnel_id) {
+        if (*status == 0) *status = LUNNEL_EXIT_RUNTIME;
+        return NULL;
+    }
+    if (tunnel_id_opt &&
+        check_tunnel_id(api, loop, table, tunnel_id, tunnel_type, sizeof tunnel_type) != 0) {
+        free(tunnel_id);
+        *status = LUNNEL_EXIT_USAGE;
+        return NULL;
+    }
+    if (lunnel_opts_bool(v, "exit-when-done") && strcasecmp(tunnel_type, "Stream") == 0) {
+        say(-1,
+            "--exit-when-done: tunnel %s is a Stream tunnel, which never "
+            "finishes (use it with BaseData tunnels)",
+            tunnel_id);
+        free(tunnel_id);
+        *status = LUNNEL_EXIT_USAGE;
+        return NULL;
+    }
+    return tunnel_id;
+}
+
+/* What a run holds besides run_app, released by run_release whichever step ended the run. */
+typedef struct run_resources {
+    lunnel_dead_letter *dl; /* ours until the worker exists: then the worker owns it */
+    lunnel_client cl;
+    int client_open;
+    run_observe *obs;
+    char *tunnel_id;
+} run_resources;
+
+/* The one teardown of a run, for every way it ends (a step that failed at start-up, or the
+ * loop having returned). Returns status, for `return run_release(...)`. */
+static int run_release(run_app *app, run_resources *r, int status)
+{
+    run_observe_free(r->obs);
+    r->obs = NULL;
+    lunnel_host_free(app->host);
+    app->host = NULL;
+    lunnel_capture_close(run_capture);
+    run_capture = NULL;
+    if (!app->worker) lunnel_dead_letter_close(r->dl);
+    /* The host is gone (no completion can come). With no call in flight, the worker frees
+     * everything (the dead-letter file with it), then the api, http and credentials go
+     * (leak-checker clean). With calls in flight (a stop during a heartbeat that added 50,000
+     * channels leaves their GetCheckpoints queued) worker and client are left to the process
+     * exit: lunnel_worker_free would cancel them one by one, and each cancel lets http start
+     * the next queued request only to cancel it too. Calls before the worker exists are
+     * synchronous: none is pending then. */
+    if (!r->client_open || lunnel_http_pending(r->cl.http) == 0) {
+        lunnel_worker_free(app->worker);
+        app->worker = NULL;
+        if (r->client_open) lunnel_opts_close_client(&r->cl);
+    }
+    free(r->tunnel_id);
+    r->tunnel_id = NULL;
+    return status;
+}
+
+/* After the loop returned with a failure: the one line that says why, and the immediate exit
+ * of a drain that did not finish. */
+static void run_report_exit(run_app *app)
+{
+    if (app->exit_status == 0) return;
+    if (lunnel_worker_exit_reason(app->worker)[0]) {
+        char masked[1400];
+        lunnel_log_mask(lunnel_worker_exit_reason(app->worker), masked, sizeof masked);
+        say(app->exit_status, "%s (exit %d)", masked, app->exit_status);
+    } else if (app->signals > 0) {
+        say(app->exit_status, "drain not finished within --drain-timeout (exit %d)",
+            app->exit_status);
+    }
+    if (app->signals > 0 || lunnel_worker_drain_timed_out(app->worker)) {
+        /* A drain that timed out (or failed): a process() call may never return (LuaJIT
+         * cannot interrupt it) and lunnel_host_free would wait for it forever. Leave now, as
+         * --drain-timeout promises; the checkpoints hold only what succeeded. */
+        fflush(NULL);
+        _exit(app->exit_status);
+    }
+}
+
+/* The tunnel worker's configuration from the options (strings borrowed from v and res). */
+static lunnel_worker_config run_worker_config(lunnel_opt_values *v, struct ev_loop *loop,
+                                              run_app *app, run_resources *res,
+                                              const char *client_tag)
+{
+    lunnel_worker_config wc = {
+        .loop = loop,
+        .api = res->cl.api,
+        .tunnel_id = res->tunnel_id,
+        .table_name = lunnel_opts_str(v, "table"),
+        .tunnel_name = lunnel_opts_str(v, "tunnel"),
+        .client_tag = client_tag,
+        .heartbeat_interval_s = lunnel_opts_num(v, "heartbeat-interval"),
+        .heartbeat_timeout_s = lunnel_opts_num(v, "heartbeat-timeout"),
+        .prefetch = (int)lunnel_opts_int(v, "prefetch"),
+        .max_inflight_bytes = (size_t)lunnel_opts_int(v, "max-inflight-bytes"),
+        .max_backoff_s = lunnel_opts_num(v, "max-backoff"),
+        .checkpoint_interval_s = lunnel_opts_num(v, "checkpoint-interval"),
+        .manual_commit = strcasecmp(lunnel_opts_str(v, "commit"), "manual") == 0,
+        .max_channels = (int)lunnel_opts_int(v, "max-channels"),
+        .drain_timeout_s = lunnel_opts_num(v, "drain-timeout"),
+        .exit_when_done = lunnel_opts_bool(v, "exit-when-done"),
+        .reconnect_delay_max_s = lunnel_opts_num(v, "reconnect-delay-max"),
+        .connect_retry_window_s = lunnel_opts_num(v, "connect-retry-window"),
+        .max_retries = (int)lunnel_opts_int(v, "max-retries"),
+        .retry_backoff_max_s = lunnel_opts_num(v, "max-backoff"),
+        .dead_letter_path = lunnel_opts_str(v, "dead-letter"),
+        .dead_letter = res->dl,
+        .proc = {.open = proc_open,
+                 .submit = proc_submit,
+                 .shutdown = proc_shutdown,
+                 .ud = app->host},
+        .on_exit = on_worker_exit,
+        .ud = app,
+    };
+    lunnel_on_error_parse(lunnel_opts_str(v, "on-error"), &wc.on_error);
+    return wc;
+}
+
 /* The run itself, on parsed options (borrowed). Returns the exit status. */
 static int run_parsed(lunnel_opt_values *v)
 {
     const char *script = lunnel_opts_arg(v, 0);
     const char *table = lunnel_opts_str(v, "table"), *tunnel = lunnel_opts_str(v, "tunnel");
-    const char *tunnel_id_opt = lunnel_opts_str(v, "tunnel-id");
-    const char *create = lunnel_opts_str(v, "create"), *commit = lunnel_opts_str(v, "commit");
-    double hb_interval = lunnel_opts_num(v, "heartbeat-interval");
-    double hb_timeout = lunnel_opts_num(v, "heartbeat-timeout");
+    const char *commit = lunnel_opts_str(v, "commit");
 
     /* logging first: with --log-format json a usage problem is a JSON line too */
     if (lunnel_opts_apply_logging(v) != 0) {
         say(-1, "bad --log-level or --log-format");
         return LUNNEL_EXIT_USAGE;
     }
-    /* validation: one clear line per problem */
-    const char *problem = NULL;
-    if (!script)
-        problem = "missing SCRIPT (usage: lunnel run [options] SCRIPT)";
-    else if (!tunnel_id_opt && (!table || !tunnel))
-        problem = "give --table and --tunnel, or --tunnel-id";
-    else if (create && !(table && tunnel))
-        problem = "--create needs --table and --tunnel";
-    else if (hb_interval < 0.1)
-        problem = "--heartbeat-interval must be at least 0.1 seconds";
-    else if (hb_timeout <= hb_interval)
-        problem = "--heartbeat-timeout must exceed --heartbeat-interval";
-    else if (lunnel_opts_num(v, "checkpoint-interval") <= 0)
-        problem = "--checkpoint-interval must be positive";
-    else if (lunnel_opts_int(v, "max-inflight-bytes") < 1)
-        problem = "--max-inflight-bytes must be positive";
-    else if (lunnel_opts_int(v, "workers") < 0 || lunnel_opts_int(v, "prefetch") < 0 ||
-             lunnel_opts_int(v, "max-channels") < 0)
-        problem = "--workers, --prefetch and --max-channels must not be negative";
-    else if (lunnel_opts_int(v, "max-retries") < 0)
-        problem = "--max-retries must not be negative";
-    else if (lunnel_opts_int(v, "memory-limit") < 0)
-        problem = "--memory-limit must not be negative";
-    else if (strcasecmp(lunnel_opts_str(v, "on-error"), "skip") == 0 &&
-             !lunnel_opts_str(v, "dead-letter"))
-        problem = "--on-error skip needs --dead-letter FILE";
-    else if (lunnel_opts_str(v, "dead-letter") &&
-             strcasecmp(lunnel_opts_str(v, "on-error"), "skip") != 0)
-        problem = "--dead-letter is used only with --on-error skip (add it, or drop --dead-letter)";
-    else if (!lunnel_opts_str(v, "credentials-command") &&
-             (!lunnel_opts_str(v, "access-key-id") || !lunnel_opts_str(v, "access-key-secret")))
-        problem = "no credentials: set TABLESTORE_ACCESS_KEY_ID / TABLESTORE_ACCESS_KEY_SECRET, "
-                  "--access-key-id / --access-key-secret, or --credentials-command";
+    const char *problem = run_usage_problem(v);
     if (problem) {
         say(-1, "%s", problem);
         return LUNNEL_EXIT_USAGE;
@@ -764,31 +898,28 @@ static int run_parsed(lunnel_opt_values *v)
     }
     signal(SIGPIPE, SIG_IGN);
 
+    struct ev_loop *loop = ev_default_loop(EVFLAG_AUTO);
+    run_app app = {.loop = loop};
+    run_resources res = {0};
+    char err[1024] = "";
+
     /* The dead-letter file is opened (created) now: a path that cannot be written is a
      * usage error before any call, not a channel re-read in a loop at the first bad batch. */
-    lunnel_dead_letter *dl = NULL;
     if (lunnel_opts_str(v, "dead-letter")) {
-        char derr[512];
-        dl = lunnel_dead_letter_open(lunnel_opts_str(v, "dead-letter"), derr, sizeof derr);
-        if (!dl) {
-            say(-1, "%s", derr);
-            return LUNNEL_EXIT_USAGE;
+        res.dl = lunnel_dead_letter_open(lunnel_opts_str(v, "dead-letter"), err, sizeof err);
+        if (!res.dl) {
+            say(-1, "%s", err);
+            return run_release(&app, &res, LUNNEL_EXIT_USAGE);
         }
     }
-
-    struct ev_loop *loop = ev_default_loop(EVFLAG_AUTO);
-    lunnel_client cl;
-    char cerr[512];
-    int crc = lunnel_opts_open_client(v, loop, &cl, cerr, sizeof cerr);
+    int crc = lunnel_opts_open_client(v, loop, &res.cl, err, sizeof err);
     if (crc != 0) {
-        say(-1, "%s", cerr);
-        lunnel_dead_letter_close(dl);
-        return crc;
+        say(-1, "%s", err);
+        return run_release(&app, &res, crc);
     }
-    lunnel_api *api = cl.api;
+    res.client_open = 1;
 
     /* the script first: a script that does not load must not leave a created tunnel behind */
-    run_app app = {.loop = loop};
     lunnel_host_config hcfg = {
         .script_path = script,
         .workers = (int)lunnel_opts_int(v, "workers"),
@@ -804,96 +935,43 @@ static int run_parsed(lunnel_opt_values *v)
         .on_done = on_host_done,
         .ud = &app,
     };
-    char herr[1024] = "";
-    app.host = lunnel_host_new(&hcfg, herr, sizeof herr);
+    err[0] = 0;
+    app.host = lunnel_host_new(&hcfg, err, sizeof err);
     if (!app.host) {
-        say(-1, "%s: %s", script, herr);
-        lunnel_opts_close_client(&cl); /* no call in flight yet */
-        lunnel_dead_letter_close(dl);
-        return LUNNEL_EXIT_USAGE;
+        say(-1, "%s: %s", script, err);
+        return run_release(&app, &res, LUNNEL_EXIT_USAGE);
     }
 
     const char *capture_path = lunnel_opts_str(v, "capture");
     if (capture_path) {
-        char cerr2[600];
         run_capture = lunnel_capture_open(
-            capture_path, (uint64_t)lunnel_opts_int(v, "capture-max-bytes"), cerr2, sizeof cerr2);
+            capture_path, (uint64_t)lunnel_opts_int(v, "capture-max-bytes"), err, sizeof err);
         if (!run_capture) {
-            fprintf(stderr, "lunnel run: %s\n", cerr2);
-            lunnel_host_free(app.host);
-            lunnel_opts_close_client(&cl);
-            return LUNNEL_EXIT_USAGE;
+            fprintf(stderr, "lunnel run: %s\n", err);
+            return run_release(&app, &res, LUNNEL_EXIT_USAGE);
         }
     }
 
-    int status = LUNNEL_EXIT_RUNTIME;
-    char tunnel_type[32] = "";
-    char *tunnel_id = resolve_tunnel(api, loop, table, tunnel, tunnel_id_opt, create, &status,
-                                     tunnel_type, sizeof tunnel_type);
-    if (tunnel_id && tunnel_id_opt &&
-        check_tunnel_id(api, loop, table, tunnel_id, tunnel_type, sizeof tunnel_type) != 0) {
-        free(tunnel_id);
-        tunnel_id = NULL;
-        status = LUNNEL_EXIT_USAGE;
-    }
-    if (tunnel_id && lunnel_opts_bool(v, "exit-when-done") &&
-        strcasecmp(tunnel_type, "Stream") == 0) {
-        say(-1,
-            "--exit-when-done: tunnel %s is a Stream tunnel, which never "
-            "finishes (use it with BaseData tunnels)",
-            tunnel_id);
-        free(tunnel_id);
-        tunnel_id = NULL;
-        status = LUNNEL_EXIT_USAGE;
-    }
-    if (!tunnel_id) {
-        lunnel_dead_letter_close(dl);
-        lunnel_host_free(app.host);
-        lunnel_opts_close_client(&cl); /* resolve_tunnel's calls are synchronous: all done */
-        return status ? status : LUNNEL_EXIT_RUNTIME;
-    }
+    int status;
+    res.tunnel_id = run_pick_tunnel(v, res.cl.api, loop, &status);
+    if (!res.tunnel_id) return run_release(&app, &res, status);
 
-    lunnel_worker_config wc = {
-        .loop = loop,
-        .api = api,
-        .tunnel_id = tunnel_id,
-        .table_name = table,
-        .tunnel_name = tunnel,
-        .client_tag = client_tag,
-        .heartbeat_interval_s = hb_interval,
-        .heartbeat_timeout_s = hb_timeout,
-        .prefetch = (int)lunnel_opts_int(v, "prefetch"),
-        .max_inflight_bytes = (size_t)lunnel_opts_int(v, "max-inflight-bytes"),
-        .max_backoff_s = lunnel_opts_num(v, "max-backoff"),
-        .checkpoint_interval_s = lunnel_opts_num(v, "checkpoint-interval"),
-        .manual_commit = strcasecmp(commit, "manual") == 0,
-        .max_channels = (int)lunnel_opts_int(v, "max-channels"),
-        .drain_timeout_s = lunnel_opts_num(v, "drain-timeout"),
-        .exit_when_done = lunnel_opts_bool(v, "exit-when-done"),
-        .reconnect_delay_max_s = lunnel_opts_num(v, "reconnect-delay-max"),
-        .connect_retry_window_s = lunnel_opts_num(v, "connect-retry-window"),
-        .max_retries = (int)lunnel_opts_int(v, "max-retries"),
-        .retry_backoff_max_s = lunnel_opts_num(v, "max-backoff"),
-        .dead_letter_path = lunnel_opts_str(v, "dead-letter"),
-        .dead_letter = dl,
-        .proc = {.open = proc_open,
-                 .submit = proc_submit,
-                 .shutdown = proc_shutdown,
-                 .ud = app.host},
-        .on_exit = on_worker_exit,
-        .ud = &app,
-    };
-    run_observe *obs = run_observe_new(v); /* NULL: no metrics, no status line */
-    wc.metrics = run_observe_metrics(obs);
-    lunnel_on_error_parse(lunnel_opts_str(v, "on-error"), &wc.on_error);
+    lunnel_worker_config wc = run_worker_config(v, loop, &app, &res, client_tag);
+    res.obs = run_observe_new(v); /* NULL: no metrics, no status line */
+    wc.metrics = run_observe_metrics(res.obs);
     app.worker = lunnel_worker_new(&wc);
-    if (!app.worker) {
-        lunnel_dead_letter_close(dl);
-        run_observe_free(obs);
-        lunnel_host_free(app.host);
-        free(tunnel_id);
-        lunnel_opts_close_client(&cl);
-        return LUNNEL_EXIT_RUNTIME;
+    if (!app.worker) return run_release(&app, &res, LUNNEL_EXIT_RUNTIME);
+
+    run_observe_target ot = {.loop = loop,
+                             .worker = app.worker,
+                             .host = app.host,
+                             .client = &res.cl,
+                             .table_name = table,
+                             .tunnel_name = tunnel,
+                             .tunnel_id = res.tunnel_id};
+    if (run_observe_start(res.obs, &ot, err, sizeof err) != 0) {
+        say(-1, "%s", err);
+        return run_release(&app, &res, LUNNEL_EXIT_USAGE); /* worker never started */
     }
 
     ev_signal sigint, sigterm, sighup;
@@ -904,25 +982,7 @@ static int run_parsed(lunnel_opt_values *v)
     ev_signal_start(loop, &sigint);
     ev_signal_start(loop, &sigterm);
     ev_signal_start(loop, &sighup);
-
-    run_observe_target ot = {.loop = loop,
-                             .worker = app.worker,
-                             .host = app.host,
-                             .client = &cl,
-                             .table_name = table,
-                             .tunnel_name = tunnel,
-                             .tunnel_id = tunnel_id};
-    char oerr[512];
-    if (run_observe_start(obs, &ot, oerr, sizeof oerr) != 0) {
-        say(-1, "%s", oerr);
-        run_observe_free(obs);
-        lunnel_worker_free(app.worker); /* never started: no call in flight */
-        lunnel_host_free(app.host);
-        free(tunnel_id);
-        lunnel_opts_close_client(&cl);
-        return LUNNEL_EXIT_USAGE;
-    }
-    lunnel_log_kv(LUNNEL_LOG_INFO, "run", "starting", "tunnel_id", tunnel_id, "script", script,
+    lunnel_log_kv(LUNNEL_LOG_INFO, "run", "starting", "tunnel_id", res.tunnel_id, "script", script,
                   "commit", commit, NULL);
     lunnel_worker_start(app.worker);
     ev_run(loop, 0);
@@ -931,34 +991,8 @@ static int run_parsed(lunnel_opt_values *v)
     ev_signal_stop(loop, &sigint);
     ev_signal_stop(loop, &sigterm);
     ev_signal_stop(loop, &sighup);
-    run_observe_free(obs);
-    if (app.exit_status != 0 && lunnel_worker_exit_reason(app.worker)[0]) {
-        char masked[1400];
-        lunnel_log_mask(lunnel_worker_exit_reason(app.worker), masked, sizeof masked);
-        say(app.exit_status, "%s (exit %d)", masked, app.exit_status);
-    } else if (app.exit_status != 0 && app.signals > 0) {
-        say(app.exit_status, "drain not finished within --drain-timeout (exit %d)",
-            app.exit_status);
-    }
-    if (app.exit_status != 0 && (app.signals > 0 || lunnel_worker_drain_timed_out(app.worker))) {
-        /* A drain that timed out (or failed): a process() call may never return (LuaJIT
-         * cannot interrupt it) and lunnel_host_free would wait for it forever. Leave now, as
-         * --drain-timeout promises; the checkpoints hold only what succeeded. */
-        fflush(NULL);
-        _exit(app.exit_status);
-    }
-    lunnel_host_free(app.host);
-    lunnel_capture_close(run_capture);
-    run_capture = NULL;
-    /* The host is gone (no completion can come). With no call in flight, free the worker,
-     * then the api, http and credentials (leak-checker clean). With calls in flight (a stop
-     * during a heartbeat that added 50,000 channels leaves their GetCheckpoints queued)
-     * everything is left to the process exit: lunnel_worker_free would cancel them one by
-     * one, and each cancel lets http start the next queued request only to cancel it too. */
-    if (lunnel_http_pending(cl.http) == 0) {
-        lunnel_worker_free(app.worker);
-        lunnel_opts_close_client(&cl);
-    }
-    free(tunnel_id);
-    return app.exit_status;
+    run_observe_free(res.obs); /* the status line ends before the last words */
+    res.obs = NULL;
+    run_report_exit(&app);
+    return run_release(&app, &res, app.exit_status);
 }

@@ -354,137 +354,205 @@ static void label_value(char *out, size_t cap, const char *s)
     out[j] = 0;
 }
 
-#define HEAD(name, type, help)                                                                     \
-    lunnel_metrics_buf_printf(b, "# HELP " name " " help "\n# TYPE " name " " type "\n")
+static void head(lunnel_metrics_buf *b, const char *name, const char *type, const char *help)
+{
+    lunnel_metrics_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* A per-channel counter: for every channel, one sample per value of its second label (or
+ * one sample with the channel label only when label is NULL). */
+typedef struct channel_counter {
+    const char *name, *help;
+    const char *label;     /* "action", "result", or NULL */
+    const char *values[3]; /* the label's values, NULL-terminated when fewer than 3 */
+    uint64_t (*count)(const lunnel_metrics_channel *c, int value_index);
+} channel_counter;
+
+static uint64_t count_processed(const lunnel_metrics_channel *c, int i)
+{
+    return c->records_by_action[LUNNEL_ACTION_PUT + i];
+}
+static uint64_t count_batches(const lunnel_metrics_channel *c, int i)
+{
+    return i == 0 ? c->batches : c->batches_failed;
+}
+static uint64_t count_reads(const lunnel_metrics_channel *c, int i)
+{
+    return i == 0 ? c->reads - c->read_errors : c->read_errors;
+}
+static uint64_t count_read_bytes(const lunnel_metrics_channel *c, int i)
+{
+    (void)i;
+    return c->read_bytes;
+}
+static uint64_t count_records_read(const lunnel_metrics_channel *c, int i)
+{
+    (void)i;
+    return c->read_records;
+}
+static uint64_t count_checkpoints(const lunnel_metrics_channel *c, int i)
+{
+    return i == 0 ? c->checkpoints : c->checkpoint_failures;
+}
+
+static const channel_counter records_processed = {
+    "lunnel_records_processed_total",
+    "records of batches whose process() returned, by channel and action",
+    "action",
+    {"PUT", "UPDATE", "DELETE"},
+    count_processed};
+static const channel_counter batches_processed = {
+    "lunnel_batches_processed_total",
+    "batches by channel and result (ok: process() returned)",
+    "result",
+    {"ok", "failed"},
+    count_batches};
+static const channel_counter read_records = {"lunnel_read_records_total",
+                                             "ReadRecords responses by channel and result",
+                                             "result",
+                                             {"ok", "error"},
+                                             count_reads};
+static const channel_counter read_bytes = {"lunnel_read_bytes_total",
+                                           "ReadRecords response bytes by channel",
+                                           NULL,
+                                           {NULL},
+                                           count_read_bytes};
+static const channel_counter records_read = {
+    "lunnel_records_read_total", "records received by channel", NULL, {NULL}, count_records_read};
+static const channel_counter checkpoints = {"lunnel_checkpoints_total",
+                                            "Checkpoint calls by channel and result",
+                                            "result",
+                                            {"ok", "failed"},
+                                            count_checkpoints};
+
+static void render_counter(lunnel_metrics_buf *b, const lunnel_metrics *m, const channel_counter *k)
+{
+    char id[256];
+    head(b, k->name, "counter", k->help);
+    for (lunnel_metrics_channel *c = m->channels; c; c = c->next) {
+        label_value(id, sizeof id, c->id);
+        if (!k->label) {
+            lunnel_metrics_buf_printf(b, "%s{channel=\"%s\"} %llu\n", k->name, id,
+                                      (unsigned long long)k->count(c, 0));
+            continue;
+        }
+        for (int i = 0; i < 3 && k->values[i]; i++)
+            lunnel_metrics_buf_printf(b, "%s{channel=\"%s\",%s=\"%s\"} %llu\n", k->name, id,
+                                      k->label, k->values[i], (unsigned long long)k->count(c, i));
+    }
+}
+
+/* A per-channel gauge of the live channels: value() returns 0 to leave a channel out. */
+typedef struct channel_gauge {
+    const char *name, *help;
+    int decimals; /* printed with this many digits after the point */
+    int (*value)(const lunnel_metrics_channel *c, const run_channel *live, double now, double *out);
+} channel_gauge;
+
+static int checkpoint_age(const lunnel_metrics_channel *c, const run_channel *live, double now,
+                          double *out)
+{
+    (void)live;
+    *out = now - c->last_checkpoint_at;
+    return c->last_checkpoint_at > 0;
+}
+static int pending_batches(const lunnel_metrics_channel *c, const run_channel *live, double now,
+                           double *out)
+{
+    (void)c, (void)now;
+    *out = (double)(lunnel_cptrack_outstanding(&live->cp) +
+                    (lunnel_cptrack_pending(&live->cp) != NULL ? 1 : 0));
+    return 1;
+}
+static int stream_lag(const lunnel_metrics_channel *c, const run_channel *live, double now,
+                      double *out)
+{
+    (void)live;
+    *out = lag_of(c, now);
+    return *out >= 0;
+}
+
+static const channel_gauge gauges[] = {
+    {"lunnel_checkpoint_age_seconds",
+     "seconds since the last accepted checkpoint, live channels that have one", 3, checkpoint_age},
+    {"lunnel_checkpoint_pending_batches",
+     "batches read but not yet covered by an accepted checkpoint, live channels", 0,
+     pending_batches},
+    {"lunnel_stream_lag_seconds",
+     "now minus the newest processed record timestamp, live stream channels", 3, stream_lag},
+};
+
+static void render_gauge(lunnel_metrics_buf *b, const lunnel_metrics *m,
+                         const struct lunnel_worker *w, double now, const channel_gauge *g)
+{
+    char id[256];
+    head(b, g->name, "gauge", g->help);
+    for (lunnel_metrics_channel *c = m->channels; c; c = c->next) {
+        const run_channel *live = live_of(w, c);
+        double v;
+        if (!live || !g->value(c, live, now, &v)) continue;
+        label_value(id, sizeof id, c->id);
+        lunnel_metrics_buf_printf(b, "%s{channel=\"%s\"} %.*f\n", g->name, id, g->decimals, v);
+    }
+}
+
+/* One worker-wide counter: the HELP/TYPE head and its single sample. */
+static void render_total(lunnel_metrics_buf *b, const char *name, const char *help, uint64_t n)
+{
+    head(b, name, "counter", help);
+    lunnel_metrics_buf_printf(b, "%s %llu\n", name, (unsigned long long)n);
+}
 
 void lunnel_metrics_render(lunnel_metrics *m, const struct lunnel_worker *w, double now,
                            lunnel_metrics_buf *b)
 {
     if (!m) return;
-    static const char *const actions[4] = {"NONE", "PUT", "UPDATE", "DELETE"};
     char id[256];
 
-    HEAD("lunnel_records_processed_total", "counter",
-         "records of batches whose process() returned, by channel and action");
-    for (lunnel_metrics_channel *c = m->channels; c; c = c->next) {
-        label_value(id, sizeof id, c->id);
-        for (int a = 1; a < 4; a++)
-            lunnel_metrics_buf_printf(b,
-                                      "lunnel_records_processed_total{channel=\"%s\",action=\"%s\"}"
-                                      " %llu\n",
-                                      id, actions[a], (unsigned long long)c->records_by_action[a]);
-    }
-    HEAD("lunnel_batches_processed_total", "counter",
-         "batches by channel and result (ok: process() returned)");
-    for (lunnel_metrics_channel *c = m->channels; c; c = c->next) {
-        label_value(id, sizeof id, c->id);
-        lunnel_metrics_buf_printf(b,
-                                  "lunnel_batches_processed_total{channel=\"%s\",result=\"ok\"} "
-                                  "%llu\nlunnel_batches_processed_total{channel=\"%s\",result="
-                                  "\"failed\"} %llu\n",
-                                  id, (unsigned long long)c->batches, id,
-                                  (unsigned long long)c->batches_failed);
-    }
+    render_counter(b, m, &records_processed);
+    render_counter(b, m, &batches_processed);
     render_hist(b, "lunnel_process_seconds", "duration of process(ctx, batch) calls", &m->process);
     render_hist(b, "lunnel_read_records_seconds", "ReadRecords call latency (with retries)",
                 &m->read);
-    HEAD("lunnel_read_records_total", "counter", "ReadRecords responses by channel and result");
-    for (lunnel_metrics_channel *c = m->channels; c; c = c->next) {
-        label_value(id, sizeof id, c->id);
-        lunnel_metrics_buf_printf(b,
-                                  "lunnel_read_records_total{channel=\"%s\",result=\"ok\"} %llu\n"
-                                  "lunnel_read_records_total{channel=\"%s\",result=\"error\"} "
-                                  "%llu\n",
-                                  id, (unsigned long long)(c->reads - c->read_errors), id,
-                                  (unsigned long long)c->read_errors);
-    }
-    HEAD("lunnel_read_bytes_total", "counter", "ReadRecords response bytes by channel");
-    for (lunnel_metrics_channel *c = m->channels; c; c = c->next) {
-        label_value(id, sizeof id, c->id);
-        lunnel_metrics_buf_printf(b, "lunnel_read_bytes_total{channel=\"%s\"} %llu\n", id,
-                                  (unsigned long long)c->read_bytes);
-    }
-    HEAD("lunnel_records_read_total", "counter", "records received by channel");
-    for (lunnel_metrics_channel *c = m->channels; c; c = c->next) {
-        label_value(id, sizeof id, c->id);
-        lunnel_metrics_buf_printf(b, "lunnel_records_read_total{channel=\"%s\"} %llu\n", id,
-                                  (unsigned long long)c->read_records);
-    }
-    HEAD("lunnel_errors_total", "counter",
+    render_counter(b, m, &read_records);
+    render_counter(b, m, &read_bytes);
+    render_counter(b, m, &records_read);
+    head(b, "lunnel_errors_total", "counter",
          "errors by code (server error code, transport kind, or host error)");
     for (int i = 0; i < m->n_errors; i++) {
         label_value(id, sizeof id, m->errors[i].code);
         lunnel_metrics_buf_printf(b, "lunnel_errors_total{code=\"%s\"} %llu\n", id,
                                   (unsigned long long)m->errors[i].n);
     }
-    HEAD("lunnel_checkpoints_total", "counter", "Checkpoint calls by channel and result");
-    for (lunnel_metrics_channel *c = m->channels; c; c = c->next) {
-        label_value(id, sizeof id, c->id);
-        lunnel_metrics_buf_printf(b,
-                                  "lunnel_checkpoints_total{channel=\"%s\",result=\"ok\"} %llu\n"
-                                  "lunnel_checkpoints_total{channel=\"%s\",result=\"failed\"} "
-                                  "%llu\n",
-                                  id, (unsigned long long)c->checkpoints, id,
-                                  (unsigned long long)c->checkpoint_failures);
-    }
-    HEAD("lunnel_checkpoint_age_seconds", "gauge",
-         "seconds since the last accepted checkpoint, live channels that have one");
-    for (lunnel_metrics_channel *c = m->channels; c; c = c->next) {
-        if (c->last_checkpoint_at <= 0 || !live_of(w, c)) continue;
-        label_value(id, sizeof id, c->id);
-        lunnel_metrics_buf_printf(b, "lunnel_checkpoint_age_seconds{channel=\"%s\"} %.3f\n", id,
-                                  now - c->last_checkpoint_at);
-    }
-    HEAD("lunnel_checkpoint_pending_batches", "gauge",
-         "batches read but not yet covered by an accepted checkpoint, live channels");
-    for (lunnel_metrics_channel *c = m->channels; c; c = c->next) {
-        const run_channel *ch = live_of(w, c);
-        if (!ch) continue;
-        label_value(id, sizeof id, c->id);
-        size_t pend =
-            lunnel_cptrack_outstanding(&ch->cp) + (lunnel_cptrack_pending(&ch->cp) != NULL ? 1 : 0);
-        lunnel_metrics_buf_printf(b, "lunnel_checkpoint_pending_batches{channel=\"%s\"} %zu\n", id,
-                                  pend);
-    }
-    HEAD("lunnel_stream_lag_seconds", "gauge",
-         "now minus the newest processed record timestamp, live stream channels");
-    for (lunnel_metrics_channel *c = m->channels; c; c = c->next) {
-        double lag = lag_of(c, now);
-        if (lag < 0 || !live_of(w, c)) continue;
-        label_value(id, sizeof id, c->id);
-        lunnel_metrics_buf_printf(b, "lunnel_stream_lag_seconds{channel=\"%s\"} %.3f\n", id, lag);
-    }
+    render_counter(b, m, &checkpoints);
+    for (size_t i = 0; i < sizeof gauges / sizeof gauges[0]; i++)
+        render_gauge(b, m, w, now, &gauges[i]);
+
     lunnel_metrics_summary s;
     lunnel_metrics_summarize(m, w, now, &s);
-    HEAD("lunnel_channels", "gauge", "channel objects on this client by state");
+    head(b, "lunnel_channels", "gauge", "channel objects on this client by state");
     for (int i = 0; i < 6; i++)
         lunnel_metrics_buf_printf(b, "lunnel_channels{state=\"%s\"} %d\n",
                                   lunnel_metrics_state_names[i], s.channels_by_state[i]);
-    HEAD("lunnel_tunnel_channels", "gauge",
+    head(b, "lunnel_tunnel_channels", "gauge",
          "channels of the tunnel by DescribeTunnel (BaseData progress), -1 unknown");
     lunnel_metrics_buf_printf(b,
                               "lunnel_tunnel_channels{status=\"all\"} %d\n"
                               "lunnel_tunnel_channels{status=\"TERMINATED\"} %d\n",
                               m->tunnel_channels, m->tunnel_terminated);
     if (!w) return;
-    HEAD("lunnel_connected", "gauge", "1 when connected with a fresh heartbeat (= /readyz)");
+    head(b, "lunnel_connected", "gauge", "1 when connected with a fresh heartbeat (= /readyz)");
     lunnel_metrics_buf_printf(b, "lunnel_connected %d\n", s.connected);
-    HEAD("lunnel_heartbeat_age_seconds", "gauge", "seconds since the last good heartbeat");
+    head(b, "lunnel_heartbeat_age_seconds", "gauge", "seconds since the last good heartbeat");
     lunnel_metrics_buf_printf(b, "lunnel_heartbeat_age_seconds %.3f\n", s.heartbeat_age_s);
-    HEAD("lunnel_heartbeats_total", "counter", "successful heartbeats");
-    lunnel_metrics_buf_printf(b, "lunnel_heartbeats_total %llu\n",
-                              (unsigned long long)w->stats.heartbeats);
-    HEAD("lunnel_reconnects_total", "counter", "reconnects after a lost client");
-    lunnel_metrics_buf_printf(b, "lunnel_reconnects_total %llu\n",
-                              (unsigned long long)w->stats.reconnects);
-    HEAD("lunnel_batch_retries_total", "counter",
-         "failed batches submitted again (--on-error retry)");
-    lunnel_metrics_buf_printf(b, "lunnel_batch_retries_total %llu\n",
-                              (unsigned long long)w->stats.batch_retries);
-    HEAD("lunnel_dead_lettered_batches_total", "counter",
-         "failed batches written to the dead-letter file (--on-error skip)");
-    lunnel_metrics_buf_printf(b, "lunnel_dead_lettered_batches_total %llu\n",
-                              (unsigned long long)w->stats.dead_lettered);
-    HEAD("lunnel_inflight_bytes", "gauge", "response bytes held by unfinished batches");
+    render_total(b, "lunnel_heartbeats_total", "successful heartbeats", w->stats.heartbeats);
+    render_total(b, "lunnel_reconnects_total", "reconnects after a lost client",
+                 w->stats.reconnects);
+    render_total(b, "lunnel_batch_retries_total",
+                 "failed batches submitted again (--on-error retry)", w->stats.batch_retries);
+    render_total(b, "lunnel_dead_lettered_batches_total",
+                 "failed batches written to the dead-letter file (--on-error skip)",
+                 w->stats.dead_lettered);
+    head(b, "lunnel_inflight_bytes", "gauge", "response bytes held by unfinished batches");
     lunnel_metrics_buf_printf(b, "lunnel_inflight_bytes %zu\n", w->inflight_bytes);
 }
