@@ -24,7 +24,6 @@ if [ ! -x "$bench_bin" ]; then
     -lprotobuf-c -lcurl -lcrypto -o "$work/readrecords_bench"
   bench_bin="$work/readrecords_bench"
 fi
-# started by the end-to-end test harness (free port, ready line awaited with a deadline)
-read -r port emu_pid < <(LUNNEL_BUILD_DIR=$build env -u LD_PRELOAD node "$root/tests/harness/cli.mjs" emulator --dir "$work") ||
-  { echo "emulator did not start" >&2; exit 1; }
-"$bench_bin" "$port" "$emu_pid" "$rows" "$vb" "${REPEAT:-3}"
+. "$root/bench/lib/emulator.sh"
+bench_emulator "$work"
+"$bench_bin" "$emu_port" "$emu_pid" "$rows" "$vb" "${REPEAT:-3}"

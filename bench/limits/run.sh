@@ -16,11 +16,8 @@ budgets=${BUDGETS_MIB:-4 16 64}
 work=$(mktemp -d)
 emu_pid=
 trap 'kill $emu_pid 2>/dev/null || true; [ -n "${KEEP:-}" ] || rm -rf "$work"' EXIT
-# started by the end-to-end test harness (free port, ready line awaited with a deadline)
-read -r emu_port emu_pid < <(LUNNEL_BUILD_DIR=$build env -u LD_PRELOAD node "$root/tests/harness/cli.mjs" emulator --dir "$work" -- --partitions 8) ||
-  { echo "emulator did not start" >&2; exit 1; }
-export TABLESTORE_ENDPOINT="http://127.0.0.1:$emu_port"
-export TABLESTORE_ACCESS_KEY_ID=lunnel-ak TABLESTORE_ACCESS_KEY_SECRET=lunnel-secret TABLESTORE_INSTANCE=lunnel
+. "$root/bench/lib/emulator.sh"
+bench_emulator "$work" --partitions 8
 "$root/scripts/emulator-admin" load "{\"table\":\"big\",\"rows\":$rows,\"columns\":1,\"value_bytes\":$vb}" >/dev/null
 "$root/scripts/emulator-admin" load "{\"table\":\"tiny\",\"rows\":32,\"columns\":1,\"value_bytes\":$vb}" >/dev/null
 run() { # table tunnel budget_bytes -> "peak_kb records"

@@ -22,11 +22,8 @@ repeat=${REPEAT:-3}
 work=$(mktemp -d)
 emu_pid=
 trap 'kill $emu_pid 2>/dev/null || true; [ -n "${KEEP:-}" ] || rm -rf "$work"' EXIT
-# started by the end-to-end test harness (free port, ready line awaited with a deadline)
-read -r emu_port emu_pid < <(LUNNEL_BUILD_DIR=$build env -u LD_PRELOAD node "$root/tests/harness/cli.mjs" emulator --dir "$work" -- --partitions 16) ||
-  { echo "emulator did not start" >&2; exit 1; }
-export TABLESTORE_ENDPOINT="http://127.0.0.1:$emu_port"
-export TABLESTORE_ACCESS_KEY_ID=lunnel-ak TABLESTORE_ACCESS_KEY_SECRET=lunnel-secret TABLESTORE_INSTANCE=lunnel
+. "$root/bench/lib/emulator.sh"
+bench_emulator "$work" --partitions 16
 "$root/scripts/emulator-admin" load "{\"table\":\"bench\",\"rows\":$rows,\"columns\":1,\"value_bytes\":$vb}" >"$work/load.json"
 echo "loaded: $(cat "$work/load.json")"
 scripts=${SCRIPTS:-count}

@@ -30,11 +30,8 @@ cleanup() {
 trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-# started by the end-to-end test harness (free port, ready line awaited with a deadline)
-read -r emu_port emu_pid < <(LUNNEL_BUILD_DIR=$build env -u LD_PRELOAD node "$root/tests/harness/cli.mjs" emulator --dir "$work" -- --partitions 16) ||
-  { echo "emulator did not start" >&2; exit 1; }
-export TABLESTORE_ENDPOINT="http://127.0.0.1:$emu_port"
-export TABLESTORE_ACCESS_KEY_ID=lunnel-ak TABLESTORE_ACCESS_KEY_SECRET=lunnel-secret TABLESTORE_INSTANCE=lunnel
+. "$root/bench/lib/emulator.sh"
+bench_emulator "$work" --partitions 16
 "$root/scripts/emulator-admin" load "{\"table\":\"bench\",\"rows\":$rows,\"columns\":$cols,\"value_bytes\":$vb,\"create\":true}" >"$work/load.json"
 echo "loaded: $(cat "$work/load.json")"
 

@@ -548,16 +548,6 @@ typedef struct ch_in {
     uint32_t ck_len;
 } ch_in;
 
-static void channel_free(emu_channel *ch)
-{
-    if (ch->base) {
-        emu_reclog_free(ch->base);
-        free(ch->base);
-    }
-    free(ch->checkpoint);
-    free(ch);
-}
-
 /* Decodes a tunnel record's `nch` channel entries into `in` (calloc'd by the caller); every
  * stream channel must read a partition `tb` has. */
 static int read_channels(emu_rbuf *r, emu_table *tb, const char *id, uint32_t nch, ch_in *in,
@@ -680,7 +670,7 @@ static emu_channel *channel_restore(emu_tunnel *tu, emu_table *tb, const ch_in *
 static void replace_channels(emu_tunnel *tu, emu_channel **chs, uint32_t n)
 {
     for (int k = 0; k < tu->nch; k++)
-        if (tu->ch[k]) channel_free(tu->ch[k]);
+        if (tu->ch[k]) emu_channel_free(tu->ch[k]);
     free(tu->ch);
     int m = 0;
     for (uint32_t i = 0; i < n; i++)

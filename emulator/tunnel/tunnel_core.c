@@ -61,7 +61,7 @@ lunnel_emu_tunnels *lunnel_emu_tunnels_new(const lunnel_emu_tunnel_opts *opts,
     return t;
 }
 
-static void channel_free(emu_channel *ch)
+void emu_channel_free(emu_channel *ch)
 {
     if (ch->base) {
         emu_reclog_free(ch->base);
@@ -74,7 +74,7 @@ static void channel_free(emu_channel *ch)
 static void tunnel_free(emu_tunnel *tu)
 {
     for (int i = 0; i < tu->nch; i++)
-        channel_free(tu->ch[i]);
+        emu_channel_free(tu->ch[i]);
     free(tu->ch);
     free(tu->name);
     free(tu);

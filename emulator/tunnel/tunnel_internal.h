@@ -194,6 +194,8 @@ int emu_tunnel_schedule(lunnel_emu_tunnels *t, emu_tunnel *tu);
 /* Appends a channel (takes ownership of nothing; copies id). Returns it or NULL. */
 emu_channel *emu_tunnel_add_channel(emu_tunnel *tu, const char *id, int is_base);
 int emu_tunnel_channel_index(emu_tunnel *tu, const char *id);
+/* Frees a channel that is in no tunnel (yet or any more): its base log, checkpoint, itself. */
+void emu_channel_free(emu_channel *ch);
 /* Fills the base channels of a new tunnel from a snapshot of its table taken now
  * (tunnel_api.c; also used when the durable log replays a tunnel's creation). */
 void emu_tunnel_fill_base(lunnel_emu_tunnels *t, emu_tunnel *tu);

@@ -1,18 +1,8 @@
 /* test_cli_exit_status.c: the exit statuses of every lunnel command (README "Usage"): each
  * outcome's number, and errors through their outcome to the status a script sees. */
 #include "cli/exit_status.h"
+#include "test_errors_util.h"
 #include "testutil.h"
-
-static lunnel_error server(int status, const char *code, const char *msg)
-{
-    lunnel_error e;
-    lunnel_error_clear(&e);
-    e.kind = LUNNEL_NET_SERVER;
-    e.http_status = status;
-    snprintf(e.code, sizeof e.code, "%s", code);
-    snprintf(e.message, sizeof e.message, "%s", msg);
-    return e;
-}
 
 int main(void)
 {
@@ -24,15 +14,15 @@ int main(void)
     CHECK_INT(lunnel_exit_status_of(LUNNEL_OUTCOME_NOT_FOUND), 5);
     CHECK_INT(LUNNEL_EXIT_STUCK, 6);
 
-    lunnel_error e = server(400, "OTSTunnelExpired", "");
+    lunnel_error e = tu_server_error(400, "OTSTunnelExpired", "");
     CHECK_INT(lunnel_error_exit_status(&e), LUNNEL_EXIT_EXPIRED);
-    e = server(403, "OTSPermissionDenied", "");
+    e = tu_server_error(403, "OTSPermissionDenied", "");
     CHECK_INT(lunnel_error_exit_status(&e), LUNNEL_EXIT_AUTH);
-    e = server(400, "OTSParameterInvalid", "tunnel does not exist");
+    e = tu_server_error(400, "OTSParameterInvalid", "tunnel does not exist");
     CHECK_INT(lunnel_error_exit_status(&e), LUNNEL_EXIT_NOT_FOUND);
-    e = server(400, "OTSParameterInvalid", "bad");
+    e = tu_server_error(400, "OTSParameterInvalid", "bad");
     CHECK_INT(lunnel_error_exit_status(&e), LUNNEL_EXIT_USAGE);
-    e = server(409, "OTSTunnelExist", "");
+    e = tu_server_error(409, "OTSTunnelExist", "");
     CHECK_INT(lunnel_error_exit_status(&e), LUNNEL_EXIT_RUNTIME);
     lunnel_error_clear(&e);
     CHECK_INT(lunnel_error_exit_status(&e), LUNNEL_EXIT_OK);

@@ -60,16 +60,42 @@ static int col_eq(const lunnel_column *c, const expect_col *e)
     }
 }
 
+/* A vector file read and decoded with `flags`: its bytes, the records and the codec's answer. */
+typedef struct decoded {
+    uint8_t *buf;
+    size_t len;
+    lunnel_arena *a;
+    const lunnel_record *rows;
+    uint32_t n;
+    lunnel_codec_error err;
+    int rc;
+} decoded;
+
+static void decode_file(decoded *d, const char *file, unsigned flags)
+{
+    memset(d, 0, sizeof *d);
+    d->buf = slurp(file, &d->len);
+    d->a = lunnel_arena_new();
+    d->rc = lunnel_pb_decode_rows(d->a, d->buf, d->len, flags, &d->rows, &d->n, &d->err);
+}
+
+static void decoded_free(decoded *d)
+{
+    lunnel_arena_free(d->a);
+    free(d->buf);
+}
+
 static void check_vector(const char *file, unsigned flags, const expect_col *pk, uint32_t npk,
                          const expect_col *cols, uint32_t ncols, int marker)
 {
-    size_t len;
-    uint8_t *buf = slurp(file, &len);
-    lunnel_arena *a = lunnel_arena_new();
-    const lunnel_record *rows;
-    uint32_t n;
-    lunnel_codec_error err = {0};
-    int rc = lunnel_pb_decode_rows(a, buf, len, flags, &rows, &n, &err);
+    decoded d;
+    decode_file(&d, file, flags);
+    size_t len = d.len;
+    uint8_t *buf = d.buf;
+    const lunnel_record *rows = d.rows;
+    uint32_t n = d.n;
+    lunnel_codec_error err = d.err;
+    int rc = d.rc;
     if (rc) fprintf(stderr, "%s: %s\n", file, err.message);
     CHECK_INT(rc, LUNNEL_CODEC_OK);
     CHECK_INT(n, 1);
@@ -98,26 +124,19 @@ static void check_vector(const char *file, unsigned flags, const expect_col *pk,
         CHECK_INT(w.len, r->size + 4);
         lunnel_pb_writer_free(&w);
     }
-    lunnel_arena_free(a);
-    free(buf);
+    decoded_free(&d);
 }
 
 static void check_rejected(const char *file, unsigned flags, int want_code)
 {
-    size_t len;
-    uint8_t *buf = slurp(file, &len);
-    lunnel_arena *a = lunnel_arena_new();
-    const lunnel_record *rows;
-    uint32_t n;
-    lunnel_codec_error err = {0};
-    int rc = lunnel_pb_decode_rows(a, buf, len, flags, &rows, &n, &err);
-    CHECK_INT(rc, want_code);
-    CHECK_INT(err.code, want_code);
-    CHECK(strstr(err.message, "at byte") != NULL);
-    CHECK(err.offset <= len);
-    printf("  %s (flags %u): %s\n", file, flags, err.message);
-    lunnel_arena_free(a);
-    free(buf);
+    decoded d;
+    decode_file(&d, file, flags);
+    CHECK_INT(d.rc, want_code);
+    CHECK_INT(d.err.code, want_code);
+    CHECK(strstr(d.err.message, "at byte") != NULL);
+    CHECK(d.err.offset <= d.len);
+    printf("  %s (flags %u): %s\n", file, flags, d.err.message);
+    decoded_free(&d);
 }
 
 #define N(a) (uint32_t)(sizeof(a) / sizeof((a)[0]))

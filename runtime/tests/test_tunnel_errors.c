@@ -6,18 +6,8 @@
 #include "lunnel/error_class.h"
 #include "lunnel/errors.h"
 #include "lunnel/retry.h"
+#include "test_errors_util.h"
 #include "testutil.h"
-
-static lunnel_error server(int status, const char *code, const char *msg)
-{
-    lunnel_error e;
-    lunnel_error_clear(&e);
-    e.kind = LUNNEL_NET_SERVER;
-    e.http_status = status;
-    snprintf(e.code, sizeof e.code, "%s", code);
-    snprintf(e.message, sizeof e.message, "%s", msg);
-    return e;
-}
 
 int main(void)
 {
@@ -25,46 +15,46 @@ int main(void)
                             AD = LUNNEL_SCOPE_ADMIN;
     lunnel_error e;
 
-    e = server(503, "OTSTunnelServerUnavailable", "busy");
+    e = tu_server_error(503, "OTSTunnelServerUnavailable", "busy");
     CHECK(lunnel_error_is_retriable(&e));
     CHECK_INT(lunnel_error_classify(&e, CL), LUNNEL_ERRCLASS_RETRY);
     CHECK_INT(lunnel_error_classify(&e, CH), LUNNEL_ERRCLASS_RETRY);
-    e = server(502, "", "");
+    e = tu_server_error(502, "", "");
     CHECK_INT(lunnel_error_classify(&e, CH), LUNNEL_ERRCLASS_RETRY);
-    e = server(500, "OTSInternalServerError", "x"); /* 5xx with a code: not retried */
+    e = tu_server_error(500, "OTSInternalServerError", "x"); /* 5xx with a code: not retried */
     CHECK(!lunnel_error_is_retriable(&e));
     CHECK_INT(lunnel_error_classify(&e, CH), LUNNEL_ERRCLASS_CHANNEL_ONLY);
     CHECK_INT(lunnel_error_classify(&e, CL), LUNNEL_ERRCLASS_RECONNECT);
-    e = server(400, "", "");
+    e = tu_server_error(400, "", "");
     CHECK(!lunnel_error_is_retriable(&e));
 
-    e = server(400, "OTSParameterInvalid", "not the owner");
+    e = tu_server_error(400, "OTSParameterInvalid", "not the owner");
     CHECK_INT(lunnel_error_classify(&e, CL), LUNNEL_ERRCLASS_FATAL);
     CHECK_INT(lunnel_error_classify(&e, CH), LUNNEL_ERRCLASS_CHANNEL_ONLY);
     CHECK_INT(lunnel_error_outcome(&e), LUNNEL_OUTCOME_USAGE);
-    e = server(400, "OTSParameterInvalid", "tunnel does not exist");
+    e = tu_server_error(400, "OTSParameterInvalid", "tunnel does not exist");
     CHECK_INT(lunnel_error_outcome(&e), LUNNEL_OUTCOME_NOT_FOUND);
-    e = server(404, "OTSObjectNotExist", "table t");
+    e = tu_server_error(404, "OTSObjectNotExist", "table t");
     CHECK_INT(lunnel_error_outcome(&e), LUNNEL_OUTCOME_NOT_FOUND);
 
-    e = server(400, "OTSTunnelExpired", "");
+    e = tu_server_error(400, "OTSTunnelExpired", "");
     CHECK_INT(lunnel_error_classify(&e, CL), LUNNEL_ERRCLASS_FATAL);
     CHECK_INT(lunnel_error_classify(&e, CH), LUNNEL_ERRCLASS_FATAL);
     CHECK_INT(lunnel_error_outcome(&e), LUNNEL_OUTCOME_EXPIRED);
 
-    e = server(403, "OTSPermissionDenied", "");
+    e = tu_server_error(403, "OTSPermissionDenied", "");
     CHECK_INT(lunnel_error_classify(&e, CH), LUNNEL_ERRCLASS_FATAL);
     CHECK_INT(lunnel_error_outcome(&e), LUNNEL_OUTCOME_AUTH);
-    e = server(403, "OTSAuthFailed", "");
+    e = tu_server_error(403, "OTSAuthFailed", "");
     CHECK_INT(lunnel_error_classify(&e, CH), LUNNEL_ERRCLASS_FATAL);
     CHECK_INT(lunnel_error_outcome(&e), LUNNEL_OUTCOME_AUTH);
 
-    e = server(400, "OTSSequenceNumberNotMatch", "");
+    e = tu_server_error(400, "OTSSequenceNumberNotMatch", "");
     CHECK_INT(lunnel_error_classify(&e, CH), LUNNEL_ERRCLASS_CHANNEL_ONLY);
-    e = server(410, "OTSResourceGone", "");
+    e = tu_server_error(410, "OTSResourceGone", "");
     CHECK_INT(lunnel_error_classify(&e, CL), LUNNEL_ERRCLASS_RECONNECT);
     CHECK_INT(lunnel_error_classify(&e, CH), LUNNEL_ERRCLASS_RECONNECT);
-    e = server(409, "OTSTunnelExist", "");
+    e = tu_server_error(409, "OTSTunnelExist", "");
     CHECK_INT(lunnel_error_classify(&e, AD), LUNNEL_ERRCLASS_FATAL);
     CHECK_INT(lunnel_error_outcome(&e), LUNNEL_OUTCOME_FAILED);
 
@@ -85,23 +75,23 @@ int main(void)
     CHECK_INT(lunnel_error_classify(&e, AD), LUNNEL_ERRCLASS_FATAL);
     CHECK_INT(lunnel_error_is_unparseable(&e), 1);
     CHECK_INT(lunnel_error_not_tablestore(&e), 1);
-    e = server(302, "", "");
+    e = tu_server_error(302, "", "");
     CHECK_INT(lunnel_error_is_unparseable(&e), 1);
     CHECK_INT(lunnel_error_classify(&e, CH), LUNNEL_ERRCLASS_CHANNEL_ONLY);
     CHECK_INT(lunnel_error_classify(&e, CL), LUNNEL_ERRCLASS_RECONNECT);
-    e = server(404, "", "");
+    e = tu_server_error(404, "", "");
     CHECK_INT(lunnel_error_classify(&e, CL), LUNNEL_ERRCLASS_RECONNECT);
     CHECK_INT(lunnel_error_not_tablestore(&e), 1);
-    e = server(403, "", "");
+    e = tu_server_error(403, "", "");
     CHECK_INT(lunnel_error_is_unparseable(&e), 0);
     CHECK_INT(lunnel_error_classify(&e, CL), LUNNEL_ERRCLASS_FATAL);
-    e = server(501, "", "");
+    e = tu_server_error(501, "", "");
     CHECK_INT(lunnel_error_is_retriable(&e), 0);
     CHECK_INT(lunnel_error_not_tablestore(&e), 1);
-    e = server(502, "", "");
+    e = tu_server_error(502, "", "");
     CHECK_INT(lunnel_error_is_retriable(&e), 1);
     CHECK_INT(lunnel_error_not_tablestore(&e), 0);
-    e = server(400, "OTSParameterInvalid", "x");
+    e = tu_server_error(400, "OTSParameterInvalid", "x");
     CHECK_INT(lunnel_error_is_unparseable(&e), 0);
     CHECK_INT(lunnel_error_not_tablestore(&e), 0);
     lunnel_error_clear(&e);
@@ -110,7 +100,7 @@ int main(void)
     CHECK_STR(lunnel_net_code_str(LUNNEL_NET_TLS), "tls");
 
     char line[700];
-    e = server(400, "OTSParameterInvalid", "tunnel does not exist");
+    e = tu_server_error(400, "OTSParameterInvalid", "tunnel does not exist");
     snprintf(e.path, sizeof e.path, "/tunnel/describe");
     snprintf(e.request_id, sizeof e.request_id, "rid-1");
     lunnel_error_format(&e, line, sizeof line);

@@ -19,6 +19,7 @@
 #include "lunnel/log.h"
 #include "lunnel/worker.h"
 #include "lunnel/worker_env.h"
+#include "test_errors_util.h"
 #include "testutil.h"
 
 /* ---- fake clock and random source ------------------------------------------------------- */
@@ -319,16 +320,6 @@ static int pending(int kind, const char *channel, int settle_ms)
     return find_call(kind, channel) != NULL;
 }
 
-static lunnel_error server_error(const char *code, int status)
-{
-    lunnel_error e;
-    lunnel_error_clear(&e);
-    e.kind = LUNNEL_NET_SERVER;
-    e.http_status = status;
-    snprintf(e.code, sizeof e.code, "%s", code);
-    return e;
-}
-
 static void answer_connect(call *c, const char *client_id)
 {
     c->answered = 1;
@@ -617,7 +608,7 @@ static void test_main_flow(void)
     CHECK_STR(cp->token, "t1");
     CHECK_INT(cp->seq, 6); /* GetCheckpoint's 5 + 1 */
     /* the sequence number does not match: re-read and retry with the server's + 1 */
-    lunnel_error mismatch = server_error("OTSSequenceNumberNotMatch", 400);
+    lunnel_error mismatch = tu_server_error(400, "OTSSequenceNumberNotMatch", "");
     answer_status(cp, &mismatch);
     call *g = wait_call(C_GETCP, "p0");
     CHECK(g != NULL);
@@ -713,7 +704,7 @@ static void test_main_flow(void)
     CHECK_INT(opens, opens_before);
 
     /* OTSResourceGone: stop channels, Shutdown, Connect again with a new client */
-    lunnel_error gone = server_error("OTSResourceGone", 410);
+    lunnel_error gone = tu_server_error(410, "OTSResourceGone", "");
     answer_heartbeat_error(hb, &gone);
     call *sd = wait_call(C_SHUTDOWN, NULL);
     CHECK(sd != NULL);
@@ -1029,7 +1020,7 @@ static void test_failure_pacing(void)
     call *r = wait_call(C_READ, "f0"); /* open succeeded this time: reading starts */
     CHECK(r != NULL);
     /* a refused ReadRecords: failed, CLOSE, and a doubled wait (>= 2 s) before the next try */
-    lunnel_error refused = server_error("OTSParameterInvalid", 400);
+    lunnel_error refused = tu_server_error(400, "OTSParameterInvalid", "");
     answer_read_error(r, &refused);
     f = chan("f0");
     CHECK(f && f->shutdown);

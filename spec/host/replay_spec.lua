@@ -15,12 +15,7 @@ local function sh(cmd)
   return rc, out
 end
 
-local function slurp(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local slurp = require("support.files").read
 
 describe("lunnel replay", function()
   local dir

@@ -9,12 +9,7 @@ local J = require("lunnel.json")
 local record = require("lunnel.record")
 local C = record.C
 
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local read = require("support.files").read
 
 -- The record of one bare PlainBuffer file, decoded by lunnel's C decoder as the host decodes
 -- such a payload (action DELETE for a row with the delete marker, else PUT); the padding the

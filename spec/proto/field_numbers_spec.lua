@@ -89,12 +89,7 @@ local function check(decls, official)
   return problems
 end
 
-local function slurp(path)
-  local f = assert(io.open(path, "r"))
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local slurp = require("support.files").read
 
 describe("proto field numbers", function()
   local official = read_official()

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 
 import { startEmulator, tablestore, tempDir } from '../harness/index.mjs';
+import { expectError } from './lib/sdk_errors.mjs';
 
 const TS = tablestore();
 const { Long } = TS;
@@ -28,15 +29,6 @@ function byName(attributes) {
 
 // The SDK decodes INTEGER as int64-buffer's Int64LE: compare exactly via toString().
 const intStr = (v) => v.toString();
-
-async function expectError(promise, status, code) {
-  let err;
-  try { await promise; } catch (e) { err = e; }
-  assert.ok(err, `expected HTTP ${status} ${code}, but the call succeeded`);
-  assert.equal(err.code, status, `HTTP status: ${err.message}`);
-  assert.match(String(err.message), new RegExp(code), `error code in ${err.message}`);
-  return err;
-}
 
 // The SDK returns next start keys as [{name, value}]; requests take [{name: value}].
 const asPk = (k) => (k ? k.map(({ name, value }) => ({ [name]: value })) : null);

@@ -14,6 +14,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 
 import { startEmulator, tablestore } from '../harness/index.mjs';
+import { expectError } from './lib/sdk_errors.mjs';
 
 const TS = tablestore();
 const { Long } = TS;
@@ -24,16 +25,6 @@ const EXIST = TS.RowExistenceExpectation.EXPECT_EXIST;
 const cond = (e, cc = null) => new TS.Condition(e, cc);
 const Single = (name, value, cmp, passIfMissing, latestOnly) => new TS.SingleColumnCondition(name, value, cmp, passIfMissing, latestOnly);
 const CT = TS.ComparatorType;
-
-async function expectError(promise, status, code, message) {
-  let err;
-  try { await promise; } catch (e) { err = e; }
-  assert.ok(err, `expected HTTP ${status} ${code}, but the call succeeded`);
-  assert.equal(err.code, status, `HTTP status: ${err.message}`);
-  assert.match(String(err.message), new RegExp(code), `error code in ${err.message}`);
-  if (message) assert.match(String(err.message), message);
-  return err;
-}
 
 const attrs = (row) => Object.fromEntries((row.attributes || []).map((a) => [a.columnName, a.columnValue]));
 const str = (v) => (v && typeof v === 'object' && 'toNumber' in v ? v.toString() : v);

@@ -12,21 +12,13 @@ import path from 'node:path';
 import { test } from 'node:test';
 
 import { startEmulator, tablestore, tempDir } from '../harness/index.mjs';
+import { expectError } from './lib/sdk_errors.mjs';
 
 const TS = tablestore();
 const call = (client, fn, params) =>
   new Promise((resolve, reject) => client[fn](params, (err, data) => (err ? reject(err) : resolve(data))));
 const IGNORE = new TS.Condition(TS.RowExistenceExpectation.IGNORE, null);
 const DAY = 86400 * 1000;
-
-async function expectError(promise, status, code, message) {
-  let err;
-  try { await promise; } catch (e) { err = e; }
-  assert.ok(err, `expected HTTP ${status} ${code}, but the call succeeded`);
-  assert.equal(err.code, status, `HTTP status: ${err.message}`);
-  assert.match(String(err.message), new RegExp(code), `error code in ${err.message}`);
-  if (message) assert.match(String(err.message), message);
-}
 
 const values = (row) => (row.attributes || []).map((a) => a.columnValue);
 

@@ -9,18 +9,14 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import {
-  B, I, createTable, putRow, runLunnelSync, startEmulator, startRun, tempDir, waitFor
+  B, I, createTable, putRow, runLunnelSync, startRun, tempDir, waitFor
 } from '../harness/index.mjs';
+import { emulatorForFile } from './lib/file_emulator.mjs';
 import { allIds, countIds, idsScript, killAll, readIds, track } from './lib/ids.mjs';
 
-let emu, c;
-before(async () => {
-  emu = await startEmulator({ args: ['--partitions', '2'] });
-  c = emu.client();
-});
-after(async () => { await killAll(); await emu?.stop(); });
+const suite = emulatorForFile({ args: ['--partitions', '2'] }, { cleanup: killAll });
 
 function replay(args) {
   const r = runLunnelSync(['replay', ...args]);
@@ -29,14 +25,14 @@ function replay(args) {
 
 test('dead-letter and --capture files replay through a script', { timeout: 60000 }, async () => {
   const table = 'replayed', dir = tempDir(), dl = path.join(dir, 'dead.jsonl'), cap = path.join(dir, 'run.capture');
-  await createTable(c, table);
-  const run = track(startRun(emu, { table, tunnel: 't', create: 'Stream', dir, script: idsScript,
+  await createTable(suite.c, table);
+  const run = track(startRun(suite.emu, { table, tunnel: 't', create: 'Stream', dir, script: idsScript,
     args: ['--on-error', 'skip', '--dead-letter', dl, '--capture', cap] }));
   await run.waitLog(/to=running/);
   for (let id = 0; id < 30; id++) {
     const cols = { v: I(id) };
     if (id === 5 || id === 21) cols.poison = B(true);
-    await putRow(c, table, id, 'p', cols);
+    await putRow(suite.c, table, id, 'p', cols);
   }
   await waitFor(() => fs.existsSync(dl) && countIds(dir) + fs.readFileSync(dl, 'utf8').split('\n').filter(Boolean).length >= 30,
     30000, 'rows + dead letters = 30');
@@ -70,16 +66,16 @@ test('dead-letter and --capture files replay through a script', { timeout: 60000
 
 test('--capture-max-bytes bounds the capture file; the run goes on', { timeout: 60000 }, async () => {
   const table = 'capped', dir = tempDir(), cap = path.join(dir, 'small.capture');
-  await createTable(c, table);
-  const run = track(startRun(emu, { table, tunnel: 't', create: 'Stream', dir, script: idsScript,
+  await createTable(suite.c, table);
+  const run = track(startRun(suite.emu, { table, tunnel: 't', create: 'Stream', dir, script: idsScript,
     args: ['--capture', cap, '--capture-max-bytes', '2000'] }));
   await run.waitLog(/to=running/);
   // small batches first (one row each), then a burst that cannot fit
   for (let id = 0; id < 3; id++) {
-    await putRow(c, table, id, 'p', { v: I(id) });
+    await putRow(suite.c, table, id, 'p', { v: I(id) });
     await waitFor(() => countIds(dir) >= id + 1, 30000, `row ${id}`);
   }
-  for (let id = 3; id < 40; id++) await putRow(c, table, id, 'p', { v: I(id), pad: ['STRING', 'x'.repeat(100)] });
+  for (let id = 3; id < 40; id++) await putRow(suite.c, table, id, 'p', { v: I(id), pad: ['STRING', 'x'.repeat(100)] });
   await waitFor(() => countIds(dir) >= 40, 30000, 'every row processed');
   assert.equal((await run.stop()).code, 0, run.stderr().slice(-3000));
   assert.ok(fs.statSync(cap).size <= 2000, `capture is ${fs.statSync(cap).size} bytes`);

@@ -5,8 +5,9 @@
 // chaos run did not handle), and the requests stay within README's "Failures and pacing"
 // bound. CPU stays low: ~10 writes a second and lunnel's own paced traffic.
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import { startEmulator, I, createTable, putRow, startRun, tempDir, waitFor, announceSeed, seed } from '../harness/index.mjs';
+import { test } from 'node:test';
+import { I, createTable, putRow, startRun, tempDir, waitFor, announceSeed, seed } from '../harness/index.mjs';
+import { emulatorForFile } from './lib/file_emulator.mjs';
 import { allIds, killAll, missingAndDuplicates, track } from './lib/ids.mjs';
 import { REQUESTS_PER_STEP, failScript, requestCounts, scriptCalls } from './lib/pacing.mjs';
 
@@ -14,31 +15,26 @@ const CHANNELS = 2;
 const SECONDS = Math.min(60, Number(process.env.LUNNEL_CHAOS_SECONDS || 40));
 const SEED = seed; // the harness's: printed, LUNNEL_TEST_SEED replays it
 
-let emu, c;
-before(async () => {
-  emu = await startEmulator({ args: ['--partitions', String(CHANNELS)] });
-  c = emu.client();
-});
-after(async () => { await killAll(); await emu?.stop(); });
+const suite = emulatorForFile({ args: ['--partitions', String(CHANNELS)] }, { cleanup: killAll });
 
 test(`chaos: random failures in open/process/shutdown for ${SECONDS} s, then a clean script`, { timeout: (SECONDS + 90) * 1000 }, async (t) => {
   t.diagnostic(`chaos seed ${announceSeed()} (LUNNEL_TEST_SEED=${SEED} replays it)`);
   const table = 'chaos', dir = tempDir(), dir2 = tempDir();
-  await createTable(c, table);
-  const run = track(startRun(emu, { table, tunnel: 't', create: 'Stream', dir, script: failScript,
+  await createTable(suite.c, table);
+  const run = track(startRun(suite.emu, { table, tunnel: 't', create: 'Stream', dir, script: failScript,
     custom: { seed: SEED, fail_first: true, fail_open: 0.3, fail_process: 0.3, fail_shutdown: 0.3 },
     args: ['--max-retries', '1', '--heartbeat-interval', '0.5', '--heartbeat-timeout', '10'] }));
   await run.waitLog(/channel update/);
-  await requestCounts(emu, true);
+  await requestCounts(suite.emu, true);
   const t0 = Date.now();
   let n = 0;
   while (Date.now() - t0 < SECONDS * 1000) {
-    await putRow(c, table, n, 'p', { v: I(n) });
+    await putRow(suite.c, table, n, 'p', { v: I(n) });
     n++;
     await new Promise((r) => setTimeout(r, 100));
   }
   const window = (Date.now() - t0) / 1000;
-  const counts = await requestCounts(emu);
+  const counts = await requestCounts(suite.emu);
   const calls = scriptCalls(dir);
   const r = await run.stop();
   const log = run.stderr();
@@ -62,7 +58,7 @@ test(`chaos: random failures in open/process/shutdown for ${SECONDS} s, then a c
   // a clean script: what the chaos run did not handle arrives; what it handled was
   // checkpointed at most a checkpoint interval late, never skipped
   const got1 = allIds([dir]);
-  const run2 = track(startRun(emu, { table, tunnel: 't', dir: dir2, script: failScript }));
+  const run2 = track(startRun(suite.emu, { table, tunnel: 't', dir: dir2, script: failScript }));
   await waitFor(() => missingAndDuplicates([...got1, ...allIds([dir2])], n).missing.length === 0, 60000,
     `every one of ${n} rows (seed ${SEED})`);
   const r2 = await run2.stop();

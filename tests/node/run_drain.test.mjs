@@ -4,24 +4,20 @@
 // arrives exactly once over both runs (nothing missing, nothing duplicated), in per-key order.
 // A second signal exits at once.
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import {
-  startEmulator, I, Model, S, countRecords, createTable, diff, putRow, readRecords, startRun,
+  I, Model, S, countRecords, createTable, diff, putRow, readRecords, startRun,
   tempDir, updateRow, waitFor, withTimeout
 } from '../harness/index.mjs';
+import { emulatorForFile } from './lib/file_emulator.mjs';
 
-let emu, c;
-before(async () => {
-  emu = await startEmulator();
-  c = emu.client();
-});
-after(async () => { await emu?.stop(); });
+const suite = emulatorForFile();
 
 test('SIGTERM mid-stream, restart: nothing missing, nothing duplicated', { timeout: 90000 }, async () => {
   const table = 'drain', dir = tempDir();
-  await createTable(c, table);
+  await createTable(suite.c, table);
   const custom = { sleep_ms: 3 };
-  const run1 = startRun(emu, { table, tunnel: 'td', create: 'Stream', dir, custom });
+  const run1 = startRun(suite.emu, { table, tunnel: 'td', create: 'Stream', dir, custom });
   await run1.waitLog(/to=running/);
 
   // a writer that keeps going while run 1 drains and run 2 starts; it holds at half-way until
@@ -34,8 +30,8 @@ test('SIGTERM mid-stream, restart: nothing missing, nothing duplicated', { timeo
     for (let n = 0; n < TOTAL; n++) {
       if (n === TOTAL / 2) await gate;
       const id = n % 50; // 50 keys, 12 changes each: per-key order matters
-      if (n < 50) await putRow(c, table, id, 'd', { s: S(`v${n}`), i: I(n) }, model);
-      else await updateRow(c, table, id, 'd', { put: { s: S(`v${n}`), i: I(n) } }, model);
+      if (n < 50) await putRow(suite.c, table, id, 'd', { s: S(`v${n}`), i: I(n) }, model);
+      else await updateRow(suite.c, table, id, 'd', { put: { s: S(`v${n}`), i: I(n) } }, model);
       written = n + 1;
     }
   })();
@@ -50,7 +46,7 @@ test('SIGTERM mid-stream, restart: nothing missing, nothing duplicated', { timeo
   const afterRun1 = countRecords(dir);
   assert.ok(written < TOTAL || afterRun1 < TOTAL, 'run 1 stopped before the end of the stream');
 
-  const run2 = startRun(emu, { table, tunnel: 'td', dir, custom });
+  const run2 = startRun(suite.emu, { table, tunnel: 'td', dir, custom });
   await writer;
   await waitFor(() => countRecords(dir) >= TOTAL, 45000, `${TOTAL} records over both runs`);
   const r2 = await run2.stop('SIGTERM');
@@ -65,11 +61,11 @@ test('SIGTERM mid-stream, restart: nothing missing, nothing duplicated', { timeo
 
 test('a second signal exits at once', { timeout: 60000 }, async () => {
   const table = 'drain2', dir = tempDir();
-  await createTable(c, table);
+  await createTable(suite.c, table);
   // every batch takes 20 s in the script: a graceful drain could not finish quickly
-  const run = startRun(emu, { table, tunnel: 'td2', create: 'Stream', dir, custom: { sleep_ms: 20000 } });
+  const run = startRun(suite.emu, { table, tunnel: 'td2', create: 'Stream', dir, custom: { sleep_ms: 20000 } });
   await run.waitLog(/to=running/);
-  await putRow(c, table, 1, 'x', { s: S('slow') });
+  await putRow(suite.c, table, 1, 'x', { s: S('slow') });
   await waitFor(() => countRecords(dir) >= 1, 20000, 'the slow batch to start');
   run.child.kill('SIGTERM');
   await run.waitLog(/draining/);

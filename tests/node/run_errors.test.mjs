@@ -9,26 +9,22 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import {
   startEmulator, I, createTable, putRow, startRun, tempDir, waitFor, withTimeout
 } from '../harness/index.mjs';
+import { emulatorForFile } from './lib/file_emulator.mjs';
 import { allIds, countIds, idsScript, killAll, missingAndDuplicates, readIds, track } from './lib/ids.mjs';
 
-let emu, c;
-before(async () => {
-  emu = await startEmulator({ args: ['--partitions', '4'] });
-  c = emu.client();
-});
-after(async () => { await killAll(); await emu?.stop(); });
+const suite = emulatorForFile({ args: ['--partitions', '4'] }, { cleanup: killAll });
 
 async function writeRows(table, lo, hi) {
-  for (let id = lo; id < hi; id++) await putRow(c, table, id, 'p', { v: I(id) });
+  for (let id = lo; id < hi; id++) await putRow(suite.c, table, id, 'p', { v: I(id) });
 }
 
 // The fault table as the emulator reports it after adding `rule`.
 async function inject(rule) {
-  const r = await emu.admin('faults', rule);
+  const r = await suite.emu.admin('faults', rule);
   return r.faults[r.faults.length - 1];
 }
 
@@ -40,19 +36,19 @@ test('faults admin: code and status are validated and reported', async () => {
     assert.equal(f.error_rate, 1, 'a code alone means every request');
     const g = await inject({ path: '/tunnel/list', code: 'OTSWhatever', status: 429, count: 0 });
     assert.equal(g.status, 429);
-    await assert.rejects(emu.admin('faults', { path: '/x', code: 'E', status: 302 }), /status/);
+    await assert.rejects(suite.emu.admin('faults', { path: '/x', code: 'E', status: 302 }), /status/);
     const h = await inject({ path: '/tunnel/list', status: 200, count: 0 }); // an unparseable 200
     assert.equal(h.status, 200);
-    await assert.rejects(emu.admin('faults', { path: '/x', code: '' }), /code/);
+    await assert.rejects(suite.emu.admin('faults', { path: '/x', code: '' }), /code/);
   } finally {
-    await emu.admin('faults', { clear: true });
+    await suite.emu.admin('faults', { clear: true });
   }
 });
 
 test('OTSPermissionDenied on ReadRecords: exit 3 with one line naming the code', { timeout: 60000 }, async () => {
   const table = 'eperm', dir = tempDir();
-  await createTable(c, table);
-  const run = startRun(emu, { table, tunnel: 't', create: 'Stream', dir, script: idsScript });
+  await createTable(suite.c, table);
+  const run = startRun(suite.emu, { table, tunnel: 't', create: 'Stream', dir, script: idsScript });
   track(run);
   try {
     await run.waitLog(/to=running/);
@@ -66,14 +62,14 @@ test('OTSPermissionDenied on ReadRecords: exit 3 with one line naming the code',
     assert.equal(lines.length, 1, `one clear line, got:\n${run.stderr().slice(-3000)}`);
     assert.match(lines[0], /OTSPermissionDenied.*\(exit 3\)$/);
   } finally {
-    await emu.admin('faults', { clear: true });
+    await suite.emu.admin('faults', { clear: true });
   }
 });
 
 test('OTSParameterInvalid once on ReadRecords closes only that channel; nothing missing', { timeout: 60000 }, async () => {
   const table = 'echan', dir = tempDir(), N = 80;
-  await createTable(c, table);
-  const run = startRun(emu, { table, tunnel: 't', create: 'Stream', dir, script: idsScript });
+  await createTable(suite.c, table);
+  const run = startRun(suite.emu, { table, tunnel: 't', create: 'Stream', dir, script: idsScript });
   track(run);
   await run.waitLog(/to=running/);
   await writeRows(table, 0, N / 2);
@@ -82,9 +78,9 @@ test('OTSParameterInvalid once on ReadRecords closes only that channel; nothing 
   assert.equal(Object.keys(before).length, 4, 'four channels read');
   try {
     await inject({ path: '/tunnel/readrecords', code: 'OTSParameterInvalid', count: 1 });
-    await waitFor(async () => (await emu.admin('faults', {})).faults[0].remaining === 0, 20000, 'the fault to fire');
+    await waitFor(async () => (await suite.emu.admin('faults', {})).faults[0].remaining === 0, 20000, 'the fault to fire');
   } finally {
-    await emu.admin('faults', { clear: true });
+    await suite.emu.admin('faults', { clear: true });
   }
   await writeRows(table, N / 2, N);
   await waitFor(() => missingAndDuplicates(allIds([dir]), N).missing.length === 0, 30000, 'every row');
@@ -104,47 +100,47 @@ test('OTSParameterInvalid once on ReadRecords closes only that channel; nothing 
 
 test('OTSAuthFailed once with --credentials-command: refreshed once, BaseData completes, exit 0', { timeout: 60000 }, async () => {
   const table = 'eauth', dir = tempDir(), N = 300;
-  await emu.admin('load', { table, rows: N, columns: 1, value_bytes: 8 });
+  await suite.emu.admin('load', { table, rows: N, columns: 1, value_bytes: 8 });
   const calls = path.join(dir, 'calls');
   const script = path.join(dir, 'creds.sh');
   fs.writeFileSync(script, `#!/bin/sh\necho x >> '${calls}'\n` +
-    `printf '{"AccessKeyId":"%s","AccessKeySecret":"%s"}\\n' '${emu.accessKeyId}' '${emu.accessKeySecret}'\n`);
+    `printf '{"AccessKeyId":"%s","AccessKeySecret":"%s"}\\n' '${suite.emu.accessKeyId}' '${suite.emu.accessKeySecret}'\n`);
   fs.chmodSync(script, 0o755);
   const ncalls = () => (fs.existsSync(calls) ? fs.readFileSync(calls, 'utf8').split('\n').filter(Boolean).length : 0);
   try {
     await inject({ path: '/tunnel/readrecords', code: 'OTSAuthFailed', count: 1 });
-    const run = startRun(emu, { table, tunnel: 'tb', create: 'BaseData', dir, script: idsScript,
+    const run = startRun(suite.emu, { table, tunnel: 'tb', create: 'BaseData', dir, script: idsScript,
       args: ['--exit-when-done', '--credentials-command', script] });
     track(run);
     const r = await withTimeout(run.exited, 45000, 'lunnel run --exit-when-done to exit');
     if (r instanceof Error) await run.stop('SIGKILL');
     assert.equal(r.code, 0, run.stderr().slice(-3000));
-    const f = (await emu.admin('faults', {})).faults[0];
+    const f = (await suite.emu.admin('faults', {})).faults[0];
     assert.equal(f.remaining, 0, 'the OTSAuthFailed was injected');
     assert.equal(ncalls(), 2, `credentials command: once at start, once after OTSAuthFailed\n${run.stderr().slice(-3000)}`);
     const { missing, extra } = missingAndDuplicates(allIds([dir]), N);
     assert.deepEqual(missing, []);
     assert.equal(extra, 0);
   } finally {
-    await emu.admin('faults', { clear: true });
+    await suite.emu.admin('faults', { clear: true });
   }
 });
 
 test('--memory-limit: a process() growing past it fails (exit 1 with --on-error stop); without it the run completes', { timeout: 60000 }, async () => {
   const table = 'emem', dir = tempDir();
-  await emu.admin('load', { table, rows: 20, columns: 1, value_bytes: 8 });
+  await suite.emu.admin('load', { table, rows: 20, columns: 1, value_bytes: 8 });
   // holds 48 MiB per batch, released when process() returns
   const script = path.join(dir, 'hog.lua');
   fs.writeFileSync(script, 'local M = {}\nfunction M.process(ctx, batch)\n  local t = {}\n' +
     '  for i = 1, 6 do t[i] = string.rep(string.char(64 + i), 8 * 1024 * 1024) end\n  return #t\nend\nreturn M\n');
-  const limited = startRun(emu, { table, tunnel: 'm1', create: 'BaseData', dir, script,
+  const limited = startRun(suite.emu, { table, tunnel: 'm1', create: 'BaseData', dir, script,
     args: ['--exit-when-done', '--memory-limit', String(32 * 1024 * 1024), '--on-error', 'stop', '--workers', '1'] });
   track(limited);
   const r1 = await withTimeout(limited.exited, 30000, 'exit past the memory limit');
   if (r1 instanceof Error) await limited.stop('SIGKILL');
   assert.equal(r1.code, 1, limited.stderr().slice(-3000));
   assert.match(limited.stderr(), /^lunnel run: .*memory.*\(exit 1\)$/m);
-  const free = startRun(emu, { table, tunnel: 'm2', create: 'BaseData', dir, script,
+  const free = startRun(suite.emu, { table, tunnel: 'm2', create: 'BaseData', dir, script,
     args: ['--exit-when-done', '--on-error', 'stop', '--workers', '1'] });
   track(free);
   const r2 = await withTimeout(free.exited, 30000, 'exit when done');

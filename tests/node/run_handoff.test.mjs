@@ -5,17 +5,13 @@
 // allowed after the expiry: those batches could not be checkpointed); the client that took
 // channels over from a drain sees each key's changes in order, without repeats.
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import {
-  startEmulator, I, createTable, putRow, readRecords, startRun, tempDir, waitFor
+  I, createTable, putRow, readRecords, startRun, tempDir, waitFor
 } from '../harness/index.mjs';
+import { emulatorForFile } from './lib/file_emulator.mjs';
 
-let emu, c;
-before(async () => {
-  emu = await startEmulator();
-  c = emu.client();
-});
-after(async () => { await emu?.stop(); });
+const suite = emulatorForFile();
 
 const seen = (dirs) => {
   const got = new Set();
@@ -42,25 +38,25 @@ function assertOrdered(dir) {
 
 test('client expiry and a second client joining: nothing missing', { timeout: 90000 }, async () => {
   const table = 'handoff', dirA = tempDir(), dirB = tempDir();
-  await createTable(c, table);
-  const a = startRun(emu, { table, tunnel: 'th', create: 'Stream', dir: dirA });
+  await createTable(suite.c, table);
+  const a = startRun(suite.emu, { table, tunnel: 'th', create: 'Stream', dir: dirA });
   await a.waitLog(/to=running/);
   let n = 0;
-  const write = async (upto) => { for (; n < upto; n++) await putRow(c, table, n % 10, 'h', { i: I(n) }); };
+  const write = async (upto) => { for (; n < upto; n++) await putRow(suite.c, table, n % 10, 'h', { i: I(n) }); };
 
   await write(100);
   await waitFor(() => missing([dirA], 100).length === 0, 20000, 'first 100 changes');
 
-  const { tunnels } = await emu.admin('tunnels', {});
+  const { tunnels } = await suite.emu.admin('tunnels', {});
   const tunnel = tunnels.find((t) => t.tunnel_name === 'th') || tunnels[0];
-  const ex = await emu.admin('expire_client', { tunnel_id: tunnel.tunnel_id });
+  const ex = await suite.emu.admin('expire_client', { tunnel_id: tunnel.tunnel_id });
   assert.equal(ex.expired, 1);
   await write(200);
   await a.waitLog(/reconnecting/);
   await waitFor(() => missing([dirA], 200).length === 0, 30000, 'changes 100..199 after the reconnect');
   assert.match(a.stderr(), /connected .*client_id=(\S+)[\s\S]*connected .*client_id=/, 'a second Connect');
 
-  const b = startRun(emu, { table, tunnel: 'th', dir: dirB });
+  const b = startRun(suite.emu, { table, tunnel: 'th', dir: dirB });
   await b.waitLog(/to=running/, 30000);
   assert.match(a.stderr(), /action=drain status=CLOSING/, 'the first client was asked to hand channels over');
   await write(300);

@@ -7,41 +7,37 @@
 //   a dead letter that becomes unwritable (/dev/full: ENOSPC at run time): the poison batch
 //     is not checkpointed, its channel is re-read only at the paced rate, a clean run gets it.
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import { startEmulator, B, I, createTable, putRow, startRun, tempDir, waitFor } from '../harness/index.mjs';
+import { test } from 'node:test';
+import { B, I, createTable, putRow, startRun, tempDir, waitFor } from '../harness/index.mjs';
+import { emulatorForFile } from './lib/file_emulator.mjs';
 import { allIds, countIds, killAll, missingAndDuplicates, sleep, track, tunnelState } from './lib/ids.mjs';
 import { LOG_LINES_PER_STEP, REQUESTS_PER_STEP, failScript, lineCount, maxSteps, requestCounts, scriptCalls } from './lib/pacing.mjs';
 
 const CHANNELS = 2;
 const SLOW_HB = ['--heartbeat-interval', '1', '--heartbeat-timeout', '10'];
 
-let emu, c;
-before(async () => {
-  emu = await startEmulator({ args: ['--partitions', String(CHANNELS)] });
-  c = emu.client();
-});
-after(async () => { await killAll(); await emu?.stop(); });
+const suite = emulatorForFile({ args: ['--partitions', String(CHANNELS)] }, { cleanup: killAll });
 
 async function writeRows(table, lo, hi, poison = []) {
   for (let id = lo; id < hi; id++) {
     const cols = { v: I(id) };
     if (poison.includes(id)) cols.poison = B(true);
-    await putRow(c, table, id, 'p', cols);
+    await putRow(suite.c, table, id, 'p', cols);
   }
 }
 
 test('open() raising: nothing processed or checkpointed, reopens paced, a clean run gets every row', { timeout: 90000 }, async () => {
   const table = 'pfopen', dir = tempDir(), dir2 = tempDir();
-  await createTable(c, table);
+  await createTable(suite.c, table);
   await writeRows(table, 0, 40);
-  await requestCounts(emu, true);
+  await requestCounts(suite.emu, true);
   const t0 = Date.now();
-  const run = track(startRun(emu, { table, tunnel: 't', create: 'BaseData', dir, script: failScript,
+  const run = track(startRun(suite.emu, { table, tunnel: 't', create: 'BaseData', dir, script: failScript,
     custom: { fail_open: true }, args: SLOW_HB }));
   await waitFor(() => scriptCalls(dir).open >= CHANNELS, 20000, 'both channels tried open()');
   await sleep(8000 - (Date.now() - t0)); // the measurement window: 8 s of persistent failure
   const window = (Date.now() - t0) / 1000;
-  const counts = await requestCounts(emu);
+  const counts = await requestCounts(suite.emu);
   const calls = scriptCalls(dir);
   const log = run.stderr();
   const r = await run.stop();
@@ -63,11 +59,11 @@ test('open() raising: nothing processed or checkpointed, reopens paced, a clean 
   assert.ok(lineCount(log) <= 20 + CHANNELS * steps * LOG_LINES_PER_STEP, `${lineCount(log)} log lines`);
   assert.match(log, /channel failed, reopening after a backoff .*open\(ctx\): .*fail_open.* repeats=2/);
   // the tunnel is not finished: no channel was reported TERMINATED
-  const st = await tunnelState(emu, 't');
+  const st = await tunnelState(suite.emu, 't');
   assert.ok(st.channels.every((ch) => ch.status !== 'TERMINATED'), JSON.stringify(st.channels));
 
   // a clean script: every row, once
-  const run2 = track(startRun(emu, { table, tunnel: 't', dir: dir2, script: failScript, args: ['--exit-when-done'] }));
+  const run2 = track(startRun(suite.emu, { table, tunnel: 't', dir: dir2, script: failScript, args: ['--exit-when-done'] }));
   const r2 = await run2.exited;
   assert.equal(r2.code, 0, run2.stderr().slice(-3000));
   const { missing, dups } = missingAndDuplicates(allIds([dir, dir2]), 40);
@@ -77,11 +73,11 @@ test('open() raising: nothing processed or checkpointed, reopens paced, a clean 
 
 test('shutdown() raising: every row once, the run ends, no reopen loop', { timeout: 60000 }, async () => {
   const table = 'pfshut', dir = tempDir();
-  await createTable(c, table);
+  await createTable(suite.c, table);
   await writeRows(table, 0, 30);
-  await requestCounts(emu, true);
+  await requestCounts(suite.emu, true);
   const t0 = Date.now();
-  const run = track(startRun(emu, { table, tunnel: 't', create: 'BaseData', dir, script: failScript,
+  const run = track(startRun(suite.emu, { table, tunnel: 't', create: 'BaseData', dir, script: failScript,
     custom: { fail_shutdown: true }, args: ['--exit-when-done', ...SLOW_HB] }));
   const r = await run.exited;
   const window = (Date.now() - t0) / 1000;
@@ -94,27 +90,27 @@ test('shutdown() raising: every row once, the run ends, no reopen loop', { timeo
   assert.equal(calls.open, CHANNELS, 'each channel opened once: a failed shutdown() does not reopen');
   assert.equal(calls.shutdown, CHANNELS);
   assert.match(log, /channel failed, reopening after a backoff .*shutdown\(ctx\): .*fail_shutdown/);
-  const counts = await requestCounts(emu);
+  const counts = await requestCounts(suite.emu);
   assert.ok((counts['/tunnel/readrecords'] || 0) <= CHANNELS * 4, JSON.stringify(counts));
   assert.ok((counts['/tunnel/heartbeat'] || 0) <= window / 1 + 2 + CHANNELS * 2, JSON.stringify(counts));
 });
 
 test('a dead letter unwritable at run time: the poison batch is not checkpointed, re-reads are paced', { timeout: 90000 }, async () => {
   const table = 'pfdead', dir = tempDir(), dir2 = tempDir();
-  await createTable(c, table);
+  await createTable(suite.c, table);
   // /dev/full opens but every write fails with ENOSPC: a disk that filled up after start
-  const run = track(startRun(emu, { table, tunnel: 't', create: 'Stream', dir, script: failScript,
+  const run = track(startRun(suite.emu, { table, tunnel: 't', create: 'Stream', dir, script: failScript,
     custom: { poison: true }, args: ['--on-error', 'skip', '--dead-letter', '/dev/full', ...SLOW_HB] }));
   await run.waitLog(/to=running/);
   await writeRows(table, 0, 10);
   await waitFor(() => countIds(dir) >= 10, 20000, 'rows before the poison');
-  await requestCounts(emu, true);
+  await requestCounts(suite.emu, true);
   await writeRows(table, 10, 20, [10]);
   await run.waitLog(/dead-letter write failed/);
   const t0 = Date.now();
   await sleep(7000);
   const window = (Date.now() - t0) / 1000 + 2; // the failures began before t0
-  const counts = await requestCounts(emu);
+  const counts = await requestCounts(suite.emu);
   const log = run.stderr();
   const r = await run.stop();
   assert.equal(r.code, 0, log.slice(-3000));
@@ -130,7 +126,7 @@ test('a dead letter unwritable at run time: the poison batch is not checkpointed
   // nothing past the poison was checkpointed: a clean run (poison accepted) re-reads it
   const got1 = allIds([dir]);
   assert.ok(!got1.includes(10), 'the poison record was never handled');
-  const run2 = track(startRun(emu, { table, tunnel: 't', dir: dir2, script: failScript }));
+  const run2 = track(startRun(suite.emu, { table, tunnel: 't', dir: dir2, script: failScript }));
   await waitFor(() => allIds([dir2]).includes(10), 20000, 'the poison row in the clean run');
   await waitFor(() => missingAndDuplicates([...got1, ...allIds([dir2])], 20).missing.length === 0, 20000, 'every row');
   const r2 = await run2.stop();

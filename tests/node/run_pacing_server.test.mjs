@@ -5,8 +5,9 @@
 // and log lines stay within README's "Failures and pacing" bound, nothing unhandled is
 // checkpointed, and once the fault is cleared every row arrives.
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import { startEmulator, I, createTable, putRow, startRun, tempDir, waitFor } from '../harness/index.mjs';
+import { test } from 'node:test';
+import { I, createTable, putRow, startRun, tempDir, waitFor } from '../harness/index.mjs';
+import { emulatorForFile } from './lib/file_emulator.mjs';
 import { allIds, countIds, killAll, missingAndDuplicates, sleep, track } from './lib/ids.mjs';
 import { LOG_LINES_PER_STEP, REQUESTS_PER_STEP, failScript, lineCount, maxSteps, requestCounts, scriptCalls } from './lib/pacing.mjs';
 
@@ -14,35 +15,30 @@ const CHANNELS = 2;
 const ROWS = 30;
 const WINDOW_MS = 6000;
 
-let emu, c;
-before(async () => {
-  emu = await startEmulator({ args: ['--partitions', String(CHANNELS)] });
-  c = emu.client();
-});
-after(async () => { await killAll(); await emu?.stop(); });
+const suite = emulatorForFile({ args: ['--partitions', String(CHANNELS)] }, { cleanup: killAll });
 
 // Runs a Stream tunnel with `path` refused for WINDOW_MS while ROWS rows are written; with
 // faultFirst the refusal is in place before lunnel starts (GetCheckpoint: the channels never
 // get to open()).
 async function refused(table, path, { faultFirst = false, spec = { code: 'OTSParameterInvalid', status: 400 } } = {}) {
   const dir = tempDir();
-  await createTable(c, table);
-  const fault = () => emu.admin('faults', { path, ...spec, count: -1 });
+  await createTable(suite.c, table);
+  const fault = () => suite.emu.admin('faults', { path, ...spec, count: -1 });
   if (faultFirst) await fault();
-  const run = track(startRun(emu, { table, tunnel: 't', create: 'Stream', dir, script: failScript,
+  const run = track(startRun(suite.emu, { table, tunnel: 't', create: 'Stream', dir, script: failScript,
     args: ['--heartbeat-interval', '1', '--heartbeat-timeout', '10'] }));
   await run.waitLog(faultFirst ? /channel failed/ : /to=running/);
   if (!faultFirst) await fault();
-  await requestCounts(emu, true);
+  await requestCounts(suite.emu, true);
   const lines0 = lineCount(run.stderr());
   const t0 = Date.now();
-  for (let id = 0; id < ROWS; id++) await putRow(c, table, id, 'p', { v: I(id) });
+  for (let id = 0; id < ROWS; id++) await putRow(suite.c, table, id, 'p', { v: I(id) });
   await sleep(WINDOW_MS - (Date.now() - t0));
   const window = (Date.now() - t0) / 1000 + (faultFirst ? 1 : 0);
-  const counts = await requestCounts(emu);
+  const counts = await requestCounts(suite.emu);
   const lines = lineCount(run.stderr()) - lines0;
   const delivered = allIds([dir]).length;
-  await emu.admin('faults', { clear: true });
+  await suite.emu.admin('faults', { clear: true });
   return { run, dir, window, counts, lines, delivered };
 }
 

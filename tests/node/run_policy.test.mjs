@@ -10,18 +10,14 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import {
-  startEmulator, B, I, createTable, putRow, startRun, tempDir, waitFor, withTimeout
+  B, I, createTable, putRow, startRun, tempDir, waitFor, withTimeout
 } from '../harness/index.mjs';
+import { emulatorForFile } from './lib/file_emulator.mjs';
 import { allIds, countIds, idsScript, killAll, missingAndDuplicates, readIds, track } from './lib/ids.mjs';
 
-let emu, c;
-before(async () => {
-  emu = await startEmulator({ args: ['--partitions', '2'] });
-  c = emu.client();
-});
-after(async () => { await killAll(); await emu?.stop(); });
+const suite = emulatorForFile({ args: ['--partitions', '2'] }, { cleanup: killAll });
 
 const ids = (script = idsScript) => ({ script });
 
@@ -30,7 +26,7 @@ async function writeRows(table, lo, hi, poison = []) {
   for (let id = lo; id < hi; id++) {
     const cols = { v: I(id) };
     if (poison.includes(id)) cols.poison = B(true);
-    await putRow(c, table, id, 'p', cols);
+    await putRow(suite.c, table, id, 'p', cols);
   }
 }
 
@@ -42,8 +38,8 @@ function assertOrdered(dir) {
 
 test('--on-error retry: a transient failure is retried on the same batch; all rows once, in order', { timeout: 60000 }, async () => {
   const table = 'pretry', dir = tempDir();
-  await createTable(c, table);
-  const run = startRun(emu, { table, tunnel: 't', create: 'Stream', dir, custom: { poison_fail: 2 }, ...ids(),
+  await createTable(suite.c, table);
+  const run = startRun(suite.emu, { table, tunnel: 't', create: 'Stream', dir, custom: { poison_fail: 2 }, ...ids(),
     args: ['--max-retries', '3'] });
   track(run);
   await run.waitLog(/to=running/);
@@ -62,9 +58,9 @@ test('--on-error retry: a transient failure is retried on the same batch; all ro
 
 test('--on-error retry: retries exhausted close the channel; it is re-read from its checkpoint', { timeout: 60000 }, async () => {
   const table = 'pexh', dir = tempDir();
-  await createTable(c, table);
+  await createTable(suite.c, table);
   // fails 3 times per channel object: 1 + 1 retry, channel closed, re-read, fails once more, ok
-  const run = startRun(emu, { table, tunnel: 't', create: 'Stream', dir, custom: { poison_fail: 3 }, ...ids(),
+  const run = startRun(suite.emu, { table, tunnel: 't', create: 'Stream', dir, custom: { poison_fail: 3 }, ...ids(),
     args: ['--max-retries', '1'] });
   track(run);
   await run.waitLog(/to=running/);
@@ -81,8 +77,8 @@ test('--on-error retry: retries exhausted close the channel; it is re-read from 
 test('--on-error skip: the poison batch goes to the dead-letter file, durably, with its error', { timeout: 60000 }, async () => {
   const table = 'pskip', dir = tempDir();
   const dl = path.join(dir, 'dead.jsonl');
-  await createTable(c, table);
-  const run = startRun(emu, { table, tunnel: 't', create: 'Stream', dir, ...ids(),
+  await createTable(suite.c, table);
+  const run = startRun(suite.emu, { table, tunnel: 't', create: 'Stream', dir, ...ids(),
     args: ['--on-error', 'skip', '--dead-letter', dl] });
   track(run);
   await run.waitLog(/to=running/);
@@ -113,8 +109,8 @@ test('--on-error skip: the poison batch goes to the dead-letter file, durably, w
 
 test('--on-error stop: exit 1 with one line; the checkpoint covers what was handled', { timeout: 60000 }, async () => {
   const table = 'pstop', dir1 = tempDir(), dir2 = tempDir();
-  await createTable(c, table);
-  const run1 = startRun(emu, { table, tunnel: 't', create: 'Stream', dir: dir1, ...ids(), args: ['--on-error', 'stop'] });
+  await createTable(suite.c, table);
+  const run1 = startRun(suite.emu, { table, tunnel: 't', create: 'Stream', dir: dir1, ...ids(), args: ['--on-error', 'stop'] });
   track(run1);
   await run1.waitLog(/to=running/);
   await writeRows(table, 0, 10);
@@ -126,7 +122,7 @@ test('--on-error stop: exit 1 with one line; the checkpoint covers what was hand
   const last = run1.stderr().trim().split('\n').pop();
   assert.match(last, /^lunnel run: --on-error stop: process\(\) failed on channel .*poison record 10.*\(exit 1\)$/);
   // restart with the poison defused: the poison batch and what follows, never what was handled
-  const run2 = startRun(emu, { table, tunnel: 't', dir: dir2, custom: { poison_fail: 0 }, ...ids() });
+  const run2 = startRun(suite.emu, { table, tunnel: 't', dir: dir2, custom: { poison_fail: 0 }, ...ids() });
   track(run2);
   await waitFor(() => allIds([dir2]).includes(10), 30000, 'the poison row re-read');
   await waitFor(() => missingAndDuplicates(allIds([dir1, dir2]), 20).missing.length === 0, 30000, 'all rows');
@@ -137,7 +133,7 @@ test('--on-error stop: exit 1 with one line; the checkpoint covers what was hand
 
 async function expectExit(args, code, lineRe, what, extra = {}) {
   const dir = tempDir();
-  const run = startRun(emu, { dir, ...ids(), ...extra, args });
+  const run = startRun(suite.emu, { dir, ...ids(), ...extra, args });
   track(run);
   const r = await withTimeout(run.exited, 30000, what);
   if (r instanceof Error) await run.stop('SIGKILL');
@@ -149,14 +145,14 @@ async function expectExit(args, code, lineRe, what, extra = {}) {
 
 test('fatal cases: expired tunnel 4, bad credentials 3, missing tunnel 5, bad tunnel id, unreachable 1', { timeout: 90000 }, async () => {
   const table = 'pfatal';
-  await createTable(c, table);
+  await createTable(suite.c, table);
   await writeRows(table, 0, 3);
   // a tunnel, then expired by the emulator (stream data past retention)
   const dir = tempDir();
-  const run = startRun(emu, { table, tunnel: 'exp', create: 'Stream', dir, ...ids() });
+  const run = startRun(suite.emu, { table, tunnel: 'exp', create: 'Stream', dir, ...ids() });
   track(run);
   await run.waitLog(/to=running/);
-  await emu.admin('expire_tunnel', { table, tunnel_name: 'exp' });
+  await suite.emu.admin('expire_tunnel', { table, tunnel_name: 'exp' });
   const r = await withTimeout(run.exited, 30000, 'exit on an expired tunnel');
   if (r instanceof Error) await run.stop('SIGKILL');
   assert.equal(r.code, 4, run.stderr().slice(-3000));
@@ -164,7 +160,7 @@ test('fatal cases: expired tunnel 4, bad credentials 3, missing tunnel 5, bad tu
   // a new start on the expired tunnel: same status at once
   await expectExit([], 4, /OTSTunnelExpired/, 'start on an expired tunnel', { table, tunnel: 'exp' });
   // bad credentials: OTSAuthFailed (refresh cannot help) -> 3
-  const bad = { ...emu, accessKeySecret: 'wrong-secret' };
+  const bad = { ...suite.emu, accessKeySecret: 'wrong-secret' };
   const dir2 = tempDir();
   const run2 = startRun(bad, { table, tunnel: 'exp', dir: dir2, ...ids() });
   track(run2);
@@ -172,7 +168,7 @@ test('fatal cases: expired tunnel 4, bad credentials 3, missing tunnel 5, bad tu
   assert.equal(r2.code, 3, run2.stderr().slice(-3000));
   assert.match(run2.stderr(), /lunnel run: .*OTSAuthFailed/);
   // the same at Connect (--tunnel-id skips DescribeTunnel): one line from the worker, exit 3
-  const expId = (await emu.admin('tunnels', {})).tunnels.find((t) => t.tunnel_name === 'exp').tunnel_id;
+  const expId = (await suite.emu.admin('tunnels', {})).tunnels.find((t) => t.tunnel_name === 'exp').tunnel_id;
   const dir2b = tempDir();
   const run2b = startRun(bad, { table, tunnel: 'exp', dir: dir2b, ...ids(), args: ['--tunnel-id', expId] });
   track(run2b);
@@ -187,7 +183,7 @@ test('fatal cases: expired tunnel 4, bad credentials 3, missing tunnel 5, bad tu
   await expectExit(['--tunnel-id', '00000000-0000-0000-0000-000000000000'], 5, /connect: .*OTSParameterInvalid/,
     'unknown tunnel id', { table, tunnel: 'nope' });
   // nothing listens: bounded connect retries, then 1 with the reason
-  const dead = { ...emu, endpoint: 'http://127.0.0.1:9' };
+  const dead = { ...suite.emu, endpoint: 'http://127.0.0.1:9' };
   const dir3 = tempDir();
   const run3 = startRun(dead, { table, tunnel: 'x', dir: dir3, ...ids(),
     args: ['--tunnel-id', 'abc', '--connect-retry-window', '1s', '--retry-window', '0.3s', '--reconnect-delay-max', '0.1'] });

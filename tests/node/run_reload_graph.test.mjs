@@ -8,16 +8,12 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { after, before, test } from 'node:test';
-import { startEmulator, I, createTable, putRow, startLunnel, tempDir, waitFor } from '../harness/index.mjs';
+import { test } from 'node:test';
+import { I, createTable, putRow, startLunnel, tempDir, waitFor } from '../harness/index.mjs';
+import { emulatorForFile } from './lib/file_emulator.mjs';
 import { killAll, track } from './lib/ids.mjs';
 
-let emu, c;
-before(async () => {
-  emu = await startEmulator({ args: ['--partitions', '2'] });
-  c = emu.client();
-});
-after(async () => { await killAll(); await emu?.stop(); });
+const suite = emulatorForFile({ args: ['--partitions', '2'] }, { cleanup: killAll });
 
 const main = (m, withReload) => `
 local a = require('helpa')
@@ -45,9 +41,9 @@ return M
 
 // Not startRun: the script is watched (hot reload) and the custom value is only the dir.
 function spawnRun(dir, script, table) {
-  return startLunnel(['run', '--endpoint', emu.endpoint, '--instance', emu.instance, '--table', table, '--tunnel', 't',
+  return startLunnel(['run', '--endpoint', suite.emu.endpoint, '--instance', suite.emu.instance, '--table', table, '--tunnel', 't',
     '--create', 'Stream', '--custom', JSON.stringify({ dir }), '--heartbeat-interval', '0.1', '--heartbeat-timeout', '3',
-    '--checkpoint-interval', '0.2', '--max-backoff', '0.1', '--workers', '2', script], { emu });
+    '--checkpoint-interval', '0.2', '--max-backoff', '0.1', '--workers', '2', script], { emu: suite.emu });
 }
 
 function readOut(dir) {
@@ -72,13 +68,13 @@ test('hot reload of a module graph under continuous writes: every row once, by t
   write('helpa.lua', "return {tag = 'a1'}\n");
   write('sub/helpb.lua', "return {tag = 'b1'}\n");
   write('main.lua', main('m1', false));
-  await createTable(c, table);
+  await createTable(suite.c, table);
   const run = track(spawnRun(dir, path.join(sdir, 'main.lua'), table));
   await waitFor(() => /to=running/.test(run.stderr()), 20000, 'a running channel');
 
   let next = 0, writing = true;
   const writer = (async () => {
-    while (writing) { await putRow(c, table, next, 'g', { v: I(next) }); next++; }
+    while (writing) { await putRow(suite.c, table, next, 'g', { v: I(next) }); next++; }
   })();
   const reloads = () => (run.stderr().match(/script reloaded/g) || []).length;
   const rejects = () => (run.stderr().match(/script reload rejected/g) || []).length;

@@ -10,38 +10,34 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import {
-  createTable, freePort, runLunnel, startEmulator, startLunnel, startRun, tempDir, waitFor, withTimeout
+  createTable, freePort, runLunnel, startLunnel, startRun, tempDir, waitFor, withTimeout
 } from '../harness/index.mjs';
+import { emulatorForFile } from './lib/file_emulator.mjs';
 import { killAll, track } from './lib/ids.mjs';
 import { failScript, requestCounts } from './lib/pacing.mjs';
 
 const SECRET = 'Sup3r-Secret-Value-42';
 
-let emu, c;
-before(async () => {
-  emu = await startEmulator();
-  c = emu.client();
-});
-after(async () => { await killAll(); await emu?.stop(); });
+const suite = emulatorForFile({}, { cleanup: killAll });
 
 // Runs the lunnel binary to its exit: {code, stderr, ms}.
 function lunnel(args, { env = {}, timeoutMs = 30000 } = {}) {
-  return runLunnel(args, { emu, env, timeoutMs });
+  return runLunnel(args, { emu: suite.emu, env, timeoutMs });
 }
 
-const runArgs = (more) => ['run', '--endpoint', emu.endpoint, '--instance', emu.instance, ...more];
+const runArgs = (more) => ['run', '--endpoint', suite.emu.endpoint, '--instance', suite.emu.instance, ...more];
 
 test('an unwritable --dead-letter exits 2 before any request', { timeout: 30000 }, async () => {
   const table = 'sdl';
-  await createTable(c, table);
-  await requestCounts(emu, true);
+  await createTable(suite.c, table);
+  await requestCounts(suite.emu, true);
   const r = await lunnel(runArgs(['--table', table, '--tunnel', 't', '--create', 'Stream', '--on-error', 'skip',
     '--dead-letter', '/proc/nope/dl.jsonl', failScript]));
   assert.equal(r.code, 2, r.stderr);
   assert.match(r.stderr, /--dead-letter \/proc\/nope\/dl\.jsonl: No such file or directory/);
-  const counts = await requestCounts(emu);
+  const counts = await requestCounts(suite.emu);
   assert.deepEqual(counts, {}, 'no request before the dead letter is known to be writable');
 });
 
@@ -52,17 +48,17 @@ test('--dead-letter without --on-error skip is a usage error', { timeout: 30000 
 });
 
 test('--tunnel-id of a tunnel on another table than --table is a usage error', { timeout: 30000 }, async () => {
-  await createTable(c, 'sta');
-  await createTable(c, 'stb');
-  const r0 = await lunnel(['tunnel', 'create', '--endpoint', emu.endpoint, '--instance', emu.instance,
+  await createTable(suite.c, 'sta');
+  await createTable(suite.c, 'stb');
+  const r0 = await lunnel(['tunnel', 'create', '--endpoint', suite.emu.endpoint, '--instance', suite.emu.instance,
     '--table', 'sta', '--tunnel', 'ta', '--type', 'Stream', '--json']);
   assert.equal(r0.code, 0, r0.stderr);
   const id = await tunnelIdOf('sta', 'ta');
-  await requestCounts(emu, true);
+  await requestCounts(suite.emu, true);
   const r = await lunnel(runArgs(['--table', 'stb', '--tunnel-id', id, failScript]));
   assert.equal(r.code, 2, r.stderr);
   assert.match(r.stderr, new RegExp(`--tunnel-id ${id} is a tunnel of table sta, not of --table stb`));
-  const counts = await requestCounts(emu);
+  const counts = await requestCounts(suite.emu);
   assert.equal(counts['/tunnel/connect'] || 0, 0, JSON.stringify(counts));
   // --exit-when-done on a Stream tunnel: it never finishes
   const r2 = await lunnel(runArgs(['--tunnel-id', id, '--exit-when-done', failScript]));
@@ -71,11 +67,11 @@ test('--tunnel-id of a tunnel on another table than --table is a usage error', {
   const r3 = await lunnel(runArgs(['--table', 'sta', '--tunnel', 'ta', '--exit-when-done', failScript]));
   assert.equal(r3.code, 2, r3.stderr);
   assert.match(r3.stderr, /--exit-when-done: tunnel .* is a Stream tunnel/);
-  assert.equal((await requestCounts(emu))['/tunnel/connect'] || 0, 0);
+  assert.equal((await requestCounts(suite.emu))['/tunnel/connect'] || 0, 0);
 });
 
 async function tunnelIdOf(table, name) {
-  const s = await emu.admin('tunnels', {});
+  const s = await suite.emu.admin('tunnels', {});
   const t = s.tunnels.find((x) => x.tunnel_name === name && x.table === table);
   assert.ok(t, JSON.stringify(s.tunnels.map((x) => [x.table, x.table_name, x.tunnel_name])));
   return t.tunnel_id;
@@ -154,12 +150,12 @@ test('two processes started at the same moment draw different reconnect delays',
 
 test('--log-format json: the final fatal line is JSON too', { timeout: 60000 }, async () => {
   const table = 'sjson', dir = tempDir();
-  await createTable(c, table);
-  const run = track(startRun(emu, { table, tunnel: 't', create: 'Stream', dir, script: failScript, args: ['--log-format', 'json'] }));
+  await createTable(suite.c, table);
+  const run = track(startRun(suite.emu, { table, tunnel: 't', create: 'Stream', dir, script: failScript, args: ['--log-format', 'json'] }));
   await run.waitLog(/"to":"running"/);
-  const st = await emu.admin('tunnels', {});
+  const st = await suite.emu.admin('tunnels', {});
   const t = st.tunnels.find((x) => x.tunnel_name === 't' && x.table === table);
-  await emu.admin('expire_tunnel', { tunnel_id: t.tunnel_id });
+  await suite.emu.admin('expire_tunnel', { tunnel_id: t.tunnel_id });
   const r = await withTimeout(run.exited, 30000, 'exit after the tunnel expired');
   assert.ok(!(r instanceof Error), run.stderr().slice(-2000));
   assert.equal(r.code, 4, run.stderr().slice(-2000));

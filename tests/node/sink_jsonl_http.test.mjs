@@ -7,24 +7,20 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import {
-  startEmulator, Model, S, I, createTable, deleteRow, putRow, sourceDir, startRun, tempDir,
+  Model, S, I, createTable, deleteRow, putRow, sourceDir, startRun, tempDir,
   updateRow, waitFor
 } from '../harness/index.mjs';
+import { emulatorForFile } from './lib/file_emulator.mjs';
 
-let emu, c;
-before(async () => {
-  emu = await startEmulator();
-  c = emu.client();
-});
-after(async () => { await emu?.stop(); });
+const suite = emulatorForFile();
 
 async function writeChanges(table) {
   const model = new Model();
-  for (let id = 1; id <= 30; id++) await putRow(c, table, id, 'a', { s: S(`row ${id} ${'x'.repeat(id)}`), n: I(id) }, model);
-  for (let id = 1; id <= 10; id++) await updateRow(c, table, id, 'a', { put: { s: S(`upd ${id}`) }, deleteAll: ['n'] }, model);
-  for (let id = 1; id <= 5; id++) await deleteRow(c, table, id, 'a', model);
+  for (let id = 1; id <= 30; id++) await putRow(suite.c, table, id, 'a', { s: S(`row ${id} ${'x'.repeat(id)}`), n: I(id) }, model);
+  for (let id = 1; id <= 10; id++) await updateRow(suite.c, table, id, 'a', { put: { s: S(`upd ${id}`) }, deleteAll: ['n'] }, model);
+  for (let id = 1; id <= 5; id++) await deleteRow(suite.c, table, id, 'a', model);
   return model;
 }
 
@@ -51,8 +47,8 @@ async function stopOk(run) {
 
 test('examples/to_jsonl.lua: every change once, per channel file, rotation keeps every line', { timeout: 60000 }, async () => {
   const table = 'sink_jsonl', dir = tempDir('lunnel-jsonl-');
-  await createTable(c, table);
-  const run = startRun(emu, {
+  await createTable(suite.c, table);
+  const run = startRun(suite.emu, {
     table, tunnel: 'tj', create: 'Stream', dir, script: path.join(sourceDir, 'examples/to_jsonl.lua'),
     custom: { max_bytes: 2048, keep: 100, fsync: 'batch' },
   });
@@ -95,7 +91,7 @@ test('examples/to_jsonl.lua: every change once, per channel file, rotation keeps
 
 test('examples/post_http.lua: batches POSTed, 503s retried, every record once in order', { timeout: 60000 }, async () => {
   const table = 'sink_http';
-  await createTable(c, table);
+  await createTable(suite.c, table);
   const got = [];
   let requests = 0;
   const server = http.createServer((req, res) => {
@@ -110,7 +106,7 @@ test('examples/post_http.lua: batches POSTed, 503s retried, every record once in
   });
   await new Promise((r) => server.listen(0, '127.0.0.1', r));
   const url = `http://127.0.0.1:${server.address().port}/ingest`;
-  const run = startRun(emu, {
+  const run = startRun(suite.emu, {
     table, tunnel: 'th', create: 'Stream', dir: tempDir(), script: path.join(sourceDir, 'examples/post_http.lua'),
     custom: { url, retries: 10, backoff: 0.01 },
   });

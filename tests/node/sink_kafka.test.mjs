@@ -17,10 +17,10 @@ import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import {
-  Model, announceSeed, buildDir, runLunnelSync, sleep, sourceDir, startEmulator, startProcess, startRun, tempDir, waitFor
+  Model, announceSeed, buildDir, runLunnelSync, sourceDir, startEmulator, startProcess, startRun, tempDir, waitFor
 } from '../harness/index.mjs';
 import { killAll, track } from './lib/ids.mjs';
-import { createSource, rng, writeBase, writeStream } from './lib/replica.mjs';
+import { createSource, killRepeatedly, rng, writeBase, writeStream } from './lib/replica.mjs';
 
 const script = path.join(sourceDir, 'examples/to_kafka.lua');
 const TOPICS = ['cdc1', 'cdc2', 'cdc3'];
@@ -149,13 +149,7 @@ test('three kill -9 of lunnel at seeded random moments: every change still prese
   let done = false;
   const writer = writeStream(c, src, { ops: 1500, idMax: 600, seed: 4, stop: () => done, model });
   try {
-    for (let kill = 0; kill < 3; kill++) {
-      const r = run(src, 'k2', undefined, TOPICS[1]);
-      await r.waitLog(/connected|channel/i, 30000).catch(() => {});
-      await sleep(300 + Math.floor(rand() * 1500));
-      const e = await r.stop('SIGKILL');
-      assert.equal(e.signal, 'SIGKILL');
-    }
+    await killRepeatedly(() => run(src, 'k2', undefined, TOPICS[1]), rand);
   } finally {
     await writer;
     done = true;

@@ -7,24 +7,20 @@
 // (emulator faults) still converges: the failing batches were retried, not skipped.
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import {
-  startEmulator, tablestore, sourceDir, startRun, tempDir, waitFor, withTimeout
+  tablestore, sourceDir, startRun, tempDir, waitFor, withTimeout
 } from '../harness/index.mjs';
+import { emulatorForFile } from './lib/file_emulator.mjs';
 
 const TS = tablestore();
 const { Long } = TS;
 const script = path.join(sourceDir, 'examples/replicate.lua');
 
-let emu, c;
-before(async () => {
-  emu = await startEmulator();
-  c = emu.client();
-});
-after(async () => { await emu?.stop(); });
+const suite = emulatorForFile();
 
 async function createTable(table, stream) {
-  await c.createTable({
+  await suite.c.createTable({
     tableMeta: { tableName: table, primaryKey: [{ name: 'id', type: 'INTEGER' }, { name: 'k', type: 'STRING' }] },
     reservedThroughput: { capacityUnit: { read: 0, write: 0 } },
     tableOptions: { timeToLive: -1, maxVersions: 5 },
@@ -34,9 +30,9 @@ async function createTable(table, stream) {
 
 const cond = () => new TS.Condition(TS.RowExistenceExpectation.IGNORE, null);
 const pk = (id, k) => [{ id: Long.fromNumber(id) }, { k }];
-const put = (table, id, k, cols) => c.putRow({ tableName: table, condition: cond(), primaryKey: pk(id, k), attributeColumns: cols });
-const update = (table, id, k, upd) => c.updateRow({ tableName: table, condition: cond(), primaryKey: pk(id, k), updateOfAttributeColumns: upd });
-const del = (table, id, k) => c.deleteRow({ tableName: table, condition: cond(), primaryKey: pk(id, k) });
+const put = (table, id, k, cols) => suite.c.putRow({ tableName: table, condition: cond(), primaryKey: pk(id, k), attributeColumns: cols });
+const update = (table, id, k, upd) => suite.c.updateRow({ tableName: table, condition: cond(), primaryKey: pk(id, k), updateOfAttributeColumns: upd });
+const del = (table, id, k) => suite.c.deleteRow({ tableName: table, condition: cond(), primaryKey: pk(id, k) });
 const at = (name, value, ts) => ({ [name]: value, timestamp: Long.fromNumber(ts) });
 
 // Every row of a table, every version, as comparable plain data.
@@ -44,7 +40,7 @@ async function dump(table) {
   const rows = [];
   let start = [{ id: TS.INF_MIN }, { k: TS.INF_MIN }];
   for (let guard = 0; guard < 100 && start; guard++) {
-    const r = await c.getRange({
+    const r = await suite.c.getRange({
       tableName: table, direction: TS.Direction.FORWARD, maxVersions: 5, limit: 1000,
       inclusiveStartPrimaryKey: start, exclusiveEndPrimaryKey: [{ id: TS.INF_MAX }, { k: TS.INF_MAX }],
     });
@@ -116,9 +112,9 @@ test('BaseAndStream replicated by BatchWriteRow: the target equals the source, e
   await createTable(src, true);
   await createTable(dst, false);
   await writeBase(src);
-  const run = startRun(emu, {
+  const run = startRun(suite.emu, {
     table: src, tunnel: 'rep', create: 'BaseAndStream', dir: tempDir(), script,
-    custom: { endpoint: emu.endpoint, instance: emu.instance, table: dst, retries: 20, backoff: 0.02 },
+    custom: { endpoint: suite.emu.endpoint, instance: suite.emu.instance, table: dst, retries: 20, backoff: 0.02 },
   });
   try {
     await waitFor(async () => (await dump(dst)).length === 30, 30000, '30 base rows in the target');
@@ -145,14 +141,14 @@ test('BatchWriteRow failing for a while: batches fail and are retried, the targe
   const src = 'rep_src2', dst = 'rep_dst2';
   await createTable(src, true);
   await createTable(dst, false);
-  const run = startRun(emu, {
+  const run = startRun(suite.emu, {
     table: src, tunnel: 'rep2', create: 'Stream', dir: tempDir(), script,
-    custom: { endpoint: emu.endpoint, instance: emu.instance, table: dst, retries: 1, backoff: 0.01 },
+    custom: { endpoint: suite.emu.endpoint, instance: suite.emu.instance, table: dst, retries: 1, backoff: 0.01 },
   });
   try {
     await run.waitLog(/to=running/);
     // every BatchWriteRow fails (503) for the next 12 calls: more than one batch's retries
-    await emu.admin('faults', { path: '/BatchWriteRow', error_rate: 1, count: 12 });
+    await suite.emu.admin('faults', { path: '/BatchWriteRow', error_rate: 1, count: 12 });
     await writeStream(src);
     const rows = await withTimeout(waitFor(() => converged(src, dst), 45000, 'target == source'), 50000, 'convergence');
     assert.ok(!(rows instanceof Error), `${rows?.message}\nstderr:\n${run.stderr().slice(-2000)}`);

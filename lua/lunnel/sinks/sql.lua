@@ -322,6 +322,29 @@ local function pk_list(c, pk)
   c:sql(")")
 end
 
+-- Appends "INSERT INTO t (pk..., names...) VALUES (...), ...": one tuple per net change in
+-- rows, its primary key then each of names (NULL where the change does not set it).
+local function insert_values(c, tbl, pk, names, rows)
+  c:sql("INSERT INTO ") c:table_ident(tbl) c:sql(" (")
+  for i, name in ipairs(pk) do if i > 1 then c:sql(",") end c:ident(name) end
+  for _, name in ipairs(names) do c:sql(",") c:ident(name) end
+  c:sql(") VALUES ")
+  for i, e in ipairs(rows) do
+    if i > 1 then c:sql(",") end
+    c:sql("(")
+    for j = 0, e.rec.pk_count - 1 do
+      if j > 0 then c:sql(",") end
+      c:value(e.rec.pk + j)
+    end
+    for _, name in ipairs(names) do
+      c:sql(",")
+      local v = e.cols[name]
+      if v then c:value(v) else c:sql("NULL") end
+    end
+    c:sql(")")
+  end
+end
+
 -- Applies the batch (every record, or those for which filter(r) is truthy) in one
 -- transaction; returns the number of rows changed once committed. Raises on any failure.
 function Sink:write_batch(batch, filter)
@@ -370,24 +393,7 @@ function Sink:write_batch(batch, filter)
     for name in pairs(put_cols) do names[#names + 1] = name end
     table.sort(names)
     if not (d.bulk_insert and d.bulk_insert(c, self.table, pk, names, put_rows)) then
-      c:sql("INSERT INTO ") c:table_ident(self.table) c:sql(" (")
-      for i, name in ipairs(pk) do if i > 1 then c:sql(",") end c:ident(name) end
-      for _, name in ipairs(names) do c:sql(",") c:ident(name) end
-      c:sql(") VALUES ")
-      for i, e in ipairs(put_rows) do
-        if i > 1 then c:sql(",") end
-        c:sql("(")
-        for j = 0, e.rec.pk_count - 1 do
-          if j > 0 then c:sql(",") end
-          c:value(e.rec.pk + j)
-        end
-        for _, name in ipairs(names) do
-          c:sql(",")
-          local v = e.cols[name]
-          if v then c:value(v) else c:sql("NULL") end
-        end
-        c:sql(")")
-      end
+      insert_values(c, self.table, pk, names, put_rows)
       c:statement()
     end
   end
@@ -417,24 +423,7 @@ function Sink:write_batch(batch, filter)
   end
   for _, g in ipairs(order) do
     if g.upsert then
-      c:sql("INSERT INTO ") c:table_ident(self.table) c:sql(" (")
-      for i, name in ipairs(pk) do if i > 1 then c:sql(",") end c:ident(name) end
-      for _, name in ipairs(g.names) do c:sql(",") c:ident(name) end
-      c:sql(") VALUES ")
-      for i, e in ipairs(g.rows) do
-        if i > 1 then c:sql(",") end
-        c:sql("(")
-        for j = 0, e.rec.pk_count - 1 do
-          if j > 0 then c:sql(",") end
-          c:value(e.rec.pk + j)
-        end
-        for _, name in ipairs(g.names) do
-          c:sql(",")
-          local v = e.cols[name]
-          if v then c:value(v) else c:sql("NULL") end
-        end
-        c:sql(")")
-      end
+      insert_values(c, self.table, pk, g.names, g.rows)
       d.upsert_tail(c, pk, g.names)
       c:statement()
     else

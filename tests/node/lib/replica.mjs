@@ -3,7 +3,8 @@
 // puts, partial updates with column deletes, deletes, and attribute columns that appear only
 // later), the source table read back with the SDK as typed values, and the comparison of a
 // destination's rows with it, row by row and type by type.
-import { Long, createTable, deleteRow, putRow, rng, updateRow, tablestore } from '../../harness/index.mjs';
+import assert from 'node:assert/strict';
+import { Long, createTable, deleteRow, putRow, rng, sleep, updateRow, tablestore } from '../../harness/index.mjs';
 
 const TS = tablestore();
 
@@ -156,6 +157,19 @@ export async function waitConverged(c, table, dumpDst, timeoutMs, what = 'destin
     }
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}:\n${diffs.join('\n')}`);
     await new Promise((res) => setTimeout(res, 300));
+  }
+}
+
+// The crash half of the kill -9 tests: `times` runs from `start()`, each killed with SIGKILL
+// at a moment drawn from `rand` (0.3 to 1.8 s) after it connected, while the caller's writer
+// goes on.
+export async function killRepeatedly(start, rand, times = 3) {
+  for (let kill = 0; kill < times; kill++) {
+    const r = start();
+    await r.waitLog(/connected|channel/i, 30000).catch(() => {});
+    await sleep(300 + Math.floor(rand() * 1500));
+    const e = await r.stop('SIGKILL');
+    assert.equal(e.signal, 'SIGKILL');
   }
 }
 

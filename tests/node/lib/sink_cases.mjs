@@ -11,9 +11,9 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { announceSeed, sleep, sourceDir, startEmulator, startRun, tempDir, waitFor } from '../../harness/index.mjs';
+import { announceSeed, sourceDir, startEmulator, startRun, tempDir, waitFor } from '../../harness/index.mjs';
 import { killAll, track } from './ids.mjs';
-import { createSource, rng, waitConverged, writeBase, writeStream } from './replica.mjs';
+import { createSource, killRepeatedly, rng, waitConverged, writeBase, writeStream } from './replica.mjs';
 
 // opts: { name (table prefix), label (in test titles), script (examples/...), start() -> server, destroy(server),
 //   custom(server, table, {secret}) -> --custom object, dump(server, table, c, src) -> Map,
@@ -66,13 +66,7 @@ export function sinkCases(o) {
     let done = false;
     const writer = writeStream(c, src, { ops: 2000, idMax: 1100, seed: 4, stop: () => done });
     try {
-      for (let kill = 0; kill < 3; kill++) {
-        const r = run(src, 't2', 'BaseAndStream', dst);
-        await r.waitLog(/connected|channel/i, 30000).catch(() => {});
-        await sleep(300 + Math.floor(rand() * 1500));
-        const e = await r.stop('SIGKILL');
-        assert.equal(e.signal, 'SIGKILL');
-      }
+      await killRepeatedly(() => run(src, 't2', 'BaseAndStream', dst), rand);
     } finally {
       await writer;
       done = true;
