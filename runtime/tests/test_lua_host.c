@@ -1,8 +1,12 @@
 /* test_lua_host.c: the Lua host without any network: per-channel ordering under parallel
  * workers, open/shutdown and ctx fields, ctx.state persistence, script error -> failed batch
  * with traceback (and the next batch runs), memory limit -> failed batch and recovery, huge
- * outputs, bad bytes, manual commit marks, the process-timeout watchdog. */
+ * outputs, bad bytes, manual commit marks, the process-timeout watchdog, the dead_letter hook
+ * of failed batches (on the worker, with the decoded records, before the completion). */
+#include <pthread.h>
+
 #include "lunnel/readrecords.h"
+#include "lunnel/record.h"
 #include "test_lua_util.h"
 #include "testutil.h"
 
@@ -96,6 +100,7 @@ static void test_ordering(const char *script)
                                        0,
                                        tok,
                                        (void *)(intptr_t)b,
+                                       NULL,
                                        NULL};
             CHECK_INT(lunnel_host_submit(ch[i], &batch), 0);
         }
@@ -104,7 +109,7 @@ static void test_ordering(const char *script)
         CHECK_INT(lunnel_host_channel_shutdown(ch[i]), 0);
     /* after shutdown is queued, more batches are refused */
     lunnel_host_batch late = {
-        LUNNEL_HOST_PAYLOAD_PLAINBUFFER, rows, len, NULL, 0, "late", NULL, NULL};
+        LUNNEL_HOST_PAYLOAD_PLAINBUFFER, rows, len, NULL, 0, "late", NULL, NULL, NULL};
     CHECK_INT(lunnel_host_submit(ch[0], &late), LUNNEL_HOST_ESTATE);
     int want = NCH * (NB + 2);
     CHECK(tl_run_until(loop, tl_cond_ndone, &want, 30));
@@ -182,7 +187,7 @@ static void test_parallel(void)
                         *b = lunnel_host_channel_open(h, &i2);
     CHECK(lunnel_host_channel_worker(a) != lunnel_host_channel_worker(b));
     lunnel_host_batch batch = {
-        LUNNEL_HOST_PAYLOAD_PLAINBUFFER, rows, len, NULL, 0, "x", NULL, NULL};
+        LUNNEL_HOST_PAYLOAD_PLAINBUFFER, rows, len, NULL, 0, "x", NULL, NULL, NULL};
     CHECK_INT(lunnel_host_submit(a, &batch), 0);
     CHECK_INT(lunnel_host_submit(b, &batch), 0);
     int want = 4;
@@ -219,7 +224,7 @@ static void test_failures(const char *script)
     int n = (int)(sizeof toks / sizeof *toks);
     for (int i = 0; i < n; i++) {
         lunnel_host_batch b = {LUNNEL_HOST_PAYLOAD_PLAINBUFFER, rows, len, NULL, 0, toks[i],
-                               (void *)(intptr_t)(i + 1),       NULL};
+                               (void *)(intptr_t)(i + 1),       NULL, NULL};
         if (i == 7) { /* g8: bytes that do not decode */
             b.data = garbage;
             b.len = sizeof garbage;
@@ -272,6 +277,103 @@ static void test_failures(const char *script)
     free(rows);
 }
 
+/* ---- dead_letter hook ---- */
+
+/* What the hook saw, per call (written on the worker thread, read after the completions). */
+typedef struct dl_seen {
+    int calls, on_main_thread;
+    char token[32], error[128], decode_error[128];
+    long records, first_id;
+    int had_records;
+} dl_seen;
+static dl_seen dl_log[8];
+static pthread_t main_thread;
+
+static int dl_write(void *ud, const lunnel_host_batch *batch, const lunnel_batch *records,
+                    const char *decode_error, const char *error, const char *traceback, char *err,
+                    size_t err_cap)
+{
+    (void)ud, (void)traceback;
+    dl_seen *s = &dl_log[(intptr_t)batch->user];
+    s->calls++;
+    s->on_main_thread = pthread_equal(pthread_self(), main_thread);
+    snprintf(s->token, sizeof s->token, "%s", batch->next_token ? batch->next_token : "");
+    snprintf(s->error, sizeof s->error, "%s", error);
+    snprintf(s->decode_error, sizeof s->decode_error, "%s", decode_error ? decode_error : "");
+    s->had_records = records != NULL;
+    if (records) {
+        s->records = (long)records->count;
+        const lunnel_record *r0 = records->count ? &records->records[0] : NULL;
+        const lunnel_value *id = r0 && r0->pk_count ? &r0->pk[0].value : NULL; /* pk "id" */
+        s->first_id = id && id->type == LUNNEL_VT_INTEGER ? (long)id->u.i : -1;
+    }
+    if (strstr(batch->next_token, "refuse")) { /* the writer fails: not set aside */
+        snprintf(err, err_cap, "disk full");
+        return -1;
+    }
+    return 0;
+}
+
+/* A failing batch reaches the hook on the worker thread with its decoded records (or, bytes
+ * that do not decode, none and the codec's reason) before its completion, which carries the
+ * hook's verdict; a batch that succeeds never reaches it. */
+static void test_dead_letter_hook(const char *script)
+{
+    tl_ndone = 0;
+    memset(dl_log, 0, sizeof dl_log);
+    main_thread = pthread_self();
+    lunnel_host_config c = tl_config(loop, script, 2);
+    char err[512] = "";
+    lunnel_host *h = lunnel_host_new(&c, err, sizeof err);
+    CHECK(h != NULL);
+    if (!h) return;
+    size_t len = 0;
+    uint8_t *rows = tl_make_rows(500, 3, &len);
+    uint8_t garbage[] = {0x75, 0, 0, 0, 0x01, 0x03, 0x04, 0xff, 0xff, 0xff, 0x7f};
+    lunnel_host_dead_letter hook = {.write = dl_write};
+    lunnel_host_channel_info info = {"t", "c", "chan", NULL, 0, (void *)1};
+    lunnel_host_channel *ch = lunnel_host_channel_open(h, &info);
+    const char *toks[] = {"b1", "b2-boom", "g3", "b4-boom-refuse"};
+    for (int i = 0; i < 4; i++) {
+        lunnel_host_batch b = {LUNNEL_HOST_PAYLOAD_PLAINBUFFER, rows, len,  NULL, 0, toks[i],
+                               (void *)(intptr_t)(i + 1),       NULL, &hook};
+        if (i == 2) {
+            b.data = garbage;
+            b.len = sizeof garbage;
+        }
+        CHECK_INT(lunnel_host_submit(ch, &b), 0);
+    }
+    int want = 5;
+    CHECK(tl_run_until(loop, tl_cond_ndone, &want, 30));
+    CHECK_INT(tl_dones[1].status, LUNNEL_HOST_OK); /* b1: no hook */
+    CHECK_INT(dl_log[1].calls, 0);
+    CHECK_INT(tl_dones[1].dead_lettered, 0);
+    /* b2-boom: the script failed; the hook had the 3 decoded records, off the loop thread */
+    CHECK_INT(tl_dones[2].status, LUNNEL_HOST_ESCRIPT);
+    CHECK_INT(dl_log[2].calls, 1);
+    CHECK_INT(dl_log[2].on_main_thread, 0);
+    CHECK_STR(dl_log[2].token, "b2-boom");
+    CHECK(strstr(dl_log[2].error, "exploded at b2-boom") != NULL);
+    CHECK(dl_log[2].had_records);
+    CHECK_INT(dl_log[2].records, 3);
+    CHECK_INT(dl_log[2].first_id, 500);
+    CHECK_INT(tl_dones[2].dead_lettered, 1);
+    CHECK_STR(tl_dones[2].dead_letter_error, "");
+    /* g3: bytes that do not decode: no records, the codec's words */
+    CHECK_INT(tl_dones[3].status, LUNNEL_HOST_EDECODE);
+    CHECK_INT(dl_log[3].calls, 1);
+    CHECK(!dl_log[3].had_records);
+    CHECK(dl_log[3].decode_error[0] != '\0');
+    CHECK(strstr(tl_dones[3].error, dl_log[3].decode_error) != NULL);
+    CHECK_INT(tl_dones[3].dead_lettered, 1);
+    /* b4: the writer failed: the completion says not set aside, and why */
+    CHECK_INT(dl_log[4].calls, 1);
+    CHECK_INT(tl_dones[4].dead_lettered, 0);
+    CHECK_STR(tl_dones[4].dead_letter_error, "disk full");
+    lunnel_host_free(h);
+    free(rows);
+}
+
 /* ---- watchdog ---- */
 
 static void test_watchdog(const char *script)
@@ -289,10 +391,10 @@ static void test_watchdog(const char *script)
     lunnel_host_channel_info info = {"t", "c", "slowchan", NULL, 0, (void *)7};
     lunnel_host_channel *ch = lunnel_host_channel_open(h, &info);
     lunnel_host_batch b = {
-        LUNNEL_HOST_PAYLOAD_PLAINBUFFER, rows, len, NULL, 0, "b1-slow", (void *)42, NULL};
+        LUNNEL_HOST_PAYLOAD_PLAINBUFFER, rows, len, NULL, 0, "b1-slow", (void *)42, NULL, NULL};
     CHECK_INT(lunnel_host_submit(ch, &b), 0);
     lunnel_host_batch b2 = {
-        LUNNEL_HOST_PAYLOAD_PLAINBUFFER, rows, len, NULL, 0, "b2", (void *)43, NULL};
+        LUNNEL_HOST_PAYLOAD_PLAINBUFFER, rows, len, NULL, 0, "b2", (void *)43, NULL, NULL};
     CHECK_INT(lunnel_host_submit(ch, &b2), 0);
     int want = 4; /* opened, timeout, batch, batch */
     CHECK(tl_run_until(loop, tl_cond_ndone, &want, 10));
@@ -349,13 +451,20 @@ static void test_payloads(void)
     lunnel_host_channel_info info = {"t", "c", "pay", NULL, 1, NULL};
     lunnel_host_channel *ch = lunnel_host_channel_open(h, &info);
     lunnel_host_batch b1 = {
-        LUNNEL_HOST_PAYLOAD_RESPONSE, resp, len, NULL, 0, "tok-A", (void *)1, NULL};
-    lunnel_host_batch b2 = {
-        LUNNEL_HOST_PAYLOAD_RANGES, resp, len, rr.records, rr.count, "tok-B", (void *)2, NULL};
+        LUNNEL_HOST_PAYLOAD_RESPONSE, resp, len, NULL, 0, "tok-A", (void *)1, NULL, NULL};
+    lunnel_host_batch b2 = {LUNNEL_HOST_PAYLOAD_RANGES,
+                            resp,
+                            len,
+                            rr.records,
+                            rr.count,
+                            "tok-B",
+                            (void *)2,
+                            NULL,
+                            NULL};
     lunnel_host_batch b3 = {
-        LUNNEL_HOST_PAYLOAD_RESPONSE, junk, sizeof junk, NULL, 0, "tok-C", (void *)3, NULL};
+        LUNNEL_HOST_PAYLOAD_RESPONSE, junk, sizeof junk, NULL, 0, "tok-C", (void *)3, NULL, NULL};
     lunnel_host_batch b4 = {
-        LUNNEL_HOST_PAYLOAD_RANGES, resp, len, NULL, 0, "tok-D", (void *)4, NULL};
+        LUNNEL_HOST_PAYLOAD_RANGES, resp, len, NULL, 0, "tok-D", (void *)4, NULL, NULL};
     CHECK_INT(lunnel_host_submit(ch, &b1), 0);
     CHECK_INT(lunnel_host_submit(ch, &b2), 0);
     CHECK_INT(lunnel_host_submit(ch, &b3), 0);
@@ -364,12 +473,12 @@ static void test_payloads(void)
     size_t rl = 0;
     uint8_t *rows = tl_make_rows(7, 1, &rl);
     lunnel_host_batch b5 = {
-        LUNNEL_HOST_PAYLOAD_RESPONSE, resp, len, NULL, 0, "tok-E", (void *)5, NULL};
+        LUNNEL_HOST_PAYLOAD_RESPONSE, resp, len, NULL, 0, "tok-E", (void *)5, NULL, NULL};
     lunnel_host_batch b6 = {
-        LUNNEL_HOST_PAYLOAD_PLAINBUFFER, rows, rl, NULL, 0, "tok-F", (void *)6, NULL};
+        LUNNEL_HOST_PAYLOAD_PLAINBUFFER, rows, rl, NULL, 0, "tok-F", (void *)6, NULL, NULL};
     CHECK_INT(lunnel_host_submit(ch, &b5), 0);
     CHECK_INT(lunnel_host_submit(ch, &b6), 0);
-    lunnel_host_batch bad = {LUNNEL_HOST_PAYLOAD_RANGES, resp, len, NULL, 3, "x", NULL, NULL};
+    lunnel_host_batch bad = {LUNNEL_HOST_PAYLOAD_RANGES, resp, len, NULL, 3, "x", NULL, NULL, NULL};
     CHECK_INT(lunnel_host_submit(ch, &bad), LUNNEL_HOST_EINVAL);
     CHECK_INT(lunnel_host_channel_shutdown(ch), 0);
     int want = 8;
@@ -424,7 +533,7 @@ static void test_free_busy(const char *script)
             char tok[16];
             snprintf(tok, sizeof tok, "b%d", b);
             lunnel_host_batch batch = {
-                LUNNEL_HOST_PAYLOAD_PLAINBUFFER, rows, len, NULL, 0, tok, NULL, NULL};
+                LUNNEL_HOST_PAYLOAD_PLAINBUFFER, rows, len, NULL, 0, tok, NULL, NULL, NULL};
             CHECK_INT(lunnel_host_submit(ch, &batch), 0);
         }
         if (i % 2) CHECK_INT(lunnel_host_channel_shutdown(ch), 0);
@@ -478,6 +587,7 @@ int main(void)
     test_ordering(path);
     test_parallel();
     test_failures(path);
+    test_dead_letter_hook(path);
     test_watchdog(path);
     test_payloads();
     test_free_busy(path);

@@ -76,6 +76,7 @@ static void feed(struct ev_loop *l, ev_timer *w, int revents)
                                0,
                                tokens[i][k],
                                (void *)(intptr_t)k,
+                               NULL,
                                NULL};
         if (lunnel_host_submit(chans[i], &b) == 0) submitted[i]++;
     }
@@ -275,7 +276,7 @@ static void test_sighup_path(void)
     lunnel_host_channel_info info = {"t", "c", "h", NULL, 0, NULL};
     lunnel_host_channel *ch = lunnel_host_channel_open(sighup_host, &info);
     lunnel_host_batch b = {
-        LUNNEL_HOST_PAYLOAD_PLAINBUFFER, rows, rows_len, NULL, 0, "x", NULL, NULL};
+        LUNNEL_HOST_PAYLOAD_PLAINBUFFER, rows, rows_len, NULL, 0, "x", NULL, NULL, NULL};
     CHECK_INT(lunnel_host_submit(ch, &b), 0);
     int want = 2;
     CHECK(tl_run_until(loop, tl_cond_ndone, &want, 10));

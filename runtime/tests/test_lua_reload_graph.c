@@ -90,6 +90,7 @@ static void feed(struct ev_loop *l, ev_timer *w, int revents)
                                0,
                                tokens[i][k],
                                (void *)(intptr_t)k,
+                               NULL,
                                NULL};
         if (lunnel_host_submit(chans[i], &b) == 0) submitted[i]++;
     }
@@ -343,7 +344,7 @@ static void test_lua_path_module(void)
     lunnel_host_channel_info info = {"t", "c", "lp", NULL, 1, NULL};
     lunnel_host_channel *ch = lunnel_host_channel_open(lp_host, &info);
     lunnel_host_batch b = {
-        LUNNEL_HOST_PAYLOAD_PLAINBUFFER, rows, rows_len, NULL, 0, "x", NULL, NULL};
+        LUNNEL_HOST_PAYLOAD_PLAINBUFFER, rows, rows_len, NULL, 0, "x", NULL, NULL, NULL};
     int before = tl_ndone;
     CHECK_INT(lunnel_host_submit(ch, &b), 0);
     int want = before + 2; /* opened + batch */

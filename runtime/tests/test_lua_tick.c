@@ -83,7 +83,8 @@ static void test_ticks(const char *custom)
     /* a batch, then a tick that flushes and commits */
     size_t len = 0;
     uint8_t *rows = tl_make_rows(1, 3, &len);
-    lunnel_host_batch b = {LUNNEL_HOST_PAYLOAD_PLAINBUFFER, rows, len, NULL, 0, "t1", NULL, NULL};
+    lunnel_host_batch b = {
+        LUNNEL_HOST_PAYLOAD_PLAINBUFFER, rows, len, NULL, 0, "t1", NULL, NULL, NULL};
     CHECK_INT(lunnel_host_submit(ch, &b), 0);
     want = 1;
     CHECK(tl_run_until(loop, cond_committed_tick, &want, 10));

@@ -147,6 +147,8 @@ typedef struct tl_done {
     char traceback[2048];
     char error_tail[64]; /* last bytes of the error text */
     size_t error_len;
+    int dead_lettered;
+    char dead_letter_error[128];
 } tl_done;
 
 #define TL_MAX_DONE 20000
@@ -171,6 +173,9 @@ static void tl_on_done(const lunnel_host_completion *c, void *ud)
     snprintf(d->error_tail, sizeof d->error_tail, "%s",
              d->error_len > 40 ? c->error + d->error_len - 40 : c->error);
     snprintf(d->traceback, sizeof d->traceback, "%s", c->traceback);
+    d->dead_lettered = c->dead_lettered;
+    if (c->dead_letter_error)
+        snprintf(d->dead_letter_error, sizeof d->dead_letter_error, "%s", c->dead_letter_error);
 }
 
 static inline int tl_count_event(int ev)

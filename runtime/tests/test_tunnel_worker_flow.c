@@ -398,6 +398,7 @@ typedef struct fake_ch {
 typedef struct fake_batch {
     fake_ch *ch;
     void *user;
+    lunnel_host_batch hb; /* as submitted (for the dead_letter hook) */
     char token[128];
     char trace[160]; /* x-ots-trace-id handed with the batch (answer_read: "trace-<token>") */
     size_t n;
@@ -449,6 +450,7 @@ static int fake_submit(void *ch, const lunnel_host_batch *b)
     memset(x, 0, sizeof *x);
     x->ch = ch;
     x->user = b->user;
+    x->hb = *b;
     x->n = b->n_ranges;
     snprintf(x->token, sizeof x->token, "%s", b->next_token ? b->next_token : "");
     snprintf(x->trace, sizeof x->trace, "%s", b->trace_id ? b->trace_id : "");
@@ -480,6 +482,14 @@ static void complete(fake_batch *b, int ok, int committed)
     c.error = ok ? "" : "boom";
     c.traceback = "";
     c.committed = committed;
+    c.dead_letter_error = "";
+    char dl_err[256] = "";
+    if (!ok && b->hb.dead_letter) { /* as the host does: before the completion, on its worker */
+        c.dead_lettered = b->hb.dead_letter->write(b->hb.dead_letter->ud, &b->hb, NULL,
+                                                   "not decoded by the fake host", c.error,
+                                                   c.traceback, dl_err, sizeof dl_err) == 0;
+        c.dead_letter_error = dl_err;
+    }
     b->done = 1;
     lunnel_worker_on_done(W, &c);
 }
@@ -915,6 +925,7 @@ static void test_error_policies(void)
         CHECK(strstr(line, "\"channel_id\":\"BaseData_s\",\"batch_token\":\"s1\"") != NULL);
         CHECK(strstr(line, "\"error\":\"boom\"") != NULL);
         CHECK(strstr(line, "\"record_base64\":\"dQAAAA==\"") != NULL); /* a bare header */
+        CHECK(strstr(line, "\"decode_error\":\"not decoded by the fake host\"") != NULL);
     }
     if (f) fclose(f);
     CHECK_INT(lines, 2); /* one per record of s1 */

@@ -1,7 +1,9 @@
 /* dead_letter.h: the dead-letter file of `lunnel run --on-error skip` (tunnel subsystem).
  *
- * A batch whose process() call failed is written here, durably (write + fsync), before it
- * counts as handled and may be checkpointed (DESIGN.md: a checkpoint records only tokens of
+ * A batch whose process() call failed is written here, durably (write + fsync), by the Lua
+ * worker that ran it (from the records it decoded, through the batch's dead_letter hook of
+ * host_queue.h, error_policy.c) before its completion is posted, so before it counts as
+ * handled and may be checkpointed (DESIGN.md: a checkpoint records only tokens of
  * handled batches). The file is JSON Lines, appended, one line per record of the batch:
  *
  *   {"time":"2026-11-22T00:10:00.123Z","tunnel_id":"..","client_id":"..","channel_id":"..",
@@ -13,7 +15,9 @@
  * PlainBuffer bytes) and "decode_error" instead. A batch with no records writes one line
  * with "count":0 and no record. Lines are written with one write() per batch, then fsync.
  *
- * Threading: a writer is used by one thread at a time (the loop thread in `lunnel run`). */
+ * Threading: a writer may be shared by threads (the Lua workers in `lunnel run`): each call
+ * renders on its own thread, appends + fsyncs under the writer's lock; one batch's lines are
+ * never interleaved with another's. */
 #ifndef LUNNEL_DEAD_LETTER_H
 #define LUNNEL_DEAD_LETTER_H
 
@@ -21,6 +25,8 @@
 #include <stdint.h>
 
 #include "lunnel/codec.h"
+
+struct lunnel_batch;
 
 typedef struct lunnel_dead_letter lunnel_dead_letter; /* opaque */
 
@@ -42,12 +48,18 @@ typedef struct lunnel_dead_letter_batch {
     size_t n_ranges;
 } lunnel_dead_letter_batch;
 
-/* Appends the batch's lines and fsyncs. 0 when the lines are durable; -1 with a one-line
- * reason in err (the batch must then NOT be treated as handled). */
+/* Appends the batch's lines and fsyncs, decoding b's ranges itself. 0 when the lines are
+ * durable; -1 with a one-line reason in err (the batch must then NOT be treated as handled). */
 int lunnel_dead_letter_write(lunnel_dead_letter *d, const lunnel_dead_letter_batch *b, char *err,
                              size_t err_cap);
+/* The same from records already decoded from b's ranges (record.h view, one record per
+ * range), as the Lua worker holds them; records NULL: the bytes do not decode, decode_error
+ * says why (each line then carries record_base64 + decode_error). */
+int lunnel_dead_letter_write_records(lunnel_dead_letter *d, const lunnel_dead_letter_batch *b,
+                                     const struct lunnel_batch *records, const char *decode_error,
+                                     char *err, size_t err_cap);
 
-/* Lines written so far by this writer. */
-uint64_t lunnel_dead_letter_lines(const lunnel_dead_letter *d);
+/* Lines written so far by this writer (any thread). */
+uint64_t lunnel_dead_letter_lines(lunnel_dead_letter *d);
 
 #endif

@@ -18,6 +18,8 @@
 #include <stdint.h>
 
 typedef struct lunnel_host_channel lunnel_host_channel; /* opaque: one channel on the host */
+struct lunnel_batch;                                    /* the record view (record.h) */
+struct lunnel_host_dead_letter;
 
 /* Error codes of the host subsystem (completion status and return values). */
 typedef enum lunnel_host_code {
@@ -112,7 +114,27 @@ typedef struct lunnel_host_batch {
     void *user;             /* returned in the completion */
     const char *trace_id;   /* ctx.trace_id during this batch: the x-ots-trace-id of the
                                ReadRecords call that read it (NULL: ctx.trace_id unchanged) */
+    /* Sets the batch aside when it fails (the tunnel side's dead-letter file, --on-error
+     * skip); NULL: nothing. See lunnel_host_dead_letter below (borrowed: outlives the batch). */
+    const struct lunnel_host_dead_letter *dead_letter;
 } lunnel_host_batch;
+
+/* The hook of a failing batch (one hook serves many batches: `batch` is the one that failed,
+ * as submitted, its bytes still borrowed), called on the host's worker thread that ran it:
+ * after the failure (process() or open(ctx) failed, the memory limit, bytes that do not
+ * decode, ...) and BEFORE the batch's completion is posted, so whatever it writes is durable before
+ * the tunnel side can treat the batch as handled and checkpoint past it. `records` is the batch
+ * decoded by the host (valid during the call), NULL when the bytes did not decode (`decode_error`
+ * then says why, in the codec's words); `error` and `traceback` are the completion's. Returns
+ * 0 when the batch is set aside (completion.dead_lettered = 1), else -1 with a one-line reason
+ * in err (completion.dead_letter_error). It must be thread-safe: several workers may call it
+ * at once. The tunnel side's implementation is error_policy.c + dead_letter.c. */
+typedef struct lunnel_host_dead_letter {
+    int (*write)(void *ud, const struct lunnel_host_batch *batch,
+                 const struct lunnel_batch *records, const char *decode_error, const char *error,
+                 const char *traceback, char *err, size_t err_cap);
+    void *ud;
+} lunnel_host_dead_letter;
 
 /* What a completion reports. */
 typedef enum lunnel_host_event {
@@ -141,22 +163,25 @@ typedef enum lunnel_host_event {
 /* Delivered to on_done on the loop thread. All pointers are valid only during the call. */
 typedef struct lunnel_host_completion {
     lunnel_host_event event;
-    lunnel_host_channel *channel; /* the handle returned by channel_open */
-    void *channel_user;           /* lunnel_host_channel_info.user */
-    void *batch_user;             /* lunnel_host_batch.user (EV_BATCH, EV_TIMEOUT), else NULL */
-    int status;                   /* lunnel_host_code; EV_TIMEOUT: LUNNEL_HOST_OK */
-    const char *error;            /* "" when ok; else the error text (file:line: message) */
-    const char *traceback;        /* "" when none; the Lua traceback of a script error */
-    int committed;                /* EV_BATCH: ctx:commit() was called during this process
-                                     call (manual-commit mode: this batch's token and all
-                                     before it may be checkpointed); EV_TICK, EV_CLOSED: it was
-                                     called in tick / shutdown (every batch completed before
-                                     may be checkpointed) */
-    uint32_t record_count;        /* EV_BATCH: records decoded in the batch */
-    double elapsed_s;             /* time spent in the job (EV_TIMEOUT: so far) */
-    int script_version;           /* version of the script that ran it (1 = the first) */
-    int64_t newest_timestamp_us;  /* EV_BATCH: largest record sequence timestamp (stream
-                                     records, microseconds since the epoch); 0: none */
+    lunnel_host_channel *channel;  /* the handle returned by channel_open */
+    void *channel_user;            /* lunnel_host_channel_info.user */
+    void *batch_user;              /* lunnel_host_batch.user (EV_BATCH, EV_TIMEOUT), else NULL */
+    int status;                    /* lunnel_host_code; EV_TIMEOUT: LUNNEL_HOST_OK */
+    const char *error;             /* "" when ok; else the error text (file:line: message) */
+    const char *traceback;         /* "" when none; the Lua traceback of a script error */
+    int committed;                 /* EV_BATCH: ctx:commit() was called during this process
+                                      call (manual-commit mode: this batch's token and all
+                                      before it may be checkpointed); EV_TICK, EV_CLOSED: it was
+                                      called in tick / shutdown (every batch completed before
+                                      may be checkpointed) */
+    uint32_t record_count;         /* EV_BATCH: records decoded in the batch */
+    double elapsed_s;              /* time spent in the job (EV_TIMEOUT: so far) */
+    int script_version;            /* version of the script that ran it (1 = the first) */
+    int64_t newest_timestamp_us;   /* EV_BATCH: largest record sequence timestamp (stream
+                                      records, microseconds since the epoch); 0: none */
+    int dead_lettered;             /* EV_BATCH, failed: the batch's dead_letter hook set it
+                                      aside (durably, before this completion was posted) */
+    const char *dead_letter_error; /* EV_BATCH: "" or why the hook failed */
 } lunnel_host_completion;
 
 /* The processor side of the queue, as the tunnel worker sees it (the Lua host in

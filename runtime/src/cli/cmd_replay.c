@@ -339,6 +339,7 @@ static void submit_more(replay *r, int c)
                                f->rr.count,
                                f->token,
                                (void *)(intptr_t)rc->next,
+                               NULL,
                                NULL};
         if (f->ranges) {
             b.ranges = f->ranges;

@@ -794,14 +794,18 @@ static int run_release(run_app *app, run_resources *r, int status)
     lunnel_capture_close(run_capture);
     run_capture = NULL;
     if (!app->worker) lunnel_dead_letter_close(r->dl);
-    /* The host is gone (no completion can come): the worker cancels its calls still in
-     * flight and frees everything (the dead-letter file with it); then the api, http and
-     * credentials go (leak-checker clean). Another call still pending in http would be
-     * answered by lunnel_http_free, so then the client is left to the process exit. Calls
-     * before the worker exists are synchronous: none is pending then. */
-    lunnel_worker_free(app->worker);
-    app->worker = NULL;
-    if (r->client_open && lunnel_http_pending(r->cl.http) == 0) lunnel_opts_close_client(&r->cl);
+    /* The host is gone (no completion can come). With no call in flight, the worker frees
+     * everything (the dead-letter file with it), then the api, http and credentials go
+     * (leak-checker clean). With calls in flight (a stop during a heartbeat that added 50,000
+     * channels leaves their GetCheckpoints queued) worker and client are left to the process
+     * exit: lunnel_worker_free would cancel them one by one, and each cancel lets http start
+     * the next queued request only to cancel it too. Calls before the worker exists are
+     * synchronous: none is pending then. */
+    if (!r->client_open || lunnel_http_pending(r->cl.http) == 0) {
+        lunnel_worker_free(app->worker);
+        app->worker = NULL;
+        if (r->client_open) lunnel_opts_close_client(&r->cl);
+    }
     free(r->tunnel_id);
     r->tunnel_id = NULL;
     return status;

@@ -51,8 +51,9 @@ static int decode_plainbuffer(lunnel_arena *arena, const lunnel_host_batch *b,
 }
 
 int host_decode(lunnel_arena *arena, const lunnel_host_batch *b, const lunnel_batch **out,
-                char *err, size_t cap)
+                char *err, size_t cap, char *why, size_t why_cap)
 {
+    if (why_cap) why[0] = '\0';
     lunnel_codec_error e;
     memset(&e, 0, sizeof e);
     int rc;
@@ -60,6 +61,7 @@ int host_decode(lunnel_arena *arena, const lunnel_host_batch *b, const lunnel_ba
     case LUNNEL_HOST_PAYLOAD_RANGES:
         if (b->n_ranges > UINT32_MAX) {
             snprintf(err, cap, "too many records in one batch (%zu)", b->n_ranges);
+            snprintf(why, why_cap, "%s", err);
             return LUNNEL_HOST_EDECODE;
         }
         rc = lunnel_pb_decode_batch(arena, b->data, b->len, b->ranges, (uint32_t)b->n_ranges,
@@ -80,11 +82,13 @@ int host_decode(lunnel_arena *arena, const lunnel_host_batch *b, const lunnel_ba
         break;
     default:
         snprintf(err, cap, "unknown batch payload kind %d", (int)b->kind);
+        snprintf(why, why_cap, "%s", err);
         return LUNNEL_HOST_EDECODE;
     }
     if (rc != LUNNEL_CODEC_OK) {
         snprintf(err, cap, "batch does not decode: %s",
                  e.message[0] ? e.message : lunnel_codec_strerror(rc));
+        snprintf(why, why_cap, "%s", e.message);
         return LUNNEL_HOST_EDECODE;
     }
     return 0;

@@ -87,6 +87,8 @@ void post_done(lunnel_host *h, lunnel_host_event ev, lunnel_host_channel *ch, vo
     d->c.newest_timestamp_us = r ? r->newest_ts_us : 0;
     d->c.elapsed_s = elapsed;
     d->c.script_version = version;
+    d->c.dead_lettered = r ? r->dead_lettered : 0;
+    if (r) snprintf(d->dead_letter_error, sizeof d->dead_letter_error, "%s", r->dead_letter_error);
     if (r) {
         d->error = r->error;
         d->traceback = r->traceback;
@@ -134,6 +136,7 @@ static void on_async(struct ev_loop *loop, ev_async *w, int revents)
         host_done *next = d->next;
         d->c.error = d->error ? d->error : "";
         d->c.traceback = d->traceback ? d->traceback : "";
+        d->c.dead_letter_error = d->dead_letter_error;
         if (d->c.event == LUNNEL_HOST_EV_TIMEOUT) host_replace_stuck_worker(h, d->c.channel);
         if (d->c.event == LUNNEL_HOST_EV_TICK) d->c.channel->tick_pending = 0;
         h->cfg.on_done(&d->c, h->cfg.ud);
@@ -309,6 +312,19 @@ static void log_tick_outcome(lunnel_host *h, lunnel_host_channel *ch, const call
     }
 }
 
+/* A failed batch goes to its dead_letter hook (host_queue.h) here, on the worker, while its
+ * decoded records are valid and before its completion is posted: the tunnel side may count
+ * it handled only once the hook's write is durable. */
+static void set_aside(host_job *j, const lunnel_batch *records, const char *decode_error,
+                      call_result *r)
+{
+    const lunnel_host_dead_letter *dl = j->batch.dead_letter;
+    if (r->status == LUNNEL_HOST_OK || !dl) return;
+    r->dead_lettered = dl->write(dl->ud, &j->batch, records, decode_error, r->error ? r->error : "",
+                                 r->traceback ? r->traceback : "", r->dead_letter_error,
+                                 sizeof r->dead_letter_error) == 0;
+}
+
 static void run_job(host_worker *w, host_job *j)
 {
     lunnel_host *h = w->h;
@@ -319,7 +335,14 @@ static void run_job(host_worker *w, host_job *j)
     if (!w->st.L) { /* a rebuild failed (logged): fail every call rather than crash */
         r.status = LUNNEL_HOST_ESYSTEM;
         r.error = strdup("this worker has no Lua state (its rebuild failed)");
-        if (j->kind == JOB_BATCH) user = j->batch.user;
+        if (j->kind == JOB_BATCH) {
+            user = j->batch.user;
+            const lunnel_batch *view = NULL;
+            char err[256], why[256];
+            int bad = host_decode(w->arena, &j->batch, &view, err, sizeof err, why, sizeof why);
+            set_aside(j, bad ? NULL : view, bad ? why : NULL, &r);
+            lunnel_arena_reset(w->arena);
+        }
         ev = j->kind == JOB_OPEN       ? LUNNEL_HOST_EV_OPENED
              : j->kind == JOB_SHUTDOWN ? LUNNEL_HOST_EV_CLOSED
              : j->kind == JOB_TICK     ? LUNNEL_HOST_EV_TICK
@@ -350,10 +373,11 @@ static void run_job(host_worker *w, host_job *j)
     case JOB_BATCH: {
         user = j->batch.user;
         const lunnel_batch *view = NULL;
-        char err[256];
-        if (host_decode(w->arena, &j->batch, &view, err, sizeof err) != 0) {
+        char err[256], why[256];
+        if (host_decode(w->arena, &j->batch, &view, err, sizeof err, why, sizeof why) != 0) {
             r.status = LUNNEL_HOST_EDECODE;
             r.error = strdup(err);
+            set_aside(j, NULL, why, &r);
         } else {
             set_busy(w, j->ch, user);
             if (j->ch->state_serial != w->st.serial) {
@@ -363,6 +387,7 @@ static void run_job(host_worker *w, host_job *j)
             }
             if (r.status == LUNNEL_HOST_OK)
                 state_process(&w->st, j->ch, view, j->batch.next_token, j->batch.trace_id, &r);
+            set_aside(j, view, NULL, &r); /* while the decoded records are still valid */
         }
         lunnel_arena_reset(w->arena); /* every view of this batch is stale from here on */
         if (r.status == LUNNEL_HOST_OK)

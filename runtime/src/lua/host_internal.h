@@ -70,7 +70,9 @@ typedef struct call_result {
     char *traceback; /* malloc'd or NULL */
     int committed;
     uint32_t records;
-    int64_t newest_ts_us; /* largest seq_timestamp of the batch (metrics: stream lag) */
+    int64_t newest_ts_us;        /* largest seq_timestamp of the batch (metrics: stream lag) */
+    int dead_lettered;           /* a failed batch's dead_letter hook set it aside */
+    char dead_letter_error[512]; /* "" or why the hook failed */
 } call_result;
 
 typedef struct host_worker {
@@ -117,6 +119,7 @@ struct lunnel_host_channel {
 typedef struct host_done {
     lunnel_host_completion c;
     char *error, *traceback; /* owned */
+    char dead_letter_error[512];
     struct host_done *next;
 } host_done;
 
@@ -210,9 +213,10 @@ void state_process(host_state *st, lunnel_host_channel *ch, const lunnel_batch *
 void state_shutdown_channel(host_state *st, lunnel_host_channel *ch, call_result *r);
 void state_tick_channel(host_state *st, lunnel_host_channel *ch, call_result *r);
 
-/* decode.c: the batch bytes -> a record view in the worker's arena. 0 or EDECODE + err. */
+/* decode.c: the batch bytes -> a record view in the worker's arena. 0 or EDECODE + err (and
+ * the codec's own words, without the prefix, in why: what a dead letter records). */
 int host_decode(lunnel_arena *arena, const lunnel_host_batch *b, const lunnel_batch **out,
-                char *err, size_t cap);
+                char *err, size_t cap, char *why, size_t why_cap);
 
 /* reload.c */
 int reload_start(struct lunnel_host *h, char *err, size_t cap);

@@ -1,11 +1,14 @@
-/* dead_letter.c: the dead-letter writer of `--on-error skip` (dead_letter.h): decodes the
- * failed batch on the calling thread, renders one JSON line per record (the exact
- * lunnel_record_tojson form, or the raw bytes in base64 when they do not decode), appends all
- * lines with one write loop and fsyncs, so "written" means "durable" before the batch may be
- * checkpointed. */
+/* dead_letter.c: the dead-letter writer of `--on-error skip` (dead_letter.h): renders one JSON
+ * line per record of a failed batch (the exact lunnel_record_tojson form, or the raw bytes in
+ * base64 when they do not decode) from the records the Lua worker already decoded (or decodes
+ * them itself: lunnel_dead_letter_write), appends all lines with one write loop and fsyncs,
+ * so "written" means "durable" before the batch may be checkpointed. Rendering runs on the
+ * calling thread; the append + fsync is serialised by the writer's lock (several Lua workers
+ * may write at once). */
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,29 +24,26 @@
 struct lunnel_dead_letter {
     int fd;
     char *path;
+    pthread_mutex_t mu; /* one batch's write + fsync at a time; guards lines */
     uint64_t lines;
-    lunnel_arena *arena; /* reused by every decode */
 };
 
 lunnel_dead_letter *lunnel_dead_letter_open(const char *path, char *err, size_t err_cap)
 {
     lunnel_dead_letter *d = calloc(1, sizeof *d);
-    if (!d || !(d->path = strdup(path)) || !(d->arena = lunnel_arena_new())) {
+    if (!d || !(d->path = strdup(path))) {
         snprintf(err, err_cap, "--dead-letter %s: out of memory", path);
-        if (d) {
-            free(d->path);
-            free(d);
-        }
+        free(d);
         return NULL;
     }
     d->fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
     if (d->fd < 0) {
         snprintf(err, err_cap, "--dead-letter %s: %s", path, strerror(errno));
-        lunnel_arena_free(d->arena);
         free(d->path);
         free(d);
         return NULL;
     }
+    pthread_mutex_init(&d->mu, NULL);
     return d;
 }
 
@@ -51,14 +51,18 @@ void lunnel_dead_letter_close(lunnel_dead_letter *d)
 {
     if (!d) return;
     close(d->fd);
-    lunnel_arena_free(d->arena);
+    pthread_mutex_destroy(&d->mu);
     free(d->path);
     free(d);
 }
 
-uint64_t lunnel_dead_letter_lines(const lunnel_dead_letter *d)
+uint64_t lunnel_dead_letter_lines(lunnel_dead_letter *d)
 {
-    return d ? d->lines : 0;
+    if (!d) return 0;
+    pthread_mutex_lock(&d->mu);
+    uint64_t n = d->lines;
+    pthread_mutex_unlock(&d->mu);
+    return n;
 }
 
 /* ---- rendering: one JSON object per line through the JSON writer (lunnel/json.h) -------- */
@@ -118,7 +122,10 @@ static void line_end(lunnel_jw *w)
     lunnel_buf_char(w->b, '\n');
 }
 
-static int render(lunnel_dead_letter *d, const lunnel_dead_letter_batch *b, lunnel_buf *o)
+/* The lines of batch b: from `batch` (its decoded records, one per range), or, when NULL (the
+ * bytes do not decode), the raw bytes of each range with decode_error. */
+static int render(const lunnel_dead_letter_batch *b, const lunnel_batch *batch,
+                  const char *decode_error, lunnel_buf *o)
 {
     char time[40];
     now_iso(time, sizeof time);
@@ -129,16 +136,11 @@ static int render(lunnel_dead_letter *d, const lunnel_dead_letter_batch *b, lunn
         line_end(&w);
         return 0;
     }
-    lunnel_arena_reset(d->arena);
-    const lunnel_batch *batch = NULL;
-    lunnel_codec_error cerr;
-    memset(&cerr, 0, sizeof cerr);
-    int rc = lunnel_pb_decode_batch(d->arena, b->data, b->len, b->ranges, (uint32_t)b->n_ranges,
-                                    LUNNEL_PB_STRICT, &batch, &cerr);
+    if (batch && batch->count != b->n_ranges) batch = NULL; /* not these ranges: raw bytes */
     char small[4096];
     for (size_t i = 0; i < b->n_ranges; i++) {
         line_head(&w, b, time, i);
-        if (rc == LUNNEL_CODEC_OK) {
+        if (batch) {
             lunnel_jw_key(&w, "record");
             size_t need = lunnel_record_tojson(&batch->records[i], small, sizeof small);
             if (need < sizeof small) {
@@ -159,39 +161,74 @@ static int render(lunnel_dead_letter *d, const lunnel_dead_letter_batch *b, lunn
             else
                 lunnel_jw_null(&w);
             lunnel_jw_key(&w, "decode_error");
-            lunnel_jw_str(&w, cerr.message);
+            lunnel_jw_str(&w, decode_error);
         }
         line_end(&w);
     }
     return o->oom ? -1 : 0;
 }
 
-int lunnel_dead_letter_write(lunnel_dead_letter *d, const lunnel_dead_letter_batch *b, char *err,
-                             size_t err_cap)
+/* Appends the rendered lines with one write loop and fsyncs, under the writer's lock. */
+static int append(lunnel_dead_letter *d, const lunnel_dead_letter_batch *b, const lunnel_buf *o,
+                  char *err, size_t err_cap)
 {
-    lunnel_buf o = LUNNEL_BUF_INIT;
-    if (render(d, b, &o) != 0 || o.oom) {
-        lunnel_buf_free(&o);
-        snprintf(err, err_cap, "dead letter %s: out of memory", d->path);
-        return -1;
-    }
+    pthread_mutex_lock(&d->mu);
+    int rc = -1;
     size_t off = 0;
-    while (off < o.len) {
-        ssize_t w = write(d->fd, o.p + off, o.len - off);
+    while (off < o->len) {
+        ssize_t w = write(d->fd, o->p + off, o->len - off);
         if (w < 0 && errno == EINTR) continue;
         if (w <= 0) {
             snprintf(err, err_cap, "dead letter %s: write: %s", d->path,
                      w < 0 ? strerror(errno) : "no progress");
-            lunnel_buf_free(&o);
-            return -1;
+            goto out;
         }
         off += (size_t)w;
     }
-    lunnel_buf_free(&o);
     if (fsync(d->fd) != 0) {
         snprintf(err, err_cap, "dead letter %s: fsync: %s", d->path, strerror(errno));
-        return -1;
+        goto out;
     }
     d->lines += b->n_ranges ? b->n_ranges : 1;
-    return 0;
+    rc = 0;
+out:
+    pthread_mutex_unlock(&d->mu);
+    return rc;
+}
+
+int lunnel_dead_letter_write_records(lunnel_dead_letter *d, const lunnel_dead_letter_batch *b,
+                                     const lunnel_batch *records, const char *decode_error,
+                                     char *err, size_t err_cap)
+{
+    lunnel_buf o = LUNNEL_BUF_INIT;
+    if (render(b, records, decode_error, &o) != 0 || o.oom) {
+        lunnel_buf_free(&o);
+        snprintf(err, err_cap, "dead letter %s: out of memory", d->path);
+        return -1;
+    }
+    int rc = append(d, b, &o, err, err_cap);
+    lunnel_buf_free(&o);
+    return rc;
+}
+
+int lunnel_dead_letter_write(lunnel_dead_letter *d, const lunnel_dead_letter_batch *b, char *err,
+                             size_t err_cap)
+{
+    const lunnel_batch *batch = NULL;
+    lunnel_codec_error cerr;
+    memset(&cerr, 0, sizeof cerr);
+    lunnel_arena *arena = NULL;
+    if (b->n_ranges > 0) {
+        arena = lunnel_arena_new();
+        if (!arena) {
+            snprintf(err, err_cap, "dead letter %s: out of memory", d->path);
+            return -1;
+        }
+        if (lunnel_pb_decode_batch(arena, b->data, b->len, b->ranges, (uint32_t)b->n_ranges,
+                                   LUNNEL_PB_STRICT, &batch, &cerr) != LUNNEL_CODEC_OK)
+            batch = NULL;
+    }
+    int rc = lunnel_dead_letter_write_records(d, b, batch, cerr.message, err, err_cap);
+    lunnel_arena_free(arena);
+    return rc;
 }

@@ -5,7 +5,9 @@
  *         re-read later from its checkpoint. Errors that cannot change on a re-run (the bytes
  *         do not decode) close at once.
  *   skip: the batch's records and the error go durably to the dead-letter file
- *         (dead_letter.h); the batch then counts as handled.
+ *         (dead_letter.h), written by the Lua worker that ran it (the batch's dead_letter hook,
+ *         host_queue.h: the records are decoded there already, and the loop thread never
+ *         renders or fsyncs); the batch counts as handled when its completion says so.
  *   stop: the batch stays unhandled; the worker drains (checkpointing what was handled) and
  *         exits 1.
  * To keep channel order under retries, a channel's batches go to the host one at a time:
@@ -19,6 +21,7 @@
 
 #include "lunnel/dead_letter.h"
 #include "lunnel/log.h"
+#include "lunnel/record.h"
 #include "run_internal.h"
 
 #define RETRY_BASE_S 0.1
@@ -76,6 +79,54 @@ void run_policy_channel_free(run_channel *ch)
     ch->retry_timer = NULL;
 }
 
+/* The dead_letter hook of --on-error skip, on the Lua worker that ran the failed batch. It
+ * reads only what does not change while the batch is on the host: the batch (b->attempts was
+ * counted at submission), the channel id, the worker's ids (a client is replaced only after
+ * every batch of it completed) and the writer (opened before the first submission). */
+static int write_dead_letter(void *ud, const lunnel_host_batch *hb, const lunnel_batch *records,
+                             const char *decode_error, const char *error, const char *traceback,
+                             char *err, size_t err_cap)
+{
+    run_worker *w = ud;
+    const run_batch *b = hb->user;
+    lunnel_dead_letter_batch d = {
+        .tunnel_id = w->tunnel_id,
+        .client_id = w->client_id,
+        .channel_id = b->ch->id,
+        .batch_token = b->next_token,
+        .error = error,
+        .traceback = traceback,
+        .attempts = b->attempts,
+        .data = b->body,
+        .len = b->len,
+        .ranges = b->ranges,
+        .n_ranges = b->n_ranges,
+    };
+    return lunnel_dead_letter_write_records(w->dead_letter, &d, records, decode_error, err,
+                                            err_cap);
+}
+
+/* --on-error skip: the writer the hook uses, opened on the loop thread before a batch that may
+ * need it is submitted (`lunnel run` opens it at start-up; exit 2 when it cannot). NULL: not
+ * writable; opening is tried again (and logged) only after a batch failed unwritten, so a
+ * path that stays unwritable costs one attempt per (paced) channel failure, not per batch. */
+static lunnel_dead_letter *dead_letter_writer(run_channel *ch)
+{
+    run_worker *w = ch->w;
+    if (w->cfg.on_error != LUNNEL_ON_ERROR_SKIP || !w->cfg.dead_letter_path) return NULL;
+    if (!w->dead_letter && !w->dead_letter_tried) {
+        w->dead_letter_tried = 1;
+        char err[512];
+        w->dead_letter = lunnel_dead_letter_open(w->cfg.dead_letter_path, err, sizeof err);
+        if (!w->dead_letter)
+            lunnel_log_kv(LUNNEL_LOG_ERROR, "policy", "cannot open the dead-letter file", "channel",
+                          ch->id, "error", err, NULL);
+    }
+    if (w->dead_letter && !w->dead_letter_hook.write)
+        w->dead_letter_hook = (lunnel_host_dead_letter){.write = write_dead_letter, .ud = w};
+    return w->dead_letter;
+}
+
 int run_policy_pump(run_channel *ch)
 {
     run_worker *w = ch->w;
@@ -93,6 +144,7 @@ int run_policy_pump(run_channel *ch)
         .trace_id = b->trace_id,
         .user = b,
     };
+    if (dead_letter_writer(ch)) hb.dead_letter = &w->dead_letter_hook;
     if (w->cfg.proc.submit(ch->host_ch, &hb) != 0) {
         lunnel_log_kv(LUNNEL_LOG_ERROR, "channel", "processor refused a batch", "channel", ch->id,
                       NULL);
@@ -136,41 +188,21 @@ static void schedule_retry(run_channel *ch, run_batch *b)
     run_timer_start(w, ch->retry_timer, d, 0.);
 }
 
-static int dead_letter(run_channel *ch, run_batch *b, const lunnel_host_completion *c)
+/* Whether the Lua worker set the failed batch aside (its dead_letter hook); else why not. */
+static int dead_lettered(run_channel *ch, const lunnel_host_completion *c)
 {
     run_worker *w = ch->w;
-    char err[512];
-    if (!w->cfg.dead_letter_path) {
+    if (c->dead_lettered) return 1;
+    if (!w->cfg.dead_letter_path)
         lunnel_log_kv(LUNNEL_LOG_ERROR, "policy", "--on-error skip without --dead-letter",
                       "channel", ch->id, NULL);
-        return -1;
-    }
-    if (!w->dead_letter) {
-        w->dead_letter = lunnel_dead_letter_open(w->cfg.dead_letter_path, err, sizeof err);
-        if (!w->dead_letter) {
-            lunnel_log_kv(LUNNEL_LOG_ERROR, "policy", "cannot open the dead-letter file", "channel",
-                          ch->id, "error", err, NULL);
-            return -1;
-        }
-    }
-    lunnel_dead_letter_batch d = {
-        .tunnel_id = w->tunnel_id,
-        .client_id = w->client_id,
-        .channel_id = ch->id,
-        .batch_token = b->next_token,
-        .error = c->error,
-        .traceback = c->traceback,
-        .attempts = b->attempts,
-        .data = b->body,
-        .len = b->len,
-        .ranges = b->ranges,
-        .n_ranges = b->n_ranges,
-    };
-    if (lunnel_dead_letter_write(w->dead_letter, &d, err, sizeof err) != 0) {
-        lunnel_log_kv(LUNNEL_LOG_ERROR, "policy", "dead-letter write failed", "channel", ch->id,
-                      "error", err, NULL);
-        return -1;
-    }
+    else if (!w->dead_letter) /* the opening failure was logged at submission: try again */
+        w->dead_letter_tried = 0;
+    else
+        lunnel_log_kv(
+            LUNNEL_LOG_ERROR, "policy", "dead-letter write failed", "channel", ch->id, "error",
+            c->dead_letter_error && *c->dead_letter_error ? c->dead_letter_error : "not written",
+            NULL);
     return 0;
 }
 
@@ -190,7 +222,7 @@ run_policy_verdict run_policy_on_failure(run_channel *ch, run_batch *b,
                   policy, NULL);
     switch (w->cfg.on_error) {
     case LUNNEL_ON_ERROR_SKIP:
-        if (dead_letter(ch, b, c) != 0) return POLICY_CLOSE;
+        if (!dead_lettered(ch, c)) return POLICY_CLOSE;
         w->stats.dead_lettered++;
         lunnel_log_kv(LUNNEL_LOG_WARN, "policy", "batch written to the dead-letter file", "channel",
                       ch->id, "records", recs, "file", w->cfg.dead_letter_path, NULL);

@@ -151,12 +151,14 @@ struct lunnel_worker {
     int outcome;           /* lunnel_outcome to report when the drain completes */
     int exit_after_drain;
     lunnel_worker_stats stats;
-    struct lunnel_dead_letter *dead_letter; /* --on-error skip, opened at the first use */
-    double connect_failing_since;           /* first Connect failure of a row; 0: none */
-    double connected_at;                    /* last successful Connect; 0: none yet */
-    int ever_connected;                     /* a Connect succeeded in this process */
-    lunnel_pace reconnect_pace;             /* reconnects in a row without a healthy run */
-    struct run_pace_entry *pace;            /* channel_pace.c: failure backoff per channel id */
+    struct lunnel_dead_letter *dead_letter;   /* --on-error skip, opened before the first batch */
+    lunnel_host_dead_letter dead_letter_hook; /* what the Lua workers write it through */
+    int dead_letter_tried; /* an opening was tried since the last batch that failed unwritten */
+    double connect_failing_since; /* first Connect failure of a row; 0: none */
+    double connected_at;          /* last successful Connect; 0: none yet */
+    int ever_connected;           /* a Connect succeeded in this process */
+    lunnel_pace reconnect_pace;   /* reconnects in a row without a healthy run */
+    struct run_pace_entry *pace;  /* channel_pace.c: failure backoff per channel id */
     size_t n_pace, cap_pace;
     char exit_reason[1200]; /* why a non-zero exit (one line); "" */
 };
