@@ -1,8 +1,10 @@
 /* metrics.c: the loop-thread counters of `lunnel run` (metrics.h) and their Prometheus text
- * rendering. Per-channel counters are kept by channel id in a small list (a client holds
- * tens of channels); the hooks are O(1) per response / completion plus one byte read per
- * record range to count actions. The live channel objects (run_internal.h) are walked only
- * at render / summary time, for gauges (channels by state, checkpoint lag, readiness). */
+ * rendering. Per-channel counters are kept by channel id in a list in first-seen order (the
+ * render order) with a hash index beside it, so that a client holding tens of thousands of
+ * channels finds or adds one in O(1), not by walking the list; the hooks are O(1) per response /
+ * completion plus one byte read per record range to count actions. The live channel objects
+ * (run_internal.h) are walked only at render / summary time, for gauges (channels by state,
+ * checkpoint lag, readiness). */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +43,8 @@ typedef struct err_count {
 
 struct lunnel_metrics {
     lunnel_metrics_channel *channels, *tail; /* in first-seen order */
+    lunnel_metrics_channel **index;          /* open addressing by id hash; NULL = empty */
+    size_t index_cap, n_channels;            /* index_cap: 0 or a power of two >= 2 * n */
     lunnel_metrics_histogram process, read;
     err_count errors[MAX_ERROR_CODES];
     int n_errors;
@@ -75,14 +79,54 @@ void lunnel_metrics_free(lunnel_metrics *m)
         free(c->id);
         free(c);
     }
+    free(m->index);
     free(m);
+}
+
+static size_t id_hash(const char *id)
+{
+    uint64_t h = 14695981039346656037ull; /* FNV-1a */
+    for (const unsigned char *p = (const unsigned char *)id; *p; p++)
+        h = (h ^ *p) * 1099511628211ull;
+    return (size_t)h;
+}
+
+/* The slot of `id` in the index: where it is, or the empty slot where it would go. */
+static size_t index_slot(const lunnel_metrics *m, const char *id)
+{
+    size_t mask = m->index_cap - 1, i = id_hash(id) & mask;
+    while (m->index[i] && strcmp(m->index[i]->id, id) != 0)
+        i = (i + 1) & mask;
+    return i;
+}
+
+/* Keeps the index at most half full; 0 on success, -1 out of memory (index unchanged). */
+static int index_grow(lunnel_metrics *m)
+{
+    if (2 * (m->n_channels + 1) <= m->index_cap) return 0;
+    size_t cap = m->index_cap ? 2 * m->index_cap : 64;
+    lunnel_metrics_channel **old = m->index;
+    size_t old_cap = m->index_cap;
+    m->index = calloc(cap, sizeof *m->index);
+    if (!m->index) {
+        m->index = old;
+        return -1;
+    }
+    m->index_cap = cap;
+    for (size_t i = 0; i < old_cap; i++)
+        if (old[i]) m->index[index_slot(m, old[i]->id)] = old[i];
+    free(old);
+    return 0;
 }
 
 lunnel_metrics_channel *lunnel_metrics_channel_get(lunnel_metrics *m, const char *id)
 {
     if (!m || !id) return NULL;
-    for (lunnel_metrics_channel *c = m->channels; c; c = c->next)
-        if (strcmp(c->id, id) == 0) return c;
+    if (m->index_cap) {
+        lunnel_metrics_channel *found = m->index[index_slot(m, id)];
+        if (found) return found;
+    }
+    if (index_grow(m) != 0) return NULL;
     lunnel_metrics_channel *c = calloc(1, sizeof *c);
     if (!c) return NULL;
     c->id = strdup(id);
@@ -97,6 +141,8 @@ lunnel_metrics_channel *lunnel_metrics_channel_get(lunnel_metrics *m, const char
     else
         m->channels = c;
     m->tail = c;
+    m->index[index_slot(m, id)] = c;
+    m->n_channels++;
     return c;
 }
 
