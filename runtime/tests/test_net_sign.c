@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "lunnel/sign.h"
+#include "lunnel/timeutil.h"
 #include "testutil.h"
 
 /* Runs `openssl dgst ... -binary | openssl base64 -A` over `data` and returns the base64. */
@@ -129,5 +130,7 @@ int main(void)
     CHECK_STR(date, "2026-11-21T10:00:00.123Z");
     lunnel_sign_format_date(0, date);
     CHECK_STR(date, "1970-01-01T00:00:00.000Z");
+    lunnel_time_format_ms(-1, date); /* the shared formatter: negative ms round down */
+    CHECK_STR(date, "1969-12-31T23:59:59.999Z");
     TEST_DONE();
 }

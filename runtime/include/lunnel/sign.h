@@ -7,15 +7,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "lunnel/timeutil.h"
+
 /* One HTTP header as name/value strings; both borrowed from the caller. */
 typedef struct lunnel_header {
     const char *name;
     const char *value;
 } lunnel_header;
 
-#define LUNNEL_SIGN_B64_LEN 29 /* base64 of a 20-byte HMAC-SHA1, plus NUL */
-#define LUNNEL_MD5_B64_LEN 25  /* base64 of a 16-byte MD5, plus NUL */
-#define LUNNEL_DATE_LEN 25     /* "2026-11-21T10:00:00.000Z" plus NUL */
+#define LUNNEL_SIGN_B64_LEN 29             /* base64 of a 20-byte HMAC-SHA1, plus NUL */
+#define LUNNEL_MD5_B64_LEN 25              /* base64 of a 16-byte MD5, plus NUL */
+#define LUNNEL_DATE_LEN LUNNEL_TIME_MS_LEN /* "2026-11-21T10:00:00.000Z" plus NUL */
 
 /* Computes x-ots-signature for a POST to `path`: base64(HMAC-SHA1(secret, S)) with
  * S = path "\n" "POST" "\n" "\n" H, H = every x-ots-* header of `headers` except

@@ -4,6 +4,7 @@
 #include "lunnel/log.h"
 #include "lunnel/buf.h"
 #include "lunnel/json.h"
+#include "lunnel/timeutil.h"
 
 #include <pthread.h>
 #include <stdint.h>
@@ -241,12 +242,7 @@ static void put_text_value(lunnel_buf *b, const char *s)
 
 static void now_stamp(char out[64])
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    struct tm tm;
-    gmtime_r(&ts.tv_sec, &tm);
-    snprintf(out, 64, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
+    lunnel_time_format_ms(lunnel_time_now_ms(), out);
 }
 
 /* Source of key/value pairs: either a va_list or an array. */

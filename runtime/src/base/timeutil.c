@@ -4,6 +4,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -124,4 +125,21 @@ int lunnel_duration_parse(const char *s, double *out_seconds)
         return -1;
     *out_seconds = v * mult;
     return 0;
+}
+
+void lunnel_time_format_ms(int64_t epoch_ms, char out[LUNNEL_TIME_MS_LEN])
+{
+    time_t secs = (time_t)(epoch_ms / 1000);
+    int ms = (int)(epoch_ms % 1000);
+    if (ms < 0) {
+        ms += 1000;
+        secs -= 1;
+    }
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    char tmp[64]; /* room for any year; the result is cut to the fixed length */
+    snprintf(tmp, sizeof tmp, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
+    memcpy(out, tmp, LUNNEL_TIME_MS_LEN - 1);
+    out[LUNNEL_TIME_MS_LEN - 1] = '\0';
 }

@@ -21,6 +21,7 @@
 #include "lunnel/json.h"
 #include "lunnel/log.h"
 #include "lunnel/options.h"
+#include "lunnel/timeutil.h"
 
 int lunnel_cmd_tunnel(int argc, char **argv);
 void lunnel_cmd_tunnel_markdown(FILE *f);
@@ -195,11 +196,9 @@ static void fmt_time(int64_t t, char *out, size_t cap)
         return;
     }
     int64_t ms = t > 100000000000000LL ? t / 1000000 : t; /* > ~1973 in ms means ns */
-    time_t s = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&s, &tm);
-    snprintf(out, cap, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+    char when[LUNNEL_TIME_MS_LEN];
+    lunnel_time_format_ms(ms, when);
+    snprintf(out, cap, "%s", when);
 }
 
 static const char *endpoint_in_use; /* --endpoint of this command, for the line below */

@@ -2,6 +2,7 @@
  * Pure functions over OpenSSL's EVP/HMAC one-shots: no I/O, no global state, so the client
  * (net/http.c) and lunnel-emulator verify with the very same code. */
 #include "lunnel/sign.h"
+#include "lunnel/timeutil.h"
 
 #include <ctype.h>
 #include <openssl/evp.h>
@@ -117,19 +118,7 @@ void lunnel_sign_content_md5(const void *body, size_t len, char out[LUNNEL_MD5_B
 
 void lunnel_sign_format_date(int64_t epoch_ms, char out[LUNNEL_DATE_LEN])
 {
-    time_t secs = (time_t)(epoch_ms / 1000);
-    int ms = (int)(epoch_ms % 1000);
-    if (ms < 0) {
-        ms += 1000;
-        secs -= 1;
-    }
-    struct tm tm;
-    gmtime_r(&secs, &tm);
-    char tmp[64];
-    snprintf(tmp, sizeof tmp, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
-    memcpy(out, tmp, LUNNEL_DATE_LEN - 1);
-    out[LUNNEL_DATE_LEN - 1] = '\0';
+    lunnel_time_format_ms(epoch_ms, out);
 }
 
 int lunnel_sign_equal(const char *a, const char *b)

@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -20,6 +19,7 @@
 #include "lunnel/json.h"
 #include "lunnel/plainbuffer.h"
 #include "lunnel/record.h"
+#include "lunnel/timeutil.h"
 
 struct lunnel_dead_letter {
     int fd;
@@ -80,17 +80,6 @@ static void jw_base64(lunnel_jw *w, const uint8_t *p, size_t n)
     w->b->p[w->b->len] = 0;
 }
 
-static void now_iso(char *out, size_t cap)
-{
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    struct tm tm;
-    gmtime_r(&tv.tv_sec, &tm);
-    char s[32];
-    strftime(s, sizeof s, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out, cap, "%s.%03dZ", s, (int)(tv.tv_usec / 1000));
-}
-
 static void line_head(lunnel_jw *w, const lunnel_dead_letter_batch *b, const char *time, size_t i)
 {
     lunnel_jw_object(w);
@@ -127,8 +116,8 @@ static void line_end(lunnel_jw *w)
 static int render(const lunnel_dead_letter_batch *b, const lunnel_batch *batch,
                   const char *decode_error, lunnel_buf *o)
 {
-    char time[40];
-    now_iso(time, sizeof time);
+    char time[LUNNEL_TIME_MS_LEN];
+    lunnel_time_format_ms(lunnel_time_now_ms(), time);
     lunnel_jw w;
     lunnel_jw_init(&w, o);
     if (b->n_ranges == 0) {
